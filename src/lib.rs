@@ -1,0 +1,1 @@
+//! mailgate: a local IMAP/SMTP gateway.

@@ -1,1 +1,15 @@
 //! mailgate: a local IMAP/SMTP gateway.
+//!
+//! A mail client that only knows "server, user name, password" logs in to mailgate with its
+//! email address and a local password; mailgate connects to the real provider with the
+//! account's TLS settings and stored credential and relays the session. See `DESIGN.md` in the
+//! project's shared folder for the architecture and `README.md` for operation.
+
+pub mod account;
+pub mod config;
+pub mod imap;
+pub mod sasl;
+pub mod secret;
+pub mod server;
+pub mod tls;
+pub mod upstream;

@@ -1,0 +1,660 @@
+//! The configuration file: TOML schema (serde, `deny_unknown_fields`) → validated [`Config`].
+//!
+//! Two layers on purpose. The `*File` structs mirror the file one to one, so that serde rejects
+//! typos and unknown keys with a position. [`Config`] is what the rest of the program sees:
+//! every default applied, every path resolved against the config file's folder, every
+//! credential read (from the file, the environment or a secret file) and every TLS client
+//! configuration built — so a config that loads is a config that can run, and a broken one is
+//! reported at start-up (or on reload) instead of at the first login.
+//!
+//! Errors name the file, line, column and the field path (`account[0].imap.tls`), the way an
+//! operator wants to read them.
+
+use crate::secret::Secret;
+use crate::tls;
+use serde::Deserialize;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use toml::Spanned;
+
+/// Where `mailgate run` looks when no `--config` is given.
+pub const DEFAULT_PATH: &str = "conf/mailgate.toml";
+
+/// A configuration file that cannot be used, with the place in it that says why.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read at all.
+    #[error("{path}: cannot read the config file: {source}")]
+    Read {
+        /// The config file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML, or does not match the schema, or a value is unusable.
+    #[error("{path}:{line}:{column}: {field}: {message}")]
+    Invalid {
+        /// The config file.
+        path: PathBuf,
+        /// 1-based line of the offending value.
+        line: usize,
+        /// 1-based column of the offending value.
+        column: usize,
+        /// Dotted field path, e.g. `account[0].imap.tls`.
+        field: String,
+        /// What is wrong, in words.
+        message: String,
+    },
+}
+
+/// How a connection to an upstream server is secured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TlsMode {
+    /// TLS from the first byte (IMAP 993, SMTP 465).
+    Implicit,
+    /// Plaintext greeting, then STARTTLS, which the server must offer (IMAP 143, SMTP 587).
+    Starttls,
+    /// No TLS at all. Allowed only with `allow_plaintext = true`.
+    None,
+}
+
+impl TlsMode {
+    /// The word used in the config file, for logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TlsMode::Implicit => "implicit",
+            TlsMode::Starttls => "starttls",
+            TlsMode::None => "none",
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The file as written.
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    #[serde(default)]
+    server: ServerFile,
+    #[serde(default)]
+    account: Vec<Spanned<AccountFile>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ServerFile {
+    imap_listen: Option<Spanned<String>>,
+    max_sessions: Option<usize>,
+    preauth_timeout_secs: Option<u64>,
+    idle_timeout_secs: Option<Spanned<u64>>,
+    auth_failure_delay_ms: Option<u64>,
+    max_auth_failures: Option<u32>,
+    connect_timeout_secs: Option<u64>,
+    upstream_timeout_secs: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AccountFile {
+    email: String,
+    local_password_hash: String,
+    #[serde(default)]
+    aliases: Vec<String>,
+    imap: Spanned<EndpointFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EndpointFile {
+    server: Option<String>,
+    host: Option<String>,
+    port: Option<u16>,
+    #[serde(default = "default_tls")]
+    tls: TlsMode,
+    #[serde(default)]
+    allow_plaintext: bool,
+    ca_file: Option<PathBuf>,
+    tls_server_name: Option<String>,
+    username: Option<String>,
+    password: Option<String>,
+    password_env: Option<String>,
+    password_file: Option<PathBuf>,
+}
+
+fn default_tls() -> TlsMode {
+    TlsMode::Implicit
+}
+
+// ---------------------------------------------------------------------------------------------
+// The validated configuration.
+
+/// A loaded, validated configuration. Shared as `Arc<Config>`; a reload builds a new one.
+#[derive(Debug)]
+pub struct Config {
+    /// The file this came from (for reload and messages).
+    pub path: PathBuf,
+    /// Listener and limit settings.
+    pub server: ServerConfig,
+    /// Accounts in file order.
+    pub accounts: Vec<Arc<Account>>,
+    /// Lower-cased login name → index into `accounts`.
+    by_login: HashMap<String, usize>,
+}
+
+/// `[server]`: listeners, limits and time-outs, defaults applied.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Where the IMAP listener binds.
+    pub imap_listen: SocketAddr,
+    /// Sessions served at once (all protocols); one more is greeted with BYE and closed.
+    pub max_sessions: usize,
+    /// How long a client may stay silent before logging in.
+    pub preauth_timeout: Duration,
+    /// How long a logged-in client may stay silent (RFC 9051 5.4: at least 30 minutes).
+    pub idle_timeout: Duration,
+    /// Delay before answering a failed login, the same for unknown users and bad passwords.
+    pub auth_failure_delay: Duration,
+    /// Failed logins on one connection before it is closed.
+    pub max_auth_failures: u32,
+    /// TCP connect (per address) and TLS handshake time-out towards the upstream.
+    pub connect_timeout: Duration,
+    /// How long the upstream may take to answer one command before login completes.
+    pub upstream_timeout: Duration,
+}
+
+/// One mailbox served through the gateway.
+#[derive(Debug)]
+pub struct Account {
+    /// The address the client logs in with (as written in the file).
+    pub email: String,
+    /// Other addresses this account may send as.
+    pub aliases: Vec<String>,
+    /// argon2 PHC string of the local password.
+    pub local_password_hash: String,
+    /// The upstream IMAP server.
+    pub imap: Endpoint,
+}
+
+/// An upstream server plus everything needed to log in there.
+#[derive(Debug)]
+pub struct Endpoint {
+    /// Host name or IP address to connect to.
+    pub host: String,
+    /// TCP port.
+    pub port: u16,
+    /// How the connection is secured.
+    pub tls: TlsMode,
+    /// Name checked against the server certificate and sent as SNI.
+    pub server_name: rustls_pki_types::ServerName<'static>,
+    /// TLS client configuration (roots + optional per-account CA); `None` for `tls = "none"`.
+    pub tls_config: Option<Arc<rustls::ClientConfig>>,
+    /// User name presented upstream.
+    pub username: String,
+    /// The stored upstream credential.
+    pub password: Secret,
+}
+
+impl Endpoint {
+    /// `host:port`, for logs and messages.
+    pub fn address(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+}
+
+impl Config {
+    /// Reads and validates the file at `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Config::parse(&text, path)
+    }
+
+    /// Validates `text` as if it had been read from `path` (relative paths resolve against
+    /// `path`'s folder; environment variables are read now).
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let err_at = |offset: usize, field: String, message: String| {
+            let (line, column) = line_col(text, offset);
+            ConfigError::Invalid {
+                path: path.to_owned(),
+                line,
+                column,
+                field,
+                message,
+            }
+        };
+        let file: FileConfig = toml::from_str(text).map_err(|e| {
+            let offset = e.span().map(|s| s.start).unwrap_or(0);
+            let message = e.message().trim().to_owned();
+            err_at(offset, field_path_at(text, offset), message)
+        })?;
+        let base = path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."));
+
+        let s = file.server;
+        let imap_listen = match &s.imap_listen {
+            None => "127.0.0.1:1143".parse().expect("literal address is valid"),
+            Some(v) => v.get_ref().parse::<SocketAddr>().map_err(|_| {
+                err_at(
+                    v.span().start,
+                    "server.imap_listen".into(),
+                    format!("`{}` is not an IP:port address", v.get_ref()),
+                )
+            })?,
+        };
+        let idle_timeout = match &s.idle_timeout_secs {
+            None => Duration::from_secs(30 * 60),
+            Some(v) if *v.get_ref() < 30 * 60 => {
+                return Err(err_at(
+                    v.span().start,
+                    "server.idle_timeout_secs".into(),
+                    "must be at least 1800 (RFC 9051 requires at least 30 minutes)".into(),
+                ))
+            }
+            Some(v) => Duration::from_secs(*v.get_ref()),
+        };
+        let server = ServerConfig {
+            imap_listen,
+            max_sessions: s.max_sessions.unwrap_or(1000).max(1),
+            preauth_timeout: Duration::from_secs(s.preauth_timeout_secs.unwrap_or(60).max(1)),
+            idle_timeout,
+            auth_failure_delay: Duration::from_millis(s.auth_failure_delay_ms.unwrap_or(1000)),
+            max_auth_failures: s.max_auth_failures.unwrap_or(3).max(1),
+            connect_timeout: Duration::from_secs(s.connect_timeout_secs.unwrap_or(15).max(1)),
+            upstream_timeout: Duration::from_secs(s.upstream_timeout_secs.unwrap_or(60).max(1)),
+        };
+
+        let mut accounts = Vec::new();
+        let mut by_login = HashMap::new();
+        for (i, spanned) in file.account.into_iter().enumerate() {
+            let at = spanned.span().start;
+            let a = spanned.into_inner();
+            let name = format!("account[{i}]");
+            let email = a.email.trim().to_owned();
+            if !is_address(&email) {
+                return Err(err_at(
+                    at,
+                    format!("{name}.email"),
+                    format!("`{email}` is not an email address"),
+                ));
+            }
+            for alias in &a.aliases {
+                if !is_address(alias) {
+                    return Err(err_at(
+                        at,
+                        format!("{name}.aliases"),
+                        format!("`{alias}` is not an email address"),
+                    ));
+                }
+            }
+            if argon2::PasswordHash::new(&a.local_password_hash).is_err() {
+                return Err(err_at(
+                    at,
+                    format!("{name}.local_password_hash"),
+                    "is not an argon2 PHC string; make one with `mailgate hash-password`".into(),
+                ));
+            }
+            if by_login
+                .insert(email.to_ascii_lowercase(), accounts.len())
+                .is_some()
+            {
+                return Err(err_at(
+                    at,
+                    format!("{name}.email"),
+                    format!("`{email}` is configured twice"),
+                ));
+            }
+            let imap_at = a.imap.span().start;
+            let imap = endpoint(a.imap.into_inner(), &email, &base)
+                .map_err(|(field, msg)| err_at(imap_at, format!("{name}.imap{field}"), msg))?;
+            accounts.push(Arc::new(Account {
+                email,
+                aliases: a.aliases,
+                local_password_hash: a.local_password_hash,
+                imap,
+            }));
+        }
+
+        Ok(Config {
+            path: path.to_owned(),
+            server,
+            accounts,
+            by_login,
+        })
+    }
+
+    /// The account a client logs in as, by email address (case-insensitive).
+    pub fn account(&self, login: &str) -> Option<&Arc<Account>> {
+        self.by_login
+            .get(&login.trim().to_ascii_lowercase())
+            .map(|&i| &self.accounts[i])
+    }
+}
+
+/// Validates one `[account.imap]`-style table. Errors are (sub-field, message).
+fn endpoint(e: EndpointFile, email: &str, base: &Path) -> Result<Endpoint, (String, String)> {
+    let bad = |field: &str, msg: String| (format!(".{field}"), msg);
+    let (host, port) = match (&e.server, &e.host) {
+        (Some(_), Some(_)) => {
+            return Err(bad(
+                "server",
+                "give either `server = \"host:port\"` or `host` and `port`, not both".into(),
+            ))
+        }
+        (Some(server), None) => {
+            if e.port.is_some() {
+                return Err(bad(
+                    "port",
+                    "the port is already part of `server = \"host:port\"`".into(),
+                ));
+            }
+            split_host_port(server).ok_or_else(|| {
+                bad(
+                    "server",
+                    format!("`{server}` is not host:port (e.g. \"imap.example.com:993\")"),
+                )
+            })?
+        }
+        (None, Some(host)) => {
+            let port = e.port.ok_or_else(|| bad("port", "is missing".into()))?;
+            (host.trim().to_owned(), port)
+        }
+        (None, None) => return Err(bad("server", "is missing (\"host:port\")".into())),
+    };
+    if host.is_empty() || port == 0 {
+        return Err(bad(
+            "server",
+            "needs a host name and a non-zero port".into(),
+        ));
+    }
+    if e.tls == TlsMode::None && !e.allow_plaintext {
+        return Err(bad(
+            "tls",
+            "`none` sends the password in clear text; set `allow_plaintext = true` to allow it"
+                .into(),
+        ));
+    }
+    let name_text = e.tls_server_name.clone().unwrap_or_else(|| host.clone());
+    let server_name = rustls_pki_types::ServerName::try_from(name_text.clone()).map_err(|_| {
+        bad(
+            "tls_server_name",
+            format!("`{name_text}` is not a valid TLS name"),
+        )
+    })?;
+    let ca_file = e.ca_file.map(|p| base.join(p));
+    let tls_config = match e.tls {
+        TlsMode::None => None,
+        _ => Some(
+            tls::client_config(ca_file.as_deref())
+                .map_err(|err| bad("ca_file", err.to_string()))?,
+        ),
+    };
+    let sources = [
+        e.password.is_some(),
+        e.password_env.is_some(),
+        e.password_file.is_some(),
+    ];
+    let password = match sources.iter().filter(|s| **s).count() {
+        0 => {
+            return Err(bad(
+                "password_env",
+                "no upstream credential: set one of password_env, password_file or password".into(),
+            ))
+        }
+        1 => {
+            if let Some(p) = e.password {
+                Secret::new(p)
+            } else if let Some(var) = e.password_env {
+                match std::env::var(&var) {
+                    Ok(v) if !v.is_empty() => Secret::new(v),
+                    _ => {
+                        return Err(bad(
+                            "password_env",
+                            format!("environment variable `{var}` is not set"),
+                        ))
+                    }
+                }
+            } else {
+                let file = base.join(e.password_file.unwrap_or_default());
+                let text = std::fs::read_to_string(&file).map_err(|err| {
+                    bad(
+                        "password_file",
+                        format!("cannot read {}: {err}", file.display()),
+                    )
+                })?;
+                let secret = Secret::new(text.trim_end_matches(['\r', '\n']).to_owned());
+                drop(zeroize::Zeroizing::new(text));
+                secret
+            }
+        }
+        _ => {
+            return Err(bad(
+                "password",
+                "give only one of password, password_env and password_file".into(),
+            ))
+        }
+    };
+    Ok(Endpoint {
+        host,
+        port,
+        tls: e.tls,
+        server_name,
+        tls_config,
+        username: e.username.unwrap_or_else(|| email.to_owned()),
+        password,
+    })
+}
+
+/// "host:port", "[v6]:port" → (host, port).
+fn split_host_port(s: &str) -> Option<(String, u16)> {
+    let s = s.trim();
+    let (host, port) = if let Some(rest) = s.strip_prefix('[') {
+        let (h, p) = rest.split_once("]:")?;
+        (h, p)
+    } else {
+        s.rsplit_once(':')?
+    };
+    if host.is_empty() || host.contains(':') && !s.starts_with('[') {
+        return None;
+    }
+    Some((host.to_owned(), port.parse().ok()?))
+}
+
+/// A deliberately loose check: something@something, no spaces or control characters.
+fn is_address(s: &str) -> bool {
+    match s.rsplit_once('@') {
+        Some((local, domain)) => {
+            !local.is_empty()
+                && !domain.is_empty()
+                && !s.chars().any(|c| c.is_whitespace() || c.is_control())
+        }
+        None => false,
+    }
+}
+
+/// 1-based line and column of a byte offset.
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = &text.as_bytes()[..offset];
+    let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+    let line_start = before
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |p| p + 1);
+    let column = String::from_utf8_lossy(&before[line_start..])
+        .chars()
+        .count()
+        + 1;
+    (line, column)
+}
+
+/// The dotted field path of the key at `offset`, found by replaying the table headers before it
+/// (`[[account]]` counts array elements, so the path reads `account[1].imap.tls`). toml's own
+/// errors give a position but not the path; operators want both.
+fn field_path_at(text: &str, offset: usize) -> String {
+    let mut table = String::new();
+    let mut counts: HashMap<String, usize> = HashMap::new();
+    let mut indexed: HashMap<String, String> = HashMap::new();
+    let mut pos = 0;
+    for raw in text.split_inclusive('\n') {
+        let line_end = pos + raw.len();
+        let line = raw.trim();
+        let header = if let Some(name) = line.strip_prefix("[[") {
+            name.split("]]").next().map(|n| (n.trim().to_owned(), true))
+        } else if let Some(name) = line.strip_prefix('[') {
+            name.split(']').next().map(|n| (n.trim().to_owned(), false))
+        } else {
+            None
+        };
+        let is_header = header.is_some();
+        if let Some((name, is_array)) = header {
+            // Rewrite a prefix that names an array of tables to its current element.
+            let mut resolved = name.clone();
+            for (plain, with_index) in &indexed {
+                let same = name == *plain && !is_array;
+                if same || name.starts_with(&format!("{plain}.")) {
+                    resolved = format!("{with_index}{}", &name[plain.len()..]);
+                }
+            }
+            if is_array {
+                let n = counts.entry(name.clone()).or_insert(0);
+                resolved = format!("{resolved}[{n}]");
+                *n += 1;
+                indexed.insert(name, resolved.clone());
+            }
+            table = resolved;
+        }
+        if offset < line_end {
+            if !is_header {
+                if let Some((key, _)) = line.split_once('=') {
+                    let key = key.trim().trim_matches('"');
+                    if !key.is_empty() && !line.starts_with('#') {
+                        return if table.is_empty() {
+                            key.to_owned()
+                        } else {
+                            format!("{table}.{key}")
+                        };
+                    }
+                }
+            }
+            break;
+        }
+        pos = line_end;
+    }
+    if table.is_empty() {
+        "(top level)".into()
+    } else {
+        table
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HASH: &str =
+        "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHQ$RdescudvJCsgt3ub+b+dWRWJTmaaJObG";
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, Path::new("/etc/mailgate/test.toml"))
+    }
+
+    fn account(extra_imap: &str) -> String {
+        format!(
+            "[[account]]\nemail = \"ola@example.no\"\nlocal_password_hash = \"{HASH}\"\n\n[account.imap]\nserver = \"imap.example.no:993\"\npassword = \"x\"\n{extra_imap}"
+        )
+    }
+
+    #[test]
+    fn minimal_account_gets_defaults() {
+        let c = parse(&account("")).unwrap();
+        assert_eq!(c.server.imap_listen.to_string(), "127.0.0.1:1143");
+        let a = c.account("OLA@Example.no").unwrap();
+        assert_eq!(a.imap.host, "imap.example.no");
+        assert_eq!(a.imap.port, 993);
+        assert_eq!(a.imap.tls, TlsMode::Implicit);
+        assert_eq!(a.imap.username, "ola@example.no");
+        assert_eq!(a.imap.password.expose(), "x");
+    }
+
+    #[test]
+    fn bad_enum_names_file_line_and_field() {
+        let e = parse(&account("tls = \"sometimes\"\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("/etc/mailgate/test.toml:8:7: account[0].imap.tls:"),
+            "{e}"
+        );
+        assert!(e.contains("sometimes"), "{e}");
+    }
+
+    #[test]
+    fn unknown_field_is_rejected_with_path() {
+        let text = format!("{}\n[[account]]\nemail = \"b@x.no\"\nlocal_password_hash = \"{HASH}\"\n[account.imap]\nserver = \"h:1\"\npassword = \"y\"\npasword = \"z\"\n", account(""));
+        let e = parse(&text).unwrap_err().to_string();
+        assert!(e.contains(":15:1: account[1].imap.pasword:"), "{e}");
+        assert!(e.contains("unknown field"), "{e}");
+    }
+
+    #[test]
+    fn plaintext_needs_consent() {
+        let e = parse(&account("tls = \"none\"\n")).unwrap_err().to_string();
+        assert!(e.contains("account[0].imap.tls"), "{e}");
+        assert!(parse(&account("tls = \"none\"\nallow_plaintext = true\n")).is_ok());
+    }
+
+    #[test]
+    fn one_credential_source_only() {
+        let e = parse(&account("password_env = \"X\"\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("only one of"), "{e}");
+    }
+
+    #[test]
+    fn missing_env_is_named_but_value_never_shown() {
+        let text = account("").replace(
+            "password = \"x\"",
+            "password_env = \"MAILGATE_TEST_UNSET_VAR\"",
+        );
+        let e = parse(&text).unwrap_err().to_string();
+        assert!(e.contains("MAILGATE_TEST_UNSET_VAR"), "{e}");
+    }
+
+    #[test]
+    fn bad_hash_and_duplicates() {
+        let e = parse(&account("").replace(HASH, "plain"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("hash-password"), "{e}");
+        let twice = format!("{}\n{}", account(""), account(""));
+        assert!(parse(&twice).unwrap_err().to_string().contains("twice"));
+    }
+
+    #[test]
+    fn host_port_forms() {
+        assert_eq!(split_host_port("a.b:993"), Some(("a.b".into(), 993)));
+        assert_eq!(split_host_port("[::1]:143"), Some(("::1".into(), 143)));
+        assert_eq!(split_host_port("::1:143"), None);
+        assert_eq!(split_host_port("a.b"), None);
+        let c = parse(&account("").replace(
+            "server = \"imap.example.no:993\"",
+            "host = \"h\"\nport = 143",
+        ))
+        .unwrap();
+        assert_eq!(c.accounts[0].imap.address(), "h:143");
+    }
+}

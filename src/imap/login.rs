@@ -1,0 +1,425 @@
+//! The pre-authentication state: mailgate itself is the IMAP server until the client has
+//! logged in with its local password and the upstream login has succeeded.
+//!
+//! Commands are framed with [`Framer`] (so that pipelined bytes after LOGIN are kept for the
+//! relay, which imap-codec's own fragmentizer cannot hand back) and parsed with imap-codec.
+//! Everything is bounded: an 8 KiB line, an 8 KiB literal, 16 KiB per command, a silence
+//! time-out, and a number of failed logins per connection.
+
+use crate::account;
+use crate::imap::framer::{Frame, Framer};
+use crate::imap::relay::filter_capabilities;
+use crate::imap::upstream::{self, LoggedIn};
+use crate::imap::Session;
+use crate::sasl;
+use crate::secret::Secret;
+use crate::upstream::UpstreamError;
+use imap_codec::decode::Decoder;
+use imap_codec::imap_types::auth::AuthMechanism;
+use imap_codec::imap_types::command::CommandBody;
+use imap_codec::CommandCodec;
+use std::io;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tracing::{info, warn};
+use zeroize::Zeroizing;
+
+/// Longest command line before login.
+pub const MAX_LINE: usize = 8 * 1024;
+/// Largest literal accepted before login (a user name or password does not need more).
+pub const MAX_LITERAL: u64 = 8 * 1024;
+/// Largest command (lines plus literals) before login.
+const MAX_COMMAND: usize = 16 * 1024;
+
+/// What the gateway offers before login. LITERAL+ lets clients send LOGIN literals without a
+/// round trip; SASL-IR lets AUTHENTICATE PLAIN carry the credentials in the command.
+pub const CAPABILITIES: &str = "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE AUTH=PLAIN AUTH=LOGIN";
+
+/// How pre-authentication ended.
+pub enum Outcome {
+    /// Logged in locally and upstream; relay from here.
+    Relay {
+        /// The upstream connection.
+        upstream: LoggedIn,
+        /// Client bytes already read after the login command.
+        client_leftover: Vec<u8>,
+    },
+    /// The connection is over (LOGOUT, EOF, time-out, too many failures, shutdown).
+    Closed(&'static str),
+}
+
+/// The client connection while mailgate speaks for itself.
+struct Client<'s, S> {
+    stream: &'s mut S,
+    buf: Zeroizing<Vec<u8>>,
+    start: usize,
+    end: usize,
+    framer: Framer,
+    session: &'s mut Session,
+}
+
+/// What reading one command produced.
+enum Read {
+    /// A complete command (line plus literals).
+    Command(Zeroizing<Vec<u8>>),
+    /// The connection must end; the BYE (if any) was sent.
+    Closed(&'static str),
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Client<'_, S> {
+    async fn send(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.stream.write_all(bytes).await?;
+        self.stream.flush().await
+    }
+
+    async fn bye(&mut self, text: &str, why: &'static str) -> io::Result<Read> {
+        self.send(format!("* BYE {text}\r\n").as_bytes()).await?;
+        Ok(Read::Closed(why))
+    }
+
+    /// Reads the next complete command, answering literal announcements on the way.
+    async fn read_command(&mut self) -> io::Result<Read> {
+        let mut cmd = Zeroizing::new(Vec::new());
+        loop {
+            while self.start < self.end {
+                let Some((n, frame)) = self.framer.next(&self.buf[self.start..self.end]) else {
+                    self.start = self.end;
+                    break;
+                };
+                self.start += n;
+                let literal = match frame {
+                    Frame::Line { bytes, literal } => {
+                        if cmd.len() + bytes.len() > MAX_COMMAND {
+                            return self.bye("Command too long.", "command too long").await;
+                        }
+                        cmd.extend_from_slice(bytes);
+                        match literal {
+                            None => return Ok(Read::Command(cmd)),
+                            Some(l) => l,
+                        }
+                    }
+                    Frame::LongLine { .. } => {
+                        return self.bye("Command line too long.", "line too long").await;
+                    }
+                    Frame::Literal { bytes, .. } => {
+                        cmd.extend_from_slice(bytes);
+                        continue;
+                    }
+                };
+                if literal.length > MAX_LITERAL
+                    || cmd.len() as u64 + literal.length > MAX_COMMAND as u64
+                {
+                    if !literal.sync {
+                        // LITERAL+ data is on its way and cannot be refused: end the session
+                        // rather than read (and discard) an unbounded amount (RFC 7888 4).
+                        return self.bye("Literal too large.", "literal too large").await;
+                    }
+                    self.framer.cancel_literal();
+                    let tag = tag_of(&cmd);
+                    cmd.clear();
+                    self.send(format!("{tag} BAD Literal too large (at most {MAX_LITERAL} bytes before login).\r\n").as_bytes()).await?;
+                    continue;
+                }
+                if literal.sync {
+                    self.send(b"+ Ready for literal data\r\n").await?;
+                }
+            }
+            // Need more bytes.
+            self.start = 0;
+            self.end = 0;
+            if self.buf.len() < 4096 {
+                self.buf.resize(4096, 0);
+            }
+            let timeout = self.session.config.server.preauth_timeout;
+            let read = tokio::select! {
+                r = tokio::time::timeout(timeout, self.stream.read(&mut self.buf)) => Some(r),
+                _ = self.session.shutdown.wait_for(|&s| s) => None,
+            };
+            let n = match read {
+                None => return self.bye("Server shutting down.", "shutdown").await,
+                Some(Err(_)) => {
+                    return self
+                        .bye("Disconnected for inactivity.", "pre-auth time-out")
+                        .await
+                }
+                Some(Ok(r)) => r?,
+            };
+            if n == 0 {
+                return Ok(Read::Closed("client closed"));
+            }
+            self.end = n;
+        }
+    }
+
+    /// Reads one AUTHENTICATE continuation line: `Some(decoded)`, or `None` if cancelled/bad
+    /// (the client has been answered).
+    async fn read_sasl_line(&mut self, tag: &str) -> io::Result<Result<Option<Vec<u8>>, Read>> {
+        let line = match self.read_command().await? {
+            Read::Command(line) => line,
+            closed @ Read::Closed(_) => return Ok(Err(closed)),
+        };
+        let trimmed = line.trim_ascii_end();
+        if trimmed == b"*" {
+            self.send(format!("{tag} BAD Authentication cancelled.\r\n").as_bytes())
+                .await?;
+            return Ok(Ok(None));
+        }
+        match sasl::decode_b64(trimmed) {
+            Ok(data) => Ok(Ok(Some(data))),
+            Err(e) => {
+                self.send(format!("{tag} BAD {e}.\r\n").as_bytes()).await?;
+                Ok(Ok(None))
+            }
+        }
+    }
+}
+
+/// The best-effort tag of a command that did not parse, `*` if there is none usable.
+fn tag_of(cmd: &[u8]) -> String {
+    let first = cmd
+        .split(|&b| b == b' ' || b == b'\r' || b == b'\n')
+        .next()
+        .unwrap_or_default();
+    let valid = !first.is_empty()
+        && first.len() <= 64
+        && first
+            .iter()
+            .all(|&b| b.is_ascii_graphic() && !b"(){%*\"\\+]".contains(&b));
+    if valid {
+        String::from_utf8_lossy(first).into_owned()
+    } else {
+        "*".to_owned()
+    }
+}
+
+/// Runs pre-authentication on `stream` (the greeting has been sent).
+pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
+    session: &mut Session,
+) -> io::Result<Outcome> {
+    let mut c = Client {
+        stream,
+        buf: Zeroizing::new(Vec::new()),
+        start: 0,
+        end: 0,
+        framer: Framer::new(MAX_LINE),
+        session,
+    };
+    let mut failures = 0u32;
+    loop {
+        let cmd = match c.read_command().await? {
+            Read::Command(cmd) => cmd,
+            Read::Closed(why) => return Ok(Outcome::Closed(why)),
+        };
+        let parsed = CommandCodec::default().decode(&cmd);
+        let command = match parsed {
+            Ok(([], command)) => command,
+            _ => {
+                let tag = tag_of(&cmd);
+                c.send(format!("{tag} BAD Error in IMAP command: unknown command or invalid arguments.\r\n").as_bytes()).await?;
+                continue;
+            }
+        };
+        let tag = command.tag.inner().to_owned();
+        let credentials: Option<(String, Secret)> = match command.body {
+            CommandBody::Capability => {
+                c.send(
+                    format!("* CAPABILITY {CAPABILITIES}\r\n{tag} OK Capability completed.\r\n")
+                        .as_bytes(),
+                )
+                .await?;
+                None
+            }
+            CommandBody::Noop => {
+                c.send(format!("{tag} OK NOOP completed.\r\n").as_bytes())
+                    .await?;
+                None
+            }
+            CommandBody::Logout => {
+                c.send(format!("* BYE Logging out.\r\n{tag} OK Logout completed.\r\n").as_bytes())
+                    .await?;
+                return Ok(Outcome::Closed("logout"));
+            }
+            CommandBody::Id { .. } => {
+                let id = format!(
+                    "* ID (\"name\" \"mailgate\" \"version\" \"{}\")\r\n{tag} OK ID completed.\r\n",
+                    env!("CARGO_PKG_VERSION")
+                );
+                c.send(id.as_bytes()).await?;
+                None
+            }
+            CommandBody::StartTLS => {
+                c.send(
+                    format!("{tag} BAD STARTTLS is not offered on this listener.\r\n").as_bytes(),
+                )
+                .await?;
+                None
+            }
+            CommandBody::Login { username, password } => {
+                let user = String::from_utf8_lossy(username.as_ref()).into_owned();
+                let pass = Secret::new(
+                    String::from_utf8_lossy(password.declassify().as_ref()).into_owned(),
+                );
+                Some((user, pass))
+            }
+            CommandBody::Authenticate {
+                mechanism,
+                initial_response,
+            } => {
+                let ir: Option<Zeroizing<Vec<u8>>> =
+                    initial_response.map(|r| Zeroizing::new(r.declassify().to_vec()));
+                match mechanism {
+                    AuthMechanism::Plain => {
+                        let data = match ir {
+                            Some(d) => Some(d),
+                            None => {
+                                c.send(b"+ \r\n").await?;
+                                match c.read_sasl_line(&tag).await? {
+                                    Err(Read::Closed(why)) => return Ok(Outcome::Closed(why)),
+                                    Err(Read::Command(_)) => None,
+                                    Ok(d) => d.map(Zeroizing::new),
+                                }
+                            }
+                        };
+                        match data.map(|d| sasl::decode_plain(&d)) {
+                            None => None,
+                            Some(Ok(pair)) => Some(pair),
+                            Some(Err(e)) => {
+                                c.send(format!("{tag} BAD {e}.\r\n").as_bytes()).await?;
+                                None
+                            }
+                        }
+                    }
+                    AuthMechanism::Login => {
+                        let user = match ir {
+                            Some(u) => Some(u),
+                            None => {
+                                c.send(
+                                    format!("+ {}\r\n", sasl::encode_b64(b"Username:")).as_bytes(),
+                                )
+                                .await?;
+                                match c.read_sasl_line(&tag).await? {
+                                    Err(Read::Closed(why)) => return Ok(Outcome::Closed(why)),
+                                    Err(Read::Command(_)) => None,
+                                    Ok(d) => d.map(Zeroizing::new),
+                                }
+                            }
+                        };
+                        match user {
+                            None => None,
+                            Some(user) => {
+                                c.send(
+                                    format!("+ {}\r\n", sasl::encode_b64(b"Password:")).as_bytes(),
+                                )
+                                .await?;
+                                match c.read_sasl_line(&tag).await? {
+                                    Err(Read::Closed(why)) => return Ok(Outcome::Closed(why)),
+                                    Err(Read::Command(_)) | Ok(None) => None,
+                                    Ok(Some(pass)) => {
+                                        let pass = Zeroizing::new(pass);
+                                        Some((
+                                            String::from_utf8_lossy(&user).into_owned(),
+                                            Secret::new(
+                                                String::from_utf8_lossy(&pass).into_owned(),
+                                            ),
+                                        ))
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    other => {
+                        c.send(format!("{tag} NO [CANNOT] Unsupported authentication mechanism {other}; use PLAIN or LOGIN.\r\n").as_bytes()).await?;
+                        None
+                    }
+                }
+            }
+            _ => {
+                c.send(
+                    format!(
+                        "{tag} BAD Log in first: this command needs an authenticated session.\r\n"
+                    )
+                    .as_bytes(),
+                )
+                .await?;
+                None
+            }
+        };
+        let Some((login, password)) = credentials else {
+            continue;
+        };
+
+        let config = c.session.config.clone();
+        match account::verify(&config, &login, password).await {
+            Err(failure) => {
+                failures += 1;
+                warn!(login = %printable_login(&login), reason = failure.as_str(), failures, "local login failed");
+                tokio::time::sleep(config.server.auth_failure_delay).await;
+                c.send(
+                    format!("{tag} NO [AUTHENTICATIONFAILED] Authentication failed.\r\n")
+                        .as_bytes(),
+                )
+                .await?;
+                if failures >= config.server.max_auth_failures {
+                    c.send(b"* BYE Too many failed logins.\r\n").await?;
+                    return Ok(Outcome::Closed("too many failed logins"));
+                }
+            }
+            Ok(account) => {
+                tracing::Span::current().record("account", account.email.as_str());
+                match upstream::login(&account, &config.server).await {
+                    Ok(up) => {
+                        info!(upstream = %account.imap.address(), tls = account.imap.tls.as_str(), "logged in");
+                        let caps = filter_capabilities(up.capabilities.iter().map(String::as_str));
+                        c.send(format!("{tag} OK [CAPABILITY {caps}] Logged in.\r\n").as_bytes())
+                            .await?;
+                        let mut leftover = c.framer.take_held();
+                        leftover.extend_from_slice(&c.buf[c.start..c.end]);
+                        return Ok(Outcome::Relay {
+                            upstream: up,
+                            client_leftover: leftover,
+                        });
+                    }
+                    Err(e) => {
+                        warn!(upstream = %account.imap.address(), kind = e.kind(), error = %e, "upstream login failed");
+                        c.send(format!("{tag} {}\r\n", client_text(&e)).as_bytes())
+                            .await?;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// What the client is told about an upstream failure: which kind, in one sentence, never a
+/// credential (the details are in the log).
+fn client_text(e: &UpstreamError) -> &'static str {
+    match e {
+        UpstreamError::Auth { .. } => "NO [AUTHENTICATIONFAILED] The mail provider rejected the credential stored in mailgate for this account; the administrator must update it.",
+        UpstreamError::Dns { .. } | UpstreamError::Connect { .. } => "NO [UNAVAILABLE] The mail provider's server cannot be reached right now; try again later.",
+        UpstreamError::Tls { .. } => "NO [UNAVAILABLE] The mail provider's server failed TLS verification (untrusted or wrong certificate); see the mailgate log.",
+        UpstreamError::Timeout { .. } => "NO [UNAVAILABLE] The mail provider's server did not answer in time; try again later.",
+        UpstreamError::Protocol { .. } | UpstreamError::Closed { .. } => "NO [UNAVAILABLE] The mail provider's server could not be used as configured (see the mailgate log).",
+    }
+}
+
+/// A login name as safe to log: bounded, without control characters.
+fn printable_login(login: &str) -> String {
+    login
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(128)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tags_of_garbage() {
+        assert_eq!(tag_of(b"a1 FOO\r\n"), "a1");
+        assert_eq!(tag_of(b"\r\n"), "*");
+        assert_eq!(tag_of(b"+ x\r\n"), "*");
+        assert_eq!(tag_of(b"(a) x\r\n"), "*");
+    }
+}

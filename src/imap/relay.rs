@@ -1,0 +1,543 @@
+//! After login: the relay between the client and the upstream IMAP server.
+//!
+//! Everything passes byte for byte except what the gateway changes on purpose:
+//! - capability lists (`* CAPABILITY …` and `[CAPABILITY …]` codes) lose what the gateway
+//!   must hide: STARTTLS, AUTH=…, LOGINDISABLED, and COMPRESS (the relay frames plain bytes);
+//! - the client's STARTTLS and COMPRESS commands are answered by the gateway, not forwarded;
+//! - on shutdown or idle time-out the client gets `* BYE`, inserted between two responses.
+//!
+//! Both directions run in one task, polled by hand: each side is read only when what was read
+//! before has been written to the other side, so memory per session is bounded by the buffers
+//! whatever the traffic, and a full socket in one direction never blocks the other (a
+//! single-task proxy that awaited a write could deadlock with a server that stops reading while
+//! its own output is not drained).
+//!
+//! A synchronizing literal (`{N}`) makes the client wait for the server's `+`; if the server
+//! answers with a tagged NO/BAD instead, the client never sends the data. To keep framing right
+//! in both cases the relay stops reading the client after such an announcement until the
+//! server has answered, and then continues in the state the server chose.
+
+use crate::imap::framer::{Frame, Framer};
+use crate::upstream::UpstreamStream;
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+/// Lines up to this size are held whole (to inspect or rewrite); longer ones stream through.
+const MAX_HELD: usize = 64 * 1024;
+/// Read buffer, client → server (commands; APPEND literals).
+const C2S_BUF: usize = 16 * 1024;
+/// Read buffer, server → client (FETCH bodies).
+const S2C_BUF: usize = 64 * 1024;
+
+/// How a relay ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum End {
+    /// The client closed its side.
+    ClientClosed,
+    /// The upstream closed (normally after LOGOUT).
+    UpstreamClosed,
+    /// Reading or writing the client failed.
+    ClientError,
+    /// Reading or writing the upstream failed.
+    UpstreamError,
+    /// The client was silent longer than the idle time-out.
+    IdleTimeout,
+    /// The gateway is shutting down.
+    Shutdown,
+}
+
+impl End {
+    /// A label for logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            End::ClientClosed => "client closed",
+            End::UpstreamClosed => "upstream closed",
+            End::ClientError => "client connection error",
+            End::UpstreamError => "upstream connection error",
+            End::IdleTimeout => "idle time-out",
+            End::Shutdown => "shutdown",
+        }
+    }
+}
+
+/// What a relay did.
+#[derive(Debug, Clone, Copy)]
+pub struct Stats {
+    /// Bytes read from the client.
+    pub from_client: u64,
+    /// Bytes read from the upstream.
+    pub from_upstream: u64,
+    /// Why it ended.
+    pub end: End,
+}
+
+/// Settings for one relay.
+pub struct Options {
+    /// Close after this long without a byte from the client.
+    pub idle_timeout: Duration,
+    /// Becomes `true` when the gateway shuts down.
+    pub shutdown: watch::Receiver<bool>,
+}
+
+/// One direction of the relay.
+struct Dir {
+    framer: Framer,
+    inbuf: Vec<u8>,
+    start: usize,
+    end: usize,
+    out: Vec<u8>,
+    out_pos: usize,
+    needs_flush: bool,
+    eof: bool,
+    bytes: u64,
+    size: usize,
+}
+
+impl Dir {
+    fn new(size: usize, leftover: Vec<u8>) -> Self {
+        let end = leftover.len();
+        Dir {
+            framer: Framer::new(MAX_HELD),
+            inbuf: leftover,
+            start: 0,
+            end,
+            out: Vec::new(),
+            out_pos: 0,
+            needs_flush: false,
+            eof: false,
+            bytes: end as u64,
+            size,
+        }
+    }
+
+    fn pending_input(&self) -> bool {
+        self.start < self.end
+    }
+
+    fn out_empty(&self) -> bool {
+        self.out_pos == self.out.len()
+    }
+
+    /// Writes pending output; returns Ready(Err) on failure, Ready(Ok(true)) on progress.
+    fn poll_write<W: AsyncWrite + Unpin>(
+        &mut self,
+        cx: &mut Context<'_>,
+        w: &mut W,
+    ) -> Poll<io::Result<bool>> {
+        let mut progress = false;
+        while !self.out_empty() {
+            match Pin::new(&mut *w).poll_write(cx, &self.out[self.out_pos..]) {
+                Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                Poll::Ready(Ok(n)) => {
+                    self.out_pos += n;
+                    progress = true;
+                }
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => {
+                    return if progress {
+                        Poll::Ready(Ok(true))
+                    } else {
+                        Poll::Pending
+                    }
+                }
+            }
+        }
+        if progress {
+            self.out.clear();
+            self.out_pos = 0;
+            self.needs_flush = true;
+        }
+        if self.needs_flush {
+            match Pin::new(&mut *w).poll_flush(cx) {
+                Poll::Ready(Ok(())) => {
+                    self.needs_flush = false;
+                    progress = true;
+                }
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => {}
+            }
+        }
+        if progress {
+            Poll::Ready(Ok(true))
+        } else {
+            Poll::Pending
+        }
+    }
+
+    /// Reads more input; Ready(Ok(())) on data or EOF.
+    fn poll_read<R: AsyncRead + Unpin>(
+        &mut self,
+        cx: &mut Context<'_>,
+        r: &mut R,
+    ) -> Poll<io::Result<()>> {
+        if self.inbuf.len() < self.size {
+            self.inbuf.resize(self.size, 0);
+        }
+        let mut rb = ReadBuf::new(&mut self.inbuf);
+        match Pin::new(r).poll_read(cx, &mut rb) {
+            Poll::Ready(Ok(())) => {
+                let n = rb.filled().len();
+                if n == 0 {
+                    self.eof = true;
+                }
+                self.start = 0;
+                self.end = n;
+                self.bytes += n as u64;
+                Poll::Ready(Ok(()))
+            }
+            other => other,
+        }
+    }
+}
+
+struct Relay {
+    c2s: Dir,
+    s2c: Dir,
+    /// Tag of a client command whose synchronizing literal awaits the server's decision.
+    awaiting: Option<Vec<u8>>,
+    /// Tag of the client line being passed on in pieces (for a literal at its end).
+    long_tag: Vec<u8>,
+    /// Responses of the gateway's own, waiting for a boundary in the server's stream.
+    local: Vec<u8>,
+    /// Set when the session must end: the reason, and the BYE to send first.
+    closing: Option<(End, &'static [u8])>,
+    /// BYE has been queued; end once it is written.
+    bye_queued: bool,
+    last_client_activity: Instant,
+}
+
+/// Relays between `client` and `upstream` until one side closes, the client idles out or the
+/// gateway shuts down. `*_leftover` are bytes already read from each side and not yet relayed.
+pub async fn run<C: AsyncRead + AsyncWrite + Unpin>(
+    mut client: C,
+    client_leftover: Vec<u8>,
+    mut upstream: UpstreamStream,
+    upstream_leftover: Vec<u8>,
+    mut opts: Options,
+) -> Stats {
+    let mut relay = Relay {
+        c2s: Dir::new(C2S_BUF, client_leftover),
+        s2c: Dir::new(S2C_BUF, upstream_leftover),
+        awaiting: None,
+        long_tag: Vec::new(),
+        local: Vec::new(),
+        closing: None,
+        bye_queued: false,
+        last_client_activity: Instant::now(),
+    };
+    let idle = opts.idle_timeout;
+    let mut sleep = Box::pin(tokio::time::sleep(idle));
+    let mut shutdown = Box::pin(async move {
+        while !*opts.shutdown.borrow_and_update() {
+            if opts.shutdown.changed().await.is_err() {
+                // The server dropped the sender without signalling: keep running.
+                std::future::pending::<()>().await;
+            }
+        }
+    });
+    let end = std::future::poll_fn(|cx| {
+        if relay.closing.is_none() {
+            if shutdown.as_mut().poll(cx).is_ready() {
+                relay.closing = Some((End::Shutdown, b"* BYE Server shutting down.\r\n"));
+            } else if sleep.as_mut().poll(cx).is_ready() {
+                let deadline = relay.last_client_activity + idle;
+                if Instant::now() >= deadline {
+                    relay.closing =
+                        Some((End::IdleTimeout, b"* BYE Disconnected for inactivity.\r\n"));
+                } else {
+                    sleep.as_mut().reset(deadline);
+                    // Register the timer with the new deadline.
+                    let _ = sleep.as_mut().poll(cx);
+                }
+            }
+        }
+        relay.poll(cx, &mut client, &mut upstream)
+    })
+    .await;
+    // Best effort: a TLS client gets close_notify; a failed shutdown changes nothing.
+    let _ = tokio::time::timeout(Duration::from_secs(5), client.shutdown()).await;
+    Stats {
+        from_client: relay.c2s.bytes,
+        from_upstream: relay.s2c.bytes,
+        end,
+    }
+}
+
+impl Relay {
+    fn poll<C: AsyncRead + AsyncWrite + Unpin>(
+        &mut self,
+        cx: &mut Context<'_>,
+        client: &mut C,
+        upstream: &mut UpstreamStream,
+    ) -> Poll<End> {
+        loop {
+            let mut progress = false;
+
+            // Writes first: they free the buffers that gate the reads.
+            match self.c2s.poll_write(cx, upstream) {
+                Poll::Ready(Ok(p)) => progress |= p,
+                Poll::Ready(Err(_)) => return Poll::Ready(End::UpstreamError),
+                Poll::Pending => {}
+            }
+            match self.s2c.poll_write(cx, client) {
+                Poll::Ready(Ok(p)) => progress |= p,
+                Poll::Ready(Err(_)) => return Poll::Ready(End::ClientError),
+                Poll::Pending => {}
+            }
+
+            if self.bye_queued {
+                if self.s2c.out_empty() && !self.s2c.needs_flush {
+                    return Poll::Ready(self.closing.map_or(End::Shutdown, |c| c.0));
+                }
+                if !progress {
+                    return Poll::Pending;
+                }
+                continue;
+            }
+
+            // Server → client.
+            if self.s2c.out_empty() {
+                if self.s2c.pending_input() {
+                    self.frame_s2c();
+                    progress = true;
+                } else if self.s2c.eof {
+                    if !self.s2c.needs_flush {
+                        return Poll::Ready(End::UpstreamClosed);
+                    }
+                } else {
+                    match self.s2c.poll_read(cx, upstream) {
+                        Poll::Ready(Ok(())) => progress = true,
+                        Poll::Ready(Err(_)) => return Poll::Ready(End::UpstreamError),
+                        Poll::Pending => {}
+                    }
+                }
+            }
+
+            // Our own responses and BYE go out only between two server responses.
+            if self.s2c.framer.at_boundary() && !self.s2c.pending_input() {
+                if !self.local.is_empty() {
+                    self.s2c.out.append(&mut self.local);
+                    progress = true;
+                }
+                if let Some((_, bye)) = self.closing {
+                    self.s2c.out.extend_from_slice(bye);
+                    self.bye_queued = true;
+                    progress = true;
+                }
+            }
+
+            // Client → server: not while closing, nor while a literal awaits the server's word.
+            if self.closing.is_none() && self.awaiting.is_none() && self.c2s.out_empty() {
+                if self.c2s.pending_input() {
+                    self.frame_c2s();
+                    progress = true;
+                } else if self.c2s.eof {
+                    if !self.c2s.needs_flush {
+                        return Poll::Ready(End::ClientClosed);
+                    }
+                } else {
+                    match self.c2s.poll_read(cx, client) {
+                        Poll::Ready(Ok(())) => {
+                            self.last_client_activity = Instant::now();
+                            progress = true;
+                        }
+                        Poll::Ready(Err(_)) => return Poll::Ready(End::ClientError),
+                        Poll::Pending => {}
+                    }
+                }
+            }
+
+            if !progress {
+                return Poll::Pending;
+            }
+        }
+    }
+
+    /// Frames buffered client bytes into the upstream's output.
+    fn frame_c2s(&mut self) {
+        let d = &mut self.c2s;
+        while d.start < d.end {
+            let Some((n, frame)) = d.framer.next(&d.inbuf[d.start..d.end]) else {
+                d.start = d.end;
+                break;
+            };
+            d.start += n;
+            match frame {
+                Frame::Line { bytes, literal } => {
+                    let (tag, name) = command_name(bytes);
+                    if literal.is_none() {
+                        if let Some(reply) = local_answer(tag, name) {
+                            self.local.extend_from_slice(&reply);
+                            continue;
+                        }
+                    }
+                    d.out.extend_from_slice(bytes);
+                    if literal.is_some_and(|l| l.sync) {
+                        self.awaiting = Some(tag.to_vec());
+                        return;
+                    }
+                }
+                Frame::LongLine { bytes, first, end } => {
+                    if first {
+                        self.long_tag = command_name(bytes).0.to_vec();
+                    }
+                    d.out.extend_from_slice(bytes);
+                    if let Some(Some(l)) = end {
+                        if l.sync {
+                            self.awaiting = Some(std::mem::take(&mut self.long_tag));
+                            return;
+                        }
+                    }
+                }
+                Frame::Literal { bytes, .. } => d.out.extend_from_slice(bytes),
+            }
+        }
+    }
+
+    /// Frames buffered server bytes into the client's output.
+    fn frame_s2c(&mut self) {
+        let d = &mut self.s2c;
+        while d.start < d.end {
+            let Some((n, frame)) = d.framer.next(&d.inbuf[d.start..d.end]) else {
+                d.start = d.end;
+                break;
+            };
+            d.start += n;
+            match frame {
+                Frame::Line { bytes, .. } => {
+                    if let Some(tag) = &self.awaiting {
+                        if bytes.first() == Some(&b'+') {
+                            // The server wants the literal: the client may send it now.
+                            self.awaiting = None;
+                        } else if bytes.starts_with(tag) && bytes.get(tag.len()) == Some(&b' ') {
+                            // The server refused the literal; the client will not send it.
+                            self.c2s.framer.cancel_literal();
+                            self.awaiting = None;
+                        }
+                    }
+                    match filter_capability_line(bytes) {
+                        Some(rewritten) => d.out.extend_from_slice(&rewritten),
+                        None => d.out.extend_from_slice(bytes),
+                    }
+                }
+                Frame::LongLine { bytes, .. } | Frame::Literal { bytes, .. } => {
+                    d.out.extend_from_slice(bytes)
+                }
+            }
+            // Stop at a boundary so that our own responses can be inserted there.
+            if !self.local.is_empty() && d.framer.at_boundary() {
+                break;
+            }
+        }
+    }
+}
+
+/// Tag and command name of a client line (the name upper-cased is the caller's job).
+pub fn command_name(line: &[u8]) -> (&[u8], &[u8]) {
+    let line = line.strip_suffix(b"\n").unwrap_or(line);
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let mut parts = line.splitn(3, |&b| b == b' ');
+    let tag = parts.next().unwrap_or_default();
+    let name = parts.next().unwrap_or_default();
+    (tag, name)
+}
+
+/// The gateway's own answer to a command it must not forward, if `name` is one.
+fn local_answer(tag: &[u8], name: &[u8]) -> Option<Vec<u8>> {
+    let text: &[u8] = if name.eq_ignore_ascii_case(b"STARTTLS") {
+        b" BAD STARTTLS is only possible before login.\r\n"
+    } else if name.eq_ignore_ascii_case(b"COMPRESS") {
+        b" NO [CANNOT] COMPRESS is not supported by this gateway.\r\n"
+    } else {
+        return None;
+    };
+    let mut reply = tag.to_vec();
+    reply.extend_from_slice(text);
+    Some(reply)
+}
+
+/// Whether a capability must not reach the client.
+pub fn hidden_capability(cap: &str) -> bool {
+    let upper = cap.to_ascii_uppercase();
+    upper == "STARTTLS"
+        || upper == "LOGINDISABLED"
+        || upper.starts_with("AUTH=")
+        || upper.starts_with("COMPRESS=")
+}
+
+/// The capability list minus what the gateway hides, space-separated.
+pub fn filter_capabilities<'a>(caps: impl IntoIterator<Item = &'a str>) -> String {
+    caps.into_iter()
+        .filter(|c| !hidden_capability(c))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Rewrites `* CAPABILITY …` and `… [CAPABILITY …] …` lines; `None` if the line has neither.
+fn filter_capability_line(line: &[u8]) -> Option<Vec<u8>> {
+    const UNTAGGED: &[u8] = b"* CAPABILITY ";
+    if line.len() > UNTAGGED.len() && line[..UNTAGGED.len()].eq_ignore_ascii_case(UNTAGGED) {
+        let text = std::str::from_utf8(line).ok()?;
+        let body = text[UNTAGGED.len()..].trim_end_matches(['\r', '\n']);
+        let ending = &text[UNTAGGED.len() + body.len()..];
+        return Some(
+            format!(
+                "* CAPABILITY {}{ending}",
+                filter_capabilities(body.split(' '))
+            )
+            .into_bytes(),
+        );
+    }
+    let start = memchr::memmem::find(line, b"[CAPABILITY ")?;
+    let text = std::str::from_utf8(line).ok()?;
+    let list_start = start + "[CAPABILITY ".len();
+    let list_end = list_start + text[list_start..].find(']')?;
+    Some(
+        format!(
+            "{}{}{}",
+            &text[..list_start],
+            filter_capabilities(text[list_start..list_end].split(' ')),
+            &text[list_end..]
+        )
+        .into_bytes(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn capability_lines_are_filtered() {
+        let l = filter_capability_line(
+            b"* CAPABILITY IMAP4rev1 STARTTLS AUTH=PLAIN LOGINDISABLED COMPRESS=DEFLATE IDLE\r\n",
+        )
+        .unwrap();
+        assert_eq!(l, b"* CAPABILITY IMAP4rev1 IDLE\r\n");
+        let l =
+            filter_capability_line(b"a1 OK [CAPABILITY IMAP4rev1 AUTH=XOAUTH2 MOVE] Logged in\r\n")
+                .unwrap();
+        assert_eq!(l, b"a1 OK [CAPABILITY IMAP4rev1 MOVE] Logged in\r\n");
+        assert_eq!(filter_capability_line(b"* 1 FETCH (FLAGS ())\r\n"), None);
+    }
+
+    #[test]
+    fn local_answers() {
+        assert_eq!(
+            local_answer(b"a1", b"starttls").unwrap(),
+            b"a1 BAD STARTTLS is only possible before login.\r\n"
+        );
+        assert!(local_answer(b"a1", b"COMPRESS").is_some());
+        assert!(local_answer(b"a1", b"NOOP").is_none());
+        assert_eq!(
+            command_name(b"a1 UID FETCH 1 x\r\n"),
+            (&b"a1"[..], &b"UID"[..])
+        );
+    }
+}

@@ -1,0 +1,454 @@
+//! The upstream side of an IMAP login: greeting, STARTTLS, CAPABILITY and authentication with
+//! the account's stored credential.
+//!
+//! Security choices made here:
+//! - `tls = "starttls"` never falls back to plaintext: a server that does not offer STARTTLS,
+//!   or refuses it, ends the attempt before any credential is sent.
+//! - Bytes the server sent after its STARTTLS `OK` and before the handshake are discarded; a
+//!   man in the middle could otherwise inject responses that we would read as if encrypted
+//!   (CVE-2011-0411 style).
+//! - The credential goes out only as AUTHENTICATE PLAIN or LOGIN, never when the server
+//!   advertises LOGINDISABLED, and never appears in an error: errors carry the server's words.
+
+use crate::config::{Account, ServerConfig, TlsMode};
+use crate::sasl;
+use crate::upstream::{self, UpstreamError, UpstreamStream};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use zeroize::Zeroizing;
+
+/// Longest line accepted from the upstream before login completes.
+const MAX_LINE: usize = 64 * 1024;
+
+/// A logged-in upstream IMAP connection, ready for the relay.
+pub struct LoggedIn {
+    /// The connection.
+    pub stream: UpstreamStream,
+    /// Capabilities the server announced after login, as it spelled them.
+    pub capabilities: Vec<String>,
+    /// Bytes the server sent after the login completed, not yet relayed.
+    pub leftover: Vec<u8>,
+}
+
+/// The connection while we talk to the server ourselves.
+struct Conn {
+    stream: UpstreamStream,
+    buf: Vec<u8>,
+    address: String,
+    timeout: Duration,
+    next_tag: u32,
+}
+
+impl Conn {
+    async fn read_line(&mut self, step: &'static str) -> Result<Vec<u8>, UpstreamError> {
+        loop {
+            if let Some(i) = memchr::memchr(b'\n', &self.buf) {
+                let line: Vec<u8> = self.buf.drain(..=i).collect();
+                return Ok(line);
+            }
+            if self.buf.len() > MAX_LINE {
+                return Err(self.protocol(format!(
+                    "a response line longer than {MAX_LINE} bytes ({step})"
+                )));
+            }
+            let mut chunk = [0u8; 4096];
+            let n = match tokio::time::timeout(self.timeout, self.stream.read(&mut chunk)).await {
+                Err(_) => {
+                    return Err(UpstreamError::Timeout {
+                        address: self.address.clone(),
+                        secs: self.timeout.as_secs(),
+                        step,
+                    })
+                }
+                Ok(Err(e)) => return Err(self.io_error(e, step)),
+                Ok(Ok(n)) => n,
+            };
+            if n == 0 {
+                return Err(UpstreamError::Closed {
+                    address: self.address.clone(),
+                    step,
+                });
+            }
+            self.buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+
+    async fn send(&mut self, bytes: &[u8], step: &'static str) -> Result<(), UpstreamError> {
+        let write = async {
+            self.stream.write_all(bytes).await?;
+            self.stream.flush().await
+        };
+        match tokio::time::timeout(self.timeout, write).await {
+            Err(_) => Err(UpstreamError::Timeout {
+                address: self.address.clone(),
+                secs: self.timeout.as_secs(),
+                step,
+            }),
+            Ok(Err(e)) => Err(self.io_error(e, step)),
+            Ok(Ok(())) => Ok(()),
+        }
+    }
+
+    fn tag(&mut self) -> String {
+        self.next_tag += 1;
+        format!("mg{}", self.next_tag)
+    }
+
+    /// Sends a command and reads up to its tagged completion. Returns (status word, rest of
+    /// the tagged line, untagged lines). Continuation requests are answered by `on_continue`.
+    async fn command(
+        &mut self,
+        command: &[u8],
+        step: &'static str,
+        mut on_continue: Option<&[u8]>,
+    ) -> Result<(String, String, Vec<Vec<u8>>), UpstreamError> {
+        let tag = self.tag();
+        let mut line = Zeroizing::new(Vec::with_capacity(command.len() + tag.len() + 3));
+        line.extend_from_slice(tag.as_bytes());
+        line.push(b' ');
+        line.extend_from_slice(command);
+        line.extend_from_slice(b"\r\n");
+        self.send(&line, step).await?;
+        let mut untagged = Vec::new();
+        loop {
+            let resp = self.read_line(step).await?;
+            if resp.starts_with(b"+") {
+                match on_continue.take() {
+                    Some(data) => {
+                        let mut d = Zeroizing::new(data.to_vec());
+                        d.extend_from_slice(b"\r\n");
+                        self.send(&d, step).await?;
+                        continue;
+                    }
+                    None => {
+                        // Not expecting one: cancel the exchange rather than hang.
+                        self.send(b"*\r\n", step).await?;
+                        continue;
+                    }
+                }
+            }
+            if let Some(rest) = resp
+                .strip_prefix(tag.as_bytes())
+                .and_then(|r| r.strip_prefix(b" "))
+            {
+                let text = printable(rest);
+                let (status, rest) = text.split_once(' ').unwrap_or((text.as_str(), ""));
+                return Ok((status.to_ascii_uppercase(), rest.to_owned(), untagged));
+            }
+            if crate::imap::framer::announcement(&resp).is_some() {
+                return Err(self.protocol(format!("unexpected literal in a response ({step})")));
+            }
+            untagged.push(resp);
+        }
+    }
+
+    fn protocol(&self, reason: String) -> UpstreamError {
+        UpstreamError::Protocol {
+            address: self.address.clone(),
+            reason,
+        }
+    }
+
+    fn io_error(&self, e: std::io::Error, step: &'static str) -> UpstreamError {
+        if let Some(r) = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
+            return UpstreamError::Tls {
+                address: self.address.clone(),
+                reason: r.to_string(),
+            };
+        }
+        UpstreamError::Protocol {
+            address: self.address.clone(),
+            reason: format!("{step}: {e}"),
+        }
+    }
+}
+
+/// Connects to the account's IMAP server and logs in with the stored credential.
+pub async fn login(account: &Account, server: &ServerConfig) -> Result<LoggedIn, UpstreamError> {
+    let ep = &account.imap;
+    let tcp = upstream::tcp_connect(ep, server.connect_timeout).await?;
+    let stream = match ep.tls {
+        TlsMode::Implicit => upstream::tls_handshake(ep, tcp, server.connect_timeout).await?,
+        TlsMode::Starttls | TlsMode::None => UpstreamStream::Plain(tcp),
+    };
+    let mut conn = Conn {
+        stream,
+        buf: Vec::new(),
+        address: ep.address(),
+        timeout: server.upstream_timeout,
+        next_tag: 0,
+    };
+
+    let greeting = conn.read_line("greeting").await?;
+    let mut caps = greeting_status(&conn, &greeting)?;
+
+    if ep.tls == TlsMode::Starttls {
+        if caps.is_none() {
+            caps = Some(capability(&mut conn).await?);
+        }
+        if !has(caps.as_deref().unwrap_or_default(), "STARTTLS") {
+            return Err(conn.protocol(
+                "the server does not offer STARTTLS; refusing to send the credential in clear text (set tls = \"implicit\" if this is a TLS port)".into(),
+            ));
+        }
+        let (status, text, _) = conn.command(b"STARTTLS", "STARTTLS", None).await?;
+        if status != "OK" {
+            return Err(conn.protocol(format!("STARTTLS refused: {status} {text}")));
+        }
+        // Anything already buffered arrived before the handshake: discard it (no injection).
+        let Conn { stream, .. } = conn;
+        let UpstreamStream::Plain(tcp) = stream else {
+            return Err(UpstreamError::Protocol {
+                address: ep.address(),
+                reason: "STARTTLS on an encrypted connection".into(),
+            });
+        };
+        conn = Conn {
+            stream: upstream::tls_handshake(ep, tcp, server.connect_timeout).await?,
+            buf: Vec::new(),
+            address: ep.address(),
+            timeout: server.upstream_timeout,
+            next_tag: 1,
+        };
+        caps = None; // capabilities before TLS must not be trusted (RFC 9051 6.2.1)
+    }
+
+    let caps = match caps {
+        Some(c) => c,
+        None => capability(&mut conn).await?,
+    };
+    let after = authenticate(&mut conn, account, &caps).await?;
+    let capabilities = match after {
+        Some(c) => c,
+        None => capability(&mut conn).await?,
+    };
+    Ok(LoggedIn {
+        stream: conn.stream,
+        capabilities,
+        leftover: conn.buf,
+    })
+}
+
+/// Checks the greeting; returns the capabilities it carries, if any.
+fn greeting_status(conn: &Conn, line: &[u8]) -> Result<Option<Vec<String>>, UpstreamError> {
+    let text = printable(line);
+    if text.starts_with("+OK") {
+        return Err(conn.protocol(
+            "the server speaks POP3, not IMAP; mailgate supports IMAP only (check the port)".into(),
+        ));
+    }
+    let upper = text.to_ascii_uppercase();
+    if upper.starts_with("* OK") {
+        return Ok(bracket_capabilities(&text));
+    }
+    if upper.starts_with("* PREAUTH") {
+        return Err(conn.protocol(
+            "the server pre-authenticated the connection (PREAUTH); it cannot be logged in as the account".into(),
+        ));
+    }
+    if upper.starts_with("* BYE") {
+        return Err(conn.protocol(format!("the server refused the connection: {text}")));
+    }
+    Err(conn.protocol(format!(
+        "unexpected greeting {:?} (not an IMAP server, or implicit TLS and STARTTLS swapped)",
+        truncate(&text, 80)
+    )))
+}
+
+async fn capability(conn: &mut Conn) -> Result<Vec<String>, UpstreamError> {
+    let (status, text, untagged) = conn.command(b"CAPABILITY", "CAPABILITY", None).await?;
+    if status != "OK" {
+        return Err(conn.protocol(format!("CAPABILITY failed: {status} {text}")));
+    }
+    for line in untagged {
+        let t = printable(&line);
+        if t.len() > 13 && t[..13].eq_ignore_ascii_case("* CAPABILITY ") {
+            return Ok(t[13..]
+                .split_ascii_whitespace()
+                .map(str::to_owned)
+                .collect());
+        }
+    }
+    Err(conn.protocol("CAPABILITY returned no capability list".into()))
+}
+
+/// Logs in; returns the capabilities the server sent with its OK, if any.
+async fn authenticate(
+    conn: &mut Conn,
+    account: &Account,
+    caps: &[String],
+) -> Result<Option<Vec<String>>, UpstreamError> {
+    let ep = &account.imap;
+    let (status, text, untagged) = if has(caps, "AUTH=PLAIN") {
+        let payload = sasl::encode_plain(&ep.username, &ep.password);
+        if has(caps, "SASL-IR") {
+            let mut cmd = Zeroizing::new(b"AUTHENTICATE PLAIN ".to_vec());
+            cmd.extend_from_slice(payload.expose().as_bytes());
+            conn.command(&cmd, "AUTHENTICATE", None).await?
+        } else {
+            conn.command(
+                b"AUTHENTICATE PLAIN",
+                "AUTHENTICATE",
+                Some(payload.expose().as_bytes()),
+            )
+            .await?
+        }
+    } else if has(caps, "LOGINDISABLED") {
+        return Err(conn.protocol(
+            "the server disables LOGIN and offers no AUTH=PLAIN on this connection (does it need TLS?)".into(),
+        ));
+    } else {
+        login_command(conn, &ep.username, ep.password.expose()).await?
+    };
+    if status != "OK" {
+        return Err(UpstreamError::Auth {
+            address: conn.address.clone(),
+            username: ep.username.clone(),
+            reason: truncate(&format!("{status} {text}"), 300),
+        });
+    }
+    if let Some(c) = bracket_capabilities(&text) {
+        return Ok(Some(c));
+    }
+    for line in untagged {
+        let t = printable(&line);
+        if t.len() > 13 && t[..13].eq_ignore_ascii_case("* CAPABILITY ") {
+            return Ok(Some(
+                t[13..]
+                    .split_ascii_whitespace()
+                    .map(str::to_owned)
+                    .collect(),
+            ));
+        }
+    }
+    Ok(None)
+}
+
+/// `LOGIN user pass`, each as a quoted string where possible, else as a synchronizing literal.
+async fn login_command(
+    conn: &mut Conn,
+    user: &str,
+    pass: &str,
+) -> Result<(String, String, Vec<Vec<u8>>), UpstreamError> {
+    let quotable = |s: &str| s.bytes().all(|b| (0x20..0x7f).contains(&b));
+    if quotable(user) && quotable(pass) {
+        let mut cmd = Zeroizing::new(b"LOGIN ".to_vec());
+        push_quoted(&mut cmd, user);
+        cmd.push(b' ');
+        push_quoted(&mut cmd, pass);
+        return conn.command(&cmd, "LOGIN", None).await;
+    }
+    // 8-bit or control characters: send both as literals, waiting for each continuation.
+    let tag = conn.tag();
+    let header = Zeroizing::new(format!("{tag} LOGIN {{{}}}\r\n", user.len()).into_bytes());
+    conn.send(&header, "LOGIN").await?;
+    expect_continue(conn, &tag).await?;
+    let mut part = Zeroizing::new(user.as_bytes().to_vec());
+    part.extend_from_slice(format!(" {{{}}}\r\n", pass.len()).as_bytes());
+    conn.send(&part, "LOGIN").await?;
+    expect_continue(conn, &tag).await?;
+    let mut last = Zeroizing::new(pass.as_bytes().to_vec());
+    last.extend_from_slice(b"\r\n");
+    conn.send(&last, "LOGIN").await?;
+    let mut untagged = Vec::new();
+    loop {
+        let resp = conn.read_line("LOGIN").await?;
+        if let Some(rest) = resp
+            .strip_prefix(tag.as_bytes())
+            .and_then(|r| r.strip_prefix(b" "))
+        {
+            let text = printable(rest);
+            let (status, rest) = text.split_once(' ').unwrap_or((text.as_str(), ""));
+            return Ok((status.to_ascii_uppercase(), rest.to_owned(), untagged));
+        }
+        untagged.push(resp);
+    }
+}
+
+async fn expect_continue(conn: &mut Conn, tag: &str) -> Result<(), UpstreamError> {
+    loop {
+        let resp = conn.read_line("LOGIN").await?;
+        if resp.starts_with(b"+") {
+            return Ok(());
+        }
+        if resp.starts_with(tag.as_bytes()) {
+            return Err(UpstreamError::Auth {
+                address: conn.address.clone(),
+                username: String::new(),
+                reason: truncate(&printable(&resp[tag.len()..]), 300),
+            });
+        }
+    }
+}
+
+fn push_quoted(out: &mut Vec<u8>, s: &str) {
+    out.push(b'"');
+    for b in s.bytes() {
+        if b == b'"' || b == b'\\' {
+            out.push(b'\\');
+        }
+        out.push(b);
+    }
+    out.push(b'"');
+}
+
+/// Whether `caps` contains `name` (case-insensitive).
+pub fn has(caps: &[String], name: &str) -> bool {
+    caps.iter().any(|c| c.eq_ignore_ascii_case(name))
+}
+
+/// The capability list inside a `[CAPABILITY …]` response code, if the text has one.
+fn bracket_capabilities(text: &str) -> Option<Vec<String>> {
+    let upper = text.to_ascii_uppercase();
+    let start = upper.find("[CAPABILITY ")? + "[CAPABILITY ".len();
+    let end = start + text[start..].find(']')?;
+    Some(
+        text[start..end]
+            .split_ascii_whitespace()
+            .map(str::to_owned)
+            .collect(),
+    )
+}
+
+/// A response line as text safe to log: line ending removed, control characters replaced.
+fn printable(line: &[u8]) -> String {
+    let line = line.strip_suffix(b"\n").unwrap_or(line);
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    String::from_utf8_lossy(line)
+        .chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn capability_code_is_found() {
+        assert_eq!(
+            bracket_capabilities("* OK [CAPABILITY IMAP4rev1 STARTTLS AUTH=PLAIN] Dovecot ready."),
+            Some(vec![
+                "IMAP4rev1".into(),
+                "STARTTLS".into(),
+                "AUTH=PLAIN".into()
+            ])
+        );
+        assert_eq!(bracket_capabilities("OK Logged in"), None);
+    }
+
+    #[test]
+    fn quoting() {
+        let mut v = Vec::new();
+        push_quoted(&mut v, r#"a"b\c"#);
+        assert_eq!(v, br#""a\"b\\c""#);
+        assert_eq!(printable(b"a\x01b\r\n"), "a?b");
+    }
+}

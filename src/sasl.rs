@@ -1,0 +1,93 @@
+//! SASL on both sides of the gateway.
+//!
+//! Client side (clients authenticating to us): decoding PLAIN (RFC 4616) and the LOGIN
+//! mechanism's two prompts. Upstream side: encoding PLAIN for the stored credential.
+
+use crate::secret::Secret;
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+
+/// A SASL exchange that cannot be accepted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SaslError {
+    /// The client's data was not valid base64.
+    #[error("invalid base64 in SASL data")]
+    Base64,
+    /// PLAIN without the two NUL separators, or not UTF-8.
+    #[error("malformed PLAIN credentials")]
+    MalformedPlain,
+    /// An authorization identity different from the login name (we do not proxy for others).
+    #[error("authorization identity must be empty or equal to the login name")]
+    AuthzidMismatch,
+}
+
+/// Decodes base64 SASL data. An empty response ("=" per RFC 4959, or an empty line) is empty.
+pub fn decode_b64(data: &[u8]) -> Result<Vec<u8>, SaslError> {
+    let data = data.trim_ascii();
+    if data.is_empty() || data == b"=" {
+        return Ok(Vec::new());
+    }
+    STANDARD.decode(data).map_err(|_| SaslError::Base64)
+}
+
+/// Decodes a PLAIN message `authzid NUL authcid NUL passwd` into (login, password).
+pub fn decode_plain(message: &[u8]) -> Result<(String, Secret), SaslError> {
+    let mut parts = message.splitn(3, |&b| b == 0);
+    let (Some(authzid), Some(authcid), Some(passwd)) = (parts.next(), parts.next(), parts.next())
+    else {
+        return Err(SaslError::MalformedPlain);
+    };
+    let authcid = std::str::from_utf8(authcid).map_err(|_| SaslError::MalformedPlain)?;
+    let passwd = std::str::from_utf8(passwd).map_err(|_| SaslError::MalformedPlain)?;
+    if authcid.is_empty() {
+        return Err(SaslError::MalformedPlain);
+    }
+    if !authzid.is_empty() && authzid != authcid.as_bytes() {
+        return Err(SaslError::AuthzidMismatch);
+    }
+    Ok((authcid.to_owned(), Secret::new(passwd.to_owned())))
+}
+
+/// Base64 of the PLAIN message for `username` / `password` (no authorization identity).
+pub fn encode_plain(username: &str, password: &Secret) -> Secret {
+    let mut raw = zeroize::Zeroizing::new(Vec::with_capacity(
+        username.len() + password.expose().len() + 2,
+    ));
+    raw.push(0);
+    raw.extend_from_slice(username.as_bytes());
+    raw.push(0);
+    raw.extend_from_slice(password.expose().as_bytes());
+    Secret::new(STANDARD.encode(&*raw))
+}
+
+/// Base64 of `text` (for the LOGIN mechanism's prompts and answers).
+pub fn encode_b64(text: &[u8]) -> String {
+    STANDARD.encode(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_round_trip() {
+        let enc = encode_plain("ola@example.no", &Secret::from("pw"));
+        let raw = decode_b64(enc.expose().as_bytes()).unwrap();
+        let (user, pw) = decode_plain(&raw).unwrap();
+        assert_eq!(user, "ola@example.no");
+        assert_eq!(pw.expose(), "pw");
+    }
+
+    #[test]
+    fn plain_rejects_garbage() {
+        assert_eq!(decode_plain(b"no-nuls"), Err(SaslError::MalformedPlain));
+        assert_eq!(decode_plain(b"\0\0pw"), Err(SaslError::MalformedPlain));
+        assert_eq!(
+            decode_plain(b"other\0me\0pw"),
+            Err(SaslError::AuthzidMismatch)
+        );
+        assert!(decode_plain(b"me\0me\0pw\0with-nul").is_ok());
+        assert_eq!(decode_b64(b"!!!"), Err(SaslError::Base64));
+        assert_eq!(decode_b64(b"="), Ok(vec![]));
+    }
+}

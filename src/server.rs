@@ -1,0 +1,179 @@
+//! Listeners, the accept loop, the session limit, graceful shutdown and config reload.
+//!
+//! Shaped after mini-redis's `Listener`: a semaphore bounds concurrent sessions (one more is
+//! greeted with `* BYE` and closed, as Dovecot does, instead of waiting unseen in the backlog),
+//! a watch channel broadcasts shutdown, and each connection is one task. The configuration is
+//! an `Arc<Config>` handed to each new session; SIGHUP builds a new one and swaps it in for
+//! sessions that start later, and a broken file is reported while the old one stays.
+
+use crate::config::{Config, ConfigError};
+use crate::imap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{watch, Semaphore};
+use tracing::{error, info, warn};
+
+/// How long running sessions get to finish after a shutdown signal.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// A listen address could not be bound.
+    #[error("cannot listen on {addr} ({what}): {source}")]
+    Bind {
+        /// The address from the config.
+        addr: SocketAddr,
+        /// Which listener.
+        what: &'static str,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// Signal handlers could not be installed.
+    #[error("cannot install signal handlers: {0}")]
+    Signals(std::io::Error),
+}
+
+/// A bound, not yet running server.
+pub struct Server {
+    imap: TcpListener,
+    config: Arc<Config>,
+}
+
+impl Server {
+    /// Binds the listeners named in `config`.
+    pub async fn bind(config: Config) -> Result<Server, ServerError> {
+        let addr = config.server.imap_listen;
+        let imap = TcpListener::bind(addr)
+            .await
+            .map_err(|source| ServerError::Bind {
+                addr,
+                what: "imap_listen",
+                source,
+            })?;
+        Ok(Server {
+            imap,
+            config: Arc::new(config),
+        })
+    }
+
+    /// The address the IMAP listener is bound to (useful with port 0).
+    pub fn imap_addr(&self) -> std::io::Result<SocketAddr> {
+        self.imap.local_addr()
+    }
+
+    /// Serves until SIGTERM or Ctrl-C; reloads the config on SIGHUP.
+    pub async fn run(self) -> Result<(), ServerError> {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate()).map_err(ServerError::Signals)?;
+        let mut hup = signal(SignalKind::hangup()).map_err(ServerError::Signals)?;
+        let mut int = signal(SignalKind::interrupt()).map_err(ServerError::Signals)?;
+
+        let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        let max = self.config.server.max_sessions;
+        let limit = Arc::new(Semaphore::new(max));
+        let mut config = self.config;
+        let ids = AtomicU64::new(1);
+        if let Ok(addr) = self.imap.local_addr() {
+            info!("imap listening on {addr}");
+        }
+        log_accounts(&config);
+
+        loop {
+            tokio::select! {
+                accepted = self.imap.accept() => {
+                    let (stream, peer) = match accepted {
+                        Ok(x) => x,
+                        Err(e) => {
+                            // Out of file descriptors and the like: back off instead of spinning.
+                            error!(error = %e, "accept failed");
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                            continue;
+                        }
+                    };
+                    let _ = stream.set_nodelay(true);
+                    let id = ids.fetch_add(1, Ordering::Relaxed);
+                    match limit.clone().try_acquire_owned() {
+                        Ok(permit) => {
+                            let session = imap::Session {
+                                id,
+                                peer,
+                                config: config.clone(),
+                                shutdown: shutdown_rx.clone(),
+                            };
+                            tokio::spawn(async move {
+                                imap::serve(stream, session).await;
+                                drop(permit);
+                            });
+                        }
+                        Err(_) => {
+                            warn!(%peer, max, "session limit reached; connection refused");
+                            tokio::spawn(refuse(stream));
+                        }
+                    }
+                }
+                _ = hup.recv() => {
+                    match Config::load(&config.path) {
+                        Ok(new) => {
+                            if new.server.imap_listen != config.server.imap_listen
+                                || new.server.max_sessions != config.server.max_sessions
+                            {
+                                warn!("listen addresses and max_sessions change only on restart");
+                            }
+                            config = Arc::new(new);
+                            info!(accounts = config.accounts.len(), "configuration reloaded");
+                            log_accounts(&config);
+                        }
+                        Err(e) => report_reload_error(&e),
+                    }
+                }
+                _ = term.recv() => break,
+                _ = int.recv() => break,
+            }
+        }
+
+        info!("shutting down: no new sessions; telling running sessions");
+        drop(self.imap);
+        let _ = shutdown_tx.send(true);
+        let all = u32::try_from(max).unwrap_or(u32::MAX);
+        match tokio::time::timeout(SHUTDOWN_GRACE, limit.acquire_many(all)).await {
+            Ok(_) => info!("all sessions ended"),
+            Err(_) => warn!(
+                grace_secs = SHUTDOWN_GRACE.as_secs(),
+                "sessions still running after the grace period; exiting"
+            ),
+        }
+        Ok(())
+    }
+}
+
+fn report_reload_error(e: &ConfigError) {
+    error!("configuration reload failed, keeping the previous configuration: {e}");
+}
+
+/// Logs each account with its resolved upstream (never a credential).
+fn log_accounts(config: &Config) {
+    for a in &config.accounts {
+        info!(
+            account = %a.email,
+            imap = %a.imap.address(),
+            tls = a.imap.tls.as_str(),
+            upstream_user = %a.imap.username,
+            "account"
+        );
+    }
+}
+
+/// Greets a connection over the limit with BYE and closes it.
+async fn refuse(mut stream: TcpStream) {
+    let _ = tokio::time::timeout(
+        Duration::from_secs(5),
+        stream.write_all(b"* BYE Too many connections, try again later.\r\n"),
+    )
+    .await;
+    let _ = stream.shutdown().await;
+}

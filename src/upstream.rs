@@ -1,0 +1,251 @@
+//! Connecting to an upstream server: DNS, TCP with a time-out per address, and TLS.
+//!
+//! The protocol-specific parts (greetings, STARTTLS commands, authentication) live in
+//! `imap::upstream` and the SMTP submitter; this module only yields a byte stream and says, in
+//! one error type, exactly which step failed. That error is what the operator reads in the log
+//! and what the metrics count by `kind`.
+
+use crate::config::Endpoint;
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
+
+/// Why the upstream could not be reached or spoke nonsense. Never carries a credential.
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    /// The host name did not resolve.
+    #[error("cannot resolve {host}: {reason}")]
+    Dns {
+        /// The host name.
+        host: String,
+        /// Resolver error text.
+        reason: String,
+    },
+    /// No address accepted a TCP connection.
+    #[error("cannot connect to {address}: {reason}")]
+    Connect {
+        /// host:port.
+        address: String,
+        /// The last error seen.
+        reason: String,
+    },
+    /// The TLS handshake failed (untrusted or wrong certificate, protocol mismatch).
+    #[error("TLS with {address} failed: {reason}")]
+    Tls {
+        /// host:port.
+        address: String,
+        /// rustls's explanation.
+        reason: String,
+    },
+    /// The server did not answer in time.
+    #[error("{address} did not answer within {secs} s ({step})")]
+    Timeout {
+        /// host:port.
+        address: String,
+        /// Seconds waited.
+        secs: u64,
+        /// What we were waiting for.
+        step: &'static str,
+    },
+    /// The server said something that is not the protocol we expected.
+    #[error("{address}: {reason}")]
+    Protocol {
+        /// host:port.
+        address: String,
+        /// What was wrong.
+        reason: String,
+    },
+    /// The server refused or closed the connection before we were logged in.
+    #[error("{address} closed the connection ({step})")]
+    Closed {
+        /// host:port.
+        address: String,
+        /// Where it happened.
+        step: &'static str,
+    },
+    /// The server rejected the stored credential.
+    #[error("{address} rejected the stored credential for {username}: {reason}")]
+    Auth {
+        /// host:port.
+        address: String,
+        /// The upstream user name (not secret).
+        username: String,
+        /// The server's own words, e.g. `[AUTHENTICATIONFAILED] Authentication failed.`.
+        reason: String,
+    },
+}
+
+impl UpstreamError {
+    /// A short label for metrics and logs: dns, connect, tls, timeout, protocol, auth.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            UpstreamError::Dns { .. } => "dns",
+            UpstreamError::Connect { .. } => "connect",
+            UpstreamError::Tls { .. } => "tls",
+            UpstreamError::Timeout { .. } => "timeout",
+            UpstreamError::Protocol { .. } | UpstreamError::Closed { .. } => "protocol",
+            UpstreamError::Auth { .. } => "auth",
+        }
+    }
+}
+
+/// A connection to the upstream server, plaintext or TLS.
+pub enum UpstreamStream {
+    /// No TLS (`tls = "none"`, or before STARTTLS).
+    Plain(TcpStream),
+    /// TLS, implicit or after STARTTLS. Boxed: the rustls state is large.
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+impl UpstreamStream {
+    /// Whether the stream is encrypted.
+    pub fn is_tls(&self) -> bool {
+        matches!(self, UpstreamStream::Tls(_))
+    }
+}
+
+/// Resolves and connects to `endpoint`, trying each address in turn, each within `timeout`.
+/// TCP_NODELAY is set: IMAP and SMTP are request/response protocols of small writes, and
+/// Nagle's algorithm would add a round trip to each of them.
+pub async fn tcp_connect(
+    endpoint: &Endpoint,
+    timeout: Duration,
+) -> Result<TcpStream, UpstreamError> {
+    let address = endpoint.address();
+    let addrs: Vec<_> = match tokio::time::timeout(
+        timeout,
+        tokio::net::lookup_host((endpoint.host.as_str(), endpoint.port)),
+    )
+    .await
+    {
+        Err(_) => {
+            return Err(UpstreamError::Timeout {
+                address,
+                secs: timeout.as_secs(),
+                step: "DNS lookup",
+            })
+        }
+        Ok(Err(e)) => {
+            return Err(UpstreamError::Dns {
+                host: endpoint.host.clone(),
+                reason: e.to_string(),
+            })
+        }
+        Ok(Ok(a)) => a.collect(),
+    };
+    if addrs.is_empty() {
+        return Err(UpstreamError::Dns {
+            host: endpoint.host.clone(),
+            reason: "no addresses".into(),
+        });
+    }
+    let mut last = String::new();
+    for addr in addrs {
+        match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
+            Ok(Ok(stream)) => {
+                // Failing to set NODELAY only costs latency; the connection is still good.
+                let _ = stream.set_nodelay(true);
+                return Ok(stream);
+            }
+            Ok(Err(e)) => last = format!("{addr}: {e}"),
+            Err(_) => last = format!("{addr}: no answer within {} s", timeout.as_secs()),
+        }
+    }
+    Err(UpstreamError::Connect {
+        address,
+        reason: last,
+    })
+}
+
+/// Runs the TLS handshake on `tcp`, verifying the certificate against the endpoint's roots and
+/// name. Used for implicit TLS and after a STARTTLS command was accepted.
+pub async fn tls_handshake(
+    endpoint: &Endpoint,
+    tcp: TcpStream,
+    timeout: Duration,
+) -> Result<UpstreamStream, UpstreamError> {
+    let address = endpoint.address();
+    let Some(config) = endpoint.tls_config.clone() else {
+        return Err(UpstreamError::Tls {
+            address,
+            reason: "no TLS configuration for a plaintext account".into(),
+        });
+    };
+    let connector = tokio_rustls::TlsConnector::from(config);
+    match tokio::time::timeout(
+        timeout,
+        connector.connect(endpoint.server_name.clone(), tcp),
+    )
+    .await
+    {
+        Err(_) => Err(UpstreamError::Timeout {
+            address,
+            secs: timeout.as_secs(),
+            step: "TLS handshake",
+        }),
+        Ok(Err(e)) => Err(UpstreamError::Tls {
+            address,
+            reason: tls_reason(&e),
+        }),
+        Ok(Ok(s)) => Ok(UpstreamStream::Tls(Box::new(s))),
+    }
+}
+
+/// rustls errors arrive wrapped in io::Error; unwrap them so the log names the real cause
+/// (e.g. "invalid peer certificate: UnknownIssuer").
+fn tls_reason(e: &io::Error) -> String {
+    match e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+    {
+        Some(rustls_err) => rustls_err.to_string(),
+        None if e.kind() == io::ErrorKind::InvalidData => {
+            format!("{e} (is this port plaintext? check implicit vs starttls)")
+        }
+        None => e.to_string(),
+    }
+}
+
+impl AsyncRead for UpstreamStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            UpstreamStream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            UpstreamStream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for UpstreamStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            UpstreamStream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            UpstreamStream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            UpstreamStream::Plain(s) => Pin::new(s).poll_flush(cx),
+            UpstreamStream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            UpstreamStream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            UpstreamStream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}

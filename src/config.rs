@@ -318,7 +318,11 @@ impl Config {
             }
             let imap_at = a.imap.span().start;
             let imap = endpoint(a.imap.into_inner(), &email, &base)
-                .map_err(|(field, msg)| err_at(imap_at, format!("{name}.imap{field}"), msg))?;
+                .map_err(|(field, msg)| {
+                    let key = field.trim_start_matches('.');
+                    let at = key_offset(text, imap_at, key).unwrap_or(imap_at);
+                    err_at(at, format!("{name}.imap{field}"), msg)
+                })?;
             accounts.push(Arc::new(Account {
                 email,
                 aliases: a.aliases,
@@ -484,6 +488,25 @@ fn is_address(s: &str) -> bool {
     }
 }
 
+/// The offset of the line that sets `key` in the table starting at `table_at`, if the key is
+/// written there (validation errors then point at the value, not at the table header).
+fn key_offset(text: &str, table_at: usize, key: &str) -> Option<usize> {
+    let mut pos = text[..table_at.min(text.len())].rfind('\n').map_or(0, |p| p + 1);
+    for (i, line) in text[pos..].split_inclusive('\n').enumerate() {
+        let t = line.trim_start();
+        if i > 0 && t.starts_with('[') {
+            return None;
+        }
+        if let Some(rest) = t.strip_prefix(key) {
+            if rest.trim_start().starts_with('=') {
+                return Some(pos + (line.len() - t.len()));
+            }
+        }
+        pos += line.len();
+    }
+    None
+}
+
 /// 1-based line and column of a byte offset.
 fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let offset = offset.min(text.len());
@@ -612,7 +635,7 @@ mod tests {
     #[test]
     fn plaintext_needs_consent() {
         let e = parse(&account("tls = \"none\"\n")).unwrap_err().to_string();
-        assert!(e.contains("account[0].imap.tls"), "{e}");
+        assert!(e.contains(":8:1: account[0].imap.tls"), "{e}");
         assert!(parse(&account("tls = \"none\"\nallow_plaintext = true\n")).is_ok());
     }
 

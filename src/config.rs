@@ -83,6 +83,15 @@ struct FileConfig {
     server: ServerFile,
     #[serde(default)]
     account: Vec<Spanned<AccountFile>>,
+    metrics: Option<MetricsFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MetricsFile {
+    listen: Spanned<String>,
+    #[serde(default)]
+    per_account: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -142,6 +151,8 @@ pub struct Config {
     pub server: ServerConfig,
     /// Accounts in file order.
     pub accounts: Vec<Arc<Account>>,
+    /// The Prometheus endpoint; `None` when the file has no `[metrics]` table.
+    pub metrics: Option<MetricsConfig>,
     /// Lower-cased login name → index into `accounts`.
     by_login: HashMap<String, usize>,
 }
@@ -165,6 +176,15 @@ pub struct ServerConfig {
     pub connect_timeout: Duration,
     /// How long the upstream may take to answer one command before login completes.
     pub upstream_timeout: Duration,
+}
+
+/// `[metrics]`: where Prometheus scrapes.
+#[derive(Debug, Clone)]
+pub struct MetricsConfig {
+    /// Address of the `/metrics` HTTP listener.
+    pub listen: SocketAddr,
+    /// Whether to add per-account series (one per account and label value).
+    pub per_account: bool,
 }
 
 /// One mailbox served through the gateway.
@@ -276,6 +296,20 @@ impl Config {
             upstream_timeout: Duration::from_secs(s.upstream_timeout_secs.unwrap_or(60).max(1)),
         };
 
+        let metrics = match file.metrics {
+            None => None,
+            Some(m) => Some(MetricsConfig {
+                listen: m.listen.get_ref().parse().map_err(|_| {
+                    err_at(
+                        m.listen.span().start,
+                        "metrics.listen".into(),
+                        format!("`{}` is not an IP:port address", m.listen.get_ref()),
+                    )
+                })?,
+                per_account: m.per_account,
+            }),
+        };
+
         let mut accounts = Vec::new();
         let mut by_login = HashMap::new();
         for (i, spanned) in file.account.into_iter().enumerate() {
@@ -317,12 +351,11 @@ impl Config {
                 ));
             }
             let imap_at = a.imap.span().start;
-            let imap = endpoint(a.imap.into_inner(), &email, &base)
-                .map_err(|(field, msg)| {
-                    let key = field.trim_start_matches('.');
-                    let at = key_offset(text, imap_at, key).unwrap_or(imap_at);
-                    err_at(at, format!("{name}.imap{field}"), msg)
-                })?;
+            let imap = endpoint(a.imap.into_inner(), &email, &base).map_err(|(field, msg)| {
+                let key = field.trim_start_matches('.');
+                let at = key_offset(text, imap_at, key).unwrap_or(imap_at);
+                err_at(at, format!("{name}.imap{field}"), msg)
+            })?;
             accounts.push(Arc::new(Account {
                 email,
                 aliases: a.aliases,
@@ -335,6 +368,7 @@ impl Config {
             path: path.to_owned(),
             server,
             accounts,
+            metrics,
             by_login,
         })
     }
@@ -491,7 +525,9 @@ fn is_address(s: &str) -> bool {
 /// The offset of the line that sets `key` in the table starting at `table_at`, if the key is
 /// written there (validation errors then point at the value, not at the table header).
 fn key_offset(text: &str, table_at: usize, key: &str) -> Option<usize> {
-    let mut pos = text[..table_at.min(text.len())].rfind('\n').map_or(0, |p| p + 1);
+    let mut pos = text[..table_at.min(text.len())]
+        .rfind('\n')
+        .map_or(0, |p| p + 1);
     for (i, line) in text[pos..].split_inclusive('\n').enumerate() {
         let t = line.trim_start();
         if i > 0 && t.starts_with('[') {

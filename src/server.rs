@@ -33,6 +33,9 @@ pub enum ServerError {
         /// The OS error.
         source: std::io::Error,
     },
+    /// The metrics exporter could not start.
+    #[error(transparent)]
+    Metrics(#[from] crate::metrics::MetricsError),
     /// Signal handlers could not be installed.
     #[error("cannot install signal handlers: {0}")]
     Signals(std::io::Error),
@@ -73,6 +76,10 @@ impl Server {
         let mut hup = signal(SignalKind::hangup()).map_err(ServerError::Signals)?;
         let mut int = signal(SignalKind::interrupt()).map_err(ServerError::Signals)?;
 
+        if let Some(m) = &self.config.metrics {
+            crate::metrics::start(m.listen, m.per_account)?;
+            info!("metrics listening on {}", m.listen);
+        }
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let max = self.config.server.max_sessions;
         let limit = Arc::new(Semaphore::new(max));
@@ -105,13 +112,16 @@ impl Server {
                                 config: config.clone(),
                                 shutdown: shutdown_rx.clone(),
                             };
+                            let active = crate::metrics::ActiveSession::new("imap");
                             tokio::spawn(async move {
                                 imap::serve(stream, session).await;
+                                drop(active);
                                 drop(permit);
                             });
                         }
                         Err(_) => {
                             warn!(%peer, max, "session limit reached; connection refused");
+                            crate::metrics::session_refused("imap");
                             tokio::spawn(refuse(stream));
                         }
                     }
@@ -121,14 +131,20 @@ impl Server {
                         Ok(new) => {
                             if new.server.imap_listen != config.server.imap_listen
                                 || new.server.max_sessions != config.server.max_sessions
+                                || new.metrics.as_ref().map(|m| (m.listen, m.per_account))
+                                    != config.metrics.as_ref().map(|m| (m.listen, m.per_account))
                             {
-                                warn!("listen addresses and max_sessions change only on restart");
+                                warn!("listen addresses, max_sessions and [metrics] change only on restart");
                             }
                             config = Arc::new(new);
+                            crate::metrics::config_reload(true);
                             info!(accounts = config.accounts.len(), "configuration reloaded");
                             log_accounts(&config);
                         }
-                        Err(e) => report_reload_error(&e),
+                        Err(e) => {
+                            crate::metrics::config_reload(false);
+                            report_reload_error(&e);
+                        }
                     }
                 }
                 _ = term.recv() => break,

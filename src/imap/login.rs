@@ -11,6 +11,7 @@ use crate::imap::framer::{Frame, Framer};
 use crate::imap::relay::filter_capabilities;
 use crate::imap::upstream::{self, LoggedIn};
 use crate::imap::Session;
+use crate::metrics;
 use crate::sasl;
 use crate::secret::Secret;
 use crate::upstream::UpstreamError;
@@ -40,6 +41,8 @@ pub enum Outcome {
     Relay {
         /// The upstream connection.
         upstream: LoggedIn,
+        /// The account logged in.
+        account: std::sync::Arc<crate::config::Account>,
         /// Client bytes already read after the login command.
         client_leftover: Vec<u8>,
     },
@@ -352,6 +355,8 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
         match account::verify(&config, &login, password).await {
             Err(failure) => {
                 failures += 1;
+                let known = config.account(&login).map(|a| a.email.clone());
+                metrics::login("imap", failure.as_str(), known.as_deref());
                 warn!(login = %printable_login(&login), reason = failure.as_str(), failures, "local login failed");
                 tokio::time::sleep(config.server.auth_failure_delay).await;
                 c.send(
@@ -366,8 +371,11 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
             }
             Ok(account) => {
                 tracing::Span::current().record("account", account.email.as_str());
+                let started = std::time::Instant::now();
                 match upstream::login(&account, &config.server).await {
                     Ok(up) => {
+                        metrics::upstream_connected("imap", started.elapsed().as_secs_f64());
+                        metrics::login("imap", "ok", Some(&account.email));
                         info!(upstream = %account.imap.address(), tls = account.imap.tls.as_str(), "logged in");
                         let caps = filter_capabilities(up.capabilities.iter().map(String::as_str));
                         c.send(format!("{tag} OK [CAPABILITY {caps}] Logged in.\r\n").as_bytes())
@@ -376,11 +384,18 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
                         leftover.extend_from_slice(&c.buf[c.start..c.end]);
                         return Ok(Outcome::Relay {
                             upstream: up,
+                            account,
                             client_leftover: leftover,
                         });
                     }
                     Err(e) => {
                         warn!(upstream = %account.imap.address(), kind = e.kind(), error = %e, "upstream login failed");
+                        metrics::upstream_error("imap", e.kind());
+                        let result = match e {
+                            UpstreamError::Auth { .. } => "upstream_auth_failed",
+                            _ => "upstream_unavailable",
+                        };
+                        metrics::login("imap", result, Some(&account.email));
                         c.send(format!("{tag} {}\r\n", client_text(&e)).as_bytes())
                             .await?;
                     }

@@ -58,8 +58,9 @@ pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, mut session
                 let _ = stream.shutdown().await;
                 info!(duration_ms = started.elapsed().as_millis() as u64, "session ended before login: {why}");
             }
-            login::Outcome::Relay { upstream, client_leftover } => {
+            login::Outcome::Relay { upstream, account, client_leftover } => {
                 let opts = relay::Options {
+                    counters: crate::metrics::ByteCounters::new("imap", &account.email),
                     idle_timeout: session.config.server.idle_timeout,
                     shutdown: session.shutdown.clone(),
                 };

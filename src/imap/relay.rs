@@ -18,6 +18,7 @@
 //! server has answered, and then continues in the state the server chose.
 
 use crate::imap::framer::{Frame, Framer};
+use crate::metrics::{self, ByteCounters};
 use crate::upstream::UpstreamStream;
 use std::future::Future;
 use std::io;
@@ -83,6 +84,8 @@ pub struct Options {
     pub idle_timeout: Duration,
     /// Becomes `true` when the gateway shuts down.
     pub shutdown: watch::Receiver<bool>,
+    /// Where relayed bytes are counted.
+    pub counters: ByteCounters,
 }
 
 /// One direction of the relay.
@@ -170,12 +173,12 @@ impl Dir {
         }
     }
 
-    /// Reads more input; Ready(Ok(())) on data or EOF.
+    /// Reads more input; Ready(Ok(n)) with the byte count (0 at EOF).
     fn poll_read<R: AsyncRead + Unpin>(
         &mut self,
         cx: &mut Context<'_>,
         r: &mut R,
-    ) -> Poll<io::Result<()>> {
+    ) -> Poll<io::Result<u64>> {
         if self.inbuf.len() < self.size {
             self.inbuf.resize(self.size, 0);
         }
@@ -189,9 +192,10 @@ impl Dir {
                 self.start = 0;
                 self.end = n;
                 self.bytes += n as u64;
-                Poll::Ready(Ok(()))
+                Poll::Ready(Ok(n as u64))
             }
-            other => other,
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => Poll::Pending,
         }
     }
 }
@@ -209,6 +213,9 @@ struct Relay {
     closing: Option<(End, &'static [u8])>,
     /// BYE has been queued; end once it is written.
     bye_queued: bool,
+    /// The next client line continues the current command (after a literal, or IDLE's DONE).
+    continuation: bool,
+    counters: ByteCounters,
     last_client_activity: Instant,
 }
 
@@ -229,6 +236,8 @@ pub async fn run<C: AsyncRead + AsyncWrite + Unpin>(
         local: Vec::new(),
         closing: None,
         bye_queued: false,
+        continuation: false,
+        counters: opts.counters,
         last_client_activity: Instant::now(),
     };
     let idle = opts.idle_timeout;
@@ -312,7 +321,10 @@ impl Relay {
                     }
                 } else {
                     match self.s2c.poll_read(cx, upstream) {
-                        Poll::Ready(Ok(())) => progress = true,
+                        Poll::Ready(Ok(n)) => {
+                            self.counters.add_to_client(n);
+                            progress = true;
+                        }
                         Poll::Ready(Err(_)) => return Poll::Ready(End::UpstreamError),
                         Poll::Pending => {}
                     }
@@ -343,7 +355,8 @@ impl Relay {
                     }
                 } else {
                     match self.c2s.poll_read(cx, client) {
-                        Poll::Ready(Ok(())) => {
+                        Poll::Ready(Ok(n)) => {
+                            self.counters.add_to_upstream(n);
                             self.last_client_activity = Instant::now();
                             progress = true;
                         }
@@ -371,6 +384,12 @@ impl Relay {
             match frame {
                 Frame::Line { bytes, literal } => {
                     let (tag, name) = command_name(bytes);
+                    if !std::mem::replace(&mut self.continuation, literal.is_some()) {
+                        let label = metrics::imap_command_label(name, subcommand(bytes));
+                        metrics::imap_command(label);
+                        // IDLE's DONE line and AUTHENTICATE's responses are not commands.
+                        self.continuation |= label == "IDLE" || label == "AUTHENTICATE";
+                    }
                     if literal.is_none() {
                         if let Some(reply) = local_answer(tag, name) {
                             self.local.extend_from_slice(&reply);
@@ -385,7 +404,17 @@ impl Relay {
                 }
                 Frame::LongLine { bytes, first, end } => {
                     if first {
-                        self.long_tag = command_name(bytes).0.to_vec();
+                        let (tag, name) = command_name(bytes);
+                        self.long_tag = tag.to_vec();
+                        if !self.continuation {
+                            metrics::imap_command(metrics::imap_command_label(
+                                name,
+                                subcommand(bytes),
+                            ));
+                        }
+                    }
+                    if let Some(lit) = end {
+                        self.continuation = lit.is_some();
                     }
                     d.out.extend_from_slice(bytes);
                     if let Some(Some(l)) = end {
@@ -446,6 +475,12 @@ pub fn command_name(line: &[u8]) -> (&[u8], &[u8]) {
     let tag = parts.next().unwrap_or_default();
     let name = parts.next().unwrap_or_default();
     (tag, name)
+}
+
+/// The word after the command name (for `UID FETCH` and friends).
+fn subcommand(line: &[u8]) -> &[u8] {
+    let mut parts = line.splitn(4, |&b| b == b' ' || b == b'\r' || b == b'\n');
+    parts.nth(2).unwrap_or_default()
 }
 
 /// The gateway's own answer to a command it must not forward, if `name` is one.

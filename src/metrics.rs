@@ -1,0 +1,269 @@
+//! Metric names in one place, and the Prometheus exporter's start-up.
+//!
+//! Every metric mailgate emits is named here, with its labels, so that the README's table,
+//! the Grafana dashboard and the code cannot drift apart. Label values come from small fixed
+//! sets (protocol, result, kind, direction, known IMAP command names); the per-account metrics
+//! exist only when `[metrics] per_account = true`, because one time series per account and
+//! result is the operator's choice to pay for.
+//!
+//! Without a `[metrics]` section no recorder is installed and every call here is a no-op.
+
+use metrics::{counter, gauge, histogram, Counter};
+use metrics_exporter_prometheus::{BuildError, Matcher, PrometheusBuilder};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Sessions accepted, by protocol (`imap`, `smtp`).
+pub const SESSIONS_TOTAL: &str = "mailgate_sessions_total";
+/// Sessions open now, by protocol.
+pub const SESSIONS_ACTIVE: &str = "mailgate_sessions_active";
+/// Login attempts by protocol and result: ok, bad_password, unknown_user, upstream_auth_failed,
+/// upstream_unavailable, throttled.
+pub const LOGINS_TOTAL: &str = "mailgate_logins_total";
+/// Seconds from starting the upstream connection to a logged-in upstream session, by protocol.
+pub const UPSTREAM_CONNECT_SECONDS: &str = "mailgate_upstream_connect_seconds";
+/// Upstream failures by protocol and kind: dns, connect, tls, timeout, protocol, auth.
+pub const UPSTREAM_ERRORS_TOTAL: &str = "mailgate_upstream_errors_total";
+/// Bytes relayed by protocol and direction (`client_to_upstream`, `upstream_to_client`).
+pub const BYTES_TOTAL: &str = "mailgate_bytes_total";
+/// IMAP commands relayed after login, by command name (known names; anything else `other`).
+pub const IMAP_COMMANDS_TOTAL: &str = "mailgate_imap_commands_total";
+/// Connections refused because `max_sessions` was reached, by protocol.
+pub const SESSIONS_REFUSED_TOTAL: &str = "mailgate_sessions_refused_total";
+/// Configuration reloads by result (`ok`, `error`).
+pub const CONFIG_RELOADS_TOTAL: &str = "mailgate_config_reloads_total";
+/// Always 1, labelled with the running version.
+pub const BUILD_INFO: &str = "mailgate_build_info";
+/// Per account (only with `per_account = true`): logins by account and result.
+pub const ACCOUNT_LOGINS_TOTAL: &str = "mailgate_account_logins_total";
+/// Per account (only with `per_account = true`): bytes by account and direction.
+pub const ACCOUNT_BYTES_TOTAL: &str = "mailgate_account_bytes_total";
+
+/// Histogram buckets for upstream connect+login time: providers answer in 50 ms to a few
+/// seconds; the time-outs cap it at a minute.
+const CONNECT_BUCKETS: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+];
+
+static PER_ACCOUNT: AtomicBool = AtomicBool::new(false);
+
+/// The exporter could not start.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot start the metrics exporter on {addr}: {source}")]
+pub struct MetricsError {
+    addr: SocketAddr,
+    source: BuildError,
+}
+
+/// Installs the Prometheus recorder and serves `/metrics` on `listen`. Call inside the runtime.
+pub fn start(listen: SocketAddr, per_account: bool) -> Result<(), MetricsError> {
+    PER_ACCOUNT.store(per_account, Ordering::Relaxed);
+    let err = |source| MetricsError {
+        addr: listen,
+        source,
+    };
+    PrometheusBuilder::new()
+        .with_http_listener(listen)
+        .set_buckets_for_metric(
+            Matcher::Full(UPSTREAM_CONNECT_SECONDS.to_owned()),
+            CONNECT_BUCKETS,
+        )
+        .map_err(err)?
+        .install()
+        .map_err(err)?;
+    gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
+    // Make the main series visible (at zero) before the first session.
+    for protocol in ["imap"] {
+        counter!(SESSIONS_TOTAL, "protocol" => protocol).absolute(0);
+        gauge!(SESSIONS_ACTIVE, "protocol" => protocol).set(0.0);
+    }
+    Ok(())
+}
+
+/// Whether per-account series are enabled.
+pub fn per_account() -> bool {
+    PER_ACCOUNT.load(Ordering::Relaxed)
+}
+
+/// Counts a session as open until dropped.
+pub struct ActiveSession {
+    protocol: &'static str,
+}
+
+impl ActiveSession {
+    /// Counts a new session of `protocol`.
+    pub fn new(protocol: &'static str) -> Self {
+        counter!(SESSIONS_TOTAL, "protocol" => protocol).increment(1);
+        gauge!(SESSIONS_ACTIVE, "protocol" => protocol).increment(1.0);
+        ActiveSession { protocol }
+    }
+}
+
+impl Drop for ActiveSession {
+    fn drop(&mut self) {
+        gauge!(SESSIONS_ACTIVE, "protocol" => self.protocol).decrement(1.0);
+    }
+}
+
+/// Counts one login attempt.
+pub fn login(protocol: &'static str, result: &'static str, account: Option<&str>) {
+    counter!(LOGINS_TOTAL, "protocol" => protocol, "result" => result).increment(1);
+    if let (true, Some(account)) = (per_account(), account) {
+        counter!(ACCOUNT_LOGINS_TOTAL, "account" => account.to_owned(), "result" => result)
+            .increment(1);
+    }
+}
+
+/// Records a successful upstream connect+login duration.
+pub fn upstream_connected(protocol: &'static str, seconds: f64) {
+    histogram!(UPSTREAM_CONNECT_SECONDS, "protocol" => protocol).record(seconds);
+}
+
+/// Counts an upstream failure of `kind`.
+pub fn upstream_error(protocol: &'static str, kind: &'static str) {
+    counter!(UPSTREAM_ERRORS_TOTAL, "protocol" => protocol, "kind" => kind).increment(1);
+}
+
+/// Counts a connection refused at the session limit.
+pub fn session_refused(protocol: &'static str) {
+    counter!(SESSIONS_REFUSED_TOTAL, "protocol" => protocol).increment(1);
+}
+
+/// Counts a configuration reload.
+pub fn config_reload(ok: bool) {
+    counter!(CONFIG_RELOADS_TOTAL, "result" => if ok { "ok" } else { "error" }).increment(1);
+}
+
+/// Byte counters for one session, resolved once (the relay adds to them on every write).
+pub struct ByteCounters {
+    /// Client → upstream.
+    pub to_upstream: Counter,
+    /// Upstream → client.
+    pub to_client: Counter,
+    account: Option<(Counter, Counter)>,
+}
+
+impl ByteCounters {
+    /// Counters for `protocol`, plus per-account ones when enabled.
+    pub fn new(protocol: &'static str, account: &str) -> Self {
+        let account = per_account().then(|| {
+            (
+                counter!(ACCOUNT_BYTES_TOTAL, "account" => account.to_owned(), "direction" => "client_to_upstream"),
+                counter!(ACCOUNT_BYTES_TOTAL, "account" => account.to_owned(), "direction" => "upstream_to_client"),
+            )
+        });
+        ByteCounters {
+            to_upstream: counter!(BYTES_TOTAL, "protocol" => protocol, "direction" => "client_to_upstream"),
+            to_client: counter!(BYTES_TOTAL, "protocol" => protocol, "direction" => "upstream_to_client"),
+            account,
+        }
+    }
+
+    /// Adds `n` bytes sent to the upstream.
+    pub fn add_to_upstream(&self, n: u64) {
+        self.to_upstream.increment(n);
+        if let Some((up, _)) = &self.account {
+            up.increment(n);
+        }
+    }
+
+    /// Adds `n` bytes sent to the client.
+    pub fn add_to_client(&self, n: u64) {
+        self.to_client.increment(n);
+        if let Some((_, down)) = &self.account {
+            down.increment(n);
+        }
+    }
+}
+
+/// IMAP command names counted by name; everything else is `other`, so a client sending random
+/// words cannot create new time series.
+const IMAP_COMMANDS: &[&str] = &[
+    "APPEND",
+    "AUTHENTICATE",
+    "CAPABILITY",
+    "CHECK",
+    "CLOSE",
+    "COMPRESS",
+    "COPY",
+    "CREATE",
+    "DELETE",
+    "ENABLE",
+    "EXAMINE",
+    "EXPUNGE",
+    "FETCH",
+    "GETACL",
+    "GETMETADATA",
+    "GETQUOTA",
+    "GETQUOTAROOT",
+    "ID",
+    "IDLE",
+    "LIST",
+    "LOGIN",
+    "LOGOUT",
+    "LSUB",
+    "MOVE",
+    "MYRIGHTS",
+    "NAMESPACE",
+    "NOOP",
+    "NOTIFY",
+    "RENAME",
+    "SEARCH",
+    "SELECT",
+    "SETACL",
+    "SETMETADATA",
+    "SETQUOTA",
+    "SORT",
+    "STARTTLS",
+    "STATUS",
+    "STORE",
+    "SUBSCRIBE",
+    "THREAD",
+    "UNSELECT",
+    "UNSUBSCRIBE",
+    "UID COPY",
+    "UID EXPUNGE",
+    "UID FETCH",
+    "UID MOVE",
+    "UID SEARCH",
+    "UID SORT",
+    "UID STORE",
+    "UID THREAD",
+    "XLIST",
+];
+
+/// The label for an IMAP command: its known name upper-cased (`UID FETCH` for UID forms), or
+/// `other`.
+pub fn imap_command_label(name: &[u8], sub: &[u8]) -> &'static str {
+    let find = |want: &[u8]| {
+        IMAP_COMMANDS
+            .iter()
+            .find(|c| c.as_bytes().eq_ignore_ascii_case(want))
+            .copied()
+    };
+    if name.eq_ignore_ascii_case(b"UID") {
+        let mut full = b"UID ".to_vec();
+        full.extend_from_slice(sub);
+        return find(&full).unwrap_or("other");
+    }
+    find(name).unwrap_or("other")
+}
+
+/// Counts one IMAP command relayed after login.
+pub fn imap_command(label: &'static str) {
+    counter!(IMAP_COMMANDS_TOTAL, "command" => label).increment(1);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_labels_are_bounded() {
+        assert_eq!(imap_command_label(b"fetch", b""), "FETCH");
+        assert_eq!(imap_command_label(b"uid", b"fetch"), "UID FETCH");
+        assert_eq!(imap_command_label(b"UID", b"FROB"), "other");
+        assert_eq!(imap_command_label(b"X-GM-RAW", b""), "other");
+        assert_eq!(imap_command_label(b"", b""), "other");
+    }
+}

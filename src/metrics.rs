@@ -45,6 +45,9 @@ const CONNECT_BUCKETS: &[f64] = &[
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
 ];
 
+/// Protocols the gateway serves (the `protocol` label's values).
+pub const PROTOCOLS: &[&str] = &["imap"];
+
 static PER_ACCOUNT: AtomicBool = AtomicBool::new(false);
 
 /// The exporter could not start.
@@ -73,7 +76,7 @@ pub fn start(listen: SocketAddr, per_account: bool) -> Result<(), MetricsError> 
         .map_err(err)?;
     gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
     // Make the main series visible (at zero) before the first session.
-    for protocol in ["imap"] {
+    for &protocol in PROTOCOLS {
         counter!(SESSIONS_TOTAL, "protocol" => protocol).absolute(0);
         gauge!(SESSIONS_ACTIVE, "protocol" => protocol).set(0.0);
     }

@@ -1,0 +1,235 @@
+//! IMAP integration tests: a real Dovecot upstream, the real `mailgate` binary in between,
+//! and real clients (python3 imaplib, and a raw client for byte-exact assertions).
+//!
+//! Every test starts its own Dovecot and mailgate on free loopback ports; nothing asserts on
+//! time. Run: `cargo test --test imap` (harness self-tests: `cargo test --test harness`).
+//!
+//! - `login`: greeting, LOGIN/AUTHENTICATE forms, local failures, secrets in logs
+//! - `upstream`: the three TLS modes, certificate and STARTTLS failures, stored credentials
+//! - `relay`: byte exactness, literals, IDLE, mailbox operations, pipelining
+//! - `cli`: check-config, broken configs, hash-password
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod cli;
+mod login;
+mod relay;
+mod upstream;
+
+use std::fs;
+use std::time::Duration;
+
+use support::imap_client::{
+    assert_tagged, contains, fetch_literals, normalize_timing, split_responses, tagged_line,
+    tagged_status,
+};
+use support::mailgate::{
+    self, cached_hash, config_toml, loopback_server, Account, Secret, Upstream,
+};
+use support::messages::{corpus, simple, varied, Rng};
+use support::proc::{free_port, python_ok};
+use support::{
+    b64, b64_decode, describe_difference, Dovecot, DovecotOpts, ImapClient, Mailgate, Pki,
+};
+
+const EMAIL: &str = "ola@example.no";
+/// Distinctive, so a leak into any log line is unmistakable.
+const LOCAL_PW: &str = "Local-pw-5e2b9c41";
+const UPSTREAM_USER: &str = "ola";
+const UPSTREAM_PW: &str = "Upstream-pw-8d13f7a0";
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Mode {
+    /// `tls = "none"` to Dovecot's plaintext port.
+    Plain,
+    /// `tls = "starttls"` to Dovecot's plaintext port, which offers STARTTLS.
+    Starttls,
+    /// `tls = "implicit"` to Dovecot's imaps port.
+    Implicit,
+}
+
+/// The usual upstream settings for `mode`, trusting the test CA.
+fn upstream(pki: &Pki, dovecot: &Dovecot, mode: Mode) -> Upstream {
+    let port = match mode {
+        Mode::Implicit => dovecot.imaps_port.expect("dovecot has an imaps port"),
+        Mode::Plain | Mode::Starttls => dovecot.imap_port,
+    };
+    let (server, tls_server_name) = loopback_server(port);
+    Upstream {
+        server,
+        tls: match mode {
+            Mode::Plain => "none",
+            Mode::Starttls => "starttls",
+            Mode::Implicit => "implicit",
+        }
+        .to_string(),
+        ca_file: (mode != Mode::Plain).then(|| pki.ca.clone()),
+        tls_server_name: if mode == Mode::Plain {
+            None
+        } else {
+            tls_server_name
+        },
+        username: Some(UPSTREAM_USER.to_string()),
+        password: Secret::Inline(UPSTREAM_PW.to_string()),
+    }
+}
+
+fn account(email: &str, imap: Upstream) -> Account {
+    Account {
+        email: email.to_string(),
+        local_password_hash: cached_hash(LOCAL_PW),
+        aliases: vec![],
+        imap,
+    }
+}
+
+/// Dovecot (TLS-capable, user `ola`) + mailgate with the account `ola@example.no`.
+struct Gate {
+    /// Keeps the CA file mailgate's config points at.
+    _pki: Pki,
+    dovecot: Dovecot,
+    mailgate: Mailgate,
+}
+
+fn gate(mode: Mode) -> Gate {
+    gate_with(mode, &[])
+}
+
+fn gate_with(mode: Mode, messages: &[Vec<u8>]) -> Gate {
+    let pki = Pki::new();
+    let dovecot = Dovecot::start(DovecotOpts::tls(&pki.server));
+    dovecot.add_user(UPSTREAM_USER, UPSTREAM_PW);
+    if !messages.is_empty() {
+        dovecot.fill_maildir(UPSTREAM_USER, messages);
+    }
+    let config = config_toml(&[account(EMAIL, upstream(&pki, &dovecot, mode))]);
+    let mailgate = Mailgate::start(&config);
+    Gate {
+        _pki: pki,
+        dovecot,
+        mailgate,
+    }
+}
+
+impl Gate {
+    /// A client connection to mailgate (greeting read).
+    fn connect(&self) -> ImapClient {
+        self.mailgate.connect()
+    }
+
+    /// A client logged in through mailgate with the local password; asserts the login
+    /// answer's capabilities are filtered.
+    fn login(&self) -> ImapClient {
+        let mut c = self.connect();
+        let resp = local_login(&mut c, "L1", EMAIL);
+        assert_login_ok(&resp, "L1");
+        c
+    }
+
+    /// A direct connection to Dovecot, logged in.
+    fn direct(&self) -> ImapClient {
+        self.dovecot.login(UPSTREAM_USER, UPSTREAM_PW)
+    }
+
+    /// Stops mailgate and checks that neither password (nor a SASL encoding of it) appears
+    /// in anything mailgate wrote, and that the local password never reached Dovecot.
+    fn finish(mut self) {
+        check_no_secrets(&mut self.mailgate, &self.dovecot);
+    }
+}
+
+fn check_no_secrets(mailgate: &mut Mailgate, dovecot: &Dovecot) {
+    let plain_local = b64(format!("\0{EMAIL}\0{LOCAL_PW}").as_bytes());
+    let plain_upstream = b64(format!("\0{UPSTREAM_USER}\0{UPSTREAM_PW}").as_bytes());
+    let local_b64 = b64(LOCAL_PW.as_bytes());
+    let upstream_b64 = b64(UPSTREAM_PW.as_bytes());
+    mailgate.assert_no_secrets(&[
+        LOCAL_PW,
+        UPSTREAM_PW,
+        &plain_local,
+        &plain_upstream,
+        &local_b64,
+        &upstream_b64,
+    ]);
+    let log = dovecot.log();
+    assert!(
+        !log.contains(LOCAL_PW) && !log.contains(&local_b64),
+        "the local password reached the upstream server:\n{log}"
+    );
+}
+
+/// `TAG LOGIN "email" "local password"` on `c`; returns the raw response.
+fn local_login(c: &mut ImapClient, tag: &str, email: &str) -> Vec<u8> {
+    c.command(
+        tag,
+        &format!("LOGIN {} {}", quoted(email), quoted(LOCAL_PW)),
+    )
+}
+
+fn quoted(s: &str) -> String {
+    support::imap_client::quote(s)
+}
+
+/// The capabilities in `tag OK [CAPABILITY ...]`.
+fn login_capabilities(resp: &[u8], tag: &str) -> Vec<String> {
+    let status = tagged_status(resp, tag);
+    let inner = status
+        .strip_prefix("OK [CAPABILITY ")
+        .and_then(|s| s.split(']').next())
+        .unwrap_or_else(|| panic!("expected {tag} OK [CAPABILITY ...], got {status:?}"));
+    inner.split_whitespace().map(str::to_string).collect()
+}
+
+/// A successful login through mailgate: `tag OK [CAPABILITY ...]` with IMAP4rev1 and without
+/// what the gateway must hide.
+fn assert_login_ok(resp: &[u8], tag: &str) {
+    assert_tagged(resp, tag, "OK");
+    let caps = login_capabilities(resp, tag);
+    assert!(
+        caps.iter().any(|c| c.eq_ignore_ascii_case("IMAP4rev1")),
+        "{caps:?}"
+    );
+    for cap in &caps {
+        let upper = cap.to_ascii_uppercase();
+        assert!(
+            upper != "STARTTLS" && !upper.starts_with("AUTH=") && upper != "LOGINDISABLED",
+            "login answer advertises {cap}: {caps:?}"
+        );
+    }
+}
+
+fn assert_status_prefix(resp: &[u8], tag: &str, prefix: &str) -> String {
+    let status = tagged_status(resp, tag);
+    assert!(
+        status.starts_with(prefix),
+        "expected `{tag} {prefix}...`, got `{tag} {status}`\nfull response:\n{}",
+        String::from_utf8_lossy(resp)
+    );
+    status
+}
+
+/// python3 imaplib through mailgate: authenticate, LIST, SELECT, FETCH 1, NOOP, LOGOUT.
+fn python_session(gate: &Gate, auth: &str, message: &[u8]) {
+    let port = gate.mailgate.imap_addr.port().to_string();
+    let stdout = python_ok(&[
+        "session",
+        "--port",
+        &port,
+        "--user",
+        EMAIL,
+        "--password",
+        LOCAL_PW,
+        "--auth",
+        auth,
+    ]);
+    assert!(stdout.contains("\nauth OK"), "{stdout}");
+    assert!(stdout.contains("\nlist OK"), "{stdout}");
+    assert!(stdout.contains("INBOX"), "{stdout}");
+    assert!(stdout.contains("\nselect OK 1\n"), "{stdout}");
+    assert!(
+        stdout.contains(&format!("\nfetch1 OK {}\n", support::hex(message))),
+        "{stdout}"
+    );
+    assert!(stdout.contains("\nlogout BYE"), "{stdout}");
+}

@@ -1,0 +1,418 @@
+//! Runs the real `mailgate` binary: `mailgate run --config PATH` with a config written into a
+//! temp dir, stderr collected line by line, and the listening address parsed from the log.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::fs;
+use std::io::{BufRead, BufReader, Read};
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::thread::{self, JoinHandle};
+use std::time::Duration;
+
+use tempfile::TempDir;
+
+use super::imap_client::ImapClient;
+use super::proc::{poll, run_with_timeout, stop_child, PROCESS_TIMEOUT};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_mailgate");
+
+/// How long `Mailgate::start` waits for "imap listening on".
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+pub struct Mailgate {
+    dir: TempDir,
+    child: Child,
+    pub imap_addr: SocketAddr,
+    pub config_path: PathBuf,
+    lines: Arc<Mutex<Vec<String>>>,
+    readers: Vec<JoinHandle<()>>,
+    stopped: bool,
+}
+
+impl Mailgate {
+    /// Starts `mailgate run` with this config; panics (with everything it logged) if it does
+    /// not report `imap listening on ADDR` in time.
+    pub fn start(config_toml: &str) -> Mailgate {
+        Mailgate::start_with_env(config_toml, &[])
+    }
+
+    pub fn start_with_env(config_toml: &str, env: &[(&str, &str)]) -> Mailgate {
+        match Mailgate::try_start(config_toml, env, "text") {
+            Ok(m) => m,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    /// `log_format`: "text" or "json". `env` is applied last (it may override RUST_LOG).
+    pub fn try_start(
+        config_toml: &str,
+        env: &[(&str, &str)],
+        log_format: &str,
+    ) -> Result<Mailgate, String> {
+        let dir = tempfile::Builder::new()
+            .prefix("mailgate-run-")
+            .tempdir()
+            .expect("mailgate tempdir");
+        let config_path = dir.path().join("mailgate.toml");
+        fs::write(&config_path, config_toml).expect("write config");
+        let mut cmd = Command::new(BIN);
+        cmd.arg("run")
+            .arg("--config")
+            .arg(&config_path)
+            .arg("--log-format")
+            .arg(log_format)
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .current_dir(dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().map_err(|e| format!("spawn {BIN}: {e}"))?;
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let readers = vec![
+            collect_lines(child.stderr.take().expect("stderr"), lines.clone(), ""),
+            collect_lines(
+                child.stdout.take().expect("stdout"),
+                lines.clone(),
+                "stdout: ",
+            ),
+        ];
+        let found = poll(START_TIMEOUT, Duration::from_millis(20), || {
+            if let Some(addr) = lines
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .iter()
+                .find_map(|l| parse_listen_line(l, "imap listening on"))
+            {
+                return Some(Ok(addr));
+            }
+            match child.try_wait() {
+                Ok(Some(status)) => Some(Err(format!("exited with {status}"))),
+                _ => None,
+            }
+        });
+        let mut gate = Mailgate {
+            dir,
+            child,
+            imap_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            config_path,
+            lines,
+            readers,
+            stopped: false,
+        };
+        match found {
+            Some(Ok(addr)) => {
+                gate.imap_addr = addr;
+                Ok(gate)
+            }
+            other => {
+                let why = match other {
+                    Some(Err(e)) => e,
+                    _ => format!("no \"imap listening on\" line within {START_TIMEOUT:?}"),
+                };
+                let logs = gate.stop();
+                Err(format!(
+                    "mailgate run did not start ({why}).\nconfig:\n{config_toml}\noutput:\n{}",
+                    logs.join("\n")
+                ))
+            }
+        }
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Lines mailgate wrote so far (stderr; stdout lines prefixed "stdout: ").
+    pub fn lines(&self) -> Vec<String> {
+        self.lines.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// A client connection (greeting already read).
+    pub fn connect(&self) -> ImapClient {
+        ImapClient::connect(self.imap_addr)
+    }
+
+    /// Stops the process (SIGTERM, then SIGKILL after a grace period), waits until both
+    /// output pipes are drained, and returns every line it wrote.
+    pub fn stop(&mut self) -> Vec<String> {
+        if !self.stopped {
+            self.stopped = true;
+            stop_child(&mut self.child, Duration::from_secs(20));
+            for reader in self.readers.drain(..) {
+                let _ = reader.join();
+            }
+        }
+        self.lines()
+    }
+
+    /// Stops mailgate and asserts that none of `secrets` (nor their base64 forms where given)
+    /// appears in any line it wrote during the test.
+    pub fn assert_no_secrets(&mut self, secrets: &[&str]) {
+        let lines = self.stop();
+        assert!(!lines.is_empty(), "mailgate wrote no log lines at all");
+        for secret in secrets {
+            assert!(!secret.is_empty());
+            for line in &lines {
+                assert!(
+                    !line.contains(secret),
+                    "a secret ({} chars) appears in mailgate's output: {line}",
+                    secret.len()
+                );
+            }
+        }
+    }
+}
+
+impl Drop for Mailgate {
+    fn drop(&mut self) {
+        let lines = self.stop();
+        if thread::panicking() {
+            let tail: Vec<&String> = lines.iter().rev().take(80).collect();
+            eprintln!("--- mailgate output (last {} lines):", tail.len());
+            for line in tail.into_iter().rev() {
+                eprintln!("{line}");
+            }
+        }
+    }
+}
+
+fn collect_lines(
+    pipe: impl Read + Send + 'static,
+    lines: Arc<Mutex<Vec<String>>>,
+    prefix: &'static str,
+) -> JoinHandle<()> {
+    thread::spawn(move || {
+        let mut reader = BufReader::new(pipe);
+        let mut buf = Vec::new();
+        // Bounded by the pipe: ends at EOF, when the process exits.
+        loop {
+            buf.clear();
+            match reader.read_until(b'\n', &mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {
+                    let line = String::from_utf8_lossy(&buf);
+                    let line = format!("{prefix}{}", strip_ansi(line.trim_end()));
+                    lines.lock().unwrap_or_else(|e| e.into_inner()).push(line);
+                }
+            }
+        }
+    })
+}
+
+/// Removes ANSI escape sequences (in case the logger colours its output anyway).
+pub fn strip_ansi(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            if chars.peek() == Some(&'[') {
+                chars.next();
+                for c in chars.by_ref() {
+                    if c.is_ascii_alphabetic() {
+                        break;
+                    }
+                }
+            }
+            continue;
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Finds the socket address after `marker` in a log line, tolerating structured-field
+/// spellings such as `imap listening on addr=127.0.0.1:1234` or quotes.
+pub fn parse_listen_line(line: &str, marker: &str) -> Option<SocketAddr> {
+    let rest = &line[line.find(marker)? + marker.len()..];
+    rest.split(|c: char| c.is_whitespace() || c == ',')
+        .filter(|t| !t.is_empty())
+        .take(4)
+        .find_map(|token| {
+            let token = token.rsplit('=').next().unwrap_or(token);
+            let token =
+                token.trim_matches(|c: char| matches!(c, '"' | '\'' | '`' | '.' | ';' | '{' | '}'));
+            token.parse::<SocketAddr>().ok()
+        })
+}
+
+/// Runs the mailgate binary with `args` (and optional stdin), bounded in time.
+pub fn run(args: &[&str], stdin: Option<&[u8]>) -> Output {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args).env("RUST_LOG", "info").env("NO_COLOR", "1");
+    run_with_timeout(cmd, stdin, PROCESS_TIMEOUT)
+}
+
+/// `mailgate hash-password` with the password on stdin; returns the PHC string.
+pub fn hash_password(password: &str) -> String {
+    let out = run(&["hash-password"], Some(format!("{password}\n").as_bytes()));
+    assert!(
+        out.status.success(),
+        "mailgate hash-password failed ({}):\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let phc = stdout
+        .lines()
+        .map(str::trim)
+        .find(|l| l.starts_with("$argon2"))
+        .unwrap_or_else(|| panic!("no PHC string in hash-password output: {stdout:?}"));
+    phc.to_string()
+}
+
+/// `hash_password`, computed once per password per test process (argon2 is slow in a debug
+/// build, and every test needs the same few hashes).
+pub fn cached_hash(password: &str) -> String {
+    static CACHE: OnceLock<Mutex<HashMap<String, String>>> = OnceLock::new();
+    let cache = CACHE.get_or_init(|| Mutex::new(HashMap::new()));
+    if let Some(h) = cache
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(password)
+    {
+        return h.clone();
+    }
+    let h = hash_password(password);
+    cache
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(password.to_string(), h.clone());
+    h
+}
+
+/// TOML basic string.
+pub fn toml_str(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            c if c.is_control() => {
+                let _ = write!(out, "\\u{:04X}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// How mailgate reaches the upstream IMAP server.
+#[derive(Clone, Debug)]
+pub struct Upstream {
+    /// `host:port`.
+    pub server: String,
+    /// implicit | starttls | none
+    pub tls: String,
+    pub ca_file: Option<PathBuf>,
+    pub tls_server_name: Option<String>,
+    pub username: Option<String>,
+    pub password: Secret,
+}
+
+#[derive(Clone, Debug)]
+pub enum Secret {
+    Inline(String),
+    Env(String),
+    File(PathBuf),
+}
+
+#[derive(Clone, Debug)]
+pub struct Account {
+    pub email: String,
+    pub local_password_hash: String,
+    pub aliases: Vec<String>,
+    pub imap: Upstream,
+}
+
+/// `host:port` that reaches a server listening on 127.0.0.1:`port` and matches a certificate
+/// for "localhost": `localhost:PORT` where `localhost` resolves to 127.0.0.1 only (as in
+/// Debian's /etc/hosts), else `127.0.0.1:PORT` plus `tls_server_name = "localhost"`.
+pub fn loopback_server(port: u16) -> (String, Option<String>) {
+    let only_v4_loopback = ("localhost", port)
+        .to_socket_addrs()
+        .map(|addrs| {
+            let addrs: Vec<SocketAddr> = addrs.collect();
+            !addrs.is_empty()
+                && addrs
+                    .iter()
+                    .all(|a| a.ip() == std::net::IpAddr::from([127, 0, 0, 1]))
+        })
+        .unwrap_or(false);
+    if only_v4_loopback {
+        (format!("localhost:{port}"), None)
+    } else {
+        (format!("127.0.0.1:{port}"), Some("localhost".to_string()))
+    }
+}
+
+/// A mailgate config with an IMAP listener on 127.0.0.1:0 and these accounts.
+pub fn config_toml(accounts: &[Account]) -> String {
+    let mut c = String::new();
+    let _ = writeln!(c, "[server]");
+    let _ = writeln!(c, "imap_listen = \"127.0.0.1:0\"");
+    for a in accounts {
+        let _ = writeln!(c);
+        let _ = writeln!(c, "[[account]]");
+        let _ = writeln!(c, "email = {}", toml_str(&a.email));
+        let _ = writeln!(
+            c,
+            "local_password_hash = {}",
+            toml_str(&a.local_password_hash)
+        );
+        if !a.aliases.is_empty() {
+            let aliases: Vec<String> = a.aliases.iter().map(|s| toml_str(s)).collect();
+            let _ = writeln!(c, "aliases = [{}]", aliases.join(", "));
+        }
+        let u = &a.imap;
+        let _ = writeln!(c);
+        let _ = writeln!(c, "[account.imap]");
+        let _ = writeln!(c, "server = {}", toml_str(&u.server));
+        let _ = writeln!(c, "tls = {}", toml_str(&u.tls));
+        if u.tls == "none" {
+            let _ = writeln!(c, "allow_plaintext = true");
+        }
+        if let Some(ca) = &u.ca_file {
+            let _ = writeln!(c, "ca_file = {}", toml_str(&ca.display().to_string()));
+        }
+        if let Some(name) = &u.tls_server_name {
+            let _ = writeln!(c, "tls_server_name = {}", toml_str(name));
+        }
+        if let Some(user) = &u.username {
+            let _ = writeln!(c, "username = {}", toml_str(user));
+        }
+        match &u.password {
+            Secret::Inline(p) => {
+                let _ = writeln!(c, "password = {}", toml_str(p));
+            }
+            Secret::Env(var) => {
+                let _ = writeln!(c, "password_env = {}", toml_str(var));
+            }
+            Secret::File(path) => {
+                let _ = writeln!(
+                    c,
+                    "password_file = {}",
+                    toml_str(&path.display().to_string())
+                );
+            }
+        }
+    }
+    c
+}

@@ -1,0 +1,147 @@
+//! Child-process helpers: bounded waits, SIGTERM by PID, commands with a deadline.
+//!
+//! Only processes the tests started are ever signalled, and always by their own PID.
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// How long a test waits for a child process to do something it should do quickly.
+/// Generous on purpose: a loaded 2-core machine running a debug build is slow, and a wait
+/// that is too short is a flaky test. Nothing asserts on how long anything took.
+pub const PROCESS_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A free TCP port on 127.0.0.1 (bind to port 0, read the port, close). Another process can
+/// take the port before we use it; callers that bind it retry with a new port.
+pub fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    listener.local_addr().expect("local_addr").port()
+}
+
+/// Sends SIGTERM to one process we started, by PID. std has no signal API and the tests do
+/// not depend on libc, so this uses the shell's `kill` builtin (/bin/sh is always there;
+/// procps' /bin/kill is not, in minimal Debian images).
+pub fn sigterm(pid: u32) {
+    let _ = Command::new("sh")
+        .args(["-c", "kill -TERM \"$1\"", "sh", &pid.to_string()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+}
+
+/// Waits at most `timeout` for `child` to exit.
+pub fn wait_timeout(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => return Some(status),
+            Ok(None) => {}
+            Err(_) => return None,
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Stops a child we started: SIGTERM, wait up to `grace`, then SIGKILL, then reap it.
+pub fn stop_child(child: &mut Child, grace: Duration) -> Option<ExitStatus> {
+    if let Ok(Some(status)) = child.try_wait() {
+        return Some(status);
+    }
+    sigterm(child.id());
+    if let Some(status) = wait_timeout(child, grace) {
+        return Some(status);
+    }
+    let _ = child.kill();
+    wait_timeout(child, Duration::from_secs(10))
+}
+
+/// Runs `cmd` to completion with `stdin` fed to it, failing the test if it does not finish
+/// within `timeout`. stdout and stderr are drained by threads so neither pipe can fill up.
+pub fn run_with_timeout(mut cmd: Command, stdin: Option<&[u8]>, timeout: Duration) -> Output {
+    cmd.stdin(if stdin.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    })
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    let description = format!("{cmd:?}");
+    let mut child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {description}: {e}"));
+    let stdout = drain(child.stdout.take().expect("stdout piped"));
+    let stderr = drain(child.stderr.take().expect("stderr piped"));
+    if let Some(input) = stdin {
+        let mut pipe = child.stdin.take().expect("stdin piped");
+        // A child that exits without reading gives EPIPE; its exit status tells the story.
+        let _ = pipe.write_all(input);
+    }
+    let status = match wait_timeout(&mut child, timeout) {
+        Some(status) => status,
+        None => {
+            let _ = child.kill();
+            let _ = child.wait();
+            let out = stdout.join().unwrap_or_default();
+            let err = stderr.join().unwrap_or_default();
+            panic!(
+                "{description} did not finish within {timeout:?}\nstdout:\n{}\nstderr:\n{}",
+                String::from_utf8_lossy(&out),
+                String::from_utf8_lossy(&err)
+            );
+        }
+    };
+    Output {
+        status,
+        stdout: stdout.join().unwrap_or_default(),
+        stderr: stderr.join().unwrap_or_default(),
+    }
+}
+
+fn drain(mut pipe: impl Read + Send + 'static) -> thread::JoinHandle<Vec<u8>> {
+    thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = pipe.read_to_end(&mut buf);
+        buf
+    })
+}
+
+/// Runs a python3 helper script from `tests/py/` with `args`.
+pub fn python(script: &str, args: &[&str]) -> Output {
+    let mut cmd = Command::new("python3");
+    cmd.arg(super::py_script(script)).args(args);
+    run_with_timeout(cmd, None, PROCESS_TIMEOUT)
+}
+
+/// Polls `f` until it returns `Some`, at most `timeout`, sleeping `step` between tries.
+pub fn poll<T>(timeout: Duration, step: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        thread::sleep(step);
+    }
+}
+
+/// Runs `tests/py/imap_client.py` with `args`; panics with its output unless it exits 0 and
+/// printed its closing `done` line. Returns its stdout.
+pub fn python_ok(args: &[&str]) -> String {
+    let out = python("imap_client.py", args);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success() && stdout.contains("\ndone"),
+        "imap_client.py {args:?} failed ({}):\nstdout:\n{stdout}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}

@@ -74,6 +74,7 @@ pub fn start(listen: SocketAddr, per_account: bool) -> Result<(), MetricsError> 
         .map_err(err)?
         .install()
         .map_err(err)?;
+    describe();
     gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
     // Make the main series visible (at zero) before the first session.
     for &protocol in PROTOCOLS {
@@ -81,6 +82,40 @@ pub fn start(listen: SocketAddr, per_account: bool) -> Result<(), MetricsError> 
         gauge!(SESSIONS_ACTIVE, "protocol" => protocol).set(0.0);
     }
     Ok(())
+}
+
+/// `# HELP` texts, so that Prometheus and Grafana show what each series means.
+fn describe() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
+    describe_counter!(SESSIONS_TOTAL, "Client connections accepted.");
+    describe_gauge!(SESSIONS_ACTIVE, "Client connections open now.");
+    describe_counter!(
+        SESSIONS_REFUSED_TOTAL,
+        "Connections refused at max_sessions."
+    );
+    describe_counter!(LOGINS_TOTAL, "Login attempts by result.");
+    describe_histogram!(
+        UPSTREAM_CONNECT_SECONDS,
+        Unit::Seconds,
+        "Time from connecting to the provider to a logged-in upstream session."
+    );
+    describe_counter!(UPSTREAM_ERRORS_TOTAL, "Upstream failures by kind.");
+    describe_counter!(BYTES_TOTAL, Unit::Bytes, "Bytes relayed after login.");
+    describe_counter!(IMAP_COMMANDS_TOTAL, "IMAP commands relayed after login.");
+    describe_counter!(CONFIG_RELOADS_TOTAL, "Configuration reloads by result.");
+    describe_gauge!(
+        BUILD_INFO,
+        "Always 1; the version label names the running build."
+    );
+    describe_counter!(
+        ACCOUNT_LOGINS_TOTAL,
+        "Login attempts by account and result."
+    );
+    describe_counter!(
+        ACCOUNT_BYTES_TOTAL,
+        Unit::Bytes,
+        "Bytes relayed by account."
+    );
 }
 
 /// Whether per-account series are enabled.

@@ -228,6 +228,9 @@ pub async fn run<C: AsyncRead + AsyncWrite + Unpin>(
     upstream_leftover: Vec<u8>,
     mut opts: Options,
 ) -> Stats {
+    // Bytes read during login but not yet relayed are relayed traffic too.
+    opts.counters.add_to_upstream(client_leftover.len() as u64);
+    opts.counters.add_to_client(upstream_leftover.len() as u64);
     let mut relay = Relay {
         c2s: Dir::new(C2S_BUF, client_leftover),
         s2c: Dir::new(S2C_BUF, upstream_leftover),

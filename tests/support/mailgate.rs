@@ -15,17 +15,22 @@ use std::time::Duration;
 use tempfile::TempDir;
 
 use super::imap_client::ImapClient;
-use super::proc::{poll, run_with_timeout, stop_child, PROCESS_TIMEOUT};
+use super::proc::{free_port, poll, run_with_timeout, stop_child, PROCESS_TIMEOUT};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_mailgate");
 
 /// How long `Mailgate::start` waits for "imap listening on".
 const START_TIMEOUT: Duration = Duration::from_secs(60);
+/// Start attempts of `Mailgate::start_with_metrics` (each with a new metrics port).
+const METRICS_START_ATTEMPTS: usize = 5;
 
 pub struct Mailgate {
     dir: TempDir,
     child: Child,
     pub imap_addr: SocketAddr,
+    /// The `/metrics` listener, from the "metrics listening on" line (`None` without
+    /// a `[metrics]` table).
+    pub metrics_addr: Option<SocketAddr>,
     pub config_path: PathBuf,
     lines: Arc<Mutex<Vec<String>>>,
     readers: Vec<JoinHandle<()>>,
@@ -101,6 +106,7 @@ impl Mailgate {
             dir,
             child,
             imap_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            metrics_addr: None,
             config_path,
             lines,
             readers,
@@ -109,6 +115,11 @@ impl Mailgate {
         match found {
             Some(Ok(addr)) => {
                 gate.imap_addr = addr;
+                // Logged before "imap listening on", so it is there by now if at all.
+                gate.metrics_addr = gate
+                    .lines()
+                    .iter()
+                    .find_map(|l| parse_listen_line(l, "metrics listening on"));
                 Ok(gate)
             }
             other => {
@@ -123,6 +134,32 @@ impl Mailgate {
                 ))
             }
         }
+    }
+
+    /// Starts `mailgate run` with a `[metrics]` listener on a free loopback port: `config`
+    /// gets that address and returns the whole config (e.g. `config_toml(..)` followed by
+    /// `metrics_toml(..)`). The exporter cannot bind port 0 and report the port, so the port
+    /// comes from `free_port()`; when another process takes it first, mailgate exits with
+    /// "cannot start the metrics exporter" and this tries again with a new port (bounded).
+    pub fn start_with_metrics(config: impl Fn(SocketAddr) -> String) -> Mailgate {
+        let mut last = String::new();
+        for _ in 0..METRICS_START_ATTEMPTS {
+            let listen = SocketAddr::from(([127, 0, 0, 1], free_port()));
+            match Mailgate::try_start(&config(listen), &[], "text") {
+                Ok(gate) => {
+                    assert_eq!(
+                        gate.metrics_addr,
+                        Some(listen),
+                        "mailgate did not log \"metrics listening on {listen}\":\n{}",
+                        gate.lines().join("\n")
+                    );
+                    return gate;
+                }
+                Err(e) if e.contains("metrics exporter") => last = e,
+                Err(e) => panic!("{e}"),
+            }
+        }
+        panic!("mailgate did not start after {METRICS_START_ATTEMPTS} metrics ports:\n{last}");
     }
 
     pub fn dir(&self) -> &Path {
@@ -361,6 +398,19 @@ pub fn loopback_server(port: u16) -> (String, Option<String>) {
     } else {
         (format!("127.0.0.1:{port}"), Some("localhost".to_string()))
     }
+}
+
+/// A `[metrics]` table, to append to `config_toml`'s output (a TOML table may come after
+/// the account tables). `per_account: None` leaves the key out (the default applies).
+pub fn metrics_toml(listen: SocketAddr, per_account: Option<bool>) -> String {
+    let mut c = String::new();
+    let _ = writeln!(c);
+    let _ = writeln!(c, "[metrics]");
+    let _ = writeln!(c, "listen = {}", toml_str(&listen.to_string()));
+    if let Some(per_account) = per_account {
+        let _ = writeln!(c, "per_account = {per_account}");
+    }
+    c
 }
 
 /// A mailgate config with an IMAP listener on 127.0.0.1:0 and these accounts.

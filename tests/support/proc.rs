@@ -24,8 +24,24 @@ pub fn free_port() -> u16 {
 /// not depend on libc, so this uses the shell's `kill` builtin (/bin/sh is always there;
 /// procps' /bin/kill is not, in minimal Debian images).
 pub fn sigterm(pid: u32) {
+    signal(pid, "TERM");
+}
+
+/// Sends SIGHUP (mailgate's "reload the config") to one process we started, by PID.
+pub fn sighup(pid: u32) {
+    signal(pid, "HUP");
+}
+
+/// `kill -SIGNAL PID` for one process we started; `signal` is a name such as "TERM".
+fn signal(pid: u32, signal: &str) {
     let _ = Command::new("sh")
-        .args(["-c", "kill -TERM \"$1\"", "sh", &pid.to_string()])
+        .args([
+            "-c",
+            "kill -s \"$1\" \"$2\"",
+            "sh",
+            signal,
+            &pid.to_string(),
+        ])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())

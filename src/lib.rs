@@ -11,5 +11,6 @@ pub mod imap;
 pub mod sasl;
 pub mod secret;
 pub mod server;
+pub mod smtp;
 pub mod tls;
 pub mod upstream;

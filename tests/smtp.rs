@@ -340,6 +340,64 @@ fn delivers_exact_bytes_through_postfix() {
     assert!(!log.contains(UPSTREAM_PASSWORD) && !log.contains(LOCAL_PASSWORD));
 }
 
+/// What mailgate writes to the upstream is, byte for byte, what the client wrote: seen on the
+/// wire with a recording tap in front of Postfix's plaintext port (CRLF endings, a leading
+/// dot, dot lines, 8-bit bytes, a long line; and a BDAT message gets stuffing and a final CRLF).
+#[test]
+fn upstream_wire_carries_the_clients_bytes() {
+    let pf = Postfix::start(&["carol"]);
+    let hash = hash_password(LOCAL_PASSWORD);
+    let (tap, record) = recording_tap(pf.plain_port);
+    let config = format!(
+        "{}{}",
+        server_section(""),
+        account("carol", &hash, "", &plain_upstream(tap)),
+    );
+    let gw = Gateway::start(&config);
+    let carol = format!("carol@{DOMAIN}");
+    let (mut c, _) = Raw::connect(gw.smtp);
+    assert!(c.login(&carol, LOCAL_PASSWORD).starts_with("235"));
+
+    // Already stuffed by the client, as on the client's wire after DATA.
+    let mut wire =
+        b"..first line starts with a dot\r\nSubject: wire\r\n\r\n..\r\n...x\r\n\xc3\xa6\xff\r\n"
+            .to_vec();
+    wire.extend_from_slice(&[b'z'; 3000]);
+    wire.extend_from_slice(b"\r\n\r\n.\r\n");
+    assert!(c.cmd(&format!("MAIL FROM:<{carol}>")).starts_with("250"));
+    assert!(c
+        .cmd(&format!("RCPT TO:<gw-wire@{DOMAIN}>"))
+        .starts_with("250"));
+    assert!(c.cmd("DATA").starts_with("354"));
+    c.send(&wire);
+    let r = c.reply();
+    assert!(r.starts_with("250 2.0.0"), "{r}\n{}", gw.log());
+
+    let bdat: &[u8] = b"Subject: bdat\r\n\r\n.dot\r\nlast";
+    assert!(c.cmd(&format!("MAIL FROM:<{carol}>")).starts_with("250"));
+    assert!(c
+        .cmd(&format!("RCPT TO:<gw-wire-bdat@{DOMAIN}>"))
+        .starts_with("250"));
+    c.send(format!("BDAT {} LAST\r\n", bdat.len()).as_bytes());
+    c.send(bdat);
+    assert!(c.reply().starts_with("250 2.0.0"));
+    assert!(c.cmd("QUIT").starts_with("221"));
+    pf.wait_for(&format!("gw-wire-bdat@{DOMAIN}"));
+
+    let recorded = record.lock().map(|r| r.clone()).unwrap_or_default();
+    let sections = data_sections(&recorded);
+    assert_eq!(sections.len(), 2, "{}", String::from_utf8_lossy(&recorded));
+    assert!(
+        sections[0] == wire,
+        "DATA bytes differ on the upstream wire"
+    );
+    assert_eq!(
+        sections[1],
+        b"Subject: bdat\r\n\r\n..dot\r\nlast\r\n.\r\n".to_vec(),
+        "BDAT message as DATA upstream: stuffed, final CRLF added"
+    );
+}
+
 /// A fake upstream that answers like a server up to DATA and then never answers the end of
 /// the message (or, with `greet = false`, accepts and never says anything).
 fn stalled_upstream(greet: bool) -> u16 {

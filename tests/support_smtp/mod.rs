@@ -606,3 +606,75 @@ pub fn python(script: &str, args: &[&str]) -> String {
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
+
+/// A TCP tap on a free port that forwards to `target` and records every byte sent towards
+/// it, so a test can see exactly what mailgate wrote on the wire (Postfix's stored copy has
+/// lost its CRs). Serves a few connections, each until either side closes.
+pub fn recording_tap(target: u16) -> (u16, Arc<Mutex<Vec<u8>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind tap");
+    let port = listener.local_addr().expect("tap addr").port();
+    let record = Arc::new(Mutex::new(Vec::new()));
+    let sink = record.clone();
+    std::thread::spawn(move || {
+        for _ in 0..8 {
+            let Ok((client, _)) = listener.accept() else {
+                return;
+            };
+            let Ok(server) = TcpStream::connect(("127.0.0.1", target)) else {
+                return;
+            };
+            let (Ok(mut c2), Ok(mut s2)) = (client.try_clone(), server.try_clone()) else {
+                return;
+            };
+            let sink = sink.clone();
+            let (mut client, mut server) = (client, server);
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 65536];
+                loop {
+                    match client.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => {
+                            if let Ok(mut r) = sink.lock() {
+                                r.extend_from_slice(&buf[..n]);
+                            }
+                            if server.write_all(&buf[..n]).is_err() {
+                                break;
+                            }
+                        }
+                    }
+                }
+                let _ = server.shutdown(std::net::Shutdown::Write);
+            });
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut s2, &mut c2);
+                let _ = c2.shutdown(std::net::Shutdown::Write);
+            });
+        }
+    });
+    (port, record)
+}
+
+/// The DATA sections (after `DATA\r\n`, up to and including `\r\n.\r\n`) in a recorded
+/// client→server byte stream.
+pub fn data_sections(wire: &[u8]) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut rest = wire;
+    while let Some(i) = find(rest, b"\r\nDATA\r\n") {
+        rest = &rest[i + 8..];
+        let end = if rest.starts_with(b".\r\n") {
+            3
+        } else {
+            match find(rest, b"\r\n.\r\n") {
+                Some(e) => e + 5,
+                None => break,
+            }
+        };
+        out.push(rest[..end].to_vec());
+        rest = &rest[end..];
+    }
+    out
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}

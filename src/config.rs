@@ -98,6 +98,8 @@ struct MetricsFile {
 #[serde(deny_unknown_fields)]
 struct ServerFile {
     imap_listen: Option<Spanned<String>>,
+    smtp_listen: Option<Spanned<String>>,
+    max_message_size: Option<u64>,
     max_sessions: Option<usize>,
     preauth_timeout_secs: Option<u64>,
     idle_timeout_secs: Option<Spanned<u64>>,
@@ -115,6 +117,7 @@ struct AccountFile {
     #[serde(default)]
     aliases: Vec<String>,
     imap: Spanned<EndpointFile>,
+    smtp: Option<Spanned<EndpointFile>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -162,6 +165,10 @@ pub struct Config {
 pub struct ServerConfig {
     /// Where the IMAP listener binds.
     pub imap_listen: SocketAddr,
+    /// Where the SMTP submission listener binds.
+    pub smtp_listen: SocketAddr,
+    /// Largest message accepted for submission, in bytes (advertised as SIZE).
+    pub max_message_size: u64,
     /// Sessions served at once (all protocols); one more is greeted with BYE and closed.
     pub max_sessions: usize,
     /// How long a client may stay silent before logging in.
@@ -198,6 +205,8 @@ pub struct Account {
     pub local_password_hash: String,
     /// The upstream IMAP server.
     pub imap: Endpoint,
+    /// The upstream SMTP submission server; `None` when the account cannot send.
+    pub smtp: Option<Endpoint>,
 }
 
 /// An upstream server plus everything needed to log in there.
@@ -264,16 +273,18 @@ impl Config {
             .unwrap_or_else(|| PathBuf::from("."));
 
         let s = file.server;
-        let imap_listen = match &s.imap_listen {
-            None => "127.0.0.1:1143".parse().expect("literal address is valid"),
+        let listen = |v: &Option<Spanned<String>>, field: &str, default: &str| match v {
+            None => Ok(default.parse().expect("literal address is valid")),
             Some(v) => v.get_ref().parse::<SocketAddr>().map_err(|_| {
                 err_at(
                     v.span().start,
-                    "server.imap_listen".into(),
+                    format!("server.{field}"),
                     format!("`{}` is not an IP:port address", v.get_ref()),
                 )
-            })?,
+            }),
         };
+        let imap_listen = listen(&s.imap_listen, "imap_listen", "127.0.0.1:1143")?;
+        let smtp_listen = listen(&s.smtp_listen, "smtp_listen", "127.0.0.1:1587")?;
         let idle_timeout = match &s.idle_timeout_secs {
             None => Duration::from_secs(30 * 60),
             Some(v) if *v.get_ref() < 30 * 60 => {
@@ -287,6 +298,8 @@ impl Config {
         };
         let server = ServerConfig {
             imap_listen,
+            smtp_listen,
+            max_message_size: s.max_message_size.unwrap_or(50 * 1024 * 1024).max(1),
             max_sessions: s.max_sessions.unwrap_or(1000).max(1),
             preauth_timeout: Duration::from_secs(s.preauth_timeout_secs.unwrap_or(60).max(1)),
             idle_timeout,
@@ -351,16 +364,30 @@ impl Config {
                 ));
             }
             let imap_at = a.imap.span().start;
-            let imap = endpoint(a.imap.into_inner(), &email, &base).map_err(|(field, msg)| {
+            let located = |at: usize, table: &str, (field, msg): (String, String)| {
                 let key = field.trim_start_matches('.');
-                let at = key_offset(text, imap_at, key).unwrap_or(imap_at);
-                err_at(at, format!("{name}.imap{field}"), msg)
-            })?;
+                let at = key_offset(text, at, key).unwrap_or(at);
+                err_at(at, format!("{name}.{table}{field}"), msg)
+            };
+            let imap = endpoint(a.imap.into_inner(), &email, &base, None)
+                .map_err(|e| located(imap_at, "imap", e))?;
+            // The SMTP credential defaults to the IMAP one: most providers use one password.
+            let smtp = match a.smtp {
+                None => None,
+                Some(spanned) => {
+                    let smtp_at = spanned.span().start;
+                    Some(
+                        endpoint(spanned.into_inner(), &email, &base, Some(&imap.password))
+                            .map_err(|e| located(smtp_at, "smtp", e))?,
+                    )
+                }
+            };
             accounts.push(Arc::new(Account {
                 email,
                 aliases: a.aliases,
                 local_password_hash: a.local_password_hash,
                 imap,
+                smtp,
             }));
         }
 
@@ -381,8 +408,14 @@ impl Config {
     }
 }
 
-/// Validates one `[account.imap]`-style table. Errors are (sub-field, message).
-fn endpoint(e: EndpointFile, email: &str, base: &Path) -> Result<Endpoint, (String, String)> {
+/// Validates one `[account.imap]`-style table. Errors are (sub-field, message). Without a
+/// credential in the table, `default_password` is used if given (SMTP reuses the IMAP one).
+fn endpoint(
+    e: EndpointFile,
+    email: &str,
+    base: &Path,
+    default_password: Option<&Secret>,
+) -> Result<Endpoint, (String, String)> {
     let bad = |field: &str, msg: String| (format!(".{field}"), msg);
     let (host, port) = match (&e.server, &e.host) {
         (Some(_), Some(_)) => {
@@ -445,6 +478,7 @@ fn endpoint(e: EndpointFile, email: &str, base: &Path) -> Result<Endpoint, (Stri
         e.password_file.is_some(),
     ];
     let password = match sources.iter().filter(|s| **s).count() {
+        0 if default_password.is_some() => default_password.cloned().unwrap_or_default(),
         0 => {
             return Err(bad(
                 "password_env",
@@ -701,6 +735,44 @@ mod tests {
         assert!(e.contains("hash-password"), "{e}");
         let twice = format!("{}\n{}", account(""), account(""));
         assert!(parse(&twice).unwrap_err().to_string().contains("twice"));
+    }
+
+    #[test]
+    fn smtp_defaults_and_credential_reuse() {
+        let c = parse(&account("")).unwrap();
+        assert_eq!(c.server.smtp_listen.to_string(), "127.0.0.1:1587");
+        assert_eq!(c.server.max_message_size, 50 * 1024 * 1024);
+        assert!(c.accounts[0].smtp.is_none());
+        let text = format!(
+            "{}\n[account.smtp]\nserver = \"smtp.example.no:587\"\ntls = \"starttls\"\n",
+            account("")
+        );
+        let c = parse(&text).unwrap();
+        let smtp = c.accounts[0].smtp.as_ref().unwrap();
+        assert_eq!(smtp.address(), "smtp.example.no:587");
+        assert_eq!(smtp.tls, TlsMode::Starttls);
+        assert_eq!(smtp.password.expose(), "x");
+        assert_eq!(smtp.username, "ola@example.no");
+        let own = format!("{text}password = \"y\"\n");
+        let c = parse(&own).unwrap();
+        assert_eq!(c.accounts[0].smtp.as_ref().unwrap().password.expose(), "y");
+    }
+
+    #[test]
+    fn smtp_errors_name_the_smtp_table() {
+        let text = format!(
+            "{}\n[account.smtp]\nserver = \"smtp.example.no:587\"\ntls = \"none\"\n",
+            account("")
+        );
+        let e = parse(&text).unwrap_err().to_string();
+        assert!(e.contains("account[0].smtp.tls"), "{e}");
+        let e = parse(&format!(
+            "[server]\nsmtp_listen = \"nope\"\n{}",
+            account("")
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains(":2:15: server.smtp_listen:"), "{e}");
     }
 
     #[test]

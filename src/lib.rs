@@ -12,5 +12,6 @@ pub mod metrics;
 pub mod sasl;
 pub mod secret;
 pub mod server;
+pub mod smtp;
 pub mod tls;
 pub mod upstream;

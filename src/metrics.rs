@@ -24,10 +24,17 @@ pub const LOGINS_TOTAL: &str = "mailgate_logins_total";
 pub const UPSTREAM_CONNECT_SECONDS: &str = "mailgate_upstream_connect_seconds";
 /// Upstream failures by protocol and kind: dns, connect, tls, timeout, protocol, auth.
 pub const UPSTREAM_ERRORS_TOTAL: &str = "mailgate_upstream_errors_total";
-/// Bytes relayed by protocol and direction (`client_to_upstream`, `upstream_to_client`).
+/// Bytes relayed by protocol and direction (`client_to_upstream`, `upstream_to_client`); for
+/// SMTP, the message bytes written to the provider.
 pub const BYTES_TOTAL: &str = "mailgate_bytes_total";
 /// IMAP commands relayed after login, by command name (known names; anything else `other`).
 pub const IMAP_COMMANDS_TOTAL: &str = "mailgate_imap_commands_total";
+/// SMTP messages by result: `ok` (the provider accepted it), `rejected` (the provider refused
+/// it for good, 5xx), `deferred` (4xx: the client was told to retry), `too_big` (over
+/// `max_message_size`, never sent).
+pub const SMTP_MESSAGES_TOTAL: &str = "mailgate_smtp_messages_total";
+/// Sizes of messages the provider accepted, in bytes.
+pub const SMTP_MESSAGE_BYTES: &str = "mailgate_smtp_message_bytes";
 /// Connections refused because `max_sessions` was reached, by protocol.
 pub const SESSIONS_REFUSED_TOTAL: &str = "mailgate_sessions_refused_total";
 /// Configuration reloads by result (`ok`, `error`).
@@ -46,7 +53,12 @@ const CONNECT_BUCKETS: &[f64] = &[
 ];
 
 /// Protocols the gateway serves (the `protocol` label's values).
-pub const PROTOCOLS: &[&str] = &["imap"];
+pub const PROTOCOLS: &[&str] = &["imap", "smtp"];
+
+/// Message size buckets: 1 KiB to 64 MiB (the default limit is 50 MiB).
+const MESSAGE_BUCKETS: &[f64] = &[
+    1024.0, 4096.0, 16384.0, 65536.0, 262144.0, 1048576.0, 4194304.0, 16777216.0, 67108864.0,
+];
 
 static PER_ACCOUNT: AtomicBool = AtomicBool::new(false);
 
@@ -70,6 +82,11 @@ pub fn start(listen: SocketAddr, per_account: bool) -> Result<(), MetricsError> 
         .set_buckets_for_metric(
             Matcher::Full(UPSTREAM_CONNECT_SECONDS.to_owned()),
             CONNECT_BUCKETS,
+        )
+        .map_err(err)?
+        .set_buckets_for_metric(
+            Matcher::Full(SMTP_MESSAGE_BYTES.to_owned()),
+            MESSAGE_BUCKETS,
         )
         .map_err(err)?
         .install()
@@ -102,6 +119,12 @@ fn describe() {
     describe_counter!(UPSTREAM_ERRORS_TOTAL, "Upstream failures by kind.");
     describe_counter!(BYTES_TOTAL, Unit::Bytes, "Bytes relayed after login.");
     describe_counter!(IMAP_COMMANDS_TOTAL, "IMAP commands relayed after login.");
+    describe_counter!(SMTP_MESSAGES_TOTAL, "SMTP messages by result.");
+    describe_histogram!(
+        SMTP_MESSAGE_BYTES,
+        Unit::Bytes,
+        "Sizes of messages the provider accepted."
+    );
     describe_counter!(CONFIG_RELOADS_TOTAL, "Configuration reloads by result.");
     describe_gauge!(
         BUILD_INFO,
@@ -160,6 +183,19 @@ pub fn upstream_connected(protocol: &'static str, seconds: f64) {
 /// Counts an upstream failure of `kind`.
 pub fn upstream_error(protocol: &'static str, kind: &'static str) {
     counter!(UPSTREAM_ERRORS_TOTAL, "protocol" => protocol, "kind" => kind).increment(1);
+}
+
+/// Counts one SMTP message outcome; `bytes` is its size (recorded for accepted messages).
+pub fn smtp_message(result: &'static str, bytes: u64) {
+    counter!(SMTP_MESSAGES_TOTAL, "result" => result).increment(1);
+    if result == "ok" {
+        histogram!(SMTP_MESSAGE_BYTES).record(bytes as f64);
+    }
+}
+
+/// Adds message bytes written to the SMTP upstream (before dot-stuffing).
+pub fn smtp_body_bytes(n: u64) {
+    counter!(BYTES_TOTAL, "protocol" => "smtp", "direction" => "client_to_upstream").increment(n);
 }
 
 /// Counts a connection refused at the session limit.

@@ -8,6 +8,7 @@
 
 use crate::config::{Config, ConfigError};
 use crate::imap;
+use crate::smtp;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -44,22 +45,41 @@ pub enum ServerError {
 /// A bound, not yet running server.
 pub struct Server {
     imap: TcpListener,
+    smtp: TcpListener,
     config: Arc<Config>,
+}
+
+/// Which protocol a listener speaks.
+#[derive(Clone, Copy)]
+enum Proto {
+    Imap,
+    Smtp,
+}
+
+impl Proto {
+    /// The `protocol` metric label.
+    fn label(self) -> &'static str {
+        match self {
+            Proto::Imap => "imap",
+            Proto::Smtp => "smtp",
+        }
+    }
+}
+
+async fn bind(addr: SocketAddr, what: &'static str) -> Result<TcpListener, ServerError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServerError::Bind { addr, what, source })
 }
 
 impl Server {
     /// Binds the listeners named in `config`.
     pub async fn bind(config: Config) -> Result<Server, ServerError> {
-        let addr = config.server.imap_listen;
-        let imap = TcpListener::bind(addr)
-            .await
-            .map_err(|source| ServerError::Bind {
-                addr,
-                what: "imap_listen",
-                source,
-            })?;
+        let imap = bind(config.server.imap_listen, "imap_listen").await?;
+        let smtp = bind(config.server.smtp_listen, "smtp_listen").await?;
         Ok(Server {
             imap,
+            smtp,
             config: Arc::new(config),
         })
     }
@@ -67,6 +87,11 @@ impl Server {
     /// The address the IMAP listener is bound to (useful with port 0).
     pub fn imap_addr(&self) -> std::io::Result<SocketAddr> {
         self.imap.local_addr()
+    }
+
+    /// The address the SMTP listener is bound to (useful with port 0).
+    pub fn smtp_addr(&self) -> std::io::Result<SocketAddr> {
+        self.smtp.local_addr()
     }
 
     /// Serves until SIGTERM or Ctrl-C; reloads the config on SIGHUP.
@@ -88,11 +113,20 @@ impl Server {
         if let Ok(addr) = self.imap.local_addr() {
             info!("imap listening on {addr}");
         }
+        if let Ok(addr) = self.smtp.local_addr() {
+            info!("smtp listening on {addr}");
+        }
         log_accounts(&config);
 
         loop {
             tokio::select! {
-                accepted = self.imap.accept() => {
+                accepted = async {
+                    tokio::select! {
+                        a = self.imap.accept() => (Proto::Imap, a),
+                        a = self.smtp.accept() => (Proto::Smtp, a),
+                    }
+                } => {
+                    let (proto, accepted) = accepted;
                     let (stream, peer) = match accepted {
                         Ok(x) => x,
                         Err(e) => {
@@ -106,23 +140,43 @@ impl Server {
                     let id = ids.fetch_add(1, Ordering::Relaxed);
                     match limit.clone().try_acquire_owned() {
                         Ok(permit) => {
-                            let session = imap::Session {
-                                id,
-                                peer,
-                                config: config.clone(),
-                                shutdown: shutdown_rx.clone(),
-                            };
-                            let active = crate::metrics::ActiveSession::new("imap");
-                            tokio::spawn(async move {
-                                imap::serve(stream, session).await;
-                                drop(active);
-                                drop(permit);
-                            });
+                            let active = crate::metrics::ActiveSession::new(proto.label());
+                            match proto {
+                                Proto::Imap => {
+                                    let session = imap::Session {
+                                        id,
+                                        peer,
+                                        config: config.clone(),
+                                        shutdown: shutdown_rx.clone(),
+                                    };
+                                    tokio::spawn(async move {
+                                        imap::serve(stream, session).await;
+                                        drop(active);
+                                        drop(permit);
+                                    });
+                                }
+                                Proto::Smtp => {
+                                    let loopback =
+                                        stream.local_addr().is_ok_and(|a| a.ip().is_loopback());
+                                    let session = smtp::Session {
+                                        id,
+                                        peer,
+                                        loopback,
+                                        config: config.clone(),
+                                        shutdown: shutdown_rx.clone(),
+                                    };
+                                    tokio::spawn(async move {
+                                        smtp::serve(stream, session).await;
+                                        drop(active);
+                                        drop(permit);
+                                    });
+                                }
+                            }
                         }
                         Err(_) => {
                             warn!(%peer, max, "session limit reached; connection refused");
-                            crate::metrics::session_refused("imap");
-                            tokio::spawn(refuse(stream));
+                            crate::metrics::session_refused(proto.label());
+                            tokio::spawn(refuse(stream, proto));
                         }
                     }
                 }
@@ -130,6 +184,7 @@ impl Server {
                     match Config::load(&config.path) {
                         Ok(new) => {
                             if new.server.imap_listen != config.server.imap_listen
+                                || new.server.smtp_listen != config.server.smtp_listen
                                 || new.server.max_sessions != config.server.max_sessions
                                 || new.metrics.as_ref().map(|m| (m.listen, m.per_account))
                                     != config.metrics.as_ref().map(|m| (m.listen, m.per_account))
@@ -154,6 +209,7 @@ impl Server {
 
         info!("shutting down: no new sessions; telling running sessions");
         drop(self.imap);
+        drop(self.smtp);
         let _ = shutdown_tx.send(true);
         let all = u32::try_from(max).unwrap_or(u32::MAX);
         match tokio::time::timeout(SHUTDOWN_GRACE, limit.acquire_many(all)).await {
@@ -179,17 +235,18 @@ fn log_accounts(config: &Config) {
             imap = %a.imap.address(),
             tls = a.imap.tls.as_str(),
             upstream_user = %a.imap.username,
+            smtp = %a.smtp.as_ref().map_or("(none)".to_owned(), |e| e.address()),
             "account"
         );
     }
 }
 
-/// Greets a connection over the limit with BYE and closes it.
-async fn refuse(mut stream: TcpStream) {
-    let _ = tokio::time::timeout(
-        Duration::from_secs(5),
-        stream.write_all(b"* BYE Too many connections, try again later.\r\n"),
-    )
-    .await;
+/// Greets a connection over the limit with BYE (IMAP) or 421 (SMTP) and closes it.
+async fn refuse(mut stream: TcpStream, proto: Proto) {
+    let text: &[u8] = match proto {
+        Proto::Imap => b"* BYE Too many connections, try again later.\r\n",
+        Proto::Smtp => b"421 4.3.2 Too many connections, try again later\r\n",
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(5), stream.write_all(text)).await;
     let _ = stream.shutdown().await;
 }

@@ -5,7 +5,7 @@ use super::*;
 /// A valid single-account config (nothing needs to listen upstream for these tests).
 fn valid_config() -> String {
     format!(
-        "[server]\nimap_listen = \"127.0.0.1:0\"\n\n\
+        "[server]\nimap_listen = \"127.0.0.1:0\"\nsmtp_listen = \"127.0.0.1:0\"\n\n\
          [[account]]\nemail = \"{EMAIL}\"\nlocal_password_hash = \"{}\"\n\n\
          [account.imap]\nserver = \"127.0.0.1:1\"\ntls = \"implicit\"\n\
          username = \"{UPSTREAM_USER}\"\npassword = \"{UPSTREAM_PW}\"\n",

@@ -74,7 +74,7 @@ fn upstream_with_host_port_and_tls_server_name() {
     dovecot.add_user(UPSTREAM_USER, UPSTREAM_PW);
     dovecot.fill_maildir(UPSTREAM_USER, std::slice::from_ref(&message));
     let config = format!(
-        "[server]\nimap_listen = \"127.0.0.1:0\"\n\n\
+        "[server]\nimap_listen = \"127.0.0.1:0\"\nsmtp_listen = \"127.0.0.1:0\"\n\n\
          [[account]]\nemail = \"{EMAIL}\"\nlocal_password_hash = \"{}\"\n\n\
          [account.imap]\nhost = \"127.0.0.1\"\nport = {}\ntls = \"implicit\"\n\
          ca_file = \"{}\"\ntls_server_name = \"localhost\"\n\

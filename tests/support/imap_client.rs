@@ -235,6 +235,8 @@ impl ImapClient {
                 Ok(n) => all.extend_from_slice(&buf[..n]),
                 // A reset after the server closed is a close too.
                 Err(e) if e.kind() == io::ErrorKind::ConnectionReset => return Ok(all),
+                // A signal (e.g. SIGCHLD from a server the test stopped) interrupted the read.
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err((all, e)),
             }
         }

@@ -418,6 +418,7 @@ pub fn config_toml(accounts: &[Account]) -> String {
     let mut c = String::new();
     let _ = writeln!(c, "[server]");
     let _ = writeln!(c, "imap_listen = \"127.0.0.1:0\"");
+    let _ = writeln!(c, "smtp_listen = \"127.0.0.1:0\"");
     for a in accounts {
         let _ = writeln!(c);
         let _ = writeln!(c, "[[account]]");

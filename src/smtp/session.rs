@@ -1,0 +1,1063 @@
+//! The SMTP server state machine that the client talks to.
+//!
+//! Flow: greeting → EHLO → AUTH PLAIN|LOGIN with the local password → MAIL FROM (the account's
+//! address or an alias; this is when the upstream connection is opened or reused) → RCPT TO
+//! (each passed upstream, its reply passed back) → DATA or BDAT (the body streams upstream as
+//! it arrives) → the upstream's verdict on the message is the client's reply.
+//!
+//! Truthfulness rules: `250` after the data only when the upstream said 2xx; an upstream that
+//! times out, drops the connection or answers nonsense gives `451 4.4.x` (the client keeps the
+//! message and retries); an upstream 4xx/5xx is passed back with its own code and words (a
+//! `421` becomes `451`, because a 421 would tell the client that *our* connection closes). A
+//! message that is aborted (client gone mid-DATA, size limit) never gets its end marker
+//! upstream, so the upstream discards it.
+//!
+//! Bounds: 1000-octet command lines, 100 recipients, the configured message size, a 5-minute
+//! silence limit for commands and for data, 20 protocol errors, the configured number of
+//! failed AUTH attempts. Memory is a fixed read buffer and two chunk buffers whatever the
+//! message size. Replies are collected and sent when the client's pipelined input is used up
+//! (RFC 2920), so a pipelining client gets them in one write.
+
+use crate::account;
+use crate::config::Account;
+use crate::metrics;
+use crate::sasl;
+use crate::secret::Secret;
+use crate::smtp::command::{self, Verb};
+use crate::smtp::data::Unstuffer;
+use crate::smtp::submit::{reply_text, Reply, Upstream};
+use crate::smtp::Session;
+use crate::upstream::UpstreamError;
+use std::io;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tracing::{info, warn, Instrument};
+use zeroize::Zeroizing;
+
+/// Read buffer size; also the largest piece of message written upstream at once.
+pub const READ_BUF: usize = 64 * 1024;
+/// Longest command line, CRLF included (RFC 5321 4.5.3.1.4 says 512; we allow text-line size).
+pub const MAX_LINE: usize = 1000;
+/// Recipients per message (RFC 5321 4.5.3.1.8 minimum is 100).
+pub const MAX_RECIPIENTS: usize = 100;
+/// Silence allowed while waiting for a command (RFC 5321 4.5.3.2.7: at least 5 minutes).
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(5 * 60);
+/// Silence allowed inside DATA/BDAT data.
+const DATA_TIMEOUT: Duration = Duration::from_secs(5 * 60);
+/// Protocol errors on one connection before it is closed.
+const MAX_ERRORS: u32 = 20;
+
+/// Why reading from the client stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Gone {
+    Closed,
+    Timeout,
+    Shutdown,
+}
+
+impl Gone {
+    fn as_str(self) -> &'static str {
+        match self {
+            Gone::Closed => "client closed",
+            Gone::Timeout => "client time-out",
+            Gone::Shutdown => "shutdown",
+        }
+    }
+}
+
+/// One line from the client.
+enum Input {
+    Line(Zeroizing<Vec<u8>>),
+    TooLong,
+    Gone(Gone),
+}
+
+/// The message body in flight upstream (after the upstream's 354).
+#[derive(Default)]
+struct Body {
+    /// Message bytes received so far (unstuffed).
+    size: u64,
+    /// The size limit was passed; the upstream was dropped.
+    over: bool,
+    /// Writing to the upstream failed; the upstream was dropped.
+    failed: Option<UpstreamError>,
+    /// A reply already decided for this BDAT transaction (e.g. the upstream refused DATA).
+    refused: Option<String>,
+}
+
+/// One mail transaction, from an accepted MAIL FROM to the end of the data (or RSET).
+#[derive(Default)]
+struct Tx {
+    from: String,
+    rcpt_attempts: usize,
+    rcpts: usize,
+    /// The upstream connection broke during the envelope: everything after gets 451.
+    broken: bool,
+    /// Set once DATA's 354 or the first BDAT chunk started the body.
+    body: Option<Body>,
+    /// BDAT was used (DATA is then a sequence error).
+    bdat: bool,
+}
+
+struct Smtp<'s, S> {
+    stream: S,
+    session: &'s mut Session,
+    buf: Zeroizing<Vec<u8>>,
+    start: usize,
+    end: usize,
+    /// Dropping the rest of an over-long line.
+    discarding: bool,
+    out: Vec<u8>,
+    msg: Vec<u8>,
+    helo: Option<String>,
+    account: Option<Arc<Account>>,
+    auth_failures: u32,
+    errors: u32,
+    upstream: Option<Upstream>,
+    tx: Option<Tx>,
+    accepted: u64,
+}
+
+/// How one command left the session.
+enum Next {
+    Continue,
+    Close(&'static str),
+}
+
+/// Serves one SMTP client connection to its end.
+pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(stream: S, mut session: Session) {
+    let span = tracing::info_span!(
+        "session",
+        id = session.id,
+        proto = "smtp",
+        peer = %session.peer,
+        account = tracing::field::Empty
+    );
+    async move {
+        let started = Instant::now();
+        info!("session started");
+        let mut s = Smtp {
+            stream,
+            session: &mut session,
+            buf: Zeroizing::new(vec![0; READ_BUF]),
+            start: 0,
+            end: 0,
+            discarding: false,
+            out: Vec::with_capacity(1024),
+            msg: Vec::with_capacity(READ_BUF + 16),
+            helo: None,
+            account: None,
+            auth_failures: 0,
+            errors: 0,
+            upstream: None,
+            tx: None,
+            accepted: 0,
+        };
+        let why = s.run().await.unwrap_or("client connection error");
+        if let Some(up) = s.upstream.take() {
+            if s.tx.as_ref().is_some_and(|t| t.body.is_some()) {
+                // Mid-data: dropping the connection without the end marker aborts upstream.
+                drop(up);
+            } else {
+                up.quit().await;
+            }
+        }
+        let _ = s.stream.shutdown().await;
+        info!(
+            duration_ms = started.elapsed().as_millis() as u64,
+            messages = s.accepted,
+            "session ended: {why}"
+        );
+    }
+    .instrument(span)
+    .await
+}
+
+/// The reply for an upstream failure that is not a reply: the client should retry later.
+fn upstream_failure(e: &UpstreamError) -> &'static str {
+    match e {
+        UpstreamError::Timeout { .. } => {
+            "451 4.4.1 The mail provider's server did not answer in time; the message was not sent, try again later"
+        }
+        UpstreamError::Dns { .. } | UpstreamError::Connect { .. } => {
+            "451 4.4.1 The mail provider's server cannot be reached right now; try again later"
+        }
+        UpstreamError::Auth { .. } => {
+            "451 4.7.0 The mail provider rejected the credential stored in mailgate for this account; the administrator must update it"
+        }
+        UpstreamError::Tls { .. } => {
+            "451 4.7.5 The mail provider's server failed TLS verification; see the mailgate log"
+        }
+        UpstreamError::Protocol { .. } | UpstreamError::Closed { .. } => {
+            "451 4.4.2 The connection to the mail provider failed; the message was not sent, try again later"
+        }
+    }
+}
+
+/// An upstream reply as the client's reply: same code, enhanced code and text; multi-line kept.
+/// Codes the client must not see as-is become `451` (421 would close *our* connection; 1xx/3xx
+/// have no meaning at this step).
+fn relay_reply(r: &Reply) -> String {
+    let (code, esc) = match r.code {
+        200..=299 | 400..=420 | 422..=599 => (r.code, r.esc),
+        _ => (451, [4, 4, 0]),
+    };
+    let [a, b, c] = esc;
+    let esc = if a == 0 || u16::from(a) != code / 100 {
+        format!("{}.0.0", code / 100)
+    } else {
+        format!("{a}.{b}.{c}")
+    };
+    let lines: Vec<String> = r
+        .message
+        .split('\n')
+        .take(20)
+        .map(|l| {
+            l.chars()
+                .map(|c| if c.is_control() { ' ' } else { c })
+                .take(480)
+                .collect::<String>()
+        })
+        .collect();
+    let mut out = String::new();
+    for (i, line) in lines.iter().enumerate() {
+        let sep = if i + 1 == lines.len() { ' ' } else { '-' };
+        if i > 0 {
+            out.push_str("\r\n");
+        }
+        out.push_str(&format!("{code}{sep}{esc} {line}"));
+    }
+    out
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Smtp<'_, S> {
+    fn reply(&mut self, text: &str) {
+        self.out.extend_from_slice(text.as_bytes());
+        self.out.extend_from_slice(b"\r\n");
+    }
+
+    async fn flush(&mut self) -> io::Result<()> {
+        if !self.out.is_empty() {
+            self.stream.write_all(&self.out).await?;
+            self.stream.flush().await?;
+            self.out.clear();
+        }
+        Ok(())
+    }
+
+    /// Reads more client bytes into the buffer (after sending pending replies).
+    async fn fill(
+        &mut self,
+        timeout: Duration,
+        watch_shutdown: bool,
+    ) -> io::Result<Result<(), Gone>> {
+        self.flush().await?;
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        } else if self.end == self.buf.len() {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        let shutdown = &mut self.session.shutdown;
+        let read = self.stream.read(&mut self.buf[self.end..]);
+        let r = tokio::select! {
+            r = tokio::time::timeout(timeout, read) => r,
+            _ = shutdown.wait_for(|&s| s), if watch_shutdown => return Ok(Err(Gone::Shutdown)),
+        };
+        match r {
+            Err(_) => Ok(Err(Gone::Timeout)),
+            Ok(Err(e)) => Err(e),
+            Ok(Ok(0)) => Ok(Err(Gone::Closed)),
+            Ok(Ok(n)) => {
+                self.end += n;
+                Ok(Ok(()))
+            }
+        }
+    }
+
+    /// The next command line (CRLF included), or why there is none.
+    async fn read_line(&mut self) -> io::Result<Input> {
+        loop {
+            if let Some(k) = memchr::memchr(b'\n', &self.buf[self.start..self.end]) {
+                let line = &self.buf[self.start..=self.start + k];
+                self.start += k + 1;
+                if self.discarding || line.len() > MAX_LINE {
+                    self.discarding = false;
+                    return Ok(Input::TooLong);
+                }
+                return Ok(Input::Line(Zeroizing::new(line.to_vec())));
+            }
+            if self.discarding || self.end - self.start > MAX_LINE {
+                self.discarding = true;
+                self.start = self.end;
+            }
+            if let Err(gone) = self.fill(COMMAND_TIMEOUT, true).await? {
+                return Ok(Input::Gone(gone));
+            }
+        }
+    }
+
+    async fn run(&mut self) -> io::Result<&'static str> {
+        self.reply("220 mailgate ESMTP ready");
+        loop {
+            let line = match self.read_line().await? {
+                Input::Line(line) => line,
+                Input::TooLong => {
+                    self.reply("500 5.5.2 Line too long (at most 1000 octets)");
+                    if let Next::Close(why) = self.error() {
+                        return self.close(why).await;
+                    }
+                    continue;
+                }
+                Input::Gone(gone) => return self.gone(gone).await,
+            };
+            let next = match command::parse_command(&line) {
+                Err(_) => {
+                    self.reply("500 5.5.2 Syntax error, command unrecognized");
+                    self.error()
+                }
+                Ok(cmd) => {
+                    let args = cmd.args.to_owned();
+                    self.dispatch(cmd.verb, &args).await?
+                }
+            };
+            if let Next::Close(why) = next {
+                return self.close(why).await;
+            }
+        }
+    }
+
+    /// Counts a protocol error; too many end the session.
+    fn error(&mut self) -> Next {
+        self.errors += 1;
+        if self.errors >= MAX_ERRORS {
+            self.reply("421 4.7.0 Too many errors; closing the connection");
+            return Next::Close("too many errors");
+        }
+        Next::Continue
+    }
+
+    async fn close(&mut self, why: &'static str) -> io::Result<&'static str> {
+        self.flush().await?;
+        Ok(why)
+    }
+
+    async fn gone(&mut self, gone: Gone) -> io::Result<&'static str> {
+        match gone {
+            Gone::Closed => {}
+            Gone::Timeout => {
+                self.reply("421 4.4.2 Timeout waiting for input; closing the connection")
+            }
+            Gone::Shutdown => self.reply("421 4.3.2 Service shutting down; try again later"),
+        }
+        // The client may be gone already; the session ends either way.
+        let _ = self.flush().await;
+        Ok(gone.as_str())
+    }
+
+    async fn dispatch(&mut self, verb: Verb, args: &str) -> io::Result<Next> {
+        let authed = self.account.is_some();
+        match verb {
+            Verb::Ehlo | Verb::Helo => {
+                let domain = args.split_ascii_whitespace().next().unwrap_or("");
+                if domain.is_empty() {
+                    self.reply("501 5.5.4 Syntax: EHLO hostname");
+                    return Ok(self.error());
+                }
+                self.reset().await;
+                self.helo = Some(domain.chars().take(255).collect());
+                if verb == Verb::Helo {
+                    self.reply("250 mailgate");
+                } else {
+                    let mut caps = vec![
+                        format!("mailgate Hello {}", self.helo.as_deref().unwrap_or("")),
+                        "PIPELINING".into(),
+                        format!("SIZE {}", self.session.config.server.max_message_size),
+                        "8BITMIME".into(),
+                        "SMTPUTF8".into(),
+                        "ENHANCEDSTATUSCODES".into(),
+                        "CHUNKING".into(),
+                    ];
+                    if self.session.loopback {
+                        caps.push("AUTH PLAIN LOGIN".into());
+                    }
+                    caps.push("HELP".into());
+                    let n = caps.len();
+                    for (i, c) in caps.iter().enumerate() {
+                        let sep = if i + 1 == n { ' ' } else { '-' };
+                        self.reply(&format!("250{sep}{c}"));
+                    }
+                }
+            }
+            Verb::Noop => self.reply("250 2.0.0 Ok"),
+            Verb::Rset => {
+                self.reset().await;
+                self.reply("250 2.0.0 Ok");
+            }
+            Verb::Quit => {
+                self.reply("221 2.0.0 Bye");
+                return Ok(Next::Close("quit"));
+            }
+            Verb::Vrfy => self.reply("252 2.5.0 Cannot VRFY user, but will accept the message and attempt delivery"),
+            Verb::Help => self.reply("214 2.0.0 mailgate: EHLO, AUTH PLAIN|LOGIN, MAIL FROM, RCPT TO, DATA, BDAT, RSET, NOOP, QUIT"),
+            Verb::Starttls => {
+                self.reply("502 5.5.1 STARTTLS is not offered on this listener");
+                return Ok(self.error());
+            }
+            Verb::Unknown => {
+                self.reply("500 5.5.2 Command unrecognized");
+                return Ok(self.error());
+            }
+            Verb::Auth => return self.auth(args).await,
+            Verb::Mail if !authed => self.reply("530 5.7.0 Authentication required"),
+            Verb::Rcpt | Verb::Data if !authed => self.reply("530 5.7.0 Authentication required"),
+            Verb::Mail => self.mail(args).await,
+            Verb::Rcpt => self.rcpt(args).await,
+            Verb::Data => return self.data(args).await,
+            Verb::Bdat => return self.bdat(args).await,
+        }
+        Ok(Next::Continue)
+    }
+
+    /// Ends the transaction here and upstream (RSET, or dropping a connection that is mid-data).
+    async fn reset(&mut self) {
+        let Some(tx) = self.tx.take() else { return };
+        if tx.body.is_some() {
+            self.upstream = None;
+            return;
+        }
+        if let Some(up) = self.upstream.as_mut() {
+            match up.command("RSET", "RSET").await {
+                Ok(r) if (200..300).contains(&r.code) => {}
+                _ => self.upstream = None,
+            }
+        }
+    }
+
+    // --- AUTH -------------------------------------------------------------------------------
+
+    /// Reads one SASL response line: `Ok(Some(data))`, `Ok(None)` when cancelled or invalid
+    /// (the client has been answered), or `Err(next)` when the session must end.
+    async fn sasl_line(&mut self) -> io::Result<Result<Option<Zeroizing<Vec<u8>>>, Next>> {
+        let line = match self.read_line().await? {
+            Input::Line(l) => l,
+            Input::TooLong => {
+                self.reply("500 5.5.2 Line too long");
+                return Ok(Ok(None));
+            }
+            Input::Gone(g) => {
+                self.gone(g).await?;
+                return Ok(Err(Next::Close(g.as_str())));
+            }
+        };
+        let trimmed = line.trim_ascii_end();
+        if trimmed == b"*" {
+            self.reply("501 5.7.0 Authentication cancelled");
+            return Ok(Ok(None));
+        }
+        match sasl::decode_b64(trimmed) {
+            Ok(d) => Ok(Ok(Some(Zeroizing::new(d)))),
+            Err(_) => {
+                self.reply("501 5.5.2 Invalid base64 data");
+                Ok(Ok(None))
+            }
+        }
+    }
+
+    async fn auth(&mut self, args: &str) -> io::Result<Next> {
+        if self.helo.is_none() {
+            self.reply("503 5.5.1 Send EHLO first");
+            return Ok(self.error());
+        }
+        if self.account.is_some() {
+            self.reply("503 5.5.1 Already authenticated");
+            return Ok(self.error());
+        }
+        if self.tx.is_some() {
+            self.reply("503 5.5.1 AUTH is not allowed during a mail transaction");
+            return Ok(self.error());
+        }
+        if !self.session.loopback {
+            self.reply("538 5.7.11 Encryption required for requested authentication mechanism");
+            return Ok(self.error());
+        }
+        let Ok((mech, ir)) = command::parse_auth(args) else {
+            self.reply("501 5.5.4 Syntax: AUTH mechanism [initial-response]");
+            return Ok(self.error());
+        };
+        let ir = match ir.map(|r| sasl::decode_b64(r.as_bytes())) {
+            None => None,
+            Some(Ok(d)) => Some(Zeroizing::new(d)),
+            Some(Err(_)) => {
+                self.reply("501 5.5.2 Invalid base64 data");
+                return Ok(self.error());
+            }
+        };
+        let credentials: Option<(String, Secret)> = match mech.as_str() {
+            "PLAIN" => {
+                let data = match ir {
+                    Some(d) => Some(d),
+                    None => {
+                        self.reply("334 ");
+                        match self.sasl_line().await? {
+                            Err(next) => return Ok(next),
+                            Ok(d) => d,
+                        }
+                    }
+                };
+                match data.map(|d| sasl::decode_plain(&d)) {
+                    None => None,
+                    Some(Ok(pair)) => Some(pair),
+                    Some(Err(e)) => {
+                        self.reply(&format!("501 5.5.2 {e}"));
+                        None
+                    }
+                }
+            }
+            "LOGIN" => {
+                let user = match ir {
+                    Some(u) => Some(u),
+                    None => {
+                        self.reply(&format!("334 {}", sasl::encode_b64(b"Username:")));
+                        match self.sasl_line().await? {
+                            Err(next) => return Ok(next),
+                            Ok(u) => u,
+                        }
+                    }
+                };
+                match user {
+                    None => None,
+                    Some(user) => {
+                        self.reply(&format!("334 {}", sasl::encode_b64(b"Password:")));
+                        match self.sasl_line().await? {
+                            Err(next) => return Ok(next),
+                            Ok(None) => None,
+                            Ok(Some(pass)) => Some((
+                                String::from_utf8_lossy(&user).into_owned(),
+                                Secret::new(String::from_utf8_lossy(&pass).into_owned()),
+                            )),
+                        }
+                    }
+                }
+            }
+            _ => {
+                self.reply("504 5.5.4 Unrecognized authentication type; use PLAIN or LOGIN");
+                return Ok(self.error());
+            }
+        };
+        let Some((login, password)) = credentials else {
+            return Ok(self.error());
+        };
+        let config = self.session.config.clone();
+        match account::verify(&config, &login, password).await {
+            Ok(account) => {
+                tracing::Span::current().record("account", account.email.as_str());
+                info!("authenticated");
+                metrics::login("smtp", "ok", Some(&account.email));
+                self.account = Some(account);
+                self.reply("235 2.7.0 Authentication successful");
+                Ok(Next::Continue)
+            }
+            Err(failure) => {
+                self.auth_failures += 1;
+                let known = config.account(&login).map(|a| a.email.clone());
+                metrics::login("smtp", failure.as_str(), known.as_deref());
+                let printable: String = login
+                    .chars()
+                    .filter(|c| !c.is_control())
+                    .take(128)
+                    .collect();
+                warn!(login = %printable, reason = failure.as_str(), failures = self.auth_failures, "local login failed");
+                tokio::time::sleep(config.server.auth_failure_delay).await;
+                self.reply("535 5.7.8 Authentication credentials invalid");
+                if self.auth_failures >= config.server.max_auth_failures {
+                    self.reply(
+                        "421 4.7.0 Too many failed authentication attempts; closing the connection",
+                    );
+                    return Ok(Next::Close("too many failed logins"));
+                }
+                Ok(Next::Continue)
+            }
+        }
+    }
+
+    // --- Envelope ---------------------------------------------------------------------------
+
+    async fn mail(&mut self, args: &str) {
+        let Some(account) = self.account.clone() else {
+            return;
+        };
+        if self.helo.is_none() {
+            return self.reply("503 5.5.1 Send EHLO first");
+        }
+        if self.tx.is_some() {
+            return self.reply("503 5.5.1 Nested MAIL command");
+        }
+        let path = match command::parse_path(args, "FROM:") {
+            Ok(p) => p,
+            Err(e) => return self.reply(&format!("501 5.5.4 {e}")),
+        };
+        let max = self.session.config.server.max_message_size;
+        for param in path.params.split_ascii_whitespace() {
+            let Ok((key, value)) = command::parse_param(param) else {
+                return self.reply("501 5.5.4 Syntax error in parameters");
+            };
+            let ok = match (key.to_ascii_uppercase().as_str(), value) {
+                ("SIZE", Some(v)) => match v.parse::<u64>() {
+                    Ok(size) if size > max => {
+                        return self.reply(&format!(
+                        "552 5.3.4 Message size exceeds fixed maximum message size ({max} bytes)"
+                    ))
+                    }
+                    Ok(_) => true,
+                    Err(_) => false,
+                },
+                ("BODY", Some(v)) => {
+                    v.eq_ignore_ascii_case("7BIT") || v.eq_ignore_ascii_case("8BITMIME")
+                }
+                ("SMTPUTF8", None) => true,
+                _ => false,
+            };
+            if !ok {
+                return self.reply(&format!("555 5.5.4 Unsupported parameter {param}"));
+            }
+        }
+        let sender = path.address.to_lowercase();
+        let allowed = std::iter::once(&account.email)
+            .chain(account.aliases.iter())
+            .any(|a| a.to_lowercase() == sender);
+        if !allowed {
+            let aliases = if account.aliases.is_empty() {
+                String::new()
+            } else {
+                format!(" or one of its aliases ({})", account.aliases.join(", "))
+            };
+            return self.reply(&format!(
+                "553 5.7.1 Sender address rejected: this account may send only as <{}>{aliases}",
+                account.email
+            ));
+        }
+        let Some(endpoint) = account.smtp.as_ref() else {
+            return self.reply("550 5.3.5 No outgoing server is configured for this account in mailgate ([account.smtp] is missing)");
+        };
+        let line = if path.params.is_empty() {
+            format!("MAIL FROM:<{}>", path.address)
+        } else {
+            format!("MAIL FROM:<{}> {}", path.address, path.params)
+        };
+        // A kept connection may have been closed by the server meanwhile: one fresh try.
+        for attempt in 0..2 {
+            let reused = self.upstream.is_some();
+            if self.upstream.is_none() {
+                let started = std::time::Instant::now();
+                match Upstream::connect(endpoint, &self.session.config.server).await {
+                    Ok(up) => {
+                        metrics::upstream_connected("smtp", started.elapsed().as_secs_f64());
+                        info!(upstream = %up.address(), "upstream connected");
+                        self.upstream = Some(up);
+                    }
+                    Err(e) => {
+                        warn!(upstream = %endpoint.address(), kind = e.kind(), error = %e, "upstream connection failed");
+                        metrics::upstream_error("smtp", e.kind());
+                        return self.reply(upstream_failure(&e));
+                    }
+                }
+            }
+            let Some(up) = self.upstream.as_mut() else {
+                return;
+            };
+            match up.command(&line, "MAIL FROM").await {
+                Ok(r) => {
+                    if (200..300).contains(&r.code) {
+                        self.tx = Some(Tx {
+                            from: path.address.to_owned(),
+                            ..Tx::default()
+                        });
+                    } else {
+                        info!(reply = %reply_text(&r), "upstream refused MAIL FROM");
+                    }
+                    if r.code == 421 {
+                        self.upstream = None;
+                    }
+                    return self.reply(&relay_reply(&r));
+                }
+                Err(e) => {
+                    self.upstream = None;
+                    if !(reused && attempt == 0) {
+                        warn!(kind = e.kind(), error = %e, "upstream failed at MAIL FROM");
+                        metrics::upstream_error("smtp", e.kind());
+                        return self.reply(upstream_failure(&e));
+                    }
+                }
+            }
+        }
+    }
+
+    async fn rcpt(&mut self, args: &str) {
+        let reply = self.rcpt_reply(args).await;
+        self.reply(&reply);
+    }
+
+    async fn rcpt_reply(&mut self, args: &str) -> String {
+        let closed = || {
+            upstream_failure(&UpstreamError::Closed {
+                address: String::new(),
+                step: "",
+            })
+            .to_owned()
+        };
+        let Some(tx) = self.tx.as_mut() else {
+            return "503 5.5.1 Need MAIL command first".into();
+        };
+        if tx.body.is_some() || tx.bdat {
+            return "503 5.5.1 RCPT is not allowed after the data started".into();
+        }
+        let path = match command::parse_path(args, "TO:") {
+            Ok(p) if !p.address.is_empty() => p,
+            Ok(_) => return "501 5.1.3 A recipient address is required".into(),
+            Err(e) => return format!("501 5.5.4 {e}"),
+        };
+        if !path.params.is_empty() {
+            return format!("555 5.5.4 Unsupported parameter {}", path.params);
+        }
+        if tx.rcpt_attempts >= MAX_RECIPIENTS {
+            return format!("452 4.5.3 Too many recipients (at most {MAX_RECIPIENTS} per message)");
+        }
+        tx.rcpt_attempts += 1;
+        let Some(up) = self.upstream.as_mut().filter(|_| !tx.broken) else {
+            tx.broken = true;
+            return closed();
+        };
+        match up
+            .command(&format!("RCPT TO:<{}>", path.address), "RCPT TO")
+            .await
+        {
+            Ok(r) => {
+                if (200..300).contains(&r.code) {
+                    tx.rcpts += 1;
+                } else {
+                    info!(reply = %reply_text(&r), "upstream refused a recipient");
+                }
+                if r.code == 421 {
+                    tx.broken = true;
+                    self.upstream = None;
+                }
+                relay_reply(&r)
+            }
+            Err(e) => {
+                warn!(kind = e.kind(), error = %e, "upstream failed at RCPT TO");
+                tx.broken = true;
+                self.upstream = None;
+                upstream_failure(&e).into()
+            }
+        }
+    }
+
+    /// Checks common to DATA and BDAT before the body; `Some(reply)` refuses it.
+    fn body_refusal(&self, bdat: bool) -> Option<String> {
+        let Some(tx) = self.tx.as_ref() else {
+            return Some(if self.account.is_none() {
+                "530 5.7.0 Authentication required".into()
+            } else {
+                "503 5.5.1 Need MAIL command first".into()
+            });
+        };
+        if tx.rcpts == 0 && !tx.broken {
+            return Some("554 5.5.1 No valid recipients".into());
+        }
+        if !bdat && tx.bdat {
+            return Some("503 5.5.1 DATA is not allowed after BDAT".into());
+        }
+        if tx.broken || self.upstream.is_none() {
+            return Some(
+                upstream_failure(&UpstreamError::Closed {
+                    address: String::new(),
+                    step: "",
+                })
+                .into(),
+            );
+        }
+        None
+    }
+
+    /// Sends DATA upstream; on its 354 the body may flow. Otherwise the reply for the client.
+    async fn open_body(&mut self) -> Result<(), String> {
+        let Some(up) = self.upstream.as_mut() else {
+            return Err(upstream_failure(&UpstreamError::Closed {
+                address: String::new(),
+                step: "",
+            })
+            .into());
+        };
+        match up.start_data().await {
+            Ok(r) if r.code == 354 => Ok(()),
+            Ok(r) => {
+                info!(reply = %reply_text(&r), "upstream refused DATA");
+                if r.code == 421 {
+                    self.upstream = None;
+                }
+                Err(relay_reply(&r))
+            }
+            Err(e) => {
+                warn!(kind = e.kind(), error = %e, "upstream failed at DATA");
+                self.upstream = None;
+                Err(upstream_failure(&e).into())
+            }
+        }
+    }
+
+    /// Forwards the message bytes in `self.msg` (then empties it), minding the size limit.
+    async fn forward(&mut self) {
+        let max = self.session.config.server.max_message_size;
+        let Some(body) = self.tx.as_mut().and_then(|t| t.body.as_mut()) else {
+            self.msg.clear();
+            return;
+        };
+        body.size += self.msg.len() as u64;
+        if body.size > max {
+            if !body.over {
+                body.over = true;
+                // No end marker will follow: the upstream discards what it got.
+                self.upstream = None;
+            }
+        } else if body.failed.is_none() && body.refused.is_none() {
+            if let Some(up) = self.upstream.as_mut() {
+                let written = up.write_body(&self.msg).await;
+                if written.is_ok() {
+                    metrics::smtp_body_bytes(self.msg.len() as u64);
+                }
+                if let Err(e) = written {
+                    warn!(kind = e.kind(), error = %e, "upstream failed during the message data");
+                    body.failed = Some(e);
+                    self.upstream = None;
+                }
+            }
+        }
+        self.msg.clear();
+    }
+
+    /// The client's reply at the end of the body; ends the transaction.
+    async fn finish_body(&mut self) -> String {
+        let (reply, result, size) = self.finish_body_inner().await;
+        if let Some(result) = result {
+            metrics::smtp_message(result, size);
+        }
+        reply
+    }
+
+    /// Ends the message; returns the reply, the outcome label (`None` when no message was
+    /// under way) and the message size.
+    async fn finish_body_inner(&mut self) -> (String, Option<&'static str>, u64) {
+        let max = self.session.config.server.max_message_size;
+        let Some(mut tx) = self.tx.take() else {
+            return ("503 5.5.1 Need MAIL command first".into(), None, 0);
+        };
+        let deferred_or_rejected = |reply: &str| {
+            if reply.starts_with('5') {
+                "rejected"
+            } else {
+                "deferred"
+            }
+        };
+        let body = tx.body.take().unwrap_or_default();
+        if body.over {
+            info!(
+                size = body.size,
+                max, "message over the size limit; not sent"
+            );
+            let reply =
+                format!("552 5.3.4 Message size exceeds fixed maximum message size ({max} bytes)");
+            return (reply, Some("too_big"), body.size);
+        }
+        if let Some(refused) = body.refused {
+            let result = deferred_or_rejected(&refused);
+            return (refused, Some(result), body.size);
+        }
+        if let Some(e) = body.failed {
+            metrics::upstream_error("smtp", e.kind());
+            return (upstream_failure(&e).into(), Some("deferred"), body.size);
+        }
+        let Some(up) = self.upstream.as_mut() else {
+            let reply = upstream_failure(&UpstreamError::Closed {
+                address: String::new(),
+                step: "",
+            });
+            return (reply.into(), Some("deferred"), body.size);
+        };
+        match up.finish_data().await {
+            Ok(r) => {
+                if (200..300).contains(&r.code) {
+                    self.accepted += 1;
+                    info!(from = %tx.from, rcpts = tx.rcpts, size = body.size, reply = %reply_text(&r), "message accepted by the upstream");
+                } else {
+                    info!(from = %tx.from, size = body.size, reply = %reply_text(&r), "upstream refused the message");
+                }
+                if r.code == 421 {
+                    self.upstream = None;
+                }
+                let reply = relay_reply(&r);
+                let result = if (200..300).contains(&r.code) {
+                    "ok"
+                } else {
+                    deferred_or_rejected(&reply)
+                };
+                (reply, Some(result), body.size)
+            }
+            Err(e) => {
+                warn!(kind = e.kind(), error = %e, size = body.size, "upstream failed at the end of the message");
+                metrics::upstream_error("smtp", e.kind());
+                self.upstream = None;
+                (upstream_failure(&e).into(), Some("deferred"), body.size)
+            }
+        }
+    }
+
+    // --- DATA / BDAT ------------------------------------------------------------------------
+
+    /// Makes sure message bytes are buffered. `Ok(Err(why))` when the client is gone: the
+    /// upstream is then dropped without the end marker, which aborts the message there.
+    async fn need_data(&mut self, what: &str) -> io::Result<Result<(), &'static str>> {
+        if self.start < self.end {
+            return Ok(Ok(()));
+        }
+        match self.fill(DATA_TIMEOUT, false).await? {
+            Ok(()) => Ok(Ok(())),
+            Err(gone) => {
+                self.upstream = None;
+                self.tx = None;
+                warn!(
+                    "client {} in the middle of {what}; message aborted upstream",
+                    gone.as_str()
+                );
+                Ok(Err(gone.as_str()))
+            }
+        }
+    }
+
+    async fn data(&mut self, args: &str) -> io::Result<Next> {
+        if !args.is_empty() {
+            self.reply("501 5.5.4 DATA takes no arguments");
+            return Ok(self.error());
+        }
+        if let Some(refusal) = self.body_refusal(false) {
+            self.reply(&refusal);
+            return Ok(Next::Continue);
+        }
+        if let Err(reply) = self.open_body().await {
+            self.reset().await;
+            self.reply(&reply);
+            return Ok(Next::Continue);
+        }
+        if let Some(tx) = self.tx.as_mut() {
+            tx.body = Some(Body::default());
+        }
+        self.reply("354 End data with <CR><LF>.<CR><LF>");
+        self.flush().await?;
+        let mut unstuffer = Unstuffer::new();
+        loop {
+            if let Err(why) = self.need_data("DATA").await? {
+                return Ok(Next::Close(why));
+            }
+            let done = unstuffer.feed(&self.buf[self.start..self.end], &mut self.msg);
+            self.start = done.map_or(self.end, |n| self.start + n);
+            self.forward().await;
+            if done.is_some() {
+                break;
+            }
+        }
+        let reply = self.finish_body().await;
+        self.reply(&reply);
+        Ok(Next::Continue)
+    }
+
+    async fn bdat(&mut self, args: &str) -> io::Result<Next> {
+        let Ok((size, last)) = command::parse_bdat(args) else {
+            // Without a size the chunk cannot be skipped; its bytes will read as commands.
+            self.reply("501 5.5.4 Syntax: BDAT size [LAST]");
+            return Ok(self.error());
+        };
+        // Decide before reading the chunk; the chunk is read (and maybe discarded) either way.
+        let mut refusal = None;
+        let starting = self.tx.as_ref().is_some_and(|t| t.body.is_none());
+        if self.tx.as_ref().map_or(true, |t| t.body.is_none()) {
+            refusal = self.body_refusal(true);
+            if refusal.is_none() && starting {
+                let opened = self.open_body().await;
+                if let Some(tx) = self.tx.as_mut() {
+                    tx.bdat = true;
+                    tx.body = Some(Body {
+                        refused: opened.err(),
+                        ..Body::default()
+                    });
+                }
+            }
+        }
+        let mut left = size;
+        while left > 0 {
+            if let Err(why) = self.need_data("BDAT").await? {
+                return Ok(Next::Close(why));
+            }
+            let take = (self.end - self.start).min(usize::try_from(left).unwrap_or(usize::MAX));
+            if refusal.is_none() {
+                self.msg
+                    .extend_from_slice(&self.buf[self.start..self.start + take]);
+            }
+            self.start += take;
+            left -= take as u64;
+            if refusal.is_none() {
+                self.forward().await;
+            }
+        }
+        if let Some(refusal) = refusal {
+            self.reply(&refusal);
+            return Ok(Next::Continue);
+        }
+        if last {
+            let reply = self.finish_body().await;
+            self.reply(&reply);
+        } else {
+            let body = self.tx.as_ref().and_then(|t| t.body.as_ref());
+            let failed = body.is_some_and(|b| b.over || b.failed.is_some() || b.refused.is_some());
+            if failed {
+                // RFC 3030: a failed chunk fails the transaction; the client will stop sending.
+                let reply = self.finish_body().await;
+                self.reply(&reply);
+            } else {
+                self.reply(&format!("250 2.0.0 {size} octets received"));
+            }
+        }
+        Ok(Next::Continue)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reply(code: u16, esc: [u8; 3], message: &str) -> Reply {
+        Reply {
+            code,
+            esc,
+            message: message.into(),
+        }
+    }
+
+    #[test]
+    fn relayed_replies_keep_code_and_words() {
+        assert_eq!(
+            relay_reply(&reply(550, [5, 7, 1], "message content rejected")),
+            "550 5.7.1 message content rejected"
+        );
+        assert_eq!(relay_reply(&reply(250, [0, 0, 0], "Ok")), "250 2.0.0 Ok");
+        assert_eq!(
+            relay_reply(&reply(554, [5, 7, 1], "a\nb")),
+            "554-5.7.1 a\r\n554 5.7.1 b"
+        );
+        assert!(relay_reply(&reply(421, [4, 4, 2], "bye")).starts_with("451 4.4.0 "));
+        assert!(relay_reply(&reply(354, [0, 0, 0], "go")).starts_with("451 4.4.0 "));
+        assert_eq!(relay_reply(&reply(550, [2, 0, 0], "x\r")), "550 5.0.0 x ");
+    }
+}

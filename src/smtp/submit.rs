@@ -1,0 +1,276 @@
+//! The upstream side of a submission: connect, TLS, EHLO, AUTH with the stored credential, then
+//! one envelope step at a time, and the message bytes written by us.
+//!
+//! mail-send does connect-level work on our own stream: we connect with
+//! [`crate::upstream::tcp_connect`] and [`crate::upstream::tls_handshake`] (so the account's CA
+//! file and TLS name apply) and wrap the stream in `mail_send::SmtpClient { stream, timeout }`
+//! for EHLO, STARTTLS and AUTH. Message bytes are *not* sent with mail-send's `data` /
+//! `write_message`: it appends an extra CRLF and does not stuff a dot at the start of the first
+//! line. We write the body ourselves through [`Stuffer`], which keeps the client's bytes.
+//!
+//! Security choices:
+//! - `tls = "starttls"` never falls back to plaintext: no STARTTLS offered means no credential
+//!   sent. mail-send reads one reply per read call and drops what follows it in the same read,
+//!   so nothing injected after the STARTTLS `220` survives into the TLS session.
+//! - mail-send's own time-out default is one hour; ours is the config's `upstream_timeout`,
+//!   applied to every read and write.
+//! - Errors carry the server's words and the user name, never the credential.
+
+use crate::config::{Endpoint, ServerConfig, TlsMode};
+use crate::smtp::data::Stuffer;
+use crate::upstream::{self, UpstreamError, UpstreamStream};
+use mail_send::{Credentials, SmtpClient};
+use smtp_proto::{EhloResponse, Response, EXT_START_TLS};
+use std::time::Duration;
+use tokio::io::AsyncWriteExt;
+
+/// A reply from the upstream server, kept as it said it.
+pub type Reply = Response<String>;
+
+/// A logged-in upstream SMTP connection.
+pub struct Upstream {
+    client: SmtpClient<UpstreamStream>,
+    address: String,
+    timeout: Duration,
+    stuffer: Stuffer,
+    out: Vec<u8>,
+}
+
+/// Translates a mail-send error at `step` into our upstream error (no credential is in it).
+fn from_mail_send(
+    e: mail_send::Error,
+    address: &str,
+    timeout: Duration,
+    step: &'static str,
+) -> UpstreamError {
+    let address = address.to_owned();
+    match e {
+        mail_send::Error::Timeout => UpstreamError::Timeout {
+            address,
+            secs: timeout.as_secs(),
+            step,
+        },
+        mail_send::Error::Io(_) | mail_send::Error::UnparseableReply => {
+            // mail-send reports a closed connection as an unparseable reply.
+            UpstreamError::Closed { address, step }
+        }
+        mail_send::Error::Tls(e) => UpstreamError::Tls {
+            address,
+            reason: e.to_string(),
+        },
+        mail_send::Error::MissingStartTls => UpstreamError::Protocol {
+            address,
+            reason: "the server does not offer STARTTLS; refusing to continue in plaintext".into(),
+        },
+        mail_send::Error::UnexpectedReply(r) => UpstreamError::Protocol {
+            address,
+            reason: format!("unexpected reply during {step}: {}", reply_text(&r)),
+        },
+        other => UpstreamError::Protocol {
+            address,
+            reason: format!("{step}: {other}"),
+        },
+    }
+}
+
+/// `code esc text` of a reply on one line, for logs and errors.
+pub fn reply_text(r: &Reply) -> String {
+    let [a, b, c] = r.esc;
+    let text: String = r
+        .message
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(512)
+        .collect();
+    if a == 0 {
+        format!("{} {}", r.code, text)
+    } else {
+        format!("{} {a}.{b}.{c} {}", r.code, text)
+    }
+}
+
+impl Upstream {
+    /// Connects to the account's SMTP server and logs in with the stored credential.
+    pub async fn connect(
+        endpoint: &Endpoint,
+        server: &ServerConfig,
+    ) -> Result<Upstream, UpstreamError> {
+        let address = endpoint.address();
+        let timeout = server.upstream_timeout;
+        let tcp = upstream::tcp_connect(endpoint, server.connect_timeout).await?;
+        // The EHLO name: our own address as a literal, which every server accepts as syntax.
+        let helo = match tcp.local_addr() {
+            Ok(a) if a.is_ipv6() => format!("[IPv6:{}]", a.ip()),
+            Ok(a) => format!("[{}]", a.ip()),
+            Err(_) => "localhost".to_owned(),
+        };
+        let stream = match endpoint.tls {
+            TlsMode::Implicit => {
+                upstream::tls_handshake(endpoint, tcp, server.connect_timeout).await?
+            }
+            TlsMode::Starttls | TlsMode::None => UpstreamStream::Plain(tcp),
+        };
+        let mut client = SmtpClient { stream, timeout };
+        let ms = |e| from_mail_send(e, &address, timeout, "greeting");
+        let greeting = tokio::time::timeout(timeout, client.read())
+            .await
+            .map_err(|_| ms(mail_send::Error::Timeout))?
+            .map_err(ms)?;
+        if greeting.code != 220 {
+            return Err(UpstreamError::Protocol {
+                address,
+                reason: format!("refused the connection: {}", reply_text(&greeting)),
+            });
+        }
+        let mut ehlo = client
+            .ehlo(&helo)
+            .await
+            .map_err(|e| from_mail_send(e, &address, timeout, "EHLO"))?;
+        if endpoint.tls == TlsMode::Starttls {
+            if ehlo.capabilities & EXT_START_TLS == 0 {
+                return Err(from_mail_send(
+                    mail_send::Error::MissingStartTls,
+                    &address,
+                    timeout,
+                    "EHLO",
+                ));
+            }
+            let reply = client
+                .cmd(b"STARTTLS\r\n")
+                .await
+                .map_err(|e| from_mail_send(e, &address, timeout, "STARTTLS"))?;
+            if reply.code != 220 {
+                return Err(UpstreamError::Protocol {
+                    address,
+                    reason: format!("refused STARTTLS: {}", reply_text(&reply)),
+                });
+            }
+            let UpstreamStream::Plain(tcp) = client.stream else {
+                return Err(UpstreamError::Protocol {
+                    address,
+                    reason: "STARTTLS on a TLS connection".into(),
+                });
+            };
+            client = SmtpClient {
+                stream: upstream::tls_handshake(endpoint, tcp, server.connect_timeout).await?,
+                timeout,
+            };
+            ehlo = client
+                .ehlo(&helo)
+                .await
+                .map_err(|e| from_mail_send(e, &address, timeout, "EHLO after STARTTLS"))?;
+        }
+        authenticate(&mut client, endpoint, &ehlo, &address, timeout).await?;
+        Ok(Upstream {
+            client,
+            address,
+            timeout,
+            stuffer: Stuffer::new(),
+            out: Vec::with_capacity(crate::smtp::session::READ_BUF + 1024),
+        })
+    }
+
+    /// host:port, for logs.
+    pub fn address(&self) -> &str {
+        &self.address
+    }
+
+    /// Sends one command line (without CRLF) and returns the server's reply, whatever its code.
+    pub async fn command(
+        &mut self,
+        line: &str,
+        step: &'static str,
+    ) -> Result<Reply, UpstreamError> {
+        let mut bytes = Vec::with_capacity(line.len() + 2);
+        bytes.extend_from_slice(line.as_bytes());
+        bytes.extend_from_slice(b"\r\n");
+        self.client
+            .cmd(bytes)
+            .await
+            .map_err(|e| from_mail_send(e, &self.address, self.timeout, step))
+    }
+
+    /// Sends `DATA`; on `354` the message body may follow with [`Upstream::write_body`].
+    pub async fn start_data(&mut self) -> Result<Reply, UpstreamError> {
+        self.stuffer = Stuffer::new();
+        self.command("DATA", "DATA").await
+    }
+
+    /// Writes message bytes (unstuffed, as the client meant them), stuffed, to the server.
+    pub async fn write_body(&mut self, bytes: &[u8]) -> Result<(), UpstreamError> {
+        self.out.clear();
+        self.stuffer.feed(bytes, &mut self.out);
+        let write = self.client.stream.write_all(&self.out);
+        match tokio::time::timeout(self.timeout, write).await {
+            Err(_) => Err(from_mail_send(
+                mail_send::Error::Timeout,
+                &self.address,
+                self.timeout,
+                "message data",
+            )),
+            Ok(Err(_)) => Err(UpstreamError::Closed {
+                address: self.address.clone(),
+                step: "message data",
+            }),
+            Ok(Ok(())) => Ok(()),
+        }
+    }
+
+    /// Ends the message (end marker, and CRLF first if the message lacked one) and returns the
+    /// server's verdict on it.
+    pub async fn finish_data(&mut self) -> Result<Reply, UpstreamError> {
+        let end = self.stuffer.finish();
+        let step = "reply to the end of data";
+        let exchange = async {
+            self.client.stream.write_all(end).await?;
+            self.client.stream.flush().await?;
+            self.client.read().await
+        };
+        match tokio::time::timeout(self.timeout, exchange).await {
+            Err(_) => Err(from_mail_send(
+                mail_send::Error::Timeout,
+                &self.address,
+                self.timeout,
+                step,
+            )),
+            Ok(r) => r.map_err(|e| from_mail_send(e, &self.address, self.timeout, step)),
+        }
+    }
+
+    /// Says QUIT (best effort) and closes.
+    pub async fn quit(mut self) {
+        let _ = self.command("QUIT", "QUIT").await;
+        let _ = tokio::time::timeout(self.timeout, self.client.stream.shutdown()).await;
+    }
+}
+
+/// AUTH with the account's credential, with the best mechanism both sides support.
+async fn authenticate(
+    client: &mut SmtpClient<UpstreamStream>,
+    endpoint: &Endpoint,
+    ehlo: &EhloResponse<String>,
+    address: &str,
+    timeout: Duration,
+) -> Result<(), UpstreamError> {
+    if ehlo.auth_mechanisms == 0 {
+        return Err(UpstreamError::Protocol {
+            address: address.to_owned(),
+            reason: "the server offers no AUTH mechanism (on this connection)".into(),
+        });
+    }
+    let credentials = Credentials::new(endpoint.username.as_str(), endpoint.password.expose());
+    match client.authenticate(&credentials, ehlo).await {
+        Ok(_) => Ok(()),
+        Err(mail_send::Error::AuthenticationFailed(r)) => Err(UpstreamError::Auth {
+            address: address.to_owned(),
+            username: endpoint.username.clone(),
+            reason: reply_text(&r),
+        }),
+        Err(mail_send::Error::UnsupportedAuthMechanism) => Err(UpstreamError::Auth {
+            address: address.to_owned(),
+            username: endpoint.username.clone(),
+            reason: "no AUTH mechanism in common (mailgate uses PLAIN or LOGIN)".into(),
+        }),
+        Err(e) => Err(from_mail_send(e, address, timeout, "AUTH")),
+    }
+}

@@ -252,7 +252,7 @@ impl ByteCounters {
 
 /// IMAP command names counted by name; everything else is `other`, so a client sending random
 /// words cannot create new time series.
-const IMAP_COMMANDS: &[&str] = &[
+pub const IMAP_COMMANDS: &[&str] = &[
     "APPEND",
     "AUTHENTICATE",
     "CAPABILITY",

@@ -72,60 +72,8 @@ const LOGIN_RESULTS: &[&str] = &[
 const ERROR_KINDS: &[&str] = &["dns", "connect", "tls", "timeout", "protocol", "auth"];
 const DIRECTIONS: &[&str] = &["client_to_upstream", "upstream_to_client"];
 const RELOAD_RESULTS: &[&str] = &["ok", "error"];
-/// The IMAP command names counted by name (src/metrics.rs); anything else is `other`.
-const KNOWN_COMMANDS: &[&str] = &[
-    "APPEND",
-    "AUTHENTICATE",
-    "CAPABILITY",
-    "CHECK",
-    "CLOSE",
-    "COMPRESS",
-    "COPY",
-    "CREATE",
-    "DELETE",
-    "ENABLE",
-    "EXAMINE",
-    "EXPUNGE",
-    "FETCH",
-    "GETACL",
-    "GETMETADATA",
-    "GETQUOTA",
-    "GETQUOTAROOT",
-    "ID",
-    "IDLE",
-    "LIST",
-    "LOGIN",
-    "LOGOUT",
-    "LSUB",
-    "MOVE",
-    "MYRIGHTS",
-    "NAMESPACE",
-    "NOOP",
-    "NOTIFY",
-    "RENAME",
-    "SEARCH",
-    "SELECT",
-    "SETACL",
-    "SETMETADATA",
-    "SETQUOTA",
-    "SORT",
-    "STARTTLS",
-    "STATUS",
-    "STORE",
-    "SUBSCRIBE",
-    "THREAD",
-    "UNSELECT",
-    "UNSUBSCRIBE",
-    "UID COPY",
-    "UID EXPUNGE",
-    "UID FETCH",
-    "UID MOVE",
-    "UID SEARCH",
-    "UID SORT",
-    "UID STORE",
-    "UID THREAD",
-    "XLIST",
-];
+/// The IMAP command names counted by name; anything else is `other`.
+const KNOWN_COMMANDS: &[&str] = mailgate::metrics::IMAP_COMMANDS;
 
 // ---------------------------------------------------------------------------------------------
 // Tests

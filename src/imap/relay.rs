@@ -31,10 +31,63 @@ use tokio::time::Instant;
 
 /// Lines up to this size are held whole (to inspect or rewrite); longer ones stream through.
 const MAX_HELD: usize = 64 * 1024;
-/// Read buffer, client → server (commands; APPEND literals).
-const C2S_BUF: usize = 16 * 1024;
-/// Read buffer, server → client (FETCH bodies).
-const S2C_BUF: usize = 64 * 1024;
+
+/// Buffers are borrowed from a per-thread pool for the moment they hold data and given back
+/// as soon as they are empty, so an idle session — most sessions, most of the time: a mail
+/// client sits in IDLE for hours — holds no buffer at all, and a busy one reuses the same few
+/// buffers without a malloc per read.
+mod pool {
+    use std::cell::RefCell;
+
+    /// Size of a read buffer (one read) and the usual capacity of an output buffer.
+    pub const BUF: usize = 64 * 1024;
+    /// Free buffers kept per thread and kind; more are freed.
+    const KEEP: usize = 8;
+
+    thread_local! {
+        static INPUT: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
+        static OUTPUT: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
+    }
+
+    /// A read buffer of exactly `BUF` initialized bytes.
+    pub fn input() -> Vec<u8> {
+        INPUT
+            .with(|p| p.borrow_mut().pop())
+            .unwrap_or_else(|| vec![0; BUF])
+    }
+
+    /// Gives back a read buffer (others, e.g. login leftovers, are simply freed).
+    pub fn give_input(v: Vec<u8>) {
+        if v.len() == BUF {
+            INPUT.with(|p| {
+                let mut p = p.borrow_mut();
+                if p.len() < KEEP {
+                    p.push(v);
+                }
+            });
+        }
+    }
+
+    /// An empty output buffer with room for one read's worth.
+    pub fn output() -> Vec<u8> {
+        OUTPUT
+            .with(|p| p.borrow_mut().pop())
+            .unwrap_or_else(|| Vec::with_capacity(BUF))
+    }
+
+    /// Gives back an output buffer; one that grew far beyond a read's worth is freed.
+    pub fn give_output(mut v: Vec<u8>) {
+        if v.capacity() >= BUF && v.capacity() <= 4 * BUF {
+            v.clear();
+            OUTPUT.with(|p| {
+                let mut p = p.borrow_mut();
+                if p.len() < KEEP {
+                    p.push(v);
+                }
+            });
+        }
+    }
+}
 
 /// How a relay ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,11 +152,10 @@ struct Dir {
     needs_flush: bool,
     eof: bool,
     bytes: u64,
-    size: usize,
 }
 
 impl Dir {
-    fn new(size: usize, leftover: Vec<u8>) -> Self {
+    fn new(leftover: Vec<u8>) -> Self {
         let end = leftover.len();
         Dir {
             framer: Framer::new(MAX_HELD),
@@ -115,8 +167,28 @@ impl Dir {
             needs_flush: false,
             eof: false,
             bytes: end as u64,
-            size,
         }
+    }
+
+    /// Returns emptied buffers to the pool.
+    fn release(&mut self) {
+        if self.start >= self.end && !self.inbuf.is_empty() {
+            pool::give_input(std::mem::take(&mut self.inbuf));
+            self.start = 0;
+            self.end = 0;
+        }
+        if self.out_empty() && self.out.capacity() > 0 {
+            pool::give_output(std::mem::take(&mut self.out));
+            self.out_pos = 0;
+        }
+    }
+
+    /// The output buffer, borrowed from the pool if this direction holds none.
+    fn out_buf(&mut self) -> &mut Vec<u8> {
+        if self.out.capacity() == 0 {
+            self.out = pool::output();
+        }
+        &mut self.out
     }
 
     fn pending_input(&self) -> bool {
@@ -152,7 +224,7 @@ impl Dir {
             }
         }
         if progress {
-            self.out.clear();
+            pool::give_output(std::mem::take(&mut self.out));
             self.out_pos = 0;
             self.needs_flush = true;
         }
@@ -179,8 +251,8 @@ impl Dir {
         cx: &mut Context<'_>,
         r: &mut R,
     ) -> Poll<io::Result<u64>> {
-        if self.inbuf.len() < self.size {
-            self.inbuf.resize(self.size, 0);
+        if self.inbuf.is_empty() {
+            self.inbuf = pool::input();
         }
         let mut rb = ReadBuf::new(&mut self.inbuf);
         match Pin::new(r).poll_read(cx, &mut rb) {
@@ -195,7 +267,12 @@ impl Dir {
                 Poll::Ready(Ok(n as u64))
             }
             Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
-            Poll::Pending => Poll::Pending,
+            Poll::Pending => {
+                // Nothing to read: hold no buffer while waiting.
+                pool::give_input(std::mem::take(&mut self.inbuf));
+                self.framer.shrink();
+                Poll::Pending
+            }
         }
     }
 }
@@ -232,8 +309,8 @@ pub async fn run<C: AsyncRead + AsyncWrite + Unpin>(
     opts.counters.add_to_upstream(client_leftover.len() as u64);
     opts.counters.add_to_client(upstream_leftover.len() as u64);
     let mut relay = Relay {
-        c2s: Dir::new(C2S_BUF, client_leftover),
-        s2c: Dir::new(S2C_BUF, upstream_leftover),
+        c2s: Dir::new(client_leftover),
+        s2c: Dir::new(upstream_leftover),
         awaiting: None,
         long_tag: Vec::new(),
         local: Vec::new(),
@@ -317,6 +394,7 @@ impl Relay {
             if self.s2c.out_empty() {
                 if self.s2c.pending_input() {
                     self.frame_s2c();
+                    self.s2c.release();
                     progress = true;
                 } else if self.s2c.eof {
                     if !self.s2c.needs_flush {
@@ -337,11 +415,11 @@ impl Relay {
             // Our own responses and BYE go out only between two server responses.
             if self.s2c.framer.at_boundary() && !self.s2c.pending_input() {
                 if !self.local.is_empty() {
-                    self.s2c.out.append(&mut self.local);
+                    self.s2c.out_buf().append(&mut self.local);
                     progress = true;
                 }
                 if let Some((_, bye)) = self.closing {
-                    self.s2c.out.extend_from_slice(bye);
+                    self.s2c.out_buf().extend_from_slice(bye);
                     self.bye_queued = true;
                     progress = true;
                 }
@@ -351,6 +429,7 @@ impl Relay {
             if self.closing.is_none() && self.awaiting.is_none() && self.c2s.out_empty() {
                 if self.c2s.pending_input() {
                     self.frame_c2s();
+                    self.c2s.release();
                     progress = true;
                 } else if self.c2s.eof {
                     if !self.c2s.needs_flush {
@@ -378,6 +457,7 @@ impl Relay {
     /// Frames buffered client bytes into the upstream's output.
     fn frame_c2s(&mut self) {
         let d = &mut self.c2s;
+        d.out_buf();
         while d.start < d.end {
             let Some((n, frame)) = d.framer.next(&d.inbuf[d.start..d.end]) else {
                 d.start = d.end;
@@ -435,6 +515,7 @@ impl Relay {
     /// Frames buffered server bytes into the client's output.
     fn frame_s2c(&mut self) {
         let d = &mut self.s2c;
+        d.out_buf();
         while d.start < d.end {
             let Some((n, frame)) = d.framer.next(&d.inbuf[d.start..d.end]) else {
                 d.start = d.end;

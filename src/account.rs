@@ -4,12 +4,20 @@
 //! (argon2 is deliberately slow and would stall the reactor). An unknown login name is verified
 //! against a fixed dummy hash, so that "no such user" costs the same as "wrong password" and the
 //! two cannot be told apart by timing; callers answer both with the same words.
+//!
+//! Clients that log in every few seconds (a CRM polling its inbox) would pay argon2 each time.
+//! A successful verification is therefore remembered for `login_cache_secs` as an HMAC-SHA256
+//! of (the account's PHC string, the password) under a random key made at start-up: the
+//! password itself is never kept, a changed hash (config reload) misses the cache, and only a
+//! correct password hits it — a wrong one still pays argon2, so timing tells nothing new.
 
 use crate::config::{Account, Config};
 use crate::secret::Secret;
 use argon2::password_hash::{rand_core::OsRng, PasswordHasher, SaltString};
 use argon2::{Argon2, PasswordHash, PasswordVerifier};
-use std::sync::{Arc, OnceLock};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 /// Why a local login failed. Both variants must look the same to the client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -51,6 +59,65 @@ fn dummy_hash() -> &'static str {
     })
 }
 
+/// The process's random HMAC key for the login cache.
+fn cache_key() -> Option<&'static ring::hmac::Key> {
+    static KEY: OnceLock<Option<ring::hmac::Key>> = OnceLock::new();
+    KEY.get_or_init(|| {
+        let rng = ring::rand::SystemRandom::new();
+        // Without randomness there is no safe key: the cache stays off.
+        ring::hmac::Key::generate(ring::hmac::HMAC_SHA256, &rng).ok()
+    })
+    .as_ref()
+}
+
+/// Verified logins: lower-cased email → (keyed digest, valid until). At most one entry per
+/// configured account.
+fn cache() -> &'static Mutex<HashMap<String, (ring::hmac::Tag, Instant)>> {
+    static CACHE: OnceLock<Mutex<HashMap<String, (ring::hmac::Tag, Instant)>>> = OnceLock::new();
+    CACHE.get_or_init(|| Mutex::new(HashMap::new()))
+}
+
+fn digest(key: &ring::hmac::Key, account: &Account, password: &Secret) -> ring::hmac::Tag {
+    let mut ctx = ring::hmac::Context::with_key(key);
+    ctx.update(account.local_password_hash.as_bytes());
+    ctx.update(&[0]);
+    ctx.update(password.expose().as_bytes());
+    ctx.sign()
+}
+
+/// Whether `password` was verified for `account` within the cache lifetime.
+fn cached(account: &Account, password: &Secret) -> bool {
+    let Some(key) = cache_key() else {
+        return false;
+    };
+    let want = digest(key, account, password);
+    let Ok(map) = cache().lock() else {
+        return false;
+    };
+    match map.get(&account.email.to_ascii_lowercase()) {
+        Some((tag, until)) if Instant::now() < *until => {
+            ring::constant_time::verify_slices_are_equal(tag.as_ref(), want.as_ref()).is_ok()
+        }
+        _ => false,
+    }
+}
+
+fn remember(account: &Account, password: &Secret, ttl: Duration) {
+    let Some(key) = cache_key() else {
+        return;
+    };
+    if ttl.is_zero() {
+        return;
+    }
+    let tag = digest(key, account, password);
+    if let Ok(mut map) = cache().lock() {
+        map.insert(
+            account.email.to_ascii_lowercase(),
+            (tag, Instant::now() + ttl),
+        );
+    }
+}
+
 fn check(hash: &str, password: &Secret) -> bool {
     match PasswordHash::new(hash) {
         Ok(parsed) => Argon2::default()
@@ -67,9 +134,16 @@ pub async fn verify(
     password: Secret,
 ) -> Result<Arc<Account>, LoginFailure> {
     let account = config.account(login).cloned();
+    let ttl = config.server.login_cache;
+    if let Some(a) = &account {
+        if !ttl.is_zero() && cached(a, &password) {
+            return Ok(a.clone());
+        }
+    }
     tokio::task::spawn_blocking(move || match account {
         Some(account) => {
             if check(&account.local_password_hash, &password) {
+                remember(&account, &password, ttl);
                 Ok(account)
             } else {
                 Err(LoginFailure::BadPassword)
@@ -89,6 +163,37 @@ pub async fn verify(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn config_with(hash: &str, cache_secs: u64) -> Arc<Config> {
+        let text = format!(
+            "[server]\nlogin_cache_secs = {cache_secs}\n[[account]]\nemail = \"a@b.no\"\nlocal_password_hash = \"{hash}\"\n[account.imap]\nserver = \"h:1\"\npassword = \"x\"\n"
+        );
+        Arc::new(Config::parse(&text, std::path::Path::new("t.toml")).unwrap())
+    }
+
+    #[tokio::test]
+    async fn cache_hits_only_the_right_password_and_follows_the_hash() {
+        let h1 = hash_password(&Secret::from("one")).unwrap();
+        let c1 = config_with(&h1, 600);
+        let a = c1.account("a@b.no").unwrap().clone();
+        assert!(!cached(&a, &Secret::from("one")));
+        assert!(verify(&c1, "a@b.no", Secret::from("one")).await.is_ok());
+        assert!(cached(&a, &Secret::from("one")));
+        assert!(!cached(&a, &Secret::from("two")));
+        assert_eq!(
+            verify(&c1, "a@b.no", Secret::from("two")).await.err(),
+            Some(LoginFailure::BadPassword)
+        );
+        // A reload with a new hash for the same address: the old entry does not match.
+        let h2 = hash_password(&Secret::from("two")).unwrap();
+        let c2 = config_with(&h2, 600);
+        let a2 = c2.account("a@b.no").unwrap().clone();
+        assert!(!cached(&a2, &Secret::from("one")));
+        assert_eq!(
+            verify(&c2, "a@b.no", Secret::from("one")).await.err(),
+            Some(LoginFailure::BadPassword)
+        );
+    }
 
     #[test]
     fn hash_then_check() {

@@ -104,6 +104,7 @@ struct ServerFile {
     preauth_timeout_secs: Option<u64>,
     idle_timeout_secs: Option<Spanned<u64>>,
     auth_failure_delay_ms: Option<u64>,
+    login_cache_secs: Option<u64>,
     max_auth_failures: Option<u32>,
     connect_timeout_secs: Option<u64>,
     upstream_timeout_secs: Option<u64>,
@@ -177,6 +178,9 @@ pub struct ServerConfig {
     pub idle_timeout: Duration,
     /// Delay before answering a failed login, the same for unknown users and bad passwords.
     pub auth_failure_delay: Duration,
+    /// How long a verified local password is remembered (keyed hash only), so that a client
+    /// that logs in every few seconds pays argon2 once; zero turns the cache off.
+    pub login_cache: Duration,
     /// Failed logins on one connection before it is closed.
     pub max_auth_failures: u32,
     /// TCP connect (per address) and TLS handshake time-out towards the upstream.
@@ -304,6 +308,7 @@ impl Config {
             preauth_timeout: Duration::from_secs(s.preauth_timeout_secs.unwrap_or(60).max(1)),
             idle_timeout,
             auth_failure_delay: Duration::from_millis(s.auth_failure_delay_ms.unwrap_or(1000)),
+            login_cache: Duration::from_secs(s.login_cache_secs.unwrap_or(600)),
             max_auth_failures: s.max_auth_failures.unwrap_or(3).max(1),
             connect_timeout: Duration::from_secs(s.connect_timeout_secs.unwrap_or(15).max(1)),
             upstream_timeout: Duration::from_secs(s.upstream_timeout_secs.unwrap_or(60).max(1)),

@@ -19,12 +19,20 @@
 //! - `mail_save_crlf = yes` keeps appended messages byte for byte in the maildir files;
 //!   `auth_verbose_passwords = plain` logs the password of each failed login (tests use it to
 //!   prove which password reached the server); `auth_failure_delay = 0` keeps tests quick.
+//!
+//! The same launcher starts the SASL backend Postfix needs (`DovecotOpts::sasl_only`):
+//! `protocols =` (no IMAP listener at all) and one more auth-client socket,
+//! `service auth { unix_listener PATH { mode = 0666 } }`, for `smtpd_sasl_type = dovecot`.
+//! Postfix's smtpd runs as user `postfix` and must reach that socket, so the instance folder is
+//! 0711 (searchable, not listable) and the socket's own folder 0755. Ready then means: "starting
+//! up" logged, and the socket answers with Dovecot's auth handshake (`VERSION` … `DONE`).
 
 use std::fmt::Write as _;
 use std::fs;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::os::unix::fs::{chown, PermissionsExt};
+use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -37,7 +45,7 @@ use tempfile::TempDir;
 
 use super::certs::CertFiles;
 use super::imap_client::ImapClient;
-use super::proc::{free_port, poll, stop_child, wait_timeout};
+use super::proc::{free_port, id, poll, stop_child, wait_timeout};
 
 /// The system user that owns the Dovecot processes and maildirs when the tests run as root.
 pub const TEST_USER: &str = "mailgate-test";
@@ -55,18 +63,6 @@ pub struct RunAs {
     pub group: String,
     /// Whether the test process is root (so Dovecot is started with dropped privileges).
     pub drop_from_root: bool,
-}
-
-fn id(args: &[&str]) -> Option<String> {
-    let out = Command::new("id")
-        .args(args)
-        .stderr(Stdio::null())
-        .output()
-        .ok()?;
-    if !out.status.success() {
-        return None;
-    }
-    Some(String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
 /// Makes the `mailgate-test` system user once per process. `useradd` fails if another test
@@ -136,6 +132,12 @@ pub struct DovecotOpts {
     pub tls: Option<CertFiles>,
     /// Also listen for implicit TLS (imaps). Needs `tls`.
     pub implicit_tls: bool,
+    /// Serve IMAP on a loopback port. Without it the instance is an authentication service
+    /// only (`protocols =`), and `imap_port` is 0.
+    pub imap: bool,
+    /// Also serve Dovecot's authentication protocol on a unix socket anyone may connect to
+    /// ([`Dovecot::sasl_socket`]): the SASL backend of Postfix (`smtpd_sasl_type = dovecot`).
+    pub sasl_socket: bool,
 }
 
 impl DovecotOpts {
@@ -144,6 +146,8 @@ impl DovecotOpts {
         DovecotOpts {
             tls: None,
             implicit_tls: false,
+            imap: true,
+            sasl_socket: false,
         }
     }
 
@@ -152,6 +156,18 @@ impl DovecotOpts {
         DovecotOpts {
             tls: Some(cert.clone()),
             implicit_tls: true,
+            imap: true,
+            sasl_socket: false,
+        }
+    }
+
+    /// No IMAP: only the authentication service, on [`Dovecot::sasl_socket`] (for Postfix).
+    pub fn sasl_only() -> DovecotOpts {
+        DovecotOpts {
+            tls: None,
+            implicit_tls: false,
+            imap: false,
+            sasl_socket: true,
         }
     }
 }
@@ -159,10 +175,11 @@ impl DovecotOpts {
 pub struct Dovecot {
     dir: TempDir,
     child: Child,
-    /// Plaintext port (offers STARTTLS when TLS is configured).
+    /// Plaintext port (offers STARTTLS when TLS is configured); 0 without IMAP (`sasl_only`).
     pub imap_port: u16,
     /// Implicit-TLS port.
     pub imaps_port: Option<u16>,
+    sasl_socket: Option<PathBuf>,
     run_as: RunAs,
     next_file: AtomicU64,
     users: Mutex<()>,
@@ -178,6 +195,14 @@ impl Dovecot {
             opts.tls.is_some() || !opts.implicit_tls,
             "implicit TLS needs a certificate"
         );
+        assert!(
+            opts.imap || (opts.tls.is_none() && !opts.implicit_tls),
+            "TLS settings need IMAP"
+        );
+        assert!(
+            opts.imap || opts.sasl_socket,
+            "neither IMAP nor SASL to serve"
+        );
         let run_as = run_as().clone();
         // /tmp, not $TMPDIR: unix socket paths under base_dir must stay short, and the
         // unprivileged Dovecot user must be able to reach the directory.
@@ -186,8 +211,14 @@ impl Dovecot {
             .tempdir_in("/tmp")
             .expect("dovecot tempdir");
         let d = dir.path().to_path_buf();
-        for sub in ["run", "state", "home", "ssl"] {
+        for sub in ["run", "state", "home", "ssl", "sasl"] {
             fs::create_dir(d.join(sub)).expect("mkdir");
+        }
+        let sasl_socket = opts.sasl_socket.then(|| d.join("sasl/auth"));
+        if sasl_socket.is_some() {
+            // The SASL client (Postfix's smtpd, user `postfix`) must reach sasl/auth.
+            fs::set_permissions(&d, fs::Permissions::from_mode(0o711)).expect("chmod");
+            fs::set_permissions(d.join("sasl"), fs::Permissions::from_mode(0o755)).expect("chmod");
         }
         fs::write(d.join("users"), "").expect("users file");
         if let Some(tls) = &opts.tls {
@@ -202,6 +233,7 @@ impl Dovecot {
             d.join("state"),
             d.join("home"),
             d.join("ssl"),
+            d.join("sasl"),
             d.join("users"),
         ] {
             own(&path, &run_as);
@@ -213,12 +245,19 @@ impl Dovecot {
 
         let mut last_log = String::new();
         for _attempt in 0..START_ATTEMPTS {
-            let imap_port = free_port();
+            let imap_port = if opts.imap { free_port() } else { 0 };
             let imaps_port = opts.implicit_tls.then(free_port);
             if Some(imap_port) == imaps_port {
                 continue;
             }
-            let conf = config(&d, &run_as, &opts, imap_port, imaps_port);
+            let conf = config(
+                &d,
+                &run_as,
+                &opts,
+                imap_port,
+                imaps_port,
+                sasl_socket.as_deref(),
+            );
             fs::write(d.join("dovecot.conf"), conf).expect("write dovecot.conf");
             own(&d.join("dovecot.conf"), &run_as);
             let _ = fs::remove_file(d.join("dovecot.log"));
@@ -236,13 +275,14 @@ impl Dovecot {
                 cmd.uid(run_as.uid).gid(run_as.gid);
             }
             let mut child = cmd.spawn().expect("spawn dovecot");
-            match wait_ready(&d, &mut child, imap_port) {
+            match wait_ready(&d, &mut child, imap_port, sasl_socket.as_deref()) {
                 Ok(()) => {
                     return Dovecot {
                         dir,
                         child,
                         imap_port,
                         imaps_port,
+                        sasl_socket,
                         run_as,
                         next_file: AtomicU64::new(0),
                         users: Mutex::new(()),
@@ -261,6 +301,11 @@ impl Dovecot {
         panic!("Dovecot did not start after {START_ATTEMPTS} attempts.\n{last_log}");
     }
 
+    /// The authentication socket for a SASL client (`DovecotOpts::sasl_socket`), mode 0666.
+    pub fn sasl_socket(&self) -> Option<&Path> {
+        self.sasl_socket.as_deref()
+    }
+
     /// Directory holding config, logs and homes.
     pub fn dir(&self) -> &Path {
         self.dir.path()
@@ -271,6 +316,10 @@ impl Dovecot {
     }
 
     pub fn imap_addr(&self) -> SocketAddr {
+        assert!(
+            self.imap_port != 0,
+            "this Dovecot serves no IMAP (DovecotOpts::sasl_only)"
+        );
         SocketAddr::from(([127, 0, 0, 1], self.imap_port))
     }
 
@@ -425,9 +474,14 @@ fn read_logs(dir: &Path) -> String {
 }
 
 /// Ready means: our master logged "starting up" (it binds every listener before that, so the
-/// port is ours and not another test's), is still running, and the plaintext port gives the
-/// real greeting. Err carries the log.
-fn wait_ready(dir: &Path, child: &mut Child, imap_port: u16) -> Result<(), String> {
+/// port is ours and not another test's), is still running, the plaintext port (if any) gives
+/// the real greeting, and the SASL socket (if any) gives the auth handshake. Err carries the log.
+fn wait_ready(
+    dir: &Path,
+    child: &mut Child,
+    imap_port: u16,
+    sasl_socket: Option<&Path>,
+) -> Result<(), String> {
     let addr = SocketAddr::from(([127, 0, 0, 1], imap_port));
     let ready = poll(READY_TIMEOUT, Duration::from_millis(50), || {
         if let Ok(Some(_)) = child.try_wait() {
@@ -436,7 +490,9 @@ fn wait_ready(dir: &Path, child: &mut Child, imap_port: u16) -> Result<(), Strin
         if !read_logs(dir).contains("starting up") {
             return None;
         }
-        greeting_ok(addr).then_some(true)
+        let imap_ok = imap_port == 0 || greeting_ok(addr);
+        let sasl_ok = sasl_socket.map_or(true, auth_handshake_ok);
+        (imap_ok && sasl_ok).then_some(true)
     });
     match ready {
         Some(true) if wait_timeout(child, Duration::ZERO).is_none() => Ok(()),
@@ -445,7 +501,8 @@ fn wait_ready(dir: &Path, child: &mut Child, imap_port: u16) -> Result<(), Strin
             read_logs(dir)
         )),
         None => Err(format!(
-            "Dovecot gave no greeting on {addr} within {READY_TIMEOUT:?}.\n{}",
+            "Dovecot was not ready (IMAP greeting on {addr}, auth handshake on {sasl_socket:?}) \
+             within {READY_TIMEOUT:?}.\n{}",
             read_logs(dir)
         )),
     }
@@ -471,12 +528,33 @@ fn greeting_ok(addr: SocketAddr) -> bool {
     false
 }
 
+/// The auth server speaks first on a client socket: `VERSION`, `MECH` lines, … `DONE`.
+fn auth_handshake_ok(path: &Path) -> bool {
+    let Ok(stream) = UnixStream::connect(path) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+    let mut reader = BufReader::new(&stream);
+    for _ in 0..50 {
+        let mut line = String::new();
+        match reader.read_line(&mut line) {
+            Ok(0) | Err(_) => return false,
+            Ok(_) => {}
+        }
+        if line.trim_end() == "DONE" {
+            return true;
+        }
+    }
+    false
+}
+
 fn config(
     d: &Path,
     run_as: &RunAs,
     opts: &DovecotOpts,
     imap_port: u16,
     imaps_port: Option<u16>,
+    sasl_socket: Option<&Path>,
 ) -> String {
     let p = |sub: &str| d.join(sub).display().to_string();
     let mut c = String::new();
@@ -484,7 +562,7 @@ fn config(
         c,
         "# private test instance, written by tests/support/dovecot.rs"
     );
-    let _ = writeln!(c, "protocols = imap");
+    let _ = writeln!(c, "protocols = {}", if opts.imap { "imap" } else { "" });
     let _ = writeln!(c, "listen = 127.0.0.1");
     let _ = writeln!(c, "base_dir = {}", p("run"));
     let _ = writeln!(c, "state_dir = {}", p("state"));
@@ -522,6 +600,16 @@ fn config(
     );
     let _ = writeln!(c, "userdb {{\n  driver = passwd-file\n  args = {users}\n}}");
     let _ = writeln!(c, "service anvil {{\n  chroot =\n}}");
+    if let Some(path) = sasl_socket {
+        let _ = writeln!(
+            c,
+            "service auth {{\n  unix_listener {} {{\n    mode = 0666\n  }}\n}}",
+            path.display()
+        );
+    }
+    if !opts.imap {
+        return c;
+    }
     let _ = writeln!(c, "service imap-login {{");
     let _ = writeln!(c, "  chroot =");
     let _ = writeln!(

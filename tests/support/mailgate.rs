@@ -1,5 +1,6 @@
 //! Runs the real `mailgate` binary: `mailgate run --config PATH` with a config written into a
-//! temp dir, stderr collected line by line, and the listening address parsed from the log.
+//! temp dir, stderr collected line by line, and the listening addresses (IMAP, SMTP, metrics)
+//! parsed from the log.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -19,7 +20,7 @@ use super::proc::{free_port, poll, run_with_timeout, stop_child, PROCESS_TIMEOUT
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_mailgate");
 
-/// How long `Mailgate::start` waits for "imap listening on".
+/// How long `Mailgate::start` waits for "imap listening on" and "smtp listening on".
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 /// Start attempts of `Mailgate::start_with_metrics` (each with a new metrics port).
 const METRICS_START_ATTEMPTS: usize = 5;
@@ -28,6 +29,8 @@ pub struct Mailgate {
     dir: TempDir,
     child: Child,
     pub imap_addr: SocketAddr,
+    /// The SMTP submission listener, from the "smtp listening on" line.
+    pub smtp_addr: SocketAddr,
     /// The `/metrics` listener, from the "metrics listening on" line (`None` without
     /// a `[metrics]` table).
     pub metrics_addr: Option<SocketAddr>,
@@ -39,7 +42,7 @@ pub struct Mailgate {
 
 impl Mailgate {
     /// Starts `mailgate run` with this config; panics (with everything it logged) if it does
-    /// not report `imap listening on ADDR` in time.
+    /// not report `imap listening on ADDR` and `smtp listening on ADDR` in time.
     pub fn start(config_toml: &str) -> Mailgate {
         Mailgate::start_with_env(config_toml, &[])
     }
@@ -88,15 +91,16 @@ impl Mailgate {
                 "stdout: ",
             ),
         ];
+        // Both listeners are bound before either line is logged; the lines come one after
+        // the other, so wait for both.
         let found = poll(START_TIMEOUT, Duration::from_millis(20), || {
-            if let Some(addr) = lines
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .iter()
-                .find_map(|l| parse_listen_line(l, "imap listening on"))
+            let lines = lines.lock().unwrap_or_else(|e| e.into_inner());
+            let find = |marker| lines.iter().find_map(|l| parse_listen_line(l, marker));
+            if let (Some(imap), Some(smtp)) = (find("imap listening on"), find("smtp listening on"))
             {
-                return Some(Ok(addr));
+                return Some(Ok((imap, smtp)));
             }
+            drop(lines);
             match child.try_wait() {
                 Ok(Some(status)) => Some(Err(format!("exited with {status}"))),
                 _ => None,
@@ -106,6 +110,7 @@ impl Mailgate {
             dir,
             child,
             imap_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            smtp_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             metrics_addr: None,
             config_path,
             lines,
@@ -113,8 +118,9 @@ impl Mailgate {
             stopped: false,
         };
         match found {
-            Some(Ok(addr)) => {
-                gate.imap_addr = addr;
+            Some(Ok((imap, smtp))) => {
+                gate.imap_addr = imap;
+                gate.smtp_addr = smtp;
                 // Logged before "imap listening on", so it is there by now if at all.
                 gate.metrics_addr = gate
                     .lines()
@@ -125,7 +131,10 @@ impl Mailgate {
             other => {
                 let why = match other {
                     Some(Err(e)) => e,
-                    _ => format!("no \"imap listening on\" line within {START_TIMEOUT:?}"),
+                    _ => format!(
+                        "no \"imap listening on\" and \"smtp listening on\" lines within \
+                         {START_TIMEOUT:?}"
+                    ),
                 };
                 let logs = gate.stop();
                 Err(format!(
@@ -173,6 +182,11 @@ impl Mailgate {
     /// Lines mailgate wrote so far (stderr; stdout lines prefixed "stdout: ").
     pub fn lines(&self) -> Vec<String> {
         self.lines.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// [`Mailgate::lines`] as one text, for failure messages.
+    pub fn log(&self) -> String {
+        self.lines().join("\n")
     }
 
     /// Whether the process is still running.

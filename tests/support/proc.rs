@@ -148,16 +148,35 @@ pub fn poll<T>(timeout: Duration, step: Duration, mut f: impl FnMut() -> Option<
     }
 }
 
-/// Runs `tests/py/imap_client.py` with `args`; panics with its output unless it exits 0 and
-/// printed its closing `done` line. Returns its stdout.
+/// Runs `tests/py/imap_client.py` with `args`; see [`python_done`].
 pub fn python_ok(args: &[&str]) -> String {
-    let out = python("imap_client.py", args);
+    python_done("imap_client.py", args)
+}
+
+/// Runs a helper script from `tests/py/`; panics with its output unless it exits 0 and
+/// printed its closing `done` line (so a script that stopped early cannot pass). Returns its
+/// stdout.
+pub fn python_done(script: &str, args: &[&str]) -> String {
+    let out = python(script, args);
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success() && stdout.contains("\ndone"),
-        "imap_client.py {args:?} failed ({}):\nstdout:\n{stdout}\nstderr:\n{}",
+        "{script} {args:?} failed ({}):\nstdout:\n{stdout}\nstderr:\n{}",
         out.status,
         String::from_utf8_lossy(&out.stderr)
     );
     stdout
+}
+
+/// `id ARGS` (user and group ids and names); `None` when it fails (e.g. no such user).
+pub fn id(args: &[&str]) -> Option<String> {
+    let out = Command::new("id")
+        .args(args)
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    Some(String::from_utf8_lossy(&out.stdout).trim().to_string())
 }

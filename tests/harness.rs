@@ -18,6 +18,7 @@ use support::imap_client::{
 use support::mailgate::parse_listen_line;
 use support::messages::{corpus, simple};
 use support::proc::{poll, python, python_ok};
+use support::smtp_client::data_sections;
 use support::{b64, b64_decode, describe_difference, Dovecot, DovecotOpts, ImapClient, Pki};
 
 #[test]
@@ -357,4 +358,75 @@ fn dovecot_instances_run_in_parallel_and_stop_on_drop() {
         );
         assert!(!dir.exists(), "{} not removed", dir.display());
     }
+}
+
+/// The SASL-only Dovecot Postfix authenticates against: no IMAP listener, and its auth socket
+/// (reachable by other users: Postfix's smtpd runs as `postfix`) checks the passwd-file users
+/// with Dovecot's auth protocol, the way Postfix's `smtpd_sasl_type = dovecot` asks.
+#[test]
+fn dovecot_sasl_only_checks_passwords_on_its_socket() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::net::UnixStream;
+
+    let d = Dovecot::start(DovecotOpts::sasl_only());
+    assert_eq!(d.imap_port, 0);
+    assert!(d.imaps_port.is_none());
+    d.add_user("alice@example.test", "upstream-pw");
+    let socket = d.sasl_socket().expect("sasl socket").to_path_buf();
+    let mode = std::fs::metadata(&socket)
+        .expect("socket")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o666, "{}", socket.display());
+    assert!(!d.log().contains("imap-login"), "{}", d.log());
+
+    let mut stream = UnixStream::connect(&socket).expect("connect auth socket");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+    let line = |reader: &mut BufReader<UnixStream>| {
+        let mut l = String::new();
+        reader.read_line(&mut l).expect("read auth line");
+        l
+    };
+    let mut handshake = Vec::new();
+    for _ in 0..50 {
+        let l = line(&mut reader);
+        if l.is_empty() || l == "DONE\n" {
+            break;
+        }
+        handshake.push(l);
+    }
+    assert!(
+        handshake.iter().any(|l| l.starts_with("MECH\tPLAIN")),
+        "{handshake:?}"
+    );
+    stream
+        .write_all(format!("VERSION\t1\t2\nCPID\t{}\n", std::process::id()).as_bytes())
+        .expect("write");
+    for (id, password, want) in [(1, "upstream-pw", "OK\t1"), (2, "wrong", "FAIL\t2")] {
+        let resp = b64(format!("\0alice@example.test\0{password}").as_bytes());
+        stream
+            .write_all(format!("AUTH\t{id}\tPLAIN\tservice=smtp\tresp={resp}\n").as_bytes())
+            .expect("write");
+        let answer = line(&mut reader);
+        assert!(answer.starts_with(want), "{password}: {answer:?}");
+    }
+}
+
+/// The recording tap's DATA extraction (no servers).
+#[test]
+fn smtp_data_sections() {
+    let wire =
+        b"EHLO x\r\nMAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\nSubject: 1\r\n\r\n..dot\r\n.\r\n\
+        MAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\n.\r\nQUIT\r\n";
+    assert_eq!(
+        data_sections(wire),
+        vec![
+            b"Subject: 1\r\n\r\n..dot\r\n.\r\n".to_vec(),
+            b".\r\n".to_vec()
+        ]
+    );
+    assert!(data_sections(b"DATA\r\nno end").is_empty());
 }

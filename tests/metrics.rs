@@ -13,14 +13,19 @@ mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
-use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use support::imap_client::{assert_tagged, contains, fetch_literals, quote, tagged_status};
 use support::mailgate::{cached_hash, config_toml, metrics_toml, Account, Secret, Upstream};
 use support::messages::{varied, Rng};
-use support::proc::{poll, sighup};
+use support::proc::{poll, sighup, RefusingPort};
+use support::scrape::{
+    assert_bounded, dechunk, documented_metrics, fetch, label, parse_exposition, Labels, Scrape,
+    ACCOUNT_BYTES, ACCOUNT_LOGINS, BUILD_INFO, BYTES, CONFIG_RELOADS, CONNECT_SECONDS, DIRECTIONS,
+    IMAP_COMMANDS, KNOWN_COMMANDS, LOGINS, SESSIONS_ACTIVE, SESSIONS_REFUSED, SESSIONS_TOTAL,
+    SMTP_MESSAGES, SMTP_MESSAGE_BYTES, UPSTREAM_ERRORS,
+};
 use support::{b64, Dovecot, DovecotOpts, ImapClient, Mailgate};
 
 /// The account that works.
@@ -41,39 +46,8 @@ const UPSTREAM_PW: &str = "Upstream-pw-c40d5e19";
 /// its answer. Generous: this turns a hang into a failure, it measures nothing.
 const SETTLE_TIMEOUT: Duration = Duration::from_secs(30);
 const SETTLE_STEP: Duration = Duration::from_millis(25);
-/// Upper bound on one `/metrics` response.
-const MAX_SCRAPE: u64 = 4 * 1024 * 1024;
-
-const SESSIONS_TOTAL: &str = "mailgate_sessions_total";
-const SESSIONS_ACTIVE: &str = "mailgate_sessions_active";
-const SESSIONS_REFUSED: &str = "mailgate_sessions_refused_total";
-const LOGINS: &str = "mailgate_logins_total";
-const CONNECT_SECONDS: &str = "mailgate_upstream_connect_seconds";
-const UPSTREAM_ERRORS: &str = "mailgate_upstream_errors_total";
-const BYTES: &str = "mailgate_bytes_total";
-const IMAP_COMMANDS: &str = "mailgate_imap_commands_total";
-const CONFIG_RELOADS: &str = "mailgate_config_reloads_total";
-const BUILD_INFO: &str = "mailgate_build_info";
-const ACCOUNT_LOGINS: &str = "mailgate_account_logins_total";
-const ACCOUNT_BYTES: &str = "mailgate_account_bytes_total";
 
 const IMAP: (&str, &str) = ("protocol", "imap");
-
-/// The label values the README allows, by label name.
-const PROTOCOLS: &[&str] = &["imap", "smtp"];
-const LOGIN_RESULTS: &[&str] = &[
-    "ok",
-    "bad_password",
-    "unknown_user",
-    "upstream_auth_failed",
-    "upstream_unavailable",
-    "throttled",
-];
-const ERROR_KINDS: &[&str] = &["dns", "connect", "tls", "timeout", "protocol", "auth"];
-const DIRECTIONS: &[&str] = &["client_to_upstream", "upstream_to_client"];
-const RELOAD_RESULTS: &[&str] = &["ok", "error"];
-/// The IMAP command names counted by name; anything else is `other`.
-const KNOWN_COMMANDS: &[&str] = mailgate::metrics::IMAP_COMMANDS;
 
 // ---------------------------------------------------------------------------------------------
 // Tests
@@ -623,6 +597,47 @@ fn exposition_parser() {
     assert_eq!(dechunk(b"5\r\nhel"), None);
 }
 
+/// The README's metric table as the bounds check reads it (no servers): the SMTP metrics with
+/// their labels (`—` means none), and SMTP series pass or fail the check as documented.
+#[test]
+fn readme_table_covers_smtp_metrics() {
+    let documented = documented_metrics();
+    let labels = |name: &str| -> Vec<&str> {
+        documented
+            .get(name)
+            .unwrap_or_else(|| panic!("{name} is not in the README's metric table"))
+            .iter()
+            .map(String::as_str)
+            .collect()
+    };
+    assert_eq!(labels(SMTP_MESSAGES), ["result"]);
+    assert_eq!(labels(SMTP_MESSAGE_BYTES), Vec::<&str>::new());
+    assert_eq!(labels(LOGINS), ["protocol", "result"]);
+
+    let scrape = |body: &str| Scrape::parse(body.to_string()).expect("parses");
+    let good = scrape(
+        "mailgate_smtp_messages_total{result=\"ok\"} 2\n\
+         mailgate_smtp_messages_total{result=\"too_big\"} 1\n\
+         # TYPE mailgate_smtp_message_bytes histogram\n\
+         mailgate_smtp_message_bytes_bucket{le=\"1024\"} 1\n\
+         mailgate_smtp_message_bytes_bucket{le=\"+Inf\"} 2\n\
+         mailgate_smtp_message_bytes_sum 5000\n\
+         mailgate_smtp_message_bytes_count 2\n\
+         mailgate_logins_total{protocol=\"smtp\",result=\"bad_password\"} 1\n",
+    );
+    assert_bounded(&good, &[]);
+    for bad in [
+        "mailgate_smtp_messages_total{result=\"spam\"} 1\n",
+        "mailgate_smtp_messages_total{result=\"ok\",account=\"a\"} 1\n",
+        "# TYPE mailgate_smtp_message_bytes histogram\n\
+         mailgate_smtp_message_bytes_count{result=\"ok\"} 1\n",
+    ] {
+        let s = scrape(bad);
+        let caught = std::panic::catch_unwind(|| assert_bounded(&s, &["a"]));
+        assert!(caught.is_err(), "the bounds check passed:\n{bad}");
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Traffic helpers
 
@@ -705,37 +720,6 @@ fn random_command_names(rng: &mut Rng, count: usize) -> Vec<String> {
 
 // ---------------------------------------------------------------------------------------------
 // The gateway under test
-
-/// A loopback port that refuses connections while this value lives: the local end of a
-/// connection the test holds open. Nothing listens on it, and no other process can bind it
-/// meanwhile (a port from `free_port()` could be taken by another test's server, which would
-/// turn "connection refused" into some other failure and break the exact counts).
-struct RefusingPort {
-    _server_side: TcpStream,
-    client: TcpStream,
-}
-
-impl RefusingPort {
-    fn new() -> RefusingPort {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-        let client = TcpStream::connect(listener.local_addr().expect("addr")).expect("connect");
-        let (server_side, _) = listener.accept().expect("accept");
-        let port = RefusingPort {
-            _server_side: server_side,
-            client,
-        };
-        let addr = SocketAddr::from(([127, 0, 0, 1], port.port()));
-        match TcpStream::connect_timeout(&addr, Duration::from_secs(10)) {
-            Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {}
-            other => panic!("expected {addr} to refuse connections, got {other:?}"),
-        }
-        port
-    }
-
-    fn port(&self) -> u16 {
-        self.client.local_addr().expect("local addr").port()
-    }
-}
 
 /// The upstream settings for a Dovecot plaintext port.
 fn account(email: &str, port: u16) -> Account {
@@ -865,138 +849,12 @@ fn secrets() -> Vec<String> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Scraping and the text exposition format
-
-type Labels = Vec<(String, String)>;
-/// `# TYPE` lines: metric family → counter | gauge | histogram | summary | untyped.
-type Types = BTreeMap<String, String>;
-/// Samples by (name, labels sorted by name).
-type Samples = BTreeMap<(String, Labels), f64>;
-
-/// One parsed `/metrics` response: samples keyed by (name, labels sorted by name).
-struct Scrape {
-    body: String,
-    types: Types,
-    samples: Samples,
-}
-
-impl Scrape {
-    /// The sample with exactly these labels.
-    fn get(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-        let mut key: Labels = labels
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        key.sort();
-        self.samples.get(&(name.to_string(), key)).copied()
-    }
-
-    /// The sample's value; a counter that was never touched is absent, which reads as 0.
-    fn value(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
-        self.get(name, labels).unwrap_or(0.0)
-    }
-
-    /// Asserts the sample exists (unless `want` is 0) and equals `want`.
-    #[track_caller]
-    fn expect(&self, name: &str, labels: &[(&str, &str)], want: f64) {
-        let got = self.get(name, labels);
-        let ok = match got {
-            Some(v) => v == want,
-            None => want == 0.0,
-        };
-        assert!(
-            ok,
-            "{name}{} = {got:?}, want {want}\nscrape:\n{}",
-            format_labels(labels),
-            self.body
-        );
-    }
-
-    /// Asserts every sample of `name` outside `allowed` (exact label sets) is 0.
-    #[track_caller]
-    fn expect_only_nonzero(&self, name: &str, allowed: &[&[(&str, &str)]]) {
-        let allowed: Vec<Labels> = allowed
-            .iter()
-            .map(|labels| {
-                let mut l: Labels = labels
-                    .iter()
-                    .map(|(k, v)| (k.to_string(), v.to_string()))
-                    .collect();
-                l.sort();
-                l
-            })
-            .collect();
-        for (labels, value) in self.series(name) {
-            assert!(
-                value == 0.0 || allowed.contains(labels),
-                "unexpected {name}{labels:?} = {value}\nscrape:\n{}",
-                self.body
-            );
-        }
-    }
-
-    /// Every sample named exactly `name`.
-    fn series(&self, name: &str) -> Vec<(&Labels, f64)> {
-        self.samples
-            .iter()
-            .filter(|((n, _), _)| n == name)
-            .map(|((_, labels), v)| (labels, *v))
-            .collect()
-    }
-
-    /// A histogram's `_bucket` samples with these other labels, as (le, count) sorted by le.
-    fn buckets(&self, name: &str, labels: &[(&str, &str)]) -> Vec<(f64, f64)> {
-        let bucket = format!("{name}_bucket");
-        let mut out: Vec<(f64, f64)> = self
-            .series(&bucket)
-            .into_iter()
-            .filter(|(l, _)| {
-                l.len() == labels.len() + 1 && labels.iter().all(|(k, v)| label(l, k) == Some(*v))
-            })
-            .map(|(l, v)| {
-                let le = label(l, "le")
-                    .unwrap_or_else(|| panic!("{bucket} without le: {l:?}"))
-                    .to_string();
-                let le = parse_value(&le).unwrap_or_else(|| panic!("le={le:?}"));
-                (le, v)
-            })
-            .collect();
-        out.sort_by(|a, b| a.0.total_cmp(&b.0));
-        out
-    }
-}
-
-fn label<'a>(labels: &'a Labels, name: &str) -> Option<&'a str> {
-    labels
-        .iter()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.as_str())
-}
-
-fn format_labels(labels: &[(&str, &str)]) -> String {
-    let inner: Vec<String> = labels.iter().map(|(k, v)| format!("{k}=\"{v}\"")).collect();
-    format!("{{{}}}", inner.join(","))
-}
+// Scraping (the parser and the README-table check are in support::scrape)
 
 /// GET /metrics, parsed. Every scrape is also checked for secrets: no password, in any
 /// encoding, and no login name that no account has, may ever appear in it.
 fn scrape(addr: SocketAddr) -> Result<Scrape, String> {
-    let HttpResponse {
-        status,
-        headers,
-        body,
-    } = http_get(addr, "/metrics").map_err(|e| e.to_string())?;
-    if status != 200 {
-        return Err(format!("HTTP {status}: {body}"));
-    }
-    let content_type = headers
-        .iter()
-        .find(|(k, _)| k == "content-type")
-        .map(|(_, v)| v.as_str())
-        .unwrap_or_default();
-    if !content_type.starts_with("text/plain") {
-        return Err(format!("content-type {content_type:?}"));
-    }
+    let body = fetch(addr)?;
     for secret in secrets() {
         assert!(
             !body.contains(&secret),
@@ -1008,265 +866,5 @@ fn scrape(addr: SocketAddr) -> Result<Scrape, String> {
         !body.contains(UNKNOWN_USER),
         "an unknown login name appears in the /metrics output:\n{body}"
     );
-    parse_exposition(&body).map(|(types, samples)| Scrape {
-        body,
-        types,
-        samples,
-    })
-}
-
-/// A minimal HTTP/1.1 GET over a std TcpStream (`Connection: close`, so the body ends at
-/// EOF; chunked and Content-Length bodies are both handled). Bounded in size and time.
-fn http_get(addr: SocketAddr, path: &str) -> io::Result<HttpResponse> {
-    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(10))?;
-    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
-    stream.set_write_timeout(Some(Duration::from_secs(30)))?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: text/plain\r\nConnection: close\r\n\r\n"
-    )?;
-    let mut raw = Vec::new();
-    (&mut stream).take(MAX_SCRAPE).read_to_end(&mut raw)?;
-    let bad = |what: &str| io::Error::new(io::ErrorKind::InvalidData, what.to_string());
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or_else(|| bad("no end of the HTTP header"))?;
-    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
-    let mut body = raw[split + 4..].to_vec();
-    let mut lines = head.split("\r\n");
-    let status_line = lines.next().unwrap_or_default();
-    let status: u16 = status_line
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| bad(&format!("status line {status_line:?}")))?;
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-        .collect();
-    let header = |name: &str| {
-        headers
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.clone())
-    };
-    if header("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
-        body = dechunk(&body).ok_or_else(|| bad("bad chunked body"))?;
-    } else if let Some(len) = header("content-length") {
-        let len: usize = len.parse().map_err(|_| bad("content-length"))?;
-        if body.len() < len {
-            return Err(bad(&format!("body {} of {len} bytes", body.len())));
-        }
-        body.truncate(len);
-    }
-    let body = String::from_utf8(body).map_err(|_| bad("body is not UTF-8"))?;
-    Ok(HttpResponse {
-        status,
-        headers,
-        body,
-    })
-}
-
-struct HttpResponse {
-    status: u16,
-    /// Names lower-cased.
-    headers: Vec<(String, String)>,
-    body: String,
-}
-
-fn dechunk(mut data: &[u8]) -> Option<Vec<u8>> {
-    let mut out = Vec::new();
-    for _ in 0..100_000 {
-        let nl = data.windows(2).position(|w| w == b"\r\n")?;
-        let size = std::str::from_utf8(&data[..nl]).ok()?;
-        let size = usize::from_str_radix(size.split(';').next()?.trim(), 16).ok()?;
-        data = &data[nl + 2..];
-        if size == 0 {
-            return Some(out);
-        }
-        out.extend_from_slice(data.get(..size)?);
-        data = data.get(size + 2..)?;
-    }
-    None
-}
-
-/// Parses the Prometheus text format (0.0.4): `# TYPE` lines, and samples
-/// `name{label="value",...} value [timestamp]` with `\\`, `\"`, `\n` escapes in values.
-/// Duplicate series are an error.
-fn parse_exposition(body: &str) -> Result<(Types, Samples), String> {
-    let mut types = BTreeMap::new();
-    let mut samples = BTreeMap::new();
-    for (n, line) in body.lines().enumerate() {
-        let line = line.trim_end();
-        if line.is_empty() {
-            continue;
-        }
-        if let Some(rest) = line.strip_prefix("# TYPE ") {
-            let mut parts = rest.split_whitespace();
-            if let (Some(name), Some(kind)) = (parts.next(), parts.next()) {
-                types.insert(name.to_string(), kind.to_string());
-            }
-            continue;
-        }
-        if line.starts_with('#') {
-            continue;
-        }
-        let (name, mut labels, value) = parse_sample(line)
-            .ok_or_else(|| format!("line {}: cannot parse {line:?}\n{body}", n + 1))?;
-        labels.sort();
-        let key = (name, labels);
-        if samples.contains_key(&key) {
-            return Err(format!("line {}: duplicate series {key:?}\n{body}", n + 1));
-        }
-        samples.insert(key, value);
-    }
-    Ok((types, samples))
-}
-
-fn parse_sample(line: &str) -> Option<(String, Labels, f64)> {
-    let b = line.as_bytes();
-    let name_end = line.find(['{', ' '])?;
-    let name = &line[..name_end];
-    let name_ok = !name.is_empty()
-        && !name.as_bytes()[0].is_ascii_digit()
-        && name
-            .bytes()
-            .all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b':');
-    if !name_ok {
-        return None;
-    }
-    let mut i = name_end;
-    let mut labels = Vec::new();
-    if b[i] == b'{' {
-        i += 1;
-        loop {
-            while b.get(i) == Some(&b' ') || b.get(i) == Some(&b',') {
-                i += 1;
-            }
-            if *b.get(i)? == b'}' {
-                i += 1;
-                break;
-            }
-            let eq = i + line.get(i..)?.find('=')?;
-            let key = line[i..eq].trim().to_string();
-            i = eq + 1;
-            if *b.get(i)? != b'"' {
-                return None;
-            }
-            i += 1;
-            let mut value = Vec::new();
-            loop {
-                match *b.get(i)? {
-                    b'\\' => {
-                        value.push(match *b.get(i + 1)? {
-                            b'n' => b'\n',
-                            c => c,
-                        });
-                        i += 2;
-                    }
-                    b'"' => {
-                        i += 1;
-                        break;
-                    }
-                    c => {
-                        value.push(c);
-                        i += 1;
-                    }
-                }
-            }
-            labels.push((key, String::from_utf8(value).ok()?));
-        }
-    }
-    let value = parse_value(line.get(i..)?.split_whitespace().next()?)?;
-    Some((name.to_string(), labels, value))
-}
-
-fn parse_value(s: &str) -> Option<f64> {
-    match s {
-        "+Inf" | "Inf" => Some(f64::INFINITY),
-        "-Inf" => Some(f64::NEG_INFINITY),
-        "NaN" => Some(f64::NAN),
-        _ => s.parse().ok(),
-    }
-}
-
-/// The metric table of README.md: name → label names (the operator's reference).
-fn documented_metrics() -> BTreeMap<String, BTreeSet<String>> {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md");
-    let readme = fs::read_to_string(&path).expect("read README.md");
-    let mut out = BTreeMap::new();
-    for line in readme.lines() {
-        let cells: Vec<&str> = line.split('|').map(str::trim).collect();
-        // | `name` | type | `label`, `label` | meaning |
-        if cells.len() < 5 || !cells[1].starts_with("`mailgate_") {
-            continue;
-        }
-        let name = cells[1].trim_matches('`').to_string();
-        let labels = cells[3]
-            .split(',')
-            .map(|l| l.trim().trim_matches('`').to_string())
-            .filter(|l| !l.is_empty())
-            .collect();
-        out.insert(name, labels);
-    }
-    assert!(
-        out.contains_key(SESSIONS_TOTAL),
-        "no metric table in README.md"
-    );
-    out
-}
-
-/// Every series is documented in the README's metric table with exactly its label names
-/// (plus `le` on histogram buckets), and every label value comes from a fixed set: the
-/// documented values, known command names, the crate version, or a configured `account`.
-fn assert_bounded(s: &Scrape, accounts: &[&str]) {
-    let documented = documented_metrics();
-    for ((name, labels), value) in &s.samples {
-        let family = if documented.contains_key(name.as_str()) {
-            name.as_str()
-        } else {
-            ["_bucket", "_sum", "_count"]
-                .iter()
-                .filter_map(|suffix| name.strip_suffix(suffix))
-                .find(|base| {
-                    documented.contains_key(*base)
-                        && s.types.get(*base).map(String::as_str) == Some("histogram")
-                })
-                .unwrap_or_else(|| {
-                    panic!(
-                        "{name} is not in the README's metric table\nscrape:\n{}",
-                        s.body
-                    )
-                })
-        };
-        let mut want = documented[family].clone();
-        if name.ends_with("_bucket") && family != name {
-            want.insert("le".to_string());
-        }
-        let got: BTreeSet<String> = labels.iter().map(|(k, _)| k.clone()).collect();
-        assert_eq!(got, want, "label names of {name} (README: {family})");
-        for (key, v) in labels {
-            let v = v.as_str();
-            let allowed = match (family, key.as_str()) {
-                (_, "protocol") => PROTOCOLS.contains(&v),
-                (CONFIG_RELOADS, "result") => RELOAD_RESULTS.contains(&v),
-                (LOGINS | ACCOUNT_LOGINS, "result") => LOGIN_RESULTS.contains(&v),
-                (_, "kind") => ERROR_KINDS.contains(&v),
-                (_, "direction") => DIRECTIONS.contains(&v),
-                (_, "command") => v == "other" || KNOWN_COMMANDS.contains(&v),
-                (_, "version") => v == env!("CARGO_PKG_VERSION"),
-                (_, "account") => accounts.contains(&v),
-                (_, "le") => parse_value(v).is_some(),
-                // A documented metric this test does not know yet (SMTP, OAuth): its values
-                // are not checked here, but they must stay short words.
-                _ => v.len() <= 40 && v.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_'),
-            };
-            assert!(
-                allowed,
-                "{name}: label {key}={v:?} is outside its fixed set (value {value})\nscrape:\n{}",
-                s.body
-            );
-        }
-    }
+    Scrape::parse(body)
 }

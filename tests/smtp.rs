@@ -1,37 +1,43 @@
-//! SMTP submission through mailgate to a real Postfix (Dovecot SASL), with python3 smtplib,
-//! swaks and a raw socket as clients. See `support_smtp` for how Postfix is run and how what it
-//! stored is compared.
+//! SMTP submission through mailgate to a real Postfix (Dovecot SASL), with python3 smtplib
+//! (tests/py/smtp_send.py), swaks and a raw socket as clients. See `support::postfix` for how
+//! Postfix is run and how what it stored is compared.
+//!
+//! The tests that count the 250s the clients heard also scrape mailgate's `/metrics` at the end
+//! and check the SMTP counters against what the clients were told.
 //!
 //! Every loop is bounded; no test asserts a duration; all traffic stays on 127.0.0.1.
+//!
+//! Run: `cargo test --test smtp`
 
-mod support_smtp;
+mod support;
 
 use std::io::{BufRead, BufReader, Write};
-use std::net::TcpListener;
+use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
+use std::process::Command;
 use std::time::Duration;
-use support_smtp::*;
 
-/// smtplib: log in, send each (recipient, file) on one connection; one line per message,
-/// "OK rcpt" or "FAIL rcpt code text".
-const SMTPLIB_SEND: &str = r#"
-import smtplib, sys
-host, port, user, pw, frm = sys.argv[1:6]
-pairs = sys.argv[6:]
-s = smtplib.SMTP(host, int(port), timeout=300)
-s.ehlo()
-s.login(user, pw)
-for i in range(0, len(pairs), 2):
-    rcpt, path = pairs[i], pairs[i + 1]
-    data = open(path, 'rb').read()
-    try:
-        s.sendmail(frm, [rcpt], data, mail_options=["BODY=8BITMIME"])
-        print("OK", rcpt, flush=True)
-    except smtplib.SMTPResponseException as e:
-        print("FAIL", rcpt, e.smtp_code, e.smtp_error.decode(errors="replace"), flush=True)
-        s.rset()
-s.quit()
-"#;
+use support::mailgate::{cached_hash, metrics_toml};
+use support::messages::Rng;
+use support::postfix::{as_stored, DELIVERY_STEP, DELIVERY_TIMEOUT, DOMAIN};
+use support::proc::{poll, python_done, run_with_timeout, RefusingPort, PROCESS_TIMEOUT};
+use support::scrape::{
+    assert_bounded, fetch, Scrape, LOGINS, SESSIONS_ACTIVE, SESSIONS_TOTAL, SMTP_MESSAGES,
+    SMTP_MESSAGE_BYTES, UPSTREAM_ERRORS,
+};
+use support::smtp_client::{data_sections, recording_tap, Raw};
+use support::{b64, describe_difference, Mailgate, Postfix};
+
+/// Local password every test account uses with mailgate.
+const LOCAL_PASSWORD: &str = "local-pw";
+/// Upstream (Postfix/Dovecot) password of every test user.
+const UPSTREAM_PASSWORD: &str = "upstream-secret";
+
+const SMTP: (&str, &str) = ("protocol", "smtp");
+/// How long (and how often) to poll a scrape for the sessions to end. Generous: this turns a
+/// hang into a failure, it measures nothing.
+const SETTLE_TIMEOUT: Duration = Duration::from_secs(30);
+const SETTLE_STEP: Duration = Duration::from_millis(25);
 
 fn account(user: &str, hash: &str, aliases: &str, smtp: &str) -> String {
     format!(
@@ -68,14 +74,12 @@ fn server_section(extra: &str) -> String {
     )
 }
 
-/// A deterministic pseudo-random byte stream (xorshift), for attachments.
-fn noise(len: usize, mut seed: u64) -> Vec<u8> {
-    let mut v = Vec::with_capacity(len);
+/// A deterministic pseudo-random byte stream, for attachments.
+fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut rng = Rng::new(seed);
+    let mut v = Vec::with_capacity(len + 8);
     while v.len() < len {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        v.extend_from_slice(&seed.to_le_bytes());
+        v.extend_from_slice(&rng.next().to_le_bytes());
     }
     v.truncate(len);
     v
@@ -83,8 +87,7 @@ fn noise(len: usize, mut seed: u64) -> Vec<u8> {
 
 /// A MIME message with a base64 attachment of `size` bytes, CRLF line ends.
 fn with_attachment(size: usize) -> Vec<u8> {
-    use base64::Engine;
-    let b64 = base64::engine::general_purpose::STANDARD.encode(noise(size, 0x9e37_79b9_7f4a_7c15));
+    let b64 = b64(&noise(size, 0x9e37_79b9_7f4a_7c15));
     let mut m = b"Subject: attachment\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n--b1\r\nContent-Type: text/plain\r\n\r\nSee attached.\r\n--b1\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\n".to_vec();
     for line in b64.as_bytes().chunks(76) {
         m.extend_from_slice(line);
@@ -104,19 +107,139 @@ fn count_ok(out: &str) -> usize {
     out.lines().filter(|l| l.starts_with("OK ")).count()
 }
 
+/// Sends with tests/py/smtp_send.py (smtplib); returns its output lines.
+fn smtplib_send(args: &[String]) -> String {
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    python_done("smtp_send.py", &refs)
+}
+
+/// Starts mailgate with `config` and a `[metrics]` listener.
+fn start_with_metrics(config: &str) -> Mailgate {
+    Mailgate::start_with_metrics(|listen| format!("{config}{}", metrics_toml(listen, None)))
+}
+
+/// What must never appear in mailgate's output or its `/metrics`: both passwords, plain and in
+/// base64, and the SASL PLAIN tokens of `users` with either password.
+fn secrets(users: &[&str]) -> Vec<String> {
+    let mut out = Vec::new();
+    for pw in [LOCAL_PASSWORD, UPSTREAM_PASSWORD] {
+        out.push(pw.to_owned());
+        out.push(b64(pw.as_bytes()));
+        for user in users {
+            out.push(b64(format!("\0{user}@{DOMAIN}\0{pw}").as_bytes()));
+        }
+    }
+    out
+}
+
+/// Stops mailgate and asserts that none of [`secrets`] appears in anything it wrote.
+fn assert_no_secrets(gw: &mut Mailgate, users: &[&str]) {
+    let secrets = secrets(users);
+    let refs: Vec<&str> = secrets.iter().map(String::as_str).collect();
+    gw.assert_no_secrets(&refs);
+}
+
+/// Scrapes `/metrics` (checked for secrets) until no SMTP session is open any more, so every
+/// counter of the traffic so far is final.
+fn settled_scrape(gw: &Mailgate, users: &[&str]) -> Scrape {
+    let addr: SocketAddr = gw.metrics_addr.expect("metrics address");
+    let secrets = secrets(users);
+    let mut last = String::new();
+    let settled = poll(SETTLE_TIMEOUT, SETTLE_STEP, || {
+        let body = fetch(addr).unwrap_or_else(|e| panic!("scrape {addr}: {e}"));
+        for secret in &secrets {
+            assert!(
+                !body.contains(secret.as_str()),
+                "a secret ({} chars) appears in the /metrics output:\n{body}",
+                secret.len()
+            );
+        }
+        let s = Scrape::parse(body).unwrap_or_else(|e| panic!("{e}"));
+        if s.get(SESSIONS_ACTIVE, &[SMTP]) == Some(0.0) {
+            return Some(s);
+        }
+        last = s.body;
+        None
+    });
+    settled.unwrap_or_else(|| {
+        panic!("waited {SETTLE_TIMEOUT:?} for the SMTP sessions to end; last scrape:\n{last}")
+    })
+}
+
+/// Outcomes the clients were told, to compare with `mailgate_smtp_messages_total` and
+/// `mailgate_logins_total{protocol="smtp"}`.
+#[derive(Debug, Default)]
+struct Told {
+    /// 250 after the message data.
+    ok: usize,
+    /// The upstream's 5xx after the message data.
+    rejected: usize,
+    /// 4xx after the message data (the client keeps the message).
+    deferred: usize,
+    /// 552 after the message data: over `max_message_size`.
+    too_big: usize,
+    /// 235 to AUTH.
+    logins_ok: usize,
+    /// 535 to AUTH for a configured account with a wrong password.
+    bad_password: usize,
+    /// 535 to AUTH for a login name no account has.
+    unknown_user: usize,
+    /// Connections to mailgate's SMTP listener.
+    sessions: usize,
+}
+
+/// The SMTP counters agree exactly with what the clients were told, every series is in the
+/// README's metric table, and the scrape names no account.
+#[track_caller]
+fn assert_smtp_metrics(s: &Scrape, told: &Told) {
+    let results = [
+        ("ok", told.ok),
+        ("rejected", told.rejected),
+        ("deferred", told.deferred),
+        ("too_big", told.too_big),
+    ];
+    for (result, n) in results {
+        s.expect(SMTP_MESSAGES, &[("result", result)], n as f64);
+    }
+    let nonzero: Vec<[(&str, &str); 1]> = results
+        .iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(result, _)| [("result", *result)])
+        .collect();
+    let nonzero: Vec<&[(&str, &str)]> = nonzero.iter().map(|l| &l[..]).collect();
+    s.expect_only_nonzero(SMTP_MESSAGES, &nonzero);
+    // One size per accepted message.
+    s.expect(&format!("{SMTP_MESSAGE_BYTES}_count"), &[], told.ok as f64);
+    s.expect(LOGINS, &[SMTP, ("result", "ok")], told.logins_ok as f64);
+    s.expect(
+        LOGINS,
+        &[SMTP, ("result", "bad_password")],
+        told.bad_password as f64,
+    );
+    s.expect(
+        LOGINS,
+        &[SMTP, ("result", "unknown_user")],
+        told.unknown_user as f64,
+    );
+    s.expect(SESSIONS_TOTAL, &[SMTP], told.sessions as f64);
+    assert_bounded(s, &[]);
+    assert!(!s.body.contains(DOMAIN), "an address in\n{}", s.body);
+}
+
 /// Messages arrive byte-identical through both TLS modes, with smtplib, swaks and a raw
 /// pipelining client, several per connection; the number of 250s equals the number stored.
 #[test]
 fn delivers_exact_bytes_through_postfix() {
-    let pf = Postfix::start(&["alice", "bob"]);
-    let hash = hash_password(LOCAL_PASSWORD);
+    let pf = Postfix::start(&["alice", "bob"], UPSTREAM_PASSWORD);
+    let hash = cached_hash(LOCAL_PASSWORD);
     let config = format!(
         "{}{}{}",
         server_section("max_message_size = 41943040"),
         account("alice", &hash, "", &starttls_upstream(&pf)),
         account("bob", &hash, "", &implicit_upstream(&pf)),
     );
-    let gw = Gateway::start(&config);
+    let mut gw = start_with_metrics(&config);
+    let mut told = Told::default();
     let files = tempfile::tempdir().expect("temp dir");
     let d = files.path();
 
@@ -149,7 +272,7 @@ fn delivers_exact_bytes_through_postfix() {
     // Through mailgate (alice: STARTTLS upstream), all on one connection.
     let mut args_gw = vec![
         "127.0.0.1".to_owned(),
-        gw.smtp.port().to_string(),
+        gw.smtp_addr.port().to_string(),
         format!("alice@{DOMAIN}"),
         LOCAL_PASSWORD.to_owned(),
         format!("alice@{DOMAIN}"),
@@ -169,12 +292,12 @@ fn delivers_exact_bytes_through_postfix() {
         args_direct.push(format!("direct-{name}@{DOMAIN}"));
         args_direct.push(path);
     }
-    let refs: Vec<&str> = args_gw.iter().map(String::as_str).collect();
-    let out = python(SMTPLIB_SEND, &refs);
+    let out = smtplib_send(&args_gw);
     assert_eq!(count_ok(&out), messages.len(), "{out}\n{}", gw.log());
     let mut told_250 = count_ok(&out);
-    let refs: Vec<&str> = args_direct.iter().map(String::as_str).collect();
-    let direct = python(SMTPLIB_SEND, &refs);
+    told.sessions += 1;
+    told.logins_ok += 1;
+    let direct = smtplib_send(&args_direct);
     assert_eq!(count_ok(&direct), messages.len(), "{direct}");
 
     for (name, sent) in &messages {
@@ -190,16 +313,10 @@ fn delivers_exact_bytes_through_postfix() {
             assert_eq!(via, as_stored(&with_crlf), "{name}");
         } else if *name != "leading-dot" && *name != "bare-cr" {
             let want = as_stored(sent);
-            let at = via
-                .iter()
-                .zip(&want)
-                .position(|(a, b)| a != b)
-                .unwrap_or(via.len().min(want.len()));
             assert!(
                 via == want,
-                "{name}: not the bytes sent; first difference at {at}: stored {:?} / sent {:?}",
-                String::from_utf8_lossy(&via[at.saturating_sub(20)..(at + 20).min(via.len())]),
-                String::from_utf8_lossy(&want[at.saturating_sub(20)..(at + 20).min(want.len())])
+                "{name}: not the bytes sent (stored / sent): {}",
+                describe_difference(&via, &want)
             );
         }
     }
@@ -211,8 +328,9 @@ fn delivers_exact_bytes_through_postfix() {
     );
 
     // swaks through mailgate (bob: implicit-TLS upstream), pipelining.
-    let swaks = std::process::Command::new("swaks")
-        .args(["--server", &gw.smtp.to_string()])
+    let mut swaks = Command::new("swaks");
+    swaks
+        .args(["--server", &gw.smtp_addr.to_string()])
         .args(["--auth", "LOGIN", "--auth-user", &format!("bob@{DOMAIN}")])
         .args(["--auth-password", LOCAL_PASSWORD])
         .args([
@@ -227,9 +345,8 @@ fn delivers_exact_bytes_through_postfix() {
             "--body",
             "hello from swaks",
             "--pipeline",
-        ])
-        .output()
-        .expect("run swaks");
+        ]);
+    let swaks = run_with_timeout(swaks, None, PROCESS_TIMEOUT);
     let swaks_out = String::from_utf8_lossy(&swaks.stdout);
     assert!(swaks.status.success(), "{swaks_out}\n{}", gw.log());
     assert!(
@@ -237,11 +354,14 @@ fn delivers_exact_bytes_through_postfix() {
         "{swaks_out}"
     );
     told_250 += 1;
+    told.sessions += 1;
+    told.logins_ok += 1;
     let stored = pf.wait_for(&format!("gw-swaks@{DOMAIN}"));
     assert!(String::from_utf8_lossy(&stored).contains("hello from swaks"));
 
     // A raw client: everything pipelined, DATA then BDAT chunks, QUIT in the same write.
-    let (mut c, greeting) = Raw::connect(gw.smtp);
+    let (mut c, greeting) = Raw::connect(gw.smtp_addr);
+    told.sessions += 1;
     assert!(greeting.starts_with("220 "), "{greeting}");
     let ehlo = c.cmd("EHLO client.test");
     for ext in [
@@ -255,9 +375,7 @@ fn delivers_exact_bytes_through_postfix() {
     ] {
         assert!(ehlo.contains(ext), "{ext} missing: {ehlo}");
     }
-    use base64::Engine;
-    let token = base64::engine::general_purpose::STANDARD
-        .encode(format!("\0alice@{DOMAIN}\0{LOCAL_PASSWORD}"));
+    let token = b64(format!("\0alice@{DOMAIN}\0{LOCAL_PASSWORD}").as_bytes());
     c.send(
         format!(
             "AUTH PLAIN {token}\r\nMAIL FROM:<alice@{DOMAIN}> BODY=8BITMIME\r\nRCPT TO:<gw-pipe@{DOMAIN}>\r\nDATA\r\n"
@@ -268,6 +386,7 @@ fn delivers_exact_bytes_through_postfix() {
         let r = c.reply();
         assert!(r.starts_with(want), "want {want}, got {r}\n{}", gw.log());
     }
+    told.logins_ok += 1;
     let pipe_msg = b"Subject: pipelined\r\n\r\n.leading dot, stuffed by the client\r\n";
     let bdat_msg: &[u8] =
         b"Subject: bdat without final CRLF\r\n\r\n.a dot (BDAT is not stuffed)\r\nlast";
@@ -334,10 +453,20 @@ fn delivers_exact_bytes_through_postfix() {
             .filter(|(r, _)| r.starts_with("gw-"))
             .count()
     };
-    assert!(wait_until(600, || gw_count() == told_250 && pf.queue_empty()));
+    let settled = poll(DELIVERY_TIMEOUT, DELIVERY_STEP, || {
+        (gw_count() == told_250 && pf.queue_empty()).then_some(())
+    });
+    assert!(settled.is_some());
     assert_eq!(gw_count(), told_250);
+
+    // The metrics tell the same: every 250 is one `ok` (and one size), nothing was refused.
+    told.ok = told_250;
+    let s = settled_scrape(&gw, &["alice", "bob"]);
+    assert_smtp_metrics(&s, &told);
+    s.expect_only_nonzero(UPSTREAM_ERRORS, &[]);
     let log = gw.log();
     assert!(!log.contains(UPSTREAM_PASSWORD) && !log.contains(LOCAL_PASSWORD));
+    assert_no_secrets(&mut gw, &["alice", "bob"]);
 }
 
 /// What mailgate writes to the upstream is, byte for byte, what the client wrote: seen on the
@@ -345,17 +474,17 @@ fn delivers_exact_bytes_through_postfix() {
 /// dot, dot lines, 8-bit bytes, a long line; and a BDAT message gets stuffing and a final CRLF).
 #[test]
 fn upstream_wire_carries_the_clients_bytes() {
-    let pf = Postfix::start(&["carol"]);
-    let hash = hash_password(LOCAL_PASSWORD);
+    let pf = Postfix::start(&["carol"], UPSTREAM_PASSWORD);
+    let hash = cached_hash(LOCAL_PASSWORD);
     let (tap, record) = recording_tap(pf.plain_port);
     let config = format!(
         "{}{}",
         server_section(""),
         account("carol", &hash, "", &plain_upstream(tap)),
     );
-    let gw = Gateway::start(&config);
+    let mut gw = Mailgate::start(&config);
     let carol = format!("carol@{DOMAIN}");
-    let (mut c, _) = Raw::connect(gw.smtp);
+    let (mut c, _) = Raw::connect(gw.smtp_addr);
     assert!(c.login(&carol, LOCAL_PASSWORD).starts_with("235"));
 
     // Already stuffed by the client, as on the client's wire after DATA.
@@ -396,6 +525,7 @@ fn upstream_wire_carries_the_clients_bytes() {
         b"Subject: bdat\r\n\r\n..dot\r\nlast\r\n.\r\n".to_vec(),
         "BDAT message as DATA upstream: stuffed, final CRLF added"
     );
+    assert_no_secrets(&mut gw, &["carol"]);
 }
 
 /// A fake upstream that answers like a server up to DATA and then never answers the end of
@@ -413,8 +543,12 @@ fn stalled_upstream(greet: bool) -> u16 {
             let mut w = stream.try_clone().expect("clone");
             let mut r = BufReader::new(stream);
             if !greet {
-                let mut sink = String::new();
-                while r.read_line(&mut sink).map(|n| n > 0).unwrap_or(false) {}
+                for _ in 0..100_000 {
+                    let mut sink = String::new();
+                    if r.read_line(&mut sink).map(|n| n == 0).unwrap_or(true) {
+                        break;
+                    }
+                }
                 continue;
             }
             let _ = w.write_all(b"220 stall.test ESMTP\r\n");
@@ -449,9 +583,9 @@ fn stalled_upstream(greet: bool) -> u16 {
 /// about is delivered.
 #[test]
 fn failures_get_the_right_replies() {
-    let pf = Postfix::start(&["alice"]);
-    let hash = hash_password(LOCAL_PASSWORD);
-    let down_port = free_port();
+    let pf = Postfix::start(&["alice"], UPSTREAM_PASSWORD);
+    let hash = cached_hash(LOCAL_PASSWORD);
+    let down = RefusingPort::new();
     let stall_data = stalled_upstream(true);
     let stall_greet = stalled_upstream(false);
     let config = format!(
@@ -465,24 +599,30 @@ fn failures_get_the_right_replies() {
             &format!("\"Alias@{DOMAIN}\""),
             &starttls_upstream(&pf)
         ),
-        account("down", &hash, "", &plain_upstream(down_port)),
+        account("down", &hash, "", &plain_upstream(down.port())),
         account("stall", &hash, "", &plain_upstream(stall_data)),
         account("silent", &hash, "", &plain_upstream(stall_greet)),
     );
-    let gw = Gateway::start(&config);
+    let mut gw = start_with_metrics(&config);
     let alice = format!("alice@{DOMAIN}");
     let mut told_250 = 0;
+    let mut told = Told::default();
 
-    // Wrong local password: 535 each time, the third closes the connection.
-    let (mut c, _) = Raw::connect(gw.smtp);
+    // Wrong local password: 535 each time, the third closes the connection. The second and
+    // third try are "\0a@b\0c" and "\0a@b\0d": a login name no account has.
+    let (mut c, _) = Raw::connect(gw.smtp_addr);
+    told.sessions += 1;
     assert!(c.login(&alice, "wrong").starts_with("535 5.7.8"));
+    told.bad_password += 1;
     assert!(c.cmd("AUTH PLAIN AGFAYgBj").starts_with("535 5.7.8"));
     assert!(c.cmd("AUTH PLAIN AGFAYgBk").starts_with("535 5.7.8"));
+    told.unknown_user += 2;
     assert!(c.reply().starts_with("421 4.7.0"));
     assert!(c.closed());
 
     // Sequence errors, garbage and limits on one connection.
-    let (mut c, _) = Raw::connect(gw.smtp);
+    let (mut c, _) = Raw::connect(gw.smtp_addr);
+    told.sessions += 1;
     assert!(c
         .cmd(&format!("MAIL FROM:<{alice}>"))
         .starts_with("530 5.7.0"));
@@ -501,10 +641,13 @@ fn failures_get_the_right_replies() {
     assert!(c.cmd("AUTH PLAIN").starts_with("334"));
     assert!(c.cmd("*").starts_with("501"));
     assert!(c.cmd("AUTH LOGIN").starts_with("334 VXNlcm5hbWU6"));
-    use base64::Engine;
-    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
-    assert!(c.cmd(&b64(&alice)).starts_with("334 UGFzc3dvcmQ6"));
-    assert!(c.cmd(&b64(LOCAL_PASSWORD)).starts_with("235 2.7.0"));
+    assert!(c
+        .cmd(&b64(alice.as_bytes()))
+        .starts_with("334 UGFzc3dvcmQ6"));
+    assert!(c
+        .cmd(&b64(LOCAL_PASSWORD.as_bytes()))
+        .starts_with("235 2.7.0"));
+    told.logins_ok += 1;
     assert!(c.cmd("RCPT TO:<x@example.test>").starts_with("503 5.5.1"));
     assert!(c.cmd("DATA").starts_with("503 5.5.1"));
     assert!(c.cmd("MAIL FROM:alice").starts_with("501"));
@@ -544,8 +687,10 @@ fn failures_get_the_right_replies() {
         r.starts_with("550 5.7.1") && r.contains("test content policy"),
         "{r}"
     );
+    told.rejected += 1;
 
-    // Over the size limit: announced (SIZE) and not announced.
+    // Over the size limit: announced (SIZE) and not announced. The SIZE refusal answers MAIL
+    // FROM, before any message: like a refused sender or recipient, it is no message outcome.
     let r = c.cmd(&format!("MAIL FROM:<{alice}> SIZE=2000000"));
     assert!(r.starts_with("552 5.3.4"), "{r}");
     assert!(c.cmd(&format!("MAIL FROM:<{alice}>")).starts_with("250"));
@@ -560,6 +705,7 @@ fn failures_get_the_right_replies() {
     }
     let r = c.cmd(".");
     assert!(r.starts_with("552 5.3.4"), "{r}");
+    told.too_big += 1;
     // 100 recipients at most.
     assert!(c.cmd(&format!("MAIL FROM:<{alice}>")).starts_with("250"));
     let mut batch = String::new();
@@ -585,9 +731,12 @@ fn failures_get_the_right_replies() {
     told_250 += 1;
     assert!(c.cmd("QUIT").starts_with("221"));
 
-    // The client disconnects in the middle of DATA: nothing is sent.
-    let (mut c, _) = Raw::connect(gw.smtp);
+    // The client disconnects in the middle of DATA: nothing is sent (and the client was told
+    // nothing about the message, so no outcome is counted).
+    let (mut c, _) = Raw::connect(gw.smtp_addr);
+    told.sessions += 1;
     assert!(c.login(&alice, LOCAL_PASSWORD).starts_with("235"));
+    told.logins_ok += 1;
     assert!(c.cmd(&format!("MAIL FROM:<{alice}>")).starts_with("250"));
     assert!(c
         .cmd(&format!("RCPT TO:<gw-aborted@{DOMAIN}>"))
@@ -598,10 +747,12 @@ fn failures_get_the_right_replies() {
 
     // Upstream down, silent, or stalled after DATA: 451 4.4.x, nothing reported as sent.
     for (user, at_mail) in [("down", true), ("silent", true), ("stall", false)] {
-        let (mut c, _) = Raw::connect(gw.smtp);
+        let (mut c, _) = Raw::connect(gw.smtp_addr);
+        told.sessions += 1;
         assert!(c
             .login(&format!("{user}@{DOMAIN}"), LOCAL_PASSWORD)
             .starts_with("235"));
+        told.logins_ok += 1;
         let r = c.cmd(&format!("MAIL FROM:<{user}@{DOMAIN}>"));
         if at_mail {
             assert!(r.starts_with("451 4.4.1"), "{user}: {r}");
@@ -612,14 +763,16 @@ fn failures_get_the_right_replies() {
         assert!(c.cmd("DATA").starts_with("354"));
         let r = c.cmd("Subject: into the void\r\n\r\nhello\r\n.");
         assert!(r.starts_with("451 4.4."), "{user}: {r}");
+        told.deferred += 1;
     }
 
     // Postfix saw the aborted message's connection end without the end of data.
-    assert!(
-        wait_until(300, || pf.log().contains("lost connection after DATA")),
-        "{}",
+    let lost = poll(DELIVERY_TIMEOUT, DELIVERY_STEP, || {
         pf.log()
-    );
+            .contains("lost connection after DATA")
+            .then_some(())
+    });
+    assert!(lost.is_some(), "{}", pf.log());
     // What the client was told 250 about is exactly what Postfix stored.
     let gw_msgs = || -> Vec<String> {
         pf.delivered()
@@ -628,7 +781,10 @@ fn failures_get_the_right_replies() {
             .filter(|r| r.starts_with("gw-"))
             .collect()
     };
-    assert!(wait_until(600, || gw_msgs().len() >= told_250 && pf.queue_empty()));
+    let settled = poll(DELIVERY_TIMEOUT, DELIVERY_STEP, || {
+        (gw_msgs().len() >= told_250 && pf.queue_empty()).then_some(())
+    });
+    assert!(settled.is_some());
     let mut got = gw_msgs();
     got.sort();
     assert_eq!(
@@ -636,6 +792,19 @@ fn failures_get_the_right_replies() {
         vec![format!("gw-after@{DOMAIN}"), format!("gw-ok@{DOMAIN}")]
     );
     assert_eq!(got.len(), told_250);
+
+    // The metrics count every outcome exactly as the clients heard it.
+    told.ok = told_250;
+    let s = settled_scrape(&gw, &["alice", "down", "stall", "silent"]);
+    assert_smtp_metrics(&s, &told);
+    // The upstream failures provoked: nothing listening (down), no greeting (silent), no
+    // answer to the end of the data (stall).
+    let connect = [SMTP, ("kind", "connect")];
+    let timeout = [SMTP, ("kind", "timeout")];
+    s.expect(UPSTREAM_ERRORS, &connect, 1.0);
+    s.expect(UPSTREAM_ERRORS, &timeout, 2.0);
+    s.expect_only_nonzero(UPSTREAM_ERRORS, &[&connect, &timeout]);
     let log = gw.log();
     assert!(!log.contains(UPSTREAM_PASSWORD) && !log.contains(LOCAL_PASSWORD));
+    assert_no_secrets(&mut gw, &["alice", "down", "stall", "silent"]);
 }

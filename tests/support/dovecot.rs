@@ -29,7 +29,7 @@
 
 use std::fmt::Write as _;
 use std::fs;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::os::unix::fs::{chown, PermissionsExt};
 use std::os::unix::net::UnixStream;
@@ -513,19 +513,11 @@ fn greeting_ok(addr: SocketAddr) -> bool {
         return false;
     };
     let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
-    let mut reader = BufReader::new(&stream);
-    for _ in 0..5 {
-        let mut line = String::new();
-        match reader.read_line(&mut line) {
-            Ok(0) | Err(_) => return false,
-            Ok(_) => {}
-        }
-        if line.starts_with("* OK [CAPABILITY") {
-            let _ = (&stream).write_all(b"r LOGOUT\r\n");
-            return true;
-        }
+    let ok = line_within(&stream, 5, |line| line.starts_with("* OK [CAPABILITY"));
+    if ok {
+        let _ = (&stream).write_all(b"r LOGOUT\r\n");
     }
-    false
+    ok
 }
 
 /// The auth server speaks first on a client socket: `VERSION`, `MECH` lines, … `DONE`.
@@ -534,14 +526,19 @@ fn auth_handshake_ok(path: &Path) -> bool {
         return false;
     };
     let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
-    let mut reader = BufReader::new(&stream);
-    for _ in 0..50 {
+    line_within(&stream, 50, |line| line.trim_end() == "DONE")
+}
+
+/// Whether one of the first `max` lines read from `stream` satisfies `want`.
+fn line_within(stream: impl Read, max: usize, want: impl Fn(&str) -> bool) -> bool {
+    let mut reader = BufReader::new(stream);
+    for _ in 0..max {
         let mut line = String::new();
         match reader.read_line(&mut line) {
             Ok(0) | Err(_) => return false,
             Ok(_) => {}
         }
-        if line.trim_end() == "DONE" {
+        if want(&line) {
             return true;
         }
     }

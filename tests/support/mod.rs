@@ -1,5 +1,6 @@
-//! Shared support for the integration tests: real Dovecot and real mailgate processes on
-//! loopback ports, a test PKI made at test time, and a small byte-exact IMAP client.
+//! Shared support for the integration tests: real Dovecot, Postfix and mailgate processes on
+//! loopback ports, a test PKI made at test time, byte-exact IMAP and SMTP clients, and a
+//! `/metrics` scraper.
 //!
 //! Every test binary compiles this module on its own and uses a different part of it, so
 //! unused items are expected.
@@ -10,12 +11,16 @@ pub mod dovecot;
 pub mod imap_client;
 pub mod mailgate;
 pub mod messages;
+pub mod postfix;
 pub mod proc;
+pub mod scrape;
+pub mod smtp_client;
 
 pub use certs::Pki;
 pub use dovecot::{Dovecot, DovecotOpts};
 pub use imap_client::ImapClient;
 pub use mailgate::Mailgate;
+pub use postfix::Postfix;
 
 use std::path::PathBuf;
 

@@ -1,9 +1,10 @@
-//! Child-process helpers: bounded waits, SIGTERM by PID, commands with a deadline.
+//! Child-process and port helpers: bounded waits, SIGTERM by PID, commands with a deadline,
+//! free and refusing loopback ports.
 //!
 //! Only processes the tests started are ever signalled, and always by their own PID.
 
-use std::io::{Read, Write};
-use std::net::TcpListener;
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -18,6 +19,43 @@ pub const PROCESS_TIMEOUT: Duration = Duration::from_secs(60);
 pub fn free_port() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
     listener.local_addr().expect("local_addr").port()
+}
+
+/// A loopback port that refuses connections while this value lives: the local end of a
+/// connection the test holds open. Nothing listens on it, and no other process can bind it
+/// meanwhile (a port from `free_port()` could be taken by another test's server, which would
+/// turn "connection refused" into some other failure and break the exact counts).
+pub struct RefusingPort {
+    _server_side: TcpStream,
+    client: TcpStream,
+}
+
+impl RefusingPort {
+    pub fn new() -> RefusingPort {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+        let client = TcpStream::connect(listener.local_addr().expect("addr")).expect("connect");
+        let (server_side, _) = listener.accept().expect("accept");
+        let port = RefusingPort {
+            _server_side: server_side,
+            client,
+        };
+        let addr = SocketAddr::from(([127, 0, 0, 1], port.port()));
+        match TcpStream::connect_timeout(&addr, Duration::from_secs(10)) {
+            Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {}
+            other => panic!("expected {addr} to refuse connections, got {other:?}"),
+        }
+        port
+    }
+
+    pub fn port(&self) -> u16 {
+        self.client.local_addr().expect("local addr").port()
+    }
+}
+
+impl Default for RefusingPort {
+    fn default() -> Self {
+        RefusingPort::new()
+    }
 }
 
 /// Sends SIGTERM to one process we started, by PID. std has no signal API and the tests do

@@ -947,6 +947,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Smtp<'_, S> {
             return Ok(Next::Continue);
         }
         if let Err(reply) = self.open_body().await {
+            // The message was refused before its data (as BDAT's path counts it too).
+            metrics::smtp_message(
+                if reply.starts_with('5') {
+                    "rejected"
+                } else {
+                    "deferred"
+                },
+                0,
+            );
             self.reset().await;
             self.reply(&reply);
             return Ok(Next::Continue);

@@ -136,6 +136,9 @@ pub struct DovecotOpts {
     pub tls: Option<CertFiles>,
     /// Also listen for implicit TLS (imaps). Needs `tls`.
     pub implicit_tls: bool,
+    /// Also offer XOAUTH2 and OAUTHBEARER, checking tokens with an `oauth2` passdb against
+    /// this RFC 7662 introspection URL (the test identity provider).
+    pub oauth2_introspection_url: Option<String>,
 }
 
 impl DovecotOpts {
@@ -144,6 +147,7 @@ impl DovecotOpts {
         DovecotOpts {
             tls: None,
             implicit_tls: false,
+            oauth2_introspection_url: None,
         }
     }
 
@@ -152,6 +156,7 @@ impl DovecotOpts {
         DovecotOpts {
             tls: Some(cert.clone()),
             implicit_tls: true,
+            oauth2_introspection_url: None,
         }
     }
 }
@@ -471,6 +476,15 @@ fn greeting_ok(addr: SocketAddr) -> bool {
     false
 }
 
+/// The `oauth2` passdb's settings file: introspection by POST (`token=...` in the body, RFC
+/// 7662), the user name in `username`, and only tokens with `active: true` accepted.
+fn oauth2_ext(introspection_url: &str) -> String {
+    format!(
+        "introspection_mode = post\nintrospection_url = {introspection_url}\nforce_introspection = yes\n\
+         username_attribute = username\nactive_attribute = active\nactive_value = true\n"
+    )
+}
+
 fn config(
     d: &Path,
     run_as: &RunAs,
@@ -499,7 +513,21 @@ fn config(
     let _ = writeln!(c, "mail_save_crlf = yes");
     let _ = writeln!(c, "mailbox_idle_check_interval = 1 secs");
     let _ = writeln!(c, "disable_plaintext_auth = no");
-    let _ = writeln!(c, "auth_mechanisms = plain login");
+    match &opts.oauth2_introspection_url {
+        None => {
+            let _ = writeln!(c, "auth_mechanisms = plain login");
+        }
+        Some(url) => {
+            let _ = writeln!(c, "auth_mechanisms = plain login xoauth2 oauthbearer");
+            let ext = p("oauth2.conf.ext");
+            let _ = fs::write(&ext, oauth2_ext(url));
+            own(Path::new(&ext), run_as);
+            let _ = writeln!(
+                c,
+                "passdb {{\n  driver = oauth2\n  mechanisms = xoauth2 oauthbearer\n  args = {ext}\n}}"
+            );
+        }
+    }
     let _ = writeln!(c, "auth_verbose = yes");
     // Failed logins are logged with the password tried, so tests can prove which password
     // reached the upstream (and that the local one never does).

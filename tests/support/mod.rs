@@ -7,6 +7,7 @@
 
 pub mod certs;
 pub mod dovecot;
+pub mod idp;
 pub mod imap_client;
 pub mod mailgate;
 pub mod messages;
@@ -14,6 +15,7 @@ pub mod proc;
 
 pub use certs::Pki;
 pub use dovecot::{Dovecot, DovecotOpts};
+pub use idp::Idp;
 pub use imap_client::ImapClient;
 pub use mailgate::Mailgate;
 

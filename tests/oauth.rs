@@ -7,6 +7,7 @@
 //! Run: `cargo test --test oauth`
 
 mod support;
+mod support_smtp;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -162,7 +163,11 @@ fn finish(mut child: Child, rx: &mpsc::Receiver<String>, mut seen: Vec<String>) 
 /// `mailgate oauth authorize EMAIL` with the browser flow, the redirect delivered by an HTTP
 /// GET to the loopback listener (or pasted on stdin when `paste`). Returns its output.
 fn authorize_code(config: &Path, paste: bool) -> Vec<String> {
-    let (mut child, rx) = spawn_oauth(config, &["authorize", EMAIL]);
+    authorize_code_as(config, EMAIL, paste)
+}
+
+fn authorize_code_as(config: &Path, email: &str, paste: bool) -> Vec<String> {
+    let (mut child, rx) = spawn_oauth(config, &["authorize", email]);
     let mut seen = Vec::new();
     let url_line = wait_line(&rx, "/authorize?", &mut seen);
     wait_line(&rx, "Waiting for the redirect", &mut seen);
@@ -501,4 +506,80 @@ fn not_authorized_yet() {
 
 fn scrape(addr: SocketAddr) -> String {
     http_get_text(&format!("http://{addr}/metrics"))
+}
+
+/// SMTP submission with a token: Postfix authenticates through Dovecot, whose `oauth2` passdb
+/// asks the test identity provider. XOAUTH2, then OAUTHBEARER; a revoked refresh token gives
+/// `451 4.7.0` with the command to run (temporary: the client keeps the message).
+#[test]
+fn smtp_submission_with_tokens() {
+    const SENDER: &str = "sam@example.test";
+    let idp = Idp::start(SENDER);
+    let ext = support::dovecot::oauth2_ext(&idp.url("/introspect"));
+    let postfix = support_smtp::Postfix::start_with_oauth(&["sam", "rcpt"], Some(&ext));
+    for (i, mechanism) in ["xoauth2", "oauthbearer"].iter().enumerate() {
+        let cfg = format!(
+            "[server]\nimap_listen = \"127.0.0.1:0\"\nsmtp_listen = \"127.0.0.1:0\"\nauth_failure_delay_ms = 0\n\n\
+             [[account]]\nemail = {email}\nlocal_password_hash = {hash}\n\n\
+             [account.imap]\nserver = \"127.0.0.1:1\"\ntls = \"none\"\nallow_plaintext = true\n\n\
+             [account.smtp]\nserver = \"127.0.0.1:{port}\"\ntls = \"starttls\"\nca_file = {ca}\ntls_server_name = \"localhost\"\n\n\
+             [account.oauth2]\nclient_id = {client}\nauthorize_url = {auth}\ntoken_url = {token}\nscopes = [\"mail\"]\nmechanism = \"{mechanism}\"\n",
+            email = toml_str(SENDER),
+            hash = toml_str(&cached_hash(LOCAL_PW)),
+            port = postfix.starttls_port,
+            ca = toml_str(&postfix.ca_file.display().to_string()),
+            client = toml_str(CLIENT_ID),
+            auth = toml_str(&idp.url("/authorize")),
+            token = toml_str(&idp.url("/token")),
+        );
+        let mut gate = Mailgate::start(&cfg);
+        let smtp = gate
+            .lines()
+            .iter()
+            .find_map(|l| support::mailgate::parse_listen_line(l, "smtp listening on"))
+            .expect("smtp listener");
+        authorize_code_as(&gate.config_path, SENDER, false);
+        let (mut c, _) = support_smtp::Raw::connect(smtp);
+        let auth = c.login(SENDER, LOCAL_PW);
+        assert!(auth.starts_with("235"), "{auth}");
+        let from = c.cmd(&format!("MAIL FROM:<{SENDER}>"));
+        assert!(from.starts_with("250"), "{from}");
+        assert!(c.cmd("RCPT TO:<rcpt@example.test>").starts_with("250"));
+        assert!(c.cmd("DATA").starts_with("354"));
+        let subject = format!("Subject: token {mechanism}");
+        let sent = c.cmd(&format!("{subject}\r\n\r\nbody\r\n."));
+        assert!(sent.starts_with("250"), "{sent}");
+        let _ = c.cmd("QUIT");
+        let mut found = false;
+        support_smtp::wait_until(600, || {
+            found = postfix
+                .delivered()
+                .iter()
+                .any(|(_, m)| String::from_utf8_lossy(m).contains(&subject));
+            found
+        });
+        assert!(found, "no delivery of {subject}\n{}", postfix.log());
+        assert!(
+            postfix
+                .log()
+                .contains(&format!("sasl_method={}", mechanism.to_ascii_uppercase())),
+            "{}",
+            postfix.log()
+        );
+
+        if i == 1 {
+            idp.expire_access_tokens();
+            idp.revoke_refresh_tokens();
+            let (mut c, _) = support_smtp::Raw::connect(smtp);
+            assert!(c.login(SENDER, LOCAL_PW).starts_with("235"));
+            let from = c.cmd(&format!("MAIL FROM:<{SENDER}>"));
+            assert!(
+                from.starts_with("451 4.7.0")
+                    && from.contains("mailgate oauth authorize sam@example.test"),
+                "{from}"
+            );
+        }
+        let lines = gate.stop().join("\n");
+        assert_no_tokens(&idp, "the mailgate log", lines.as_bytes());
+    }
 }

@@ -478,7 +478,7 @@ fn greeting_ok(addr: SocketAddr) -> bool {
 
 /// The `oauth2` passdb's settings file: introspection by POST (`token=...` in the body, RFC
 /// 7662), the user name in `username`, and only tokens with `active: true` accepted.
-fn oauth2_ext(introspection_url: &str) -> String {
+pub fn oauth2_ext(introspection_url: &str) -> String {
     format!(
         "introspection_mode = post\nintrospection_url = {introspection_url}\nforce_introspection = yes\n\
          username_attribute = username\nactive_attribute = active\nactive_value = true\n"

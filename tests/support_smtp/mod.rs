@@ -124,6 +124,13 @@ pub struct Postfix {
 impl Postfix {
     /// Starts Dovecot (auth only) and Postfix for `users` (local parts at example.test).
     pub fn start(users: &[&str]) -> Postfix {
+        Postfix::start_with_oauth(users, None)
+    }
+
+    /// [`Postfix::start`], with Dovecot also offering XOAUTH2 and OAUTHBEARER and checking the
+    /// tokens with an `oauth2` passdb whose settings file is `oauth2_ext`
+    /// (`support::dovecot::oauth2_ext`).
+    pub fn start_with_oauth(users: &[&str], oauth2_ext: Option<&str>) -> Postfix {
         let dir = tempfile::Builder::new()
             .prefix("mailgate-postfix-")
             .tempdir()
@@ -154,12 +161,26 @@ impl Postfix {
         std::fs::write(d.join("dovecot/users"), users_file).expect("users");
         let dc = d.join("dovecot");
         let sasl = d.join("sasl/auth");
+        let (mechanisms, oauth_passdb) = match oauth2_ext {
+            None => ("plain login", String::new()),
+            Some(text) => {
+                let ext = dc.join("oauth2.conf.ext");
+                std::fs::write(&ext, text).expect("oauth2.conf.ext");
+                (
+                    "plain login xoauth2 oauthbearer",
+                    format!(
+                        "passdb {{\n  driver = oauth2\n  mechanisms = xoauth2 oauthbearer\n  args = {}\n}}\n",
+                        ext.display()
+                    ),
+                )
+            }
+        };
         std::fs::write(
             dc.join("dovecot.conf"),
             format!(
                 "protocols =\nbase_dir = {b}/run\nstate_dir = {b}/state\nlog_path = {b}/dovecot.log\n\
-                 ssl = no\nauth_mechanisms = plain login\ndisable_plaintext_auth = no\n\
-                 passdb {{\n  driver = passwd-file\n  args = scheme=PLAIN username_format=%u {b}/users\n}}\n\
+                 ssl = no\nauth_mechanisms = {mechanisms}\ndisable_plaintext_auth = no\n\
+                 passdb {{\n  driver = passwd-file\n  args = scheme=PLAIN username_format=%u {b}/users\n}}\n{oauth_passdb}\
                  userdb {{\n  driver = static\n  args = uid=65534 gid=65534 home=/nonexistent\n}}\n\
                  service auth {{\n  unix_listener {s} {{\n    mode = 0666\n  }}\n}}\n",
                 b = dc.display(),

@@ -254,6 +254,9 @@ fn dovecot_checks_tokens_by_introspection() {
     c.send(b"\r\n");
     let resp = c.read_until_tagged("a");
     assert_tagged(&resp, "a", "NO");
+    // The refused token is not retried as a password (and so never logged by Dovecot).
+    assert!(!d.log().contains(&token), "{}", d.log());
+    assert!(d.log().contains("Introspection failed"), "{}", d.log());
 }
 
 /// Browser flow (code + PKCE, redirect to the loopback listener), then a proxied IMAP session
@@ -533,11 +536,13 @@ fn smtp_submission_with_tokens() {
             token = toml_str(&idp.url("/token")),
         );
         let mut gate = Mailgate::start(&cfg);
-        let smtp = gate
-            .lines()
-            .iter()
-            .find_map(|l| support::mailgate::parse_listen_line(l, "smtp listening on"))
-            .expect("smtp listener");
+        // Logged next to "imap listening on", possibly just after it.
+        let smtp = support::proc::poll(PROCESS_TIMEOUT, Duration::from_millis(20), || {
+            gate.lines()
+                .iter()
+                .find_map(|l| support::mailgate::parse_listen_line(l, "smtp listening on"))
+        })
+        .expect("smtp listener");
         authorize_code_as(&gate.config_path, SENDER, false);
         let (mut c, _) = support_smtp::Raw::connect(smtp);
         let auth = c.login(SENDER, LOCAL_PW);

@@ -19,6 +19,14 @@
 //! - `mail_save_crlf = yes` keeps appended messages byte for byte in the maildir files;
 //!   `auth_verbose_passwords = plain` logs the password of each failed login (tests use it to
 //!   prove which password reached the server); `auth_failure_delay = 0` keeps tests quick.
+//! - OAuth (`DovecotOpts::oauth2_introspection_url`): an `oauth2` passdb with
+//!   `mechanisms = xoauth2 oauthbearer` and `introspection_mode = post` (the token goes as
+//!   `token=…` in a form body). `active_value = true` matches a JSON boolean `true`. A token it
+//!   refuses falls through to the next passdb: without `mechanisms = plain login` on the
+//!   passwd-file passdb, Dovecot then checks the token as a password and, with
+//!   `auth_verbose_passwords = plain`, logs it. Its error challenge is
+//!   `{"status":"401","schemes":"bearer","scope":"mail"}` (an HTTP-like status, not RFC 7628's
+//!   `invalid_token`).
 
 use std::fmt::Write as _;
 use std::fs;
@@ -544,9 +552,16 @@ fn config(
         }
     }
     let users = p("users");
+    // With OAuth on, the passwd-file passdb serves PLAIN/LOGIN only: otherwise a token the
+    // oauth2 passdb refused is tried as a password next, and logged as one.
+    let only = if opts.oauth2_introspection_url.is_some() {
+        "\n  mechanisms = plain login"
+    } else {
+        ""
+    };
     let _ = writeln!(
         c,
-        "passdb {{\n  driver = passwd-file\n  args = scheme=PLAIN {users}\n}}"
+        "passdb {{\n  driver = passwd-file\n  args = scheme=PLAIN {users}{only}\n}}"
     );
     let _ = writeln!(c, "userdb {{\n  driver = passwd-file\n  args = {users}\n}}");
     let _ = writeln!(c, "service anvil {{\n  chroot =\n}}");

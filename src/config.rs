@@ -10,6 +10,7 @@
 //! Errors name the file, line, column and the field path (`account[0].imap.tls`), the way an
 //! operator wants to read them.
 
+use crate::oauth::settings::{OAuth2, OAuth2File};
 use crate::secret::Secret;
 use crate::tls;
 use serde::Deserialize;
@@ -108,6 +109,7 @@ struct ServerFile {
     max_auth_failures: Option<u32>,
     connect_timeout_secs: Option<u64>,
     upstream_timeout_secs: Option<u64>,
+    state_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -119,6 +121,7 @@ struct AccountFile {
     aliases: Vec<String>,
     imap: Spanned<EndpointFile>,
     smtp: Option<Spanned<EndpointFile>>,
+    oauth2: Option<Spanned<OAuth2File>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -187,6 +190,9 @@ pub struct ServerConfig {
     pub connect_timeout: Duration,
     /// How long the upstream may take to answer one command before login completes.
     pub upstream_timeout: Duration,
+    /// Where mailgate keeps state it writes itself (OAuth tokens), apart from the config file,
+    /// which mailgate never rewrites. Default: `state` beside the config file.
+    pub state_dir: PathBuf,
 }
 
 /// `[metrics]`: where Prometheus scrapes.
@@ -228,8 +234,11 @@ pub struct Endpoint {
     pub tls_config: Option<Arc<rustls::ClientConfig>>,
     /// User name presented upstream.
     pub username: String,
-    /// The stored upstream credential.
+    /// The stored upstream credential (empty with OAuth 2.0).
     pub password: Secret,
+    /// OAuth 2.0 settings when the account logs in upstream with tokens (`[account.oauth2]`);
+    /// the same for its IMAP and SMTP endpoints.
+    pub oauth: Option<Arc<OAuth2>>,
 }
 
 impl Endpoint {
@@ -312,6 +321,7 @@ impl Config {
             max_auth_failures: s.max_auth_failures.unwrap_or(3).max(1),
             connect_timeout: Duration::from_secs(s.connect_timeout_secs.unwrap_or(15).max(1)),
             upstream_timeout: Duration::from_secs(s.upstream_timeout_secs.unwrap_or(60).max(1)),
+            state_dir: base.join(s.state_dir.unwrap_or_else(|| PathBuf::from("state"))),
         };
 
         let metrics = match file.metrics {
@@ -374,17 +384,33 @@ impl Config {
                 let at = key_offset(text, at, key).unwrap_or(at);
                 err_at(at, format!("{name}.{table}{field}"), msg)
             };
-            let imap = endpoint(a.imap.into_inner(), &email, &base, None)
+            let oauth = match a.oauth2 {
+                None => None,
+                Some(spanned) => {
+                    let at = spanned.span().start;
+                    let o = spanned.into_inner();
+                    Some(Arc::new(
+                        o.validate(&email, &base, &server.state_dir)
+                            .map_err(|e| located(at, "oauth2", e))?,
+                    ))
+                }
+            };
+            // With OAuth 2.0 the token is the credential: no password is needed.
+            let no_password = Secret::default();
+            let imap_default = oauth.as_ref().map(|_| &no_password);
+            let mut imap = endpoint(a.imap.into_inner(), &email, &base, imap_default)
                 .map_err(|e| located(imap_at, "imap", e))?;
+            imap.oauth = oauth.clone();
             // The SMTP credential defaults to the IMAP one: most providers use one password.
             let smtp = match a.smtp {
                 None => None,
                 Some(spanned) => {
                     let smtp_at = spanned.span().start;
-                    Some(
+                    let mut smtp =
                         endpoint(spanned.into_inner(), &email, &base, Some(&imap.password))
-                            .map_err(|e| located(smtp_at, "smtp", e))?,
-                    )
+                            .map_err(|e| located(smtp_at, "smtp", e))?;
+                    smtp.oauth = oauth.clone();
+                    Some(smtp)
                 }
             };
             accounts.push(Arc::new(Account {
@@ -505,15 +531,12 @@ fn endpoint(
                 }
             } else {
                 let file = base.join(e.password_file.unwrap_or_default());
-                let text = std::fs::read_to_string(&file).map_err(|err| {
+                crate::secret::read_file(&file).map_err(|err| {
                     bad(
                         "password_file",
                         format!("cannot read {}: {err}", file.display()),
                     )
-                })?;
-                let secret = Secret::new(text.trim_end_matches(['\r', '\n']).to_owned());
-                drop(zeroize::Zeroizing::new(text));
-                secret
+                })?
             }
         }
         _ => {
@@ -531,6 +554,7 @@ fn endpoint(
         tls_config,
         username: e.username.unwrap_or_else(|| email.to_owned()),
         password,
+        oauth: None,
     })
 }
 

@@ -9,6 +9,7 @@ pub mod account;
 pub mod config;
 pub mod imap;
 pub mod metrics;
+pub mod oauth;
 pub mod sasl;
 pub mod secret;
 pub mod server;

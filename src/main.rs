@@ -1,4 +1,5 @@
-//! The `mailgate` command line: run the gateway, check a config, hash a local password.
+//! The `mailgate` command line: run the gateway, check a config, hash a local password, get
+//! and inspect OAuth 2.0 tokens.
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
@@ -37,6 +38,36 @@ enum Command {
     },
     /// Hash a local password for `local_password_hash` (reads it from stdin or a prompt).
     HashPassword,
+    /// OAuth 2.0 tokens for accounts with `[account.oauth2]`.
+    #[command(subcommand)]
+    Oauth(OauthCommand),
+}
+
+#[derive(Subcommand)]
+enum OauthCommand {
+    /// Get tokens for an account: browser (authorization code + PKCE) unless told otherwise.
+    Authorize {
+        /// The account's email address.
+        email: String,
+        /// Device-code flow: prints a code to enter on another device; no terminal input.
+        #[arg(long, conflicts_with = "client_credentials")]
+        device: bool,
+        /// Client-credentials flow (Microsoft 365 app-only access; needs the client secret).
+        #[arg(long)]
+        client_credentials: bool,
+        /// Configuration file.
+        #[arg(long, short, default_value = config::DEFAULT_PATH)]
+        config: PathBuf,
+        /// How long to wait for the approval, in seconds.
+        #[arg(long, default_value_t = 600)]
+        timeout_secs: u64,
+    },
+    /// Per account: whether a token is stored, when it expires, the last refresh result.
+    Status {
+        /// Configuration file.
+        #[arg(long, short, default_value = config::DEFAULT_PATH)]
+        config: PathBuf,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -96,11 +127,148 @@ fn real_main(cli: Cli) -> Result<()> {
             );
             Ok(())
         }
+        Command::Oauth(cmd) => oauth(cmd),
         Command::HashPassword => {
             let password = read_password()?;
             let hash = mailgate::account::hash_password(&password)
                 .map_err(|e| anyhow::anyhow!("hashing failed: {e}"))?;
             println!("{hash}");
+            Ok(())
+        }
+    }
+}
+
+fn oauth(cmd: OauthCommand) -> Result<()> {
+    use mailgate::oauth::{authorize, unix_now};
+    mailgate::tls::install_crypto_provider();
+    match cmd {
+        OauthCommand::Authorize {
+            email,
+            device,
+            client_credentials,
+            config,
+            timeout_secs,
+        } => {
+            let cfg = Config::load(&config)?;
+            let account = cfg
+                .account(&email)
+                .with_context(|| format!("no account {email} in {}", config.display()))?;
+            let oauth = account.imap.oauth.clone().with_context(|| {
+                format!(
+                    "account {email} has no [account.oauth2] table in {}",
+                    config.display()
+                )
+            })?;
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("cannot start the async runtime")?;
+            let deadline = std::time::Duration::from_secs(timeout_secs.max(1));
+            let mut out = std::io::stdout();
+            let tokens = rt.block_on(async {
+                if client_credentials {
+                    authorize::client_credentials(&oauth, &cfg.server).await
+                } else if device {
+                    authorize::device_code(&oauth, &cfg.server, &mut out, deadline).await
+                } else {
+                    let pasted = authorize::stdin_lines();
+                    authorize::authorization_code(&oauth, &cfg.server, &mut out, pasted, deadline)
+                        .await
+                }
+            })?;
+            let expiry = match tokens.expires_at {
+                Some(at) => format!("access token valid until {}", authorize::format_utc(at)),
+                None => "access token without a stated expiry".into(),
+            };
+            println!(
+                "Authorized {}: {expiry}; {}; tokens stored encrypted in {}",
+                oauth.account,
+                if tokens.refresh_token.is_some() {
+                    "refresh token stored"
+                } else {
+                    "no refresh token (renewed by asking again)"
+                },
+                oauth.state_dir.display()
+            );
+            // The stdin reader thread may still be blocked on a read: exit without waiting.
+            rt.shutdown_background();
+            Ok(())
+        }
+        OauthCommand::Status { config } => {
+            let cfg = Config::load(&config)?;
+            let now = unix_now();
+            let mut any = false;
+            for account in &cfg.accounts {
+                let Some(oauth) = &account.imap.oauth else {
+                    continue;
+                };
+                any = true;
+                match mailgate::oauth::status(oauth) {
+                    Err(e) => println!("{}: error: {e}", account.email),
+                    Ok(None) => println!(
+                        "{}: no token (run `mailgate oauth authorize {}`)",
+                        account.email, account.email
+                    ),
+                    Ok(Some(t)) => {
+                        let expiry = match (t.access_token.is_some(), t.expires_at) {
+                            (false, _) => "no access token".to_owned(),
+                            (true, None) => "access token without expiry".to_owned(),
+                            (true, Some(at)) if at > now => format!(
+                                "access token expires {} (in {} s)",
+                                authorize::format_utc(at),
+                                at - now
+                            ),
+                            (true, Some(at)) => {
+                                format!("access token expired {}", authorize::format_utc(at))
+                            }
+                        };
+                        let last = match &t.last_refresh {
+                            None => "never refreshed".to_owned(),
+                            Some(r) if r.detail.is_empty() => {
+                                format!(
+                                    "last refresh {} at {}",
+                                    r.result,
+                                    authorize::format_utc(r.at)
+                                )
+                            }
+                            Some(r) => format!(
+                                "last refresh {} at {} ({})",
+                                r.result,
+                                authorize::format_utc(r.at),
+                                r.detail
+                            ),
+                        };
+                        let hint = match t.last_refresh.as_ref().map(|r| r.result.as_str()) {
+                            Some("revoked") => {
+                                format!("; run `mailgate oauth authorize {}`", account.email)
+                            }
+                            _ => String::new(),
+                        };
+                        println!(
+                            "{}: token present ({}, refresh token {}); {expiry}; {last}{hint}",
+                            account.email,
+                            match t.grant {
+                                mailgate::oauth::store::Grant::AuthorizationCode =>
+                                    "authorization code",
+                                mailgate::oauth::store::Grant::DeviceCode => "device code",
+                                mailgate::oauth::store::Grant::ClientCredentials =>
+                                    "client credentials",
+                            },
+                            if t.refresh_token.is_some() {
+                                "present"
+                            } else {
+                                "absent"
+                            }
+                        );
+                    }
+                }
+            }
+            if !any {
+                println!(
+                    "no account in {} has an [account.oauth2] table",
+                    config.display()
+                );
+            }
             Ok(())
         }
     }

@@ -39,6 +39,10 @@ pub const SMTP_MESSAGE_BYTES: &str = "mailgate_smtp_message_bytes";
 pub const SESSIONS_REFUSED_TOTAL: &str = "mailgate_sessions_refused_total";
 /// Configuration reloads by result (`ok`, `error`).
 pub const CONFIG_RELOADS_TOTAL: &str = "mailgate_config_reloads_total";
+/// OAuth 2.0 access-token refreshes by result: `ok`, `revoked` (the identity provider refused
+/// the refresh token: run `mailgate oauth authorize EMAIL`), `error` (endpoint unreachable or
+/// another failure; retried later).
+pub const OAUTH_REFRESH_TOTAL: &str = "mailgate_oauth_refresh_total";
 /// Always 1, labelled with the running version.
 pub const BUILD_INFO: &str = "mailgate_build_info";
 /// Per account (only with `per_account = true`): logins by account and result.
@@ -93,6 +97,9 @@ pub fn start(listen: SocketAddr, per_account: bool) -> Result<(), MetricsError> 
         .map_err(err)?;
     describe();
     gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
+    for result in ["ok", "revoked", "error"] {
+        counter!(OAUTH_REFRESH_TOTAL, "result" => result).absolute(0);
+    }
     // Make the main series visible (at zero) before the first session.
     for &protocol in PROTOCOLS {
         counter!(SESSIONS_TOTAL, "protocol" => protocol).absolute(0);
@@ -126,6 +133,10 @@ fn describe() {
         "Sizes of messages the provider accepted."
     );
     describe_counter!(CONFIG_RELOADS_TOTAL, "Configuration reloads by result.");
+    describe_counter!(
+        OAUTH_REFRESH_TOTAL,
+        "OAuth access-token refreshes by result (revoked: run mailgate oauth authorize)."
+    );
     describe_gauge!(
         BUILD_INFO,
         "Always 1; the version label names the running build."
@@ -201,6 +212,11 @@ pub fn smtp_body_bytes(n: u64) {
 /// Counts a connection refused at the session limit.
 pub fn session_refused(protocol: &'static str) {
     counter!(SESSIONS_REFUSED_TOTAL, "protocol" => protocol).increment(1);
+}
+
+/// Counts one OAuth token refresh (`ok`, `revoked`, `error`).
+pub fn oauth_refresh(result: &'static str) {
+    counter!(OAUTH_REFRESH_TOTAL, "result" => result).increment(1);
 }
 
 /// Counts a configuration reload.

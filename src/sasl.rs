@@ -1,7 +1,9 @@
 //! SASL on both sides of the gateway.
 //!
 //! Client side (clients authenticating to us): decoding PLAIN (RFC 4616) and the LOGIN
-//! mechanism's two prompts. Upstream side: encoding PLAIN for the stored credential.
+//! mechanism's two prompts. Upstream side: encoding PLAIN for the stored credential, and the
+//! two token mechanisms: XOAUTH2 (Google's and Microsoft's) and OAUTHBEARER (RFC 7628, built
+//! here with its GS2 header and host/port, which mail-send's builder leaves out).
 
 use crate::secret::Secret;
 use base64::engine::general_purpose::STANDARD;
@@ -60,6 +62,54 @@ pub fn encode_plain(username: &str, password: &Secret) -> Secret {
     Secret::new(STANDARD.encode(&*raw))
 }
 
+/// Base64 of a message built in a zeroized buffer.
+fn encode_secret(build: impl FnOnce(&mut Vec<u8>)) -> Secret {
+    let mut raw = zeroize::Zeroizing::new(Vec::with_capacity(256));
+    build(&mut raw);
+    Secret::new(STANDARD.encode(&*raw))
+}
+
+/// Base64 of the XOAUTH2 message `user=EMAIL ^A auth=Bearer TOKEN ^A ^A`.
+pub fn encode_xoauth2(user: &str, token: &Secret) -> Secret {
+    encode_secret(|raw| {
+        raw.extend_from_slice(b"user=");
+        raw.extend_from_slice(user.as_bytes());
+        raw.extend_from_slice(b"\x01auth=Bearer ");
+        raw.extend_from_slice(token.expose().as_bytes());
+        raw.extend_from_slice(b"\x01\x01");
+    })
+}
+
+/// Base64 of the RFC 7628 OAUTHBEARER message: GS2 header `n,a=USER,` (with `,` and `=` in the
+/// name escaped as `=2C` / `=3D`, RFC 5801), then `host=`, `port=` and `auth=Bearer TOKEN`,
+/// each ended by ^A, and a final ^A.
+pub fn encode_oauthbearer(user: &str, host: &str, port: u16, token: &Secret) -> Secret {
+    encode_secret(|raw| {
+        raw.extend_from_slice(b"n,a=");
+        raw.extend_from_slice(user.replace('=', "=3D").replace(',', "=2C").as_bytes());
+        raw.extend_from_slice(
+            format!(",\x01host={host}\x01port={port}\x01auth=Bearer ").as_bytes(),
+        );
+        raw.extend_from_slice(token.expose().as_bytes());
+        raw.extend_from_slice(b"\x01\x01");
+    })
+}
+
+/// The `status` of a token mechanism's error challenge (base64 JSON such as
+/// `{"status":"invalid_token",...}`), for logs. It never holds the token.
+pub fn oauth_error_status(challenge_b64: &[u8]) -> Option<String> {
+    let raw = decode_b64(challenge_b64).ok()?;
+    let v: serde_json::Value = serde_json::from_slice(&raw).ok()?;
+    let status: String = v
+        .get("status")?
+        .as_str()?
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(64)
+        .collect();
+    Some(status)
+}
+
 /// Base64 of `text` (for the LOGIN mechanism's prompts and answers).
 pub fn encode_b64(text: &[u8]) -> String {
     STANDARD.encode(text)
@@ -76,6 +126,25 @@ mod tests {
         let (user, pw) = decode_plain(&raw).unwrap();
         assert_eq!(user, "ola@example.no");
         assert_eq!(pw.expose(), "pw");
+    }
+
+    #[test]
+    fn token_mechanisms() {
+        let token = Secret::from("ya29.tok");
+        let x = decode_b64(encode_xoauth2("a@b.c", &token).expose().as_bytes()).unwrap();
+        assert_eq!(x, b"user=a@b.c\x01auth=Bearer ya29.tok\x01\x01");
+        let o = encode_oauthbearer("a,=b@c", "imap.x", 993, &token);
+        let o = decode_b64(o.expose().as_bytes()).unwrap();
+        assert_eq!(
+            o,
+            b"n,a=a=2C=3Db@c,\x01host=imap.x\x01port=993\x01auth=Bearer ya29.tok\x01\x01"
+        );
+        let challenge = encode_b64(br#"{"status":"invalid_token","schemes":"bearer"}"#);
+        assert_eq!(
+            oauth_error_status(challenge.as_bytes()).as_deref(),
+            Some("invalid_token")
+        );
+        assert_eq!(oauth_error_status(b"!!"), None);
     }
 
     #[test]

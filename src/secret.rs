@@ -28,6 +28,13 @@ impl Secret {
     }
 }
 
+/// Reads a secret from a file, without its trailing line ending (editors add one). The file's
+/// text is zeroized after the copy into the `Secret`.
+pub fn read_file(path: &std::path::Path) -> std::io::Result<Secret> {
+    let text = Zeroizing::new(std::fs::read_to_string(path)?);
+    Ok(Secret::new(text.trim_end_matches(['\r', '\n']).to_owned()))
+}
+
 impl From<&str> for Secret {
     fn from(s: &str) -> Self {
         Secret::new(s.to_owned())

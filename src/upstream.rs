@@ -77,10 +77,23 @@ pub enum UpstreamError {
         /// The server's own words, e.g. `[AUTHENTICATIONFAILED] Authentication failed.`.
         reason: String,
     },
+    /// No OAuth 2.0 access token could be had for the account (see [`crate::oauth`]).
+    #[error("{source}")]
+    OAuth {
+        /// Why, with the account and, when it applies, the `mailgate oauth authorize` hint.
+        #[source]
+        source: crate::oauth::OAuthError,
+    },
+}
+
+impl From<crate::oauth::OAuthError> for UpstreamError {
+    fn from(source: crate::oauth::OAuthError) -> Self {
+        UpstreamError::OAuth { source }
+    }
 }
 
 impl UpstreamError {
-    /// A short label for metrics and logs: dns, connect, tls, timeout, protocol, auth.
+    /// A short label for metrics and logs: dns, connect, tls, timeout, protocol, auth, oauth.
     pub fn kind(&self) -> &'static str {
         match self {
             UpstreamError::Dns { .. } => "dns",
@@ -89,6 +102,7 @@ impl UpstreamError {
             UpstreamError::Timeout { .. } => "timeout",
             UpstreamError::Protocol { .. } | UpstreamError::Closed { .. } => "protocol",
             UpstreamError::Auth { .. } => "auth",
+            UpstreamError::OAuth { .. } => "oauth",
         }
     }
 }

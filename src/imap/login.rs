@@ -391,13 +391,24 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
                     Err(e) => {
                         warn!(upstream = %account.imap.address(), kind = e.kind(), error = %e, "upstream login failed");
                         metrics::upstream_error("imap", e.kind());
-                        let result = match e {
+                        let result = match &e {
                             UpstreamError::Auth { .. } => "upstream_auth_failed",
+                            UpstreamError::OAuth { source } if source.needs_authorize() => {
+                                "upstream_auth_failed"
+                            }
                             _ => "upstream_unavailable",
                         };
                         metrics::login("imap", result, Some(&account.email));
-                        c.send(format!("{tag} {}\r\n", client_text(&e)).as_bytes())
-                            .await?;
+                        let text = match &e {
+                            UpstreamError::OAuth { source } if source.needs_authorize() => {
+                                format!("NO [AUTHENTICATIONFAILED] {}.", source.client_text())
+                            }
+                            UpstreamError::OAuth { source } => {
+                                format!("NO [UNAVAILABLE] {}.", source.client_text())
+                            }
+                            _ => client_text(&e).to_owned(),
+                        };
+                        c.send(format!("{tag} {text}\r\n").as_bytes()).await?;
                     }
                 }
             }
@@ -414,6 +425,7 @@ fn client_text(e: &UpstreamError) -> &'static str {
         UpstreamError::Tls { .. } => "NO [UNAVAILABLE] The mail provider's server failed TLS verification (untrusted or wrong certificate); see the mailgate log.",
         UpstreamError::Timeout { .. } => "NO [UNAVAILABLE] The mail provider's server did not answer in time; try again later.",
         UpstreamError::Protocol { .. } | UpstreamError::Closed { .. } => "NO [UNAVAILABLE] The mail provider's server could not be used as configured (see the mailgate log).",
+        UpstreamError::OAuth { .. } => "NO [UNAVAILABLE] mailgate could not get an OAuth access token (see the mailgate log).",
     }
 }
 

@@ -9,9 +9,13 @@
 //!   (CVE-2011-0411 style).
 //! - The credential goes out only as AUTHENTICATE PLAIN or LOGIN, never when the server
 //!   advertises LOGINDISABLED, and never appears in an error: errors carry the server's words.
+//! - Accounts with `[account.oauth2]` log in with AUTHENTICATE XOAUTH2 or OAUTHBEARER and an
+//!   access token; a rejected token is refreshed once and tried again on the same connection.
 
-use crate::config::{Account, ServerConfig, TlsMode};
+use crate::config::{Account, Endpoint, ServerConfig, TlsMode};
+use crate::oauth::settings::{Mechanism, OAuth2};
 use crate::sasl;
+use crate::secret::Secret;
 use crate::upstream::{self, UpstreamError, UpstreamStream};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -127,13 +131,8 @@ impl Conn {
                     }
                 }
             }
-            if let Some(rest) = resp
-                .strip_prefix(tag.as_bytes())
-                .and_then(|r| r.strip_prefix(b" "))
-            {
-                let text = printable(rest);
-                let (status, rest) = text.split_once(' ').unwrap_or((text.as_str(), ""));
-                return Ok((status.to_ascii_uppercase(), rest.to_owned(), untagged));
+            if let Some((status, rest)) = tagged(&resp, &tag) {
+                return Ok((status, rest, untagged));
             }
             if crate::imap::framer::announcement(&resp).is_some() {
                 return Err(self.protocol(format!("unexpected literal in a response ({step})")));
@@ -217,7 +216,10 @@ pub async fn login(account: &Account, server: &ServerConfig) -> Result<LoggedIn,
         Some(c) => c,
         None => capability(&mut conn).await?,
     };
-    let after = authenticate(&mut conn, account, &caps).await?;
+    let after = match &ep.oauth {
+        Some(oauth) => authenticate_oauth(&mut conn, ep, oauth, &caps, server).await?,
+        None => authenticate(&mut conn, account, &caps).await?,
+    };
     let capabilities = match after {
         Some(c) => c,
         None => capability(&mut conn).await?,
@@ -307,21 +309,130 @@ async fn authenticate(
             reason: truncate(&format!("{status} {text}"), 300),
         });
     }
-    if let Some(c) = bracket_capabilities(&text) {
-        return Ok(Some(c));
+    Ok(capabilities_after_login(&text, untagged))
+}
+
+/// The capabilities a server sent with its login OK (response code or untagged), if any.
+fn capabilities_after_login(text: &str, untagged: Vec<Vec<u8>>) -> Option<Vec<String>> {
+    if let Some(c) = bracket_capabilities(text) {
+        return Some(c);
     }
     for line in untagged {
         let t = printable(&line);
         if t.len() > 13 && t[..13].eq_ignore_ascii_case("* CAPABILITY ") {
-            return Ok(Some(
+            return Some(
                 t[13..]
                     .split_ascii_whitespace()
                     .map(str::to_owned)
                     .collect(),
-            ));
+            );
         }
     }
-    Ok(None)
+    None
+}
+
+/// Error challenges (`+ base64-JSON`) answered before giving up on an exchange.
+const MAX_CHALLENGES: usize = 4;
+
+/// AUTHENTICATE with an OAuth access token: XOAUTH2 or OAUTHBEARER as configured, else what
+/// the server offers (XOAUTH2 first: Gmail and Microsoft 365 document it). If the server
+/// rejects the token, one refresh and one more try on the same connection.
+async fn authenticate_oauth(
+    conn: &mut Conn,
+    ep: &Endpoint,
+    oauth: &OAuth2,
+    caps: &[String],
+    server: &ServerConfig,
+) -> Result<Option<Vec<String>>, UpstreamError> {
+    let mechanism = Mechanism::choose(oauth.mechanism, has(caps, "AUTH=XOAUTH2"));
+    if !has(caps, &format!("AUTH={}", mechanism.as_str())) {
+        return Err(conn.protocol(format!(
+            "the server does not offer AUTH={} (offered: {}); it cannot log in with an OAuth token here",
+            mechanism.as_str(),
+            caps.iter().filter(|c| c.to_ascii_uppercase().starts_with("AUTH=")).cloned().collect::<Vec<_>>().join(" ")
+        )));
+    }
+    let mut rejected: Option<Secret> = None;
+    let mut last = String::new();
+    for attempt in 0..2 {
+        let token = crate::oauth::access_token(oauth, server, rejected.as_ref()).await?;
+        let payload = mechanism.message(ep, &token);
+        let (status, text, untagged, challenge) =
+            sasl_exchange(conn, mechanism.as_str(), &payload, has(caps, "SASL-IR")).await?;
+        if status == "OK" {
+            return Ok(capabilities_after_login(&text, untagged));
+        }
+        last = format!("{status} {text}");
+        if let Some(c) = challenge {
+            last.push_str(&format!(" (token status: {c})"));
+        }
+        tracing::info!(attempt, mechanism = mechanism.as_str(), reply = %truncate(&last, 300), "upstream rejected the OAuth access token");
+        rejected = Some(token);
+    }
+    Err(UpstreamError::Auth {
+        address: conn.address.clone(),
+        username: ep.username.clone(),
+        reason: truncate(&last, 300),
+    })
+}
+
+/// `AUTHENTICATE MECH` with `payload` (as SASL-IR when offered, else after the first `+`).
+/// A later `+` is the server's error challenge (base64 JSON): answered with an empty line, as
+/// RFC 7628 3.2.3 and Google's XOAUTH2 describe, so the server sends its tagged NO. Returns
+/// the status, text, untagged lines and the challenge's `status` field.
+async fn sasl_exchange(
+    conn: &mut Conn,
+    mechanism: &str,
+    payload: &Secret,
+    sasl_ir: bool,
+) -> Result<(String, String, Vec<Vec<u8>>, Option<String>), UpstreamError> {
+    let tag = conn.tag();
+    let mut line = Zeroizing::new(format!("{tag} AUTHENTICATE {mechanism}").into_bytes());
+    if sasl_ir {
+        line.push(b' ');
+        line.extend_from_slice(payload.expose().as_bytes());
+    }
+    line.extend_from_slice(b"\r\n");
+    conn.send(&line, "AUTHENTICATE").await?;
+    let mut payload_sent = sasl_ir;
+    let mut challenge = None;
+    let mut untagged = Vec::new();
+    for _ in 0..MAX_CHALLENGES {
+        // Untagged lines do not count as rounds, but each costs a read with a time-out.
+        loop {
+            let resp = conn.read_line("AUTHENTICATE").await?;
+            if let Some(rest) = resp.strip_prefix(b"+") {
+                if payload_sent {
+                    challenge = sasl::oauth_error_status(rest.trim_ascii());
+                    conn.send(b"\r\n", "AUTHENTICATE").await?;
+                } else {
+                    let mut d = Zeroizing::new(payload.expose().as_bytes().to_vec());
+                    d.extend_from_slice(b"\r\n");
+                    conn.send(&d, "AUTHENTICATE").await?;
+                    payload_sent = true;
+                }
+                break;
+            }
+            if let Some((status, text)) = tagged(&resp, &tag) {
+                return Ok((status, text, untagged, challenge));
+            }
+            if untagged.len() > 100 {
+                return Err(conn.protocol("too many untagged lines during AUTHENTICATE".into()));
+            }
+            untagged.push(resp);
+        }
+    }
+    Err(conn.protocol(format!(
+        "more than {MAX_CHALLENGES} continuation requests during AUTHENTICATE {mechanism}"
+    )))
+}
+
+/// `(STATUS, text)` if `resp` is the tagged completion for `tag`.
+fn tagged(resp: &[u8], tag: &str) -> Option<(String, String)> {
+    let rest = resp.strip_prefix(tag.as_bytes())?.strip_prefix(b" ")?;
+    let text = printable(rest);
+    let (status, rest) = text.split_once(' ').unwrap_or((text.as_str(), ""));
+    Some((status.to_ascii_uppercase(), rest.to_owned()))
 }
 
 /// `LOGIN user pass`, each as a quoted string where possible, else as a synchronizing literal.
@@ -353,13 +464,8 @@ async fn login_command(
     let mut untagged = Vec::new();
     loop {
         let resp = conn.read_line("LOGIN").await?;
-        if let Some(rest) = resp
-            .strip_prefix(tag.as_bytes())
-            .and_then(|r| r.strip_prefix(b" "))
-        {
-            let text = printable(rest);
-            let (status, rest) = text.split_once(' ').unwrap_or((text.as_str(), ""));
-            return Ok((status.to_ascii_uppercase(), rest.to_owned(), untagged));
+        if let Some((status, rest)) = tagged(&resp, &tag) {
+            return Ok((status, rest, untagged));
         }
         untagged.push(resp);
     }

@@ -192,6 +192,20 @@ fn upstream_failure(e: &UpstreamError) -> &'static str {
         UpstreamError::Protocol { .. } | UpstreamError::Closed { .. } => {
             "451 4.4.2 The connection to the mail provider failed; the message was not sent, try again later"
         }
+        UpstreamError::OAuth { .. } => {
+            "451 4.7.0 mailgate could not get an OAuth access token for this account; see the mailgate log"
+        }
+    }
+}
+
+/// The reply when the upstream connection (and login) failed. A missing or revoked OAuth
+/// authorization is `451 4.7.0`, not `535`: the client's own login to mailgate was right, and a
+/// temporary code makes it keep the message and retry after the operator re-authorizes, where
+/// a 5xx would bounce it.
+fn connect_failure(e: &UpstreamError) -> std::borrow::Cow<'static, str> {
+    match e {
+        UpstreamError::OAuth { source } => format!("451 4.7.0 {}", source.client_text()).into(),
+        other => upstream_failure(other).into(),
     }
 }
 
@@ -662,7 +676,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Smtp<'_, S> {
                     Err(e) => {
                         warn!(upstream = %endpoint.address(), kind = e.kind(), error = %e, "upstream connection failed");
                         metrics::upstream_error("smtp", e.kind());
-                        return self.reply(upstream_failure(&e));
+                        return self.reply(&connect_failure(&e));
                     }
                 }
             }

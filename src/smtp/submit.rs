@@ -17,10 +17,13 @@
 //! - Errors carry the server's words and the user name, never the credential.
 
 use crate::config::{Endpoint, ServerConfig, TlsMode};
+use crate::oauth::settings::{Mechanism, OAuth2};
+use crate::sasl;
+use crate::secret::Secret;
 use crate::smtp::data::Stuffer;
 use crate::upstream::{self, UpstreamError, UpstreamStream};
 use mail_send::{Credentials, SmtpClient};
-use smtp_proto::{EhloResponse, Response, EXT_START_TLS};
+use smtp_proto::{EhloResponse, Response, AUTH_OAUTHBEARER, AUTH_XOAUTH2, EXT_START_TLS};
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 
@@ -160,7 +163,12 @@ impl Upstream {
                 .await
                 .map_err(|e| from_mail_send(e, &address, timeout, "EHLO after STARTTLS"))?;
         }
-        authenticate(&mut client, endpoint, &ehlo, &address, timeout).await?;
+        match &endpoint.oauth {
+            Some(oauth) => {
+                authenticate_oauth(&mut client, endpoint, oauth, &ehlo, &address, server).await?
+            }
+            None => authenticate(&mut client, endpoint, &ehlo, &address, timeout).await?,
+        }
         Ok(Upstream {
             client,
             address,
@@ -273,4 +281,78 @@ async fn authenticate(
         }),
         Err(e) => Err(from_mail_send(e, address, timeout, "AUTH")),
     }
+}
+
+/// Longest AUTH line sent with an initial response (RFC 5321's 512-octet command line); a
+/// longer token (Microsoft's are several KiB) goes after the server's `334`.
+const MAX_INITIAL_RESPONSE_LINE: usize = 512;
+
+/// AUTH XOAUTH2 / OAUTHBEARER with an OAuth access token, built here rather than with
+/// mail-send's `Credentials::XOauth2` / `new_oauth_from_token` (whose OAUTHBEARER lacks the
+/// RFC 7628 header). A `334` after the token is the server's error challenge: answered with an
+/// empty line so the server sends its final `535`. A rejected token is refreshed once and tried
+/// again on the same connection (RFC 4954 allows another AUTH after a failed one).
+async fn authenticate_oauth(
+    client: &mut SmtpClient<UpstreamStream>,
+    endpoint: &Endpoint,
+    oauth: &OAuth2,
+    ehlo: &EhloResponse<String>,
+    address: &str,
+    server: &ServerConfig,
+) -> Result<(), UpstreamError> {
+    let timeout = server.upstream_timeout;
+    let offered = |bit| ehlo.auth_mechanisms & bit != 0;
+    let mechanism = Mechanism::choose(oauth.mechanism, offered(AUTH_XOAUTH2));
+    let bit = match mechanism {
+        Mechanism::Xoauth2 => AUTH_XOAUTH2,
+        Mechanism::Oauthbearer => AUTH_OAUTHBEARER,
+    };
+    if !offered(bit) {
+        return Err(UpstreamError::Protocol {
+            address: address.to_owned(),
+            reason: format!(
+                "the server does not offer AUTH {}; it cannot log in with an OAuth token here",
+                mechanism.as_str()
+            ),
+        });
+    }
+    let ms = |e| from_mail_send(e, address, timeout, "AUTH");
+    let mut rejected: Option<Secret> = None;
+    let mut last = String::new();
+    for attempt in 0..2 {
+        let token = crate::oauth::access_token(oauth, server, rejected.as_ref()).await?;
+        let payload = mechanism.message(endpoint, &token);
+        let name = mechanism.as_str();
+        let mut with_ir = zeroize::Zeroizing::new(format!("AUTH {name} {}\r\n", payload.expose()));
+        let mut reply = if with_ir.len() <= MAX_INITIAL_RESPONSE_LINE {
+            client.cmd(with_ir.as_bytes()).await.map_err(ms)?
+        } else {
+            let first = client.cmd(format!("AUTH {name}\r\n")).await.map_err(ms)?;
+            if first.code != 334 {
+                first
+            } else {
+                with_ir = zeroize::Zeroizing::new(format!("{}\r\n", payload.expose()));
+                client.cmd(with_ir.as_bytes()).await.map_err(ms)?
+            }
+        };
+        let mut challenge = None;
+        if reply.code == 334 {
+            challenge = sasl::oauth_error_status(reply.message.trim().as_bytes());
+            reply = client.cmd(b"\r\n").await.map_err(ms)?;
+        }
+        if (200..300).contains(&reply.code) {
+            return Ok(());
+        }
+        last = reply_text(&reply);
+        if let Some(c) = challenge {
+            last.push_str(&format!(" (token status: {c})"));
+        }
+        tracing::info!(attempt, mechanism = name, reply = %last, "upstream rejected the OAuth access token");
+        rejected = Some(token);
+    }
+    Err(UpstreamError::Auth {
+        address: address.to_owned(),
+        username: endpoint.username.clone(),
+        reason: last,
+    })
 }

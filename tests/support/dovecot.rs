@@ -26,6 +26,14 @@
 //! Postfix's smtpd runs as user `postfix` and must reach that socket, so the instance folder is
 //! 0711 (searchable, not listable) and the socket's own folder 0755. Ready then means: "starting
 //! up" logged, and the socket answers with Dovecot's auth handshake (`VERSION` … `DONE`).
+//! - OAuth (`DovecotOpts::oauth2_introspection_url`): an `oauth2` passdb with
+//!   `mechanisms = xoauth2 oauthbearer` and `introspection_mode = post` (the token goes as
+//!   `token=…` in a form body). `active_value = true` matches a JSON boolean `true`. A token it
+//!   refuses falls through to the next passdb: without `mechanisms = plain login` on the
+//!   passwd-file passdb, Dovecot then checks the token as a password and, with
+//!   `auth_verbose_passwords = plain`, logs it. Its error challenge is
+//!   `{"status":"401","schemes":"bearer","scope":"mail"}` (an HTTP-like status, not RFC 7628's
+//!   `invalid_token`).
 
 use std::fmt::Write as _;
 use std::fs;
@@ -138,6 +146,9 @@ pub struct DovecotOpts {
     /// Also serve Dovecot's authentication protocol on a unix socket anyone may connect to
     /// ([`Dovecot::sasl_socket`]): the SASL backend of Postfix (`smtpd_sasl_type = dovecot`).
     pub sasl_socket: bool,
+    /// Also offer XOAUTH2 and OAUTHBEARER, checking tokens with an `oauth2` passdb against
+    /// this RFC 7662 introspection URL (the test identity provider).
+    pub oauth2_introspection_url: Option<String>,
 }
 
 impl DovecotOpts {
@@ -148,6 +159,7 @@ impl DovecotOpts {
             implicit_tls: false,
             imap: true,
             sasl_socket: false,
+            oauth2_introspection_url: None,
         }
     }
 
@@ -158,6 +170,7 @@ impl DovecotOpts {
             implicit_tls: true,
             imap: true,
             sasl_socket: false,
+            oauth2_introspection_url: None,
         }
     }
 
@@ -168,6 +181,7 @@ impl DovecotOpts {
             implicit_tls: false,
             imap: false,
             sasl_socket: true,
+            oauth2_introspection_url: None,
         }
     }
 }
@@ -545,6 +559,15 @@ fn line_within(stream: impl Read, max: usize, want: impl Fn(&str) -> bool) -> bo
     false
 }
 
+/// The `oauth2` passdb's settings file: introspection by POST (`token=...` in the body, RFC
+/// 7662), the user name in `username`, and only tokens with `active: true` accepted.
+pub fn oauth2_ext(introspection_url: &str) -> String {
+    format!(
+        "introspection_mode = post\nintrospection_url = {introspection_url}\nforce_introspection = yes\n\
+         username_attribute = username\nactive_attribute = active\nactive_value = true\n"
+    )
+}
+
 fn config(
     d: &Path,
     run_as: &RunAs,
@@ -574,7 +597,21 @@ fn config(
     let _ = writeln!(c, "mail_save_crlf = yes");
     let _ = writeln!(c, "mailbox_idle_check_interval = 1 secs");
     let _ = writeln!(c, "disable_plaintext_auth = no");
-    let _ = writeln!(c, "auth_mechanisms = plain login");
+    match &opts.oauth2_introspection_url {
+        None => {
+            let _ = writeln!(c, "auth_mechanisms = plain login");
+        }
+        Some(url) => {
+            let _ = writeln!(c, "auth_mechanisms = plain login xoauth2 oauthbearer");
+            let ext = p("oauth2.conf.ext");
+            let _ = fs::write(&ext, oauth2_ext(url));
+            own(Path::new(&ext), run_as);
+            let _ = writeln!(
+                c,
+                "passdb {{\n  driver = oauth2\n  mechanisms = xoauth2 oauthbearer\n  args = {ext}\n}}"
+            );
+        }
+    }
     let _ = writeln!(c, "auth_verbose = yes");
     // Failed logins are logged with the password tried, so tests can prove which password
     // reached the upstream (and that the local one never does).
@@ -591,9 +628,16 @@ fn config(
         }
     }
     let users = p("users");
+    // With OAuth on, the passwd-file passdb serves PLAIN/LOGIN only: otherwise a token the
+    // oauth2 passdb refused is tried as a password next, and logged as one.
+    let only = if opts.oauth2_introspection_url.is_some() {
+        "\n  mechanisms = plain login"
+    } else {
+        ""
+    };
     let _ = writeln!(
         c,
-        "passdb {{\n  driver = passwd-file\n  args = scheme=PLAIN {users}\n}}"
+        "passdb {{\n  driver = passwd-file\n  args = scheme=PLAIN {users}{only}\n}}"
     );
     let _ = writeln!(c, "userdb {{\n  driver = passwd-file\n  args = {users}\n}}");
     let _ = writeln!(c, "service anvil {{\n  chroot =\n}}");

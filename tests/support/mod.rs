@@ -8,6 +8,7 @@
 
 pub mod certs;
 pub mod dovecot;
+pub mod idp;
 pub mod imap_client;
 pub mod mailgate;
 pub mod messages;
@@ -18,6 +19,7 @@ pub mod smtp_client;
 
 pub use certs::Pki;
 pub use dovecot::{Dovecot, DovecotOpts};
+pub use idp::Idp;
 pub use imap_client::ImapClient;
 pub use mailgate::Mailgate;
 pub use postfix::Postfix;

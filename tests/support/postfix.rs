@@ -87,6 +87,12 @@ impl Postfix {
     /// Starts Dovecot (auth only) and Postfix for `users` (local parts at [`DOMAIN`]), who
     /// all authenticate with `password`.
     pub fn start(users: &[&str], password: &str) -> Postfix {
+        Postfix::start_with(users, password, DovecotOpts::sasl_only())
+    }
+
+    /// [`Postfix::start`] with the SASL Dovecot started from `opts` (a `sasl_only` base, e.g.
+    /// with `oauth2_introspection_url` so that Postfix accepts XOAUTH2 and OAUTHBEARER).
+    pub fn start_with(users: &[&str], password: &str, opts: DovecotOpts) -> Postfix {
         let dir = tempfile::Builder::new()
             .prefix("mailgate-postfix-")
             .tempdir()
@@ -111,7 +117,7 @@ impl Postfix {
         fs::copy(&pki.server.key, c.join("key.pem")).expect("copy key");
         chmod(&c.join("key.pem"), 0o600);
 
-        let dovecot = Dovecot::start(DovecotOpts::sasl_only());
+        let dovecot = Dovecot::start(opts);
         for user in users {
             dovecot.add_user(&format!("{user}@{DOMAIN}"), password);
         }

@@ -1,0 +1,300 @@
+//! OAuth 2.0 upstream credentials: settings, token store, token endpoint, and the run-time
+//! cache that hands access tokens to IMAP and SMTP logins.
+//!
+//! One refresh in flight per account: each account's tokens sit behind one async mutex, held
+//! across the refresh request. Fifty sessions logging in at the moment the token expires queue
+//! on the mutex; the first refreshes, the others find the fresh token when they get the lock.
+//! The cache is process-wide and keyed by the token file, so a config reload (which builds new
+//! `Config` values) does not lose it and cannot start a second refresh for the same account.
+//!
+//! The token file is re-read whenever the cached token is not usable, so tokens written by
+//! `mailgate oauth authorize` (another process) are picked up without a restart. A refresh that
+//! failed is not retried for [`FAILURE_BACKOFF`] (an identity provider that is down is not
+//! hammered by every login), and a revoked refresh token is not retried until the file changes.
+
+pub mod authorize;
+pub mod http;
+pub mod settings;
+pub mod store;
+pub mod token;
+
+use crate::config::ServerConfig;
+use crate::metrics;
+use crate::secret::Secret;
+use settings::OAuth2;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use store::{Grant, LastRefresh, Store, StoreError, Tokens};
+use token::{TokenError, TokenResponse};
+use tracing::{info, warn};
+
+/// An access token with less than this left is refreshed before use.
+pub const REFRESH_MARGIN: Duration = Duration::from_secs(60);
+/// After a failed refresh, logins get the same error for this long without a new request.
+pub const FAILURE_BACKOFF: Duration = Duration::from_secs(5);
+
+/// No access token could be had. Never carries a token.
+#[derive(Debug, thiserror::Error)]
+pub enum OAuthError {
+    /// The account was never authorized (no token file).
+    #[error("no OAuth token for {account}; run `mailgate oauth authorize {account}`")]
+    NotAuthorized {
+        /// The account.
+        account: String,
+    },
+    /// The identity provider refused the refresh token (`invalid_grant`): revoked, expired,
+    /// or the password changed.
+    #[error("the identity provider rejected the refresh token for {account} ({detail}); run `mailgate oauth authorize {account}`")]
+    Revoked {
+        /// The account.
+        account: String,
+        /// The provider's error code and description.
+        detail: String,
+    },
+    /// The token file or key cannot be used.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The token endpoint failed (unreachable, 5xx, another OAuth error).
+    #[error("token refresh for {account} failed: {detail}")]
+    Refresh {
+        /// The account.
+        account: String,
+        /// What failed.
+        detail: String,
+    },
+}
+
+impl OAuthError {
+    /// The account the error is about, if known.
+    pub fn account(&self) -> Option<&str> {
+        match self {
+            OAuthError::NotAuthorized { account }
+            | OAuthError::Revoked { account, .. }
+            | OAuthError::Refresh { account, .. }
+            | OAuthError::Store(StoreError::Corrupt { account, .. }) => Some(account),
+            OAuthError::Store(_) => None,
+        }
+    }
+
+    /// What a mail client is told, after the protocol's status (`NO [AUTHENTICATIONFAILED]`,
+    /// `451 4.7.0`): one sentence, the command the operator must run when there is one.
+    pub fn client_text(&self) -> String {
+        match (self.needs_authorize(), self.account()) {
+            (true, Some(account)) => format!("mailgate has no valid OAuth authorization for this account (revoked or never made); the administrator must run `mailgate oauth authorize {account}`"),
+            (true, None) => "mailgate has no valid OAuth authorization for this account; the administrator must run `mailgate oauth authorize` for it".into(),
+            (false, _) => "mailgate could not get an OAuth access token from the identity provider; try again later".into(),
+        }
+    }
+
+    /// Whether the operator must run `mailgate oauth authorize` (as opposed to waiting).
+    pub fn needs_authorize(&self) -> bool {
+        matches!(
+            self,
+            OAuthError::NotAuthorized { .. }
+                | OAuthError::Revoked { .. }
+                | OAuthError::Store(StoreError::Corrupt { .. })
+        )
+    }
+}
+
+/// Seconds since the Unix epoch.
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Tokens from a token response, keeping the old refresh token when the provider sent none
+/// (providers that do not rotate refresh tokens omit it on refresh).
+pub fn tokens_from(
+    grant: Grant,
+    resp: TokenResponse,
+    old_refresh: Option<&Secret>,
+    now: u64,
+) -> Tokens {
+    Tokens {
+        grant,
+        refresh_token: resp.refresh_token.or_else(|| old_refresh.cloned()),
+        access_token: Some(resp.access_token),
+        expires_at: resp.expires_in.map(|s| now.saturating_add(s)),
+        scope: resp.scope,
+        last_refresh: Some(LastRefresh {
+            at: now,
+            result: "ok".into(),
+            detail: String::new(),
+        }),
+    }
+}
+
+#[derive(Default)]
+struct Cached {
+    tokens: Option<Tokens>,
+    /// When the last refresh failed, why, and whether the refresh token was revoked.
+    failed: Option<(Instant, String, bool)>,
+}
+
+type Slot = Arc<tokio::sync::Mutex<Cached>>;
+
+fn slot(key: PathBuf) -> Slot {
+    static SLOTS: OnceLock<Mutex<HashMap<PathBuf, Slot>>> = OnceLock::new();
+    let mut slots = SLOTS
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    slots.entry(key).or_default().clone()
+}
+
+/// The cached access token if it is good for at least [`REFRESH_MARGIN`] and is not the one
+/// the upstream just rejected.
+fn usable(tokens: Option<&Tokens>, now: u64, rejected: Option<&Secret>) -> Option<Secret> {
+    let t = tokens?;
+    let access = t.access_token.as_ref()?;
+    let fresh = t
+        .expires_at
+        .map_or(true, |at| at > now.saturating_add(REFRESH_MARGIN.as_secs()));
+    (fresh && Some(access) != rejected).then(|| access.clone())
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+    state_dir: &std::path::Path,
+) -> Result<T, StoreError> {
+    tokio::task::spawn_blocking(f).await.unwrap_or_else(|_| {
+        Err(StoreError::Io {
+            path: state_dir.to_owned(),
+            what: "the token store task failed",
+            source: std::io::Error::other("task cancelled"),
+        })
+    })
+}
+
+/// An access token for the account, refreshed first if it expires within [`REFRESH_MARGIN`]
+/// or if it is `rejected` (the upstream just refused it). One refresh per account at a time.
+pub async fn access_token(
+    oauth: &OAuth2,
+    server: &ServerConfig,
+    rejected: Option<&Secret>,
+) -> Result<Secret, OAuthError> {
+    let account = oauth.account.clone();
+    let state_dir = oauth.state_dir.clone();
+    let store = {
+        let dir = state_dir.clone();
+        Arc::new(blocking(move || Store::open(&dir), &state_dir).await?)
+    };
+    let slot = slot(store.path(&account));
+    let mut cached = slot.lock().await;
+    if let Some(t) = usable(cached.tokens.as_ref(), unix_now(), rejected) {
+        return Ok(t);
+    }
+    // Another process (`mailgate oauth authorize`, another gateway) may have written newer
+    // tokens: read the file before deciding to refresh.
+    let on_disk = {
+        let (store, account) = (store.clone(), account.clone());
+        blocking(move || store.load(&account), &state_dir).await?
+    };
+    let changed = on_disk.as_ref().map(|t| &t.refresh_token)
+        != cached.tokens.as_ref().map(|t| &t.refresh_token);
+    if changed {
+        cached.failed = None;
+    }
+    cached.tokens = on_disk;
+    let Some(tokens) = cached.tokens.clone() else {
+        return Err(OAuthError::NotAuthorized { account });
+    };
+    if let Some(t) = usable(Some(&tokens), unix_now(), rejected) {
+        return Ok(t);
+    }
+    if let Some((at, detail, revoked)) = &cached.failed {
+        if *revoked {
+            return Err(OAuthError::Revoked {
+                account,
+                detail: detail.clone(),
+            });
+        }
+        if at.elapsed() < FAILURE_BACKOFF {
+            return Err(OAuthError::Refresh {
+                account,
+                detail: format!("{detail} (retried after {} s)", FAILURE_BACKOFF.as_secs()),
+            });
+        }
+    }
+
+    let result = match (tokens.grant, &tokens.refresh_token) {
+        (Grant::ClientCredentials, _) => token::client_credentials(oauth, server).await,
+        (_, Some(refresh)) => token::refresh(oauth, refresh, server).await,
+        (_, None) => return Err(OAuthError::NotAuthorized { account }),
+    };
+    let now = unix_now();
+    let (outcome, new_tokens) = match result {
+        Ok(resp) => {
+            let new = tokens_from(tokens.grant, resp, tokens.refresh_token.as_ref(), now);
+            info!(account = %account, expires_in = new.expires_at.map(|e| e.saturating_sub(now)), "OAuth access token refreshed");
+            (Ok(()), new)
+        }
+        Err(e) => {
+            let revoked = e.code() == Some("invalid_grant");
+            let detail = refresh_detail(&e);
+            let mut t = tokens.clone();
+            t.last_refresh = Some(LastRefresh {
+                at: now,
+                result: if revoked { "revoked" } else { "error" }.into(),
+                detail: detail.clone(),
+            });
+            (Err((revoked, detail)), t)
+        }
+    };
+    let label = match &outcome {
+        Ok(()) => "ok",
+        Err((true, _)) => "revoked",
+        Err((false, _)) => "error",
+    };
+    metrics::oauth_refresh(label);
+    // The new tokens go to disk before anyone uses them: a refresh token the provider rotated
+    // is only valid once, and losing it in a crash would lose the authorization.
+    let saved = {
+        let (store, account, t) = (store.clone(), account.clone(), new_tokens.clone());
+        blocking(move || store.save(&account, &t), &state_dir).await
+    };
+    cached.tokens = Some(new_tokens);
+    match outcome {
+        Ok(()) => {
+            saved?;
+            cached.failed = None;
+            usable(cached.tokens.as_ref(), now, None).ok_or_else(|| OAuthError::Refresh {
+                account,
+                detail: "the new access token expires at once".into(),
+            })
+        }
+        Err((revoked, detail)) => {
+            if let Err(e) = saved {
+                warn!(account = %account, error = %e, "cannot record the refresh result in the token file");
+            }
+            cached.failed = Some((Instant::now(), detail.clone(), revoked));
+            let err = if revoked {
+                OAuthError::Revoked { account, detail }
+            } else {
+                OAuthError::Refresh { account, detail }
+            };
+            warn!(account = %oauth.account, result = label, error = %err, "OAuth token refresh failed");
+            Err(err)
+        }
+    }
+}
+
+fn refresh_detail(e: &TokenError) -> String {
+    match e {
+        TokenError::Rejected {
+            code, description, ..
+        } if !description.is_empty() => format!("{code}: {description}"),
+        TokenError::Rejected { code, .. } => code.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// One account's token state for `mailgate oauth status`.
+pub fn status(oauth: &OAuth2) -> Result<Option<Tokens>, StoreError> {
+    Store::open(&oauth.state_dir)?.load(&oauth.account)
+}

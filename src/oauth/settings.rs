@@ -1,0 +1,371 @@
+//! `[account.oauth2]`: the file's table and the validated settings the rest of mailgate uses.
+//!
+//! Kept out of `config.rs` so that the OAuth schema lives next to the code that uses it;
+//! `config.rs` only calls [`OAuth2File::validate`] and places errors at `file:line:col`.
+//! Presets fill what the table leaves out, so a Gmail or Microsoft 365 account needs only
+//! `provider` and `client_id`. Endpoints must be `https://`: a token endpoint over plain HTTP
+//! would hand refresh tokens and client secrets to anyone on the path. Loopback addresses are
+//! the one exception (a local identity provider, the tests), because nothing leaves the host.
+
+use crate::oauth::http::HttpUrl;
+use crate::secret::Secret;
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+/// Which SASL mechanism carries the access token upstream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mechanism {
+    /// Google's and Microsoft's `XOAUTH2`.
+    Xoauth2,
+    /// RFC 7628 `OAUTHBEARER`.
+    Oauthbearer,
+}
+
+impl Mechanism {
+    /// The SASL mechanism name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mechanism::Xoauth2 => "XOAUTH2",
+            Mechanism::Oauthbearer => "OAUTHBEARER",
+        }
+    }
+
+    /// The configured mechanism, else XOAUTH2 when the server offers it (Gmail and Microsoft
+    /// 365 document it), else OAUTHBEARER.
+    pub fn choose(configured: Option<Mechanism>, offers_xoauth2: bool) -> Mechanism {
+        match configured {
+            Some(m) => m,
+            None if offers_xoauth2 => Mechanism::Xoauth2,
+            None => Mechanism::Oauthbearer,
+        }
+    }
+
+    /// The base64 SASL message carrying `token` to `endpoint` (OAUTHBEARER names its host/port).
+    pub fn message(self, endpoint: &crate::config::Endpoint, token: &Secret) -> Secret {
+        match self {
+            Mechanism::Xoauth2 => crate::sasl::encode_xoauth2(&endpoint.username, token),
+            Mechanism::Oauthbearer => crate::sasl::encode_oauthbearer(
+                &endpoint.username,
+                &endpoint.host,
+                endpoint.port,
+                token,
+            ),
+        }
+    }
+}
+
+/// A built-in identity provider: endpoints and scopes known in advance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Provider {
+    /// Gmail and Google Workspace.
+    Google,
+    /// Microsoft 365 and Outlook.com (Microsoft identity platform v2.0).
+    Microsoft,
+}
+
+/// `[account.oauth2]` as written in the file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OAuth2File {
+    provider: Option<Provider>,
+    client_id: String,
+    client_secret_env: Option<String>,
+    client_secret_file: Option<PathBuf>,
+    tenant: Option<String>,
+    authorize_url: Option<String>,
+    token_url: Option<String>,
+    device_authorization_url: Option<String>,
+    scopes: Option<Vec<String>>,
+    mechanism: Option<Mechanism>,
+}
+
+/// Validated OAuth 2.0 settings of one account. Shared by its IMAP and SMTP endpoints.
+#[derive(Debug)]
+pub struct OAuth2 {
+    /// The account's email address: the token store's key and the SASL user name.
+    pub account: String,
+    /// The preset used, if any (decides e.g. the client-credentials scope).
+    pub provider: Option<Provider>,
+    /// The application (client) id registered with the provider.
+    pub client_id: String,
+    /// The client secret, for confidential clients.
+    pub client_secret: Option<Secret>,
+    /// Where the user approves access (authorization-code flow).
+    pub authorize_url: Option<HttpUrl>,
+    /// Where codes, refresh tokens and device codes are exchanged for tokens.
+    pub token_url: HttpUrl,
+    /// Where the device-code flow starts.
+    pub device_authorization_url: Option<HttpUrl>,
+    /// Scopes asked for in user-delegated flows.
+    pub scopes: Vec<String>,
+    /// Scopes asked for in the client-credentials flow (app-only access).
+    pub client_credentials_scopes: Vec<String>,
+    /// `None`: what the server offers (XOAUTH2 first, as Gmail and Microsoft document it).
+    pub mechanism: Option<Mechanism>,
+    /// Folder of the token store and its key.
+    pub state_dir: PathBuf,
+}
+
+const GOOGLE_AUTHORIZE: &str = "https://accounts.google.com/o/oauth2/auth";
+const GOOGLE_TOKEN: &str = "https://oauth2.googleapis.com/token";
+const GOOGLE_SCOPES: &[&str] = &["https://mail.google.com/"];
+const MICROSOFT_SCOPES: &[&str] = &[
+    "https://outlook.office.com/IMAP.AccessAsUser.All",
+    "https://outlook.office.com/SMTP.Send",
+    "offline_access",
+];
+const MICROSOFT_APP_SCOPE: &str = "https://outlook.office365.com/.default";
+
+/// What a provider preset fills in.
+struct Preset {
+    authorize: Option<String>,
+    token: Option<String>,
+    device: Option<String>,
+    scopes: &'static [&'static str],
+    app_scopes: &'static [&'static str],
+}
+
+impl OAuth2File {
+    /// Applies the preset, checks every endpoint and reads the client secret. Errors are
+    /// (sub-field, message), like the endpoint tables'.
+    pub fn validate(
+        self,
+        account: &str,
+        base: &Path,
+        state_dir: &Path,
+    ) -> Result<OAuth2, (String, String)> {
+        let bad = |field: &str, msg: String| (format!(".{field}"), msg);
+        if self.client_id.trim().is_empty() {
+            return Err(bad("client_id", "is empty".into()));
+        }
+        let tenant = match (&self.tenant, self.provider) {
+            (Some(_), Some(Provider::Google) | None) => {
+                return Err(bad(
+                    "tenant",
+                    "only applies to provider = \"microsoft\"".into(),
+                ))
+            }
+            (Some(t), _) => {
+                let ok = !t.is_empty()
+                    && t.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.');
+                if !ok {
+                    return Err(bad(
+                        "tenant",
+                        format!("`{t}` is not a tenant id or domain (e.g. \"common\", \"organizations\", \"contoso.onmicrosoft.com\")"),
+                    ));
+                }
+                t.clone()
+            }
+            (None, _) => "common".to_owned(),
+        };
+        let ms =
+            |path: &str| format!("https://login.microsoftonline.com/{tenant}/oauth2/v2.0/{path}");
+        let preset = match self.provider {
+            Some(Provider::Google) => Preset {
+                authorize: Some(GOOGLE_AUTHORIZE.into()),
+                token: Some(GOOGLE_TOKEN.into()),
+                // Google's device flow does not allow the mail scope.
+                device: None,
+                scopes: GOOGLE_SCOPES,
+                app_scopes: &[],
+            },
+            Some(Provider::Microsoft) => Preset {
+                authorize: Some(ms("authorize")),
+                token: Some(ms("token")),
+                device: Some(ms("devicecode")),
+                scopes: MICROSOFT_SCOPES,
+                app_scopes: &[MICROSOFT_APP_SCOPE],
+            },
+            None => Preset {
+                authorize: None,
+                token: None,
+                device: None,
+                scopes: &[],
+                app_scopes: &[],
+            },
+        };
+        let url =
+            |field: &str, given: Option<String>, preset: Option<String>| match given.or(preset) {
+                None => Ok(None),
+                Some(text) => HttpUrl::parse(&text)
+                    .and_then(|u| {
+                        if u.https || u.is_loopback() {
+                            Ok(u)
+                        } else {
+                            Err(format!(
+                            "`{text}` must use https:// (plain http only on a loopback address)"
+                        ))
+                        }
+                    })
+                    .map(Some)
+                    .map_err(|msg| bad(field, msg)),
+            };
+        let authorize_url = url("authorize_url", self.authorize_url, preset.authorize)?;
+        let token_url = url("token_url", self.token_url, preset.token)?.ok_or_else(|| {
+            bad(
+                "token_url",
+                "is missing: set provider = \"google\" | \"microsoft\" or give token_url".into(),
+            )
+        })?;
+        let device_authorization_url = url(
+            "device_authorization_url",
+            self.device_authorization_url,
+            preset.device,
+        )?;
+        let scopes: Vec<String> = match self.scopes {
+            Some(s) => s,
+            None => preset.scopes.iter().map(|s| (*s).to_owned()).collect(),
+        };
+        if let Some(s) = scopes
+            .iter()
+            .find(|s| s.is_empty() || s.contains(char::is_whitespace))
+        {
+            return Err(bad(
+                "scopes",
+                format!("`{s}` is not a scope (no spaces; one per list item)"),
+            ));
+        }
+        let client_credentials_scopes = if preset.app_scopes.is_empty() {
+            scopes.clone()
+        } else {
+            preset.app_scopes.iter().map(|s| (*s).to_owned()).collect()
+        };
+        let client_secret = match (self.client_secret_env, self.client_secret_file) {
+            (Some(_), Some(_)) => {
+                return Err(bad(
+                    "client_secret_env",
+                    "give only one of client_secret_env and client_secret_file".into(),
+                ))
+            }
+            (Some(var), None) => match std::env::var(&var) {
+                Ok(v) if !v.is_empty() => Some(Secret::new(v)),
+                _ => {
+                    return Err(bad(
+                        "client_secret_env",
+                        format!("environment variable `{var}` is not set"),
+                    ))
+                }
+            },
+            (None, Some(file)) => {
+                let file = base.join(file);
+                Some(crate::secret::read_file(&file).map_err(|e| {
+                    bad(
+                        "client_secret_file",
+                        format!("cannot read {}: {e}", file.display()),
+                    )
+                })?)
+            }
+            (None, None) => None,
+        };
+        Ok(OAuth2 {
+            account: account.to_owned(),
+            provider: self.provider,
+            client_id: self.client_id.trim().to_owned(),
+            client_secret,
+            authorize_url,
+            token_url,
+            device_authorization_url,
+            scopes,
+            client_credentials_scopes,
+            mechanism: self.mechanism,
+            state_dir: state_dir.to_owned(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::{Config, ConfigError};
+    use std::path::Path;
+
+    const HASH: &str =
+        "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHQ$RdescudvJCsgt3ub+b+dWRWJTmaaJObG";
+
+    fn parse(oauth: &str) -> Result<Config, ConfigError> {
+        let text = format!(
+            "[[account]]\nemail = \"ola@example.no\"\nlocal_password_hash = \"{HASH}\"\n\n[account.imap]\nserver = \"outlook.office365.com:993\"\n\n[account.smtp]\nserver = \"smtp.office365.com:587\"\ntls = \"starttls\"\n\n[account.oauth2]\n{oauth}"
+        );
+        Config::parse(&text, Path::new("/etc/mailgate/m.toml"))
+    }
+
+    #[test]
+    fn microsoft_preset_with_tenant_and_no_password() {
+        let c = parse(
+            "provider = \"microsoft\"\nclient_id = \"abc\"\ntenant = \"contoso.onmicrosoft.com\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.server.state_dir, Path::new("/etc/mailgate/state"));
+        let a = &c.accounts[0];
+        let o = a.imap.oauth.as_ref().unwrap();
+        assert!(std::sync::Arc::ptr_eq(
+            o,
+            a.smtp.as_ref().unwrap().oauth.as_ref().unwrap()
+        ));
+        assert_eq!(
+            o.token_url.to_string(),
+            "https://login.microsoftonline.com/contoso.onmicrosoft.com/oauth2/v2.0/token"
+        );
+        assert!(o
+            .device_authorization_url
+            .as_ref()
+            .unwrap()
+            .path
+            .ends_with("/devicecode"));
+        assert_eq!(o.scopes.len(), 3);
+        assert_eq!(
+            o.client_credentials_scopes,
+            ["https://outlook.office365.com/.default"]
+        );
+        assert!(a.imap.password.is_empty());
+        assert_eq!(o.mechanism, None);
+    }
+
+    #[test]
+    fn google_preset_and_overrides() {
+        let c = parse("provider = \"google\"\nclient_id = \"abc\"\nscopes = [\"x\"]\nmechanism = \"oauthbearer\"\ntoken_url = \"http://127.0.0.1:9/t\"\n").unwrap();
+        let o = c.accounts[0].imap.oauth.as_ref().unwrap();
+        assert_eq!(o.token_url.to_string(), "http://127.0.0.1:9/t");
+        assert_eq!(
+            o.authorize_url.as_ref().unwrap().host,
+            "accounts.google.com"
+        );
+        assert!(o.device_authorization_url.is_none());
+        assert_eq!(o.scopes, ["x"]);
+        assert_eq!(o.mechanism, Some(super::Mechanism::Oauthbearer));
+    }
+
+    #[test]
+    fn errors_name_the_oauth2_field() {
+        let e = parse("client_id = \"abc\"\ntoken_url = \"http://idp.example/token\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("/etc/mailgate/m.toml:14:1: account[0].oauth2.token_url:"),
+            "{e}"
+        );
+        assert!(e.contains("https"), "{e}");
+        let e = parse("client_id = \"abc\"\n").unwrap_err().to_string();
+        assert!(
+            e.contains("account[0].oauth2.token_url") && e.contains("missing"),
+            "{e}"
+        );
+        let e = parse("provider = \"google\"\nclient_id = \"a\"\ntenant = \"x\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(":15:1: account[0].oauth2.tenant:"), "{e}");
+        let e = parse("provider = \"yahoo\"\nclient_id = \"a\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("account[0].oauth2.provider"), "{e}");
+        let e = parse("provider = \"google\"\nclient_id = \"a\"\nclient_secret_env = \"MAILGATE_TEST_UNSET\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("MAILGATE_TEST_UNSET"), "{e}");
+        // Without oauth2 a password is still required.
+        let text = format!("[[account]]\nemail = \"o@x.no\"\nlocal_password_hash = \"{HASH}\"\n[account.imap]\nserver = \"h:993\"\n");
+        assert!(Config::parse(&text, Path::new("/m.toml")).is_err());
+    }
+}

@@ -1,0 +1,587 @@
+//! OAuth 2.0 upstream credentials end to end: the test identity provider
+//! (`tests/support/idp.rs`), a real Dovecot whose `oauth2` passdb checks every token against
+//! that provider's introspection endpoint, and the real `mailgate` binary (`oauth authorize`,
+//! `oauth status`, `run`). The tests act as the browser: they follow the printed authorization
+//! address with plain HTTP requests.
+//!
+//! Run: `cargo test --test oauth`
+
+mod support;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use support::idp::{CLIENT_ID, CLIENT_SECRET};
+use support::imap_client::{assert_tagged, contains, quote};
+use support::mailgate::{cached_hash, toml_str, BIN};
+use support::proc::{stop_child, wait_timeout, PROCESS_TIMEOUT};
+use support::{b64, Dovecot, DovecotOpts, Idp, Mailgate};
+
+const EMAIL: &str = "ola@example.no";
+const LOCAL_PW: &str = "Local-pw-0a7c55e1";
+/// The Dovecot user's password: only PLAIN/LOGIN use it; OAuth logins never do.
+const UPSTREAM_PW: &str = "Upstream-pw-unused-9d2f";
+
+fn dovecot(idp: &Idp) -> Dovecot {
+    let mut opts = DovecotOpts::plaintext_only();
+    opts.oauth2_introspection_url = Some(idp.url("/introspect"));
+    let d = Dovecot::start(opts);
+    d.add_user(EMAIL, UPSTREAM_PW);
+    d
+}
+
+/// A mailgate config with one OAuth account on `dovecot`, endpoints at `idp`.
+fn config(idp: &Idp, dovecot: &Dovecot, oauth_extra: &str) -> String {
+    format!(
+        "[server]\nimap_listen = \"127.0.0.1:0\"\nsmtp_listen = \"127.0.0.1:0\"\nauth_failure_delay_ms = 0\n\n\
+         [[account]]\nemail = {email}\nlocal_password_hash = {hash}\n\n\
+         [account.imap]\nserver = \"127.0.0.1:{port}\"\ntls = \"none\"\nallow_plaintext = true\n\n\
+         [account.oauth2]\nclient_id = {client}\nauthorize_url = {auth}\ntoken_url = {token}\n\
+         device_authorization_url = {device}\nscopes = [\"mail\"]\n{oauth_extra}",
+        email = toml_str(EMAIL),
+        hash = toml_str(&cached_hash(LOCAL_PW)),
+        port = dovecot.imap_port,
+        client = toml_str(CLIENT_ID),
+        auth = toml_str(&idp.url("/authorize")),
+        token = toml_str(&idp.url("/token")),
+        device = toml_str(&idp.url("/device")),
+    )
+}
+
+/// A plain HTTP/1.1 GET of `http://IP:PORT/path`: the whole response as text.
+fn http_get_text(url: &str) -> String {
+    let rest = url.strip_prefix("http://").expect("http url");
+    let (host, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let path = if path.is_empty() { "/" } else { path };
+    let addr: SocketAddr = host.parse().expect("ip:port host");
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(10)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut resp = String::new();
+    let _ = s.read_to_string(&mut resp);
+    resp
+}
+
+/// The test's "browser": a GET; returns (status line, Location header).
+fn http_get(url: &str) -> (String, Option<String>) {
+    let resp = http_get_text(url);
+    let status = resp.lines().next().unwrap_or_default().to_string();
+    let location = resp
+        .lines()
+        .find_map(|l| l.strip_prefix("Location: "))
+        .map(|l| l.trim().to_string());
+    (status, location)
+}
+
+/// `mailgate oauth status` for the gateway's config; asserts success.
+fn oauth_status(gate: &Mailgate) -> String {
+    let config = gate.config_path.to_str().expect("utf-8 path");
+    let out = support::mailgate::run(&["oauth", "status", "--config", config], None);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "oauth status failed: {text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text
+}
+
+/// `mailgate oauth ARGS --config PATH` as a child, its stdout lines on a channel.
+fn spawn_oauth(config: &Path, args: &[&str]) -> (Child, mpsc::Receiver<String>) {
+    let mut child = Command::new(BIN)
+        .arg("oauth")
+        .args(args)
+        .arg("--config")
+        .arg(config)
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn mailgate oauth");
+    let (tx, rx) = mpsc::channel();
+    let out = child.stdout.take().expect("stdout");
+    let err = child.stderr.take().expect("stderr");
+    for pipe in [Box::new(out) as Box<dyn Read + Send>, Box::new(err)] {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+    }
+    (child, rx)
+}
+
+/// Waits (bounded) for a line containing `needle`; returns it and everything seen.
+fn wait_line(rx: &mpsc::Receiver<String>, needle: &str, seen: &mut Vec<String>) -> String {
+    let deadline = std::time::Instant::now() + PROCESS_TIMEOUT;
+    while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
+        match rx.recv_timeout(left) {
+            Ok(line) => {
+                seen.push(line.clone());
+                if line.contains(needle) {
+                    return line;
+                }
+            }
+            Err(_) => break,
+        }
+    }
+    panic!(
+        "no line with {needle:?}; output so far:\n{}",
+        seen.join("\n")
+    );
+}
+
+/// Finishes a child: exit status success, all output collected.
+fn finish(mut child: Child, rx: &mpsc::Receiver<String>, mut seen: Vec<String>) -> Vec<String> {
+    let status = wait_timeout(&mut child, PROCESS_TIMEOUT);
+    if status.is_none() {
+        stop_child(&mut child, Duration::from_secs(5));
+    }
+    // The reader threads end at EOF; take what is left.
+    while let Ok(line) = rx.recv_timeout(Duration::from_secs(2)) {
+        seen.push(line);
+    }
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "mailgate oauth failed ({status:?}):\n{}",
+        seen.join("\n")
+    );
+    seen
+}
+
+/// `mailgate oauth authorize EMAIL` with the browser flow, the redirect delivered by an HTTP
+/// GET to the loopback listener (or pasted on stdin when `paste`). Returns its output.
+fn authorize_code(config: &Path, paste: bool) -> Vec<String> {
+    authorize_code_as(config, EMAIL, paste)
+}
+
+fn authorize_code_as(config: &Path, email: &str, paste: bool) -> Vec<String> {
+    let (mut child, rx) = spawn_oauth(config, &["authorize", email]);
+    let mut seen = Vec::new();
+    let url_line = wait_line(&rx, "/authorize?", &mut seen);
+    wait_line(&rx, "Waiting for the redirect", &mut seen);
+    let (status, location) = http_get(url_line.trim());
+    assert!(status.contains("302"), "authorize answered {status}");
+    let location = location.expect("a redirect");
+    assert!(location.starts_with("http://127.0.0.1:"), "{location}");
+    if paste {
+        let mut stdin = child.stdin.take().expect("stdin");
+        writeln!(stdin, "{location}").unwrap();
+    } else {
+        let (status, _) = http_get(&location);
+        assert!(
+            status.contains("200"),
+            "redirect listener answered {status}"
+        );
+    }
+    finish(child, &rx, seen)
+}
+
+/// Logs in through mailgate and selects INBOX; returns the LOGIN response.
+fn imap_login(gate: &Mailgate) -> Vec<u8> {
+    let mut c = gate.connect();
+    let resp = c.command("L1", &format!("LOGIN {} {}", quote(EMAIL), quote(LOCAL_PW)));
+    if contains(&resp, b"L1 OK") {
+        let sel = c.command("s1", "SELECT INBOX");
+        assert_tagged(&sel, "s1", "OK");
+    }
+    resp
+}
+
+fn token_file(gate: &Mailgate) -> std::path::PathBuf {
+    gate.dir()
+        .join("state")
+        .join("tokens")
+        .join(format!("{EMAIL}.token"))
+}
+
+/// Every issued token and the client secret stay out of `bytes`.
+fn assert_no_tokens(idp: &Idp, what: &str, bytes: &[u8]) {
+    let text = String::from_utf8_lossy(bytes);
+    for t in idp
+        .issued_tokens()
+        .iter()
+        .map(String::as_str)
+        .chain([CLIENT_SECRET])
+    {
+        assert!(
+            !text.contains(t),
+            "{what} contains a token or secret ({} chars)",
+            t.len()
+        );
+    }
+}
+
+#[test]
+fn dovecot_checks_tokens_by_introspection() {
+    let idp = Idp::start(EMAIL);
+    let d = dovecot(&idp);
+    let token = idp.issue_access_token(EMAIL);
+    let mut c = d.connect();
+    let cap = c.command("c", "CAPABILITY");
+    assert!(contains(&cap, b"AUTH=XOAUTH2") && contains(&cap, b"AUTH=OAUTHBEARER"));
+    let x = b64(format!("user={EMAIL}\x01auth=Bearer {token}\x01\x01").as_bytes());
+    let resp = c.command("a", &format!("AUTHENTICATE XOAUTH2 {x}"));
+    assert_tagged(&resp, "a", "OK");
+    let mut c = d.connect();
+    let o = b64(format!(
+        "n,a={EMAIL},\x01host=127.0.0.1\x01port={}\x01auth=Bearer {token}\x01\x01",
+        d.imap_port
+    )
+    .as_bytes());
+    let resp = c.command("a", &format!("AUTHENTICATE OAUTHBEARER {o}"));
+    assert_tagged(&resp, "a", "OK");
+    idp.expire_access_tokens();
+    let mut c = d.connect();
+    c.send(format!("a AUTHENTICATE XOAUTH2 {x}\r\n").as_bytes());
+    let cont = c.read_continuation();
+    assert!(
+        cont.starts_with(b"+ "),
+        "{}",
+        String::from_utf8_lossy(&cont)
+    );
+    c.send(b"\r\n");
+    let resp = c.read_until_tagged("a");
+    assert_tagged(&resp, "a", "NO");
+    // The refused token is not retried as a password (and so never logged by Dovecot).
+    assert!(!d.log().contains(&token), "{}", d.log());
+    assert!(d.log().contains("Introspection failed"), "{}", d.log());
+}
+
+/// Browser flow (code + PKCE, redirect to the loopback listener), then a proxied IMAP session
+/// with XOAUTH2 (Dovecot offers both; XOAUTH2 is the default), `oauth status`, and no token in
+/// clear text in the token file or in any output.
+#[test]
+fn authorize_with_pkce_then_imap_with_xoauth2() {
+    let idp = Idp::start(EMAIL);
+    let d = dovecot(&idp);
+    let mut gate = Mailgate::start(&config(&idp, &d, ""));
+    let out = authorize_code(&gate.config_path, false);
+    assert!(
+        out.iter().any(|l| l.contains("Authorized ola@example.no")),
+        "{out:?}"
+    );
+    let authorize_req = idp
+        .requests()
+        .into_iter()
+        .find(|r| r.starts_with("GET /authorize"))
+        .unwrap();
+    assert!(
+        authorize_req.contains("code_challenge_method=S256"),
+        "{authorize_req}"
+    );
+
+    let resp = imap_login(&gate);
+    assert_tagged(&resp, "L1", "OK");
+    assert_eq!(idp.refreshes(), 0);
+    assert!(
+        d.log().contains("mech=XOAUTH2") || d.log().contains("method=XOAUTH2"),
+        "{}",
+        d.log()
+    );
+
+    let file = std::fs::read(token_file(&gate)).expect("token file");
+    assert_no_tokens(&idp, "the token file", &file);
+    let status_text = oauth_status(&gate);
+    assert!(
+        status_text.contains("ola@example.no: token present (authorization code"),
+        "{status_text}"
+    );
+    assert_no_tokens(&idp, "oauth status", status_text.as_bytes());
+    let outputs = out.join("\n");
+    assert_no_tokens(&idp, "oauth authorize", outputs.as_bytes());
+    let lines = gate.stop().join("\n");
+    assert_no_tokens(&idp, "the mailgate log", lines.as_bytes());
+}
+
+/// Headless: the redirect address pasted on stdin; OAUTHBEARER as configured.
+#[test]
+fn headless_paste_then_imap_with_oauthbearer() {
+    let idp = Idp::start(EMAIL);
+    let d = dovecot(&idp);
+    let mut gate = Mailgate::start(&config(&idp, &d, "mechanism = \"oauthbearer\"\n"));
+    authorize_code(&gate.config_path, true);
+    let resp = imap_login(&gate);
+    assert_tagged(&resp, "L1", "OK");
+    assert!(d.log().contains("OAUTHBEARER"), "{}", d.log());
+    let lines = gate.stop().join("\n");
+    assert_no_tokens(&idp, "the mailgate log", lines.as_bytes());
+}
+
+/// Device flow: code printed, `authorization_pending` then `slow_down` honoured, no terminal
+/// input; then a login works.
+#[test]
+fn device_flow_then_login() {
+    let idp = Idp::start(EMAIL);
+    let d = dovecot(&idp);
+    let gate = Mailgate::start(&config(&idp, &d, ""));
+    let (mut child, rx) = spawn_oauth(&gate.config_path, &["authorize", EMAIL, "--device"]);
+    drop(child.stdin.take()); // no terminal input
+    let mut seen = Vec::new();
+    let line = wait_line(&rx, "enter the code", &mut seen);
+    assert!(
+        line.contains("WDJB-MJHT") && line.contains("http://127.0.0.1/device"),
+        "{line}"
+    );
+    let out = finish(child, &rx, seen);
+    assert!(
+        out.iter().any(|l| l.contains("Authorized ola@example.no")),
+        "{out:?}"
+    );
+    let polls = idp
+        .requests()
+        .iter()
+        .filter(|r| r.contains("device_code"))
+        .count();
+    assert_eq!(polls, 3, "pending, slow_down, tokens");
+    assert_tagged(&imap_login(&gate), "L1", "OK");
+}
+
+/// An access token about to expire is refreshed before use, and fifty sessions logging in at
+/// that moment cause exactly one refresh.
+#[test]
+fn fifty_logins_at_expiry_cause_one_refresh() {
+    let idp = Idp::start(EMAIL);
+    let d = dovecot(&idp);
+    let mut gate = Mailgate::start(&config(&idp, &d, ""));
+    idp.set_expires_in(30); // inside mailgate's 60 s refresh margin
+    authorize_code(&gate.config_path, false);
+    idp.set_expires_in(3600);
+    let addr = gate.imap_addr;
+    let sessions: Vec<_> = (0..50)
+        .map(|_| {
+            std::thread::spawn(move || {
+                let mut c = support::ImapClient::connect(addr);
+                let r = c.login(EMAIL, LOCAL_PW);
+                let _ = c.command("z", "LOGOUT");
+                r
+            })
+        })
+        .collect();
+    for s in sessions {
+        let r = s.join().expect("session thread");
+        assert_tagged(&r, "L1", "OK");
+    }
+    assert_eq!(idp.refreshes(), 1, "one refresh for fifty logins");
+    let lines = gate.stop().join("\n");
+    assert_eq!(
+        lines.matches("OAuth access token refreshed").count(),
+        1,
+        "{lines}"
+    );
+    assert_no_tokens(&idp, "the mailgate log", lines.as_bytes());
+}
+
+/// The upstream rejects a token mailgate still thinks valid: one refresh, one retry, logged in.
+#[test]
+fn rejected_token_is_refreshed_once_and_retried() {
+    let idp = Idp::start(EMAIL);
+    let d = dovecot(&idp);
+    let gate = Mailgate::start(&config(&idp, &d, ""));
+    authorize_code(&gate.config_path, false);
+    assert_tagged(&imap_login(&gate), "L1", "OK");
+    idp.expire_access_tokens();
+    assert_tagged(&imap_login(&gate), "L1", "OK");
+    assert_eq!(idp.refreshes(), 1);
+    assert_tagged(&imap_login(&gate), "L1", "OK");
+    assert_eq!(idp.refreshes(), 1);
+}
+
+/// A revoked refresh token: the client hears NO [AUTHENTICATIONFAILED] naming the command to
+/// run, the log and the metric say the same, `oauth status` too; re-authorizing fixes it
+/// without a restart.
+#[test]
+fn revoked_refresh_token_gives_the_authorize_hint() {
+    let idp = Idp::start(EMAIL);
+    let d = dovecot(&idp);
+    let mut gate = Mailgate::start_with_metrics(|listen| {
+        format!(
+            "{}{}",
+            config(&idp, &d, ""),
+            support::mailgate::metrics_toml(listen, None)
+        )
+        .replace("[metrics]", "\n[metrics]")
+    });
+    authorize_code(&gate.config_path, false);
+    idp.expire_access_tokens();
+    idp.revoke_refresh_tokens();
+    let resp = imap_login(&gate);
+    let text = String::from_utf8_lossy(&resp).into_owned();
+    assert!(
+        text.contains("L1 NO [AUTHENTICATIONFAILED]")
+            && text.contains("mailgate oauth authorize ola@example.no"),
+        "{text}"
+    );
+    // A second login does not ask the provider again.
+    let before = idp.refreshes();
+    let _ = imap_login(&gate);
+    assert_eq!(idp.refreshes(), before);
+    let scrape = scrape(gate.metrics_addr.expect("metrics"));
+    assert!(
+        scrape
+            .lines()
+            .any(|l| l == "mailgate_oauth_refresh_total{result=\"revoked\"} 1"),
+        "{scrape}"
+    );
+    let status_text = oauth_status(&gate);
+    assert!(
+        status_text.contains("last refresh revoked")
+            && status_text.contains("run `mailgate oauth authorize ola@example.no`"),
+        "{status_text}"
+    );
+
+    authorize_code(&gate.config_path, false);
+    assert_tagged(&imap_login(&gate), "L1", "OK");
+    let lines = gate.stop().join("\n");
+    assert!(
+        lines.contains("invalid_grant")
+            && lines.contains("run `mailgate oauth authorize ola@example.no`"),
+        "{lines}"
+    );
+    assert_no_tokens(&idp, "the mailgate log", lines.as_bytes());
+}
+
+/// Client credentials (Microsoft 365 app-only): the secret from the environment, tokens
+/// without a refresh token, renewed by asking again.
+#[test]
+fn client_credentials_flow() {
+    let idp = Idp::start(EMAIL);
+    let d = dovecot(&idp);
+    let cfg = config(
+        &idp,
+        &d,
+        "client_secret_env = \"MAILGATE_TEST_CLIENT_SECRET\"\n",
+    );
+    let gate = Mailgate::start_with_env(&cfg, &[("MAILGATE_TEST_CLIENT_SECRET", CLIENT_SECRET)]);
+    let out = Command::new(BIN)
+        .args([
+            "oauth",
+            "authorize",
+            EMAIL,
+            "--client-credentials",
+            "--config",
+        ])
+        .arg(&gate.config_path)
+        .env("MAILGATE_TEST_CLIENT_SECRET", CLIENT_SECRET)
+        .output()
+        .expect("run");
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && text.contains("no refresh token"),
+        "{text}"
+    );
+    assert_tagged(&imap_login(&gate), "L1", "OK");
+    idp.expire_access_tokens();
+    assert_tagged(&imap_login(&gate), "L1", "OK");
+    let grants = idp
+        .requests()
+        .iter()
+        .filter(|r| r.contains("grant_type=client_credentials"))
+        .count();
+    assert_eq!(grants, 2);
+}
+
+/// Never authorized: the client is told which command the operator must run.
+#[test]
+fn not_authorized_yet() {
+    let idp = Idp::start(EMAIL);
+    let d = dovecot(&idp);
+    let gate = Mailgate::start(&config(&idp, &d, ""));
+    let text = String::from_utf8_lossy(&imap_login(&gate)).into_owned();
+    assert!(
+        text.contains("NO [AUTHENTICATIONFAILED]")
+            && text.contains("mailgate oauth authorize ola@example.no"),
+        "{text}"
+    );
+}
+
+fn scrape(addr: SocketAddr) -> String {
+    http_get_text(&format!("http://{addr}/metrics"))
+}
+
+/// SMTP submission with a token: Postfix authenticates through Dovecot, whose `oauth2` passdb
+/// asks the test identity provider. XOAUTH2, then OAUTHBEARER; a revoked refresh token gives
+/// `451 4.7.0` with the command to run (temporary: the client keeps the message).
+#[test]
+fn smtp_submission_with_tokens() {
+    const SENDER: &str = "sam@example.test";
+    let idp = Idp::start(SENDER);
+    let opts = DovecotOpts {
+        oauth2_introspection_url: Some(idp.url("/introspect")),
+        ..DovecotOpts::sasl_only()
+    };
+    // Passwords are not used here: sam authenticates with tokens only.
+    let postfix = support::postfix::Postfix::start_with(&["sam", "rcpt"], "unused-password", opts);
+    for (i, mechanism) in ["xoauth2", "oauthbearer"].iter().enumerate() {
+        let cfg = format!(
+            "[server]\nimap_listen = \"127.0.0.1:0\"\nsmtp_listen = \"127.0.0.1:0\"\nauth_failure_delay_ms = 0\n\n\
+             [[account]]\nemail = {email}\nlocal_password_hash = {hash}\n\n\
+             [account.imap]\nserver = \"127.0.0.1:1\"\ntls = \"none\"\nallow_plaintext = true\n\n\
+             [account.smtp]\nserver = \"127.0.0.1:{port}\"\ntls = \"starttls\"\nca_file = {ca}\ntls_server_name = \"localhost\"\n\n\
+             [account.oauth2]\nclient_id = {client}\nauthorize_url = {auth}\ntoken_url = {token}\nscopes = [\"mail\"]\nmechanism = \"{mechanism}\"\n",
+            email = toml_str(SENDER),
+            hash = toml_str(&cached_hash(LOCAL_PW)),
+            port = postfix.starttls_port,
+            ca = toml_str(&postfix.ca_file.display().to_string()),
+            client = toml_str(CLIENT_ID),
+            auth = toml_str(&idp.url("/authorize")),
+            token = toml_str(&idp.url("/token")),
+        );
+        let mut gate = Mailgate::start(&cfg);
+        let smtp = gate.smtp_addr;
+        authorize_code_as(&gate.config_path, SENDER, false);
+        let (mut c, _) = support::smtp_client::Raw::connect(smtp);
+        let auth = c.login(SENDER, LOCAL_PW);
+        assert!(auth.starts_with("235"), "{auth}");
+        let from = c.cmd(&format!("MAIL FROM:<{SENDER}>"));
+        assert!(from.starts_with("250"), "{from}");
+        assert!(c.cmd("RCPT TO:<rcpt@example.test>").starts_with("250"));
+        assert!(c.cmd("DATA").starts_with("354"));
+        let subject = format!("Subject: token {mechanism}");
+        let sent = c.cmd(&format!("{subject}\r\n\r\nbody\r\n."));
+        assert!(sent.starts_with("250"), "{sent}");
+        let _ = c.cmd("QUIT");
+        let found = support::proc::poll(PROCESS_TIMEOUT, Duration::from_millis(50), || {
+            postfix
+                .delivered()
+                .iter()
+                .any(|(_, m)| String::from_utf8_lossy(m).contains(&subject))
+                .then_some(())
+        })
+        .is_some();
+        assert!(found, "no delivery of {subject}\n{}", postfix.log());
+        assert!(
+            postfix
+                .log()
+                .contains(&format!("sasl_method={}", mechanism.to_ascii_uppercase())),
+            "{}",
+            postfix.log()
+        );
+
+        if i == 1 {
+            idp.expire_access_tokens();
+            idp.revoke_refresh_tokens();
+            let (mut c, _) = support::smtp_client::Raw::connect(smtp);
+            assert!(c.login(SENDER, LOCAL_PW).starts_with("235"));
+            let from = c.cmd(&format!("MAIL FROM:<{SENDER}>"));
+            assert!(
+                from.starts_with("451 4.7.0")
+                    && from.contains("mailgate oauth authorize sam@example.test"),
+                "{from}"
+            );
+        }
+        let lines = gate.stop().join("\n");
+        assert_no_tokens(&idp, "the mailgate log", lines.as_bytes());
+    }
+}

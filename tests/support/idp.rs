@@ -1,0 +1,388 @@
+//! A small OAuth 2.0 identity provider for the tests, on a std `TcpListener` thread at
+//! 127.0.0.1: the real providers live on the internet, so this is the one simulated party.
+//!
+//! Endpoints: `GET /authorize` (auto-approves as `login_hint` and redirects with a code),
+//! `POST /token` (authorization_code with PKCE S256 check, refresh_token, device_code,
+//! client_credentials), `POST /device` (device authorization) and `POST /introspect` (RFC 7662,
+//! what Dovecot's `oauth2` passdb asks). Tests steer it: expire access tokens, revoke refresh
+//! tokens, change token lifetimes, and read how many refreshes it served.
+//!
+//! Device flow: the first poll of a device code answers `authorization_pending`, the second
+//! `slow_down`, the third gives tokens (the user "approved" meanwhile).
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::{self, JoinHandle};
+use std::time::Duration;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+
+pub const CLIENT_ID: &str = "mailgate-test-client";
+pub const CLIENT_SECRET: &str = "client-secret-Zq81";
+
+#[derive(Default)]
+struct State {
+    /// code → (user, challenge, redirect_uri)
+    codes: HashMap<String, (String, String, String)>,
+    /// access token → (user, active)
+    access: HashMap<String, (String, bool)>,
+    /// refresh token → (user, revoked)
+    refresh: HashMap<String, (String, bool)>,
+    /// device code → (user, polls so far)
+    devices: HashMap<String, (String, u32)>,
+    refreshes: usize,
+    introspections: usize,
+    expires_in: u64,
+    next: u64,
+    /// Every request (line, form, Authorization header), for assertions on what was sent.
+    requests: Vec<String>,
+}
+
+pub struct Idp {
+    pub addr: SocketAddr,
+    state: Arc<Mutex<State>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+    /// The user the device and client-credentials flows act for.
+    pub default_user: String,
+}
+
+impl Idp {
+    pub fn start(default_user: &str) -> Idp {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind idp");
+        let addr = listener.local_addr().expect("idp addr");
+        let state = Arc::new(Mutex::new(State {
+            expires_in: 3600,
+            ..State::default()
+        }));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (st, sp, user) = (state.clone(), stop.clone(), default_user.to_owned());
+        let thread = thread::spawn(move || {
+            // Ends when `stop` is set (Drop connects once to wake the accept).
+            for conn in listener.incoming() {
+                if sp.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(conn) = conn else { continue };
+                let (st, user) = (st.clone(), user.clone());
+                thread::spawn(move || serve(conn, &st, &user));
+            }
+        });
+        Idp {
+            addr,
+            state,
+            stop,
+            thread: Some(thread),
+            default_user: default_user.to_owned(),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut State) -> T) -> T {
+        f(&mut self.state.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// refresh_token grants served so far (successful or not).
+    pub fn refreshes(&self) -> usize {
+        self.with(|s| s.refreshes)
+    }
+
+    pub fn introspections(&self) -> usize {
+        self.with(|s| s.introspections)
+    }
+
+    /// Lifetime (`expires_in`) of access tokens issued from now on.
+    pub fn set_expires_in(&self, secs: u64) {
+        self.with(|s| s.expires_in = secs);
+    }
+
+    /// Every access token becomes inactive (introspection says `active: false`).
+    pub fn expire_access_tokens(&self) {
+        self.with(|s| s.access.values_mut().for_each(|v| v.1 = false));
+    }
+
+    /// Every refresh token is revoked (`invalid_grant` from now on).
+    pub fn revoke_refresh_tokens(&self) {
+        self.with(|s| s.refresh.values_mut().for_each(|v| v.1 = true));
+    }
+
+    /// Issues an access token for `user` directly (no flow), as if it had been granted.
+    pub fn issue_access_token(&self, user: &str) -> String {
+        self.with(|s| {
+            let t = fresh(s, "at");
+            s.access.insert(t.clone(), (user.to_owned(), true));
+            t
+        })
+    }
+
+    /// Every token it ever issued (for "never in clear text / never logged" checks).
+    pub fn issued_tokens(&self) -> Vec<String> {
+        self.with(|s| {
+            s.access
+                .keys()
+                .chain(s.refresh.keys())
+                .chain(s.devices.keys())
+                .chain(s.codes.keys())
+                .cloned()
+                .collect()
+        })
+    }
+
+    /// Request lines and form fields seen (for assertions on what mailgate sent).
+    pub fn requests(&self) -> Vec<String> {
+        self.with(|s| s.requests.clone())
+    }
+}
+
+impl Drop for Idp {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = TcpStream::connect_timeout(&self.addr, Duration::from_secs(2));
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn pct_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = (b[i] == b'%' && i + 2 < b.len())
+            .then(|| std::str::from_utf8(&b[i + 1..i + 3]).ok())
+            .flatten()
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (b[i], hex) {
+            (b'%', Some(v)) => {
+                out.push(v);
+                i += 3;
+            }
+            (b'+', _) => {
+                out.push(b' ');
+                i += 1;
+            }
+            (c, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn pct_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+fn form(s: &str) -> HashMap<String, String> {
+    s.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (pct_decode(k), pct_decode(v))
+        })
+        .collect()
+}
+
+fn json_response(status: &str, body: &str) -> String {
+    format!(
+        "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+fn error(code: &str) -> String {
+    json_response(
+        "400 Bad Request",
+        &format!("{{\"error\":\"{code}\",\"error_description\":\"test idp says {code}\"}}"),
+    )
+}
+
+fn serve(conn: TcpStream, state: &Mutex<State>, default_user: &str) {
+    let _ = conn.set_read_timeout(Some(Duration::from_secs(10)));
+    let mut reader = BufReader::new(&conn);
+    let mut request_line = String::new();
+    if reader.read_line(&mut request_line).is_err() {
+        return;
+    }
+    let mut content_length = 0usize;
+    let mut authorization = String::new();
+    // Header lines, bounded.
+    for _ in 0..100 {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 || line.trim().is_empty() {
+            break;
+        }
+        let lower = line.to_ascii_lowercase();
+        if let Some(v) = lower.strip_prefix("content-length:") {
+            content_length = v.trim().parse().unwrap_or(0).min(1 << 20);
+        }
+        if lower.starts_with("authorization:") {
+            authorization = line.trim().to_string();
+        }
+    }
+    let mut body = vec![0u8; content_length];
+    if reader.read_exact(&mut body).is_err() {
+        return;
+    }
+    let body = String::from_utf8_lossy(&body).into_owned();
+    let mut parts = request_line.split_whitespace();
+    let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
+    st.requests
+        .push(format!("{method} {path} {query} {body} {authorization}"));
+    let reply = match (method, path) {
+        ("GET", "/authorize") => authorize(&mut st, &form(query)),
+        ("POST", "/token") => token(&mut st, &form(&body), default_user),
+        ("POST", "/device") => device(&mut st, default_user),
+        ("POST", "/introspect") => introspect(&mut st, &form(&body)),
+        _ => json_response("404 Not Found", "{}"),
+    };
+    drop(st);
+    let _ = (&conn).write_all(reply.as_bytes());
+    let _ = (&conn).flush();
+}
+
+fn fresh(st: &mut State, prefix: &str) -> String {
+    st.next += 1;
+    let random: u64 = rand::random();
+    format!("{prefix}-{}-{random:016x}", st.next)
+}
+
+fn issue(st: &mut State, user: &str, with_refresh: bool) -> String {
+    let access = fresh(st, "at");
+    st.access.insert(access.clone(), (user.to_owned(), true));
+    let refresh = if with_refresh {
+        let r = fresh(st, "rt");
+        st.refresh.insert(r.clone(), (user.to_owned(), false));
+        format!(",\"refresh_token\":\"{r}\"")
+    } else {
+        String::new()
+    };
+    json_response(
+        "200 OK",
+        &format!(
+            "{{\"access_token\":\"{access}\",\"token_type\":\"Bearer\",\"expires_in\":{}{refresh},\"scope\":\"mail\"}}",
+            st.expires_in
+        ),
+    )
+}
+
+fn authorize(st: &mut State, q: &HashMap<String, String>) -> String {
+    let get = |k: &str| q.get(k).cloned().unwrap_or_default();
+    if get("client_id") != CLIENT_ID
+        || get("response_type") != "code"
+        || get("code_challenge_method") != "S256"
+        || get("code_challenge").is_empty()
+    {
+        return error("invalid_request");
+    }
+    let code = fresh(st, "code");
+    st.codes.insert(
+        code.clone(),
+        (
+            get("login_hint"),
+            get("code_challenge"),
+            get("redirect_uri"),
+        ),
+    );
+    let location = format!(
+        "{}?code={}&state={}",
+        get("redirect_uri"),
+        pct_encode(&code),
+        pct_encode(&get("state"))
+    );
+    format!("HTTP/1.1 302 Found\r\nLocation: {location}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+}
+
+fn token(st: &mut State, f: &HashMap<String, String>, default_user: &str) -> String {
+    let get = |k: &str| f.get(k).cloned().unwrap_or_default();
+    if get("client_id") != CLIENT_ID {
+        return error("invalid_client");
+    }
+    match get("grant_type").as_str() {
+        "authorization_code" => {
+            let Some((user, challenge, redirect)) = st.codes.remove(&get("code")) else {
+                return error("invalid_grant");
+            };
+            let computed = URL_SAFE_NO_PAD.encode(ring::digest::digest(
+                &ring::digest::SHA256,
+                get("code_verifier").as_bytes(),
+            ));
+            if computed != challenge || redirect != get("redirect_uri") {
+                return error("invalid_grant");
+            }
+            issue(st, &user, true)
+        }
+        "refresh_token" => {
+            st.refreshes += 1;
+            match st.refresh.get(&get("refresh_token")).cloned() {
+                Some((user, false)) => issue(st, &user, false),
+                _ => error("invalid_grant"),
+            }
+        }
+        "urn:ietf:params:oauth:grant-type:device_code" => {
+            let Some(entry) = st.devices.get_mut(&get("device_code")) else {
+                return error("invalid_grant");
+            };
+            entry.1 += 1;
+            match entry.1 {
+                1 => error("authorization_pending"),
+                2 => error("slow_down"),
+                _ => {
+                    let user = entry.0.clone();
+                    st.devices.remove(&get("device_code"));
+                    issue(st, &user, true)
+                }
+            }
+        }
+        "client_credentials" => {
+            if get("client_secret") != CLIENT_SECRET {
+                return error("invalid_client");
+            }
+            issue(st, default_user, false)
+        }
+        _ => error("unsupported_grant_type"),
+    }
+}
+
+fn device(st: &mut State, default_user: &str) -> String {
+    let code = fresh(st, "dc");
+    st.devices
+        .insert(code.clone(), (default_user.to_owned(), 0));
+    json_response(
+        "200 OK",
+        &format!(
+            "{{\"device_code\":\"{code}\",\"user_code\":\"WDJB-MJHT\",\"verification_uri\":\"http://127.0.0.1/device\",\"expires_in\":120,\"interval\":1}}"
+        ),
+    )
+}
+
+fn introspect(st: &mut State, f: &HashMap<String, String>) -> String {
+    st.introspections += 1;
+    let token = f.get("token").cloned().unwrap_or_default();
+    match st.access.get(&token) {
+        Some((user, true)) => json_response(
+            "200 OK",
+            &format!("{{\"active\":true,\"username\":\"{user}\"}}"),
+        ),
+        _ => json_response("200 OK", "{\"active\":false}"),
+    }
+}

@@ -142,6 +142,21 @@ struct EndpointFile {
     password_file: Option<PathBuf>,
 }
 
+impl EndpointFile {
+    /// The password key this table sets, if any.
+    fn password_key(&self) -> Option<&'static str> {
+        if self.password.is_some() {
+            Some("password")
+        } else if self.password_env.is_some() {
+            Some("password_env")
+        } else if self.password_file.is_some() {
+            Some("password_file")
+        } else {
+            None
+        }
+    }
+}
+
 fn default_tls() -> TlsMode {
     TlsMode::Implicit
 }
@@ -395,7 +410,31 @@ impl Config {
                     ))
                 }
             };
-            // With OAuth 2.0 the token is the credential: no password is needed.
+            // With OAuth 2.0 the token is the credential: no password is needed, and one left
+            // in the file would be silently unused — say so instead.
+            if oauth.is_some() {
+                let tables = [("imap", Some((a.imap.get_ref(), imap_at)))]
+                    .into_iter()
+                    .chain(
+                        a.smtp
+                            .as_ref()
+                            .map(|t| ("smtp", Some((t.get_ref(), t.span().start)))),
+                    );
+                for (table, file) in tables {
+                    if let Some((key, at)) =
+                        file.and_then(|(f, at)| f.password_key().map(|k| (k, at)))
+                    {
+                        return Err(located(
+                            at,
+                            table,
+                            (
+                                format!(".{key}"),
+                                "is not used with [account.oauth2] (the token is the credential); remove it".into(),
+                            ),
+                        ));
+                    }
+                }
+            }
             let no_password = Secret::default();
             let imap_default = oauth.as_ref().map(|_| &no_password);
             let mut imap = endpoint(a.imap.into_inner(), &email, &base, imap_default)

@@ -324,6 +324,20 @@ mod tests {
     }
 
     #[test]
+    fn a_password_beside_oauth2_is_an_error_naming_it() {
+        let text = format!(
+            "[[account]]\nemail = \"ola@example.no\"\nlocal_password_hash = \"{HASH}\"\n\n[account.imap]\nserver = \"outlook.office365.com:993\"\npassword_env = \"X\"\n\n[account.oauth2]\nprovider = \"microsoft\"\nclient_id = \"abc\"\n"
+        );
+        let e = Config::parse(&text, Path::new("/etc/mailgate/m.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("/etc/mailgate/m.toml:7:1: account[0].imap.password_env: is not used with [account.oauth2]"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn google_preset_and_overrides() {
         let c = parse("provider = \"google\"\nclient_id = \"abc\"\nscopes = [\"x\"]\nmechanism = \"oauthbearer\"\ntoken_url = \"http://127.0.0.1:9/t\"\n").unwrap();
         let o = c.accounts[0].imap.oauth.as_ref().unwrap();

@@ -149,6 +149,9 @@ pub struct DovecotOpts {
     /// Also offer XOAUTH2 and OAUTHBEARER, checking tokens with an `oauth2` passdb against
     /// this RFC 7662 introspection URL (the test identity provider).
     pub oauth2_introspection_url: Option<String>,
+    /// Settings appended to the generated config (the benchmark raises process and
+    /// connection limits with it).
+    pub extra: String,
 }
 
 impl DovecotOpts {
@@ -160,6 +163,7 @@ impl DovecotOpts {
             imap: true,
             sasl_socket: false,
             oauth2_introspection_url: None,
+            extra: String::new(),
         }
     }
 
@@ -171,6 +175,7 @@ impl DovecotOpts {
             imap: true,
             sasl_socket: false,
             oauth2_introspection_url: None,
+            extra: String::new(),
         }
     }
 
@@ -182,6 +187,7 @@ impl DovecotOpts {
             imap: false,
             sasl_socket: true,
             oauth2_introspection_url: None,
+            extra: String::new(),
         }
     }
 }
@@ -648,6 +654,7 @@ fn config(
             path.display()
         );
     }
+    c.push_str(&opts.extra);
     if !opts.imap {
         return c;
     }

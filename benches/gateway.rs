@@ -1,0 +1,969 @@
+//! End-to-end benchmark: the same work directly against Dovecot/Postfix and through mailgate,
+//! interleaved (A B A B …) in one run, reporting medians and the ratio mailgate/direct.
+//!
+//! Run: `cargo bench --bench gateway` (root: it starts Dovecot and Postfix like the tests do).
+//! `MAILGATE_BENCH_ROUNDS` (default 5) sets the number of interleaved rounds; `MAILGATE_BENCH_QUICK=1`
+//! shrinks every workload tenfold for a smoke run. The numbers reported in the README come
+//! from a full run on the project's 2-core machine; the client, mailgate and the servers share
+//! those two cores, so the ratios (not the absolute numbers) are what carries over.
+//!
+//! Every loop is bounded by a count; every socket has a read time-out; all traffic is on
+//! 127.0.0.1; the servers started here are stopped by PID when the benchmark ends.
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use mailgate::imap::framer::{Frame, Framer};
+use std::fmt::Write as _;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+use support::dovecot::{Dovecot, DovecotOpts};
+use support::mailgate::{cached_hash, toml_str, Mailgate};
+use support::postfix::{Postfix, DOMAIN as PF_DOMAIN};
+use support::Pki;
+
+const LOCAL_PW: &str = "bench-local-password";
+const UPSTREAM_PW: &str = "bench-upstream-password";
+const DOMAIN: &str = "example.no";
+
+/// Workload sizes (divided by 10 in quick mode).
+struct Sizes {
+    rounds: usize,
+    logins: usize,
+    first_logins: usize,
+    noops: usize,
+    bulk_messages: usize,
+    appends: usize,
+    held_sessions: usize,
+    smtp_messages: usize,
+}
+
+fn sizes() -> Sizes {
+    let quick = std::env::var("MAILGATE_BENCH_QUICK").is_ok_and(|v| v == "1");
+    let rounds = std::env::var("MAILGATE_BENCH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5usize)
+        .clamp(1, 50);
+    let d = if quick { 10 } else { 1 };
+    Sizes {
+        rounds,
+        logins: 200 / d,
+        first_logins: 10,
+        noops: 2000 / d,
+        bulk_messages: 10_000 / d,
+        appends: 1000 / d,
+        held_sessions: 1000 / d,
+        smtp_messages: 1000 / d,
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// A small, fast IMAP client: mailgate's own framer finds the tagged completion, so the client
+// costs the same whichever server it talks to and never parses literal bytes.
+
+/// A byte stream: plain TCP, or TLS for the direct connection to Dovecot's implicit-TLS port.
+trait Stream: Read + Write + Send {}
+impl<T: Read + Write + Send> Stream for T {}
+
+struct Client {
+    s: Box<dyn Stream>,
+    buf: Vec<u8>,
+    framer: Framer,
+    /// Bytes read but not yet framed.
+    pending: Vec<u8>,
+}
+
+impl Client {
+    /// Connects in plaintext, or with TLS verified against `tls` (the test CA).
+    fn connect(addr: SocketAddr, tls: Option<&std::sync::Arc<rustls::ClientConfig>>) -> Client {
+        let tcp = TcpStream::connect(addr).expect("connect");
+        tcp.set_nodelay(true).expect("nodelay");
+        tcp.set_read_timeout(Some(Duration::from_secs(120)))
+            .expect("timeout");
+        let s: Box<dyn Stream> = match tls {
+            None => Box::new(tcp),
+            Some(config) => {
+                let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
+                let conn = rustls::ClientConnection::new(config.clone(), name).expect("tls");
+                Box::new(rustls::StreamOwned::new(conn, tcp))
+            }
+        };
+        let mut c = Client {
+            s,
+            buf: vec![0; 256 * 1024],
+            framer: Framer::new(64 * 1024),
+            pending: Vec::new(),
+        };
+        c.read_until(|line| line.starts_with(b"* OK") || line.starts_with(b"* PREAUTH"));
+        c
+    }
+
+    fn send(&mut self, bytes: &[u8]) {
+        self.s.write_all(bytes).expect("write");
+    }
+
+    /// Reads until a complete line satisfies `done`; returns the bytes read (all of them).
+    fn read_until(&mut self, mut done: impl FnMut(&[u8]) -> bool) -> u64 {
+        let mut total = 0u64;
+        for _ in 0..10_000_000 {
+            let mut input = std::mem::take(&mut self.pending);
+            if input.is_empty() {
+                let n = match self.s.read(&mut self.buf) {
+                    Ok(0) => panic!("server closed the connection"),
+                    Ok(n) => n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(e) => panic!("read: {e}"),
+                };
+                input.extend_from_slice(&self.buf[..n]);
+            }
+            total += input.len() as u64;
+            let mut pos = 0;
+            while let Some((n, frame)) = self.framer.next(&input[pos..]) {
+                pos += n;
+                if let Frame::Line {
+                    bytes,
+                    literal: None,
+                } = frame
+                {
+                    if done(bytes) {
+                        self.pending = input[pos..].to_vec();
+                        total -= self.pending.len() as u64;
+                        return total;
+                    }
+                }
+            }
+        }
+        panic!("no end of response");
+    }
+
+    /// Sends `tag command` and waits for its tagged completion, which must be OK.
+    fn ok(&mut self, tag: &str, command: &str) -> u64 {
+        self.send(format!("{tag} {command}\r\n").as_bytes());
+        let mut status = Vec::new();
+        let n = self.read_until(|line| {
+            if line.starts_with(tag.as_bytes()) && line.get(tag.len()) == Some(&b' ') {
+                status = line.to_vec();
+                true
+            } else {
+                false
+            }
+        });
+        assert!(
+            status[tag.len() + 1..].starts_with(b"OK"),
+            "{tag} {command}: {}",
+            String::from_utf8_lossy(&status)
+        );
+        n
+    }
+
+    fn login(&mut self, user: &str) {
+        let pw = if user.contains('@') {
+            LOCAL_PW
+        } else {
+            UPSTREAM_PW
+        };
+        self.ok("L", &format!("LOGIN \"{user}\" \"{pw}\""));
+    }
+
+    fn logout(mut self) {
+        self.send(b"Z LOGOUT\r\n");
+        let mut rest = [0u8; 4096];
+        for _ in 0..100 {
+            match self.s.read(&mut rest) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+    }
+
+    fn append(&mut self, tag: &str, mailbox: &str, message: &[u8]) {
+        self.send(format!("{tag} APPEND {mailbox} {{{}}}\r\n", message.len()).as_bytes());
+        self.read_until(|line| line.starts_with(b"+"));
+        self.send(message);
+        self.send(b"\r\n");
+        let mut ok = false;
+        self.read_until(|line| {
+            if line.starts_with(tag.as_bytes()) {
+                ok = line[tag.len()..].starts_with(b" OK");
+                true
+            } else {
+                false
+            }
+        });
+        assert!(ok, "APPEND failed");
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// Statistics.
+
+fn percentile(samples: &mut [f64], p: f64) -> f64 {
+    if samples.is_empty() {
+        return f64::NAN;
+    }
+    samples.sort_by(|a, b| a.total_cmp(b));
+    let i = ((samples.len() - 1) as f64 * p).round() as usize;
+    samples[i]
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    percentile(&mut v, 0.5)
+}
+
+/// One row of the report.
+struct Row {
+    name: String,
+    unit: &'static str,
+    direct: f64,
+    gate: f64,
+    /// How the row is judged, e.g. "ratio >= 0.90" or "diff <= 1.0".
+    target: Target,
+}
+
+enum Target {
+    RatioAtLeast(f64),
+    DiffAtMost(f64),
+    ValueAtMost(f64),
+    None,
+}
+
+impl Row {
+    fn verdict(&self) -> (String, String) {
+        let ratio = self.gate / self.direct;
+        match self.target {
+            Target::RatioAtLeast(t) => (format!("≥ {t:.2}×"), pass(ratio >= t)),
+            Target::DiffAtMost(t) => (
+                format!("≤ direct + {t}"),
+                pass(self.gate - self.direct <= t),
+            ),
+            Target::ValueAtMost(t) => (format!("≤ {t}"), pass(self.gate <= t)),
+            Target::None => (String::new(), String::new()),
+        }
+    }
+}
+
+fn pass(ok: bool) -> String {
+    if ok { "yes" } else { "NO" }.to_string()
+}
+
+// ------------------------------------------------------------------------------------------
+// The setup.
+
+struct Setup {
+    _pki: Pki,
+    postfix: Postfix,
+    /// TLS client configuration trusting the test CA (for direct TLS sessions).
+    tls: std::sync::Arc<rustls::ClientConfig>,
+    _dovecot: Dovecot,
+    mailgate: Mailgate,
+    /// Direct address and the mailgate account for each upstream mode.
+    modes: Vec<Mode>,
+}
+
+struct Mode {
+    name: &'static str,
+    direct: SocketAddr,
+    tls: bool,
+    /// Account prefix in mailgate: `{prefix}-{user}@example.no`.
+    prefix: &'static str,
+}
+
+fn message(i: usize, size: usize) -> Vec<u8> {
+    let mut m = format!(
+        "From: bench@{DOMAIN}\r\nTo: ola@{DOMAIN}\r\nSubject: message {i}\r\nMessage-ID: <{i}@bench>\r\n\r\n"
+    )
+    .into_bytes();
+    let line = b"The quick brown fox jumps over the lazy dog; 0123456789 abcdefghij.\r\n";
+    while m.len() + line.len() <= size {
+        m.extend_from_slice(line);
+    }
+    while m.len() < size - 2 {
+        m.push(b'x');
+    }
+    m.extend_from_slice(b"\r\n");
+    m
+}
+
+/// Upstream users: `bench` (logins, NOOP, held sessions), `bulk` (10,000 × 10 KiB), `big`
+/// (one 50 MiB message), `append` (APPEND target). Each exists in mailgate once per upstream
+/// mode, plus `first-N` accounts for first logins.
+fn setup(sz: &Sizes) -> Setup {
+    let pki = Pki::new();
+    let mut opts = DovecotOpts::tls(&pki.server);
+    // Many sessions of one user from one address, a login process that serves many clients
+    // (Dovecot's "high-performance" mode), and no fsync: the benchmark measures the gateway,
+    // not Dovecot's process model or the disk.
+    opts.extra = "mail_max_userip_connections = 5000\n\
+                  mail_fsync = never\n\
+                  auth_verbose = no\n\
+                  auth_verbose_passwords = no\n\
+                  default_client_limit = 10000\n\
+                  service imap {\n  process_limit = 3000\n}\n\
+                  service imap-login {\n  service_count = 0\n  client_limit = 5000\n  process_min_avail = 2\n}\n\
+                  service anvil {\n  client_limit = 10000\n}\n\
+                  service auth {\n  client_limit = 10000\n}\n"
+        .to_string();
+    let dovecot = Dovecot::start(opts);
+    for user in ["bench", "bulk", "big", "append"] {
+        dovecot.add_user(user, UPSTREAM_PW);
+    }
+    eprintln!(
+        "filling mailboxes ({} × 10 KiB, 1 × 50 MiB)…",
+        sz.bulk_messages
+    );
+    let bulk: Vec<Vec<u8>> = (0..sz.bulk_messages)
+        .map(|i| message(i, 10 * 1024))
+        .collect();
+    dovecot.fill_maildir("bulk", &bulk);
+    drop(bulk);
+    dovecot.fill_maildir("big", &[message(0, 50 * 1024 * 1024)]);
+
+    let imaps = dovecot.imaps_addr().expect("imaps port");
+    let modes = vec![
+        Mode {
+            name: "plain upstream",
+            direct: dovecot.imap_addr(),
+            tls: false,
+            prefix: "p",
+        },
+        Mode {
+            name: "TLS upstream",
+            direct: imaps,
+            tls: true,
+            prefix: "t",
+        },
+    ];
+    let postfix = Postfix::start(&["bench", "rcpt"], UPSTREAM_PW);
+    let hash = cached_hash(LOCAL_PW);
+    let mut c = String::new();
+    let _ = writeln!(
+        c,
+        "[server]\nimap_listen = \"127.0.0.1:0\"\nsmtp_listen = \"127.0.0.1:0\"\nmax_sessions = 5000\nauth_failure_delay_ms = 0\n"
+    );
+    let mut users: Vec<String> = ["bench", "bulk", "big", "append"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    users.extend((0..sz.first_logins * sz.rounds * 2).map(|i| format!("first{i}")));
+    for m in &modes {
+        for user in &users {
+            let upstream_user = if user.starts_with("first") {
+                "bench"
+            } else {
+                user
+            };
+            let _ = writeln!(
+                c,
+                "[[account]]\nemail = \"{}-{user}@{DOMAIN}\"\nlocal_password_hash = {}\n[account.imap]",
+                m.prefix,
+                toml_str(&hash)
+            );
+            if m.tls {
+                let _ = writeln!(
+                    c,
+                    "server = \"127.0.0.1:{}\"\ntls = \"implicit\"\ntls_server_name = \"localhost\"\nca_file = {}",
+                    m.direct.port(),
+                    toml_str(&pki.ca.display().to_string())
+                );
+            } else {
+                let _ = writeln!(
+                    c,
+                    "server = \"127.0.0.1:{}\"\ntls = \"none\"\nallow_plaintext = true",
+                    m.direct.port()
+                );
+            }
+            let _ = writeln!(
+                c,
+                "username = \"{upstream_user}\"\npassword = {}\n",
+                toml_str(UPSTREAM_PW)
+            );
+        }
+        // The SMTP account: sends as bench@PF_DOMAIN (an alias) through Postfix's plain or
+        // implicit-TLS smtpd.
+        let _ = writeln!(
+            c,
+            "[[account]]\nemail = \"{p}-smtp@{PF_DOMAIN}\"\nlocal_password_hash = {h}\naliases = [\"bench@{PF_DOMAIN}\"]\n\
+             [account.imap]\nserver = \"127.0.0.1:{imap}\"\ntls = \"none\"\nallow_plaintext = true\npassword = \"unused\"\n\
+             [account.smtp]\nusername = \"bench@{PF_DOMAIN}\"\npassword = {pw}",
+            p = m.prefix,
+            h = toml_str(&hash),
+            imap = dovecot.imap_addr().port(),
+            pw = toml_str(UPSTREAM_PW),
+        );
+        if m.tls {
+            let _ = writeln!(
+                c,
+                "server = \"127.0.0.1:{}\"\ntls = \"implicit\"\ntls_server_name = \"localhost\"\nca_file = {}\n",
+                postfix.implicit_port,
+                toml_str(&postfix.ca_file.display().to_string())
+            );
+        } else {
+            let _ = writeln!(
+                c,
+                "server = \"127.0.0.1:{}\"\ntls = \"none\"\nallow_plaintext = true\n",
+                postfix.plain_port
+            );
+        }
+    }
+    let mailgate = Mailgate::start(&c);
+    mailgate::tls::install_crypto_provider();
+    let tls = mailgate::tls::client_config(Some(&pki.ca)).expect("test CA");
+    Setup {
+        tls,
+        _pki: pki,
+        postfix,
+        _dovecot: dovecot,
+        mailgate,
+        modes,
+    }
+}
+
+/// Connects to either side and logs in: `direct` as the upstream user to Dovecot (with TLS
+/// in the TLS mode, as a mail client would), else in plaintext to mailgate as the account
+/// (mailgate then speaks TLS upstream): the two ways a user can run.
+fn session(s: &Setup, m: &Mode, direct: bool, user: &str) -> Client {
+    if direct {
+        let mut c = Client::connect(m.direct, m.tls.then_some(&s.tls));
+        c.login(user);
+        c
+    } else {
+        let mut c = Client::connect(s.mailgate.imap_addr, None);
+        c.login(&format!("{}-{user}@{DOMAIN}", m.prefix));
+        c
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// Measurements. Each returns (direct, mailgate) for one round; rounds alternate which side
+// goes first so neither always runs on a warmer cache.
+
+fn measure_pair<T>(round: usize, mut f: impl FnMut(bool) -> T) -> (T, T) {
+    if round % 2 == 0 {
+        let d = f(true);
+        let g = f(false);
+        (d, g)
+    } else {
+        let g = f(false);
+        let d = f(true);
+        (d, g)
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn rss_kib(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(f64::NAN)
+}
+
+fn main() {
+    let sz = sizes();
+    let s = setup(&sz);
+    let pid = s.mailgate.pid();
+    let mut rows: Vec<Row> = Vec::new();
+    let mut notes: Vec<String> = Vec::new();
+
+    for m in &s.modes {
+        eprintln!("== {} ==", m.name);
+        let mut login_d = Vec::new();
+        let mut login_g = Vec::new();
+        let mut first_d = Vec::new();
+        let mut first_g = Vec::new();
+        let mut noop_d = Vec::new();
+        let mut noop_g = Vec::new();
+        let (mut bulk_d, mut bulk_g) = (Vec::new(), Vec::new());
+        let (mut big_d, mut big_g) = (Vec::new(), Vec::new());
+        let (mut app_d, mut app_g) = (Vec::new(), Vec::new());
+        let mut first_index = if m.tls {
+            sz.first_logins * sz.rounds
+        } else {
+            0
+        };
+        let payload = message(0, 10 * 1024);
+        let mut bulk_bytes = 0u64;
+
+        for round in 0..sz.rounds {
+            eprintln!("round {}/{}", round + 1, sz.rounds);
+            // Repeat logins of one account.
+            let (d, g) = measure_pair(round, |direct| {
+                let mut v = Vec::with_capacity(sz.logins);
+                for _ in 0..sz.logins {
+                    let t = Instant::now();
+                    let c = session(&s, m, direct, "bench");
+                    c.logout();
+                    v.push(ms(t.elapsed()));
+                }
+                v
+            });
+            login_d.extend(d);
+            login_g.extend(g);
+
+            // First logins of accounts never seen (argon2 once each).
+            let (d, g) = measure_pair(round, |direct| {
+                let mut v = Vec::new();
+                for i in 0..sz.first_logins {
+                    let user = if direct {
+                        "bench".to_string()
+                    } else {
+                        format!("first{}", first_index + i)
+                    };
+                    let t = Instant::now();
+                    let c = session(&s, m, direct, &user);
+                    c.logout();
+                    v.push(ms(t.elapsed()));
+                }
+                v
+            });
+            first_index += sz.first_logins;
+            first_d.extend(d);
+            first_g.extend(g);
+
+            // NOOP round trips in one session.
+            let (d, g) = measure_pair(round, |direct| {
+                let mut c = session(&s, m, direct, "bench");
+                let mut v = Vec::with_capacity(sz.noops);
+                for i in 0..sz.noops {
+                    let t = Instant::now();
+                    c.ok(&format!("n{i}"), "NOOP");
+                    v.push(ms(t.elapsed()));
+                }
+                c.logout();
+                v
+            });
+            noop_d.extend(d);
+            noop_g.extend(g);
+
+            // Bulk FETCH of the whole 10 KiB mailbox, and the one 50 MiB message.
+            let (d, g) = measure_pair(round, |direct| {
+                let mut c = session(&s, m, direct, "bulk");
+                c.ok("s", "EXAMINE INBOX");
+                let t = Instant::now();
+                let n = c.ok("f", "UID FETCH 1:* (BODY.PEEK[])");
+                let secs = t.elapsed().as_secs_f64();
+                c.logout();
+                (n, secs)
+            });
+            bulk_bytes = d.0;
+            assert!(
+                d.0.abs_diff(g.0) < 1024,
+                "FETCH sizes differ: {} vs {}",
+                d.0,
+                g.0
+            );
+            bulk_d.push(d.0 as f64 / d.1 / 1e6);
+            bulk_g.push(g.0 as f64 / g.1 / 1e6);
+
+            let (d, g) = measure_pair(round, |direct| {
+                let mut c = session(&s, m, direct, "big");
+                c.ok("s", "EXAMINE INBOX");
+                let t = Instant::now();
+                let n = c.ok("f", "UID FETCH 1 (BODY.PEEK[])");
+                let secs = t.elapsed().as_secs_f64();
+                c.logout();
+                (n, secs)
+            });
+            big_d.push(d.0 as f64 / d.1 / 1e6);
+            big_g.push(g.0 as f64 / g.1 / 1e6);
+
+            // APPEND of 10 KiB messages, synchronizing literals (what most clients send).
+            let (d, g) = measure_pair(round, |direct| {
+                let mut c = session(&s, m, direct, "append");
+                let t = Instant::now();
+                for i in 0..sz.appends {
+                    c.append(&format!("a{i}"), "INBOX", &payload);
+                }
+                let secs = t.elapsed().as_secs_f64();
+                c.logout();
+                sz.appends as f64 / secs
+            });
+            app_d.push(d);
+            app_g.push(g);
+        }
+
+        let label = |what: &str| format!("{what} ({})", m.name);
+        let p = |v: &mut Vec<f64>, q: f64| percentile(v, q);
+        rows.push(Row {
+            name: label("repeat login p50"),
+            unit: "ms",
+            direct: p(&mut login_d, 0.5),
+            gate: p(&mut login_g, 0.5),
+            target: Target::DiffAtMost(1.0),
+        });
+        rows.push(Row {
+            name: label("repeat login p99"),
+            unit: "ms",
+            direct: p(&mut login_d, 0.99),
+            gate: p(&mut login_g, 0.99),
+            target: Target::None,
+        });
+        rows.push(Row {
+            name: label("first login p50"),
+            unit: "ms",
+            direct: p(&mut first_d, 0.5),
+            gate: p(&mut first_g, 0.5),
+            target: Target::None,
+        });
+        rows.push(Row {
+            name: label("NOOP p50"),
+            unit: "ms",
+            direct: p(&mut noop_d, 0.5),
+            gate: p(&mut noop_g, 0.5),
+            target: Target::DiffAtMost(0.03),
+        });
+        rows.push(Row {
+            name: label("NOOP p99"),
+            unit: "ms",
+            direct: p(&mut noop_d, 0.99),
+            gate: p(&mut noop_g, 0.99),
+            target: Target::DiffAtMost(0.1),
+        });
+        rows.push(Row {
+            name: label(&format!(
+                "bulk FETCH {} × 10 KiB ({:.0} MB)",
+                sz.bulk_messages,
+                bulk_bytes as f64 / 1e6
+            )),
+            unit: "MB/s",
+            direct: median(bulk_d),
+            gate: median(bulk_g),
+            target: Target::RatioAtLeast(0.90),
+        });
+        rows.push(Row {
+            name: label("FETCH one 50 MiB message"),
+            unit: "MB/s",
+            direct: median(big_d),
+            gate: median(big_g),
+            target: Target::RatioAtLeast(0.90),
+        });
+        rows.push(Row {
+            name: label(&format!("APPEND {} × 10 KiB", sz.appends)),
+            unit: "msg/s",
+            direct: median(app_d),
+            gate: median(app_g),
+            target: Target::RatioAtLeast(0.90),
+        });
+
+        // Held sessions and memory.
+        eprintln!("holding {} sessions…", sz.held_sessions);
+        let idle = rss_kib(pid);
+        let mut held = Vec::with_capacity(sz.held_sessions);
+        for _ in 0..sz.held_sessions {
+            held.push(session(&s, m, false, "bench"));
+        }
+        std::thread::sleep(Duration::from_millis(500));
+        let holding = rss_kib(pid);
+        let mut answered = 0;
+        for (i, c) in held.iter_mut().enumerate() {
+            c.ok(&format!("h{i}"), "NOOP");
+            answered += 1;
+        }
+        for c in held {
+            c.logout();
+        }
+        let per_session = (holding - idle) / sz.held_sessions as f64;
+        notes.push(format!(
+            "{}: mailgate RSS idle {:.0} KiB, holding {} sessions {:.0} KiB, {:.1} KiB per session; {answered}/{} answered NOOP afterwards",
+            m.name, idle, sz.held_sessions, holding, per_session, sz.held_sessions
+        ));
+        rows.push(Row {
+            name: label("RSS per held idle session"),
+            unit: "KiB",
+            direct: f64::NAN,
+            gate: per_session,
+            target: Target::ValueAtMost(if m.tls { 48.0 } else { 8.0 }),
+        });
+
+        // RSS while relaying the 50 MiB message: sampled from another thread.
+        let before = rss_kib(pid);
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let sampler = {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut peak: f64 = 0.0;
+                for _ in 0..600_000 {
+                    if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        break;
+                    }
+                    peak = peak.max(rss_kib(pid));
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+                peak
+            })
+        };
+        let mut c = session(&s, m, false, "big");
+        c.ok("s", "EXAMINE INBOX");
+        c.ok("f", "UID FETCH 1 (BODY.PEEK[])");
+        c.logout();
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let peak = sampler.join().unwrap_or(f64::NAN);
+        rows.push(Row {
+            name: label("RSS growth while relaying 50 MiB"),
+            unit: "KiB",
+            direct: f64::NAN,
+            gate: peak - before,
+            target: Target::ValueAtMost(2048.0),
+        });
+    }
+
+    smtp(&s, &sz, &mut rows, &mut notes);
+
+    // The report.
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "| measurement | unit | direct | mailgate | ratio | target | met |\n|---|---|---|---|---|---|---|"
+    );
+    for r in &rows {
+        let (target, met) = r.verdict();
+        let ratio = if r.direct.is_nan() {
+            String::new()
+        } else {
+            format!("{:.3}", r.gate / r.direct)
+        };
+        let fmt = |v: f64| {
+            if v.is_nan() {
+                "–".to_string()
+            } else if v >= 100.0 {
+                format!("{v:.0}")
+            } else {
+                format!("{v:.3}")
+            }
+        };
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {} | {} |",
+            r.name,
+            r.unit,
+            fmt(r.direct),
+            fmt(r.gate),
+            ratio,
+            target,
+            met
+        );
+    }
+    for n in &notes {
+        let _ = writeln!(out, "\n{n}");
+    }
+    let _ = writeln!(
+        out,
+        "\n{} interleaved rounds; medians over rounds for rates, percentiles over all samples for latencies.",
+        sz.rounds
+    );
+    println!("{out}");
+}
+
+// ------------------------------------------------------------------------------------------
+// SMTP: 4 connections × (messages / 4), each message 10 KiB, directly to Postfix's
+// submission port and through mailgate; every message verified delivered.
+
+fn smtp(s: &Setup, sz: &Sizes, rows: &mut Vec<Row>, notes: &mut Vec<String>) {
+    let body = message(0, 10 * 1024);
+    let conns = 4;
+    let per_conn = (sz.smtp_messages / conns).max(1);
+    let mut expected = 0usize;
+    for m in &s.modes {
+        eprintln!("== SMTP, {} ==", m.name);
+        let (mut rate_d, mut rate_g) = (Vec::new(), Vec::new());
+        let (mut lat_d, mut lat_g) = (Vec::new(), Vec::new());
+        for round in 0..sz.rounds {
+            let (d, g) = measure_pair(round, |direct| {
+                let t = Instant::now();
+                let threads: Vec<_> = (0..conns)
+                    .map(|_| {
+                        let (addr, tls, user, pw) = if direct {
+                            let port = if m.tls {
+                                s.postfix.implicit_port
+                            } else {
+                                s.postfix.plain_port
+                            };
+                            (
+                                SocketAddr::from(([127, 0, 0, 1], port)),
+                                m.tls.then(|| s.tls.clone()),
+                                format!("bench@{PF_DOMAIN}"),
+                                UPSTREAM_PW,
+                            )
+                        } else {
+                            (
+                                s.mailgate.smtp_addr,
+                                None,
+                                format!("{}-smtp@{PF_DOMAIN}", m.prefix),
+                                LOCAL_PW,
+                            )
+                        };
+                        let body = body.clone();
+                        std::thread::spawn(move || {
+                            let mut c = SmtpClient::connect(addr, tls.as_ref());
+                            c.auth(&user, pw);
+                            let mut lat = Vec::with_capacity(per_conn);
+                            for _ in 0..per_conn {
+                                let t = Instant::now();
+                                c.send_message(
+                                    &format!("bench@{PF_DOMAIN}"),
+                                    &format!("rcpt@{PF_DOMAIN}"),
+                                    &body,
+                                );
+                                lat.push(ms(t.elapsed()));
+                            }
+                            c.quit();
+                            lat
+                        })
+                    })
+                    .collect();
+                let mut lat = Vec::new();
+                for th in threads {
+                    lat.extend(th.join().expect("smtp client thread"));
+                }
+                let secs = t.elapsed().as_secs_f64();
+                (lat.len() as f64 / secs, lat)
+            });
+            expected += 2 * conns * per_conn;
+            rate_d.push(d.0);
+            rate_g.push(g.0);
+            lat_d.extend(d.1);
+            lat_g.extend(g.1);
+        }
+        let label = |what: &str| format!("{what} ({})", m.name);
+        rows.push(Row {
+            name: label(&format!(
+                "SMTP {} × 10 KiB over {conns} connections",
+                conns * per_conn
+            )),
+            unit: "msg/s",
+            direct: median(rate_d),
+            gate: median(rate_g),
+            target: Target::RatioAtLeast(0.90),
+        });
+        rows.push(Row {
+            name: label("SMTP message p50"),
+            unit: "ms",
+            direct: percentile(&mut lat_d, 0.5),
+            gate: percentile(&mut lat_g, 0.5),
+            target: Target::None,
+        });
+    }
+    // Every message the clients were told 250 for must arrive.
+    let mut delivered = 0;
+    for _ in 0..1200 {
+        delivered = count_files(&s.postfix.dir.path().join("mail"));
+        if delivered >= expected {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    notes.push(format!(
+        "SMTP: {expected} messages accepted (250), {delivered} delivered into Postfix's maildirs"
+    ));
+    assert_eq!(
+        delivered, expected,
+        "not every accepted message was delivered"
+    );
+}
+
+/// Files below `dir` (delivered messages), counted without reading them.
+fn count_files(dir: &std::path::Path) -> usize {
+    let mut n = 0;
+    let mut stack = vec![dir.to_path_buf()];
+    for _ in 0..100_000 {
+        let Some(d) = stack.pop() else { break };
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            match e.file_type() {
+                Ok(t) if t.is_dir() => stack.push(e.path()),
+                Ok(t) if t.is_file() && (d.ends_with("new") || d.ends_with("cur")) => n += 1,
+                _ => {}
+            }
+        }
+    }
+    n
+}
+
+/// A minimal SMTP client for the benchmark: one command, one (possibly multi-line) reply.
+struct SmtpClient {
+    s: Box<dyn Stream>,
+    r: Vec<u8>,
+}
+
+impl SmtpClient {
+    fn connect(addr: SocketAddr, tls: Option<&std::sync::Arc<rustls::ClientConfig>>) -> SmtpClient {
+        let tcp = TcpStream::connect(addr).expect("connect smtp");
+        tcp.set_nodelay(true).expect("nodelay");
+        tcp.set_read_timeout(Some(Duration::from_secs(120)))
+            .expect("timeout");
+        let s: Box<dyn Stream> = match tls {
+            None => Box::new(tcp),
+            Some(config) => {
+                let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
+                let conn = rustls::ClientConnection::new(config.clone(), name).expect("tls");
+                Box::new(rustls::StreamOwned::new(conn, tcp))
+            }
+        };
+        let mut c = SmtpClient { s, r: Vec::new() };
+        c.expect("220");
+        c.cmd("EHLO bench.example", "250");
+        c
+    }
+
+    /// Reads one reply; panics unless it starts with `code`.
+    fn expect(&mut self, code: &str) {
+        let mut buf = [0u8; 4096];
+        for _ in 0..100_000 {
+            // A complete reply: its last line has a space after the code.
+            let mut start = 0;
+            while let Some(i) = self.r[start..].iter().position(|&b| b == b'\n') {
+                let line = &self.r[start..start + i + 1];
+                if line.len() >= 4 && line[3] == b' ' {
+                    let ok = line.starts_with(code.as_bytes());
+                    let text = String::from_utf8_lossy(line).into_owned();
+                    self.r.drain(..start + i + 1);
+                    assert!(ok, "expected {code}, got {text}");
+                    return;
+                }
+                start += i + 1;
+            }
+            match self.s.read(&mut buf) {
+                Ok(0) => panic!("SMTP server closed the connection"),
+                Ok(n) => self.r.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => panic!("SMTP read: {e}"),
+            }
+        }
+        panic!("no SMTP reply");
+    }
+
+    fn cmd(&mut self, line: &str, code: &str) {
+        self.s
+            .write_all(format!("{line}\r\n").as_bytes())
+            .expect("smtp write");
+        self.expect(code);
+    }
+
+    fn auth(&mut self, user: &str, password: &str) {
+        use base64::Engine;
+        let token =
+            base64::engine::general_purpose::STANDARD.encode(format!("\0{user}\0{password}"));
+        self.cmd(&format!("AUTH PLAIN {token}"), "235");
+    }
+
+    fn send_message(&mut self, from: &str, to: &str, body: &[u8]) {
+        self.cmd(&format!("MAIL FROM:<{from}>"), "250");
+        self.cmd(&format!("RCPT TO:<{to}>"), "250");
+        self.cmd("DATA", "354");
+        // `message()` has no line starting with a dot, so no stuffing is needed.
+        self.s.write_all(body).expect("smtp body");
+        self.cmd(".", "250");
+    }
+
+    fn quit(mut self) {
+        let _ = self.s.write_all(b"QUIT\r\n");
+    }
+}

@@ -256,6 +256,8 @@ struct Setup {
     postfix: Postfix,
     /// TLS client configuration trusting the test CA (for direct TLS sessions).
     tls: std::sync::Arc<rustls::ClientConfig>,
+    /// The same for Postfix, whose certificate comes from its own test CA.
+    smtp_tls: std::sync::Arc<rustls::ClientConfig>,
     _dovecot: Dovecot,
     mailgate: Mailgate,
     /// Direct address and the mailgate account for each upstream mode.
@@ -410,8 +412,10 @@ fn setup(sz: &Sizes) -> Setup {
     let mailgate = Mailgate::start(&c);
     mailgate::tls::install_crypto_provider();
     let tls = mailgate::tls::client_config(Some(&pki.ca)).expect("test CA");
+    let smtp_tls = mailgate::tls::client_config(Some(&postfix.ca_file)).expect("Postfix CA");
     Setup {
         tls,
+        smtp_tls,
         _pki: pki,
         postfix,
         _dovecot: dovecot,
@@ -786,7 +790,7 @@ fn smtp(s: &Setup, sz: &Sizes, rows: &mut Vec<Row>, notes: &mut Vec<String>) {
                             };
                             (
                                 SocketAddr::from(([127, 0, 0, 1], port)),
-                                m.tls.then(|| s.tls.clone()),
+                                m.tls.then(|| s.smtp_tls.clone()),
                                 format!("bench@{PF_DOMAIN}"),
                                 UPSTREAM_PW,
                             )

@@ -59,6 +59,15 @@ fn dummy_hash() -> &'static str {
     })
 }
 
+/// Concurrent argon2 verifications allowed (one per core).
+fn argon2_slots() -> &'static tokio::sync::Semaphore {
+    static SLOTS: OnceLock<tokio::sync::Semaphore> = OnceLock::new();
+    SLOTS.get_or_init(|| {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        tokio::sync::Semaphore::new(cores)
+    })
+}
+
 /// The process's random HMAC key for the login cache.
 fn cache_key() -> Option<&'static ring::hmac::Key> {
     static KEY: OnceLock<Option<ring::hmac::Key>> = OnceLock::new();
@@ -142,6 +151,10 @@ pub async fn verify(
             return Ok(a.clone());
         }
     }
+    // At most one argon2 run per core at a time: a flood of logins queues here instead of
+    // starving the relay of CPU, and fewer threads hashing at once means fewer malloc arenas
+    // each keeping argon2's 19 MiB working memory after it is freed.
+    let _permit = argon2_slots().acquire().await;
     tokio::task::spawn_blocking(move || match account {
         Some(account) => {
             if check(&account.local_password_hash, &password) {

@@ -46,7 +46,10 @@ pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, mut session
             info!("session ended: client gone before the greeting");
             return;
         }
-        let outcome = match login::run(&mut stream, &mut session).await {
+        // Boxed: the login stage's state (upstream connect, TLS handshake, OAuth) is large and
+        // short-lived; unboxed it would stay part of every session's future — and so of every
+        // idle session's memory — for the whole session.
+        let outcome = match Box::pin(login::run(&mut stream, &mut session)).await {
             Ok(o) => o,
             Err(e) => {
                 info!(error = %e, duration_ms = started.elapsed().as_millis() as u64, "session ended: client connection error before login");

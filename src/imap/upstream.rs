@@ -55,8 +55,12 @@ impl Conn {
                     "a response line longer than {MAX_LINE} bytes ({step})"
                 )));
             }
-            let mut chunk = [0u8; 4096];
-            let n = match tokio::time::timeout(self.timeout, self.stream.read(&mut chunk)).await {
+            // Read into the Vec's spare room: a stack array here would live in the session's
+            // future (and so in every session's memory) for the whole session.
+            self.buf.reserve(4096);
+            let n = match tokio::time::timeout(self.timeout, self.stream.read_buf(&mut self.buf))
+                .await
+            {
                 Err(_) => {
                     return Err(UpstreamError::Timeout {
                         address: self.address.clone(),
@@ -73,7 +77,6 @@ impl Conn {
                     step,
                 });
             }
-            self.buf.extend_from_slice(&chunk[..n]);
         }
     }
 

@@ -67,6 +67,22 @@ fn sizes() -> Sizes {
 trait Stream: Read + Write + Send {}
 impl<T: Read + Write + Send> Stream for T {}
 
+/// Connects with TCP_NODELAY and a read time-out; with TLS verified against `tls` when given.
+fn open(addr: SocketAddr, tls: Option<&std::sync::Arc<rustls::ClientConfig>>) -> Box<dyn Stream> {
+    let tcp = TcpStream::connect(addr).expect("connect");
+    tcp.set_nodelay(true).expect("nodelay");
+    tcp.set_read_timeout(Some(Duration::from_secs(120)))
+        .expect("timeout");
+    match tls {
+        None => Box::new(tcp),
+        Some(config) => {
+            let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
+            let conn = rustls::ClientConnection::new(config.clone(), name).expect("tls");
+            Box::new(rustls::StreamOwned::new(conn, tcp))
+        }
+    }
+}
+
 struct Client {
     s: Box<dyn Stream>,
     buf: Vec<u8>,
@@ -78,18 +94,7 @@ struct Client {
 impl Client {
     /// Connects in plaintext, or with TLS verified against `tls` (the test CA).
     fn connect(addr: SocketAddr, tls: Option<&std::sync::Arc<rustls::ClientConfig>>) -> Client {
-        let tcp = TcpStream::connect(addr).expect("connect");
-        tcp.set_nodelay(true).expect("nodelay");
-        tcp.set_read_timeout(Some(Duration::from_secs(120)))
-            .expect("timeout");
-        let s: Box<dyn Stream> = match tls {
-            None => Box::new(tcp),
-            Some(config) => {
-                let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
-                let conn = rustls::ClientConnection::new(config.clone(), name).expect("tls");
-                Box::new(rustls::StreamOwned::new(conn, tcp))
-            }
-        };
+        let s = open(addr, tls);
         let mut c = Client {
             s,
             buf: vec![0; 256 * 1024],
@@ -917,18 +922,7 @@ struct SmtpClient {
 
 impl SmtpClient {
     fn connect(addr: SocketAddr, tls: Option<&std::sync::Arc<rustls::ClientConfig>>) -> SmtpClient {
-        let tcp = TcpStream::connect(addr).expect("connect smtp");
-        tcp.set_nodelay(true).expect("nodelay");
-        tcp.set_read_timeout(Some(Duration::from_secs(120)))
-            .expect("timeout");
-        let s: Box<dyn Stream> = match tls {
-            None => Box::new(tcp),
-            Some(config) => {
-                let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
-                let conn = rustls::ClientConnection::new(config.clone(), name).expect("tls");
-                Box::new(rustls::StreamOwned::new(conn, tcp))
-            }
-        };
+        let s = open(addr, tls);
         let mut c = SmtpClient { s, r: Vec::new() };
         c.expect("220");
         c.cmd("EHLO bench.example", "250");

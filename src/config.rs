@@ -302,6 +302,7 @@ impl Config {
 
         let s = file.server;
         let listen = |v: &Option<Spanned<String>>, field: &str, default: &str| match v {
+            // `default` is one of our own IP:port literals below, never input: it parses.
             None => Ok(default.parse().expect("literal address is valid")),
             Some(v) => v.get_ref().parse::<SocketAddr>().map_err(|_| {
                 err_at(

@@ -3,7 +3,8 @@
 //!
 //! Run: `cargo bench --bench gateway` (root: it starts Dovecot and Postfix like the tests do).
 //! `MAILGATE_BENCH_ROUNDS` (default 5) sets the number of interleaved rounds; `MAILGATE_BENCH_QUICK=1`
-//! shrinks every workload tenfold for a smoke run. The numbers reported in the README come
+//! shrinks every workload tenfold for a smoke run; `MAILGATE_BENCH_ONLY=imap|smtp` runs one part;
+//! `MAILGATE_BENCH_LOG` sets mailgate's RUST_LOG (default `info`, as in production). The numbers reported in the README come
 //! from a full run on the project's 2-core machine; the client, mailgate and the servers share
 //! those two cores, so the ratios (not the absolute numbers) are what carries over.
 //!
@@ -416,7 +417,7 @@ fn setup(sz: &Sizes) -> Setup {
             );
         }
     }
-    let mailgate = Mailgate::start(&c);
+    let mailgate = start_gate(&c);
     let config = c;
     mailgate::tls::install_crypto_provider();
     let tls = mailgate::tls::client_config(Some(&pki.ca)).expect("test CA");
@@ -431,6 +432,17 @@ fn setup(sz: &Sizes) -> Setup {
         mailgate,
         modes,
     }
+}
+
+/// Starts mailgate on `config` with the benchmark's log level.
+fn start_gate(config: &str) -> Mailgate {
+    let level = std::env::var("MAILGATE_BENCH_LOG").unwrap_or_else(|_| "info".to_string());
+    Mailgate::start_with_env(config, &[("RUST_LOG", &level)])
+}
+
+/// Which parts run (`MAILGATE_BENCH_ONLY`).
+fn part(name: &str) -> bool {
+    std::env::var("MAILGATE_BENCH_ONLY").map_or(true, |only| only == name)
 }
 
 /// Connects to either side and logs in: `direct` as the upstream user to Dovecot (with TLS
@@ -488,7 +500,7 @@ fn main() {
     let mut rows: Vec<Row> = Vec::new();
     let mut notes: Vec<String> = Vec::new();
 
-    for m in &s.modes {
+    for m in s.modes.iter().filter(|_| part("imap")) {
         eprintln!("== {} ==", m.name);
         let mut login_d = Vec::new();
         let mut login_g = Vec::new();
@@ -671,7 +683,7 @@ fn main() {
         // Held sessions and memory, each in a fresh mailgate so that memory freed by earlier
         // work (which the allocator keeps for reuse) neither hides nor inflates the figures.
         eprintln!("holding {} sessions…", sz.held_sessions);
-        let fresh = Mailgate::start(&s.config);
+        let fresh = start_gate(&s.config);
         let pid = fresh.pid();
         // One login first: the login cache entry and argon2's one-time cost are not per session.
         gate_session(fresh.imap_addr, m, "bench").logout();
@@ -706,7 +718,7 @@ fn main() {
 
         // RSS while relaying the 50 MiB message: sampled from another thread.
         drop(fresh);
-        let fresh = Mailgate::start(&s.config);
+        let fresh = start_gate(&s.config);
         let pid = fresh.pid();
         let mut c = gate_session(fresh.imap_addr, m, "big");
         c.ok("s", "EXAMINE INBOX");
@@ -740,7 +752,9 @@ fn main() {
         });
     }
 
-    smtp(&s, &sz, &mut rows, &mut notes);
+    if part("smtp") {
+        smtp(&s, &sz, &mut rows, &mut notes);
+    }
 
     // The report.
     let mut out = String::new();

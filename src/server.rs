@@ -241,6 +241,18 @@ fn log_accounts(config: &Config) {
     }
 }
 
+/// The span every session's log lines carry: id, protocol, peer, and the account once logged in
+/// (recorded later with `Span::current().record("account", …)`).
+pub fn session_span(proto: &'static str, id: u64, peer: SocketAddr) -> tracing::Span {
+    tracing::info_span!(
+        "session",
+        id,
+        proto,
+        peer = %peer,
+        account = tracing::field::Empty
+    )
+}
+
 /// Greets a connection over the limit with BYE (IMAP) or 421 (SMTP) and closes it.
 async fn refuse(mut stream: TcpStream, proto: Proto) {
     let text: &[u8] = match proto {

@@ -115,13 +115,6 @@ pub enum UpstreamStream {
     Tls(Box<TlsStream<TcpStream>>),
 }
 
-impl UpstreamStream {
-    /// Whether the stream is encrypted.
-    pub fn is_tls(&self) -> bool {
-        matches!(self, UpstreamStream::Tls(_))
-    }
-}
-
 /// Resolves and connects to `endpoint`, trying each address in turn, each within `timeout`.
 /// TCP_NODELAY is set: IMAP and SMTP are request/response protocols of small writes, and
 /// Nagle's algorithm would add a round trip to each of them.

@@ -90,11 +90,6 @@ impl Framer {
         self.literal == 0 && !self.long && (self.held.is_empty() || self.held_done)
     }
 
-    /// Whether literal data is expected next.
-    pub fn in_literal(&self) -> bool {
-        self.literal > 0
-    }
-
     /// Forgets a literal that was announced but will not be sent: the server refused a
     /// synchronizing literal, so the client goes on with the next command.
     pub fn cancel_literal(&mut self) {

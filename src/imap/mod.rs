@@ -31,13 +31,7 @@ pub struct Session {
 
 /// Serves one IMAP client connection to its end.
 pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, mut session: Session) {
-    let span = tracing::info_span!(
-        "session",
-        id = session.id,
-        proto = "imap",
-        peer = %session.peer,
-        account = tracing::field::Empty
-    );
+    let span = crate::server::session_span("imap", session.id, session.peer);
     async move {
         let started = Instant::now();
         info!("session started");

@@ -127,13 +127,7 @@ enum Next {
 
 /// Serves one SMTP client connection to its end.
 pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(stream: S, mut session: Session) {
-    let span = tracing::info_span!(
-        "session",
-        id = session.id,
-        proto = "smtp",
-        peer = %session.peer,
-        account = tracing::field::Empty
-    );
+    let span = crate::server::session_span("smtp", session.id, session.peer);
     async move {
         let started = Instant::now();
         info!("session started");

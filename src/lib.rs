@@ -6,6 +6,7 @@
 //! project's shared folder for the architecture and `README.md` for operation.
 
 pub mod account;
+pub mod check;
 pub mod config;
 pub mod imap;
 pub mod metrics;

@@ -6,6 +6,7 @@
 //! project's shared folder for the architecture and `README.md` for operation.
 
 pub mod account;
+pub mod cert;
 pub mod config;
 pub mod imap;
 pub mod metrics;
@@ -14,5 +15,6 @@ pub mod sasl;
 pub mod secret;
 pub mod server;
 pub mod smtp;
+pub mod throttle;
 pub mod tls;
 pub mod upstream;

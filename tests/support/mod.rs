@@ -16,6 +16,7 @@ pub mod postfix;
 pub mod proc;
 pub mod scrape;
 pub mod smtp_client;
+pub mod tls_client;
 
 pub use certs::Pki;
 pub use dovecot::{Dovecot, DovecotOpts};

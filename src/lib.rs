@@ -11,6 +11,7 @@ pub mod config;
 pub mod imap;
 pub mod metrics;
 pub mod oauth;
+pub mod provider;
 pub mod sasl;
 pub mod secret;
 pub mod server;

@@ -623,14 +623,14 @@ const PROVIDER_ANSWERS: &[(&str, &str, &str, &str, &[&str])] = &[
         "* OK [CAPABILITY IMAP4rev1 ID MOVE NAMESPACE XYMHIGHESTMODSEQ UIDPLUS LITERAL+ CHILDREN X-MSG-EXT UNSELECT OBJECTID] IMAP4rev1 imapgate-1.8.1_01.20166 imap1012.mail.ne1.yahoo.com",
         "IMAP4rev1 ID MOVE NAMESPACE XYMHIGHESTMODSEQ UIDPLUS LITERAL+ CHILDREN X-MSG-EXT UNSELECT OBJECTID",
         "NO [AUTHENTICATIONFAILED] LOGIN Invalid credentials",
-        &["Yahoo needs an app password", "https://help.yahoo.com/"],
+        &["Yahoo Mail needs an app password", "https://help.yahoo.com/"],
     ),
     (
         "someone@aol.com",
         "* OK [CAPABILITY IMAP4rev1 ID MOVE NAMESPACE XYMHIGHESTMODSEQ UIDPLUS LITERAL+ CHILDREN X-MSG-EXT UNSELECT OBJECTID] IMAP4rev1 imapgate-1.8.1_01.20166 imap.aol.com",
         "IMAP4rev1 ID MOVE NAMESPACE XYMHIGHESTMODSEQ UIDPLUS LITERAL+ CHILDREN X-MSG-EXT UNSELECT OBJECTID",
         "NO [AUTHENTICATIONFAILED] LOGIN Invalid credentials",
-        &["AOL needs an app password", "https://help.aol.com/"],
+        &["AOL Mail needs an app password", "https://help.aol.com/"],
     ),
 ];
 

@@ -9,6 +9,7 @@
 use super::inspect::{CertInfo, Seen};
 use super::{Kind, Protocol};
 use crate::config::{Endpoint, TlsMode};
+use crate::provider::{self, Help, Preset};
 use crate::upstream::{Trace, UpstreamError};
 use rustls::CertificateError;
 
@@ -45,82 +46,22 @@ pub struct Failure<'a> {
     pub probe: &'a Probe,
 }
 
-/// Help pages for the large providers whose error texts are matched below. Kept here until
-/// the provider presets (`src/provider.rs`) carry them; sources: each provider's help centre.
-struct Help {
-    name: &'static str,
-    app_password: &'static str,
-    enable_imap: &'static str,
+/// The preset of the provider behind the account: by the address's domain, else by the
+/// server's host name (a custom domain hosted at a known provider).
+fn provider(ep: &Endpoint, email: &str) -> Option<&'static Preset> {
+    let domain = email.rsplit_once('@').map(|(_, d)| d).unwrap_or_default();
+    provider::by_domain(domain).or_else(|| {
+        provider::PRESETS.iter().find(|p| {
+            p.imap.host.eq_ignore_ascii_case(&ep.host) || p.smtp.host.eq_ignore_ascii_case(&ep.host)
+        })
+    })
 }
 
-const GOOGLE: Help = Help {
-    name: "Google",
-    app_password: "https://support.google.com/accounts/answer/185833",
-    enable_imap: "https://support.google.com/mail/answer/7126229",
-};
-/// Google's page for "Please log in via your web browser" (the sign-in it blocked).
-const GOOGLE_WEB_LOGIN: &str = "https://support.google.com/mail/answer/78754";
-const MICROSOFT: Help = Help {
-    name: "Microsoft",
-    app_password: "https://learn.microsoft.com/exchange/clients-and-mobile-in-exchange-online/deprecation-of-basic-authentication-exchange-online",
-    enable_imap: "https://support.microsoft.com/office/pop-imap-and-smtp-settings-for-outlook-com-d088b986-291d-42b8-9564-9c414e2aa040",
-};
-const YAHOO: Help = Help {
-    name: "Yahoo",
-    app_password: "https://help.yahoo.com/kb/SLN15241.html",
-    enable_imap: "https://help.yahoo.com/kb/SLN4075.html",
-};
-const AOL: Help = Help {
-    name: "AOL",
-    app_password: "https://help.aol.com/articles/Create-and-manage-app-password",
-    enable_imap: "https://help.aol.com/articles/how-do-i-use-other-email-applications-to-send-and-receive-my-aol-mail",
-};
-const ZOHO: Help = Help {
-    name: "Zoho",
-    app_password:
-        "https://www.zoho.com/mail/help/adminconsole/two-factor-authentication.html#alink5",
-    enable_imap: "https://www.zoho.com/mail/help/imap-access.html",
-};
-const GMX: Help = Help {
-    name: "GMX",
-    app_password: "https://support.gmx.com/pop-imap/toggle.html",
-    enable_imap: "https://support.gmx.com/pop-imap/toggle.html",
-};
-
-/// The provider behind the server (by host name) or the address (by domain), if known.
-fn provider(ep: &Endpoint, email: &str) -> Option<&'static Help> {
-    let host = ep.host.to_ascii_lowercase();
-    let domain = email
-        .rsplit_once('@')
-        .map(|(_, d)| d.to_ascii_lowercase())
-        .unwrap_or_default();
-    let is = |suffixes: &[&str]| {
-        suffixes.iter().any(|s| {
-            let dotted = format!(".{s}");
-            host == *s || host.ends_with(&dotted) || domain == *s || domain.ends_with(&dotted)
-        })
-    };
-    if is(&["gmail.com", "googlemail.com", "google.com"]) {
-        Some(&GOOGLE)
-    } else if is(&[
-        "office365.com",
-        "outlook.com",
-        "hotmail.com",
-        "live.com",
-        "msn.com",
-    ]) {
-        Some(&MICROSOFT)
-    } else if is(&["yahoo.com", "ymail.com"]) {
-        Some(&YAHOO)
-    } else if is(&["aol.com"]) {
-        Some(&AOL)
-    } else if is(&["zoho.com", "zoho.eu", "zoho.in", "zoho.com.au", "zoho.jp"]) {
-        Some(&ZOHO)
-    } else if is(&["gmx.net", "gmx.de", "gmx.com"]) {
-        Some(&GMX)
-    } else {
-        None
-    }
+/// ` (Name help: URL)` for one of a preset's help pages, or nothing.
+fn link(preset: Option<&Preset>, page: fn(&Help) -> Option<&'static str>) -> String {
+    preset
+        .and_then(|p| page(&p.help).map(|url| format!(" ({} help: {url})", p.name)))
+        .unwrap_or_default()
 }
 
 impl Protocol {
@@ -370,7 +311,7 @@ fn greeting(f: &Failure<'_>) -> String {
 fn login(f: &Failure<'_>) -> String {
     let table = f.protocol.table();
     let oauth = f.ep.oauth.is_some();
-    let help = provider(f.ep, f.email);
+    let preset = provider(f.ep, f.email);
     let reason = match f.error {
         UpstreamError::Auth { reason, .. } => reason.as_str(),
         UpstreamError::OAuth { source } => {
@@ -390,21 +331,19 @@ fn login(f: &Failure<'_>) -> String {
         _ => return "the connection failed while logging in: run the check again; if it persists, the server is unstable".into(),
     };
     let lower = reason.to_ascii_lowercase();
-    let link = |h: Option<&Help>, page: fn(&Help) -> &'static str| {
-        h.map(|h| format!(" ({} help: {})", h.name, page(h)))
-            .unwrap_or_default()
-    };
     if lower.contains("application-specific password required") {
         return format!(
-            "Google requires an app password for this account (2-step verification is on): create one at {} and store it as the password in {table}, or use OAuth ([account.oauth2], then `mailgate oauth authorize {}`)",
-            GOOGLE.app_password, f.email
+            "Google requires an app password for this account (2-step verification is on): create one and store it as the password in {table}, or use OAuth ([account.oauth2], then `mailgate oauth authorize {}`){}",
+            f.email,
+            link(provider::by_id("gmail"), |h| h.app_password)
         );
     }
     if lower.contains("please log in via your web browser") || lower.contains("web login required")
     {
         return format!(
-            "Google blocked the sign-in and wants it confirmed in a web browser ({GOOGLE_WEB_LOGIN}): sign in there, or better, create an app password ({}) or use OAuth (`mailgate oauth authorize {}`)",
-            GOOGLE.app_password, f.email
+            "Google blocked the sign-in and wants it confirmed in a web browser: sign in to Gmail there once, or better, create an app password or use OAuth (`mailgate oauth authorize {}`){}",
+            f.email,
+            link(provider::by_id("gmail"), |h| h.app_password)
         );
     }
     if lower.contains("not enabled for imap")
@@ -415,7 +354,7 @@ fn login(f: &Failure<'_>) -> String {
     {
         return format!(
             "IMAP access is turned off for this mailbox at the provider: turn it on in the mailbox's web settings{}",
-            link(help, |h| h.enable_imap)
+            link(preset, |h| h.enable_imap.or(h.settings))
         );
     }
     if lower.contains("user is authenticated but not connected") {
@@ -430,18 +369,20 @@ fn login(f: &Failure<'_>) -> String {
         || lower.contains("smtpclientauthentication is disabled");
     if microsoft_password_refused && !oauth {
         return format!(
-            "Microsoft refuses passwords here (basic authentication is off): use OAuth — add [account.oauth2] and run `mailgate oauth authorize {}` ({})",
-            f.email, MICROSOFT.app_password
+            "Microsoft refuses passwords here (basic authentication is off): use OAuth — add [account.oauth2] with provider = \"microsoft\" and run `mailgate oauth authorize {}`{}",
+            f.email,
+            link(preset, |h| h.settings)
         );
     }
     if lower.contains("invalid credentials") && !oauth {
-        let h = match help {
-            Some(h) if std::ptr::eq(h, &AOL) => &AOL,
-            _ => &YAHOO,
-        };
+        // Yahoo's and AOL's words (one mail platform): the account password is refused.
+        let preset = preset
+            .filter(|p| p.id == "aol" || p.id == "yahoo")
+            .or(provider::by_id("yahoo"));
         return format!(
-            "{} needs an app password here, not the account password: create one ({}) and store it in {table}",
-            h.name, h.app_password
+            "{} needs an app password here, not the account password: create one and store it in {table}{}",
+            preset.map_or("The provider", |p| p.name),
+            link(preset, |h| h.app_password)
         );
     }
     if oauth {
@@ -453,6 +394,6 @@ fn login(f: &Failure<'_>) -> String {
     format!(
         "the server rejected the password for {}: re-enter the app password (or the account password) in {table} (password_env, password_file or password){}",
         f.ep.username,
-        link(help, |h| h.app_password)
+        link(preset, |h| h.app_password)
     )
 }

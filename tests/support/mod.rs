@@ -18,6 +18,7 @@ pub mod proc;
 pub mod scrape;
 pub mod smtp_client;
 pub mod standin;
+pub mod tls_client;
 
 pub use certs::Pki;
 pub use dovecot::{Dovecot, DovecotOpts};

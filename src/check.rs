@@ -333,10 +333,9 @@ impl Ctx<'_> {
                 .map(|g| truncate(g, 200)),
             Kind::Capabilities => trace.capabilities.as_ref().map(|c| c.join(" ")),
             Kind::Login => logged_in.then(|| {
-                let how = match (&self.ep.oauth, self.protocol) {
-                    (Some(_), _) => "an OAuth access token",
-                    (None, Protocol::Imap) => "the stored password",
-                    (None, Protocol::Smtp) => "the stored password",
+                let how = match &self.ep.oauth {
+                    Some(_) => "an OAuth access token",
+                    None => "the stored password",
                 };
                 format!("logged in as {} with {how}", self.ep.username)
             }),

@@ -865,6 +865,12 @@ mod tests {
         assert_eq!(a.imap.tls, TlsMode::Implicit);
         assert_eq!(a.imap.username, "ola@example.no");
         assert_eq!(a.imap.password.expose(), "x");
+        let t = c.server.throttle;
+        assert_eq!(
+            (t.threshold, t.max_delay, t.lockout),
+            (5, Duration::from_secs(15), Duration::from_secs(300))
+        );
+        assert!(c.server.tls.is_none() && c.server.imaps_listen.is_none());
     }
 
     #[test]

@@ -41,11 +41,10 @@ pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(stream: S, mut session: Se
     async move {
         let started = Instant::now();
         info!("session started");
+        // The TLS stages are boxed: inline, their state (a rustls connection) would be part of
+        // every plaintext session's future too, and so of every idle session's memory.
         if session.tls {
-            let Some(tls) = handshake(stream, &session).await else {
-                return;
-            };
-            converse(tls, &mut session, started, true).await;
+            Box::pin(over_tls(stream, &mut session, started, true)).await;
             return;
         }
         let Some(plain) = converse(stream, &mut session, started, true).await else {
@@ -53,32 +52,31 @@ pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(stream: S, mut session: Se
         };
         // STARTTLS was answered OK. Whatever the client sent after it in plaintext was
         // discarded with the login stage's buffer (no command injection, CVE-2011-0411 style).
-        let Some(tls) = handshake(plain, &session).await else {
-            return;
-        };
-        session.tls = true;
-        converse(tls, &mut session, started, false).await;
+        Box::pin(over_tls(plain, &mut session, started, false)).await;
     }
     .instrument(span)
     .await
 }
 
-/// The server side of the TLS handshake, logged; `None` ends the session.
-async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
+/// The TLS handshake (logged when it fails), then the session over TLS.
+async fn over_tls<S: AsyncRead + AsyncWrite + Unpin>(
     stream: S,
-    session: &Session,
-) -> Option<crate::tls::ServerStream<S>> {
+    session: &mut Session,
+    started: Instant,
+    greet: bool,
+) {
     let Some(local) = session.config.server.tls.as_ref() else {
         info!("session ended: no [server.tls] certificate for a TLS connection");
-        return None;
+        return;
     };
     let timeout = session.config.server.preauth_timeout;
     match crate::tls::accept(local.config.clone(), stream, timeout).await {
-        Ok(tls) => Some(tls),
-        Err(e) => {
-            info!(error = %e, "session ended: TLS handshake failed");
-            None
+        Ok(tls) => {
+            session.tls = true;
+            // After TLS the client cannot ask for STARTTLS again, so no stream comes back.
+            converse(tls, session, started, greet).await;
         }
+        Err(e) => info!(error = %e, "session ended: TLS handshake failed"),
     }
 }
 

@@ -139,21 +139,16 @@ pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(stream: S, mut session: Se
         let started = Instant::now();
         info!("session started");
         let mut accepted = 0;
+        // The TLS stages are boxed: inline, their state (a rustls connection) would be part of
+        // every plaintext session's future too, and so of every idle session's memory.
         let why = if session.tls {
-            match handshake(stream, &session).await {
-                Ok(tls) => converse(tls, &mut session, true, &mut accepted).await.0,
-                Err(why) => why,
-            }
+            Box::pin(over_tls(stream, &mut session, true, &mut accepted)).await
         } else {
             match converse(stream, &mut session, true, &mut accepted).await {
                 (why, None) => why,
-                (_, Some(plain)) => match handshake(plain, &session).await {
-                    Ok(tls) => {
-                        session.tls = true;
-                        converse(tls, &mut session, false, &mut accepted).await.0
-                    }
-                    Err(why) => why,
-                },
+                (_, Some(plain)) => {
+                    Box::pin(over_tls(plain, &mut session, false, &mut accepted)).await
+                }
             }
         };
         info!(
@@ -167,23 +162,31 @@ pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(stream: S, mut session: Se
     .await
 }
 
-/// The server side of the TLS handshake, logged; `Err` says why the session ended.
-async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
+/// The TLS handshake (logged when it fails), then the conversation over TLS; says why the
+/// session ended.
+async fn over_tls<S: AsyncRead + AsyncWrite + Unpin>(
     stream: S,
-    session: &Session,
-) -> Result<crate::tls::ServerStream<S>, &'static str> {
+    session: &mut Session,
+    greet: bool,
+    accepted: &mut u64,
+) -> &'static str {
     let Some(local) = session.config.server.tls.as_ref() else {
-        return Err("no [server.tls] certificate for a TLS connection");
+        return "no [server.tls] certificate for a TLS connection";
     };
     // RFC 5321's 5-minute command time-out would let a stalled handshake hold a session long;
     // the pre-login time-out fits better.
     let timeout = session.config.server.preauth_timeout;
-    crate::tls::accept(local.config.clone(), stream, timeout)
-        .await
-        .map_err(|e| {
+    match crate::tls::accept(local.config.clone(), stream, timeout).await {
+        Ok(tls) => {
+            session.tls = true;
+            // After TLS STARTTLS is refused, so no stream comes back.
+            converse(tls, session, greet, accepted).await.0
+        }
+        Err(e) => {
             info!(error = %e, "TLS handshake failed");
             "TLS handshake failed"
-        })
+        }
+    }
 }
 
 /// One SMTP conversation on `stream` (greeted unless it continues after STARTTLS). Returns why

@@ -6,6 +6,7 @@
 //! unused items are expected.
 #![allow(dead_code, unused_imports)]
 
+pub mod bad_certs;
 pub mod certs;
 pub mod dovecot;
 pub mod faultproxy;
@@ -18,6 +19,8 @@ pub mod proc;
 pub mod procstat;
 pub mod scrape;
 pub mod smtp_client;
+pub mod standin;
+pub mod tls_client;
 
 pub use certs::Pki;
 pub use dovecot::{Dovecot, DovecotOpts};

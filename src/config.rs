@@ -301,6 +301,9 @@ pub struct Endpoint {
     pub server_name: rustls_pki_types::ServerName<'static>,
     /// TLS client configuration (roots + optional per-account CA); `None` for `tls = "none"`.
     pub tls_config: Option<Arc<rustls::ClientConfig>>,
+    /// The per-account CA file behind `tls_config`, resolved (`mailgate check` names it and
+    /// rebuilds the same trust from it).
+    pub ca_file: Option<PathBuf>,
     /// User name presented upstream.
     pub username: String,
     /// The stored upstream credential (empty with OAuth 2.0).
@@ -704,6 +707,7 @@ fn endpoint(
         tls: e.tls,
         server_name,
         tls_config,
+        ca_file,
         username: e.username.unwrap_or_else(|| email.to_owned()),
         password,
         oauth: None,

@@ -7,6 +7,7 @@
 
 pub mod account;
 pub mod cert;
+pub mod check;
 pub mod config;
 pub mod imap;
 pub mod metrics;

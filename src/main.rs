@@ -30,6 +30,18 @@ enum Command {
         #[arg(long, value_enum, default_value_t = LogFormat::Text)]
         log_format: LogFormat,
     },
+    /// Connect to each account's servers step by step (DNS, TCP, TLS, greeting, login) and
+    /// say what to fix; exit status 0 only if every step passed. Sends no mail.
+    Check {
+        /// Check only this account (its email address).
+        email: Option<String>,
+        /// Print one JSON document (accounts → steps → name, ok, detail, advice).
+        #[arg(long)]
+        json: bool,
+        /// Configuration file.
+        #[arg(long, short, default_value = config::DEFAULT_PATH)]
+        config: PathBuf,
+    },
     /// Validate a configuration file without starting.
     CheckConfig {
         /// Configuration file.
@@ -114,6 +126,14 @@ fn init_logging(format: LogFormat) {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    if let Command::Check {
+        email,
+        json,
+        config,
+    } = &cli.command
+    {
+        return check(email.as_deref(), *json, config);
+    }
     match real_main(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
@@ -151,6 +171,8 @@ fn real_main(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Oauth(cmd) => oauth(cmd),
+        // Handled in main(): it has its own exit statuses.
+        Command::Check { .. } => Ok(()),
         Command::Cert(CertCommand::Generate {
             out,
             names,
@@ -168,6 +190,66 @@ fn real_main(cli: Cli) -> Result<()> {
             println!("{hash}");
             Ok(())
         }
+    }
+}
+
+/// `mailgate check`: exit status 0 when every step passed, 1 when one failed (or the config
+/// cannot be loaded), 2 when EMAIL names no account (a usage error, as clap's own).
+fn check(email: Option<&str>, json: bool, path: &std::path::Path) -> std::process::ExitCode {
+    use std::process::ExitCode;
+    mailgate::tls::install_crypto_provider();
+    let cfg = match Config::load(path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("mailgate: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let accounts = match email {
+        None => cfg.accounts.clone(),
+        Some(e) => match cfg.account(e) {
+            Some(a) => vec![a.clone()],
+            None => {
+                let known: Vec<&str> = cfg.accounts.iter().map(|a| a.email.as_str()).collect();
+                eprintln!(
+                    "mailgate: no account {e} in {} (accounts: {})",
+                    path.display(),
+                    if known.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        known.join(", ")
+                    }
+                );
+                return ExitCode::from(2);
+            }
+        },
+    };
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("mailgate: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let report = rt.block_on(mailgate::check::run(&cfg, &accounts));
+    if json {
+        match serde_json::to_string_pretty(&report) {
+            Ok(text) => println!("{text}"),
+            Err(e) => {
+                eprintln!("mailgate: cannot write the report as JSON: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    } else {
+        print!("{}", mailgate::check::render_text(&report));
+    }
+    if report.ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     }
 }
 

@@ -85,16 +85,25 @@ fn build(roots: RootCertStore) -> Arc<ClientConfig> {
 /// Configurations without a CA file are one shared instance (so they share a session cache).
 pub fn client_config(ca_file: Option<&Path>) -> Result<Arc<ClientConfig>, TlsError> {
     static DEFAULT: OnceLock<Arc<ClientConfig>> = OnceLock::new();
-    let Some(path) = ca_file else {
-        return Ok(DEFAULT
+    match ca_file {
+        None => Ok(DEFAULT
             .get_or_init(|| build(system_roots().clone()))
-            .clone());
+            .clone()),
+        Some(_) => Ok(build(roots(ca_file)?)),
+    }
+}
+
+/// The trust anchors [`client_config`] uses: the system roots plus the certificates in
+/// `ca_file`. Public so that `mailgate check` can verify with exactly the same trust.
+pub fn roots(ca_file: Option<&Path>) -> Result<RootCertStore, TlsError> {
+    let mut roots = system_roots().clone();
+    let Some(path) = ca_file else {
+        return Ok(roots);
     };
     let err = |reason: String| TlsError::CaFile {
         path: path.display().to_string(),
         reason,
     };
-    let mut roots = system_roots().clone();
     let mut added = 0;
     for cert in CertificateDer::pem_file_iter(path).map_err(|e| err(e.to_string()))? {
         let cert = cert.map_err(|e| err(e.to_string()))?;
@@ -106,7 +115,7 @@ pub fn client_config(ca_file: Option<&Path>) -> Result<Arc<ClientConfig>, TlsErr
     if added == 0 {
         return Err(err("no PEM certificate found".into()));
     }
-    Ok(build(roots))
+    Ok(roots)
 }
 
 /// Server configuration for local clients: the certificate chain in `cert` (leaf first) and the

@@ -254,3 +254,20 @@ proptest! {
         }
     }
 }
+
+/// Inputs the fuzz targets found, kept as regression tests.
+mod fuzz_findings {
+    use mailgate::smtp::command::{parse_bdat, parse_command, Verb};
+
+    /// `smtp_command` (crash-6445e809…): BDAT's size and `LAST` may be separated by tabs as
+    /// well as spaces (nom's `space1`), so the target's own check that split on spaces only was
+    /// wrong; the parser's answer is pinned here.
+    #[test]
+    fn bdat_size_and_last_separated_by_tabs() {
+        let cmd = parse_command(b"BDAT 4\t\t  LAST\r\n").expect("parses");
+        assert_eq!(cmd.verb, Verb::Bdat);
+        assert_eq!(parse_bdat(cmd.args), Ok((4, true)));
+        assert_eq!(parse_bdat("4 LAST"), Ok((4, true)));
+        assert!(parse_bdat("4LAST").is_err());
+    }
+}

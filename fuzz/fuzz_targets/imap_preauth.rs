@@ -118,11 +118,15 @@ password = "{UPSTREAM_SECRET}"
     })
 }
 
-fn check_responses(out: &[u8]) {
-    assert!(
-        memchr_find(out, UPSTREAM_SECRET.as_bytes()).is_none(),
-        "upstream password sent to the client"
-    );
+fn check_responses(input: &[u8], out: &[u8]) {
+    // Unless the client sent it itself (tags are echoed; the first run of this target found
+    // an input that used the secret as a tag).
+    if memchr_find(input, UPSTREAM_SECRET.as_bytes()).is_none() {
+        assert!(
+            memchr_find(out, UPSTREAM_SECRET.as_bytes()).is_none(),
+            "upstream password sent to the client"
+        );
+    }
     assert!(
         out.is_empty() || out.ends_with(b"\r\n"),
         "unterminated response"
@@ -185,5 +189,5 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(login::Outcome::Relay { .. }) = outcome {
         panic!("relay without an upstream");
     }
-    check_responses(&script.output);
+    check_responses(input, &script.output);
 });

@@ -110,6 +110,7 @@ struct ServerFile {
     connect_timeout_secs: Option<u64>,
     upstream_timeout_secs: Option<u64>,
     state_dir: Option<PathBuf>,
+    resolver: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -208,6 +209,9 @@ pub struct ServerConfig {
     /// Where mailgate keeps state it writes itself (OAuth tokens), apart from the config file,
     /// which mailgate never rewrites. Default: `state` beside the config file.
     pub state_dir: PathBuf,
+    /// The DNS server for discovery and upstream host names (`resolver = "ADDR[:PORT]"`, like
+    /// nginx's `resolver`); `None`: /etc/resolv.conf and the system's own lookup.
+    pub resolver: Option<SocketAddr>,
 }
 
 /// `[metrics]`: where Prometheus scrapes.
@@ -325,6 +329,18 @@ impl Config {
             }
             Some(v) => Duration::from_secs(*v.get_ref()),
         };
+        let resolver = match &s.resolver {
+            None => None,
+            Some(v) => Some(
+                crate::discover::dns::parse_server(v.get_ref()).ok_or_else(|| {
+                    err_at(
+                        v.span().start,
+                        "server.resolver".into(),
+                        format!("`{}` is not an IP address or IP:port", v.get_ref()),
+                    )
+                })?,
+            ),
+        };
         let server = ServerConfig {
             imap_listen,
             smtp_listen,
@@ -338,6 +354,7 @@ impl Config {
             connect_timeout: Duration::from_secs(s.connect_timeout_secs.unwrap_or(15).max(1)),
             upstream_timeout: Duration::from_secs(s.upstream_timeout_secs.unwrap_or(60).max(1)),
             state_dir: base.join(s.state_dir.unwrap_or_else(|| PathBuf::from("state"))),
+            resolver,
         };
 
         let metrics = match file.metrics {

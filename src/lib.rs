@@ -7,6 +7,7 @@
 
 pub mod account;
 pub mod config;
+pub mod discover;
 pub mod imap;
 pub mod metrics;
 pub mod oauth;

@@ -38,6 +38,21 @@ enum Command {
     },
     /// Hash a local password for `local_password_hash` (reads it from stdin or a prompt).
     HashPassword,
+    /// Find the IMAP/SMTP settings for an address (preset, MX, autoconfig, guess); logs in
+    /// nowhere.
+    Discover {
+        /// The email address.
+        email: String,
+        /// DNS server to ask (`ADDR` or `ADDR:PORT`); default: /etc/resolv.conf.
+        #[arg(long)]
+        resolver: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        /// Time-out per step, in seconds.
+        #[arg(long, default_value_t = 5)]
+        timeout_secs: u64,
+    },
     /// OAuth 2.0 tokens for accounts with `[account.oauth2]`.
     #[command(subcommand)]
     Oauth(OauthCommand),
@@ -128,6 +143,26 @@ fn real_main(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Oauth(cmd) => oauth(cmd),
+        Command::Discover {
+            email,
+            resolver,
+            json,
+            timeout_secs,
+        } => {
+            mailgate::tls::install_crypto_provider();
+            let opts = mailgate::discover::Options {
+                resolver: parse_resolver(resolver.as_deref())?,
+                timeout: std::time::Duration::from_secs(timeout_secs.max(1)),
+                ..Default::default()
+            };
+            let found = runtime()?.block_on(mailgate::discover::discover(&email, &opts))?;
+            if json {
+                println!("{:#}", found.to_json());
+            } else {
+                print!("{}", found.report());
+            }
+            Ok(())
+        }
         Command::HashPassword => {
             let password = read_password()?;
             let hash = mailgate::account::hash_password(&password)
@@ -272,6 +307,25 @@ fn oauth(cmd: OauthCommand) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// `--resolver ADDR[:PORT]`, or the system's.
+fn parse_resolver(text: Option<&str>) -> Result<mailgate::discover::dns::Resolver> {
+    Ok(mailgate::discover::dns::Resolver::new(match text {
+        None => None,
+        Some(t) => Some(
+            mailgate::discover::dns::parse_server(t)
+                .with_context(|| format!("--resolver `{t}` is not an IP address or IP:port"))?,
+        ),
+    }))
+}
+
+/// A multi-threaded runtime for one command.
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
 }
 
 /// The password from a terminal prompt (asked twice) or the first line of stdin.

@@ -168,7 +168,7 @@ impl Conn {
 /// Connects to the account's IMAP server and logs in with the stored credential.
 pub async fn login(account: &Account, server: &ServerConfig) -> Result<LoggedIn, UpstreamError> {
     let ep = &account.imap;
-    let tcp = upstream::tcp_connect(ep, server.connect_timeout).await?;
+    let tcp = upstream::tcp_connect_via(ep, server.connect_timeout, server.resolver).await?;
     let stream = match ep.tls {
         TlsMode::Implicit => upstream::tls_handshake(ep, tcp, server.connect_timeout).await?,
         TlsMode::Starttls | TlsMode::None => UpstreamStream::Plain(tcp),

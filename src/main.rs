@@ -120,12 +120,9 @@ fn real_main(cli: Cli) -> Result<()> {
         Command::Run { config, log_format } => {
             init_logging(log_format);
             mailgate::tls::install_crypto_provider();
-            let cfg = Config::load(&config)?;
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-                .context("cannot start the async runtime")?;
+            let rt = runtime()?;
             rt.block_on(async {
+                let cfg = Config::load_discovering(&config).await?;
                 let server = mailgate::server::Server::bind(cfg).await?;
                 server.run().await?;
                 Ok::<_, anyhow::Error>(())
@@ -140,6 +137,11 @@ fn real_main(cli: Cli) -> Result<()> {
                 cfg.accounts.len(),
                 if cfg.accounts.len() == 1 { "" } else { "s" }
             );
+            for email in &cfg.undiscovered {
+                println!(
+                    "{email}: no servers in the file and no preset for the domain; `mailgate run` discovers them at start-up (see `mailgate discover {email}`)"
+                );
+            }
             Ok(())
         }
         Command::Oauth(cmd) => oauth(cmd),

@@ -83,11 +83,7 @@ pub struct Found {
 impl Found {
     /// `host:port`.
     pub fn address(&self) -> String {
-        if self.host.contains(':') {
-            format!("[{}]:{}", self.host, self.port)
-        } else {
-            format!("{}:{}", self.host, self.port)
-        }
+        crate::config::host_port(&self.host, self.port)
     }
 
     fn from_preset(s: &provider::Server, email: &str, source: Source) -> Found {

@@ -15,6 +15,7 @@ pub mod provider;
 pub mod sasl;
 pub mod secret;
 pub mod server;
+pub mod setup;
 pub mod smtp;
 pub mod tls;
 pub mod upstream;

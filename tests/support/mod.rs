@@ -6,7 +6,9 @@
 //! unused items are expected.
 #![allow(dead_code, unused_imports)]
 
+pub mod autoconfig;
 pub mod certs;
+pub mod dns;
 pub mod dovecot;
 pub mod idp;
 pub mod imap_client;

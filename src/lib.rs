@@ -6,6 +6,8 @@
 //! project's shared folder for the architecture and `README.md` for operation.
 
 pub mod account;
+pub mod cert;
+pub mod check;
 pub mod config;
 pub mod discover;
 pub mod imap;
@@ -17,5 +19,6 @@ pub mod secret;
 pub mod server;
 pub mod setup;
 pub mod smtp;
+pub mod throttle;
 pub mod tls;
 pub mod upstream;

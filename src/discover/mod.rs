@@ -372,6 +372,7 @@ pub async fn probe(
         server_name: rustls_pki_types::ServerName::try_from(host.to_owned())
             .map_err(|_| format!("`{host}` is not a valid TLS name"))?,
         tls_config,
+        ca_file: opts.ca_file.clone(),
         username: String::new(),
         password: crate::secret::Secret::default(),
         oauth: None,

@@ -313,6 +313,7 @@ async fn exchange(
         } else {
             None
         },
+        ca_file: None,
         username: String::new(),
         password: Secret::default(),
         oauth: None,

@@ -7,6 +7,7 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod autoconfig;
+pub mod bad_certs;
 pub mod certs;
 pub mod dns;
 pub mod dovecot;
@@ -18,6 +19,8 @@ pub mod postfix;
 pub mod proc;
 pub mod scrape;
 pub mod smtp_client;
+pub mod standin;
+pub mod tls_client;
 
 pub use certs::Pki;
 pub use dovecot::{Dovecot, DovecotOpts};

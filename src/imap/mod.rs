@@ -60,6 +60,7 @@ pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, mut session
                     counters: crate::metrics::ByteCounters::new("imap", &account.email),
                     idle_timeout: session.config.server.idle_timeout,
                     shutdown: session.shutdown.clone(),
+                    nonsync_literal_max: relay::nonsync_limit(upstream.capabilities.iter().map(String::as_str)),
                 };
                 let stats = relay::run(stream, client_leftover, upstream.stream, upstream.leftover, opts).await;
                 info!(

@@ -80,6 +80,24 @@ fn from_mail_send(
     }
 }
 
+/// Runs one exchange with the server within `timeout`, errors translated for `step`.
+async fn timed<T>(
+    exchange: impl std::future::Future<Output = mail_send::Result<T>>,
+    address: &str,
+    timeout: Duration,
+    step: &'static str,
+) -> Result<T, UpstreamError> {
+    match tokio::time::timeout(timeout, exchange).await {
+        Err(_) => Err(from_mail_send(
+            mail_send::Error::Timeout,
+            address,
+            timeout,
+            step,
+        )),
+        Ok(r) => r.map_err(|e| from_mail_send(e, address, timeout, step)),
+    }
+}
+
 /// `code esc text` of a reply on one line, for logs and errors.
 pub fn reply_text(r: &Reply) -> String {
     let [a, b, c] = r.esc;
@@ -227,15 +245,7 @@ impl Upstream {
             client.stream.flush().await?;
             client.read_many(lines.len()).await
         };
-        match tokio::time::timeout(self.timeout, exchange).await {
-            Err(_) => Err(from_mail_send(
-                mail_send::Error::Timeout,
-                &self.address,
-                self.timeout,
-                step,
-            )),
-            Ok(r) => r.map_err(|e| from_mail_send(e, &self.address, self.timeout, step)),
-        }
+        timed(exchange, &self.address, self.timeout, step).await
     }
 
     /// Sends `DATA`; on `354` the message body may follow with [`Upstream::write_body`].
@@ -269,20 +279,13 @@ impl Upstream {
     pub async fn finish_data(&mut self) -> Result<Reply, UpstreamError> {
         let end = self.stuffer.finish();
         let step = "reply to the end of data";
+        let client = &mut self.client;
         let exchange = async {
-            self.client.stream.write_all(end).await?;
-            self.client.stream.flush().await?;
-            self.client.read().await
+            client.stream.write_all(end).await?;
+            client.stream.flush().await?;
+            client.read().await
         };
-        match tokio::time::timeout(self.timeout, exchange).await {
-            Err(_) => Err(from_mail_send(
-                mail_send::Error::Timeout,
-                &self.address,
-                self.timeout,
-                step,
-            )),
-            Ok(r) => r.map_err(|e| from_mail_send(e, &self.address, self.timeout, step)),
-        }
+        timed(exchange, &self.address, self.timeout, step).await
     }
 
     /// Says QUIT (best effort) and closes.

@@ -100,6 +100,12 @@ struct MetricsFile {
 struct ServerFile {
     imap_listen: Option<Spanned<String>>,
     smtp_listen: Option<Spanned<String>>,
+    imaps_listen: Option<Spanned<String>>,
+    smtps_listen: Option<Spanned<String>>,
+    tls: Option<Spanned<LocalTlsFile>>,
+    login_throttle_threshold: Option<u32>,
+    login_throttle_max_delay_ms: Option<u64>,
+    login_lockout_secs: Option<u64>,
     max_message_size: Option<u64>,
     max_sessions: Option<usize>,
     preauth_timeout_secs: Option<u64>,
@@ -110,6 +116,14 @@ struct ServerFile {
     connect_timeout_secs: Option<u64>,
     upstream_timeout_secs: Option<u64>,
     state_dir: Option<PathBuf>,
+}
+
+/// `[server.tls]`: the certificate mailgate presents to its own clients.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LocalTlsFile {
+    cert: Spanned<String>,
+    key: Spanned<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -186,6 +200,15 @@ pub struct ServerConfig {
     pub imap_listen: SocketAddr,
     /// Where the SMTP submission listener binds.
     pub smtp_listen: SocketAddr,
+    /// Where the implicit-TLS IMAP listener binds (`imaps_listen`), if any; needs `tls`.
+    pub imaps_listen: Option<SocketAddr>,
+    /// Where the implicit-TLS SMTP submission listener binds (`smtps_listen`), if any.
+    pub smtps_listen: Option<SocketAddr>,
+    /// `[server.tls]`: the certificate for STARTTLS and the implicit-TLS listeners. Built at
+    /// load, so a reload (SIGHUP) picks up a renewed certificate for new sessions.
+    pub tls: Option<LocalTls>,
+    /// Failed-login throttling across connections.
+    pub throttle: ThrottleConfig,
     /// Largest message accepted for submission, in bytes (advertised as SIZE).
     pub max_message_size: u64,
     /// Sessions served at once (all protocols); one more is greeted with BYE and closed.
@@ -208,6 +231,37 @@ pub struct ServerConfig {
     /// Where mailgate keeps state it writes itself (OAuth tokens), apart from the config file,
     /// which mailgate never rewrites. Default: `state` beside the config file.
     pub state_dir: PathBuf,
+}
+
+/// The local certificate and the rustls server configuration made from it.
+#[derive(Debug, Clone)]
+pub struct LocalTls {
+    /// The certificate chain file (resolved path).
+    pub cert: PathBuf,
+    /// The private key file (resolved path).
+    pub key: PathBuf,
+    /// Ready to accept handshakes.
+    pub config: Arc<rustls::ServerConfig>,
+}
+
+/// Login throttling settings (`login_throttle_*`, `login_lockout_secs`); see `throttle.rs`.
+#[derive(Debug, Clone, Copy)]
+pub struct ThrottleConfig {
+    /// Distinct failed passwords from one client IP for one login name before answers slow
+    /// down; the account as a whole (all IPs) gets [`ThrottleConfig::ACCOUNT_FACTOR`] times
+    /// as many. Zero turns throttling off.
+    pub threshold: u32,
+    /// The longest delay a throttled failure waits before its answer.
+    pub max_delay: Duration,
+    /// How long a locked-out client (or account) is refused, and how long failures are
+    /// remembered without a new one.
+    pub lockout: Duration,
+}
+
+impl ThrottleConfig {
+    /// The per-account threshold is this many times the per-IP one: high enough that one
+    /// misbehaving client (which locks out only its own IP) does not lock out everyone.
+    pub const ACCOUNT_FACTOR: u32 = 4;
 }
 
 /// `[metrics]`: where Prometheus scrapes.
@@ -247,6 +301,9 @@ pub struct Endpoint {
     pub server_name: rustls_pki_types::ServerName<'static>,
     /// TLS client configuration (roots + optional per-account CA); `None` for `tls = "none"`.
     pub tls_config: Option<Arc<rustls::ClientConfig>>,
+    /// The per-account CA file behind `tls_config`, resolved (`mailgate check` names it and
+    /// rebuilds the same trust from it).
+    pub ca_file: Option<PathBuf>,
     /// User name presented upstream.
     pub username: String,
     /// The stored upstream credential (empty with OAuth 2.0).
@@ -314,6 +371,56 @@ impl Config {
         };
         let imap_listen = listen(&s.imap_listen, "imap_listen", "127.0.0.1:1143")?;
         let smtp_listen = listen(&s.smtp_listen, "smtp_listen", "127.0.0.1:1587")?;
+        let optional = |v: &Option<Spanned<String>>, field: &str| match v {
+            None => Ok(None),
+            Some(_) => listen(v, field, "127.0.0.1:0").map(Some),
+        };
+        let imaps_listen = optional(&s.imaps_listen, "imaps_listen")?;
+        let smtps_listen = optional(&s.smtps_listen, "smtps_listen")?;
+        let local_tls = match &s.tls {
+            None => None,
+            Some(t) => {
+                let t = t.get_ref();
+                let cert = base.join(t.cert.get_ref());
+                let key = base.join(t.key.get_ref());
+                let config = tls::server_config(&cert, &key).map_err(|e| {
+                    let (at, field) = match e {
+                        tls::TlsError::ServerKey { .. } => (t.key.span().start, "server.tls.key"),
+                        _ => (t.cert.span().start, "server.tls.cert"),
+                    };
+                    err_at(at, field.into(), e.to_string())
+                })?;
+                Some(LocalTls { cert, key, config })
+            }
+        };
+        // Without TLS a listener that is reachable from elsewhere would carry local passwords
+        // in clear over a network (Dovecot's `ssl = required` / Postfix's
+        // `smtpd_tls_auth_only` stance): refuse to start rather than leak them.
+        let listeners = [
+            (&s.imap_listen, "imap_listen", Some(imap_listen)),
+            (&s.smtp_listen, "smtp_listen", Some(smtp_listen)),
+            (&s.imaps_listen, "imaps_listen", imaps_listen),
+            (&s.smtps_listen, "smtps_listen", smtps_listen),
+        ];
+        for (spanned, field, addr) in listeners {
+            let Some(addr) = addr else { continue };
+            let at = spanned.as_ref().map_or(0, |v| v.span().start);
+            let implicit = field.ends_with("s_listen");
+            if local_tls.is_none() && implicit {
+                return Err(err_at(
+                    at,
+                    format!("server.{field}"),
+                    "an implicit-TLS listener needs a certificate: add [server.tls] with cert and key (see `mailgate cert generate`)".into(),
+                ));
+            }
+            if local_tls.is_none() && !addr.ip().is_loopback() {
+                return Err(err_at(
+                    at,
+                    format!("server.{field}"),
+                    format!("`{addr}` is not a loopback address, and without [server.tls] local passwords would cross the network in clear; listen on 127.0.0.1 or add [server.tls] with cert and key (see `mailgate cert generate`)"),
+                ));
+            }
+        }
         let idle_timeout = match &s.idle_timeout_secs {
             None => Duration::from_secs(30 * 60),
             Some(v) if *v.get_ref() < 30 * 60 => {
@@ -328,6 +435,14 @@ impl Config {
         let server = ServerConfig {
             imap_listen,
             smtp_listen,
+            imaps_listen,
+            smtps_listen,
+            tls: local_tls,
+            throttle: ThrottleConfig {
+                threshold: s.login_throttle_threshold.unwrap_or(5),
+                max_delay: Duration::from_millis(s.login_throttle_max_delay_ms.unwrap_or(15_000)),
+                lockout: Duration::from_secs(s.login_lockout_secs.unwrap_or(300).max(1)),
+            },
             max_message_size: s.max_message_size.unwrap_or(50 * 1024 * 1024).max(1),
             max_sessions: s.max_sessions.unwrap_or(1000).max(1),
             preauth_timeout: Duration::from_secs(s.preauth_timeout_secs.unwrap_or(60).max(1)),
@@ -592,6 +707,7 @@ fn endpoint(
         tls: e.tls,
         server_name,
         tls_config,
+        ca_file,
         username: e.username.unwrap_or_else(|| email.to_owned()),
         password,
         oauth: None,
@@ -749,6 +865,12 @@ mod tests {
         assert_eq!(a.imap.tls, TlsMode::Implicit);
         assert_eq!(a.imap.username, "ola@example.no");
         assert_eq!(a.imap.password.expose(), "x");
+        let t = c.server.throttle;
+        assert_eq!(
+            (t.threshold, t.max_delay, t.lockout),
+            (5, Duration::from_secs(15), Duration::from_secs(300))
+        );
+        assert!(c.server.tls.is_none() && c.server.imaps_listen.is_none());
     }
 
     #[test]
@@ -856,5 +978,50 @@ mod tests {
         ))
         .unwrap();
         assert_eq!(c.accounts[0].imap.address(), "h:143");
+    }
+
+    #[test]
+    fn listeners_off_loopback_need_tls() {
+        let e = parse(&format!(
+            "[server]\nimap_listen = \"0.0.0.0:1143\"\n{}",
+            account("")
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains(":2:15: server.imap_listen:"), "{e}");
+        assert!(e.contains("in clear"), "{e}");
+        let e = parse(&format!(
+            "[server]\nsmtps_listen = \"127.0.0.1:1465\"\n{}",
+            account("")
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("server.smtps_listen:"), "{e}");
+        assert!(e.contains("[server.tls]"), "{e}");
+    }
+
+    #[test]
+    fn local_tls_files_are_checked_at_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = |cert: &str, key: &str| {
+            format!(
+                "[server]\nimap_listen = \"0.0.0.0:0\"\nimaps_listen = \"127.0.0.1:0\"\n\n[server.tls]\ncert = \"{cert}\"\nkey = \"{key}\"\n{}",
+                account("")
+            )
+        };
+        let path = dir.path().join("m.toml");
+        let e = Config::parse(&text("missing.pem", "missing.key"), &path)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(":6:8: server.tls.cert:"), "{e}");
+        let g = crate::cert::generate(dir.path(), &[], 2, false).unwrap();
+        let e = Config::parse(&text(crate::cert::CERT_FILE, "missing.key"), &path)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(":7:7: server.tls.key:"), "{e}");
+        let c = Config::parse(&text(crate::cert::CERT_FILE, crate::cert::KEY_FILE), &path).unwrap();
+        let tls = c.server.tls.as_ref().unwrap();
+        assert_eq!(tls.cert, g.cert);
+        assert!(c.server.imaps_listen.is_some());
     }
 }

@@ -6,13 +6,17 @@
 //! project's shared folder for the architecture and `README.md` for operation.
 
 pub mod account;
+pub mod cert;
+pub mod check;
 pub mod config;
 pub mod imap;
 pub mod metrics;
 pub mod oauth;
+pub mod provider;
 pub mod sasl;
 pub mod secret;
 pub mod server;
 pub mod smtp;
+pub mod throttle;
 pub mod tls;
 pub mod upstream;

@@ -30,6 +30,18 @@ enum Command {
         #[arg(long, value_enum, default_value_t = LogFormat::Text)]
         log_format: LogFormat,
     },
+    /// Connect to each account's servers step by step (DNS, TCP, TLS, greeting, login) and
+    /// say what to fix; exit status 0 only if every step passed. Sends no mail.
+    Check {
+        /// Check only this account (its email address).
+        email: Option<String>,
+        /// Print one JSON document (accounts → steps → name, ok, detail, advice).
+        #[arg(long)]
+        json: bool,
+        /// Configuration file.
+        #[arg(long, short, default_value = config::DEFAULT_PATH)]
+        config: PathBuf,
+    },
     /// Validate a configuration file without starting.
     CheckConfig {
         /// Configuration file.
@@ -41,6 +53,29 @@ enum Command {
     /// OAuth 2.0 tokens for accounts with `[account.oauth2]`.
     #[command(subcommand)]
     Oauth(OauthCommand),
+    /// Local TLS certificates for `[server.tls]`.
+    #[command(subcommand)]
+    Cert(CertCommand),
+}
+
+#[derive(Subcommand)]
+enum CertCommand {
+    /// Make a self-signed certificate for localhost, 127.0.0.1 and ::1 (mailgate.pem and
+    /// mailgate.key, the key readable by its owner only).
+    Generate {
+        /// Folder for the two files.
+        #[arg(long, default_value = "certs")]
+        out: PathBuf,
+        /// Another DNS name or IP address for the certificate (repeatable).
+        #[arg(long = "name")]
+        names: Vec<String>,
+        /// Days the certificate is valid.
+        #[arg(long, default_value_t = 825)]
+        days: u32,
+        /// Replace existing files.
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -91,6 +126,14 @@ fn init_logging(format: LogFormat) {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    if let Command::Check {
+        email,
+        json,
+        config,
+    } = &cli.command
+    {
+        return check(email.as_deref(), *json, config);
+    }
     match real_main(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
@@ -128,6 +171,18 @@ fn real_main(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Oauth(cmd) => oauth(cmd),
+        // Handled in main(): it has its own exit statuses.
+        Command::Check { .. } => Ok(()),
+        Command::Cert(CertCommand::Generate {
+            out,
+            names,
+            days,
+            force,
+        }) => {
+            let g = mailgate::cert::generate(&out, &names, days, force)?;
+            print_cert_instructions(&g);
+            Ok(())
+        }
         Command::HashPassword => {
             let password = read_password()?;
             let hash = mailgate::account::hash_password(&password)
@@ -135,6 +190,66 @@ fn real_main(cli: Cli) -> Result<()> {
             println!("{hash}");
             Ok(())
         }
+    }
+}
+
+/// `mailgate check`: exit status 0 when every step passed, 1 when one failed (or the config
+/// cannot be loaded), 2 when EMAIL names no account (a usage error, as clap's own).
+fn check(email: Option<&str>, json: bool, path: &std::path::Path) -> std::process::ExitCode {
+    use std::process::ExitCode;
+    mailgate::tls::install_crypto_provider();
+    let cfg = match Config::load(path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("mailgate: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let accounts = match email {
+        None => cfg.accounts.clone(),
+        Some(e) => match cfg.account(e) {
+            Some(a) => vec![a.clone()],
+            None => {
+                let known: Vec<&str> = cfg.accounts.iter().map(|a| a.email.as_str()).collect();
+                eprintln!(
+                    "mailgate: no account {e} in {} (accounts: {})",
+                    path.display(),
+                    if known.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        known.join(", ")
+                    }
+                );
+                return ExitCode::from(2);
+            }
+        },
+    };
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("mailgate: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let report = rt.block_on(mailgate::check::run(&cfg, &accounts));
+    if json {
+        match serde_json::to_string_pretty(&report) {
+            Ok(text) => println!("{text}"),
+            Err(e) => {
+                eprintln!("mailgate: cannot write the report as JSON: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    } else {
+        print!("{}", mailgate::check::render_text(&report));
+    }
+    if report.ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     }
 }
 
@@ -272,6 +387,40 @@ fn oauth(cmd: OauthCommand) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// What to put in the config and how to make clients trust the new certificate.
+fn print_cert_instructions(g: &mailgate::cert::Generated) {
+    let abs = |p: &std::path::Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_owned());
+    let (cert, key) = (abs(&g.cert), abs(&g.key));
+    println!(
+        "Wrote {} (certificate) and {} (private key, mode 0600) for {}.",
+        cert.display(),
+        key.display(),
+        g.names.join(", ")
+    );
+    println!(
+        "\nAdd to the config (paths may also be relative to the config file's folder):\n\n\
+         [server.tls]\ncert = \"{}\"\nkey = \"{}\"\n\n\
+         # optional implicit-TLS listeners:\n# imaps_listen = \"127.0.0.1:1993\"\n\
+         # smtps_listen = \"127.0.0.1:1465\"\n",
+        cert.display(),
+        key.display()
+    );
+    println!(
+        "Then make the mail client trust the certificate (it is self-signed):\n\
+         - Windows: certmgr.msc → Trusted Root Certification Authorities → Certificates → \
+         All Tasks → Import… → {cert}\n\
+         - macOS: sudo security add-trusted-cert -d -r trustRoot -k \
+         /Library/Keychains/System.keychain {cert}\n\
+         - Debian/Ubuntu: sudo cp {cert} /usr/local/share/ca-certificates/mailgate.crt && \
+         sudo update-ca-certificates\n\
+         - Thunderbird: on the first connection accept the security exception \
+         (or Settings → Privacy & Security → Manage Certificates → Servers → Add Exception \
+         for localhost:PORT)\n\
+         Check it: openssl s_client -connect 127.0.0.1:1993 -CAfile {cert} </dev/null",
+        cert = cert.display()
+    );
 }
 
 /// The password from a terminal prompt (asked twice) or the first line of stdin.

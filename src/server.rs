@@ -46,7 +46,18 @@ pub enum ServerError {
 pub struct Server {
     imap: TcpListener,
     smtp: TcpListener,
+    /// Implicit-TLS listeners (`imaps_listen`, `smtps_listen`), when configured.
+    imaps: Option<TcpListener>,
+    smtps: Option<TcpListener>,
     config: Arc<Config>,
+}
+
+/// Accepts on an optional listener; without one, never returns.
+async fn accept_on(listener: &Option<TcpListener>) -> std::io::Result<(TcpStream, SocketAddr)> {
+    match listener {
+        Some(l) => l.accept().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Which protocol a listener speaks.
@@ -77,9 +88,19 @@ impl Server {
     pub async fn bind(config: Config) -> Result<Server, ServerError> {
         let imap = bind(config.server.imap_listen, "imap_listen").await?;
         let smtp = bind(config.server.smtp_listen, "smtp_listen").await?;
+        let imaps = match config.server.imaps_listen {
+            Some(addr) => Some(bind(addr, "imaps_listen").await?),
+            None => None,
+        };
+        let smtps = match config.server.smtps_listen {
+            Some(addr) => Some(bind(addr, "smtps_listen").await?),
+            None => None,
+        };
         Ok(Server {
             imap,
             smtp,
+            imaps,
+            smtps,
             config: Arc::new(config),
         })
     }
@@ -92,6 +113,16 @@ impl Server {
     /// The address the SMTP listener is bound to (useful with port 0).
     pub fn smtp_addr(&self) -> std::io::Result<SocketAddr> {
         self.smtp.local_addr()
+    }
+
+    /// The address of the implicit-TLS IMAP listener, if there is one.
+    pub fn imaps_addr(&self) -> Option<SocketAddr> {
+        self.imaps.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
+    /// The address of the implicit-TLS SMTP listener, if there is one.
+    pub fn smtps_addr(&self) -> Option<SocketAddr> {
+        self.smtps.as_ref().and_then(|l| l.local_addr().ok())
     }
 
     /// Serves until SIGTERM or Ctrl-C; reloads the config on SIGHUP.
@@ -108,6 +139,7 @@ impl Server {
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let max = self.config.server.max_sessions;
         let limit = Arc::new(Semaphore::new(max));
+        let implicit = (self.imaps_addr(), self.smtps_addr());
         let mut config = self.config;
         let ids = AtomicU64::new(1);
         if let Ok(addr) = self.imap.local_addr() {
@@ -116,17 +148,26 @@ impl Server {
         if let Ok(addr) = self.smtp.local_addr() {
             info!("smtp listening on {addr}");
         }
+        // Logged after the two lines above (the test support waits for those).
+        if let Some(addr) = implicit.0 {
+            info!("imaps listening on {addr}");
+        }
+        if let Some(addr) = implicit.1 {
+            info!("smtps listening on {addr}");
+        }
         log_accounts(&config);
 
         loop {
             tokio::select! {
                 accepted = async {
                     tokio::select! {
-                        a = self.imap.accept() => (Proto::Imap, a),
-                        a = self.smtp.accept() => (Proto::Smtp, a),
+                        a = self.imap.accept() => (Proto::Imap, false, a),
+                        a = self.smtp.accept() => (Proto::Smtp, false, a),
+                        a = accept_on(&self.imaps) => (Proto::Imap, true, a),
+                        a = accept_on(&self.smtps) => (Proto::Smtp, true, a),
                     }
                 } => {
-                    let (proto, accepted) = accepted;
+                    let (proto, tls, accepted) = accepted;
                     let (stream, peer) = match accepted {
                         Ok(x) => x,
                         Err(e) => {
@@ -141,11 +182,17 @@ impl Server {
                     match limit.clone().try_acquire_owned() {
                         Ok(permit) => {
                             let active = crate::metrics::ActiveSession::new(proto.label());
+                            // Only a client that reached us on a loopback address may log in
+                            // without TLS (nothing crosses a network).
+                            let loopback =
+                                stream.local_addr().is_ok_and(|a| a.ip().is_loopback());
                             match proto {
                                 Proto::Imap => {
                                     let session = imap::Session {
                                         id,
                                         peer,
+                                        loopback,
+                                        tls,
                                         config: config.clone(),
                                         shutdown: shutdown_rx.clone(),
                                     };
@@ -156,12 +203,11 @@ impl Server {
                                     });
                                 }
                                 Proto::Smtp => {
-                                    let loopback =
-                                        stream.local_addr().is_ok_and(|a| a.ip().is_loopback());
                                     let session = smtp::Session {
                                         id,
                                         peer,
                                         loopback,
+                                        tls,
                                         config: config.clone(),
                                         shutdown: shutdown_rx.clone(),
                                     };
@@ -176,7 +222,13 @@ impl Server {
                         Err(_) => {
                             warn!(%peer, max, "session limit reached; connection refused");
                             crate::metrics::session_refused(proto.label());
-                            tokio::spawn(refuse(stream, proto));
+                            if tls {
+                                // A TLS client cannot read a plaintext BYE; a handshake just
+                                // to refuse would cost more than the refusal saves.
+                                drop(stream);
+                            } else {
+                                tokio::spawn(refuse(stream, proto));
+                            }
                         }
                     }
                 }
@@ -185,6 +237,8 @@ impl Server {
                         Ok(new) => {
                             if new.server.imap_listen != config.server.imap_listen
                                 || new.server.smtp_listen != config.server.smtp_listen
+                                || new.server.imaps_listen != config.server.imaps_listen
+                                || new.server.smtps_listen != config.server.smtps_listen
                                 || new.server.max_sessions != config.server.max_sessions
                                 || new.metrics.as_ref().map(|m| (m.listen, m.per_account))
                                     != config.metrics.as_ref().map(|m| (m.listen, m.per_account))
@@ -210,6 +264,8 @@ impl Server {
         info!("shutting down: no new sessions; telling running sessions");
         drop(self.imap);
         drop(self.smtp);
+        drop(self.imaps);
+        drop(self.smtps);
         let _ = shutdown_tx.send(true);
         let all = u32::try_from(max).unwrap_or(u32::MAX);
         match tokio::time::timeout(SHUTDOWN_GRACE, limit.acquire_many(all)).await {

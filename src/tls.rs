@@ -1,4 +1,5 @@
-//! rustls configuration: the client side towards upstream servers.
+//! rustls configuration: the client side towards upstream servers, and the server side that
+//! local clients see when `[server.tls]` is configured.
 //!
 //! Upstream certificates are verified by default against the system's trust store (falling
 //! back to the Mozilla roots compiled in via `webpki-roots` where the system has none, e.g. a
@@ -6,14 +7,31 @@
 //! "accept any certificate" switch: a gateway that silently accepted any certificate would hand
 //! stored credentials to whoever sits on the path.
 
-use rustls::{ClientConfig, RootCertStore};
-use rustls_pki_types::{pem::PemObject, CertificateDer};
+use rustls::{ClientConfig, RootCertStore, ServerConfig};
+use rustls_pki_types::{pem::PemObject, CertificateDer, PrivateKeyDer};
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
-/// A CA file that cannot be used.
+/// A CA, certificate or key file that cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
+    /// The local certificate file is missing, unreadable or holds no PEM certificate.
+    #[error("cannot read the certificate from {path}: {reason}")]
+    ServerCert {
+        /// The file named in the config.
+        path: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The local private key file is missing, unreadable, not a PEM key, or not the
+    /// certificate's key.
+    #[error("cannot use the private key in {path}: {reason}")]
+    ServerKey {
+        /// The file named in the config.
+        path: String,
+        /// What went wrong.
+        reason: String,
+    },
     /// The file is missing, unreadable or holds no PEM certificate.
     #[error("cannot read CA certificates from {path}: {reason}")]
     CaFile {
@@ -67,16 +85,25 @@ fn build(roots: RootCertStore) -> Arc<ClientConfig> {
 /// Configurations without a CA file are one shared instance (so they share a session cache).
 pub fn client_config(ca_file: Option<&Path>) -> Result<Arc<ClientConfig>, TlsError> {
     static DEFAULT: OnceLock<Arc<ClientConfig>> = OnceLock::new();
-    let Some(path) = ca_file else {
-        return Ok(DEFAULT
+    match ca_file {
+        None => Ok(DEFAULT
             .get_or_init(|| build(system_roots().clone()))
-            .clone());
+            .clone()),
+        Some(_) => Ok(build(roots(ca_file)?)),
+    }
+}
+
+/// The trust anchors [`client_config`] uses: the system roots plus the certificates in
+/// `ca_file`. Public so that `mailgate check` can verify with exactly the same trust.
+pub fn roots(ca_file: Option<&Path>) -> Result<RootCertStore, TlsError> {
+    let mut roots = system_roots().clone();
+    let Some(path) = ca_file else {
+        return Ok(roots);
     };
     let err = |reason: String| TlsError::CaFile {
         path: path.display().to_string(),
         reason,
     };
-    let mut roots = system_roots().clone();
     let mut added = 0;
     for cert in CertificateDer::pem_file_iter(path).map_err(|e| err(e.to_string()))? {
         let cert = cert.map_err(|e| err(e.to_string()))?;
@@ -88,5 +115,60 @@ pub fn client_config(ca_file: Option<&Path>) -> Result<Arc<ClientConfig>, TlsErr
     if added == 0 {
         return Err(err("no PEM certificate found".into()));
     }
-    Ok(build(roots))
+    Ok(roots)
+}
+
+/// Server configuration for local clients: the certificate chain in `cert` (leaf first) and the
+/// private key in `key`, both PEM. TLS 1.2 and 1.3 with ring's safe defaults; no client
+/// certificates. Checks that the key belongs to the certificate, so a mismatch is reported when
+/// the config loads, not at the first handshake.
+pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, TlsError> {
+    install_crypto_provider();
+    let cert_err = |reason: String| TlsError::ServerCert {
+        path: cert.display().to_string(),
+        reason,
+    };
+    let key_err = |reason: String| TlsError::ServerKey {
+        path: key.display().to_string(),
+        reason,
+    };
+    let chain = CertificateDer::pem_file_iter(cert)
+        .map_err(|e| cert_err(e.to_string()))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| cert_err(e.to_string()))?;
+    if chain.is_empty() {
+        return Err(cert_err("no PEM certificate found".into()));
+    }
+    let private = PrivateKeyDer::from_pem_file(key).map_err(|e| key_err(e.to_string()))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| cert_err(e.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(chain, private)
+        .map_err(|e| key_err(format!("does not fit the certificate: {e}")))?;
+    Ok(Arc::new(config))
+}
+
+/// A local client's TLS connection.
+pub type ServerStream<S> = tokio_rustls::server::TlsStream<S>;
+
+/// The server side of a TLS handshake with a local client (implicit TLS or after STARTTLS),
+/// bounded by `timeout` so that a client that stops mid-handshake does not hold a session.
+pub async fn accept<S>(
+    config: Arc<ServerConfig>,
+    stream: S,
+    timeout: std::time::Duration,
+) -> std::io::Result<ServerStream<S>>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let handshake = tokio_rustls::TlsAcceptor::from(config).accept(stream);
+    match tokio::time::timeout(timeout, handshake).await {
+        Ok(r) => r,
+        Err(_) => Err(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "TLS handshake timed out",
+        )),
+    }
 }

@@ -6,8 +6,11 @@
 //! and what the metrics count by `kind`.
 
 use crate::config::Endpoint;
+use rustls_pki_types::CertificateDer;
 use std::io;
+use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -107,6 +110,85 @@ impl UpstreamError {
     }
 }
 
+/// What a connection attempt got through, step by step, so that `mailgate check` can show
+/// each step of the very code the gateway runs. The gateway's own sessions pass
+/// [`Trace::off`], which records nothing and changes nothing.
+#[derive(Default)]
+pub struct Trace {
+    on: bool,
+    /// Addresses the host name resolved to.
+    pub addresses: Vec<SocketAddr>,
+    /// The address that accepted the TCP connection.
+    pub connected: Option<SocketAddr>,
+    /// The server's first words (IMAP greeting line, SMTP greeting reply), control characters
+    /// replaced; recorded before they are judged, so a POP3 or SMTP greeting is kept too.
+    pub greeting: Option<String>,
+    /// Whether the server accepted STARTTLS.
+    pub starttls: bool,
+    /// The TLS session, once a handshake completed.
+    pub tls: Option<TlsSummary>,
+    /// IMAP capabilities or SMTP EHLO extensions: the last list the server sent before login.
+    pub capabilities: Option<Vec<String>>,
+    /// A TLS client configuration to use instead of the endpoint's: `check` passes one whose
+    /// verifier records the certificate and its verdict before deciding exactly as the
+    /// endpoint's would.
+    pub tls_config: Option<Arc<rustls::ClientConfig>>,
+}
+
+/// The facts of a completed TLS handshake.
+#[derive(Debug, Clone)]
+pub struct TlsSummary {
+    /// e.g. `TLSv1_3`.
+    pub version: String,
+    /// e.g. `TLS13_AES_256_GCM_SHA384`.
+    pub cipher: String,
+    /// The server's certificate chain, end entity first.
+    pub peer_certificates: Vec<CertificateDer<'static>>,
+}
+
+impl Trace {
+    /// A trace that records nothing (the gateway's sessions).
+    pub fn off() -> Trace {
+        Trace::default()
+    }
+
+    /// A trace that records every step.
+    pub fn on() -> Trace {
+        Trace {
+            on: true,
+            ..Trace::default()
+        }
+    }
+
+    /// Whether this trace records.
+    pub fn is_on(&self) -> bool {
+        self.on
+    }
+
+    /// Records the greeting text.
+    pub fn greeting(&mut self, text: impl FnOnce() -> String) {
+        if self.on {
+            self.greeting = Some(text());
+        }
+    }
+
+    /// Records that the server accepted STARTTLS. What it said before the handshake (its
+    /// capability list) no longer counts: the list after TLS is recorded anew.
+    pub fn starttls_accepted(&mut self) {
+        if self.on {
+            self.starttls = true;
+            self.capabilities = None;
+        }
+    }
+
+    /// Records a capability or extension list.
+    pub fn capabilities(&mut self, list: impl FnOnce() -> Vec<String>) {
+        if self.on {
+            self.capabilities = Some(list());
+        }
+    }
+}
+
 /// A connection to the upstream server, plaintext or TLS.
 pub enum UpstreamStream {
     /// No TLS (`tls = "none"`, or before STARTTLS).
@@ -121,6 +203,15 @@ pub enum UpstreamStream {
 pub async fn tcp_connect(
     endpoint: &Endpoint,
     timeout: Duration,
+) -> Result<TcpStream, UpstreamError> {
+    tcp_connect_traced(endpoint, timeout, &mut Trace::off()).await
+}
+
+/// [`tcp_connect`], recording the addresses found and the one connected in `trace`.
+pub async fn tcp_connect_traced(
+    endpoint: &Endpoint,
+    timeout: Duration,
+    trace: &mut Trace,
 ) -> Result<TcpStream, UpstreamError> {
     let address = endpoint.address();
     let addrs: Vec<_> = match tokio::time::timeout(
@@ -150,12 +241,18 @@ pub async fn tcp_connect(
             reason: "no addresses".into(),
         });
     }
+    if trace.on {
+        trace.addresses.clone_from(&addrs);
+    }
     let mut last = String::new();
     for addr in addrs {
         match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
             Ok(Ok(stream)) => {
                 // Failing to set NODELAY only costs latency; the connection is still good.
                 let _ = stream.set_nodelay(true);
+                if trace.on {
+                    trace.connected = Some(addr);
+                }
                 return Ok(stream);
             }
             Ok(Err(e)) => last = format!("{addr}: {e}"),
@@ -175,8 +272,23 @@ pub async fn tls_handshake(
     tcp: TcpStream,
     timeout: Duration,
 ) -> Result<UpstreamStream, UpstreamError> {
+    tls_handshake_traced(endpoint, tcp, timeout, &mut Trace::off()).await
+}
+
+/// [`tls_handshake`], recording the session's facts in `trace` and using its TLS
+/// configuration if it has one.
+pub async fn tls_handshake_traced(
+    endpoint: &Endpoint,
+    tcp: TcpStream,
+    timeout: Duration,
+    trace: &mut Trace,
+) -> Result<UpstreamStream, UpstreamError> {
     let address = endpoint.address();
-    let Some(config) = endpoint.tls_config.clone() else {
+    let config = match &trace.tls_config {
+        Some(c) if endpoint.tls_config.is_some() => Some(c.clone()),
+        _ => endpoint.tls_config.clone(),
+    };
+    let Some(config) = config else {
         return Err(UpstreamError::Tls {
             address,
             reason: "no TLS configuration for a plaintext account".into(),
@@ -198,7 +310,26 @@ pub async fn tls_handshake(
             address,
             reason: tls_reason(&e),
         }),
-        Ok(Ok(s)) => Ok(UpstreamStream::Tls(Box::new(s))),
+        Ok(Ok(s)) => {
+            if trace.on {
+                let conn = s.get_ref().1;
+                trace.tls = Some(TlsSummary {
+                    version: conn
+                        .protocol_version()
+                        .map(|v| format!("{v:?}"))
+                        .unwrap_or_default(),
+                    cipher: conn
+                        .negotiated_cipher_suite()
+                        .map(|c| format!("{:?}", c.suite()))
+                        .unwrap_or_default(),
+                    peer_certificates: conn
+                        .peer_certificates()
+                        .map(|c| c.iter().map(|d| d.clone().into_owned()).collect())
+                        .unwrap_or_default(),
+                });
+            }
+            Ok(UpstreamStream::Tls(Box::new(s)))
+        }
     }
 }
 

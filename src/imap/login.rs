@@ -6,7 +6,6 @@
 //! Everything is bounded: an 8 KiB line, an 8 KiB literal, 16 KiB per command, a silence
 //! time-out, and a number of failed logins per connection.
 
-use crate::account;
 use crate::imap::framer::{Frame, Framer};
 use crate::imap::relay::filter_capabilities;
 use crate::imap::upstream::{self, LoggedIn};
@@ -14,6 +13,7 @@ use crate::imap::Session;
 use crate::metrics;
 use crate::sasl;
 use crate::secret::Secret;
+use crate::throttle::{self, Refusal};
 use crate::upstream::UpstreamError;
 use imap_codec::decode::Decoder;
 use imap_codec::imap_types::auth::AuthMechanism;
@@ -35,6 +35,20 @@ const MAX_COMMAND: usize = 16 * 1024;
 /// round trip; SASL-IR lets AUTHENTICATE PLAIN carry the credentials in the command.
 pub const CAPABILITIES: &str = "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE AUTH=PLAIN AUTH=LOGIN";
 
+/// The pre-login capabilities for this connection: [`CAPABILITIES`] on TLS or on a loopback
+/// listener without a certificate; plus STARTTLS on a plaintext connection when `[server.tls]`
+/// is set; and on a plaintext non-loopback connection LOGINDISABLED instead of the AUTH=
+/// mechanisms (RFC 9051 6.2.3; Dovecot does the same before TLS when plaintext auth is off).
+pub fn capabilities(session: &Session) -> std::borrow::Cow<'static, str> {
+    if session.tls || session.config.server.tls.is_none() {
+        CAPABILITIES.into()
+    } else if session.loopback {
+        "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE STARTTLS AUTH=PLAIN AUTH=LOGIN".into()
+    } else {
+        "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE STARTTLS LOGINDISABLED".into()
+    }
+}
+
 /// How pre-authentication ended.
 pub enum Outcome {
     /// Logged in locally and upstream; relay from here.
@@ -48,6 +62,9 @@ pub enum Outcome {
     },
     /// The connection is over (LOGOUT, EOF, time-out, too many failures, shutdown).
     Closed(&'static str),
+    /// The client asked for STARTTLS and was told `OK`: the TLS handshake comes next. Bytes
+    /// it sent after the command were dropped with this stage's buffer.
+    StartTls,
 }
 
 /// The client connection while mailgate speaks for itself.
@@ -208,6 +225,8 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
         session,
     };
     let mut failures = 0u32;
+    // Passwords in clear only where they cannot cross a network (see `capabilities`).
+    let clear_refused = !c.session.tls && !c.session.loopback;
     loop {
         let cmd = match c.read_command().await? {
             Read::Command(cmd) => cmd,
@@ -225,9 +244,9 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
         let tag = command.tag.inner().to_owned();
         let credentials: Option<(String, Secret)> = match command.body {
             CommandBody::Capability => {
+                let caps = capabilities(c.session);
                 c.send(
-                    format!("* CAPABILITY {CAPABILITIES}\r\n{tag} OK Capability completed.\r\n")
-                        .as_bytes(),
+                    format!("* CAPABILITY {caps}\r\n{tag} OK Capability completed.\r\n").as_bytes(),
                 )
                 .await?;
                 None
@@ -250,11 +269,26 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
                 c.send(id.as_bytes()).await?;
                 None
             }
+            CommandBody::StartTLS if c.session.tls => {
+                c.send(format!("{tag} BAD TLS is already active.\r\n").as_bytes())
+                    .await?;
+                None
+            }
+            CommandBody::StartTLS if c.session.config.server.tls.is_some() => {
+                c.send(format!("{tag} OK Begin TLS negotiation now.\r\n").as_bytes())
+                    .await?;
+                return Ok(Outcome::StartTls);
+            }
             CommandBody::StartTLS => {
                 c.send(
                     format!("{tag} BAD STARTTLS is not offered on this listener.\r\n").as_bytes(),
                 )
                 .await?;
+                None
+            }
+            CommandBody::Login { .. } | CommandBody::Authenticate { .. } if clear_refused => {
+                c.send(format!("{tag} NO [PRIVACYREQUIRED] Use STARTTLS first: this listener does not take passwords in clear.\r\n").as_bytes())
+                    .await?;
                 None
             }
             CommandBody::Login { username, password } => {
@@ -352,18 +386,17 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
         };
 
         let config = c.session.config.clone();
-        match account::verify(&config, &login, password).await {
-            Err(failure) => {
+        let ip = c.session.peer.ip();
+        match throttle::verify(&config, "imap", ip, &login, password).await {
+            Err(refusal) => {
                 failures += 1;
-                let known = config.account(&login).map(|a| a.email.clone());
-                metrics::login("imap", failure.as_str(), known.as_deref());
-                warn!(login = %printable_login(&login), reason = failure.as_str(), failures, "local login failed");
-                tokio::time::sleep(config.server.auth_failure_delay).await;
-                c.send(
-                    format!("{tag} NO [AUTHENTICATIONFAILED] Authentication failed.\r\n")
-                        .as_bytes(),
-                )
-                .await?;
+                let text = match refusal {
+                    Refusal::Failed(_) => "NO [AUTHENTICATIONFAILED] Authentication failed.",
+                    Refusal::Throttled(_) => {
+                        "NO [UNAVAILABLE] Too many failed logins, try again later."
+                    }
+                };
+                c.send(format!("{tag} {text}\r\n").as_bytes()).await?;
                 if failures >= config.server.max_auth_failures {
                     c.send(b"* BYE Too many failed logins.\r\n").await?;
                     return Ok(Outcome::Closed("too many failed logins"));
@@ -427,15 +460,6 @@ fn client_text(e: &UpstreamError) -> &'static str {
         UpstreamError::Protocol { .. } | UpstreamError::Closed { .. } => "NO [UNAVAILABLE] The mail provider's server could not be used as configured (see the mailgate log).",
         UpstreamError::OAuth { .. } => "NO [UNAVAILABLE] mailgate could not get an OAuth access token (see the mailgate log).",
     }
-}
-
-/// A login name as safe to log: bounded, without control characters.
-fn printable_login(login: &str) -> String {
-    login
-        .chars()
-        .filter(|c| !c.is_control())
-        .take(128)
-        .collect()
 }
 
 #[cfg(test)]

@@ -16,7 +16,7 @@ use crate::config::{Account, Endpoint, ServerConfig, TlsMode};
 use crate::oauth::settings::{Mechanism, OAuth2};
 use crate::sasl;
 use crate::secret::Secret;
-use crate::upstream::{self, UpstreamError, UpstreamStream};
+use crate::upstream::{self, Trace, UpstreamError, UpstreamStream};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use zeroize::Zeroizing;
@@ -167,10 +167,21 @@ impl Conn {
 
 /// Connects to the account's IMAP server and logs in with the stored credential.
 pub async fn login(account: &Account, server: &ServerConfig) -> Result<LoggedIn, UpstreamError> {
+    login_traced(account, server, &mut Trace::off()).await
+}
+
+/// [`login`], recording each step it gets through in `trace` (for `mailgate check`).
+pub async fn login_traced(
+    account: &Account,
+    server: &ServerConfig,
+    trace: &mut Trace,
+) -> Result<LoggedIn, UpstreamError> {
     let ep = &account.imap;
-    let tcp = upstream::tcp_connect(ep, server.connect_timeout).await?;
+    let tcp = upstream::tcp_connect_traced(ep, server.connect_timeout, trace).await?;
     let stream = match ep.tls {
-        TlsMode::Implicit => upstream::tls_handshake(ep, tcp, server.connect_timeout).await?,
+        TlsMode::Implicit => {
+            upstream::tls_handshake_traced(ep, tcp, server.connect_timeout, trace).await?
+        }
         TlsMode::Starttls | TlsMode::None => UpstreamStream::Plain(tcp),
     };
     let mut conn = Conn {
@@ -182,12 +193,14 @@ pub async fn login(account: &Account, server: &ServerConfig) -> Result<LoggedIn,
     };
 
     let greeting = conn.read_line("greeting").await?;
+    trace.greeting(|| printable(&greeting));
     let mut caps = greeting_status(&conn, &greeting)?;
 
     if ep.tls == TlsMode::Starttls {
         if caps.is_none() {
             caps = Some(capability(&mut conn).await?);
         }
+        trace.capabilities(|| caps.clone().unwrap_or_default());
         if !has(caps.as_deref().unwrap_or_default(), "STARTTLS") {
             return Err(conn.protocol(
                 "the server does not offer STARTTLS; refusing to send the credential in clear text (set tls = \"implicit\" if this is a TLS port)".into(),
@@ -197,6 +210,7 @@ pub async fn login(account: &Account, server: &ServerConfig) -> Result<LoggedIn,
         if status != "OK" {
             return Err(conn.protocol(format!("STARTTLS refused: {status} {text}")));
         }
+        trace.starttls_accepted();
         // Anything already buffered arrived before the handshake: discard it (no injection).
         let Conn { stream, .. } = conn;
         let UpstreamStream::Plain(tcp) = stream else {
@@ -206,7 +220,7 @@ pub async fn login(account: &Account, server: &ServerConfig) -> Result<LoggedIn,
             });
         };
         conn = Conn {
-            stream: upstream::tls_handshake(ep, tcp, server.connect_timeout).await?,
+            stream: upstream::tls_handshake_traced(ep, tcp, server.connect_timeout, trace).await?,
             buf: Vec::new(),
             address: ep.address(),
             timeout: server.upstream_timeout,
@@ -219,6 +233,7 @@ pub async fn login(account: &Account, server: &ServerConfig) -> Result<LoggedIn,
         Some(c) => c,
         None => capability(&mut conn).await?,
     };
+    trace.capabilities(|| caps.clone());
     let after = match &ep.oauth {
         Some(oauth) => authenticate_oauth(&mut conn, ep, oauth, &caps, server).await?,
         None => authenticate(&mut conn, account, &caps).await?,
@@ -232,6 +247,28 @@ pub async fn login(account: &Account, server: &ServerConfig) -> Result<LoggedIn,
         capabilities,
         leftover: conn.buf,
     })
+}
+
+/// Ends a logged-in session with LOGOUT (RFC 9051 6.1.3) and returns the server's tagged
+/// answer, e.g. `OK Logout completed.` (`mailgate check`; the relay passes the client's own).
+pub async fn logout(
+    logged_in: LoggedIn,
+    ep: &Endpoint,
+    server: &ServerConfig,
+) -> Result<String, UpstreamError> {
+    let mut conn = Conn {
+        stream: logged_in.stream,
+        buf: logged_in.leftover,
+        address: ep.address(),
+        timeout: server.upstream_timeout,
+        next_tag: 100,
+    };
+    let (status, text, _) = conn.command(b"LOGOUT", "LOGOUT", None).await?;
+    if status != "OK" {
+        return Err(conn.protocol(format!("LOGOUT failed: {status} {text}")));
+    }
+    let _ = tokio::time::timeout(conn.timeout, conn.stream.shutdown()).await;
+    Ok(format!("{status} {text}"))
 }
 
 /// Checks the greeting; returns the capabilities it carries, if any.

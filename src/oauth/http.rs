@@ -268,6 +268,7 @@ pub async fn post_form(
         } else {
             None
         },
+        ca_file: None,
         username: String::new(),
         password: Secret::default(),
         oauth: None,

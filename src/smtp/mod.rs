@@ -25,6 +25,8 @@ pub struct Session {
     /// Whether the client reached us on a loopback address: only there is AUTH offered
     /// without TLS (local clients often cannot do TLS to localhost; nothing crosses a network).
     pub loopback: bool,
+    /// TLS from the first byte (an `smtps_listen` connection); becomes true after STARTTLS.
+    pub tls: bool,
     /// The configuration this session started with (a reload does not change it).
     pub config: Arc<Config>,
     /// Becomes `true` when the gateway shuts down.

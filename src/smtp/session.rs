@@ -18,7 +18,6 @@
 //! message size. Replies are collected and sent when the client's pipelined input is used up
 //! (RFC 2920), so a pipelining client gets them in one write.
 
-use crate::account;
 use crate::config::Account;
 use crate::metrics;
 use crate::sasl;
@@ -27,6 +26,7 @@ use crate::smtp::command::{self, Verb};
 use crate::smtp::data::Unstuffer;
 use crate::smtp::submit::{reply_text, Reply, Upstream};
 use crate::smtp::Session;
+use crate::throttle::{self, Refusal};
 use crate::upstream::UpstreamError;
 use std::io;
 use std::sync::Arc;
@@ -129,49 +129,113 @@ struct Smtp<'s, S> {
 enum Next {
     Continue,
     Close(&'static str),
+    /// `220` to STARTTLS was sent: the TLS handshake comes next.
+    StartTls,
 }
 
-/// Serves one SMTP client connection to its end.
+/// `Smtp::run`'s answer when the session continues in TLS.
+const STARTTLS: &str = "starttls";
+
+/// Serves one SMTP client connection to its end: the TLS handshake first on an implicit-TLS
+/// listener; otherwise plaintext, upgraded in place after STARTTLS (RFC 3207: the session
+/// starts over, the client must EHLO again, and bytes it pipelined after STARTTLS are dropped).
 pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(stream: S, mut session: Session) {
     let span = crate::server::session_span("smtp", session.id, session.peer);
     async move {
         let started = Instant::now();
         info!("session started");
-        let mut s = Smtp {
-            stream,
-            session: &mut session,
-            buf: Zeroizing::new(vec![0; READ_BUF]),
-            start: 0,
-            end: 0,
-            discarding: false,
-            out: Vec::with_capacity(1024),
-            msg: Vec::with_capacity(READ_BUF + 16),
-            helo: None,
-            account: None,
-            auth_failures: 0,
-            errors: 0,
-            upstream: None,
-            tx: None,
-            accepted: 0,
-        };
-        let why = s.run().await.unwrap_or("client connection error");
-        if let Some(up) = s.upstream.take() {
-            if s.tx.as_ref().is_some_and(|t| t.body.is_some()) {
-                // Mid-data: dropping the connection without the end marker aborts upstream.
-                drop(up);
-            } else {
-                up.quit().await;
+        let mut accepted = 0;
+        // The TLS stages are boxed: inline, their state (a rustls connection) would be part of
+        // every plaintext session's future too, and so of every idle session's memory.
+        let why = if session.tls {
+            Box::pin(over_tls(stream, &mut session, true, &mut accepted)).await
+        } else {
+            match converse(stream, &mut session, true, &mut accepted).await {
+                (why, None) => why,
+                (_, Some(plain)) => {
+                    Box::pin(over_tls(plain, &mut session, false, &mut accepted)).await
+                }
             }
-        }
-        let _ = s.stream.shutdown().await;
+        };
         info!(
             duration_ms = started.elapsed().as_millis() as u64,
-            messages = s.accepted,
+            messages = accepted,
+            tls = session.tls,
             "session ended: {why}"
         );
     }
     .instrument(span)
     .await
+}
+
+/// The TLS handshake (logged when it fails), then the conversation over TLS; says why the
+/// session ended.
+async fn over_tls<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: S,
+    session: &mut Session,
+    greet: bool,
+    accepted: &mut u64,
+) -> &'static str {
+    let Some(local) = session.config.server.tls.as_ref() else {
+        return "no [server.tls] certificate for a TLS connection";
+    };
+    // RFC 5321's 5-minute command time-out would let a stalled handshake hold a session long;
+    // the pre-login time-out fits better.
+    let timeout = session.config.server.preauth_timeout;
+    match crate::tls::accept(local.config.clone(), stream, timeout).await {
+        Ok(tls) => {
+            session.tls = true;
+            // After TLS STARTTLS is refused, so no stream comes back.
+            converse(tls, session, greet, accepted).await.0
+        }
+        Err(e) => {
+            info!(error = %e, "TLS handshake failed");
+            "TLS handshake failed"
+        }
+    }
+}
+
+/// One SMTP conversation on `stream` (greeted unless it continues after STARTTLS). Returns why
+/// it ended and, after STARTTLS, the stream for the handshake.
+async fn converse<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: S,
+    session: &mut Session,
+    greet: bool,
+    accepted: &mut u64,
+) -> (&'static str, Option<S>) {
+    let mut s = Smtp {
+        stream,
+        session,
+        buf: Zeroizing::new(vec![0; READ_BUF]),
+        start: 0,
+        end: 0,
+        discarding: false,
+        out: Vec::with_capacity(1024),
+        msg: Vec::with_capacity(READ_BUF + 16),
+        helo: None,
+        account: None,
+        auth_failures: 0,
+        errors: 0,
+        upstream: None,
+        tx: None,
+        accepted: 0,
+    };
+    let why = s.run(greet).await.unwrap_or("client connection error");
+    *accepted += s.accepted;
+    if why == STARTTLS {
+        // Nothing else is open yet: STARTTLS is refused inside a transaction.
+        return (why, Some(s.stream));
+    }
+    if let Some(up) = s.upstream.take() {
+        if s.tx.as_ref().is_some_and(|t| t.body.is_some()) {
+            // Mid-data: dropping the connection without the end marker aborts upstream.
+            drop(up);
+        } else {
+            up.quit().await;
+        }
+    }
+    let _ = s.stream.shutdown().await;
+    (why, None)
 }
 
 /// The reply for an upstream failure that is not a reply: the client should retry later.
@@ -314,8 +378,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Smtp<'_, S> {
         }
     }
 
-    async fn run(&mut self) -> io::Result<&'static str> {
-        self.reply("220 mailgate ESMTP ready");
+    async fn run(&mut self, greet: bool) -> io::Result<&'static str> {
+        if greet {
+            self.reply("220 mailgate ESMTP ready");
+        }
         loop {
             let line = match self.read_line().await? {
                 Input::Line(line) => line,
@@ -338,8 +404,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Smtp<'_, S> {
                     self.dispatch(cmd.verb, &args).await?
                 }
             };
-            if let Next::Close(why) = next {
-                return self.close(why).await;
+            match next {
+                Next::Continue => {}
+                Next::Close(why) => return self.close(why).await,
+                Next::StartTls => {
+                    self.flush().await?;
+                    return Ok(STARTTLS);
+                }
             }
         }
     }
@@ -395,7 +466,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Smtp<'_, S> {
                         "ENHANCEDSTATUSCODES".into(),
                         "CHUNKING".into(),
                     ];
-                    if self.session.loopback {
+                    if !self.session.tls && self.session.config.server.tls.is_some() {
+                        caps.push("STARTTLS".into());
+                    }
+                    // As Postfix with smtpd_tls_auth_only: no AUTH in clear off loopback.
+                    if self.session.loopback || self.session.tls {
                         caps.push("AUTH PLAIN LOGIN".into());
                     }
                     caps.push("HELP".into());
@@ -417,10 +492,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Smtp<'_, S> {
             }
             Verb::Vrfy => self.reply("252 2.5.0 Cannot VRFY user, but will accept the message and attempt delivery"),
             Verb::Help => self.reply("214 2.0.0 mailgate: EHLO, AUTH PLAIN|LOGIN, MAIL FROM, RCPT TO, DATA, BDAT, RSET, NOOP, QUIT"),
-            Verb::Starttls => {
-                self.reply("502 5.5.1 STARTTLS is not offered on this listener");
-                return Ok(self.error());
-            }
+            Verb::Starttls => return Ok(self.starttls(args)),
             Verb::Unknown => {
                 self.reply("500 5.5.2 Command unrecognized");
                 return Ok(self.error());
@@ -434,6 +506,27 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Smtp<'_, S> {
             Verb::Bdat => return self.bdat(args).await,
         }
         Ok(Next::Continue)
+    }
+
+    /// STARTTLS (RFC 3207): refused once in TLS, without a certificate, before EHLO, with
+    /// arguments, or inside a mail transaction; otherwise `220` and the handshake.
+    fn starttls(&mut self, args: &str) -> Next {
+        let refusal = if self.session.tls {
+            "554 5.5.1 TLS is already active"
+        } else if self.session.config.server.tls.is_none() {
+            "502 5.5.1 STARTTLS is not offered on this listener"
+        } else if !args.trim().is_empty() {
+            "501 5.5.4 Syntax: STARTTLS"
+        } else if self.helo.is_none() {
+            "503 5.5.1 Send EHLO first"
+        } else if self.tx.is_some() {
+            "503 5.5.1 STARTTLS is not allowed during a mail transaction"
+        } else {
+            self.reply("220 2.0.0 Ready to start TLS");
+            return Next::StartTls;
+        };
+        self.reply(refusal);
+        self.error()
     }
 
     /// Ends the transaction here and upstream (RSET, or dropping a connection that is mid-data).
@@ -494,7 +587,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Smtp<'_, S> {
             self.reply("503 5.5.1 AUTH is not allowed during a mail transaction");
             return Ok(self.error());
         }
-        if !self.session.loopback {
+        if !self.session.loopback && !self.session.tls {
             self.reply("538 5.7.11 Encryption required for requested authentication mechanism");
             return Ok(self.error());
         }
@@ -566,7 +659,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Smtp<'_, S> {
             return Ok(self.error());
         };
         let config = self.session.config.clone();
-        match account::verify(&config, &login, password).await {
+        let ip = self.session.peer.ip();
+        match throttle::verify(&config, "smtp", ip, &login, password).await {
             Ok(account) => {
                 tracing::Span::current().record("account", account.email.as_str());
                 info!("authenticated");
@@ -575,17 +669,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Smtp<'_, S> {
                 self.reply("235 2.7.0 Authentication successful");
                 Ok(Next::Continue)
             }
-            Err(failure) => {
+            Err(Refusal::Throttled(_)) => {
+                // As Postfix's anvil rate limits: a temporary refusal, and the connection ends.
+                self.reply(
+                    "421 4.7.0 Too many failed logins, try again later; closing the connection",
+                );
+                Ok(Next::Close("login throttled"))
+            }
+            Err(Refusal::Failed(_)) => {
                 self.auth_failures += 1;
-                let known = config.account(&login).map(|a| a.email.clone());
-                metrics::login("smtp", failure.as_str(), known.as_deref());
-                let printable: String = login
-                    .chars()
-                    .filter(|c| !c.is_control())
-                    .take(128)
-                    .collect();
-                warn!(login = %printable, reason = failure.as_str(), failures = self.auth_failures, "local login failed");
-                tokio::time::sleep(config.server.auth_failure_delay).await;
                 self.reply("535 5.7.8 Authentication credentials invalid");
                 if self.auth_failures >= config.server.max_auth_failures {
                     self.reply(

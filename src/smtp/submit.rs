@@ -21,7 +21,7 @@ use crate::oauth::settings::{Mechanism, OAuth2};
 use crate::sasl;
 use crate::secret::Secret;
 use crate::smtp::data::Stuffer;
-use crate::upstream::{self, UpstreamError, UpstreamStream};
+use crate::upstream::{self, Trace, UpstreamError, UpstreamStream};
 use mail_send::{Credentials, SmtpClient};
 use smtp_proto::{
     EhloResponse, Response, AUTH_OAUTHBEARER, AUTH_XOAUTH2, EXT_PIPELINING, EXT_START_TLS,
@@ -120,9 +120,19 @@ impl Upstream {
         endpoint: &Endpoint,
         server: &ServerConfig,
     ) -> Result<Upstream, UpstreamError> {
+        Upstream::connect_traced(endpoint, server, &mut Trace::off()).await
+    }
+
+    /// [`Upstream::connect`], recording each step it gets through in `trace` (for
+    /// `mailgate check`).
+    pub async fn connect_traced(
+        endpoint: &Endpoint,
+        server: &ServerConfig,
+        trace: &mut Trace,
+    ) -> Result<Upstream, UpstreamError> {
         let address = endpoint.address();
         let timeout = server.upstream_timeout;
-        let tcp = upstream::tcp_connect(endpoint, server.connect_timeout).await?;
+        let tcp = upstream::tcp_connect_traced(endpoint, server.connect_timeout, trace).await?;
         // The EHLO name: our own address as a literal, which every server accepts as syntax.
         let helo = match tcp.local_addr() {
             Ok(a) if a.is_ipv6() => format!("[IPv6:{}]", a.ip()),
@@ -131,7 +141,7 @@ impl Upstream {
         };
         let stream = match endpoint.tls {
             TlsMode::Implicit => {
-                upstream::tls_handshake(endpoint, tcp, server.connect_timeout).await?
+                upstream::tls_handshake_traced(endpoint, tcp, server.connect_timeout, trace).await?
             }
             TlsMode::Starttls | TlsMode::None => UpstreamStream::Plain(tcp),
         };
@@ -141,6 +151,7 @@ impl Upstream {
             .await
             .map_err(|_| ms(mail_send::Error::Timeout))?
             .map_err(ms)?;
+        trace.greeting(|| reply_text(&greeting));
         if greeting.code != 220 {
             return Err(UpstreamError::Protocol {
                 address,
@@ -151,6 +162,7 @@ impl Upstream {
             .ehlo(&helo)
             .await
             .map_err(|e| from_mail_send(e, &address, timeout, "EHLO"))?;
+        trace.capabilities(|| extensions(&ehlo));
         if endpoint.tls == TlsMode::Starttls {
             if ehlo.capabilities & EXT_START_TLS == 0 {
                 return Err(from_mail_send(
@@ -170,6 +182,7 @@ impl Upstream {
                     reason: format!("refused STARTTLS: {}", reply_text(&reply)),
                 });
             }
+            trace.starttls_accepted();
             let UpstreamStream::Plain(tcp) = client.stream else {
                 return Err(UpstreamError::Protocol {
                     address,
@@ -177,13 +190,20 @@ impl Upstream {
                 });
             };
             client = SmtpClient {
-                stream: upstream::tls_handshake(endpoint, tcp, server.connect_timeout).await?,
+                stream: upstream::tls_handshake_traced(
+                    endpoint,
+                    tcp,
+                    server.connect_timeout,
+                    trace,
+                )
+                .await?,
                 timeout,
             };
             ehlo = client
                 .ehlo(&helo)
                 .await
                 .map_err(|e| from_mail_send(e, &address, timeout, "EHLO after STARTTLS"))?;
+            trace.capabilities(|| extensions(&ehlo));
         }
         match &endpoint.oauth {
             Some(oauth) => {
@@ -293,6 +313,19 @@ impl Upstream {
         let _ = self.command("QUIT", "QUIT").await;
         let _ = tokio::time::timeout(self.timeout, self.client.stream.shutdown()).await;
     }
+}
+
+/// The EHLO extensions as the server would list them (`PIPELINING`, `AUTH PLAIN LOGIN`, …),
+/// rendered by smtp-proto from what it parsed (mail-send keeps no raw lines).
+fn extensions(ehlo: &EhloResponse<String>) -> Vec<String> {
+    let mut out = Vec::new();
+    // Writing into a Vec cannot fail.
+    let _ = ehlo.write(&mut out);
+    String::from_utf8_lossy(&out)
+        .lines()
+        .skip(1) // the first line is the server's name
+        .map(|l| l.get(4..).unwrap_or_default().to_owned())
+        .collect()
 }
 
 /// AUTH with the account's credential, with the best mechanism both sides support.

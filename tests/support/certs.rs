@@ -31,12 +31,14 @@ pub struct Pki {
     pub self_signed: CertFiles,
 }
 
-struct Ca {
-    cert: Certificate,
-    key: KeyPair,
+/// A CA certificate and its key, for signing more certificates.
+pub struct Ca {
+    pub cert: Certificate,
+    pub key: KeyPair,
 }
 
-fn make_ca(name: &str) -> Ca {
+/// A CA named `name` (CN) with organization "mailgate tests".
+pub fn make_ca(name: &str) -> Ca {
     let mut params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
     let mut dn = DistinguishedName::new();
     dn.push(DnType::CommonName, name);
@@ -53,7 +55,8 @@ fn make_ca(name: &str) -> Ca {
     Ca { cert, key }
 }
 
-fn server_params(common_name: &str) -> CertificateParams {
+/// A server certificate's parameters: "localhost" + 127.0.0.1, CN `common_name`.
+pub fn server_params(common_name: &str) -> CertificateParams {
     let mut params = CertificateParams::new(vec!["localhost".to_string()]).expect("params");
     params
         .subject_alt_names
@@ -70,10 +73,21 @@ fn server_params(common_name: &str) -> CertificateParams {
     params
 }
 
-fn write(dir: &Path, name: &str, contents: &str) -> PathBuf {
+/// Writes `contents` to `dir/name`.
+pub fn write(dir: &Path, name: &str, contents: &str) -> PathBuf {
     let path = dir.join(name);
     fs::write(&path, contents).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
     path
+}
+
+impl CertFiles {
+    /// Writes `cert` and `key` as `dir/STEM.pem` and `dir/STEM.key`.
+    pub fn write(dir: &Path, stem: &str, cert: &Certificate, key: &KeyPair) -> CertFiles {
+        CertFiles {
+            cert: write(dir, &format!("{stem}.pem"), &cert.pem()),
+            key: write(dir, &format!("{stem}.key"), &key.serialize_pem()),
+        }
+    }
 }
 
 impl Pki {

@@ -6,6 +6,7 @@
 //! unused items are expected.
 #![allow(dead_code, unused_imports)]
 
+pub mod bad_certs;
 pub mod certs;
 pub mod dovecot;
 pub mod idp;
@@ -16,6 +17,8 @@ pub mod postfix;
 pub mod proc;
 pub mod scrape;
 pub mod smtp_client;
+pub mod standin;
+pub mod tls_client;
 
 pub use certs::Pki;
 pub use dovecot::{Dovecot, DovecotOpts};

@@ -1,0 +1,579 @@
+//! `mailgate check`: for each account, connect to its IMAP and SMTP servers step by step —
+//! DNS, TCP, TLS, greeting, capabilities, login, LOGOUT/QUIT — and say which step failed and
+//! what to do about it, in one line.
+//!
+//! The steps are not a second implementation of the protocols: the check runs the gateway's own
+//! login code ([`crate::imap::upstream::login_traced`], [`crate::smtp::submit::Upstream`]) with
+//! a [`Trace`] that records how far it got, so what passes here is what `mailgate run` does.
+//! Two diagnostic extras are the check's own: the certificate is inspected even when refused
+//! ([`inspect`]), and when TLS and plaintext look swapped a second connection asks the port
+//! what it really speaks ([`probe_plaintext`], [`probe_tls`]). No mail is ever sent.
+//!
+//! Nothing secret is shown: details are the servers' words and the gateway's errors, which never
+//! carry credentials.
+
+mod advice;
+pub mod inspect;
+
+use crate::config::{Account, Config, Endpoint, ServerConfig, TlsMode};
+use crate::upstream::{Trace, UpstreamError};
+use advice::{Failure, Probe};
+use inspect::{CertInfo, Inspector};
+use serde::Serialize;
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::io::AsyncReadExt;
+
+/// The protocol of an endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// The account's IMAP server.
+    Imap,
+    /// The account's SMTP submission server.
+    Smtp,
+}
+
+/// The steps of a check, in the order they can happen (the TLS step moves after the greeting
+/// with STARTTLS).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Resolving the host name.
+    Dns,
+    /// The TCP connection.
+    Tcp,
+    /// The TLS handshake (after STARTTLS, or from the first byte).
+    Tls,
+    /// The server's greeting.
+    Greeting,
+    /// IMAP CAPABILITY / SMTP EHLO.
+    Capabilities,
+    /// IMAP login / SMTP AUTH with the stored credential.
+    Login,
+    /// IMAP LOGOUT / SMTP QUIT.
+    Logout,
+}
+
+impl Kind {
+    /// The step's name in the JSON document (`imap.tls`) and, upper-cased, in the text.
+    pub fn label(self, protocol: Protocol) -> &'static str {
+        match (self, protocol) {
+            (Kind::Dns, _) => "dns",
+            (Kind::Tcp, _) => "tcp",
+            (Kind::Tls, _) => "tls",
+            (Kind::Greeting, _) => "greeting",
+            (Kind::Capabilities, Protocol::Imap) => "capabilities",
+            (Kind::Capabilities, Protocol::Smtp) => "ehlo",
+            (Kind::Login, Protocol::Imap) => "login",
+            (Kind::Login, Protocol::Smtp) => "auth",
+            (Kind::Logout, Protocol::Imap) => "logout",
+            (Kind::Logout, Protocol::Smtp) => "quit",
+        }
+    }
+
+    /// The steps before the final LOGOUT/QUIT for a TLS mode.
+    fn sequence(tls: TlsMode) -> &'static [Kind] {
+        use Kind::*;
+        match tls {
+            TlsMode::Implicit => &[Dns, Tcp, Tls, Greeting, Capabilities, Login],
+            TlsMode::Starttls => &[Dns, Tcp, Greeting, Tls, Capabilities, Login],
+            TlsMode::None => &[Dns, Tcp, Greeting, Capabilities, Login],
+        }
+    }
+}
+
+/// One step's result.
+#[derive(Debug, Clone, Serialize)]
+pub struct Step {
+    /// `imap.dns`, `smtp.auth`, …
+    pub name: String,
+    /// Whether the step passed.
+    pub ok: bool,
+    /// What was found (addresses, certificate, greeting, …) or what went wrong.
+    pub detail: String,
+    /// For a failed step: what to do, in one line.
+    pub advice: Option<String>,
+}
+
+/// The steps of one account.
+#[derive(Debug, Clone, Serialize)]
+pub struct AccountReport {
+    /// The account's address.
+    pub email: String,
+    /// Whether every step passed.
+    pub ok: bool,
+    /// `host:port (tls = mode)` of the IMAP server.
+    pub imap: String,
+    /// The same for the SMTP server; `None` when the account has no `[account.smtp]`.
+    pub smtp: Option<String>,
+    /// The steps in the order they ran; a protocol's steps stop at its first failure.
+    pub steps: Vec<Step>,
+}
+
+/// The whole check (what `--json` prints).
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// Whether every step of every account passed (the exit status is 0 only then).
+    pub ok: bool,
+    /// One entry per account checked.
+    pub accounts: Vec<AccountReport>,
+}
+
+/// Checks `accounts` one after the other (a check is for people; parallel output would only
+/// interleave).
+pub async fn run(config: &Config, accounts: &[Arc<Account>]) -> Report {
+    // A check waits for each answer as long as for a connection (connect_timeout, 15 s by
+    // default), not the minute the gateway gives a slow provider mid-session: a port that
+    // waits silently (implicit TLS where a greeting was expected) should not stall the check.
+    let mut server = config.server.clone();
+    server.upstream_timeout = server.upstream_timeout.min(server.connect_timeout);
+    let mut reports = Vec::new();
+    for account in accounts {
+        let mut steps = imap(account, &server).await;
+        if let Some(smtp_ep) = &account.smtp {
+            steps.extend(smtp(account, smtp_ep, &server).await);
+        }
+        reports.push(AccountReport {
+            email: account.email.clone(),
+            ok: steps.iter().all(|s| s.ok),
+            imap: describe_endpoint(&account.imap),
+            smtp: account.smtp.as_ref().map(describe_endpoint),
+            steps,
+        });
+    }
+    Report {
+        ok: reports.iter().all(|a| a.ok),
+        accounts: reports,
+    }
+}
+
+fn describe_endpoint(ep: &Endpoint) -> String {
+    format!("{} (tls = {})", ep.address(), ep.tls.as_str())
+}
+
+/// A trace that records, with the inspecting TLS configuration when the endpoint uses TLS.
+fn traced(ep: &Endpoint) -> (Trace, Option<Arc<Inspector>>) {
+    let mut trace = Trace::on();
+    let inspector = Inspector::for_endpoint(ep).map(|(config, inspector)| {
+        trace.tls_config = Some(config);
+        inspector
+    });
+    (trace, inspector)
+}
+
+async fn imap(account: &Account, server: &ServerConfig) -> Vec<Step> {
+    let ep = &account.imap;
+    let (mut trace, inspector) = traced(ep);
+    let result = crate::imap::upstream::login_traced(account, server, &mut trace).await;
+    let ctx = Ctx {
+        protocol: Protocol::Imap,
+        account,
+        ep,
+        server,
+        inspector: inspector.as_deref(),
+    };
+    let mut steps = ctx.walk(&trace, result.as_ref().err()).await;
+    if let Ok(logged_in) = result {
+        let step = match crate::imap::upstream::logout(logged_in, ep, server).await {
+            Ok(reply) => ctx.pass(Kind::Logout, reply),
+            Err(e) => ctx.fail(Kind::Logout, &trace, &e, Probe::NotRun),
+        };
+        steps.push(step);
+    }
+    steps
+}
+
+async fn smtp(account: &Account, ep: &Endpoint, server: &ServerConfig) -> Vec<Step> {
+    let (mut trace, inspector) = traced(ep);
+    let result = crate::smtp::submit::Upstream::connect_traced(ep, server, &mut trace).await;
+    let ctx = Ctx {
+        protocol: Protocol::Smtp,
+        account,
+        ep,
+        server,
+        inspector: inspector.as_deref(),
+    };
+    let mut steps = ctx.walk(&trace, result.as_ref().err()).await;
+    if let Ok(mut upstream) = result {
+        let step = match upstream.command("QUIT", "QUIT").await {
+            Ok(reply) if reply.code == 221 => {
+                ctx.pass(Kind::Logout, crate::smtp::submit::reply_text(&reply))
+            }
+            Ok(reply) => ctx.fail(
+                Kind::Logout,
+                &trace,
+                &UpstreamError::Protocol {
+                    address: ep.address(),
+                    reason: format!("QUIT answered {}", crate::smtp::submit::reply_text(&reply)),
+                },
+                Probe::NotRun,
+            ),
+            Err(e) => ctx.fail(Kind::Logout, &trace, &e, Probe::NotRun),
+        };
+        steps.push(step);
+    }
+    steps
+}
+
+/// What the steps of one endpoint share.
+struct Ctx<'a> {
+    protocol: Protocol,
+    account: &'a Account,
+    ep: &'a Endpoint,
+    server: &'a ServerConfig,
+    inspector: Option<&'a Inspector>,
+}
+
+impl Ctx<'_> {
+    fn name(&self, kind: Kind) -> String {
+        let p = match self.protocol {
+            Protocol::Imap => "imap",
+            Protocol::Smtp => "smtp",
+        };
+        format!("{p}.{}", kind.label(self.protocol))
+    }
+
+    fn pass(&self, kind: Kind, detail: String) -> Step {
+        Step {
+            name: self.name(kind),
+            ok: true,
+            detail,
+            advice: None,
+        }
+    }
+
+    fn fail(&self, kind: Kind, trace: &Trace, error: &UpstreamError, probe: Probe) -> Step {
+        let seen = self.inspector.and_then(Inspector::seen);
+        let mut detail = error.to_string();
+        if kind == Kind::Tls {
+            if let Some(info) = seen.as_ref().and_then(|s| CertInfo::parse(&s.end_entity)) {
+                detail = format!("{}; {detail}", info.summary());
+            }
+        }
+        if let Probe::Plaintext(line) = &probe {
+            let _ = write!(detail, "; a plaintext connection was greeted with {line:?}");
+        }
+        if probe == Probe::Tls {
+            detail.push_str("; the port answers a TLS handshake");
+        }
+        let advice = advice::advise(&Failure {
+            protocol: self.protocol,
+            kind,
+            email: &self.account.email,
+            ep: self.ep,
+            error,
+            trace,
+            seen: seen.as_ref(),
+            probe: &probe,
+        });
+        Step {
+            name: self.name(kind),
+            ok: false,
+            detail,
+            advice: Some(advice),
+        }
+    }
+
+    /// The steps the attempt passed (from the trace), then the one it failed at, if any.
+    async fn walk(&self, trace: &Trace, error: Option<&UpstreamError>) -> Vec<Step> {
+        let mut steps = Vec::new();
+        for &kind in Kind::sequence(self.ep.tls) {
+            if let Some(detail) = self.passed(kind, trace, error.is_none()) {
+                steps.push(self.pass(kind, detail));
+                continue;
+            }
+            let Some(error) = error else {
+                // Unreachable in practice: no error means every step recorded its pass.
+                continue;
+            };
+            let probe = self.probe(kind, trace, error).await;
+            steps.push(self.fail(kind, trace, error, probe));
+            break;
+        }
+        steps
+    }
+
+    /// The detail of a step the trace shows as passed; `None` if it did not pass.
+    fn passed(&self, kind: Kind, trace: &Trace, logged_in: bool) -> Option<String> {
+        match kind {
+            Kind::Dns => (!trace.addresses.is_empty()).then(|| {
+                let list: Vec<String> =
+                    trace.addresses.iter().map(|a| a.ip().to_string()).collect();
+                format!("{} → {}", self.ep.host, list.join(", "))
+            }),
+            Kind::Tcp => trace.connected.map(|a| format!("connected to {a}")),
+            Kind::Tls => trace.tls.as_ref().map(|tls| {
+                let mut d = String::new();
+                if trace.starttls {
+                    d.push_str("STARTTLS accepted; ");
+                }
+                let _ = write!(d, "{} ({})", tls_version(&tls.version), tls.cipher);
+                if let Some(info) = tls
+                    .peer_certificates
+                    .first()
+                    .and_then(|c| CertInfo::parse(c))
+                {
+                    let _ = write!(d, "; {}", info.summary());
+                }
+                let trust = match &self.ep.ca_file {
+                    Some(f) => format!("the system roots and ca_file {}", f.display()),
+                    None => "the system roots".to_owned(),
+                };
+                let _ = write!(
+                    d,
+                    "; verified against {trust}; name {} matches",
+                    self.ep.server_name.to_str()
+                );
+                d
+            }),
+            Kind::Greeting => trace
+                .greeting
+                .as_ref()
+                .filter(|g| greeting_ok(self.protocol, g))
+                .map(|g| truncate(g, 200)),
+            Kind::Capabilities => trace.capabilities.as_ref().map(|c| c.join(" ")),
+            Kind::Login => logged_in.then(|| {
+                let how = match &self.ep.oauth {
+                    Some(_) => "an OAuth access token",
+                    None => "the stored password",
+                };
+                format!("logged in as {} with {how}", self.ep.username)
+            }),
+            Kind::Logout => None,
+        }
+    }
+
+    /// A diagnostic second connection where TLS and plaintext may be swapped.
+    async fn probe(&self, kind: Kind, trace: &Trace, error: &UpstreamError) -> Probe {
+        let Some(addr) = trace.connected else {
+            return Probe::NotRun;
+        };
+        let timeout = self.server.connect_timeout;
+        match (kind, self.ep.tls) {
+            // Implicit TLS failed without a certificate: is it a plaintext port?
+            (Kind::Tls, TlsMode::Implicit)
+                if matches!(
+                    error,
+                    UpstreamError::Tls { .. }
+                        | UpstreamError::Closed { .. }
+                        | UpstreamError::Timeout { .. }
+                ) && self.inspector.and_then(Inspector::seen).is_none() =>
+            {
+                match probe_plaintext(addr, timeout).await {
+                    Some(line) => Probe::Plaintext(line),
+                    None => Probe::Nothing,
+                }
+            }
+            // No greeting at all (time-out, closed): is it an implicit-TLS port? A greeting
+            // that came but was wrong (POP3, BYE) speaks for itself.
+            (Kind::Greeting, TlsMode::Starttls | TlsMode::None) if trace.greeting.is_none() => {
+                if probe_tls(self.ep, addr, timeout).await {
+                    Probe::Tls
+                } else {
+                    Probe::Nothing
+                }
+            }
+            _ => Probe::NotRun,
+        }
+    }
+}
+
+/// Whether a greeting is the protocol's "ready".
+fn greeting_ok(protocol: Protocol, greeting: &str) -> bool {
+    match protocol {
+        Protocol::Imap => greeting.len() >= 4 && greeting[..4].eq_ignore_ascii_case("* OK"),
+        Protocol::Smtp => greeting.starts_with("220"),
+    }
+}
+
+/// `TLSv1_3` → `TLS 1.3`.
+fn tls_version(debug: &str) -> String {
+    match debug {
+        "TLSv1_3" => "TLS 1.3".into(),
+        "TLSv1_2" => "TLS 1.2".into(),
+        other => other.to_owned(),
+    }
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s.to_owned(),
+    }
+}
+
+/// Connects to `addr` without TLS and returns the first line the server sends, if it sends
+/// one within `timeout` (a plaintext greeting where implicit TLS was configured).
+pub async fn probe_plaintext(addr: SocketAddr, timeout: std::time::Duration) -> Option<String> {
+    let read = async {
+        let mut tcp = tokio::net::TcpStream::connect(addr).await.ok()?;
+        let mut buf = Vec::with_capacity(512);
+        while !buf.contains(&b'\n') && buf.len() < 512 {
+            let n = (&mut tcp).take(512).read_buf(&mut buf).await.ok()?;
+            if n == 0 {
+                break;
+            }
+        }
+        Some(buf)
+    };
+    let buf = tokio::time::timeout(timeout, read).await.ok()??;
+    let line = buf.split(|&b| b == b'\n').next().unwrap_or_default();
+    let text: String = String::from_utf8_lossy(line)
+        .trim_end()
+        .chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect();
+    // TLS alerts and other binary answers are not a greeting.
+    (!text.is_empty() && text.is_ascii()).then_some(text)
+}
+
+/// Whether `addr` answers a TLS handshake (it got as far as a certificate, trusted or not).
+/// The handshake uses a fresh inspecting configuration and sends nothing after it.
+pub async fn probe_tls(ep: &Endpoint, addr: SocketAddr, timeout: std::time::Duration) -> bool {
+    let Some((config, inspector)) = Inspector::for_endpoint(ep).or_else(|| {
+        // A plaintext account has no TLS configuration of its own: use the default trust.
+        let config = crate::tls::client_config(None).ok()?;
+        let probe_ep = Endpoint {
+            host: ep.host.clone(),
+            port: ep.port,
+            tls: TlsMode::Implicit,
+            server_name: ep.server_name.clone(),
+            tls_config: Some(config),
+            ca_file: None,
+            username: String::new(),
+            password: Default::default(),
+            oauth: None,
+        };
+        Inspector::for_endpoint(&probe_ep)
+    }) else {
+        return false;
+    };
+    let handshake = async {
+        let tcp = tokio::net::TcpStream::connect(addr).await.ok()?;
+        let connector = tokio_rustls::TlsConnector::from(config);
+        Some(connector.connect(ep.server_name.clone(), tcp).await.is_ok())
+    };
+    let completed = matches!(
+        tokio::time::timeout(timeout, handshake).await,
+        Ok(Some(true))
+    );
+    completed || inspector.seen().is_some()
+}
+
+/// The report as text: one block per account, one line per step, advice under a failed step.
+pub fn render_text(report: &Report) -> String {
+    let mut out = String::new();
+    for account in &report.accounts {
+        let _ = writeln!(out, "{}", account.email);
+        let mut protocol = "";
+        for step in &account.steps {
+            let (p, name) = step.name.split_once('.').unwrap_or(("", &step.name));
+            if p != protocol {
+                protocol = p;
+                let target = if p == "smtp" {
+                    account.smtp.as_deref().unwrap_or_default()
+                } else {
+                    account.imap.as_str()
+                };
+                let _ = writeln!(out, "  {} {target}", p.to_ascii_uppercase());
+            }
+            let mark = if step.ok { '✓' } else { '✗' };
+            let _ = writeln!(out, "    {mark} {:<13}{}", step_title(name), step.detail);
+            if let Some(advice) = &step.advice {
+                let _ = writeln!(out, "      → {advice}");
+            }
+        }
+        if account.smtp.is_none() {
+            let _ = writeln!(
+                out,
+                "  SMTP not configured (no [account.smtp]): sending is not checked"
+            );
+        }
+        let failed = account.steps.iter().filter(|s| !s.ok).count();
+        if failed == 0 {
+            let _ = writeln!(out, "  all {} steps passed", account.steps.len());
+        } else {
+            let _ = writeln!(out, "  {failed} step(s) failed");
+        }
+        out.push('\n');
+    }
+    out
+}
+
+fn step_title(name: &str) -> &str {
+    match name {
+        "dns" => "DNS",
+        "tcp" => "TCP",
+        "tls" => "TLS",
+        "ehlo" => "EHLO",
+        "auth" => "AUTH",
+        "logout" => "LOGOUT",
+        "quit" => "QUIT",
+        other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sequences_follow_the_tls_mode() {
+        assert_eq!(Kind::sequence(TlsMode::Implicit)[2], Kind::Tls);
+        assert_eq!(Kind::sequence(TlsMode::Starttls)[3], Kind::Tls);
+        assert!(!Kind::sequence(TlsMode::None).contains(&Kind::Tls));
+    }
+
+    #[test]
+    fn greetings() {
+        assert!(greeting_ok(
+            Protocol::Imap,
+            "* OK [CAPABILITY IMAP4rev1] ready"
+        ));
+        assert!(!greeting_ok(Protocol::Imap, "+OK POP3 ready"));
+        assert!(!greeting_ok(Protocol::Imap, "*"));
+        assert!(greeting_ok(Protocol::Smtp, "220 mx ESMTP"));
+        assert!(!greeting_ok(Protocol::Smtp, "554 go away"));
+    }
+
+    #[test]
+    fn text_report_marks_and_advice() {
+        let report = Report {
+            ok: false,
+            accounts: vec![AccountReport {
+                email: "a@example.com".into(),
+                ok: false,
+                imap: "imap.example.com:993 (tls = implicit)".into(),
+                smtp: None,
+                steps: vec![
+                    Step {
+                        name: "imap.dns".into(),
+                        ok: true,
+                        detail: "imap.example.com → 192.0.2.1".into(),
+                        advice: None,
+                    },
+                    Step {
+                        name: "imap.tcp".into(),
+                        ok: false,
+                        detail: "refused".into(),
+                        advice: Some("start the server".into()),
+                    },
+                ],
+            }],
+        };
+        let text = render_text(&report);
+        assert!(
+            text.contains("  IMAP imap.example.com:993 (tls = implicit)\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("    ✓ DNS          imap.example.com → 192.0.2.1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("    ✗ TCP          refused\n      → start the server\n"),
+            "{text}"
+        );
+        assert!(text.contains("1 step(s) failed"), "{text}");
+    }
+}

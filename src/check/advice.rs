@@ -1,0 +1,399 @@
+//! One line of plain advice for each way a check can fail.
+//!
+//! The facts come from three places: the error the gateway's own code returned, what the
+//! [`Trace`] recorded before it failed (greeting, capabilities), and, for TLS, the certificate
+//! and verdict the [`super::inspect::Inspector`] saw. Provider-specific texts are matched on the
+//! words the providers send (see the project's PROVIDERS.md): they are stable enough that
+//! Thunderbird and other clients match them too.
+
+use super::inspect::{CertInfo, Seen};
+use super::{Kind, Protocol};
+use crate::config::{Endpoint, TlsMode};
+use crate::provider::{self, Help, Preset};
+use crate::upstream::{Trace, UpstreamError};
+use rustls::CertificateError;
+
+/// What a second, diagnostic connection found out about the port (see `super::probe_*`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Probe {
+    /// No probe was made.
+    NotRun,
+    /// A plaintext connection got this first line.
+    Plaintext(String),
+    /// The port answered a TLS handshake.
+    Tls,
+    /// The probe learned nothing (no answer, or neither plaintext nor TLS).
+    Nothing,
+}
+
+/// Everything the advice may look at.
+pub struct Failure<'a> {
+    /// IMAP or SMTP.
+    pub protocol: Protocol,
+    /// The step that failed.
+    pub kind: Kind,
+    /// The account's address.
+    pub email: &'a str,
+    /// The endpoint checked.
+    pub ep: &'a Endpoint,
+    /// The gateway's error.
+    pub error: &'a UpstreamError,
+    /// What the attempt got through.
+    pub trace: &'a Trace,
+    /// The certificate and verdict, if a handshake got that far.
+    pub seen: Option<&'a Seen>,
+    /// What a diagnostic connection found.
+    pub probe: &'a Probe,
+}
+
+/// The preset of the provider behind the account: by the address's domain, else by the
+/// server's host name (a custom domain hosted at a known provider).
+fn provider(ep: &Endpoint, email: &str) -> Option<&'static Preset> {
+    let domain = email.rsplit_once('@').map(|(_, d)| d).unwrap_or_default();
+    provider::by_domain(domain).or_else(|| {
+        provider::PRESETS.iter().find(|p| {
+            p.imap.host.eq_ignore_ascii_case(&ep.host) || p.smtp.host.eq_ignore_ascii_case(&ep.host)
+        })
+    })
+}
+
+/// ` (Name help: URL)` for one of a preset's help pages, or nothing.
+fn link(preset: Option<&Preset>, page: fn(&Help) -> Option<&'static str>) -> String {
+    preset
+        .and_then(|p| page(&p.help).map(|url| format!(" ({} help: {url})", p.name)))
+        .unwrap_or_default()
+}
+
+impl Protocol {
+    /// The config table of this protocol.
+    fn table(self) -> &'static str {
+        match self {
+            Protocol::Imap => "[account.imap]",
+            Protocol::Smtp => "[account.smtp]",
+        }
+    }
+
+    /// The standard (implicit TLS, STARTTLS) ports.
+    fn ports(self) -> (u16, u16) {
+        match self {
+            Protocol::Imap => (993, 143),
+            Protocol::Smtp => (465, 587),
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Protocol::Imap => "IMAP",
+            Protocol::Smtp => "SMTP",
+        }
+    }
+
+    /// Whether `line` is this protocol's greeting.
+    fn greets_with(self, line: &str) -> bool {
+        match self {
+            Protocol::Imap => line.len() >= 4 && line[..4].eq_ignore_ascii_case("* OK"),
+            Protocol::Smtp => line.starts_with("220"),
+        }
+    }
+
+    fn other(self) -> Protocol {
+        match self {
+            Protocol::Imap => Protocol::Smtp,
+            Protocol::Smtp => Protocol::Imap,
+        }
+    }
+}
+
+/// The advice for a failed step: one line, plain words.
+pub fn advise(f: &Failure<'_>) -> String {
+    if let Some(line) = greeting_problem(f) {
+        return line;
+    }
+    match f.kind {
+        Kind::Dns | Kind::Tcp => connection(f),
+        Kind::Tls => tls(f),
+        Kind::Greeting => greeting(f),
+        Kind::Capabilities => format!(
+            "the server's {} answer is not usable ({}); check that {} points at a real {} server",
+            f.kind.label(f.protocol),
+            f.error,
+            f.protocol.table(),
+            f.protocol.name()
+        ),
+        Kind::Login => login(f),
+        Kind::Logout => "logging in works; the server did not end the session cleanly, which does not affect mailgate".into(),
+    }
+}
+
+/// A greeting (seen directly or by the probe) that shows the wrong kind of server.
+fn greeting_problem(f: &Failure<'_>) -> Option<String> {
+    let line = match (f.probe, &f.trace.greeting) {
+        (Probe::Plaintext(l), _) => l.as_str(),
+        (_, Some(g)) => g.as_str(),
+        _ => return None,
+    };
+    let address = f.ep.address();
+    if line.starts_with("+OK") {
+        return Some(format!(
+            "{address} is a POP3 server: mailgate supports IMAP only; use the provider's IMAP server in {} (usually port 993 with tls = \"implicit\")",
+            f.protocol.table()
+        ));
+    }
+    let other = f.protocol.other();
+    if other.greets_with(line) && !f.protocol.greets_with(line) {
+        return Some(format!(
+            "{address} is an {} server, not {}: put the {} server in {}",
+            other.name(),
+            f.protocol.name(),
+            f.protocol.name(),
+            f.protocol.table()
+        ));
+    }
+    if let Probe::Plaintext(l) = f.probe {
+        if f.protocol.greets_with(l) {
+            let (implicit, _) = f.protocol.ports();
+            let port = f.ep.port;
+            let alternative = if port == implicit {
+                String::new()
+            } else {
+                format!(", or use port {implicit} with tls = \"implicit\"")
+            };
+            return Some(format!(
+                "port {port} speaks plaintext {} (STARTTLS), not implicit TLS: set tls = \"starttls\" in {}{alternative}",
+                f.protocol.name(),
+                f.protocol.table()
+            ));
+        }
+    }
+    None
+}
+
+fn connection(f: &Failure<'_>) -> String {
+    let address = f.ep.address();
+    match f.error {
+        UpstreamError::Dns { host, .. } => format!(
+            "the name {host} does not resolve: check the host name in {} and this machine's DNS/network",
+            f.protocol.table()
+        ),
+        UpstreamError::Timeout { step, .. } if *step == "DNS lookup" => {
+            "the DNS lookup timed out: check this machine's DNS/network".into()
+        }
+        UpstreamError::Connect { reason, .. } if reason.contains("refused") => format!(
+            "nothing accepts connections on {address} (connection refused): the server is down or the port is wrong ({} uses {} with tls = \"implicit\" or {} with tls = \"starttls\")",
+            f.protocol.name(),
+            f.protocol.ports().0,
+            f.protocol.ports().1
+        ),
+        UpstreamError::Connect { reason, .. } if reason.contains("no answer") => format!(
+            "{address} does not answer (time-out): the server is down, or a firewall drops the connection"
+        ),
+        _ => format!(
+            "{address} cannot be reached: the server is down, or the network or a firewall blocks it"
+        ),
+    }
+}
+
+fn tls(f: &Failure<'_>) -> String {
+    let address = f.ep.address();
+    let table = f.protocol.table();
+    if let Some(Seen {
+        end_entity,
+        verdict: Err(rustls::Error::InvalidCertificate(cert_error)),
+    }) = f.seen
+    {
+        let info = CertInfo::parse(end_entity);
+        let names = info
+            .as_ref()
+            .map(|i| i.names.join(", "))
+            .unwrap_or_else(|| "other names".into());
+        let expected = f.ep.server_name.to_str();
+        return match cert_error {
+            CertificateError::UnknownIssuer | CertificateError::BadSignature => {
+                let issuer = info.as_ref().map(|i| i.issuer.as_str()).unwrap_or("a CA");
+                match &f.ep.ca_file {
+                    None => format!(
+                        "the certificate is issued by {issuer}, which this machine does not trust: if the server uses a private CA, save that CA's certificate as PEM and set ca_file = \"/path/to/ca.pem\" in {table}"
+                    ),
+                    Some(file) => format!(
+                        "the certificate is issued by {issuer}, which neither the system roots nor ca_file {} trust: ca_file must hold the CA certificate that issued the server's certificate",
+                        file.display()
+                    ),
+                }
+            }
+            CertificateError::Expired | CertificateError::ExpiredContext { .. } => format!(
+                "the server's certificate expired on {}: its administrator must renew it (mailgate does not connect to servers with expired certificates)",
+                info.as_ref().map(|i| i.not_after.as_str()).unwrap_or("an earlier date")
+            ),
+            CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => format!(
+                "the server's certificate is not valid before {}: check this machine's clock",
+                info.as_ref().map(|i| i.not_before.as_str()).unwrap_or("a later date")
+            ),
+            CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => format!(
+                "the certificate is for {names}, not for {expected}: set the server's host name to one of those in {table}, or tls_server_name = \"NAME\" when connecting by address"
+            ),
+            other => format!(
+                "the server's certificate is not acceptable ({other:?}): ask the server's administrator"
+            ),
+        };
+    }
+    if let Probe::Tls = f.probe {
+        // Plaintext greeting timed out on a STARTTLS/plaintext account, but the port speaks TLS.
+        return implicit_tls_port(f);
+    }
+    if f.ep.tls == TlsMode::Starttls && !matches!(f.error, UpstreamError::Tls { .. }) {
+        let offered = f
+            .trace
+            .capabilities
+            .as_deref()
+            .is_some_and(|c| c.iter().any(|c| c.eq_ignore_ascii_case("STARTTLS")));
+        if !offered {
+            return format!(
+                "{address} does not offer STARTTLS: use port {} with tls = \"implicit\" in {table} (tls = \"none\" with allow_plaintext = true would send the password unencrypted)",
+                f.protocol.ports().0
+            );
+        }
+        return format!(
+            "{address} refused STARTTLS ({}): try port {} with tls = \"implicit\"",
+            f.error,
+            f.protocol.ports().0
+        );
+    }
+    format!(
+        "the TLS handshake with {address} failed: the port may not speak TLS the way tls = \"{}\" says (implicit: {}, STARTTLS: {}), or the server only offers old TLS versions",
+        f.ep.tls.as_str(),
+        f.protocol.ports().0,
+        f.protocol.ports().1
+    )
+}
+
+/// "port 993 speaks implicit TLS: set tls = \"implicit\"".
+fn implicit_tls_port(f: &Failure<'_>) -> String {
+    let (_, starttls) = f.protocol.ports();
+    let port = f.ep.port;
+    let alternative = if port == starttls {
+        String::new()
+    } else {
+        format!(", or use port {starttls} with tls = \"starttls\"")
+    };
+    format!(
+        "port {port} speaks implicit TLS (it waits for a TLS handshake, not a plaintext greeting): set tls = \"implicit\" in {}{alternative}",
+        f.protocol.table()
+    )
+}
+
+fn greeting(f: &Failure<'_>) -> String {
+    if let Probe::Tls = f.probe {
+        return implicit_tls_port(f);
+    }
+    let address = f.ep.address();
+    match (f.error, &f.trace.greeting) {
+        (_, Some(g)) if g.to_ascii_uppercase().starts_with("* PREAUTH") => format!(
+            "{address} logs every connection in without a password (PREAUTH): it is not a server mailgate can log in to as {}",
+            f.email
+        ),
+        (_, Some(g)) if g.to_ascii_uppercase().starts_with("* BYE") || g.starts_with("554") || g.starts_with("421") => format!(
+            "{address} turned the connection away: it may block this machine's address or be overloaded; try again later"
+        ),
+        (UpstreamError::Timeout { .. }, _) => format!(
+            "{address} accepted the connection but sent no greeting in time: the port may be wrong, or the server is overloaded"
+        ),
+        (UpstreamError::Closed { .. }, _) => format!(
+            "{address} closed the connection without a greeting: it may block this machine's address, or expect TLS (tls = \"implicit\")"
+        ),
+        _ => format!(
+            "{address} does not greet like an {} server: check the host and port in {}",
+            f.protocol.name(),
+            f.protocol.table()
+        ),
+    }
+}
+
+fn login(f: &Failure<'_>) -> String {
+    let table = f.protocol.table();
+    let oauth = f.ep.oauth.is_some();
+    let preset = provider(f.ep, f.email);
+    let reason = match f.error {
+        UpstreamError::Auth { reason, .. } => reason.as_str(),
+        UpstreamError::OAuth { source } => {
+            return format!(
+                "no usable OAuth token ({source}): run `mailgate oauth authorize {}`",
+                f.email
+            )
+        }
+        UpstreamError::Protocol { reason, .. } if reason.contains("OAuth token") => {
+            return format!(
+                "the server offers no OAuth mechanism here: remove [account.oauth2] and use an app password, or check the server ({reason})"
+            )
+        }
+        UpstreamError::Protocol { reason, .. } => {
+            return format!("logging in is not possible on this connection: {reason}")
+        }
+        _ => return "the connection failed while logging in: run the check again; if it persists, the server is unstable".into(),
+    };
+    let lower = reason.to_ascii_lowercase();
+    if lower.contains("application-specific password required") {
+        return format!(
+            "Google requires an app password for this account (2-step verification is on): create one and store it as the password in {table}, or use OAuth ([account.oauth2], then `mailgate oauth authorize {}`){}",
+            f.email,
+            link(provider::by_id("gmail"), |h| h.app_password)
+        );
+    }
+    if lower.contains("please log in via your web browser") || lower.contains("web login required")
+    {
+        return format!(
+            "Google blocked the sign-in and wants it confirmed in a web browser: sign in to Gmail there once, or better, create an app password or use OAuth (`mailgate oauth authorize {}`){}",
+            f.email,
+            link(provider::by_id("gmail"), |h| h.app_password)
+        );
+    }
+    if lower.contains("not enabled for imap")
+        || lower.contains("enable imap")
+        || lower.contains("imap access is disabled")
+        || lower.contains("imap is disabled")
+        || (lower.contains("imap") && lower.contains("disabled"))
+    {
+        return format!(
+            "IMAP access is turned off for this mailbox at the provider: turn it on in the mailbox's web settings{}",
+            link(preset, |h| h.enable_imap.or(h.settings))
+        );
+    }
+    if lower.contains("user is authenticated but not connected") {
+        return format!(
+            "Microsoft accepted the token but it is not for this mailbox or lacks IMAP access: check the user name in {table} and the scopes, then run `mailgate oauth authorize {}`",
+            f.email
+        );
+    }
+    let microsoft_password_refused = reason.contains("AUTHENTICATE failed.")
+        || reason.contains("LOGIN failed.")
+        || lower.contains("basic authentication is disabled")
+        || lower.contains("smtpclientauthentication is disabled");
+    if microsoft_password_refused && !oauth {
+        return format!(
+            "Microsoft refuses passwords here (basic authentication is off): use OAuth — add [account.oauth2] with provider = \"microsoft\" and run `mailgate oauth authorize {}`{}",
+            f.email,
+            link(preset, |h| h.settings)
+        );
+    }
+    if lower.contains("invalid credentials") && !oauth {
+        // Yahoo's and AOL's words (one mail platform): the account password is refused.
+        let preset = preset
+            .filter(|p| p.id == "aol" || p.id == "yahoo")
+            .or(provider::by_id("yahoo"));
+        return format!(
+            "{} needs an app password here, not the account password: create one and store it in {table}{}",
+            preset.map_or("The provider", |p| p.name),
+            link(preset, |h| h.app_password)
+        );
+    }
+    if oauth {
+        return format!(
+            "the server refused the OAuth token for {}: run `mailgate oauth authorize {}` again and check the account's scopes",
+            f.ep.username, f.email
+        );
+    }
+    format!(
+        "the server rejected the password for {}: re-enter the app password (or the account password) in {table} (password_env, password_file or password){}",
+        f.ep.username,
+        link(preset, |h| h.app_password)
+    )
+}

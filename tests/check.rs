@@ -1,0 +1,679 @@
+//! `mailgate check` against real servers: Dovecot (IMAP) and Postfix (SMTP, Dovecot SASL)
+//! started by `support`, with good and broken settings, and loopback stand-ins where a real
+//! server cannot be had (a POP3 server, and providers' exact refusal texts).
+//!
+//! Each test runs the built binary (`mailgate check -c FILE [EMAIL] [--json]`), reads its
+//! output — the JSON document parsed with serde_json — and asserts the steps, the advice and
+//! the exit status. Upstream passwords must never appear in the output.
+//!
+//! Every loop is bounded; no test asserts a duration; all traffic stays on 127.0.0.1.
+//!
+//! Run: `cargo test --test check`
+
+mod support;
+
+use std::path::PathBuf;
+use std::process::Output;
+
+use serde_json::Value;
+use support::bad_certs::{BadCerts, EXPIRED_NOT_AFTER, OTHER_NAME};
+use support::mailgate::{cached_hash, loopback_server, toml_str};
+use support::postfix::DOMAIN;
+use support::proc::RefusingPort;
+use support::standin::StandIn;
+use support::{b64, Dovecot, DovecotOpts, Pki, Postfix};
+
+const LOCAL_PASSWORD: &str = "local-pw";
+/// The upstream password of every real test user.
+const UPSTREAM_PASSWORD: &str = "upstream-Secret-71";
+/// A wrong upstream password (must not be printed either).
+const WRONG_PASSWORD: &str = "wrong-Secret-93";
+
+/// One `[account.imap]` or `[account.smtp]` table.
+struct Ep {
+    /// `host:port`, `tls_server_name`.
+    server: (String, Option<String>),
+    tls: &'static str,
+    ca_file: Option<PathBuf>,
+    username: String,
+    password: &'static str,
+}
+
+impl Ep {
+    fn new(port: u16, tls: &'static str, ca_file: Option<&PathBuf>, username: &str) -> Ep {
+        Ep {
+            server: loopback_server(port),
+            tls,
+            ca_file: ca_file.cloned(),
+            username: username.to_string(),
+            password: UPSTREAM_PASSWORD,
+        }
+    }
+
+    fn password(mut self, password: &'static str) -> Ep {
+        self.password = password;
+        self
+    }
+
+    fn toml(&self, table: &str) -> String {
+        let mut t = format!(
+            "[account.{table}]\nserver = {}\ntls = {}\nusername = {}\npassword = {}\n",
+            toml_str(&self.server.0),
+            toml_str(self.tls),
+            toml_str(&self.username),
+            toml_str(self.password)
+        );
+        if self.tls == "none" {
+            t.push_str("allow_plaintext = true\n");
+        }
+        if let Some(name) = &self.server.1 {
+            t.push_str(&format!("tls_server_name = {}\n", toml_str(name)));
+        }
+        if let Some(ca) = &self.ca_file {
+            t.push_str(&format!(
+                "ca_file = {}\n",
+                toml_str(&ca.display().to_string())
+            ));
+        }
+        t
+    }
+}
+
+fn account(email: &str, imap: &Ep, smtp: Option<&Ep>) -> String {
+    let mut a = format!(
+        "\n[[account]]\nemail = {}\nlocal_password_hash = {}\n",
+        toml_str(email),
+        toml_str(&cached_hash(LOCAL_PASSWORD))
+    );
+    a.push_str(&imap.toml("imap"));
+    if let Some(smtp) = smtp {
+        a.push_str(&smtp.toml("smtp"));
+    }
+    a
+}
+
+/// A config file with these accounts; `connect_timeout_secs` bounds each wait of the check.
+struct ConfigFile {
+    dir: tempfile::TempDir,
+}
+
+impl ConfigFile {
+    fn new(accounts: &[String], connect_timeout_secs: u64) -> ConfigFile {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let text = format!(
+            "[server]\nimap_listen = \"127.0.0.1:0\"\nsmtp_listen = \"127.0.0.1:0\"\nconnect_timeout_secs = {connect_timeout_secs}\n{}",
+            accounts.concat()
+        );
+        std::fs::write(dir.path().join("mailgate.toml"), text).expect("write config");
+        ConfigFile { dir }
+    }
+
+    fn path(&self) -> String {
+        self.dir.path().join("mailgate.toml").display().to_string()
+    }
+
+    /// `mailgate check -c FILE ARGS…`; asserts no secret is in its output.
+    fn check(&self, args: &[&str]) -> Output {
+        let path = self.path();
+        let mut all = vec!["check", "-c", path.as_str()];
+        all.extend_from_slice(args);
+        let out = support::mailgate::run(&all, None);
+        assert_no_secrets(&out);
+        out
+    }
+
+    /// `mailgate check --json ARGS…`: the exit code and the parsed document.
+    fn check_json(&self, args: &[&str]) -> (i32, Value) {
+        let mut all = vec!["--json"];
+        all.extend_from_slice(args);
+        let out = self.check(&all);
+        let doc: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "--json printed no JSON ({e}):\n{}\nstderr:\n{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+        (out.status.code().expect("exit code"), doc)
+    }
+}
+
+/// No upstream password, in clear or inside a base64 SASL PLAIN payload, in stdout or stderr.
+fn assert_no_secrets(out: &Output) {
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for secret in [UPSTREAM_PASSWORD, WRONG_PASSWORD] {
+        assert!(!text.contains(secret), "a password was printed:\n{text}");
+        assert!(
+            !text.contains(&b64(secret.as_bytes())[..12]),
+            "a base64 password was printed:\n{text}"
+        );
+    }
+}
+
+fn text(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The account `email` in a report.
+fn account_of<'a>(doc: &'a Value, email: &str) -> &'a Value {
+    doc["accounts"]
+        .as_array()
+        .expect("accounts array")
+        .iter()
+        .find(|a| a["email"] == email)
+        .unwrap_or_else(|| panic!("no account {email} in {doc:#}"))
+}
+
+fn step_names(account: &Value) -> Vec<String> {
+    account["steps"]
+        .as_array()
+        .expect("steps array")
+        .iter()
+        .map(|s| s["name"].as_str().expect("name").to_string())
+        .collect()
+}
+
+/// The one failed step of an account (asserting there is exactly one).
+fn failed_step(account: &Value) -> &Value {
+    let failed: Vec<&Value> = account["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .filter(|s| s["ok"] == false)
+        .collect();
+    assert_eq!(failed.len(), 1, "expected one failed step in {account:#}");
+    assert!(
+        failed[0]["advice"].as_str().is_some_and(|a| !a.is_empty()),
+        "a failed step without advice: {account:#}"
+    );
+    failed[0]
+}
+
+/// `(name of the failed step, advice)` of an account.
+fn failure(doc: &Value, email: &str) -> (String, String) {
+    let step = failed_step(account_of(doc, email));
+    (
+        step["name"].as_str().expect("name").to_string(),
+        step["advice"].as_str().expect("advice").to_string(),
+    )
+}
+
+#[test]
+fn all_good_wrong_password_email_selection_and_json() {
+    let pki = Pki::new();
+    let dovecot = Dovecot::start(DovecotOpts::tls(&pki.server));
+    let postfix = Postfix::start(&["alice", "bob"], UPSTREAM_PASSWORD);
+    let alice = format!("alice@{DOMAIN}");
+    let bob = format!("bob@{DOMAIN}");
+    dovecot.add_user(&alice, UPSTREAM_PASSWORD);
+    dovecot.add_user(&bob, UPSTREAM_PASSWORD);
+    let imaps = dovecot.imaps_addr().expect("imaps").port();
+    let config = ConfigFile::new(
+        &[
+            // Implicit TLS for IMAP, STARTTLS for SMTP.
+            account(
+                &alice,
+                &Ep::new(imaps, "implicit", Some(&pki.ca), &alice),
+                Some(&Ep::new(
+                    postfix.starttls_port,
+                    "starttls",
+                    Some(&postfix.ca_file),
+                    &alice,
+                )),
+            ),
+            // STARTTLS for IMAP with a wrong password, implicit TLS for SMTP.
+            account(
+                &bob,
+                &Ep::new(dovecot.imap_port, "starttls", Some(&pki.ca), &bob)
+                    .password(WRONG_PASSWORD),
+                Some(&Ep::new(
+                    postfix.implicit_port,
+                    "implicit",
+                    Some(&postfix.ca_file),
+                    &bob,
+                )),
+            ),
+        ],
+        15,
+    );
+
+    // Alice alone: every step passes, exit 0.
+    let out = config.check(&[&alice]);
+    let shown = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{shown}");
+    assert!(!shown.contains('✗'), "{shown}");
+    assert!(!shown.contains(&bob), "only the named account: {shown}");
+    for line in [
+        "✓ DNS",
+        "✓ TCP",
+        "✓ TLS",
+        "✓ greeting     * OK",
+        "✓ capabilities",
+        &format!("✓ login        logged in as {alice} with the stored password"),
+        "✓ LOGOUT",
+        "✓ EHLO",
+        &format!("✓ AUTH         logged in as {alice}"),
+        "✓ QUIT         221",
+        "STARTTLS accepted; TLS 1.",
+        "certificate for localhost, 127.0.0.1, issued by CN=mailgate test CA",
+        "name localhost matches",
+        "all 14 steps passed",
+    ] {
+        assert!(shown.contains(line), "missing {line:?} in:\n{shown}");
+    }
+
+    // Bob alone: the IMAP login fails with the generic advice, SMTP passes; exit non-zero.
+    let out = config.check(&[&bob]);
+    let shown = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{shown}");
+    assert!(
+        shown.contains("✗ login") && shown.contains("AUTHENTICATIONFAILED"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains(&format!(
+            "→ the server rejected the password for {bob}: re-enter the app password"
+        )),
+        "{shown}"
+    );
+
+    // Everyone, as JSON.
+    let (code, doc) = config.check_json(&[]);
+    assert_eq!(code, 1, "{doc:#}");
+    assert_eq!(doc["ok"], false);
+    assert_eq!(doc["accounts"].as_array().map(Vec::len), Some(2));
+    let a = account_of(&doc, &alice);
+    assert_eq!(a["ok"], true, "{a:#}");
+    assert_eq!(
+        step_names(a),
+        [
+            "imap.dns",
+            "imap.tcp",
+            "imap.tls",
+            "imap.greeting",
+            "imap.capabilities",
+            "imap.login",
+            "imap.logout",
+            "smtp.dns",
+            "smtp.tcp",
+            "smtp.greeting",
+            "smtp.tls",
+            "smtp.ehlo",
+            "smtp.auth",
+            "smtp.quit"
+        ]
+    );
+    for step in a["steps"].as_array().expect("steps") {
+        assert_eq!(step["ok"], true, "{step:#}");
+        assert_eq!(step["advice"], Value::Null, "{step:#}");
+        assert!(step["detail"].as_str().is_some_and(|d| !d.is_empty()));
+    }
+    let b = account_of(&doc, &bob);
+    assert_eq!(b["ok"], false);
+    assert_eq!(
+        step_names(b),
+        [
+            "imap.dns",
+            "imap.tcp",
+            "imap.greeting",
+            "imap.tls",
+            "imap.capabilities",
+            "imap.login",
+            "smtp.dns",
+            "smtp.tcp",
+            "smtp.tls",
+            "smtp.greeting",
+            "smtp.ehlo",
+            "smtp.auth",
+            "smtp.quit"
+        ]
+    );
+    let (name, advice) = failure(&doc, &bob);
+    assert_eq!(name, "imap.login");
+    assert!(advice.contains("re-enter the app password"), "{advice}");
+
+    // An address with no account: a clear error and exit 2.
+    let out = config.check(&["nobody@example.test"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("no account nobody@example.test") && err.contains(&alice),
+        "{err}"
+    );
+
+    // Checking sends no mail.
+    assert!(postfix.delivered().is_empty());
+}
+
+#[test]
+fn tls_and_plaintext_swapped_get_the_right_combination() {
+    let pki = Pki::new();
+    let dovecot = Dovecot::start(DovecotOpts::tls(&pki.server));
+    let postfix = Postfix::start(&["carol", "dave"], UPSTREAM_PASSWORD);
+    let carol = format!("carol@{DOMAIN}");
+    let dave = format!("dave@{DOMAIN}");
+    let imaps = dovecot.imaps_addr().expect("imaps").port();
+    let config = ConfigFile::new(
+        &[
+            // Implicit TLS configured on the plaintext (STARTTLS) ports.
+            account(
+                &carol,
+                &Ep::new(dovecot.imap_port, "implicit", Some(&pki.ca), &carol),
+                Some(&Ep::new(
+                    postfix.starttls_port,
+                    "implicit",
+                    Some(&postfix.ca_file),
+                    &carol,
+                )),
+            ),
+            // STARTTLS configured on the implicit-TLS ports (they wait silently for a
+            // handshake: the short connect_timeout bounds that wait).
+            account(
+                &dave,
+                &Ep::new(imaps, "starttls", Some(&pki.ca), &dave),
+                Some(&Ep::new(
+                    postfix.implicit_port,
+                    "starttls",
+                    Some(&postfix.ca_file),
+                    &dave,
+                )),
+            ),
+        ],
+        3,
+    );
+    let (code, doc) = config.check_json(&[]);
+    assert_eq!(code, 1, "{doc:#}");
+
+    let steps = |email: &str| {
+        account_of(&doc, email)["steps"]
+            .as_array()
+            .expect("steps")
+            .iter()
+            .filter(|s| s["ok"] == false)
+            .map(|s| {
+                (
+                    s["name"].as_str().expect("name").to_string(),
+                    s["advice"].as_str().expect("advice").to_string(),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    let carol_failed = steps(&carol);
+    assert_eq!(carol_failed.len(), 2, "{doc:#}");
+    assert_eq!(carol_failed[0].0, "imap.tls");
+    assert_eq!(
+        carol_failed[0].1,
+        format!(
+            "port {} speaks plaintext IMAP (STARTTLS), not implicit TLS: set tls = \"starttls\" in [account.imap], or use port 993 with tls = \"implicit\"",
+            dovecot.imap_port
+        )
+    );
+    assert_eq!(carol_failed[1].0, "smtp.tls");
+    assert_eq!(
+        carol_failed[1].1,
+        format!(
+            "port {} speaks plaintext SMTP (STARTTLS), not implicit TLS: set tls = \"starttls\" in [account.smtp], or use port 465 with tls = \"implicit\"",
+            postfix.starttls_port
+        )
+    );
+
+    let dave_failed = steps(&dave);
+    assert_eq!(dave_failed.len(), 2, "{doc:#}");
+    assert_eq!(dave_failed[0].0, "imap.greeting");
+    assert_eq!(
+        dave_failed[0].1,
+        format!(
+            "port {imaps} speaks implicit TLS (it waits for a TLS handshake, not a plaintext greeting): set tls = \"implicit\" in [account.imap], or use port 143 with tls = \"starttls\""
+        )
+    );
+    assert_eq!(dave_failed[1].0, "smtp.greeting");
+    assert!(
+        dave_failed[1].1.starts_with(&format!(
+            "port {} speaks implicit TLS",
+            postfix.implicit_port
+        )) && dave_failed[1]
+            .1
+            .contains("set tls = \"implicit\" in [account.smtp]"),
+        "{}",
+        dave_failed[1].1
+    );
+}
+
+#[test]
+fn certificate_problems_are_named() {
+    let pki = Pki::new();
+    let bad = BadCerts::new();
+    let untrusted = Dovecot::start(DovecotOpts::tls(&pki.other_server));
+    let expired = Dovecot::start(DovecotOpts::tls(&bad.expired));
+    let wrong_name = Dovecot::start(DovecotOpts::tls(&bad.wrong_name));
+    let port = |d: &Dovecot| d.imaps_addr().expect("imaps").port();
+    let emails = [
+        "untrusted@example.test",
+        "untrusted-noca@example.test",
+        "expired@example.test",
+        "wrongname@example.test",
+    ];
+    let config = ConfigFile::new(
+        &[
+            account(
+                emails[0],
+                &Ep::new(port(&untrusted), "implicit", Some(&pki.ca), emails[0]),
+                None,
+            ),
+            account(
+                emails[1],
+                &Ep::new(port(&untrusted), "implicit", None, emails[1]),
+                None,
+            ),
+            account(
+                emails[2],
+                &Ep::new(port(&expired), "implicit", Some(&bad.ca), emails[2]),
+                None,
+            ),
+            account(
+                emails[3],
+                &Ep::new(port(&wrong_name), "implicit", Some(&bad.ca), emails[3]),
+                None,
+            ),
+        ],
+        15,
+    );
+    let (code, doc) = config.check_json(&[]);
+    assert_eq!(code, 1, "{doc:#}");
+    for email in emails {
+        assert_eq!(failure(&doc, email).0, "imap.tls", "{doc:#}");
+    }
+
+    let (_, advice) = failure(&doc, emails[0]);
+    assert!(
+        advice.contains("issued by CN=mailgate untrusted test CA")
+            && advice.contains(&format!(
+                "neither the system roots nor ca_file {}",
+                pki.ca.display()
+            )),
+        "{advice}"
+    );
+    let (_, advice) = failure(&doc, emails[1]);
+    assert!(
+        advice.contains("which this machine does not trust")
+            && advice.contains("set ca_file = \"/path/to/ca.pem\" in [account.imap]"),
+        "{advice}"
+    );
+    let (_, advice) = failure(&doc, emails[2]);
+    assert!(
+        advice.starts_with(&format!(
+            "the server's certificate expired on {EXPIRED_NOT_AFTER}"
+        )),
+        "{advice}"
+    );
+    let (_, advice) = failure(&doc, emails[3]);
+    assert!(
+        advice.starts_with(&format!(
+            "the certificate is for {OTHER_NAME}, not for localhost"
+        )),
+        "{advice}"
+    );
+    // The detail shows the certificate that was refused.
+    let step = failed_step(account_of(&doc, emails[3]));
+    assert!(
+        step["detail"].as_str().is_some_and(|d| d.contains(&format!(
+            "certificate for {OTHER_NAME}, issued by CN=mailgate bad-cert test CA"
+        ))),
+        "{step:#}"
+    );
+}
+
+#[test]
+fn server_down_and_pop3_server() {
+    let refusing = RefusingPort::new();
+    let pop3 = StandIn::pop3();
+    let config = ConfigFile::new(
+        &[
+            account(
+                "down@example.test",
+                &Ep::new(refusing.port(), "implicit", None, "down@example.test"),
+                None,
+            ),
+            account(
+                "pop@example.test",
+                &Ep::new(pop3.addr().port(), "none", None, "pop@example.test"),
+                None,
+            ),
+            // Implicit TLS on the POP3 port: the probe finds the +OK greeting.
+            account(
+                "pop-tls@example.test",
+                &Ep::new(pop3.addr().port(), "implicit", None, "pop-tls@example.test"),
+                None,
+            ),
+        ],
+        15,
+    );
+    let (code, doc) = config.check_json(&[]);
+    assert_eq!(code, 1, "{doc:#}");
+    let (name, advice) = failure(&doc, "down@example.test");
+    assert_eq!(name, "imap.tcp");
+    assert!(
+        advice.contains("(connection refused): the server is down or the port is wrong"),
+        "{advice}"
+    );
+    for (email, step) in [
+        ("pop@example.test", "imap.greeting"),
+        ("pop-tls@example.test", "imap.tls"),
+    ] {
+        let (name, advice) = failure(&doc, email);
+        assert_eq!(name, step, "{doc:#}");
+        assert!(
+            advice.contains("is a POP3 server: mailgate supports IMAP only"),
+            "{advice}"
+        );
+    }
+}
+
+/// Providers' exact refusals, replayed by a loopback stand-in (the real servers are on the
+/// internet): (address, greeting, capabilities, tagged answer, words the advice must have).
+const PROVIDER_ANSWERS: &[(&str, &str, &str, &str, &[&str])] = &[
+    (
+        "app-password@gmail.com",
+        "* OK Gimap ready for requests from 127.0.0.1 x1mb12345",
+        GMAIL_CAPS,
+        "NO [ALERT] Application-specific password required: https://support.google.com/accounts/answer/185833 (Failure)",
+        &["Google requires an app password", "https://support.google.com/accounts/answer/185833", "OAuth"],
+    ),
+    (
+        "web-login@gmail.com",
+        "* OK Gimap ready for requests from 127.0.0.1 x1mb12345",
+        GMAIL_CAPS,
+        "NO [ALERT] Please log in via your web browser: https://support.google.com/mail/accounts/answer/78754 (Failure)",
+        &["Google blocked the sign-in", "web browser", "app password", "OAuth"],
+    ),
+    (
+        "webalert@gmail.com",
+        "* OK Gimap ready for requests from 127.0.0.1 x1mb12345",
+        GMAIL_CAPS,
+        "NO [WEBALERT https://accounts.google.com/signin/continue?sarp=1&scc=1] Web login required.",
+        &["Google blocked the sign-in", "app password", "OAuth"],
+    ),
+    (
+        "imap-off@gmail.com",
+        "* OK Gimap ready for requests from 127.0.0.1 x1mb12345",
+        GMAIL_CAPS,
+        "NO [ALERT] Your account is not enabled for IMAP use. Please visit your Gmail settings page and enable your account for IMAP access. (Failure)",
+        &["IMAP access is turned off", "https://support.google.com/mail/answer/7126229"],
+    ),
+    (
+        "basic@outlook.com",
+        "* OK The Microsoft Exchange IMAP4 service is ready. [UABBADMAUAByAG8AeAB5AA==]",
+        "IMAP4 IMAP4rev1 AUTH=PLAIN AUTH=XOAUTH2 SASL-IR UIDPLUS ID UNSELECT CHILDREN IDLE NAMESPACE LITERAL+",
+        "NO AUTHENTICATE failed.",
+        &["basic authentication is off", "mailgate oauth authorize basic@outlook.com"],
+    ),
+    (
+        "login@contoso.example",
+        "* OK The Microsoft Exchange IMAP4 service is ready. [UABBADMAUAByAG8AeAB5AA==]",
+        "IMAP4 IMAP4rev1 AUTH=XOAUTH2 UIDPLUS ID UNSELECT CHILDREN IDLE NAMESPACE LITERAL+",
+        "NO LOGIN failed.",
+        &["basic authentication is off", "mailgate oauth authorize login@contoso.example"],
+    ),
+    (
+        "someone@yahoo.com",
+        "* OK [CAPABILITY IMAP4rev1 ID MOVE NAMESPACE XYMHIGHESTMODSEQ UIDPLUS LITERAL+ CHILDREN X-MSG-EXT UNSELECT OBJECTID] IMAP4rev1 imapgate-1.8.1_01.20166 imap1012.mail.ne1.yahoo.com",
+        "IMAP4rev1 ID MOVE NAMESPACE XYMHIGHESTMODSEQ UIDPLUS LITERAL+ CHILDREN X-MSG-EXT UNSELECT OBJECTID",
+        "NO [AUTHENTICATIONFAILED] LOGIN Invalid credentials",
+        &["Yahoo Mail needs an app password", "https://help.yahoo.com/"],
+    ),
+    (
+        "someone@aol.com",
+        "* OK [CAPABILITY IMAP4rev1 ID MOVE NAMESPACE XYMHIGHESTMODSEQ UIDPLUS LITERAL+ CHILDREN X-MSG-EXT UNSELECT OBJECTID] IMAP4rev1 imapgate-1.8.1_01.20166 imap.aol.com",
+        "IMAP4rev1 ID MOVE NAMESPACE XYMHIGHESTMODSEQ UIDPLUS LITERAL+ CHILDREN X-MSG-EXT UNSELECT OBJECTID",
+        "NO [AUTHENTICATIONFAILED] LOGIN Invalid credentials",
+        &["AOL Mail needs an app password", "https://help.aol.com/"],
+    ),
+];
+
+const GMAIL_CAPS: &str = "IMAP4rev1 UNSELECT IDLE NAMESPACE QUOTA ID XLIST CHILDREN X-GM-EXT-1 XYZZY SASL-IR AUTH=XOAUTH2 AUTH=PLAIN AUTH=PLAIN-CLIENTTOKEN AUTH=OAUTHBEARER";
+
+#[test]
+fn provider_refusals_map_to_advice() {
+    let standins: Vec<StandIn> = PROVIDER_ANSWERS
+        .iter()
+        .map(|(_, greeting, caps, answer, _)| StandIn::imap(greeting, caps, answer))
+        .collect();
+    let accounts: Vec<String> = PROVIDER_ANSWERS
+        .iter()
+        .zip(&standins)
+        .map(|((email, ..), s)| {
+            account(email, &Ep::new(s.addr().port(), "none", None, email), None)
+        })
+        .collect();
+    let config = ConfigFile::new(&accounts, 15);
+    let (code, doc) = config.check_json(&[]);
+    assert_eq!(code, 1, "{doc:#}");
+    for ((email, _, _, answer, words), standin) in PROVIDER_ANSWERS.iter().zip(&standins) {
+        // The stand-in really got a login attempt (so its answer is what the check read).
+        assert!(
+            standin
+                .received()
+                .iter()
+                .any(|l| l.contains(" LOGIN ") || l.contains(" AUTHENTICATE ")),
+            "{email}: no login reached the stand-in: {:?}",
+            standin.received()
+        );
+        let step = failed_step(account_of(&doc, email));
+        assert_eq!(step["name"], "imap.login", "{email}: {step:#}");
+        assert!(
+            step["detail"].as_str().is_some_and(|d| d.contains(answer)),
+            "{email}: the detail should quote the server: {step:#}"
+        );
+        let advice = step["advice"].as_str().expect("advice");
+        for word in *words {
+            assert!(
+                advice.contains(word),
+                "{email}: {word:?} missing in {advice:?}"
+            );
+        }
+    }
+}

@@ -1,0 +1,248 @@
+//! Config reload on SIGHUP, beyond what tests/metrics.rs covers (a new account and a TOML
+//! syntax error, with the reload counter): a renewed `[server.tls]` certificate applies to new
+//! TLS sessions while a running one goes on; a reload with an unusable key file is rejected
+//! with its position in the log, and the old certificate and accounts stay; a removed account
+//! cannot start new sessions but its running session continues; failed-login counts survive a
+//! reload.
+//!
+//! Every wait is a bounded poll on mailgate's log; no test asserts a duration.
+//!
+//! Run: `cargo test --test reload`
+
+mod support;
+
+use std::fs;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use support::certs::CertFiles;
+use support::imap_client::{quote, tagged_status};
+use support::mailgate::{cached_hash, toml_str};
+use support::proc::{poll, sighup};
+use support::tls_client::{logged_addr, Conn};
+use support::{Dovecot, DovecotOpts, Mailgate, Pki};
+
+const LOCAL_PW: &str = "Reload-pw-6a0c";
+const UPSTREAM_USER: &str = "ola";
+const UPSTREAM_PW: &str = "Upstream-pw-2b7d";
+const WAIT: Duration = Duration::from_secs(30);
+const STEP: Duration = Duration::from_millis(20);
+
+/// A config with `[server.tls]` from `tls` (paths as written), an implicit-TLS IMAP listener and
+/// one account per name in `accounts`, all on the Dovecot at `port`.
+fn config(tls: (&str, &str), port: u16, accounts: &[&str], extra: &str) -> String {
+    let mut c = format!(
+        "[server]\nimap_listen = \"127.0.0.1:0\"\nsmtp_listen = \"127.0.0.1:0\"\n\
+         imaps_listen = \"127.0.0.1:0\"\nauth_failure_delay_ms = 0\nmax_auth_failures = 20\n{extra}\n\
+         [server.tls]\ncert = {}\nkey = {}\n",
+        toml_str(tls.0),
+        toml_str(tls.1)
+    );
+    for name in accounts {
+        c.push_str(&format!(
+            "\n[[account]]\nemail = \"{name}@example.no\"\nlocal_password_hash = {}\n\
+             [account.imap]\nserver = \"127.0.0.1:{port}\"\ntls = \"none\"\nallow_plaintext = true\n\
+             username = \"{UPSTREAM_USER}\"\npassword = \"{UPSTREAM_PW}\"\n",
+            toml_str(&cached_hash(LOCAL_PW))
+        ));
+    }
+    c
+}
+
+fn dovecot() -> Dovecot {
+    let d = Dovecot::start(DovecotOpts::plaintext_only());
+    d.add_user(UPSTREAM_USER, UPSTREAM_PW);
+    d
+}
+
+/// A test PKI, Dovecot, and mailgate serving the PKI's server certificate.
+struct Setup {
+    pki: Pki,
+    dc: Dovecot,
+    cert: String,
+    key: String,
+    gate: Mailgate,
+}
+
+impl Setup {
+    fn start(accounts: &[&str], extra: &str) -> Setup {
+        let pki = Pki::new();
+        let dc = dovecot();
+        let cert = pki.server.cert.display().to_string();
+        let key = pki.server.key.display().to_string();
+        let gate = Mailgate::start(&config((&cert, &key), dc.imap_port, accounts, extra));
+        Setup {
+            pki,
+            dc,
+            cert,
+            key,
+            gate,
+        }
+    }
+
+    /// The config with the same certificate, these accounts and `extra`.
+    fn config(&self, key: &str, accounts: &[&str], extra: &str) -> String {
+        config((&self.cert, key), self.dc.imap_port, accounts, extra)
+    }
+}
+
+/// Copies a certificate and key to `cert.pem` / `key.pem` in `dir` (the paths the config
+/// names), as a certificate renewal would.
+fn install(dir: &Path, files: &CertFiles) {
+    fs::copy(&files.cert, dir.join("cert.pem")).expect("copy cert");
+    fs::copy(&files.key, dir.join("key.pem")).expect("copy key");
+}
+
+/// Sends SIGHUP and waits until the log has `n` lines containing `marker`.
+fn reload(gate: &Mailgate, marker: &str, n: usize) {
+    sighup(gate.pid());
+    let seen = poll(WAIT, STEP, || {
+        let count = gate.lines().iter().filter(|l| l.contains(marker)).count();
+        (count >= n).then_some(())
+    });
+    assert!(
+        seen.is_some(),
+        "no {n}× \"{marker}\" after SIGHUP:\n{}",
+        gate.log()
+    );
+}
+
+/// An implicit-TLS connection trusting `ca`, greeted, with `LOGIN` as `user`; returns it and
+/// the tagged status line.
+fn tls_login(imaps: SocketAddr, ca: &Path, tag: &str, user: &str) -> (Conn, String) {
+    let mut c = Conn::implicit(imaps, ca);
+    let greeting = c.line().expect("greeting");
+    assert!(greeting.starts_with("* OK"), "{greeting}");
+    c.send(format!("{tag} LOGIN {} {}\r\n", quote(user), quote(LOCAL_PW)).as_bytes())
+        .expect("send");
+    let status = c.until(&format!("{tag} ")).pop().unwrap_or_default();
+    (c, status)
+}
+
+/// A renewed certificate (same file names, new CA) is served to TLS sessions that start after
+/// SIGHUP; a session that started before keeps working; a client that trusts only the old CA
+/// now fails the handshake.
+#[test]
+fn renewed_certificate_applies_to_new_sessions() {
+    let pki = Pki::new();
+    let dc = dovecot();
+    let dir = tempfile::tempdir().expect("tempdir");
+    install(dir.path(), &pki.server);
+    let cert = dir.path().join("cert.pem").display().to_string();
+    let key = dir.path().join("key.pem").display().to_string();
+    let gate = &Mailgate::start(&config((&cert, &key), dc.imap_port, &["ola"], ""));
+    let imaps = logged_addr(gate, "imaps listening on");
+
+    let (mut before, status) = tls_login(imaps, &pki.ca, "a1", "ola@example.no");
+    assert!(status.starts_with("a1 OK"), "{status}");
+
+    install(dir.path(), &pki.other_server);
+    reload(gate, "configuration reloaded", 1);
+
+    let (_new, status) = tls_login(imaps, &pki.other_ca, "b1", "ola@example.no");
+    assert!(status.starts_with("b1 OK"), "{status}");
+    let mut old_trust = Conn::implicit(imaps, &pki.ca);
+    let refused = old_trust.line();
+    assert!(
+        refused.is_err(),
+        "the old certificate is still served: {refused:?}"
+    );
+
+    before
+        .send(b"a2 SELECT INBOX\r\n")
+        .expect("send on the running session");
+    let sel = before.until("a2 ");
+    assert!(
+        sel.last().is_some_and(|l| l.starts_with("a2 OK")),
+        "{sel:?}"
+    );
+}
+
+/// A reload whose key file is missing is rejected with the file, line, column and field in the
+/// log; the previous certificate and accounts stay in use.
+#[test]
+fn broken_tls_reload_keeps_the_old_config() {
+    let setup = Setup::start(&["ola"], "");
+    let (pki, gate) = (&setup.pki, &setup.gate);
+    let broken = setup.config("/nonexistent/key.pem", &["ola", "kari"], "");
+    fs::write(&gate.config_path, &broken).expect("write config");
+    reload(gate, "configuration reload failed", 1);
+    let line = gate
+        .lines()
+        .into_iter()
+        .find(|l| l.contains("configuration reload failed"))
+        .unwrap_or_default();
+    assert!(
+        line.contains("keeping the previous configuration")
+            && line.contains("mailgate.toml:10:7: server.tls.key:")
+            && line.contains("/nonexistent/key.pem"),
+        "{line}"
+    );
+    let imaps = logged_addr(gate, "imaps listening on");
+    let (_c, status) = tls_login(imaps, &pki.ca, "a1", "ola@example.no");
+    assert!(status.starts_with("a1 OK"), "{status}");
+    // kari was only in the rejected file.
+    let (_k, status) = tls_login(imaps, &pki.ca, "k1", "kari@example.no");
+    assert!(
+        status.starts_with("k1 NO [AUTHENTICATIONFAILED]"),
+        "{status}"
+    );
+}
+
+/// An account removed by a reload cannot start new sessions, while its session from before
+/// the reload goes on; failed-login counts are not forgotten by a reload.
+#[test]
+fn removed_account_keeps_running_session_and_throttle_survives() {
+    let throttle = "login_throttle_threshold = 1\nlogin_lockout_secs = 3600";
+    let setup = Setup::start(&["ola", "kari"], throttle);
+    let gate = &setup.gate;
+    let mut running = gate.connect();
+    let status = tagged_status(
+        &running.command(
+            "r1",
+            &format!("LOGIN {} {}", quote("ola@example.no"), quote(LOCAL_PW)),
+        ),
+        "r1",
+    );
+    assert!(status.starts_with("OK"), "{status}");
+    // kari: two distinct wrong passwords lock her out (threshold 1).
+    let mut c = gate.connect();
+    for i in 0..2 {
+        c.command(
+            &format!("w{i}"),
+            &format!(
+                "LOGIN {} {}",
+                quote("kari@example.no"),
+                quote(&format!("no-{i}"))
+            ),
+        );
+    }
+
+    fs::write(
+        &gate.config_path,
+        setup.config(&setup.key, &["kari"], throttle),
+    )
+    .expect("write config");
+    reload(gate, "configuration reloaded", 1);
+
+    let mut c = gate.connect();
+    let login = |c: &mut support::ImapClient, tag: &str, user: &str| {
+        tagged_status(
+            &c.command(tag, &format!("LOGIN {} {}", quote(user), quote(LOCAL_PW))),
+            tag,
+        )
+    };
+    assert!(login(&mut c, "o1", "ola@example.no").starts_with("NO [AUTHENTICATIONFAILED]"));
+    assert!(
+        login(&mut c, "k1", "kari@example.no").starts_with("NO [UNAVAILABLE]"),
+        "{}",
+        gate.log()
+    );
+    let sel = running.command("r2", "SELECT INBOX");
+    assert!(
+        tagged_status(&sel, "r2").starts_with("OK"),
+        "{}",
+        String::from_utf8_lossy(&sel)
+    );
+}

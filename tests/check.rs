@@ -1,6 +1,6 @@
-//! `mailgate check` against real servers: Dovecot (IMAP) and Postfix (SMTP, Dovecot SASL)
-//! started by `support`, with good and broken settings, and loopback stand-ins where a real
-//! server cannot be had (a POP3 server, and providers' exact refusal texts).
+//! `mailgate check` against real servers: Dovecot (IMAP, and POP3 with Debian's dovecot-pop3d)
+//! and Postfix (SMTP, Dovecot SASL) started by `support`, with good and broken settings, and a
+//! loopback stand-in where a real server cannot be had (providers' exact refusal texts).
 //!
 //! Each test runs the built binary (`mailgate check -c FILE [EMAIL] [--json]`), reads its
 //! output — the JSON document parsed with serde_json — and asserts the steps, the advice and
@@ -17,11 +17,12 @@ use std::process::Output;
 
 use serde_json::Value;
 use support::bad_certs::{BadCerts, EXPIRED_NOT_AFTER, OTHER_NAME};
-use support::mailgate::{cached_hash, loopback_server, toml_str};
+use support::idp::{CLIENT_ID, CLIENT_SECRET};
+use support::mailgate::{cached_hash, loopback_server, toml_str, BIN};
 use support::postfix::DOMAIN;
-use support::proc::RefusingPort;
+use support::proc::{free_port, run_with_timeout, RefusingPort, PROCESS_TIMEOUT};
 use support::standin::StandIn;
-use support::{b64, Dovecot, DovecotOpts, Pki, Postfix};
+use support::{b64, Dovecot, DovecotOpts, Idp, Pki, Postfix};
 
 const LOCAL_PASSWORD: &str = "local-pw";
 /// The upstream password of every real test user.
@@ -114,10 +115,17 @@ impl ConfigFile {
 
     /// `mailgate check -c FILE ARGS…`; asserts no secret is in its output.
     fn check(&self, args: &[&str]) -> Output {
-        let path = self.path();
-        let mut all = vec!["check", "-c", path.as_str()];
-        all.extend_from_slice(args);
-        let out = support::mailgate::run(&all, None);
+        self.check_env(args, &[])
+    }
+
+    /// [`ConfigFile::check`] with environment variables set.
+    fn check_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        let mut cmd = std::process::Command::new(BIN);
+        cmd.args(["check", "-c", &self.path()]).args(args);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let out = run_with_timeout(cmd, None, PROCESS_TIMEOUT);
         assert_no_secrets(&out);
         out
     }
@@ -527,10 +535,20 @@ fn certificate_problems_are_named() {
     );
 }
 
+/// A real Dovecot serving POP3 (Debian's dovecot-pop3d) on a loopback port besides IMAP.
+fn pop3_dovecot() -> (Dovecot, u16) {
+    let port = free_port();
+    let mut opts = DovecotOpts::plaintext_only();
+    opts.extra = format!(
+        "protocols = imap pop3\nservice pop3-login {{\n  chroot =\n  inet_listener pop3 {{\n    address = 127.0.0.1\n    port = {port}\n  }}\n  inet_listener pop3s {{\n    port = 0\n  }}\n}}\n"
+    );
+    (Dovecot::start(opts), port)
+}
+
 #[test]
 fn server_down_and_pop3_server() {
     let refusing = RefusingPort::new();
-    let pop3 = StandIn::pop3();
+    let (_dovecot, pop3_port) = pop3_dovecot();
     let config = ConfigFile::new(
         &[
             account(
@@ -540,13 +558,13 @@ fn server_down_and_pop3_server() {
             ),
             account(
                 "pop@example.test",
-                &Ep::new(pop3.addr().port(), "none", None, "pop@example.test"),
+                &Ep::new(pop3_port, "none", None, "pop@example.test"),
                 None,
             ),
             // Implicit TLS on the POP3 port: the probe finds the +OK greeting.
             account(
                 "pop-tls@example.test",
-                &Ep::new(pop3.addr().port(), "implicit", None, "pop-tls@example.test"),
+                &Ep::new(pop3_port, "implicit", None, "pop-tls@example.test"),
                 None,
             ),
         ],
@@ -571,6 +589,14 @@ fn server_down_and_pop3_server() {
             "{advice}"
         );
     }
+    // The POP3 greeting came from the real Dovecot (found by the plaintext probe).
+    let step = failed_step(account_of(&doc, "pop-tls@example.test"));
+    assert!(
+        step["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("greeted with \"+OK Dovecot")),
+        "{step:#}"
+    );
 }
 
 /// Providers' exact refusals, replayed by a loopback stand-in (the real servers are on the
@@ -675,5 +701,80 @@ fn provider_refusals_map_to_advice() {
                 "{email}: {word:?} missing in {advice:?}"
             );
         }
+    }
+}
+
+/// An OAuth account: the check logs in with the token from the token store, and says to run
+/// `mailgate oauth authorize` while there is none. No token is printed.
+#[test]
+fn oauth_account_uses_the_stored_token() {
+    let email = "ola@example.no";
+    let idp = Idp::start(email);
+    let mut opts = DovecotOpts::plaintext_only();
+    opts.oauth2_introspection_url = Some(idp.url("/introspect"));
+    let dovecot = Dovecot::start(opts);
+    dovecot.add_user(email, UPSTREAM_PASSWORD);
+    let mut imap = Ep::new(dovecot.imap_port, "none", None, email).toml("imap");
+    // No password with OAuth: the token is the credential.
+    imap = imap
+        .lines()
+        .filter(|l| !l.starts_with("password"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let account = format!(
+        "\n[[account]]\nemail = {}\nlocal_password_hash = {}\n{imap}\
+         [account.oauth2]\nclient_id = {}\nauthorize_url = {}\ntoken_url = {}\n\
+         scopes = [\"mail\"]\nclient_secret_env = \"MAILGATE_TEST_CLIENT_SECRET\"\n",
+        toml_str(email),
+        toml_str(&cached_hash(LOCAL_PASSWORD)),
+        toml_str(CLIENT_ID),
+        toml_str(&idp.url("/authorize")),
+        toml_str(&idp.url("/token")),
+    );
+    let config = ConfigFile::new(&[account], 15);
+    let env = [("MAILGATE_TEST_CLIENT_SECRET", CLIENT_SECRET)];
+
+    let out = config.check_env(&["--json"], &env);
+    let doc: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(out.status.code(), Some(1), "{doc:#}");
+    let (name, advice) = failure(&doc, email);
+    assert_eq!(name, "imap.login");
+    assert!(
+        advice.contains(&format!("run `mailgate oauth authorize {email}`")),
+        "{advice}"
+    );
+
+    let mut authorize = std::process::Command::new(BIN);
+    authorize
+        .args([
+            "oauth",
+            "authorize",
+            email,
+            "--client-credentials",
+            "--config",
+        ])
+        .arg(config.path())
+        .env("MAILGATE_TEST_CLIENT_SECRET", CLIENT_SECRET);
+    let out = run_with_timeout(authorize, None, PROCESS_TIMEOUT);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let out = config.check_env(&[], &env);
+    let shown = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{shown}");
+    assert!(
+        shown.contains(&format!(
+            "✓ login        logged in as {email} with an OAuth access token"
+        )),
+        "{shown}"
+    );
+    let all = format!("{shown}{}", String::from_utf8_lossy(&out.stderr));
+    let tokens = idp.issued_tokens();
+    assert!(!tokens.is_empty());
+    for secret in tokens.iter().map(String::as_str).chain([CLIENT_SECRET]) {
+        assert!(!all.contains(secret), "a secret was printed:\n{all}");
     }
 }

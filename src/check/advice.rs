@@ -240,23 +240,24 @@ fn tls(f: &Failure<'_>) -> String {
         // Plaintext greeting timed out on a STARTTLS/plaintext account, but the port speaks TLS.
         return implicit_tls_port(f);
     }
-    if f.ep.tls == TlsMode::Starttls && !matches!(f.error, UpstreamError::Tls { .. }) {
-        let offered = f
-            .trace
-            .capabilities
-            .as_deref()
-            .is_some_and(|c| c.iter().any(|c| c.eq_ignore_ascii_case("STARTTLS")));
-        if !offered {
-            return format!(
-                "{address} does not offer STARTTLS: use port {} with tls = \"implicit\" in {table} (tls = \"none\" with allow_plaintext = true would send the password unencrypted)",
-                f.protocol.ports().0
-            );
-        }
-        return format!(
-            "{address} refused STARTTLS ({}): try port {} with tls = \"implicit\"",
-            f.error,
-            f.protocol.ports().0
-        );
+    // With STARTTLS, a protocol error here is about the STARTTLS exchange itself (not offered,
+    // refused, or the capability/EHLO before it failed), not about the handshake.
+    if let (TlsMode::Starttls, UpstreamError::Protocol { .. }) = (f.ep.tls, f.error) {
+        let (implicit, _) = f.protocol.ports();
+        return match f.trace.capabilities.as_deref() {
+            Some(caps) if !caps.iter().any(|c| c.eq_ignore_ascii_case("STARTTLS")) => format!(
+                "{address} does not offer STARTTLS: use port {implicit} with tls = \"implicit\" in {table} (tls = \"none\" with allow_plaintext = true would send the password unencrypted)"
+            ),
+            Some(_) => format!(
+                "{address} refused STARTTLS ({}): try port {implicit} with tls = \"implicit\" in {table}",
+                f.error
+            ),
+            None => format!(
+                "{address} failed before STARTTLS ({}): check that {table} names a real {} server",
+                f.error,
+                f.protocol.name()
+            ),
+        };
     }
     format!(
         "the TLS handshake with {address} failed: the port may not speak TLS the way tls = \"{}\" says (implicit: {}, STARTTLS: {}), or the server only offers old TLS versions",
@@ -396,4 +397,169 @@ fn login(f: &Failure<'_>) -> String {
         f.ep.username,
         link(preset, |h| h.app_password)
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use std::path::Path;
+
+    const HASH: &str =
+        "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHQ$RdescudvJCsgt3ub+b+dWRWJTmaaJObG";
+
+    /// An account `email` with IMAP and SMTP at `host`.
+    fn config(email: &str, host: &str) -> Config {
+        let text = format!(
+            "[[account]]\nemail = \"{email}\"\nlocal_password_hash = \"{HASH}\"\n\
+             [account.imap]\nserver = \"imap.{host}:993\"\npassword = \"x\"\n\
+             [account.smtp]\nserver = \"smtp.{host}:587\"\ntls = \"starttls\"\n"
+        );
+        Config::parse(&text, Path::new("/etc/mailgate/test.toml")).expect("config")
+    }
+
+    fn advice(protocol: Protocol, kind: Kind, email: &str, host: &str, e: UpstreamError) -> String {
+        let cfg = config(email, host);
+        let account = &cfg.accounts[0];
+        let ep = match protocol {
+            Protocol::Imap => &account.imap,
+            Protocol::Smtp => account.smtp.as_ref().expect("smtp"),
+        };
+        advise(&Failure {
+            protocol,
+            kind,
+            email,
+            ep,
+            error: &e,
+            trace: &Trace::on(),
+            seen: None,
+            probe: &Probe::NotRun,
+        })
+    }
+
+    fn auth(reason: &str) -> UpstreamError {
+        UpstreamError::Auth {
+            address: "smtp.example:587".into(),
+            username: "u".into(),
+            reason: reason.into(),
+        }
+    }
+
+    /// SMTP refusals as the providers word them (PROVIDERS.md) → the advice's key words.
+    #[test]
+    fn smtp_refusals() {
+        let cases: &[(&str, &str, &str, &[&str])] = &[
+            (
+                "a@gmail.com",
+                "gmail.com",
+                "534 5.7.9 Application-specific password required. For more information, go to https://support.google.com/mail/?p=InvalidSecondFactor",
+                &["Google requires an app password", "https://support.google.com/accounts/answer/185833"],
+            ),
+            (
+                "a@gmail.com",
+                "gmail.com",
+                "534 5.7.14 <https://accounts.google.com/signin/continue?x> Please log in via your web browser and then try again.",
+                &["Google blocked the sign-in"],
+            ),
+            (
+                "a@contoso.example",
+                "office365.com",
+                "535 5.7.139 Authentication unsuccessful, basic authentication is disabled.",
+                &["basic authentication is off", "mailgate oauth authorize a@contoso.example", "Microsoft 365 help"],
+            ),
+            (
+                "a@contoso.example",
+                "office365.com",
+                "535 5.7.139 Authentication unsuccessful, SmtpClientAuthentication is disabled for the Tenant.",
+                &["basic authentication is off"],
+            ),
+            (
+                "a@example.no",
+                "example.no",
+                "535 5.7.8 Error: authentication failed: authentication failure",
+                &["rejected the password for a@example.no", "[account.smtp]"],
+            ),
+        ];
+        for (email, host, reason, words) in cases {
+            let text = advice(Protocol::Smtp, Kind::Login, email, host, auth(reason));
+            for word in *words {
+                assert!(
+                    text.contains(word),
+                    "{reason}: {word:?} missing in {text:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn connection_failures_say_which() {
+        let dns = UpstreamError::Dns {
+            host: "imap.nowhere.example".into(),
+            reason: "failed to lookup address information".into(),
+        };
+        let text = advice(
+            Protocol::Imap,
+            Kind::Dns,
+            "a@nowhere.example",
+            "nowhere.example",
+            dns,
+        );
+        assert!(
+            text.starts_with("the name imap.nowhere.example does not resolve"),
+            "{text}"
+        );
+
+        let timeout = UpstreamError::Connect {
+            address: "imap.example.no:993".into(),
+            reason: "192.0.2.1:993: no answer within 15 s".into(),
+        };
+        let text = advice(
+            Protocol::Imap,
+            Kind::Tcp,
+            "a@example.no",
+            "example.no",
+            timeout,
+        );
+        assert!(text.contains("does not answer (time-out)"), "{text}");
+
+        let greeting = UpstreamError::Timeout {
+            address: "imap.example.no:993".into(),
+            secs: 15,
+            step: "greeting",
+        };
+        let text = advice(
+            Protocol::Imap,
+            Kind::Greeting,
+            "a@example.no",
+            "example.no",
+            greeting,
+        );
+        assert!(text.contains("sent no greeting in time"), "{text}");
+    }
+
+    #[test]
+    fn starttls_not_offered() {
+        let cfg = config("a@example.no", "example.no");
+        let ep = cfg.accounts[0].smtp.as_ref().expect("smtp");
+        let mut trace = Trace::on();
+        trace.capabilities = Some(vec!["PIPELINING".into(), "AUTH PLAIN".into()]);
+        let e = UpstreamError::Protocol {
+            address: ep.address(),
+            reason: "the server does not offer STARTTLS".into(),
+        };
+        let text = advise(&Failure {
+            protocol: Protocol::Smtp,
+            kind: Kind::Tls,
+            email: "a@example.no",
+            ep,
+            error: &e,
+            trace: &trace,
+            seen: None,
+            probe: &Probe::NotRun,
+        });
+        assert!(
+            text.starts_with("smtp.example.no:587 does not offer STARTTLS: use port 465 with tls = \"implicit\" in [account.smtp]"),
+            "{text}"
+        );
+    }
 }

@@ -47,6 +47,11 @@ const COMMAND_TIMEOUT: Duration = Duration::from_secs(5 * 60);
 const DATA_TIMEOUT: Duration = Duration::from_secs(5 * 60);
 /// Protocol errors on one connection before it is closed.
 const MAX_ERRORS: u32 = 20;
+/// Bytes of one command line without a line end read (and dropped) before the connection is
+/// closed. A line a little over [`MAX_LINE`] gets `500` and the session goes on; a line that
+/// never ends would otherwise keep a session busy for as long as the client sends (nginx's
+/// mail proxy closes on a full command buffer too).
+pub const MAX_ENDLESS_LINE: usize = 64 * 1024;
 
 /// Why reading from the client stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,6 +59,8 @@ enum Gone {
     Closed,
     Timeout,
     Shutdown,
+    /// A command line longer than [`MAX_ENDLESS_LINE`] without a line end.
+    EndlessLine,
 }
 
 impl Gone {
@@ -62,6 +69,7 @@ impl Gone {
             Gone::Closed => "client closed",
             Gone::Timeout => "client time-out",
             Gone::Shutdown => "shutdown",
+            Gone::EndlessLine => "line too long",
         }
     }
 }
@@ -358,6 +366,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Smtp<'_, S> {
 
     /// The next command line (CRLF included), or why there is none.
     async fn read_line(&mut self) -> io::Result<Input> {
+        // Bytes of an over-long line dropped in this call (the line is still open).
+        let mut dropped = 0usize;
         loop {
             if let Some(k) = memchr::memchr(b'\n', &self.buf[self.start..self.end]) {
                 let line = &self.buf[self.start..=self.start + k];
@@ -370,7 +380,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Smtp<'_, S> {
             }
             if self.discarding || self.end - self.start > MAX_LINE {
                 self.discarding = true;
+                dropped += self.end - self.start;
                 self.start = self.end;
+                if dropped > MAX_ENDLESS_LINE {
+                    return Ok(Input::Gone(Gone::EndlessLine));
+                }
             }
             if let Err(gone) = self.fill(COMMAND_TIMEOUT, true).await? {
                 return Ok(Input::Gone(gone));
@@ -437,6 +451,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Smtp<'_, S> {
                 self.reply("421 4.4.2 Timeout waiting for input; closing the connection")
             }
             Gone::Shutdown => self.reply("421 4.3.2 Service shutting down; try again later"),
+            Gone::EndlessLine => {
+                self.reply("421 4.7.0 Line too long without a line end; closing the connection")
+            }
         }
         // The client may be gone already; the session ends either way.
         let _ = self.flush().await;

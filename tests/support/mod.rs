@@ -9,12 +9,14 @@
 pub mod bad_certs;
 pub mod certs;
 pub mod dovecot;
+pub mod faultproxy;
 pub mod idp;
 pub mod imap_client;
 pub mod mailgate;
 pub mod messages;
 pub mod postfix;
 pub mod proc;
+pub mod procstat;
 pub mod scrape;
 pub mod smtp_client;
 pub mod standin;

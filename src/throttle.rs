@@ -17,8 +17,8 @@
 //! guessing would go on at full speed and only the answers would differ), also the right one.
 //! A success is never delayed and clears the IP + login counter. Entries are forgotten
 //! `lockout` after their last failure; the IP + login map holds at most [`MAX_ENTRIES`] entries
-//! (unknown login names cannot grow it without bound: the oldest entry is evicted), and the
-//! per-account map only ever holds configured accounts.
+//! (unknown login names cannot grow it without bound: the oldest unlocked entry is evicted), and
+//! the per-account map only ever holds configured accounts.
 
 use crate::account::{self, LoginFailure};
 use crate::config::{Account, Config, ThrottleConfig};
@@ -103,7 +103,20 @@ pub fn global() -> &'static Throttle {
     THROTTLE.get_or_init(Throttle::default)
 }
 
+/// The client part of a key: the address, but for IPv6 only its /64 (one host usually has a
+/// whole /64 to pick source addresses from; Dovecot's auth penalty groups IPv6 likewise).
+fn client(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) if !v6.is_loopback() => {
+            let bits = u128::from(v6) & !((1u128 << 64) - 1);
+            IpAddr::V6(bits.into())
+        }
+        other => other,
+    }
+}
+
 fn login_key(ip: IpAddr, login: &str) -> (IpAddr, String) {
+    let ip = client(ip);
     let name: String = login
         .trim()
         .to_lowercase()
@@ -248,7 +261,8 @@ impl Throttle {
                 let oldest = state
                     .by_login
                     .iter()
-                    .min_by_key(|(_, e)| e.last)
+                    // Unlocked entries go first: spraying names must not lift a lock-out.
+                    .min_by_key(|(_, e)| (e.locked(now), e.last))
                     .map(|(k, _)| k.clone());
                 if let Some(k) = oldest {
                     state.by_login.remove(&k);
@@ -453,5 +467,34 @@ mod tests {
             t.failed(&c, ip, &format!("nobody{i}@x.no"), None, 7, Duration::ZERO);
         }
         assert!(t.state.lock().unwrap().by_login.len() <= MAX_ENTRIES);
+    }
+
+    #[test]
+    fn spraying_names_does_not_evict_a_lock_out() {
+        let c = cfg();
+        let t = Throttle::default();
+        let ip = IpAddr::from([127, 3, 0, 1]);
+        for i in 0..4 {
+            t.failed(&c, ip, "victim@x.no", None, i + 10, Duration::ZERO);
+        }
+        assert_eq!(t.check(&c, ip, "victim@x.no", None), Err(Locked::Client));
+        for i in 0..(MAX_ENTRIES + 10) {
+            t.failed(&c, ip, &format!("spray{i}@x.no"), None, 7, Duration::ZERO);
+        }
+        assert_eq!(t.check(&c, ip, "victim@x.no", None), Err(Locked::Client));
+    }
+
+    #[test]
+    fn ipv6_clients_count_per_64() {
+        let c = cfg();
+        let t = Throttle::default();
+        for i in 0..4u16 {
+            let ip = IpAddr::from([0x2001, 0xdb8, 0, 1, 0, 0, 0, i + 1]);
+            t.failed(&c, ip, "v6@x.no", None, u64::from(i) + 10, Duration::ZERO);
+        }
+        let same_64 = IpAddr::from([0x2001, 0xdb8, 0, 1, 0xffff, 0, 0, 9]);
+        let other_64 = IpAddr::from([0x2001, 0xdb8, 0, 2, 0, 0, 0, 1]);
+        assert_eq!(t.check(&c, same_64, "v6@x.no", None), Err(Locked::Client));
+        assert_eq!(t.check(&c, other_64, "v6@x.no", None), Ok(()));
     }
 }

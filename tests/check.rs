@@ -1,6 +1,6 @@
-//! `mailgate check` against real servers: Dovecot (IMAP) and Postfix (SMTP, Dovecot SASL)
-//! started by `support`, with good and broken settings, and loopback stand-ins where a real
-//! server cannot be had (a POP3 server, and providers' exact refusal texts).
+//! `mailgate check` against real servers: Dovecot (IMAP, and POP3 with Debian's dovecot-pop3d)
+//! and Postfix (SMTP, Dovecot SASL) started by `support`, with good and broken settings, and a
+//! loopback stand-in where a real server cannot be had (providers' exact refusal texts).
 //!
 //! Each test runs the built binary (`mailgate check -c FILE [EMAIL] [--json]`), reads its
 //! output — the JSON document parsed with serde_json — and asserts the steps, the advice and
@@ -20,7 +20,7 @@ use support::bad_certs::{BadCerts, EXPIRED_NOT_AFTER, OTHER_NAME};
 use support::idp::{CLIENT_ID, CLIENT_SECRET};
 use support::mailgate::{cached_hash, loopback_server, toml_str, BIN};
 use support::postfix::DOMAIN;
-use support::proc::{run_with_timeout, RefusingPort, PROCESS_TIMEOUT};
+use support::proc::{free_port, run_with_timeout, RefusingPort, PROCESS_TIMEOUT};
 use support::standin::StandIn;
 use support::{b64, Dovecot, DovecotOpts, Idp, Pki, Postfix};
 
@@ -362,8 +362,10 @@ fn tls_and_plaintext_swapped_get_the_right_combination() {
     let pki = Pki::new();
     let dovecot = Dovecot::start(DovecotOpts::tls(&pki.server));
     let postfix = Postfix::start(&["carol", "dave"], UPSTREAM_PASSWORD);
+    let plaintext_only = Dovecot::start(DovecotOpts::plaintext_only());
     let carol = format!("carol@{DOMAIN}");
     let dave = format!("dave@{DOMAIN}");
+    let erin = format!("erin@{DOMAIN}");
     let imaps = dovecot.imaps_addr().expect("imaps").port();
     let config = ConfigFile::new(
         &[
@@ -389,6 +391,12 @@ fn tls_and_plaintext_swapped_get_the_right_combination() {
                     Some(&postfix.ca_file),
                     &dave,
                 )),
+            ),
+            // STARTTLS configured where the server offers none.
+            account(
+                &erin,
+                &Ep::new(plaintext_only.imap_port, "starttls", None, &erin),
+                None,
             ),
         ],
         3,
@@ -448,6 +456,16 @@ fn tls_and_plaintext_swapped_get_the_right_combination() {
             .contains("set tls = \"implicit\" in [account.smtp]"),
         "{}",
         dave_failed[1].1
+    );
+
+    let (name, advice) = failure(&doc, &erin);
+    assert_eq!(name, "imap.tls");
+    assert!(
+        advice.ends_with(&format!(
+            ":{} does not offer STARTTLS: use port 993 with tls = \"implicit\" in [account.imap] (tls = \"none\" with allow_plaintext = true would send the password unencrypted)",
+            plaintext_only.imap_port
+        )),
+        "{advice}"
     );
 }
 
@@ -535,10 +553,20 @@ fn certificate_problems_are_named() {
     );
 }
 
+/// A real Dovecot serving POP3 (Debian's dovecot-pop3d) on a loopback port besides IMAP.
+fn pop3_dovecot() -> (Dovecot, u16) {
+    let port = free_port();
+    let mut opts = DovecotOpts::plaintext_only();
+    opts.extra = format!(
+        "protocols = imap pop3\nservice pop3-login {{\n  chroot =\n  inet_listener pop3 {{\n    address = 127.0.0.1\n    port = {port}\n  }}\n  inet_listener pop3s {{\n    port = 0\n  }}\n}}\n"
+    );
+    (Dovecot::start(opts), port)
+}
+
 #[test]
 fn server_down_and_pop3_server() {
     let refusing = RefusingPort::new();
-    let pop3 = StandIn::pop3();
+    let (_dovecot, pop3_port) = pop3_dovecot();
     let config = ConfigFile::new(
         &[
             account(
@@ -548,13 +576,13 @@ fn server_down_and_pop3_server() {
             ),
             account(
                 "pop@example.test",
-                &Ep::new(pop3.addr().port(), "none", None, "pop@example.test"),
+                &Ep::new(pop3_port, "none", None, "pop@example.test"),
                 None,
             ),
             // Implicit TLS on the POP3 port: the probe finds the +OK greeting.
             account(
                 "pop-tls@example.test",
-                &Ep::new(pop3.addr().port(), "implicit", None, "pop-tls@example.test"),
+                &Ep::new(pop3_port, "implicit", None, "pop-tls@example.test"),
                 None,
             ),
         ],
@@ -579,6 +607,14 @@ fn server_down_and_pop3_server() {
             "{advice}"
         );
     }
+    // The POP3 greeting came from the real Dovecot (found by the plaintext probe).
+    let step = failed_step(account_of(&doc, "pop-tls@example.test"));
+    assert!(
+        step["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("greeted with \"+OK Dovecot")),
+        "{step:#}"
+    );
 }
 
 /// Providers' exact refusals, replayed by a loopback stand-in (the real servers are on the

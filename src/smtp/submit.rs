@@ -23,7 +23,9 @@ use crate::secret::Secret;
 use crate::smtp::data::Stuffer;
 use crate::upstream::{self, Trace, UpstreamError, UpstreamStream};
 use mail_send::{Credentials, SmtpClient};
-use smtp_proto::{EhloResponse, Response, AUTH_OAUTHBEARER, AUTH_XOAUTH2, EXT_START_TLS};
+use smtp_proto::{
+    EhloResponse, Response, AUTH_OAUTHBEARER, AUTH_XOAUTH2, EXT_PIPELINING, EXT_START_TLS,
+};
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 
@@ -37,6 +39,8 @@ pub struct Upstream {
     timeout: Duration,
     stuffer: Stuffer,
     out: Vec<u8>,
+    /// The server offers PIPELINING (RFC 2920).
+    pipelining: bool,
 }
 
 /// Translates a mail-send error at `step` into our upstream error (no credential is in it).
@@ -73,6 +77,24 @@ fn from_mail_send(
             address,
             reason: format!("{step}: {other}"),
         },
+    }
+}
+
+/// Runs one exchange with the server within `timeout`, errors translated for `step`.
+async fn timed<T>(
+    exchange: impl std::future::Future<Output = mail_send::Result<T>>,
+    address: &str,
+    timeout: Duration,
+    step: &'static str,
+) -> Result<T, UpstreamError> {
+    match tokio::time::timeout(timeout, exchange).await {
+        Err(_) => Err(from_mail_send(
+            mail_send::Error::Timeout,
+            address,
+            timeout,
+            step,
+        )),
+        Ok(r) => r.map_err(|e| from_mail_send(e, address, timeout, step)),
     }
 }
 
@@ -197,6 +219,7 @@ impl Upstream {
             timeout,
             stuffer: Stuffer::new(),
             out: Vec::with_capacity(crate::smtp::session::READ_BUF + 1024),
+            pipelining: ehlo.capabilities & EXT_PIPELINING != 0,
         })
     }
 
@@ -218,6 +241,33 @@ impl Upstream {
             .cmd(bytes)
             .await
             .map_err(|e| from_mail_send(e, &self.address, self.timeout, step))
+    }
+
+    /// Whether the server accepts several commands in one write (RFC 2920 PIPELINING).
+    pub fn pipelining(&self) -> bool {
+        self.pipelining
+    }
+
+    /// Sends command lines (without CRLF) in one write and returns the server's replies, one
+    /// per line and in order. Only for a server that offers PIPELINING, and only with commands
+    /// RFC 2920 allows anywhere in a group (MAIL, RCPT).
+    pub async fn pipeline(
+        &mut self,
+        lines: &[&str],
+        step: &'static str,
+    ) -> Result<Vec<Reply>, UpstreamError> {
+        let mut bytes = Vec::with_capacity(lines.iter().map(|l| l.len() + 2).sum());
+        for line in lines {
+            bytes.extend_from_slice(line.as_bytes());
+            bytes.extend_from_slice(b"\r\n");
+        }
+        let client = &mut self.client;
+        let exchange = async {
+            client.stream.write_all(&bytes).await?;
+            client.stream.flush().await?;
+            client.read_many(lines.len()).await
+        };
+        timed(exchange, &self.address, self.timeout, step).await
     }
 
     /// Sends `DATA`; on `354` the message body may follow with [`Upstream::write_body`].
@@ -251,20 +301,13 @@ impl Upstream {
     pub async fn finish_data(&mut self) -> Result<Reply, UpstreamError> {
         let end = self.stuffer.finish();
         let step = "reply to the end of data";
+        let client = &mut self.client;
         let exchange = async {
-            self.client.stream.write_all(end).await?;
-            self.client.stream.flush().await?;
-            self.client.read().await
+            client.stream.write_all(end).await?;
+            client.stream.flush().await?;
+            client.read().await
         };
-        match tokio::time::timeout(self.timeout, exchange).await {
-            Err(_) => Err(from_mail_send(
-                mail_send::Error::Timeout,
-                &self.address,
-                self.timeout,
-                step,
-            )),
-            Ok(r) => r.map_err(|e| from_mail_send(e, &self.address, self.timeout, step)),
-        }
+        timed(exchange, &self.address, self.timeout, step).await
     }
 
     /// Says QUIT (best effort) and closes.

@@ -21,7 +21,8 @@ pub struct CertFiles {
 /// Two independent CAs and server certificates for "localhost" + 127.0.0.1:
 /// - `ca` signed `server`: the trusted path (point mailgate's `ca_file` at `ca`);
 /// - `other_ca` signed `other_server`: a CA the tests do not trust (wrong-CA negative tests);
-/// - `self_signed`: a server certificate that is its own issuer.
+/// - `self_signed`: a server certificate that is its own issuer;
+/// - `expired`: signed by `ca` for the right names, but valid only in 2020.
 pub struct Pki {
     dir: TempDir,
     pub ca: PathBuf,
@@ -29,6 +30,7 @@ pub struct Pki {
     pub other_ca: PathBuf,
     pub other_server: CertFiles,
     pub self_signed: CertFiles,
+    pub expired: CertFiles,
 }
 
 /// A CA certificate and its key, for signing more certificates.
@@ -116,7 +118,19 @@ impl Pki {
             .self_signed(&self_key)
             .expect("self-sign server cert");
 
+        let expired_key = KeyPair::generate().expect("expired key");
+        let mut expired_params = server_params("localhost");
+        expired_params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+        expired_params.not_after = rcgen::date_time_ymd(2020, 12, 31);
+        let expired = expired_params
+            .signed_by(&expired_key, &ca.cert, &ca.key)
+            .expect("sign expired cert");
+
         Pki {
+            expired: CertFiles {
+                cert: write(d, "expired.pem", &expired.pem()),
+                key: write(d, "expired.key", &expired_key.serialize_pem()),
+            },
             ca: write(d, "ca.pem", &ca.cert.pem()),
             server: CertFiles {
                 cert: write(d, "server.pem", &server.pem()),

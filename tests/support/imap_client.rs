@@ -66,6 +66,12 @@ impl ImapClient {
             .expect("set timeout");
     }
 
+    /// A second handle on the connection, for writing from another thread while this one
+    /// reads (a long pipeline would otherwise fill both sides' buffers and stall).
+    pub fn writer_clone(&self) -> TcpStream {
+        self.writer.try_clone().expect("clone stream")
+    }
+
     /// Writes raw bytes.
     pub fn send(&mut self, bytes: &[u8]) {
         self.writer

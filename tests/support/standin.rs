@@ -1,7 +1,6 @@
-//! Loopback stand-ins for servers the tests cannot run for real: a provider's IMAP server that
+//! A loopback stand-in for servers the tests cannot run for real: a provider's IMAP server that
 //! replays one exact tagged answer to every login (Gmail's, Microsoft's and Yahoo's words, the
-//! internet being out of reach), and a POP3 server that only greets (Debian's dovecot-pop3d is
-//! not installed by `.ci/run`). Each serves connections on a thread until dropped.
+//! internet being out of reach). It serves connections on a thread until dropped.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -10,17 +9,13 @@ use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
-/// What the stand-in says.
+/// What the stand-in says: greeting, CAPABILITY answers, and `TAG <login_answer>` to LOGIN
+/// and AUTHENTICATE.
 #[derive(Clone, Debug)]
-enum Script {
-    /// IMAP: greeting, CAPABILITY answers, and `TAG <login_answer>` to LOGIN/AUTHENTICATE.
-    Imap {
-        greeting: String,
-        capabilities: String,
-        login_answer: String,
-    },
-    /// POP3: `+OK` greeting, `-ERR` to everything.
-    Pop3,
+struct Script {
+    greeting: String,
+    capabilities: String,
+    login_answer: String,
 }
 
 pub struct StandIn {
@@ -34,16 +29,11 @@ impl StandIn {
     /// An IMAP server greeting with `greeting` (a full `* OK …` line without CRLF), listing
     /// `capabilities`, and answering every LOGIN or AUTHENTICATE with `TAG login_answer`.
     pub fn imap(greeting: &str, capabilities: &str, login_answer: &str) -> StandIn {
-        StandIn::start(Script::Imap {
+        StandIn::start(Script {
             greeting: greeting.to_string(),
             capabilities: capabilities.to_string(),
             login_answer: login_answer.to_string(),
         })
-    }
-
-    /// A POP3 server: `+OK POP3 ready`.
-    pub fn pop3() -> StandIn {
-        StandIn::start(Script::Pop3)
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -89,11 +79,10 @@ fn serve(conn: TcpStream, script: &Script, received: &Mutex<Vec<String>>) {
     let Ok(mut out) = conn.try_clone() else {
         return;
     };
-    let greeting = match script {
-        Script::Imap { greeting, .. } => greeting.as_str(),
-        Script::Pop3 => "+OK POP3 ready",
-    };
-    if out.write_all(format!("{greeting}\r\n").as_bytes()).is_err() {
+    if out
+        .write_all(format!("{}\r\n", script.greeting).as_bytes())
+        .is_err()
+    {
         return;
     }
     let mut reader = BufReader::new(conn);
@@ -108,33 +97,24 @@ fn serve(conn: TcpStream, script: &Script, received: &Mutex<Vec<String>>) {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .push(line.clone());
-        let reply = match script {
-            Script::Pop3 => "-ERR unknown command\r\n".to_string(),
-            Script::Imap {
-                capabilities,
-                login_answer,
-                ..
-            } => {
-                let (tag, rest) = line.split_once(' ').unwrap_or((line.as_str(), ""));
-                let verb = rest
-                    .split_whitespace()
-                    .next()
-                    .unwrap_or_default()
-                    .to_ascii_uppercase();
-                match verb.as_str() {
-                    "CAPABILITY" => {
-                        format!("* CAPABILITY {capabilities}\r\n{tag} OK CAPABILITY completed.\r\n")
-                    }
-                    "LOGIN" | "AUTHENTICATE" => format!("{tag} {login_answer}\r\n"),
-                    "LOGOUT" => {
-                        let _ = out.write_all(
-                            format!("* BYE bye\r\n{tag} OK LOGOUT completed.\r\n").as_bytes(),
-                        );
-                        return;
-                    }
-                    _ => format!("{tag} BAD unknown command\r\n"),
-                }
+        let (tag, rest) = line.split_once(' ').unwrap_or((line.as_str(), ""));
+        let verb = rest
+            .split_whitespace()
+            .next()
+            .unwrap_or_default()
+            .to_ascii_uppercase();
+        let reply = match verb.as_str() {
+            "CAPABILITY" => format!(
+                "* CAPABILITY {}\r\n{tag} OK CAPABILITY completed.\r\n",
+                script.capabilities
+            ),
+            "LOGIN" | "AUTHENTICATE" => format!("{tag} {}\r\n", script.login_answer),
+            "LOGOUT" => {
+                let _ = out
+                    .write_all(format!("* BYE bye\r\n{tag} OK LOGOUT completed.\r\n").as_bytes());
+                return;
             }
+            _ => format!("{tag} BAD unknown command\r\n"),
         };
         if out.write_all(reply.as_bytes()).is_err() {
             return;

@@ -1,0 +1,456 @@
+//! Fault injection between mailgate and its real upstreams: a TCP fault proxy
+//! (`support::faultproxy`) in front of Dovecot and Postfix drops, stalls or corrupts the
+//! upstream connection at chosen bytes; servers that speak garbage, a host name that cannot
+//! resolve and an expired certificate complete the set. (Untrusted CA, self-signed and
+//! wrong-name certificates, a server without STARTTLS and an upstream that goes away
+//! mid-session are covered in `tests/imap/upstream.rs` and not repeated here.)
+//!
+//! Every case checks what the client is told (a protocol-correct error or a closed connection;
+//! never a partial message presented as whole; never a false SMTP 250), that a session opened
+//! before the faults still works after them and a new one works too, and that nothing leaks:
+//! mailgate's open file descriptors return to their baseline and `mailgate_sessions_active`
+//! to the number of sessions still open. Nothing asserts a duration; all traffic is loopback.
+//!
+//! Run: `cargo test --test faults`
+
+mod support;
+
+use std::time::Duration;
+
+use support::faultproxy::{Action, Dir, FaultProxy, GarbageServer, Rule, Trigger};
+use support::imap_client::{contains, find, tagged_status};
+use support::mailgate::{cached_hash, metrics_toml};
+use support::messages::simple;
+use support::postfix::DOMAIN;
+use support::proc::poll;
+use support::procstat::{fd_count, fd_targets};
+use support::scrape::{fetch, Scrape, SESSIONS_ACTIVE};
+use support::smtp_client::Raw;
+use support::{Dovecot, DovecotOpts, ImapClient, Mailgate, Pki, Postfix};
+
+const EMAIL: &str = "ola@example.no";
+const LOCAL_PW: &str = "Local-pw-faults-71c3";
+const UPSTREAM_USER: &str = "ola";
+const UPSTREAM_PW: &str = "Upstream-pw-faults-2b9e";
+/// How long to wait for mailgate to release what a session held. Turns a leak into a failure;
+/// measures nothing.
+const SETTLE: Duration = Duration::from_secs(30);
+const STEP: Duration = Duration::from_millis(50);
+
+/// Waits (bounded) until mailgate holds at most `baseline` descriptors and `active` sessions
+/// per protocol; panics with the figures otherwise.
+pub fn assert_settles(gate: &Mailgate, baseline: usize, active: [(&str, f64); 2]) {
+    let metrics = gate.metrics_addr.expect("started with metrics");
+    let settled = poll(SETTLE, STEP, || {
+        let fds = fd_count(gate.pid());
+        let scrape = Scrape::parse(fetch(metrics).ok()?).ok()?;
+        let sessions_ok = active
+            .iter()
+            .all(|(proto, n)| scrape.value(SESSIONS_ACTIVE, &[("protocol", proto)]) == *n);
+        (fds <= baseline && sessions_ok).then_some(())
+    });
+    if settled.is_none() {
+        let scrape = fetch(metrics).unwrap_or_default();
+        panic!(
+            "mailgate did not settle: {} fds (baseline {baseline}), want active {active:?}\n{}\n{}",
+            fd_count(gate.pid()),
+            scrape
+                .lines()
+                .filter(|l| l.starts_with(SESSIONS_ACTIVE))
+                .collect::<Vec<_>>()
+                .join("\n"),
+            fd_targets(gate.pid())
+        );
+    }
+}
+
+fn login(c: &mut ImapClient, tag: &str) -> Vec<u8> {
+    c.command(tag, &format!("LOGIN \"{EMAIL}\" \"{LOCAL_PW}\""))
+}
+
+fn status(resp: &[u8], tag: &str) -> String {
+    tagged_status(resp, tag)
+}
+
+fn server_table(extra: &str) -> String {
+    format!(
+        "[server]\nimap_listen = \"127.0.0.1:0\"\nsmtp_listen = \"127.0.0.1:0\"\n\
+         auth_failure_delay_ms = 10\n{extra}\n"
+    )
+}
+
+fn imap_account(email: &str, server: &str, extra: &str) -> String {
+    format!(
+        "\n[[account]]\nemail = \"{email}\"\nlocal_password_hash = \"{}\"\n\
+         [account.imap]\nserver = \"{server}\"\nusername = \"{UPSTREAM_USER}\"\n\
+         password = \"{UPSTREAM_PW}\"\n{extra}\n",
+        cached_hash(LOCAL_PW)
+    )
+}
+
+fn start(config: &str) -> Mailgate {
+    Mailgate::start_with_metrics(|listen| format!("{config}{}", metrics_toml(listen, None)))
+}
+
+/// A big message, so a FETCH literal spans many reads.
+fn big_message() -> Vec<u8> {
+    let mut body = String::new();
+    for i in 0..4000 {
+        body.push_str(&format!(
+            "line {i:05} of a long message that the proxy cuts short\r\n"
+        ));
+    }
+    simple("big", &body)
+}
+
+/// The IMAP upstream connection fails at each interesting point; each failed login is
+/// `NO [UNAVAILABLE]` on a session that stays usable, a cut FETCH literal is never completed,
+/// and a session opened before the faults keeps working.
+#[test]
+fn imap_upstream_faults() {
+    let message = big_message();
+    let dovecot = Dovecot::start(DovecotOpts::plaintext_only());
+    dovecot.add_user(UPSTREAM_USER, UPSTREAM_PW);
+    dovecot.fill_maildir(UPSTREAM_USER, std::slice::from_ref(&message));
+    let proxy = FaultProxy::start(dovecot.imap_addr());
+    let config = server_table("upstream_timeout_secs = 1")
+        + &imap_account(
+            EMAIL,
+            &proxy.server(),
+            "tls = \"none\"\nallow_plaintext = true",
+        );
+    let mut gate = start(&config);
+
+    // Warm-up session (lazily created state, e.g. the blocking pool), then the baseline.
+    let mut warm = gate.connect();
+    assert_eq!(
+        status(&login(&mut warm, "w1"), "w1").split(' ').next(),
+        Some("OK")
+    );
+    warm.ok("w2", "LOGOUT");
+    drop(warm);
+    let baseline = poll(SETTLE, STEP, || {
+        let m = Scrape::parse(fetch(gate.metrics_addr?).ok()?).ok()?;
+        (m.value(SESSIONS_ACTIVE, &[("protocol", "imap")]) == 0.0).then(|| fd_count(gate.pid()))
+    })
+    .expect("warm-up session ended");
+
+    // A session opened before the faults, logged in, that must survive them.
+    let mut keeper = gate.connect();
+    assert!(status(&login(&mut keeper, "k1"), "k1").starts_with("OK"));
+    keeper.ok("k2", "SELECT INBOX");
+
+    let cases: Vec<(&str, Vec<Rule>, &str)> = vec![
+        (
+            "drop mid-greeting",
+            vec![Rule::new(Dir::ToClient, Trigger::Bytes(7), Action::Close)],
+            "NO [UNAVAILABLE]",
+        ),
+        (
+            "drop while mailgate sends its login",
+            vec![Rule::new(Dir::ToServer, Trigger::Bytes(0), Action::Close)],
+            "NO [UNAVAILABLE]",
+        ),
+        (
+            "drop after the login command, before its answer",
+            vec![Rule::new(
+                Dir::ToServer,
+                Trigger::After(b"AUTHENTICATE".to_vec(), 0),
+                Action::Close,
+            )],
+            "NO [UNAVAILABLE]",
+        ),
+        (
+            "stall before the greeting (upstream time-out)",
+            vec![Rule::new(Dir::ToClient, Trigger::Bytes(0), Action::Stall)],
+            "NO [UNAVAILABLE] The mail provider's server did not answer in time",
+        ),
+        (
+            "garbage injected before the greeting",
+            vec![Rule::new(
+                Dir::ToClient,
+                Trigger::Bytes(0),
+                Action::Inject(b"\x00\xff\xfeSSH-2.0-garbage\r\n".to_vec()),
+            )],
+            "NO [UNAVAILABLE]",
+        ),
+    ];
+    for (what, rules, want) in cases {
+        proxy.set(rules);
+        let mut c = gate.connect();
+        let resp = login(&mut c, "a1");
+        let got = status(&resp, "a1");
+        assert!(
+            got.starts_with(want),
+            "{what}: got `a1 {got}`, want `a1 {want}…`"
+        );
+        // The session is still usable (and may try again).
+        c.ok("a2", "NOOP");
+        c.ok("a3", "LOGOUT");
+    }
+
+    // Dropped in the middle of a FETCH literal: the client must not get a complete literal
+    // (no padding, no BYE inside it) — only a true prefix of the message, then the close.
+    proxy.set(vec![Rule::new(
+        Dir::ToClient,
+        Trigger::After(b"BODY[] {".to_vec(), 20_000),
+        Action::Close,
+    )]);
+    let mut c = gate.connect();
+    assert!(status(&login(&mut c, "f1"), "f1").starts_with("OK"));
+    c.ok("f2", "SELECT INBOX");
+    c.send(b"f3 UID FETCH 1:* (BODY[])\r\n");
+    let rest = match c.read_to_eof(Duration::from_secs(60)) {
+        Ok(rest) => rest,
+        Err((rest, e)) => panic!(
+            "connection still open after the upstream dropped mid-literal ({e}); read {} bytes",
+            rest.len()
+        ),
+    };
+    let header_end = find(&rest, b"}\r\n").expect("the literal was announced") + 3;
+    let announced = support::imap_client::literal_len(&rest[..header_end]).expect("length");
+    assert_eq!(announced, message.len());
+    let got = &rest[header_end..];
+    assert!(
+        got.len() < message.len(),
+        "the literal arrived whole ({} bytes) although the upstream dropped mid-way",
+        got.len()
+    );
+    assert_eq!(
+        got,
+        &message[..got.len()],
+        "the literal's bytes are not a prefix of the message"
+    );
+    assert!(!contains(&rest, b"f3 OK"));
+
+    // The session from before still works; a new one gets the whole message.
+    proxy.set(vec![]);
+    keeper.ok("k3", "NOOP");
+    let fetched = keeper.ok("k4", "UID FETCH 1:* (BODY[])");
+    assert!(contains(&fetched, &message));
+    let mut after = gate.connect();
+    assert!(status(&login(&mut after, "n1"), "n1").starts_with("OK"));
+    after.ok("n2", "SELECT INBOX");
+    assert!(contains(
+        &after.ok("n3", "UID FETCH 1:* (BODY[])"),
+        &message
+    ));
+    after.ok("n4", "LOGOUT");
+    drop(after);
+    drop(c);
+    assert!(gate.is_running());
+    // Only the keeper is left.
+    assert_settles(&gate, baseline + 2, [("imap", 1.0), ("smtp", 0.0)]);
+    keeper.ok("k5", "LOGOUT");
+    drop(keeper);
+    assert_settles(&gate, baseline, [("imap", 0.0), ("smtp", 0.0)]);
+    gate.assert_no_secrets(&[LOCAL_PW, UPSTREAM_PW]);
+}
+
+/// Upstreams that cannot be used at all: speaking garbage (closing, or never ending a line), a
+/// host name that cannot resolve, an expired certificate. Each is `NO [UNAVAILABLE]` with the
+/// cause in the log, the credential never reaches a server that could not be verified, and
+/// the gate keeps serving a good account.
+#[test]
+fn imap_unusable_upstreams() {
+    let pki = Pki::new();
+    let good = Dovecot::start(DovecotOpts::plaintext_only());
+    good.add_user(UPSTREAM_USER, UPSTREAM_PW);
+    let expired = Dovecot::start(DovecotOpts::tls(&pki.expired));
+    expired.add_user(UPSTREAM_USER, UPSTREAM_PW);
+    let http = GarbageServer::start(b"HTTP/1.1 400 Bad Request\r\n\r\n".to_vec(), true);
+    // 100 KiB without a line end, and the connection stays open: the 64 KiB line limit ends it.
+    let endless = GarbageServer::start(vec![b'A'; 100 * 1024], false);
+    // Labels of 60 characters, 312 in all: longer than any DNS name may be (255), so the
+    // resolver fails it without sending a query — the DNS error path with no traffic at all
+    // (`nonexistent.invalid` would send a query to the machine's resolver).
+    let unresolvable = vec!["a".repeat(60); 5].join(".") + ".invalid";
+    let plain = "tls = \"none\"\nallow_plaintext = true";
+    let expired_port = expired.imaps_port.expect("imaps");
+    let cases = [
+        (
+            "http@example.no",
+            http.addr.to_string(),
+            plain.to_string(),
+            "unexpected greeting",
+        ),
+        (
+            "endless@example.no",
+            endless.addr.to_string(),
+            plain.to_string(),
+            "longer than",
+        ),
+        (
+            "dns@example.no",
+            format!("{unresolvable}:143"),
+            format!("{plain}\ntls_server_name = \"localhost\""),
+            "kind=\"dns\"",
+        ),
+        (
+            "expired@example.no",
+            format!("127.0.0.1:{expired_port}"),
+            format!(
+                "tls = \"implicit\"\nca_file = \"{}\"\ntls_server_name = \"localhost\"",
+                pki.ca.display()
+            ),
+            "certificate expired",
+        ),
+    ];
+    let mut config = server_table("upstream_timeout_secs = 5")
+        + &imap_account(EMAIL, &good.imap_addr().to_string(), plain);
+    for (email, server, extra, _) in &cases {
+        config += &imap_account(email, server, extra);
+    }
+    let mut gate = start(&config);
+    let mut keeper = gate.connect();
+    assert!(status(&login(&mut keeper, "k1"), "k1").starts_with("OK"));
+    let baseline_before = fd_count(gate.pid());
+
+    for (email, _, _, log_word) in &cases {
+        let mut c = gate.connect();
+        let resp = c.command("a1", &format!("LOGIN \"{email}\" \"{LOCAL_PW}\""));
+        let got = status(&resp, "a1");
+        assert!(
+            got.starts_with("NO [UNAVAILABLE]"),
+            "{email}: got `a1 {got}`"
+        );
+        c.ok("a2", "LOGOUT");
+        let logged = poll(SETTLE, STEP, || {
+            gate.lines()
+                .iter()
+                .any(|l| l.contains("upstream login failed") && l.contains(log_word))
+                .then_some(())
+        });
+        assert!(
+            logged.is_some(),
+            "{email}: no `upstream login failed` log line naming `{log_word}`:\n{}",
+            gate.log()
+        );
+    }
+    let log = expired.log();
+    assert!(
+        !log.contains("Login: user=<"),
+        "a login reached the expired server:\n{log}"
+    );
+
+    keeper.ok("k2", "SELECT INBOX");
+    let mut after = gate.connect();
+    assert!(status(&login(&mut after, "n1"), "n1").starts_with("OK"));
+    after.ok("n2", "LOGOUT");
+    drop(after);
+    assert_settles(&gate, baseline_before, [("imap", 1.0), ("smtp", 0.0)]);
+    gate.assert_no_secrets(&[LOCAL_PW, UPSTREAM_PW]);
+}
+
+fn smtp_account(email: &str, server: &str) -> String {
+    format!(
+        "\n[[account]]\nemail = \"{email}\"\nlocal_password_hash = \"{}\"\n\
+         [account.imap]\nserver = \"127.0.0.1:9\"\ntls = \"none\"\nallow_plaintext = true\n\
+         password = \"{UPSTREAM_PW}\"\n\
+         [account.smtp]\nserver = \"{server}\"\ntls = \"none\"\nallow_plaintext = true\n",
+        cached_hash(LOCAL_PW)
+    )
+}
+
+/// MAIL FROM, RCPT TO, DATA with a small message; returns the reply to the end of the data
+/// (or to the first command that failed).
+fn send_one(c: &mut Raw, from: &str, subject: &str) -> String {
+    let r = c.cmd(&format!("MAIL FROM:<{from}>"));
+    if !r.starts_with("250") {
+        return r;
+    }
+    let r = c.cmd(&format!("RCPT TO:<rcpt@{DOMAIN}>"));
+    if !r.starts_with("250") {
+        return r;
+    }
+    let r = c.cmd("DATA");
+    assert!(r.starts_with("354"), "{r}");
+    c.send(format!("Subject: {subject}\r\n\r\nbody\r\n.\r\n").as_bytes());
+    c.reply()
+}
+
+/// The SMTP upstream fails around the message: dropped after the final dot before its reply,
+/// stalled there (the upstream time-out fires), dropped in the greeting, speaking garbage.
+/// The client gets a 4xx every time — never a 250 for a message the provider did not confirm —
+/// and a session opened before, and one after, send normally.
+#[test]
+fn smtp_upstream_faults() {
+    let pf = Postfix::start(&["ola"], UPSTREAM_PW);
+    let proxy = FaultProxy::start(std::net::SocketAddr::from(([127, 0, 0, 1], pf.plain_port)));
+    let garbage = GarbageServer::start(b"* OK IMAP4rev1 wrong protocol\r\n".to_vec(), false);
+    let from = format!("ola@{DOMAIN}");
+    let config = server_table("upstream_timeout_secs = 2")
+        + &smtp_account(&from, &proxy.server())
+        + &smtp_account(&format!("garbage@{DOMAIN}"), &garbage.addr.to_string());
+    let mut gate = start(&config);
+
+    let (mut keeper, greeting) = Raw::connect(gate.smtp_addr);
+    assert!(greeting.starts_with("220"), "{greeting}");
+    assert!(keeper.login(&from, LOCAL_PW).starts_with("235"));
+    let r = send_one(&mut keeper, &from, "before");
+    assert!(r.starts_with("250"), "{r}");
+    pf.wait_for(&format!("rcpt@{DOMAIN}"));
+    let baseline = fd_count(gate.pid());
+
+    // Postfix's 354 line ends with this; the rule after it holds back the reply to the dot.
+    let after_354 = b"<CR><LF>.<CR><LF>\r\n".to_vec();
+    let cases: Vec<(&str, Vec<Rule>, &str)> = vec![
+        (
+            "drop after the final dot, before the reply",
+            vec![Rule::new(
+                Dir::ToServer,
+                Trigger::After(b"\r\n.\r\n".to_vec(), 0),
+                Action::Close,
+            )],
+            "451 4.4.2",
+        ),
+        (
+            "stall after the final dot (upstream time-out)",
+            vec![Rule::new(
+                Dir::ToClient,
+                Trigger::After(after_354, 0),
+                Action::Stall,
+            )],
+            "451 4.4.1",
+        ),
+        (
+            "drop mid-greeting",
+            vec![Rule::new(Dir::ToClient, Trigger::Bytes(6), Action::Close)],
+            "451 4.4.2",
+        ),
+    ];
+    for (what, rules, want) in cases {
+        proxy.set(rules);
+        let (mut c, _) = Raw::connect(gate.smtp_addr);
+        assert!(c.login(&from, LOCAL_PW).starts_with("235"));
+        let r = send_one(&mut c, &from, what);
+        assert!(r.starts_with(want), "{what}: got {r:?}, want {want}…");
+        // The client's session goes on: a reset and a clean quit.
+        assert!(
+            c.cmd("RSET").starts_with("250"),
+            "{what}: RSET after the failure"
+        );
+        assert!(c.cmd("QUIT").starts_with("221"));
+    }
+    proxy.set(vec![]);
+
+    let garbage_from = format!("garbage@{DOMAIN}");
+    let (mut c, _) = Raw::connect(gate.smtp_addr);
+    assert!(c.login(&garbage_from, LOCAL_PW).starts_with("235"));
+    let r = c.cmd(&format!("MAIL FROM:<{garbage_from}>"));
+    assert!(r.starts_with("451 4."), "garbage upstream: {r}");
+    assert!(c.cmd("QUIT").starts_with("221"));
+
+    // Before and after still deliver.
+    let r = send_one(&mut keeper, &from, "keeper after");
+    assert!(r.starts_with("250"), "{r}");
+    let (mut c, _) = Raw::connect(gate.smtp_addr);
+    assert!(c.login(&from, LOCAL_PW).starts_with("235"));
+    let r = send_one(&mut c, &from, "new after");
+    assert!(r.starts_with("250"), "{r}");
+    assert!(c.cmd("QUIT").starts_with("221"));
+    assert!(keeper.cmd("QUIT").starts_with("221"));
+    assert!(gate.is_running());
+    assert_settles(&gate, baseline, [("imap", 0.0), ("smtp", 0.0)]);
+    gate.assert_no_secrets(&[LOCAL_PW, UPSTREAM_PW]);
+}

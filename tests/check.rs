@@ -362,8 +362,10 @@ fn tls_and_plaintext_swapped_get_the_right_combination() {
     let pki = Pki::new();
     let dovecot = Dovecot::start(DovecotOpts::tls(&pki.server));
     let postfix = Postfix::start(&["carol", "dave"], UPSTREAM_PASSWORD);
+    let plaintext_only = Dovecot::start(DovecotOpts::plaintext_only());
     let carol = format!("carol@{DOMAIN}");
     let dave = format!("dave@{DOMAIN}");
+    let erin = format!("erin@{DOMAIN}");
     let imaps = dovecot.imaps_addr().expect("imaps").port();
     let config = ConfigFile::new(
         &[
@@ -389,6 +391,12 @@ fn tls_and_plaintext_swapped_get_the_right_combination() {
                     Some(&postfix.ca_file),
                     &dave,
                 )),
+            ),
+            // STARTTLS configured where the server offers none.
+            account(
+                &erin,
+                &Ep::new(plaintext_only.imap_port, "starttls", None, &erin),
+                None,
             ),
         ],
         3,
@@ -448,6 +456,16 @@ fn tls_and_plaintext_swapped_get_the_right_combination() {
             .contains("set tls = \"implicit\" in [account.smtp]"),
         "{}",
         dave_failed[1].1
+    );
+
+    let (name, advice) = failure(&doc, &erin);
+    assert_eq!(name, "imap.tls");
+    assert!(
+        advice.ends_with(&format!(
+            ":{} does not offer STARTTLS: use port 993 with tls = \"implicit\" in [account.imap] (tls = \"none\" with allow_plaintext = true would send the password unencrypted)",
+            plaintext_only.imap_port
+        )),
+        "{advice}"
     );
 }
 

@@ -25,6 +25,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::io::AsyncReadExt;
 
+/// The least time a diagnostic probe waits for its answer.
+const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// The protocol of an endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Protocol {
@@ -348,7 +351,9 @@ impl Ctx<'_> {
         let Some(addr) = trace.connected else {
             return Probe::NotRun;
         };
-        let timeout = self.server.connect_timeout;
+        // At least PROBE_TIMEOUT: the probe runs only after a failure, on a port that accepted
+        // the connection, and a short connect_timeout must not cost the diagnosis.
+        let timeout = self.server.connect_timeout.max(PROBE_TIMEOUT);
         match (kind, self.ep.tls) {
             // Implicit TLS failed without a certificate: is it a plaintext port?
             (Kind::Tls, TlsMode::Implicit)

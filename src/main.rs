@@ -319,6 +319,11 @@ fn check(email: Option<&str>, json: bool, path: &std::path::Path) -> std::proces
         }
     };
     let accounts = match email {
+        // Nothing checked is not "everything passed": a script must not take it for success.
+        None if cfg.accounts.is_empty() => {
+            eprintln!("mailgate: no accounts in {} to check", path.display());
+            return ExitCode::FAILURE;
+        }
         None => cfg.accounts.clone(),
         Some(e) => match cfg.account(e) {
             Some(a) => vec![a.clone()],

@@ -607,6 +607,11 @@ fn server_down_and_pop3_server() {
             "{advice}"
         );
     }
+    // A config without accounts checks nothing, which is not a success.
+    let out = ConfigFile::new(&[], 15).check(&[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no accounts in"));
+
     // The POP3 greeting came from the real Dovecot (found by the plaintext probe).
     let step = failed_step(account_of(&doc, "pop-tls@example.test"));
     assert!(

@@ -29,6 +29,9 @@ use smtp_proto::{
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 
+/// Message bytes held back before a write to the server (see [`Upstream::write_body`]).
+const COALESCE: usize = 32 * 1024;
+
 /// A reply from the upstream server, kept as it said it.
 pub type Reply = Response<String>;
 
@@ -273,13 +276,18 @@ impl Upstream {
     /// Sends `DATA`; on `354` the message body may follow with [`Upstream::write_body`].
     pub async fn start_data(&mut self) -> Result<Reply, UpstreamError> {
         self.stuffer = Stuffer::new();
+        self.out.clear();
         self.command("DATA", "DATA").await
     }
 
     /// Writes message bytes (unstuffed, as the client meant them), stuffed, to the server.
+    /// Less than [`COALESCE`] bytes wait for more (or for the end marker): a small message
+    /// then reaches the server in one write with its end, one wake-up fewer on both sides.
     pub async fn write_body(&mut self, bytes: &[u8]) -> Result<(), UpstreamError> {
-        self.out.clear();
         self.stuffer.feed(bytes, &mut self.out);
+        if self.out.len() < COALESCE {
+            return Ok(());
+        }
         let write = self.client.stream.write_all(&self.out);
         match tokio::time::timeout(self.timeout, write).await {
             Err(_) => Err(from_mail_send(
@@ -292,18 +300,22 @@ impl Upstream {
                 address: self.address.clone(),
                 step: "message data",
             }),
-            Ok(Ok(())) => Ok(()),
+            Ok(Ok(())) => {
+                self.out.clear();
+                Ok(())
+            }
         }
     }
 
     /// Ends the message (end marker, and CRLF first if the message lacked one) and returns the
     /// server's verdict on it.
     pub async fn finish_data(&mut self) -> Result<Reply, UpstreamError> {
-        let end = self.stuffer.finish();
+        self.out.extend_from_slice(self.stuffer.finish());
         let step = "reply to the end of data";
-        let client = &mut self.client;
+        let (client, out) = (&mut self.client, &mut self.out);
         let exchange = async {
-            client.stream.write_all(end).await?;
+            client.stream.write_all(out).await?;
+            out.clear();
             client.stream.flush().await?;
             client.read().await
         };

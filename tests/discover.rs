@@ -16,7 +16,6 @@ use std::net::{IpAddr, SocketAddr};
 use support::autoconfig::{private_loopback, Forward, HttpServer};
 use support::dns::{DnsServer, Rec};
 use support::mailgate::{cached_hash, run, toml_str};
-use support::proc::python_ok;
 use support::{Dovecot, DovecotOpts, Mailgate, Postfix};
 
 /// `mailgate discover EMAIL --json --resolver DNS`: (exit ok, JSON or stderr text).
@@ -330,15 +329,7 @@ fn run_discovers_servers_at_start_up_or_refuses_naming_the_account() {
         line.contains("smtp=smtp.start.test:587 tls=starttls"),
         "{line}"
     );
-    let out = python_ok(&[
-        "login",
-        "--port",
-        &gate.imap_addr.port().to_string(),
-        "--user",
-        "ola@start.test",
-        "--password",
-        "local-pw",
-    ]);
+    let out = gate.imap_login("ola@start.test", "local-pw");
     assert!(out.contains("\nauth OK"), "{out}");
     gate.assert_no_secrets(&["upstream-pw", "local-pw"]);
 

@@ -235,6 +235,20 @@ impl Mailgate {
         self.lines()
     }
 
+    /// Logs in over IMAP with python3's imaplib as `user` / `password` and logs out; returns
+    /// what the client printed (`auth OK …` on success).
+    pub fn imap_login(&self, user: &str, password: &str) -> String {
+        super::proc::python_ok(&[
+            "login",
+            "--port",
+            &self.imap_addr.port().to_string(),
+            "--user",
+            user,
+            "--password",
+            password,
+        ])
+    }
+
     /// Stops mailgate and asserts that none of `secrets` (nor their base64 forms where given)
     /// appears in any line it wrote during the test.
     pub fn assert_no_secrets(&mut self, secrets: &[&str]) {

@@ -331,6 +331,31 @@ fn run_discovers_servers_at_start_up_or_refuses_naming_the_account() {
     );
     let out = gate.imap_login("ola@start.test", "local-pw");
     assert!(out.contains("\nauth OK"), "{out}");
+
+    // SIGHUP with a new account whose servers cannot be found: the reload is refused, naming
+    // the account, and the running configuration keeps serving.
+    let added = format!(
+        "{config}\n[[account]]\nemail = \"kari@nowhere.test\"\nlocal_password_hash = {}\n[account.imap]\npassword = \"p\"\n",
+        toml_str(&hash)
+    );
+    std::fs::write(&gate.config_path, added).unwrap();
+    support::proc::sighup(gate.pid());
+    let refused = support::proc::poll(
+        std::time::Duration::from_secs(60),
+        std::time::Duration::from_millis(50),
+        || {
+            gate.lines()
+                .into_iter()
+                .find(|l| l.contains("configuration reload failed"))
+        },
+    )
+    .expect("no reload failure logged");
+    assert!(
+        refused.contains("account kari@nowhere.test: cannot discover its servers"),
+        "{refused}"
+    );
+    let out = gate.imap_login("ola@start.test", "local-pw");
+    assert!(out.contains("\nauth OK"), "{out}");
     gate.assert_no_secrets(&["upstream-pw", "local-pw"]);
 
     // Nothing to find: mailgate run refuses to start and says which account and what to set.

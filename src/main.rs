@@ -97,7 +97,7 @@ enum CertCommand {
 
 #[derive(clap::Args)]
 struct SetupArgs {
-    /// Configuration file to add the account to (must exist).
+    /// Configuration file to add the account to (started with the defaults when missing).
     #[arg(long, short, default_value = config::DEFAULT_PATH)]
     config: PathBuf,
     /// The email address (asked for when left out, unless --non-interactive).

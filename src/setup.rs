@@ -103,6 +103,14 @@ pub struct Plan {
     pub local_password_hash: String,
 }
 
+/// What a config file written by the first `mailgate setup` starts with.
+pub const NEW_FILE: &str =
+    "# mailgate configuration, started by `mailgate setup`; see README.md for every setting.\n\
+[server]\n\
+# Where mail clients connect. Keep it on loopback unless [server.tls] is set.\n\
+imap_listen = \"127.0.0.1:1143\"\n\
+smtp_listen = \"127.0.0.1:1587\"\n";
+
 /// The file as it is now: text, parsed document, and the folder relative paths start from.
 pub struct Target {
     /// The config file.
@@ -112,13 +120,19 @@ pub struct Target {
 }
 
 impl Target {
-    /// Reads the config file (which must exist) and refuses a second account for `email`.
+    /// Reads the config file (a missing one starts as [`NEW_FILE`]) and refuses a second
+    /// account for `email`.
     pub fn open(path: &Path, email: &str) -> Result<Target, SetupError> {
         let bad = |reason: String| SetupError::Config {
             path: path.to_owned(),
             reason,
         };
-        let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            // A first set-up: start from the defaults, so one command gives a working file.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => NEW_FILE.to_owned(),
+            Err(e) => return Err(bad(e.to_string())),
+        };
         let doc: DocumentMut = text.parse().map_err(|e: toml_edit::TomlError| {
             bad(format!("not valid TOML: {}", e.message().trim()))
         })?;
@@ -431,6 +445,7 @@ pub fn write(
     if !text.ends_with('\n') {
         text.push('\n');
     }
+    // A new file holds no secret: owner read-write, group read (for a `mailgate` group).
     let mode = std::fs::metadata(&target.path)
         .map(|m| m.permissions().mode() & 0o7777)
         .unwrap_or(0o640);
@@ -641,6 +656,14 @@ mod tests {
             target("[server\n", "a@b.c"),
             Err(SetupError::Config { .. })
         ));
+    }
+
+    #[test]
+    fn a_missing_file_starts_from_the_defaults() {
+        let path = tempfile::tempdir().unwrap().path().join("new.toml");
+        let t = Target::open(&path, "ola@icloud.com").unwrap();
+        assert_eq!(t.text, NEW_FILE);
+        assert_eq!(t.server().unwrap().imap_listen.port(), 1143);
     }
 
     #[test]

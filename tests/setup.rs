@@ -232,6 +232,16 @@ fn a_failing_live_test_leaves_the_file_untouched() {
     assert!(!shown.contains("wrong-password"), "{shown}");
     assert_eq!(fs::read_to_string(&config).unwrap(), before);
     assert!(!config.parent().unwrap().join("state").exists());
+    // Nor is a missing config file created.
+    let missing = config.with_file_name("new.toml");
+    let out = setup(
+        &missing,
+        "ola@example.test",
+        "wrong-password",
+        &up.server_args(),
+    );
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(!missing.exists());
 
     // An untrusted certificate: the advice names --ca-file.
     let mut args = up.server_args();
@@ -254,9 +264,9 @@ fn interactive_setup_in_a_terminal() {
         "Use these settings? [Y/n] ".into(),
         String::new(),
         "at the provider: ".into(),
-        UPSTREAM_PW.into(),
+        format!("hidden:{UPSTREAM_PW}"),
         "Local password: ".into(),
-        String::new(), // empty: mailgate generates one
+        "hidden:".into(), // empty: mailgate generates one
         "--".into(),
         BIN.into(),
         "setup".into(),

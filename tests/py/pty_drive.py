@@ -3,7 +3,10 @@
 
   pty_drive.py EXPECT ANSWER [EXPECT ANSWER ...] -- COMMAND ARGS...
 
-Waits for each EXPECT text in the command's output, then types ANSWER and Enter. Afterwards
+Waits for each EXPECT text in the command's output, then types ANSWER and Enter. An ANSWER
+written "hidden:TEXT" is typed only once the terminal's echo is off (as a person would see the
+password prompt take effect; typing earlier would echo it), and fails if echo never goes off.
+Afterwards
 reads until the command ends, then prints everything the terminal showed, "exit N" and
 "done". Bounded: 120 s in all. Prompts read with echo off (passwords) show nothing of the
 answer, so the caller can check that a typed secret never appeared on the screen.
@@ -13,6 +16,7 @@ import os
 import pty
 import select
 import sys
+import termios
 import time
 
 DEADLINE = time.time() + 120
@@ -48,8 +52,18 @@ def main():
                 print(f"\nerror: no prompt {pairs[i]!r}")
                 sys.exit(1)
         pos = out.find(expect, pos) + len(expect)
+        answer = pairs[i + 1]
+        if answer.startswith("hidden:"):
+            answer = answer[len("hidden:"):]
+            # On Linux the master side reports the terminal's (slave's) settings.
+            while termios.tcgetattr(fd)[3] & termios.ECHO:
+                if time.time() > DEADLINE:
+                    sys.stdout.write(out.decode("utf-8", "replace"))
+                    print(f"\nerror: echo stayed on at {pairs[i]!r}")
+                    sys.exit(1)
+                time.sleep(0.01)
         # Enter on a terminal is CR; the line discipline turns it into a newline (ICRNL).
-        os.write(fd, pairs[i + 1].encode() + b"\r")
+        os.write(fd, answer.encode() + b"\r")
     while time.time() < DEADLINE and read_some():
         pass
     _, status = os.waitpid(pid, 0)

@@ -204,47 +204,66 @@ pub enum UpstreamStream {
     Tls(Box<TlsStream<TcpStream>>),
 }
 
-/// Resolves and connects to `endpoint`, trying each address in turn, each within `timeout`.
-/// TCP_NODELAY is set: IMAP and SMTP are request/response protocols of small writes, and
-/// Nagle's algorithm would add a round trip to each of them.
+/// Resolves and connects to `endpoint` with the system resolver; see [`tcp_connect_via`].
 pub async fn tcp_connect(
     endpoint: &Endpoint,
     timeout: Duration,
 ) -> Result<TcpStream, UpstreamError> {
-    tcp_connect_traced(endpoint, timeout, &mut Trace::off()).await
+    tcp_connect_via(endpoint, timeout, None).await
 }
 
-/// [`tcp_connect`], recording the addresses found and the one connected in `trace`.
+/// Resolves `endpoint`'s host (through `resolver` when given: `[server] resolver`, else the
+/// system) and connects, trying each address in turn, each within `timeout`.
+pub async fn tcp_connect_via(
+    endpoint: &Endpoint,
+    timeout: Duration,
+    resolver: Option<SocketAddr>,
+) -> Result<TcpStream, UpstreamError> {
+    tcp_connect_traced(endpoint, timeout, resolver, &mut Trace::off()).await
+}
+
+/// [`tcp_connect_via`], recording the addresses found and the one connected in `trace`.
+/// TCP_NODELAY is set: IMAP and SMTP are request/response protocols of small writes, and
+/// Nagle's algorithm would add a round trip to each of them.
 pub async fn tcp_connect_traced(
     endpoint: &Endpoint,
     timeout: Duration,
+    resolver: Option<SocketAddr>,
     trace: &mut Trace,
 ) -> Result<TcpStream, UpstreamError> {
     let address = endpoint.address();
-    let addrs: Vec<_> = match tokio::time::timeout(
-        timeout,
-        tokio::net::lookup_host((endpoint.host.as_str(), endpoint.port)),
-    )
-    .await
-    {
-        Err(_) => {
-            return Err(UpstreamError::Timeout {
-                address,
-                secs: timeout.as_secs(),
-                step: "DNS lookup",
-            })
-        }
-        Ok(Err(e)) => {
-            return Err(UpstreamError::Dns {
-                host: endpoint.host.clone(),
-                reason: e.to_string(),
-            })
-        }
-        Ok(Ok(a)) => a.collect(),
-    };
+    let resolver = crate::discover::dns::Resolver::new(resolver);
+    let addrs: Vec<_> =
+        match tokio::time::timeout(timeout, resolver.lookup(&endpoint.host, endpoint.port)).await {
+            Err(_) => {
+                return Err(UpstreamError::Timeout {
+                    address,
+                    secs: timeout.as_secs(),
+                    step: "DNS lookup",
+                })
+            }
+            Ok(Err(e)) => {
+                return Err(UpstreamError::Dns {
+                    host: endpoint.host.clone(),
+                    reason: e.to_string(),
+                })
+            }
+            Ok(Ok(a)) => a,
+        };
+    connect_addrs(address, &endpoint.host, addrs, timeout, trace).await
+}
+
+/// Connects to the first of `addrs` that accepts, each within `timeout`.
+async fn connect_addrs(
+    address: String,
+    host: &str,
+    addrs: Vec<SocketAddr>,
+    timeout: Duration,
+    trace: &mut Trace,
+) -> Result<TcpStream, UpstreamError> {
     if addrs.is_empty() {
         return Err(UpstreamError::Dns {
-            host: endpoint.host.clone(),
+            host: host.to_owned(),
             reason: "no addresses".into(),
         });
     }

@@ -135,7 +135,9 @@ impl Upstream {
     ) -> Result<Upstream, UpstreamError> {
         let address = endpoint.address();
         let timeout = server.upstream_timeout;
-        let tcp = upstream::tcp_connect_traced(endpoint, server.connect_timeout, trace).await?;
+        let tcp =
+            upstream::tcp_connect_traced(endpoint, server.connect_timeout, server.resolver, trace)
+                .await?;
         // The EHLO name: our own address as a literal, which every server accepts as syntax.
         let helo = match tcp.local_addr() {
             Ok(a) if a.is_ipv6() => format!("[IPv6:{}]", a.ip()),

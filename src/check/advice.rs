@@ -1,10 +1,10 @@
 //! One line of plain advice for each way a check can fail.
 //!
 //! The facts come from three places: the error the gateway's own code returned, what the
-//! [`crate::upstream::Trace`] recorded before it failed (greeting, capabilities), and, for TLS, the certificate
-//! and verdict the [`super::inspect::Inspector`] saw. Provider-specific texts are matched on the
-//! words the providers send (see the project's PROVIDERS.md): they are stable enough that
-//! Thunderbird and other clients match them too.
+//! [`crate::upstream::Trace`] recorded before it failed (greeting, capabilities), and, for
+//! TLS, the certificate and verdict the [`super::inspect::Inspector`] saw. Provider-specific
+//! refusals are matched on the words the providers send (collected in the project's
+//! PROVIDERS.md); help links come from the provider presets ([`crate::provider`]).
 
 use super::inspect::{CertInfo, Seen};
 use super::{Kind, Protocol};

@@ -125,6 +125,16 @@ struct SetupArgs {
     /// Microsoft tenant (common, organizations, consumers, a tenant id or domain).
     #[arg(long)]
     tenant: Option<String>,
+    /// OAuth authorization endpoint, for an identity provider without a preset (with
+    /// --token-url).
+    #[arg(long, requires_all = ["oauth", "token_url"])]
+    authorize_url: Option<String>,
+    /// OAuth token endpoint, for an identity provider without a preset.
+    #[arg(long, requires_all = ["oauth", "authorize_url"])]
+    token_url: Option<String>,
+    /// OAuth scope (repeatable), when not the preset's.
+    #[arg(long = "scope", requires = "oauth")]
+    scopes: Vec<String>,
     /// Use this built-in provider preset instead of discovery.
     #[arg(long, conflicts_with = "imap_server")]
     provider: Option<String>,
@@ -626,17 +636,20 @@ fn setup(args: SetupArgs) -> Result<()> {
     let credential = if use_oauth {
         let provider = preset
             .and_then(|p| p.oauth_provider())
-            .map(discover::oauth_name)
-            .context("mailgate has no OAuth preset for this provider: add [account.oauth2] with authorize_url and token_url by hand")?;
+            .map(discover::oauth_name);
+        let endpoints = args.authorize_url.clone().zip(args.token_url.clone());
+        if provider.is_none() && endpoints.is_none() {
+            bail!("mailgate has no OAuth preset for this provider: give --authorize-url and --token-url");
+        }
         let client_id = match (&args.client_id, interactive) {
             (Some(c), _) => c.clone(),
-            (None, true) => ask(&format!(
-                "OAuth client id of your {provider} app registration: "
-            ))?,
+            (None, true) => ask("OAuth client id of your app registration: ")?,
             (None, false) => bail!("--oauth needs --client-id"),
         };
         Credential::OAuth {
             provider,
+            endpoints,
+            scopes: args.scopes.clone(),
             client_id,
             client_secret_env: args.client_secret_env.clone(),
             tenant: args.tenant.clone(),

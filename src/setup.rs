@@ -77,8 +77,12 @@ pub enum Credential {
     Password(Secret),
     /// OAuth 2.0 (`[account.oauth2]`).
     OAuth {
-        /// `google` / `microsoft`, or `None` with explicit URLs (not offered by setup).
-        provider: &'static str,
+        /// `google` / `microsoft`, or `None` with explicit endpoints.
+        provider: Option<&'static str>,
+        /// `authorize_url` and `token_url` (an identity provider without a preset).
+        endpoints: Option<(String, String)>,
+        /// Scopes, when not the preset's.
+        scopes: Vec<String>,
         /// The application (client) id.
         client_id: String,
         /// Environment variable holding the client secret, if the app has one.
@@ -283,13 +287,24 @@ fn account_table(plan: &Plan, credential: CredentialLine) -> Table {
     }
     if let Credential::OAuth {
         provider,
+        endpoints,
+        scopes,
         client_id,
         client_secret_env,
         tenant,
     } = &plan.credential
     {
         let mut t = Table::new();
-        t.insert("provider", value(*provider));
+        if let Some(p) = provider {
+            t.insert("provider", value(*p));
+        }
+        if let Some((authorize, token)) = endpoints {
+            t.insert("authorize_url", value(authorize.as_str()));
+            t.insert("token_url", value(token.as_str()));
+        }
+        if !scopes.is_empty() {
+            t.insert("scopes", value(scopes.iter().collect::<toml_edit::Array>()));
+        }
         t.insert("client_id", value(client_id.as_str()));
         if let Some(var) = client_secret_env {
             t.insert("client_secret_env", value(var.as_str()));

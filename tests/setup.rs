@@ -9,9 +9,10 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use support::idp::CLIENT_ID;
 use support::mailgate::{cached_hash, toml_str, BIN};
 use support::proc::{free_port, python_done, run_with_timeout, PROCESS_TIMEOUT};
-use support::{DovecotOpts, Mailgate, Pki, Postfix};
+use support::{DovecotOpts, Idp, Mailgate, Pki, Postfix};
 
 const UPSTREAM_PW: &str = "upstream-Secret-71";
 const LOCAL_PW: &str = "local-Secret-38";
@@ -295,5 +296,111 @@ fn interactive_setup_in_a_terminal() {
 
     let gate = Mailgate::start_file(&config, &[]);
     let login = gate.imap_login("kari@example.test", generated);
+    assert!(login.contains("\nauth OK"), "{login}");
+}
+
+/// `curl URL`: (HTTP status, redirect target).
+fn curl(url: &str) -> (String, String) {
+    let out = Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "--max-time", "30"])
+        .args(["-w", "%{http_code} %{redirect_url}", url])
+        .output()
+        .expect("curl");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let (status, location) = text.split_once(' ').unwrap_or((&text, ""));
+    (status.to_owned(), location.trim().to_owned())
+}
+
+#[test]
+fn oauth_setup_signs_in_then_tests_with_the_token() {
+    use std::io::{BufRead, BufReader};
+    let email = "ola@example.test";
+    let idp = Idp::start(email);
+    let postfix = Postfix::start_with(
+        &["ola"],
+        UPSTREAM_PW,
+        DovecotOpts {
+            imap: true,
+            oauth2_introspection_url: Some(idp.url("/introspect")),
+            ..DovecotOpts::sasl_only()
+        },
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("mailgate.toml");
+    fs::write(
+        &config,
+        format!(
+            "[server]\nimap_listen = \"127.0.0.1:{}\"\nsmtp_listen = \"127.0.0.1:{}\"\n",
+            free_port(),
+            free_port()
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(BIN)
+        .args(["setup", "--non-interactive", "--config"])
+        .arg(&config)
+        .args(["--email", email, "--local-password-env", "SETUP_LOCAL"])
+        .args(["--oauth", "--client-id", CLIENT_ID, "--scope", "mail"])
+        .args(["--timeout-secs", "60"])
+        .args(["--authorize-url", &idp.url("/authorize")])
+        .args(["--token-url", &idp.url("/token")])
+        .args(["--imap-server", &postfix.dovecot.imap_addr().to_string()])
+        .args(["--imap-tls", "none", "--smtp-tls", "starttls"])
+        .args([
+            "--smtp-server",
+            &format!("127.0.0.1:{}", postfix.starttls_port),
+        ])
+        .arg("--ca-file")
+        .arg(&postfix.ca_file)
+        .env("SETUP_LOCAL", LOCAL_PW)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn setup");
+    // Read stdout on a thread to the end, so setup can always write its output.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    std::thread::spawn(move || {
+        for line in stdout.lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut seen = Vec::new();
+    let mut url = None;
+    while let Ok(line) = rx.recv_timeout(PROCESS_TIMEOUT) {
+        seen.push(line.clone());
+        if line.contains("/authorize?") {
+            url = Some(line.trim().to_owned());
+        }
+        if line.starts_with("Waiting for the redirect") {
+            break;
+        }
+    }
+    let url = url.unwrap_or_else(|| panic!("no authorize address:\n{}", seen.join("\n")));
+    let (status, location) = curl(&url);
+    assert_eq!(status, "302", "{url}");
+    assert!(location.starts_with("http://127.0.0.1:"), "{location}");
+    assert_eq!(curl(&location).0, "200");
+    let status = support::proc::wait_timeout(&mut child, PROCESS_TIMEOUT);
+    let mut rest = String::new();
+    let _ = std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut rest);
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "{status:?}\n{}\n{rest}",
+        seen.join("\n")
+    );
+
+    let written = fs::read_to_string(&config).unwrap();
+    assert!(written.contains("[account.oauth2]"), "{written}");
+    assert!(
+        written.contains(&format!("client_id = \"{CLIENT_ID}\"")),
+        "{written}"
+    );
+    assert!(!written.contains("password_file"), "{written}");
+    // The token sign-in and the live test both used the identity provider's tokens.
+    assert!(idp.introspections() >= 2, "{}", idp.introspections());
+    let gate = Mailgate::start_file(&config, &[]);
+    let login = gate.imap_login(email, LOCAL_PW);
     assert!(login.contains("\nauth OK"), "{login}");
 }

@@ -425,29 +425,18 @@ pub fn write(
         path: path.to_owned(),
         reason: e.to_string(),
     };
-    let (secret_file, line) = match &plan.credential {
+    let secret = match &plan.credential {
         Credential::Password(p) => {
             let (abs, written) = credential_path(target, state_dir, &plan.email);
-            let dir = abs.parent().unwrap_or(Path::new("."));
-            std::fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(dir)
-                .map_err(|e| werr(dir, e))?;
-            let mut bytes = Zeroizing::new(p.expose().as_bytes().to_vec());
-            bytes.push(b'\n');
-            crate::oauth::store::write_atomic(&abs, &bytes, &mut |_| Ok(()))
-                .map_err(|e| werr(&abs, e))?;
-            (Some(abs), Some(written))
+            Some((p, abs, written))
         }
-        Credential::OAuth { .. } => (None, None),
+        Credential::OAuth { .. } => None,
     };
-    let table = match &line {
-        Some(l) => account_table(plan, CredentialLine::File(l)),
-        None => account_table(plan, CredentialLine::File("")),
-    };
+    let line = secret
+        .as_ref()
+        .map_or("", |(_, _, written)| written.as_str());
     let mut doc = target.doc.clone();
-    append_account(&mut doc, table);
+    append_account(&mut doc, account_table(plan, CredentialLine::File(line)));
     let mut text = doc.to_string();
     // toml_edit keeps every byte of what was there; check that the old text is a prefix, so a
     // surprise in the library can never rewrite the operator's file.
@@ -460,12 +449,33 @@ pub fn write(
     if !text.ends_with('\n') {
         text.push('\n');
     }
+    // The credential file first: a config naming a file that is not there would not load.
+    if let Some((p, abs, _)) = &secret {
+        let dir = abs.parent().unwrap_or(Path::new("."));
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| werr(dir, e))?;
+        let mut bytes = Zeroizing::new(p.expose().as_bytes().to_vec());
+        bytes.push(b'\n');
+        crate::oauth::store::write_atomic(abs, &bytes, &mut |_| Ok(()))
+            .map_err(|e| werr(abs, e))?;
+    }
+    let secret_file = secret.map(|(_, abs, _)| abs);
     // A new file holds no secret: owner read-write, group read (for a `mailgate` group).
     let mode = std::fs::metadata(&target.path)
         .map(|m| m.permissions().mode() & 0o7777)
         .unwrap_or(0o640);
-    crate::oauth::store::write_atomic(&target.path, text.as_bytes(), &mut |_| Ok(()))
-        .map_err(|e| werr(&target.path, e))?;
+    if let Err(e) =
+        crate::oauth::store::write_atomic(&target.path, text.as_bytes(), &mut |_| Ok(()))
+    {
+        // No account names the credential file now: do not leave the secret behind.
+        if let Some(f) = &secret_file {
+            let _ = std::fs::remove_file(f);
+        }
+        return Err(werr(&target.path, e));
+    }
     std::fs::set_permissions(&target.path, std::fs::Permissions::from_mode(mode))
         .map_err(|e| werr(&target.path, e))?;
     Ok(secret_file)

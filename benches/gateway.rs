@@ -469,16 +469,86 @@ fn gate_session(addr: SocketAddr, m: &Mode, user: &str) -> Client {
 // Measurements. Each returns (direct, mailgate) for one round; rounds alternate which side
 // goes first so neither always runs on a warmer cache.
 
-fn measure_pair<T>(round: usize, mut f: impl FnMut(bool) -> T) -> (T, T) {
-    if round % 2 == 0 {
-        let d = f(true);
-        let g = f(false);
-        (d, g)
-    } else {
-        let g = f(false);
-        let d = f(true);
-        (d, g)
+fn measure_pair<T>(
+    round: usize,
+    cpu: &mut CpuLog,
+    step: &str,
+    ops: usize,
+    mut f: impl FnMut(bool) -> T,
+) -> Option<(T, T)> {
+    if !step_enabled(step) {
+        return None;
     }
+    let mut gate = |f: &mut dyn FnMut(bool) -> T| {
+        let before = cpu_ms(cpu.pid);
+        let g = f(false);
+        cpu.add(step, cpu_ms(cpu.pid) - before, ops);
+        g
+    };
+    Some(if round % 2 == 0 {
+        let d = f(true);
+        (d, gate(&mut f))
+    } else {
+        let g = gate(&mut f);
+        (f(true), g)
+    })
+}
+
+/// Which steps run (`MAILGATE_BENCH_STEPS`, comma-separated; all when unset): for profiling
+/// one workload without the others.
+fn step_enabled(name: &str) -> bool {
+    std::env::var("MAILGATE_BENCH_STEPS")
+        .map_or(true, |steps| steps.split(',').any(|s| s.trim() == name))
+}
+
+/// mailgate's own CPU time (user + system, all threads) per step: a figure that does not
+/// depend on what else the machine is doing, unlike the wall-clock ratios.
+struct CpuLog {
+    pid: u32,
+    /// Step name, CPU milliseconds, operations.
+    steps: Vec<(String, f64, usize)>,
+}
+
+impl CpuLog {
+    fn add(&mut self, step: &str, ms: f64, ops: usize) {
+        match self.steps.iter_mut().find(|s| s.0 == step) {
+            Some(s) => {
+                s.1 += ms;
+                s.2 += ops;
+            }
+            None => self.steps.push((step.to_string(), ms, ops)),
+        }
+    }
+
+    /// One note line: microseconds of mailgate CPU per operation for each step.
+    fn note(&self, mode: &str) -> String {
+        let parts: Vec<String> = self
+            .steps
+            .iter()
+            .map(|(name, ms, ops)| format!("{name} {:.0} µs", ms * 1000.0 / (*ops).max(1) as f64))
+            .collect();
+        format!("{mode}: mailgate CPU per operation: {}", parts.join(", "))
+    }
+}
+
+/// CPU time of a process's live threads in milliseconds, from the scheduler's nanosecond
+/// counters (`/proc/PID/task/*/schedstat`; `/proc/PID/stat` counts in 10 ms ticks, too coarse
+/// for one NOOP). Threads that ended in between are missed; the runtime's threads live for the
+/// whole run.
+fn cpu_ms(pid: u32) -> f64 {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return f64::NAN;
+    };
+    let mut ns = 0u64;
+    for t in tasks.flatten() {
+        let stat = std::fs::read_to_string(t.path().join("schedstat")).unwrap_or_default();
+        ns += stat
+            .split(' ')
+            .next()
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0);
+    }
+    ns as f64 / 1e6
 }
 
 fn ms(d: Duration) -> f64 {
@@ -518,11 +588,15 @@ fn main() {
         };
         let payload = message(0, 10 * 1024);
         let mut bulk_bytes = 0u64;
+        let mut cpu = CpuLog {
+            pid: s.mailgate.pid(),
+            steps: Vec::new(),
+        };
 
         for round in 0..sz.rounds {
             eprintln!("round {}/{}", round + 1, sz.rounds);
             // Repeat logins of one account.
-            let (d, g) = measure_pair(round, |direct| {
+            if let Some((d, g)) = measure_pair(round, &mut cpu, "login", sz.logins, |direct| {
                 let mut v = Vec::with_capacity(sz.logins);
                 for _ in 0..sz.logins {
                     let t = Instant::now();
@@ -531,32 +605,36 @@ fn main() {
                     v.push(ms(t.elapsed()));
                 }
                 v
-            });
-            login_d.extend(d);
-            login_g.extend(g);
+            }) {
+                login_d.extend(d);
+                login_g.extend(g);
+            }
 
             // First logins of accounts never seen (argon2 once each).
-            let (d, g) = measure_pair(round, |direct| {
-                let mut v = Vec::new();
-                for i in 0..sz.first_logins {
-                    let user = if direct {
-                        "bench".to_string()
-                    } else {
-                        format!("first{}", first_index + i)
-                    };
-                    let t = Instant::now();
-                    let c = session(&s, m, direct, &user);
-                    c.logout();
-                    v.push(ms(t.elapsed()));
-                }
-                v
-            });
+            if let Some((d, g)) =
+                measure_pair(round, &mut cpu, "first-login", sz.first_logins, |direct| {
+                    let mut v = Vec::new();
+                    for i in 0..sz.first_logins {
+                        let user = if direct {
+                            "bench".to_string()
+                        } else {
+                            format!("first{}", first_index + i)
+                        };
+                        let t = Instant::now();
+                        let c = session(&s, m, direct, &user);
+                        c.logout();
+                        v.push(ms(t.elapsed()));
+                    }
+                    v
+                })
+            {
+                first_d.extend(d);
+                first_g.extend(g);
+            }
             first_index += sz.first_logins;
-            first_d.extend(d);
-            first_g.extend(g);
 
             // NOOP round trips in one session.
-            let (d, g) = measure_pair(round, |direct| {
+            if let Some((d, g)) = measure_pair(round, &mut cpu, "noop", sz.noops, |direct| {
                 let mut c = session(&s, m, direct, "bench");
                 let mut v = Vec::with_capacity(sz.noops);
                 for i in 0..sz.noops {
@@ -566,31 +644,35 @@ fn main() {
                 }
                 c.logout();
                 v
-            });
-            noop_d.extend(d);
-            noop_g.extend(g);
+            }) {
+                noop_d.extend(d);
+                noop_g.extend(g);
+            }
 
             // Bulk FETCH of the whole 10 KiB mailbox, and the one 50 MiB message.
-            let (d, g) = measure_pair(round, |direct| {
-                let mut c = session(&s, m, direct, "bulk");
-                c.ok("s", "EXAMINE INBOX");
-                let t = Instant::now();
-                let n = c.ok("f", "UID FETCH 1:* (BODY.PEEK[])");
-                let secs = t.elapsed().as_secs_f64();
-                c.logout();
-                (n, secs)
-            });
-            bulk_bytes = d.0;
-            assert!(
-                d.0.abs_diff(g.0) < 1024,
-                "FETCH sizes differ: {} vs {}",
-                d.0,
-                g.0
-            );
-            bulk_d.push(d.0 as f64 / d.1 / 1e6);
-            bulk_g.push(g.0 as f64 / g.1 / 1e6);
+            if let Some((d, g)) =
+                measure_pair(round, &mut cpu, "bulk-fetch", sz.bulk_messages, |direct| {
+                    let mut c = session(&s, m, direct, "bulk");
+                    c.ok("s", "EXAMINE INBOX");
+                    let t = Instant::now();
+                    let n = c.ok("f", "UID FETCH 1:* (BODY.PEEK[])");
+                    let secs = t.elapsed().as_secs_f64();
+                    c.logout();
+                    (n, secs)
+                })
+            {
+                bulk_bytes = d.0;
+                assert!(
+                    d.0.abs_diff(g.0) < 1024,
+                    "FETCH sizes differ: {} vs {}",
+                    d.0,
+                    g.0
+                );
+                bulk_d.push(d.0 as f64 / d.1 / 1e6);
+                bulk_g.push(g.0 as f64 / g.1 / 1e6);
+            }
 
-            let (d, g) = measure_pair(round, |direct| {
+            if let Some((d, g)) = measure_pair(round, &mut cpu, "big-fetch", 1, |direct| {
                 let mut c = session(&s, m, direct, "big");
                 c.ok("s", "EXAMINE INBOX");
                 let t = Instant::now();
@@ -598,12 +680,13 @@ fn main() {
                 let secs = t.elapsed().as_secs_f64();
                 c.logout();
                 (n, secs)
-            });
-            big_d.push(d.0 as f64 / d.1 / 1e6);
-            big_g.push(g.0 as f64 / g.1 / 1e6);
+            }) {
+                big_d.push(d.0 as f64 / d.1 / 1e6);
+                big_g.push(g.0 as f64 / g.1 / 1e6);
+            }
 
             // APPEND of 10 KiB messages, synchronizing literals (what most clients send).
-            let (d, g) = measure_pair(round, |direct| {
+            if let Some((d, g)) = measure_pair(round, &mut cpu, "append", sz.appends, |direct| {
                 let mut c = session(&s, m, direct, "append");
                 let t = Instant::now();
                 for i in 0..sz.appends {
@@ -612,9 +695,10 @@ fn main() {
                 let secs = t.elapsed().as_secs_f64();
                 c.logout();
                 sz.appends as f64 / secs
-            });
-            app_d.push(d);
-            app_g.push(g);
+            }) {
+                app_d.push(d);
+                app_g.push(g);
+            }
         }
 
         let label = |what: &str| format!("{what} ({})", m.name);
@@ -680,76 +764,81 @@ fn main() {
             target: Target::RatioAtLeast(0.90),
         });
 
-        // Held sessions and memory, each in a fresh mailgate so that memory freed by earlier
-        // work (which the allocator keeps for reuse) neither hides nor inflates the figures.
-        eprintln!("holding {} sessions…", sz.held_sessions);
-        let fresh = start_gate(&s.config);
-        let pid = fresh.pid();
-        // One login first: the login cache entry and argon2's one-time cost are not per session.
-        gate_session(fresh.imap_addr, m, "bench").logout();
-        std::thread::sleep(Duration::from_millis(200));
-        let idle = rss_kib(pid);
-        let mut held = Vec::with_capacity(sz.held_sessions);
-        for _ in 0..sz.held_sessions {
-            held.push(gate_session(fresh.imap_addr, m, "bench"));
-        }
-        std::thread::sleep(Duration::from_millis(500));
-        let holding = rss_kib(pid);
-        let mut answered = 0;
-        for (i, c) in held.iter_mut().enumerate() {
-            c.ok(&format!("h{i}"), "NOOP");
-            answered += 1;
-        }
-        for c in held {
-            c.logout();
-        }
-        let per_session = (holding - idle) / sz.held_sessions as f64;
-        notes.push(format!(
+        notes.push(cpu.note(m.name));
+
+        if step_enabled("held") {
+            // Held sessions and memory, each in a fresh mailgate so that memory freed by earlier
+            // work (which the allocator keeps for reuse) neither hides nor inflates the figures.
+            eprintln!("holding {} sessions…", sz.held_sessions);
+            let fresh = start_gate(&s.config);
+            let pid = fresh.pid();
+            // One login first: the login cache entry and argon2's one-time cost are not per session.
+            gate_session(fresh.imap_addr, m, "bench").logout();
+            std::thread::sleep(Duration::from_millis(200));
+            let idle = rss_kib(pid);
+            let mut held = Vec::with_capacity(sz.held_sessions);
+            for _ in 0..sz.held_sessions {
+                held.push(gate_session(fresh.imap_addr, m, "bench"));
+            }
+            std::thread::sleep(Duration::from_millis(500));
+            let holding = rss_kib(pid);
+            let mut answered = 0;
+            for (i, c) in held.iter_mut().enumerate() {
+                c.ok(&format!("h{i}"), "NOOP");
+                answered += 1;
+            }
+            for c in held {
+                c.logout();
+            }
+            let per_session = (holding - idle) / sz.held_sessions as f64;
+            notes.push(format!(
             "{}: a fresh mailgate's RSS after one login {:.0} KiB, holding {} sessions {:.0} KiB, {:.1} KiB per session; {answered}/{} answered NOOP afterwards",
             m.name, idle, sz.held_sessions, holding, per_session, sz.held_sessions
         ));
-        rows.push(Row {
-            name: label("RSS per held idle session"),
-            unit: "KiB",
-            direct: f64::NAN,
-            gate: per_session,
-            target: Target::ValueAtMost(if m.tls { 48.0 } else { 8.0 }),
-        });
+            rows.push(Row {
+                name: label("RSS per held idle session"),
+                unit: "KiB",
+                direct: f64::NAN,
+                gate: per_session,
+                target: Target::ValueAtMost(if m.tls { 48.0 } else { 8.0 }),
+            });
+        }
 
-        // RSS while relaying the 50 MiB message: sampled from another thread.
-        drop(fresh);
-        let fresh = start_gate(&s.config);
-        let pid = fresh.pid();
-        let mut c = gate_session(fresh.imap_addr, m, "big");
-        c.ok("s", "EXAMINE INBOX");
-        std::thread::sleep(Duration::from_millis(200));
-        let before = rss_kib(pid);
-        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let sampler = {
-            let stop = stop.clone();
-            std::thread::spawn(move || {
-                let mut peak: f64 = 0.0;
-                for _ in 0..600_000 {
-                    if stop.load(std::sync::atomic::Ordering::Relaxed) {
-                        break;
+        if step_enabled("rss") {
+            // RSS while relaying the 50 MiB message: sampled from another thread.
+            let fresh = start_gate(&s.config);
+            let pid = fresh.pid();
+            let mut c = gate_session(fresh.imap_addr, m, "big");
+            c.ok("s", "EXAMINE INBOX");
+            std::thread::sleep(Duration::from_millis(200));
+            let before = rss_kib(pid);
+            let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let sampler = {
+                let stop = stop.clone();
+                std::thread::spawn(move || {
+                    let mut peak: f64 = 0.0;
+                    for _ in 0..600_000 {
+                        if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                            break;
+                        }
+                        peak = peak.max(rss_kib(pid));
+                        std::thread::sleep(Duration::from_millis(2));
                     }
-                    peak = peak.max(rss_kib(pid));
-                    std::thread::sleep(Duration::from_millis(2));
-                }
-                peak
-            })
-        };
-        c.ok("f", "UID FETCH 1 (BODY.PEEK[])");
-        c.logout();
-        stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        let peak = sampler.join().unwrap_or(f64::NAN);
-        rows.push(Row {
-            name: label("RSS growth while relaying 50 MiB"),
-            unit: "KiB",
-            direct: f64::NAN,
-            gate: peak - before,
-            target: Target::ValueAtMost(2048.0),
-        });
+                    peak
+                })
+            };
+            c.ok("f", "UID FETCH 1 (BODY.PEEK[])");
+            c.logout();
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            let peak = sampler.join().unwrap_or(f64::NAN);
+            rows.push(Row {
+                name: label("RSS growth while relaying 50 MiB"),
+                unit: "KiB",
+                direct: f64::NAN,
+                gate: peak - before,
+                target: Target::ValueAtMost(2048.0),
+            });
+        }
     }
 
     if part("smtp") {
@@ -762,7 +851,10 @@ fn main() {
         out,
         "| measurement | unit | direct | mailgate | ratio | target | met |\n|---|---|---|---|---|---|---|"
     );
-    for r in &rows {
+    for r in rows
+        .iter()
+        .filter(|r| !(r.direct.is_nan() && r.gate.is_nan()))
+    {
         let (target, met) = r.verdict();
         let ratio = if r.direct.is_nan() {
             String::new()
@@ -812,10 +904,19 @@ fn smtp(s: &Setup, sz: &Sizes, rows: &mut Vec<Row>, notes: &mut Vec<String>) {
     let mut expected = 0usize;
     for m in &s.modes {
         eprintln!("== SMTP, {} ==", m.name);
+        let mut cpu = CpuLog {
+            pid: s.mailgate.pid(),
+            steps: Vec::new(),
+        };
+        // Warm-up: the account's first AUTH pays argon2 once (the first-login rows above show
+        // that cost); the rounds measure sending, not four simultaneous first logins.
+        let mut warm = SmtpClient::connect(s.mailgate.smtp_addr, None);
+        warm.auth(&format!("{}-smtp@{PF_DOMAIN}", m.prefix), LOCAL_PW);
+        warm.quit();
         let (mut rate_d, mut rate_g) = (Vec::new(), Vec::new());
         let (mut lat_d, mut lat_g) = (Vec::new(), Vec::new());
         for round in 0..sz.rounds {
-            let (d, g) = measure_pair(round, |direct| {
+            let Some((d, g)) = measure_pair(round, &mut cpu, "smtp", conns * per_conn, |direct| {
                 let t = Instant::now();
                 let threads: Vec<_> = (0..conns)
                     .map(|_| {
@@ -864,13 +965,16 @@ fn smtp(s: &Setup, sz: &Sizes, rows: &mut Vec<Row>, notes: &mut Vec<String>) {
                 }
                 let secs = t.elapsed().as_secs_f64();
                 (lat.len() as f64 / secs, lat)
-            });
+            }) else {
+                continue;
+            };
             expected += 2 * conns * per_conn;
             rate_d.push(d.0);
             rate_g.push(g.0);
             lat_d.extend(d.1);
             lat_g.extend(g.1);
         }
+        notes.push(cpu.note(m.name));
         let label = |what: &str| format!("{what} ({})", m.name);
         rows.push(Row {
             name: label(&format!(

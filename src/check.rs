@@ -16,7 +16,7 @@ mod advice;
 pub mod inspect;
 
 use crate::config::{Account, Config, Endpoint, ServerConfig, TlsMode};
-use crate::upstream::{Trace, UpstreamError};
+use crate::upstream::{Steps, Trace, UpstreamError};
 use advice::{Failure, Probe};
 use inspect::{CertInfo, Inspector};
 use serde::Serialize;
@@ -24,6 +24,9 @@ use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::io::AsyncReadExt;
+
+/// The least time a diagnostic probe waits for its answer.
+const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The protocol of an endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -153,18 +156,17 @@ fn describe_endpoint(ep: &Endpoint) -> String {
 
 /// A trace that records, with the inspecting TLS configuration when the endpoint uses TLS.
 fn traced(ep: &Endpoint) -> (Trace, Option<Arc<Inspector>>) {
-    let mut trace = Trace::on();
-    let inspector = Inspector::for_endpoint(ep).map(|(config, inspector)| {
-        trace.tls_config = Some(config);
-        inspector
-    });
-    (trace, inspector)
+    match Inspector::for_endpoint(ep) {
+        Some((config, inspector)) => (Trace::on(Some(config)), Some(inspector)),
+        None => (Trace::on(None), None),
+    }
 }
 
 async fn imap(account: &Account, server: &ServerConfig) -> Vec<Step> {
     let ep = &account.imap;
     let (mut trace, inspector) = traced(ep);
     let result = crate::imap::upstream::login_traced(account, server, &mut trace).await;
+    let trace = trace.into_steps();
     let ctx = Ctx {
         protocol: Protocol::Imap,
         account,
@@ -186,6 +188,7 @@ async fn imap(account: &Account, server: &ServerConfig) -> Vec<Step> {
 async fn smtp(account: &Account, ep: &Endpoint, server: &ServerConfig) -> Vec<Step> {
     let (mut trace, inspector) = traced(ep);
     let result = crate::smtp::submit::Upstream::connect_traced(ep, server, &mut trace).await;
+    let trace = trace.into_steps();
     let ctx = Ctx {
         protocol: Protocol::Smtp,
         account,
@@ -242,7 +245,7 @@ impl Ctx<'_> {
         }
     }
 
-    fn fail(&self, kind: Kind, trace: &Trace, error: &UpstreamError, probe: Probe) -> Step {
+    fn fail(&self, kind: Kind, trace: &Steps, error: &UpstreamError, probe: Probe) -> Step {
         let seen = self.inspector.and_then(Inspector::seen);
         let mut detail = error.to_string();
         if kind == Kind::Tls {
@@ -275,7 +278,7 @@ impl Ctx<'_> {
     }
 
     /// The steps the attempt passed (from the trace), then the one it failed at, if any.
-    async fn walk(&self, trace: &Trace, error: Option<&UpstreamError>) -> Vec<Step> {
+    async fn walk(&self, trace: &Steps, error: Option<&UpstreamError>) -> Vec<Step> {
         let mut steps = Vec::new();
         for &kind in Kind::sequence(self.ep.tls) {
             if let Some(detail) = self.passed(kind, trace, error.is_none()) {
@@ -294,7 +297,7 @@ impl Ctx<'_> {
     }
 
     /// The detail of a step the trace shows as passed; `None` if it did not pass.
-    fn passed(&self, kind: Kind, trace: &Trace, logged_in: bool) -> Option<String> {
+    fn passed(&self, kind: Kind, trace: &Steps, logged_in: bool) -> Option<String> {
         match kind {
             Kind::Dns => (!trace.addresses.is_empty()).then(|| {
                 let list: Vec<String> =
@@ -344,11 +347,13 @@ impl Ctx<'_> {
     }
 
     /// A diagnostic second connection where TLS and plaintext may be swapped.
-    async fn probe(&self, kind: Kind, trace: &Trace, error: &UpstreamError) -> Probe {
+    async fn probe(&self, kind: Kind, trace: &Steps, error: &UpstreamError) -> Probe {
         let Some(addr) = trace.connected else {
             return Probe::NotRun;
         };
-        let timeout = self.server.connect_timeout;
+        // At least PROBE_TIMEOUT: the probe runs only after a failure, on a port that accepted
+        // the connection, and a short connect_timeout must not cost the diagnosis.
+        let timeout = self.server.connect_timeout.max(PROBE_TIMEOUT);
         match (kind, self.ep.tls) {
             // Implicit TLS failed without a certificate: is it a plaintext port?
             (Kind::Tls, TlsMode::Implicit)

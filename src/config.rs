@@ -35,6 +35,18 @@ pub enum ConfigError {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// An account without servers in the file whose servers could not be discovered at start-up.
+    #[error("{path}: account {email}: cannot discover its servers: {reason}\n  set them in the file: [account.imap] server = \"host:port\" and tls (and [account.smtp]), or provider = \"…\" (one of {known})")]
+    Discovery {
+        /// The config file.
+        path: PathBuf,
+        /// The account.
+        email: String,
+        /// What discovery tried.
+        reason: String,
+        /// The preset names.
+        known: String,
+    },
     /// The file is not valid TOML, or does not match the schema, or a value is unusable.
     #[error("{path}:{line}:{column}: {field}: {message}")]
     Invalid {
@@ -116,6 +128,7 @@ struct ServerFile {
     connect_timeout_secs: Option<u64>,
     upstream_timeout_secs: Option<u64>,
     state_dir: Option<PathBuf>,
+    resolver: Option<Spanned<String>>,
 }
 
 /// `[server.tls]`: the certificate mailgate presents to its own clients.
@@ -133,19 +146,19 @@ struct AccountFile {
     local_password_hash: String,
     #[serde(default)]
     aliases: Vec<String>,
-    imap: Spanned<EndpointFile>,
+    provider: Option<Spanned<String>>,
+    imap: Option<Spanned<EndpointFile>>,
     smtp: Option<Spanned<EndpointFile>>,
     oauth2: Option<Spanned<OAuth2File>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct EndpointFile {
     server: Option<String>,
     host: Option<String>,
     port: Option<u16>,
-    #[serde(default = "default_tls")]
-    tls: TlsMode,
+    tls: Option<TlsMode>,
     #[serde(default)]
     allow_plaintext: bool,
     ca_file: Option<PathBuf>,
@@ -171,10 +184,6 @@ impl EndpointFile {
     }
 }
 
-fn default_tls() -> TlsMode {
-    TlsMode::Implicit
-}
-
 // ---------------------------------------------------------------------------------------------
 // The validated configuration.
 
@@ -191,6 +200,9 @@ pub struct Config {
     pub metrics: Option<MetricsConfig>,
     /// Lower-cased login name → index into `accounts`.
     by_login: HashMap<String, usize>,
+    /// Accounts left out because their servers need network discovery (no servers in the file
+    /// and no preset for the domain); [`Config::load_discovering`] fills them in.
+    pub undiscovered: Vec<String>,
 }
 
 /// `[server]`: listeners, limits and time-outs, defaults applied.
@@ -231,6 +243,9 @@ pub struct ServerConfig {
     /// Where mailgate keeps state it writes itself (OAuth tokens), apart from the config file,
     /// which mailgate never rewrites. Default: `state` beside the config file.
     pub state_dir: PathBuf,
+    /// The DNS server for discovery and upstream host names (`resolver = "ADDR[:PORT]"`, like
+    /// nginx's `resolver`); `None`: /etc/resolv.conf and the system's own lookup.
+    pub resolver: Option<SocketAddr>,
 }
 
 /// The local certificate and the rustls server configuration made from it.
@@ -286,6 +301,9 @@ pub struct Account {
     pub imap: Endpoint,
     /// The upstream SMTP submission server; `None` when the account cannot send.
     pub smtp: Option<Endpoint>,
+    /// Where the servers came from: `config`, or a preset / MX / autoconfig / guess (for the
+    /// start-up log).
+    pub source: String,
 }
 
 /// An upstream server plus everything needed to log in there.
@@ -316,11 +334,16 @@ pub struct Endpoint {
 impl Endpoint {
     /// `host:port`, for logs and messages.
     pub fn address(&self) -> String {
-        if self.host.contains(':') {
-            format!("[{}]:{}", self.host, self.port)
-        } else {
-            format!("{}:{}", self.host, self.port)
-        }
+        host_port(&self.host, self.port)
+    }
+}
+
+/// `host:port`, or `[v6]:port` for an IPv6 address.
+pub fn host_port(host: &str, port: u16) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
     }
 }
 
@@ -334,9 +357,54 @@ impl Config {
         Config::parse(&text, path)
     }
 
+    /// Reads the file and discovers the servers of accounts that need the network (`mailgate
+    /// run` at start-up and on SIGHUP). A failure names the account and what to set, and the
+    /// whole load fails: like nginx, which refuses a configuration whose upstream host does not
+    /// resolve, a gateway that silently dropped an account would leave its users with
+    /// "authentication failed" and no hint; at reload the old configuration stays.
+    pub async fn load_discovering(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let first = Config::parse(&text, path)?;
+        if first.undiscovered.is_empty() {
+            return Ok(first);
+        }
+        let opts = crate::discover::Options {
+            resolver: crate::discover::dns::Resolver::new(first.server.resolver),
+            timeout: first.server.connect_timeout.min(Duration::from_secs(10)),
+            ca_file: None,
+            network: true,
+        };
+        let mut found = HashMap::new();
+        for email in &first.undiscovered {
+            let d = crate::discover::discover(email, &opts).await.map_err(|e| {
+                ConfigError::Discovery {
+                    path: path.to_owned(),
+                    email: email.clone(),
+                    reason: e.to_string(),
+                    known: crate::provider::known_ids(),
+                }
+            })?;
+            found.insert(email.to_ascii_lowercase(), d);
+        }
+        Config::parse_with(&text, path, &found)
+    }
+
     /// Validates `text` as if it had been read from `path` (relative paths resolve against
-    /// `path`'s folder; environment variables are read now).
+    /// `path`'s folder; environment variables are read now). No network: accounts that need
+    /// discovery are listed in [`Config::undiscovered`] and left out.
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        Config::parse_with(text, path, &HashMap::new())
+    }
+
+    /// [`Config::parse`] with the servers discovered for some accounts (by lower-case email).
+    pub fn parse_with(
+        text: &str,
+        path: &Path,
+        discovered: &HashMap<String, crate::discover::Discovery>,
+    ) -> Result<Config, ConfigError> {
         let err_at = |offset: usize, field: String, message: String| {
             let (line, column) = line_col(text, offset);
             ConfigError::Invalid {
@@ -432,6 +500,18 @@ impl Config {
             }
             Some(v) => Duration::from_secs(*v.get_ref()),
         };
+        let resolver = match &s.resolver {
+            None => None,
+            Some(v) => Some(
+                crate::discover::dns::parse_server(v.get_ref()).ok_or_else(|| {
+                    err_at(
+                        v.span().start,
+                        "server.resolver".into(),
+                        format!("`{}` is not an IP address or IP:port", v.get_ref()),
+                    )
+                })?,
+            ),
+        };
         let server = ServerConfig {
             imap_listen,
             smtp_listen,
@@ -453,6 +533,7 @@ impl Config {
             connect_timeout: Duration::from_secs(s.connect_timeout_secs.unwrap_or(15).max(1)),
             upstream_timeout: Duration::from_secs(s.upstream_timeout_secs.unwrap_or(60).max(1)),
             state_dir: base.join(s.state_dir.unwrap_or_else(|| PathBuf::from("state"))),
+            resolver,
         };
 
         let metrics = match file.metrics {
@@ -471,6 +552,7 @@ impl Config {
 
         let mut accounts = Vec::new();
         let mut by_login = HashMap::new();
+        let mut undiscovered = Vec::new();
         for (i, spanned) in file.account.into_iter().enumerate() {
             let at = spanned.span().start;
             let a = spanned.into_inner();
@@ -509,11 +591,57 @@ impl Config {
                     format!("`{email}` is configured twice"),
                 ));
             }
-            let imap_at = a.imap.span().start;
+            let imap_at = a.imap.as_ref().map_or(at, |t| t.span().start);
             let located = |at: usize, table: &str, (field, msg): (String, String)| {
                 let key = field.trim_start_matches('.');
                 let at = key_offset(text, at, key).unwrap_or(at);
                 err_at(at, format!("{name}.{table}{field}"), msg)
+            };
+            // Servers: given in the file, else the named preset, else the domain's preset,
+            // else network discovery (done before this pass by `load_discovering`). Whatever
+            // the file sets wins, field by field.
+            let has_server = a
+                .imap
+                .as_ref()
+                .is_some_and(|t| t.get_ref().server.is_some() || t.get_ref().host.is_some());
+            let found: Option<crate::discover::Discovery> = match &a.provider {
+                Some(p) => {
+                    let preset = crate::provider::by_id(p.get_ref()).ok_or_else(|| {
+                        let at = key_offset(text, at, "provider").unwrap_or(at);
+                        err_at(
+                            at,
+                            format!("{name}.provider"),
+                            format!(
+                                "unknown provider `{}`; known: {}",
+                                p.get_ref(),
+                                crate::provider::known_ids()
+                            ),
+                        )
+                    })?;
+                    Some(crate::discover::from_preset(
+                        &email,
+                        preset,
+                        crate::discover::Source::Provider(preset.id),
+                    ))
+                }
+                None if has_server => None,
+                None => match crate::discover::domain_of(&email)
+                    .and_then(|d| crate::provider::by_domain(&d))
+                {
+                    Some(preset) => Some(crate::discover::from_preset(
+                        &email,
+                        preset,
+                        crate::discover::Source::Domain(preset.id),
+                    )),
+                    None => match discovered.get(&email.to_ascii_lowercase()) {
+                        Some(d) => Some(d.clone()),
+                        None => {
+                            by_login.remove(&email.to_ascii_lowercase());
+                            undiscovered.push(email);
+                            continue;
+                        }
+                    },
+                },
             };
             let oauth = match a.oauth2 {
                 None => None,
@@ -529,7 +657,7 @@ impl Config {
             // With OAuth 2.0 the token is the credential: no password is needed, and one left
             // in the file would be silently unused — say so instead.
             if oauth.is_some() {
-                let tables = [("imap", Some((a.imap.get_ref(), imap_at)))]
+                let tables = [("imap", a.imap.as_ref().map(|t| (t.get_ref(), imap_at)))]
                     .into_iter()
                     .chain(
                         a.smtp
@@ -553,27 +681,37 @@ impl Config {
             }
             let no_password = Secret::default();
             let imap_default = oauth.as_ref().map(|_| &no_password);
-            let mut imap = endpoint(a.imap.into_inner(), &email, &base, imap_default)
+            let imap_file = a.imap.map(Spanned::into_inner).unwrap_or_default();
+            let imap_found = found.as_ref().map(|d| &d.imap);
+            let mut imap = endpoint(imap_file, &email, &base, imap_default, imap_found)
                 .map_err(|e| located(imap_at, "imap", e))?;
             imap.oauth = oauth.clone();
             // The SMTP credential defaults to the IMAP one: most providers use one password.
-            let smtp = match a.smtp {
+            // Without an [account.smtp] table, a preset or discovery still gives the server.
+            let smtp_found = found.as_ref().and_then(|d| d.smtp.as_ref());
+            let smtp_table = match a.smtp {
+                Some(spanned) => Some((spanned.span().start, spanned.into_inner())),
+                None => smtp_found.map(|_| (at, EndpointFile::default())),
+            };
+            let smtp = match smtp_table {
                 None => None,
-                Some(spanned) => {
-                    let smtp_at = spanned.span().start;
-                    let mut smtp =
-                        endpoint(spanned.into_inner(), &email, &base, Some(&imap.password))
-                            .map_err(|e| located(smtp_at, "smtp", e))?;
+                Some((smtp_at, file)) => {
+                    let mut smtp = endpoint(file, &email, &base, Some(&imap.password), smtp_found)
+                        .map_err(|e| located(smtp_at, "smtp", e))?;
                     smtp.oauth = oauth.clone();
                     Some(smtp)
                 }
             };
+            let source = found
+                .as_ref()
+                .map_or_else(|| "config".to_owned(), |d| d.imap.source.to_string());
             accounts.push(Arc::new(Account {
                 email,
                 aliases: a.aliases,
                 local_password_hash: a.local_password_hash,
                 imap,
                 smtp,
+                source,
             }));
         }
 
@@ -583,6 +721,7 @@ impl Config {
             accounts,
             metrics,
             by_login,
+            undiscovered,
         })
     }
 
@@ -601,6 +740,7 @@ fn endpoint(
     email: &str,
     base: &Path,
     default_password: Option<&Secret>,
+    found: Option<&crate::discover::Found>,
 ) -> Result<Endpoint, (String, String)> {
     let bad = |field: &str, msg: String| (format!(".{field}"), msg);
     let (host, port) = match (&e.server, &e.host) {
@@ -628,15 +768,24 @@ fn endpoint(
             let port = e.port.ok_or_else(|| bad("port", "is missing".into()))?;
             (host.trim().to_owned(), port)
         }
-        (None, None) => return Err(bad("server", "is missing (\"host:port\")".into())),
+        (None, None) => match found {
+            Some(f) => (f.host.clone(), f.port),
+            None => return Err(bad("server", "is missing (\"host:port\")".into())),
+        },
     };
+    // TLS as written, else the preset's / discovered mode when it is for the same port, else
+    // implicit (the documented default).
+    let tls = e.tls.unwrap_or(match found {
+        Some(f) if f.port == port => f.tls,
+        _ => TlsMode::Implicit,
+    });
     if host.is_empty() || port == 0 {
         return Err(bad(
             "server",
             "needs a host name and a non-zero port".into(),
         ));
     }
-    if e.tls == TlsMode::None && !e.allow_plaintext {
+    if tls == TlsMode::None && !e.allow_plaintext {
         return Err(bad(
             "tls",
             "`none` sends the password in clear text; set `allow_plaintext = true` to allow it"
@@ -651,7 +800,7 @@ fn endpoint(
         )
     })?;
     let ca_file = e.ca_file.map(|p| base.join(p));
-    let tls_config = match e.tls {
+    let tls_config = match tls {
         TlsMode::None => None,
         _ => Some(
             tls::client_config(ca_file.as_deref())
@@ -704,11 +853,14 @@ fn endpoint(
     Ok(Endpoint {
         host,
         port,
-        tls: e.tls,
+        tls,
         server_name,
         tls_config,
         ca_file,
-        username: e.username.unwrap_or_else(|| email.to_owned()),
+        username: e
+            .username
+            .or_else(|| found.map(|f| f.username.clone()))
+            .unwrap_or_else(|| email.to_owned()),
         password,
         oauth: None,
     })
@@ -978,6 +1130,97 @@ mod tests {
         ))
         .unwrap();
         assert_eq!(c.accounts[0].imap.address(), "h:143");
+    }
+
+    fn bare(body: &str) -> String {
+        format!("[[account]]\nemail = \"ola@icloud.com\"\nlocal_password_hash = \"{HASH}\"\n{body}")
+    }
+
+    #[test]
+    fn presets_fill_what_the_file_leaves_out() {
+        // Domain preset, credential only: both servers from the preset, IMAP user = local part.
+        let c = parse(&bare("[account.imap]\npassword = \"x\"\n")).unwrap();
+        let a = &c.accounts[0];
+        assert_eq!(
+            (a.imap.address(), a.imap.tls),
+            ("imap.mail.me.com:993".into(), TlsMode::Implicit)
+        );
+        assert_eq!(a.imap.username, "ola");
+        let smtp = a.smtp.as_ref().unwrap();
+        assert_eq!(
+            (smtp.address(), smtp.tls),
+            ("smtp.mail.me.com:587".into(), TlsMode::Starttls)
+        );
+        assert_eq!(
+            (smtp.username.as_str(), smtp.password.expose()),
+            ("ola@icloud.com", "x")
+        );
+        assert_eq!(a.source, "preset icloud (by email domain)");
+        // A named preset for a custom domain; explicit fields win one by one.
+        let text = bare("provider = \"gmail\"\n[account.imap]\npassword = \"x\"\nusername = \"other\"\n[account.smtp]\nserver = \"smtp.gmail.com:587\"\ntls = \"starttls\"\n")
+            .replace("ola@icloud.com", "ola@example.no");
+        let c = parse(&text).unwrap();
+        let a = &c.accounts[0];
+        assert_eq!(
+            (a.imap.address(), a.imap.username.as_str()),
+            ("imap.gmail.com:993".into(), "other")
+        );
+        let smtp = a.smtp.as_ref().unwrap();
+        assert_eq!(
+            (smtp.address(), smtp.tls),
+            ("smtp.gmail.com:587".into(), TlsMode::Starttls)
+        );
+        assert_eq!(a.source, "preset gmail (named in the config)");
+        // A server written in the file without a provider keeps the old meaning: no preset.
+        let c = parse(&account("")).unwrap();
+        assert!(c.accounts[0].smtp.is_none());
+        assert_eq!(c.accounts[0].source, "config");
+    }
+
+    #[test]
+    fn unknown_provider_lists_the_known_ones() {
+        let e = parse(&bare(
+            "provider = \"gmial\"\n[account.imap]\npassword = \"x\"\n",
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.starts_with("/etc/mailgate/test.toml:4:1: account[0].provider: unknown provider `gmial`; known: gmail, microsoft365"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn unknown_domains_wait_for_discovery() {
+        let text = bare("[account.imap]\npassword = \"x\"\n").replace("icloud.com", "example.test");
+        let c = parse(&format!("{text}\n{}", account(""))).unwrap();
+        assert_eq!(c.undiscovered, ["ola@example.test"]);
+        assert_eq!(c.accounts.len(), 1);
+        assert!(c.account("ola@example.test").is_none());
+        assert!(c.account("ola@example.no").is_some());
+        let mut found = HashMap::new();
+        let d = crate::discover::Discovery {
+            email: "ola@example.test".into(),
+            preset: None,
+            imap: crate::discover::Found {
+                host: "imap.example.test".into(),
+                port: 143,
+                tls: TlsMode::Starttls,
+                username: "ola".into(),
+                source: crate::discover::Source::Guess,
+            },
+            smtp: None,
+            notes: vec![],
+        };
+        found.insert("ola@example.test".to_owned(), d);
+        let c = Config::parse_with(&text, Path::new("/m.toml"), &found).unwrap();
+        let a = c.account("ola@example.test").unwrap();
+        assert_eq!(
+            (a.imap.address(), a.imap.tls),
+            ("imap.example.test:143".into(), TlsMode::Starttls)
+        );
+        assert!(a.smtp.is_none() && c.undiscovered.is_empty());
+        assert_eq!(a.source, "guess (a server answered)");
     }
 
     #[test]

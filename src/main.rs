@@ -50,9 +50,26 @@ enum Command {
     },
     /// Hash a local password for `local_password_hash` (reads it from stdin or a prompt).
     HashPassword,
+    /// Find the IMAP/SMTP settings for an address (preset, MX, autoconfig, guess); logs in
+    /// nowhere.
+    Discover {
+        /// The email address.
+        email: String,
+        /// DNS server to ask (`ADDR` or `ADDR:PORT`); default: /etc/resolv.conf.
+        #[arg(long)]
+        resolver: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        /// Time-out per step, in seconds.
+        #[arg(long, default_value_t = 5)]
+        timeout_secs: u64,
+    },
     /// OAuth 2.0 tokens for accounts with `[account.oauth2]`.
     #[command(subcommand)]
     Oauth(OauthCommand),
+    /// Add an account: settings found, credential tested live, account appended to the config.
+    Setup(Box<SetupArgs>),
     /// Local TLS certificates for `[server.tls]`.
     #[command(subcommand)]
     Cert(CertCommand),
@@ -76,6 +93,89 @@ enum CertCommand {
         #[arg(long)]
         force: bool,
     },
+}
+
+#[derive(clap::Args)]
+struct SetupArgs {
+    /// Configuration file to add the account to (started with the defaults when missing).
+    #[arg(long, short, default_value = config::DEFAULT_PATH)]
+    config: PathBuf,
+    /// The email address (asked for when left out, unless --non-interactive).
+    #[arg(long)]
+    email: Option<String>,
+    /// Ask nothing: every answer comes from the options.
+    #[arg(long)]
+    non_interactive: bool,
+    /// Environment variable holding the provider password or app password.
+    #[arg(long)]
+    password_env: Option<String>,
+    /// Environment variable holding the local password (default: asked for, or generated and
+    /// printed once with --non-interactive).
+    #[arg(long)]
+    local_password_env: Option<String>,
+    /// Log in upstream with OAuth 2.0 (needs --client-id) instead of a password.
+    #[arg(long, requires = "client_id")]
+    oauth: bool,
+    /// OAuth application (client) id.
+    #[arg(long)]
+    client_id: Option<String>,
+    /// Environment variable holding the OAuth client secret (written as client_secret_env).
+    #[arg(long)]
+    client_secret_env: Option<String>,
+    /// Microsoft tenant (common, organizations, consumers, a tenant id or domain).
+    #[arg(long)]
+    tenant: Option<String>,
+    /// OAuth authorization endpoint, for an identity provider without a preset (with
+    /// --token-url).
+    #[arg(long, requires_all = ["oauth", "token_url"])]
+    authorize_url: Option<String>,
+    /// OAuth token endpoint, for an identity provider without a preset.
+    #[arg(long, requires_all = ["oauth", "authorize_url"])]
+    token_url: Option<String>,
+    /// OAuth scope (repeatable), when not the preset's.
+    #[arg(long = "scope", requires = "oauth")]
+    scopes: Vec<String>,
+    /// Use this built-in provider preset instead of discovery.
+    #[arg(long, conflicts_with = "imap_server")]
+    provider: Option<String>,
+    /// IMAP server HOST:PORT (with --imap-tls, --smtp-server, --smtp-tls) instead of discovery.
+    #[arg(long, requires_all = ["imap_tls", "smtp_server", "smtp_tls"])]
+    imap_server: Option<String>,
+    /// IMAP TLS mode.
+    #[arg(long, value_enum)]
+    imap_tls: Option<TlsArg>,
+    /// SMTP submission server HOST:PORT.
+    #[arg(long, requires_all = ["imap_server"])]
+    smtp_server: Option<String>,
+    /// SMTP TLS mode.
+    #[arg(long, value_enum)]
+    smtp_tls: Option<TlsArg>,
+    /// CA certificate file for a provider with a private CA (written as ca_file).
+    #[arg(long)]
+    ca_file: Option<PathBuf>,
+    /// DNS server for discovery (`ADDR` or `ADDR:PORT`).
+    #[arg(long)]
+    resolver: Option<String>,
+    /// How long to wait for the OAuth approval, in seconds.
+    #[arg(long, default_value_t = 600)]
+    timeout_secs: u64,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum TlsArg {
+    Implicit,
+    Starttls,
+    None,
+}
+
+impl From<TlsArg> for config::TlsMode {
+    fn from(t: TlsArg) -> Self {
+        match t {
+            TlsArg::Implicit => config::TlsMode::Implicit,
+            TlsArg::Starttls => config::TlsMode::Starttls,
+            TlsArg::None => config::TlsMode::None,
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -148,12 +248,9 @@ fn real_main(cli: Cli) -> Result<()> {
         Command::Run { config, log_format } => {
             init_logging(log_format);
             mailgate::tls::install_crypto_provider();
-            let cfg = Config::load(&config)?;
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-                .context("cannot start the async runtime")?;
+            let rt = runtime()?;
             rt.block_on(async {
+                let cfg = Config::load_discovering(&config).await?;
                 let server = mailgate::server::Server::bind(cfg).await?;
                 server.run().await?;
                 Ok::<_, anyhow::Error>(())
@@ -168,9 +265,35 @@ fn real_main(cli: Cli) -> Result<()> {
                 cfg.accounts.len(),
                 if cfg.accounts.len() == 1 { "" } else { "s" }
             );
+            for email in &cfg.undiscovered {
+                println!(
+                    "{email}: no servers in the file and no preset for the domain; `mailgate run` discovers them at start-up (see `mailgate discover {email}`)"
+                );
+            }
             Ok(())
         }
         Command::Oauth(cmd) => oauth(cmd),
+        Command::Setup(args) => setup(*args),
+        Command::Discover {
+            email,
+            resolver,
+            json,
+            timeout_secs,
+        } => {
+            mailgate::tls::install_crypto_provider();
+            let opts = mailgate::discover::Options {
+                resolver: parse_resolver(resolver.as_deref())?,
+                timeout: std::time::Duration::from_secs(timeout_secs.max(1)),
+                ..Default::default()
+            };
+            let found = runtime()?.block_on(mailgate::discover::discover(&email, &opts))?;
+            if json {
+                println!("{:#}", found.to_json());
+            } else {
+                print!("{}", found.report());
+            }
+            Ok(())
+        }
         // Handled in main(): it has its own exit statuses.
         Command::Check { .. } => Ok(()),
         Command::Cert(CertCommand::Generate {
@@ -206,6 +329,11 @@ fn check(email: Option<&str>, json: bool, path: &std::path::Path) -> std::proces
         }
     };
     let accounts = match email {
+        // Nothing checked is not "everything passed": a script must not take it for success.
+        None if cfg.accounts.is_empty() => {
+            eprintln!("mailgate: no accounts in {} to check", path.display());
+            return ExitCode::FAILURE;
+        }
         None => cfg.accounts.clone(),
         Some(e) => match cfg.account(e) {
             Some(a) => vec![a.clone()],
@@ -387,6 +515,257 @@ fn oauth(cmd: OauthCommand) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// One line typed on the terminal (the prompt goes to stderr, so stdout stays the result).
+fn ask(prompt: &str) -> Result<String> {
+    use std::io::Write;
+    eprint!("{prompt}");
+    std::io::stderr().flush()?;
+    let mut line = String::new();
+    if std::io::stdin().lock().read_line(&mut line)? == 0 {
+        bail!("no answer (end of input)");
+    }
+    Ok(line.trim().to_owned())
+}
+
+/// A non-empty environment variable's value as a secret.
+fn secret_env(var: &str, what: &str) -> Result<Secret> {
+    match std::env::var(var) {
+        Ok(v) if !v.is_empty() => Ok(Secret::new(v)),
+        _ => bail!("{what}: environment variable `{var}` is not set"),
+    }
+}
+
+/// `host:port` from the command line.
+fn server_arg(text: &str, what: &str) -> Result<(String, u16)> {
+    let (host, port) = text
+        .trim()
+        .rsplit_once(':')
+        .with_context(|| format!("{what} `{text}` is not HOST:PORT"))?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let port: u16 = port
+        .parse()
+        .ok()
+        .filter(|p| *p != 0)
+        .with_context(|| format!("{what} `{text}`: bad port"))?;
+    if host.is_empty() {
+        bail!("{what} `{text}`: no host");
+    }
+    Ok((host.to_owned(), port))
+}
+
+fn setup(args: SetupArgs) -> Result<()> {
+    use mailgate::discover::{self, Found, Source};
+    use mailgate::setup::{self as s, Credential, Plan, Target};
+    mailgate::tls::install_crypto_provider();
+    let interactive = !args.non_interactive;
+    let email = match (&args.email, interactive) {
+        (Some(e), _) => e.trim().to_owned(),
+        (None, true) => ask("Email address: ")?,
+        (None, false) => bail!("--email is required with --non-interactive"),
+    };
+    if discover::domain_of(&email).is_none() {
+        bail!("`{email}` is not an email address");
+    }
+    let target = Target::open(&args.config, &email)?;
+    let server = target.server()?;
+    let rt = runtime()?;
+
+    // 1. Settings.
+    let found = if let Some(id) = &args.provider {
+        let preset = mailgate::provider::by_id(id).with_context(|| {
+            format!(
+                "unknown provider `{id}`; known: {}",
+                mailgate::provider::known_ids()
+            )
+        })?;
+        discover::from_preset(&email, preset, Source::Provider(preset.id))
+    } else if let (Some(imap), Some(imap_tls), Some(smtp), Some(smtp_tls)) = (
+        &args.imap_server,
+        args.imap_tls,
+        &args.smtp_server,
+        args.smtp_tls,
+    ) {
+        let given = |text: &str, tls: TlsArg, what: &str| -> Result<Found> {
+            let (host, port) = server_arg(text, what)?;
+            Ok(Found {
+                host,
+                port,
+                tls: tls.into(),
+                username: email.clone(),
+                source: Source::Given,
+            })
+        };
+        discover::Discovery {
+            email: email.clone(),
+            preset: discover::domain_of(&email).and_then(|d| mailgate::provider::by_domain(&d)),
+            imap: given(imap, imap_tls, "--imap-server")?,
+            smtp: Some(given(smtp, smtp_tls, "--smtp-server")?),
+            notes: Vec::new(),
+        }
+    } else {
+        let opts = discover::Options {
+            resolver: match &args.resolver {
+                Some(_) => parse_resolver(args.resolver.as_deref())?,
+                None => discover::dns::Resolver::new(server.resolver),
+            },
+            timeout: std::time::Duration::from_secs(5),
+            ca_file: args.ca_file.clone(),
+            network: true,
+        };
+        rt.block_on(discover::discover(&email, &opts))
+            .context("no settings found; give them with --provider or --imap-server/--imap-tls/--smtp-server/--smtp-tls")?
+    };
+    println!("Settings found:\n{}", found.report());
+    if interactive {
+        let answer = ask("Use these settings? [Y/n] ")?;
+        if answer.eq_ignore_ascii_case("n") || answer.eq_ignore_ascii_case("no") {
+            bail!(
+                "stopped; give the servers with --provider or --imap-server … and run setup again"
+            );
+        }
+    }
+
+    // 2. Credential.
+    let preset = found.preset;
+    let use_oauth = args.oauth
+        || (interactive
+            && args.password_env.is_none()
+            && preset.is_some_and(|p| !p.accepts_password()));
+    let credential = if use_oauth {
+        let provider = preset
+            .and_then(|p| p.oauth_provider())
+            .map(discover::oauth_name);
+        let endpoints = args.authorize_url.clone().zip(args.token_url.clone());
+        if provider.is_none() && endpoints.is_none() {
+            bail!("mailgate has no OAuth preset for this provider: give --authorize-url and --token-url");
+        }
+        let client_id = match (&args.client_id, interactive) {
+            (Some(c), _) => c.clone(),
+            (None, true) => ask("OAuth client id of your app registration: ")?,
+            (None, false) => bail!("--oauth needs --client-id"),
+        };
+        Credential::OAuth {
+            provider,
+            endpoints,
+            scopes: args.scopes.clone(),
+            client_id,
+            client_secret_env: args.client_secret_env.clone(),
+            tenant: args.tenant.clone(),
+        }
+    } else {
+        let password = match (&args.password_env, interactive) {
+            (Some(var), _) => secret_env(var, "--password-env")?,
+            (None, false) => {
+                bail!("--password-env VAR is required with --non-interactive (or --oauth)")
+            }
+            (None, true) => {
+                if let Some(p) = preset {
+                    if !p.advice.is_empty() {
+                        eprintln!("{}: {}", p.name, p.advice);
+                    }
+                    if let Some(link) = p.help.app_password {
+                        eprintln!("Create an app password: {link}");
+                    }
+                    if let Some(link) = p.help.enable_imap {
+                        eprintln!("Enable IMAP: {link}");
+                    }
+                }
+                let p = Secret::new(rpassword::prompt_password(format!(
+                    "Password or app password for {email} at the provider: "
+                ))?);
+                if p.is_empty() {
+                    bail!("an empty password is not allowed");
+                }
+                p
+            }
+        };
+        Credential::Password(password)
+    };
+
+    // 3. Local password.
+    let (local, generated) = match (&args.local_password_env, interactive) {
+        (Some(var), _) => (secret_env(var, "--local-password-env")?, false),
+        (None, false) => (s::generate_password(), true),
+        (None, true) => {
+            eprintln!("Local password for the mail client (empty: generate one).");
+            let first = Secret::new(rpassword::prompt_password("Local password: ")?);
+            if first.is_empty() {
+                (s::generate_password(), true)
+            } else {
+                let second = Secret::new(rpassword::prompt_password("Again: ")?);
+                if first != second {
+                    bail!("the two passwords differ");
+                }
+                (first, false)
+            }
+        }
+    };
+    let local_password_hash = mailgate::account::hash_password(&local)
+        .map_err(|e| anyhow::anyhow!("hashing failed: {e}"))?;
+    let plan = Plan {
+        email: email.clone(),
+        found,
+        credential,
+        ca_file: args.ca_file.clone(),
+        local_password_hash,
+    };
+
+    // 4. OAuth sign-in, then the live test; nothing is written before both pass.
+    if let Credential::OAuth { .. } = &plan.credential {
+        let cfg = target.load_account(&plan)?;
+        let oauth = cfg
+            .accounts
+            .first()
+            .and_then(|a| a.imap.oauth.clone())
+            .context("the new account has no OAuth settings")?;
+        let deadline = std::time::Duration::from_secs(args.timeout_secs.max(1));
+        let mut out = std::io::stdout();
+        rt.block_on(mailgate::oauth::authorize::authorization_code(
+            &oauth,
+            &cfg.server,
+            &mut out,
+            mailgate::oauth::authorize::stdin_lines(),
+            deadline,
+        ))?;
+    }
+    eprintln!("Testing IMAP login and SMTP AUTH at the provider…");
+    rt.block_on(s::live_test(&target, &plan))?;
+    let secret_file = s::write(&target, &plan, &server.state_dir)?;
+    println!("Added {email} to {}.", args.config.display());
+    if let Some(f) = secret_file {
+        println!(
+            "The provider password is in {} (mode 0600, readable only by its owner).",
+            f.display()
+        );
+    }
+    println!("Restart mailgate or send it SIGHUP (systemctl reload mailgate) to serve the new account.\n");
+    print!(
+        "{}",
+        s::client_instructions(&server, &email, generated.then_some(&local))
+    );
+    rt.shutdown_background();
+    Ok(())
+}
+
+/// `--resolver ADDR[:PORT]`, or the system's.
+fn parse_resolver(text: Option<&str>) -> Result<mailgate::discover::dns::Resolver> {
+    Ok(mailgate::discover::dns::Resolver::new(match text {
+        None => None,
+        Some(t) => Some(
+            mailgate::discover::dns::parse_server(t)
+                .with_context(|| format!("--resolver `{t}` is not an IP address or IP:port"))?,
+        ),
+    }))
+}
+
+/// A multi-threaded runtime for one command.
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
 }
 
 /// What to put in the config and how to make clients trust the new certificate.

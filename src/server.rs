@@ -233,7 +233,9 @@ impl Server {
                     }
                 }
                 _ = hup.recv() => {
-                    match Config::load(&config.path) {
+                    // Discovery for accounts without servers runs here too (bounded by its
+                    // time-outs); new connections wait in the backlog meanwhile.
+                    match Config::load_discovering(&config.path).await {
                         Ok(new) => {
                             if new.server.imap_listen != config.server.imap_listen
                                 || new.server.smtp_listen != config.server.smtp_listen
@@ -283,7 +285,8 @@ fn report_reload_error(e: &ConfigError) {
     error!("configuration reload failed, keeping the previous configuration: {e}");
 }
 
-/// Logs each account with its resolved upstream (never a credential).
+/// Logs each account with its resolved upstream and where the servers came from (never a
+/// credential).
 fn log_accounts(config: &Config) {
     for a in &config.accounts {
         info!(
@@ -291,7 +294,8 @@ fn log_accounts(config: &Config) {
             imap = %a.imap.address(),
             tls = a.imap.tls.as_str(),
             upstream_user = %a.imap.username,
-            smtp = %a.smtp.as_ref().map_or("(none)".to_owned(), |e| e.address()),
+            smtp = %a.smtp.as_ref().map_or("(none)".to_owned(), |e| format!("{} tls={}", e.address(), e.tls.as_str())),
+            source = %a.source,
             "account"
         );
     }

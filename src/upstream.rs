@@ -112,10 +112,14 @@ impl UpstreamError {
 
 /// What a connection attempt got through, step by step, so that `mailgate check` can show
 /// each step of the very code the gateway runs. The gateway's own sessions pass
-/// [`Trace::off`], which records nothing and changes nothing.
+/// [`Trace::off`]: one null pointer, so the login futures (and the SMTP session future that
+/// awaits one) grow by 8 bytes, not by the whole record.
 #[derive(Default)]
-pub struct Trace {
-    on: bool,
+pub struct Trace(Option<Box<Steps>>);
+
+/// The steps a [`Trace::on`] recorded.
+#[derive(Default)]
+pub struct Steps {
     /// Addresses the host name resolved to.
     pub addresses: Vec<SocketAddr>,
     /// The address that accepted the TCP connection.
@@ -149,43 +153,46 @@ pub struct TlsSummary {
 impl Trace {
     /// A trace that records nothing (the gateway's sessions).
     pub fn off() -> Trace {
-        Trace::default()
+        Trace(None)
     }
 
-    /// A trace that records every step.
-    pub fn on() -> Trace {
-        Trace {
-            on: true,
-            ..Trace::default()
+    /// A trace that records every step, handshaking with `tls_config` (if given) instead of
+    /// the endpoint's TLS configuration.
+    pub fn on(tls_config: Option<Arc<rustls::ClientConfig>>) -> Trace {
+        Trace(Some(Box::new(Steps {
+            tls_config,
+            ..Steps::default()
+        })))
+    }
+
+    /// What was recorded (nothing for [`Trace::off`]).
+    pub fn into_steps(self) -> Steps {
+        self.0.map(|b| *b).unwrap_or_default()
+    }
+
+    fn record(&mut self, f: impl FnOnce(&mut Steps)) {
+        if let Some(steps) = self.0.as_deref_mut() {
+            f(steps);
         }
-    }
-
-    /// Whether this trace records.
-    pub fn is_on(&self) -> bool {
-        self.on
     }
 
     /// Records the greeting text.
     pub fn greeting(&mut self, text: impl FnOnce() -> String) {
-        if self.on {
-            self.greeting = Some(text());
-        }
+        self.record(|s| s.greeting = Some(text()));
     }
 
     /// Records that the server accepted STARTTLS. What it said before the handshake (its
     /// capability list) no longer counts: the list after TLS is recorded anew.
     pub fn starttls_accepted(&mut self) {
-        if self.on {
-            self.starttls = true;
-            self.capabilities = None;
-        }
+        self.record(|s| {
+            s.starttls = true;
+            s.capabilities = None;
+        });
     }
 
     /// Records a capability or extension list.
     pub fn capabilities(&mut self, list: impl FnOnce() -> Vec<String>) {
-        if self.on {
-            self.capabilities = Some(list());
-        }
+        self.record(|s| s.capabilities = Some(list()));
     }
 }
 
@@ -197,62 +204,77 @@ pub enum UpstreamStream {
     Tls(Box<TlsStream<TcpStream>>),
 }
 
-/// Resolves and connects to `endpoint`, trying each address in turn, each within `timeout`.
-/// TCP_NODELAY is set: IMAP and SMTP are request/response protocols of small writes, and
-/// Nagle's algorithm would add a round trip to each of them.
+/// Resolves and connects to `endpoint` with the system resolver; see [`tcp_connect_via`].
 pub async fn tcp_connect(
     endpoint: &Endpoint,
     timeout: Duration,
 ) -> Result<TcpStream, UpstreamError> {
-    tcp_connect_traced(endpoint, timeout, &mut Trace::off()).await
+    tcp_connect_via(endpoint, timeout, None).await
 }
 
-/// [`tcp_connect`], recording the addresses found and the one connected in `trace`.
+/// Resolves `endpoint`'s host (through `resolver` when given: `[server] resolver`, else the
+/// system) and connects, trying each address in turn, each within `timeout`.
+pub async fn tcp_connect_via(
+    endpoint: &Endpoint,
+    timeout: Duration,
+    resolver: Option<SocketAddr>,
+) -> Result<TcpStream, UpstreamError> {
+    tcp_connect_traced(endpoint, timeout, resolver, &mut Trace::off()).await
+}
+
+/// [`tcp_connect_via`], recording the addresses found and the one connected in `trace`.
+/// TCP_NODELAY is set: IMAP and SMTP are request/response protocols of small writes, and
+/// Nagle's algorithm would add a round trip to each of them.
 pub async fn tcp_connect_traced(
     endpoint: &Endpoint,
     timeout: Duration,
+    resolver: Option<SocketAddr>,
     trace: &mut Trace,
 ) -> Result<TcpStream, UpstreamError> {
     let address = endpoint.address();
-    let addrs: Vec<_> = match tokio::time::timeout(
-        timeout,
-        tokio::net::lookup_host((endpoint.host.as_str(), endpoint.port)),
-    )
-    .await
-    {
-        Err(_) => {
-            return Err(UpstreamError::Timeout {
-                address,
-                secs: timeout.as_secs(),
-                step: "DNS lookup",
-            })
-        }
-        Ok(Err(e)) => {
-            return Err(UpstreamError::Dns {
-                host: endpoint.host.clone(),
-                reason: e.to_string(),
-            })
-        }
-        Ok(Ok(a)) => a.collect(),
-    };
+    let resolver = crate::discover::dns::Resolver::new(resolver);
+    let addrs: Vec<_> =
+        match tokio::time::timeout(timeout, resolver.lookup(&endpoint.host, endpoint.port)).await {
+            Err(_) => {
+                return Err(UpstreamError::Timeout {
+                    address,
+                    secs: timeout.as_secs(),
+                    step: "DNS lookup",
+                })
+            }
+            Ok(Err(e)) => {
+                return Err(UpstreamError::Dns {
+                    host: endpoint.host.clone(),
+                    reason: e.to_string(),
+                })
+            }
+            Ok(Ok(a)) => a,
+        };
+    connect_addrs(address, &endpoint.host, addrs, timeout, trace).await
+}
+
+/// Connects to the first of `addrs` that accepts, each within `timeout`.
+async fn connect_addrs(
+    address: String,
+    host: &str,
+    addrs: Vec<SocketAddr>,
+    timeout: Duration,
+    trace: &mut Trace,
+) -> Result<TcpStream, UpstreamError> {
     if addrs.is_empty() {
         return Err(UpstreamError::Dns {
-            host: endpoint.host.clone(),
+            host: host.to_owned(),
             reason: "no addresses".into(),
         });
     }
-    if trace.on {
-        trace.addresses.clone_from(&addrs);
-    }
+    trace.record(|s| s.addresses.clone_from(&addrs));
     let mut last = String::new();
     for addr in addrs {
         match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
             Ok(Ok(stream)) => {
                 // Failing to set NODELAY only costs latency; the connection is still good.
                 let _ = stream.set_nodelay(true);
-                if trace.on {
-                    trace.connected = Some(addr);
-                }
+                trace.record(|s| s.connected = Some(addr));
                 return Ok(stream);
             }
             Ok(Err(e)) => last = format!("{addr}: {e}"),
@@ -284,8 +306,9 @@ pub async fn tls_handshake_traced(
     trace: &mut Trace,
 ) -> Result<UpstreamStream, UpstreamError> {
     let address = endpoint.address();
-    let config = match &trace.tls_config {
-        Some(c) if endpoint.tls_config.is_some() => Some(c.clone()),
+    let own = trace.0.as_ref().and_then(|s| s.tls_config.clone());
+    let config = match own {
+        Some(c) if endpoint.tls_config.is_some() => Some(c),
         _ => endpoint.tls_config.clone(),
     };
     let Some(config) = config else {
@@ -311,9 +334,9 @@ pub async fn tls_handshake_traced(
             reason: tls_reason(&e),
         }),
         Ok(Ok(s)) => {
-            if trace.on {
-                let conn = s.get_ref().1;
-                trace.tls = Some(TlsSummary {
+            let conn = s.get_ref().1;
+            trace.record(|steps| {
+                steps.tls = Some(TlsSummary {
                     version: conn
                         .protocol_version()
                         .map(|v| format!("{v:?}"))
@@ -326,8 +349,8 @@ pub async fn tls_handshake_traced(
                         .peer_certificates()
                         .map(|c| c.iter().map(|d| d.clone().into_owned()).collect())
                         .unwrap_or_default(),
-                });
-            }
+                })
+            });
             Ok(UpstreamStream::Tls(Box::new(s)))
         }
     }

@@ -201,6 +201,22 @@ fn failed_step(account: &Value) -> &Value {
     failed[0]
 }
 
+/// A failed step whose detail quotes the server (`quote`) and whose advice has every one of
+/// `words`.
+fn assert_quotes_and_advises(email: &str, step: &Value, quote: &str, words: &[&str]) {
+    assert!(
+        step["detail"].as_str().is_some_and(|d| d.contains(quote)),
+        "{email}: the detail should quote the server ({quote:?}): {step:#}"
+    );
+    let advice = step["advice"].as_str().expect("advice");
+    for word in words {
+        assert!(
+            advice.contains(word),
+            "{email}: {word:?} missing in {advice:?}"
+        );
+    }
+}
+
 /// `(name of the failed step, advice)` of an account.
 fn failure(doc: &Value, email: &str) -> (String, String) {
     let step = failed_step(account_of(doc, email));
@@ -362,8 +378,10 @@ fn tls_and_plaintext_swapped_get_the_right_combination() {
     let pki = Pki::new();
     let dovecot = Dovecot::start(DovecotOpts::tls(&pki.server));
     let postfix = Postfix::start(&["carol", "dave"], UPSTREAM_PASSWORD);
+    let plaintext_only = Dovecot::start(DovecotOpts::plaintext_only());
     let carol = format!("carol@{DOMAIN}");
     let dave = format!("dave@{DOMAIN}");
+    let erin = format!("erin@{DOMAIN}");
     let imaps = dovecot.imaps_addr().expect("imaps").port();
     let config = ConfigFile::new(
         &[
@@ -389,6 +407,12 @@ fn tls_and_plaintext_swapped_get_the_right_combination() {
                     Some(&postfix.ca_file),
                     &dave,
                 )),
+            ),
+            // STARTTLS configured where the server offers none.
+            account(
+                &erin,
+                &Ep::new(plaintext_only.imap_port, "starttls", None, &erin),
+                None,
             ),
         ],
         3,
@@ -448,6 +472,16 @@ fn tls_and_plaintext_swapped_get_the_right_combination() {
             .contains("set tls = \"implicit\" in [account.smtp]"),
         "{}",
         dave_failed[1].1
+    );
+
+    let (name, advice) = failure(&doc, &erin);
+    assert_eq!(name, "imap.tls");
+    assert!(
+        advice.ends_with(&format!(
+            ":{} does not offer STARTTLS: use port 993 with tls = \"implicit\" in [account.imap] (tls = \"none\" with allow_plaintext = true would send the password unencrypted)",
+            plaintext_only.imap_port
+        )),
+        "{advice}"
     );
 }
 
@@ -589,6 +623,11 @@ fn server_down_and_pop3_server() {
             "{advice}"
         );
     }
+    // A config without accounts checks nothing, which is not a success.
+    let out = ConfigFile::new(&[], 15).check(&[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no accounts in"));
+
     // The POP3 greeting came from the real Dovecot (found by the plaintext probe).
     let step = failed_step(account_of(&doc, "pop-tls@example.test"));
     assert!(
@@ -690,17 +729,7 @@ fn provider_refusals_map_to_advice() {
         );
         let step = failed_step(account_of(&doc, email));
         assert_eq!(step["name"], "imap.login", "{email}: {step:#}");
-        assert!(
-            step["detail"].as_str().is_some_and(|d| d.contains(answer)),
-            "{email}: the detail should quote the server: {step:#}"
-        );
-        let advice = step["advice"].as_str().expect("advice");
-        for word in *words {
-            assert!(
-                advice.contains(word),
-                "{email}: {word:?} missing in {advice:?}"
-            );
-        }
+        assert_quotes_and_advises(email, step, answer, words);
     }
 }
 
@@ -776,5 +805,82 @@ fn oauth_account_uses_the_stored_token() {
     assert!(!tokens.is_empty());
     for secret in tokens.iter().map(String::as_str).chain([CLIENT_SECRET]) {
         assert!(!all.contains(secret), "a secret was printed:\n{all}");
+    }
+}
+
+/// Providers' SMTP refusals (multi-line, as sent), replayed by a loopback stand-in: (address,
+/// AUTH reply, words the advice must have).
+const PROVIDER_SMTP_ANSWERS: &[(&str, &str, &[&str])] = &[
+    (
+        "smtp-app-password@gmail.com",
+        "534-5.7.9 Application-specific password required. For more information, go to\r\n534 5.7.9  https://support.google.com/mail/?p=InvalidSecondFactor d2sm1234567wms.12 - gsmtp",
+        &["Google requires an app password", "[account.smtp]", "https://support.google.com/accounts/answer/185833"],
+    ),
+    (
+        "smtp-web-login@gmail.com",
+        "534-5.7.14 <https://accounts.google.com/signin/continue?sarp=1&scc=1&plt=AKgnsbt>\r\n534-5.7.14 Please log in via your web browser and then try again.\r\n534-5.7.14  Learn more at\r\n534 5.7.14  https://support.google.com/mail/answer/78754 x9sm1234567wms.12 - gsmtp",
+        &["Google blocked the sign-in", "app password", "OAuth"],
+    ),
+    (
+        "smtp-basic@outlook.com",
+        "535 5.7.139 Authentication unsuccessful, basic authentication is disabled. [DB8PR09CA0165.eurprd09.prod.outlook.com 2026-01-01T00:00:00.000Z 08DC0A1B2C3D4E5F]",
+        &["basic authentication is off", "mailgate oauth authorize smtp-basic@outlook.com"],
+    ),
+    (
+        "smtp-tenant@contoso.example",
+        "535 5.7.139 Authentication unsuccessful, SmtpClientAuthentication is disabled for the Tenant. Visit https://aka.ms/smtp_auth_disabled for more information. [AM0PR01CA0001.eurprd01.prod.exchangelabs.com]",
+        &["basic authentication is off", "mailgate oauth authorize smtp-tenant@contoso.example"],
+    ),
+];
+
+#[test]
+fn provider_smtp_refusals_map_to_advice() {
+    let imap = StandIn::imap(
+        "* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN SASL-IR] stand-in ready",
+        "IMAP4rev1 AUTH=PLAIN SASL-IR",
+        "OK LOGIN completed.",
+    );
+    let smtp: Vec<StandIn> = PROVIDER_SMTP_ANSWERS
+        .iter()
+        .map(|(_, answer, _)| StandIn::smtp(answer))
+        .collect();
+    let accounts: Vec<String> = PROVIDER_SMTP_ANSWERS
+        .iter()
+        .zip(&smtp)
+        .map(|((email, ..), s)| {
+            account(
+                email,
+                &Ep::new(imap.addr().port(), "none", None, email),
+                Some(&Ep::new(s.addr().port(), "none", None, email)),
+            )
+        })
+        .collect();
+    let config = ConfigFile::new(&accounts, 15);
+    let (code, doc) = config.check_json(&[]);
+    assert_eq!(code, 1, "{doc:#}");
+    for ((email, answer, words), standin) in PROVIDER_SMTP_ANSWERS.iter().zip(&smtp) {
+        assert!(
+            standin
+                .received()
+                .iter()
+                .any(|l| l.starts_with("AUTH PLAIN")),
+            "{email}: no AUTH reached the stand-in: {:?}",
+            standin.received()
+        );
+        let account = account_of(&doc, email);
+        let step = failed_step(account);
+        assert_eq!(step["name"], "smtp.auth", "{email}: {account:#}");
+        let first_line = answer.lines().next().expect("line");
+        let code_and_status = &first_line[..first_line.find(' ').expect("space")];
+        assert_quotes_and_advises(email, step, &code_and_status.replace('-', " "), words);
+        // Every IMAP step passed, LOGOUT included.
+        let imap_steps: Vec<&Value> = account["steps"]
+            .as_array()
+            .expect("steps")
+            .iter()
+            .filter(|s| s["name"].as_str().is_some_and(|n| n.starts_with("imap.")))
+            .collect();
+        assert_eq!(imap_steps.len(), 6, "{account:#}");
+        assert!(imap_steps.iter().all(|s| s["ok"] == true), "{account:#}");
     }
 }

@@ -596,7 +596,7 @@ fn failures_get_the_right_replies() {
         account(
             "alice",
             &hash,
-            &format!("\"Alias@{DOMAIN}\""),
+            &format!("\"Alias@{DOMAIN}\", \"refused-sender@{DOMAIN}\""),
             &starttls_upstream(&pf)
         ),
         account("down", &hash, "", &plain_upstream(down.port())),
@@ -675,6 +675,22 @@ fn failures_get_the_right_replies() {
     let r = c.cmd("Subject: partly refused\r\n\r\nhi\r\n.");
     assert!(r.starts_with("250 2.0.0"), "{r}");
     told_250 += 1;
+
+    // The provider refuses the sender. MAIL FROM goes upstream in one write with the first
+    // RCPT, so the provider's refusal, in its code and words, answers every RCPT, and DATA
+    // finds no recipient; the next transaction is unaffected.
+    assert!(c
+        .cmd(&format!("MAIL FROM:<refused-sender@{DOMAIN}>"))
+        .starts_with("250"));
+    for rcpt in ["gw-sender-a", "gw-sender-b"] {
+        let r = c.cmd(&format!("RCPT TO:<{rcpt}@{DOMAIN}>"));
+        assert!(
+            r.starts_with("554 5.7.1") && r.contains("Sender refused by the test policy"),
+            "{r}"
+        );
+    }
+    assert!(c.cmd("DATA").starts_with("554 5.5.1"));
+    assert!(c.cmd("RSET").starts_with("250"));
 
     // The upstream refuses the message (5xx): the client hears the upstream's code and words.
     assert!(c.cmd(&format!("MAIL FROM:<{alice}>")).starts_with("250"));

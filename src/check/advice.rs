@@ -1,16 +1,16 @@
 //! One line of plain advice for each way a check can fail.
 //!
 //! The facts come from three places: the error the gateway's own code returned, what the
-//! [`Trace`] recorded before it failed (greeting, capabilities), and, for TLS, the certificate
-//! and verdict the [`super::inspect::Inspector`] saw. Provider-specific texts are matched on the
-//! words the providers send (see the project's PROVIDERS.md): they are stable enough that
-//! Thunderbird and other clients match them too.
+//! [`crate::upstream::Trace`] recorded before it failed (greeting, capabilities), and, for
+//! TLS, the certificate and verdict the [`super::inspect::Inspector`] saw. Provider-specific
+//! refusals are matched on the words the providers send (collected in the project's
+//! PROVIDERS.md); help links come from the provider presets ([`crate::provider`]).
 
 use super::inspect::{CertInfo, Seen};
 use super::{Kind, Protocol};
 use crate::config::{Endpoint, TlsMode};
 use crate::provider::{self, Help, Preset};
-use crate::upstream::{Trace, UpstreamError};
+use crate::upstream::{Steps, UpstreamError};
 use rustls::CertificateError;
 
 /// What a second, diagnostic connection found out about the port (see `super::probe_*`).
@@ -39,7 +39,7 @@ pub struct Failure<'a> {
     /// The gateway's error.
     pub error: &'a UpstreamError,
     /// What the attempt got through.
-    pub trace: &'a Trace,
+    pub trace: &'a Steps,
     /// The certificate and verdict, if a handshake got that far.
     pub seen: Option<&'a Seen>,
     /// What a diagnostic connection found.
@@ -431,7 +431,7 @@ mod tests {
             email,
             ep,
             error: &e,
-            trace: &Trace::on(),
+            trace: &Steps::default(),
             seen: None,
             probe: &Probe::NotRun,
         })
@@ -541,8 +541,10 @@ mod tests {
     fn starttls_not_offered() {
         let cfg = config("a@example.no", "example.no");
         let ep = cfg.accounts[0].smtp.as_ref().expect("smtp");
-        let mut trace = Trace::on();
-        trace.capabilities = Some(vec!["PIPELINING".into(), "AUTH PLAIN".into()]);
+        let trace = Steps {
+            capabilities: Some(vec!["PIPELINING".into(), "AUTH PLAIN".into()]),
+            ..Steps::default()
+        };
         let e = UpstreamError::Protocol {
             address: ep.address(),
             reason: "the server does not offer STARTTLS".into(),

@@ -126,6 +126,9 @@ async fn converse<S: AsyncRead + AsyncWrite + Unpin>(
                 counters: crate::metrics::ByteCounters::new("imap", &account.email),
                 idle_timeout: session.config.server.idle_timeout,
                 shutdown: session.shutdown.clone(),
+                nonsync_literal_max: relay::nonsync_limit(
+                    upstream.capabilities.iter().map(String::as_str),
+                ),
             };
             let stats = relay::run(
                 stream,

@@ -139,6 +139,45 @@ pub struct Options {
     pub shutdown: watch::Receiver<bool>,
     /// Where relayed bytes are counted.
     pub counters: ByteCounters,
+    /// Client synchronizing literals up to this size are sent upstream as non-synchronizing
+    /// ones and the client gets its `+` from the gateway (0: never); see [`nonsync_limit`].
+    pub nonsync_literal_max: u64,
+}
+
+/// Largest synchronizing literal the relay turns into a LITERAL+ one.
+///
+/// Why: a client's `{N}` costs a round trip to the provider before the data may follow — tens
+/// of milliseconds per APPEND to a real provider, and two extra hops through the gateway on
+/// loopback. When the server accepts non-synchronizing literals (RFC 7888), the gateway answers
+/// the `+` itself and forwards `{N+}`: the server gets the same command and data, the client the
+/// same responses. The price: if the server would have refused the command before the data
+/// (no such mailbox, over quota), the client has sent the data for nothing before it hears the
+/// same NO — so only literals up to this size are converted; larger ones keep the round trip.
+pub const NONSYNC_CONVERT_MAX: u64 = 1024 * 1024;
+
+/// The `nonsync_literal_max` for a server with these capabilities: LITERAL+ allows any size,
+/// LITERAL- (RFC 7888) only up to 4096 bytes.
+pub fn nonsync_limit<'a>(capabilities: impl IntoIterator<Item = &'a str>) -> u64 {
+    let mut limit = 0;
+    for cap in capabilities {
+        if cap.eq_ignore_ascii_case("LITERAL+") {
+            return NONSYNC_CONVERT_MAX;
+        }
+        if cap.eq_ignore_ascii_case("LITERAL-") {
+            limit = 4096;
+        }
+    }
+    limit
+}
+
+/// `line` with its final `{N}` announcement rewritten as `{N+}`; `None` if it has none.
+fn nonsync_announcement(line: &[u8]) -> Option<Vec<u8>> {
+    let close = line.iter().rposition(|&b| b == b'}')?;
+    let mut out = Vec::with_capacity(line.len() + 1);
+    out.extend_from_slice(&line[..close]);
+    out.push(b'+');
+    out.extend_from_slice(&line[close..]);
+    Some(out)
 }
 
 /// One direction of the relay.
@@ -294,6 +333,7 @@ struct Relay {
     continuation: bool,
     counters: ByteCounters,
     last_client_activity: Instant,
+    nonsync_literal_max: u64,
 }
 
 /// Relays between `client` and `upstream` until one side closes, the client idles out or the
@@ -319,6 +359,7 @@ pub async fn run<C: AsyncRead + AsyncWrite + Unpin>(
         continuation: false,
         counters: opts.counters,
         last_client_activity: Instant::now(),
+        nonsync_literal_max: opts.nonsync_literal_max,
     };
     let idle = opts.idle_timeout;
     let mut sleep = Box::pin(tokio::time::sleep(idle));
@@ -479,10 +520,25 @@ impl Relay {
                             continue;
                         }
                     }
-                    d.out.extend_from_slice(bytes);
-                    if literal.is_some_and(|l| l.sync) {
-                        self.awaiting = Some(tag.to_vec());
-                        return;
+                    match literal {
+                        Some(l) if l.sync && l.length <= self.nonsync_literal_max => {
+                            if let Some(line) = nonsync_announcement(bytes) {
+                                // The gateway gives the `+`; the server needs none.
+                                d.out.extend_from_slice(&line);
+                                self.local
+                                    .extend_from_slice(b"+ Ready for literal data\r\n");
+                                continue;
+                            }
+                            d.out.extend_from_slice(bytes);
+                            self.awaiting = Some(tag.to_vec());
+                            return;
+                        }
+                        Some(l) if l.sync => {
+                            d.out.extend_from_slice(bytes);
+                            self.awaiting = Some(tag.to_vec());
+                            return;
+                        }
+                        _ => d.out.extend_from_slice(bytes),
                     }
                 }
                 Frame::LongLine { bytes, first, end } => {
@@ -644,6 +700,24 @@ mod tests {
                 .unwrap();
         assert_eq!(l, b"a1 OK [CAPABILITY IMAP4rev1 MOVE] Logged in\r\n");
         assert_eq!(filter_capability_line(b"* 1 FETCH (FLAGS ())\r\n"), None);
+    }
+
+    #[test]
+    fn sync_literals_become_nonsync_when_the_server_allows() {
+        assert_eq!(
+            nonsync_announcement(b"a1 APPEND INBOX (\\Seen) {310}\r\n").unwrap(),
+            b"a1 APPEND INBOX (\\Seen) {310+}\r\n"
+        );
+        assert_eq!(
+            nonsync_announcement(b"a1 APPEND INBOX ~{5}\n").unwrap(),
+            b"a1 APPEND INBOX ~{5+}\n"
+        );
+        assert_eq!(
+            nonsync_limit(["IMAP4rev1", "literal+"]),
+            NONSYNC_CONVERT_MAX
+        );
+        assert_eq!(nonsync_limit(["IMAP4rev1", "LITERAL-"]), 4096);
+        assert_eq!(nonsync_limit(["IMAP4rev1", "IDLE"]), 0);
     }
 
     #[test]

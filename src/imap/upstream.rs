@@ -177,7 +177,8 @@ pub async fn login_traced(
     trace: &mut Trace,
 ) -> Result<LoggedIn, UpstreamError> {
     let ep = &account.imap;
-    let tcp = upstream::tcp_connect_traced(ep, server.connect_timeout, trace).await?;
+    let tcp =
+        upstream::tcp_connect_traced(ep, server.connect_timeout, server.resolver, trace).await?;
     let stream = match ep.tls {
         TlsMode::Implicit => {
             upstream::tls_handshake_traced(ep, tcp, server.connect_timeout, trace).await?

@@ -244,6 +244,51 @@ pub async fn post_form(
     body: &Secret,
     server: &ServerConfig,
 ) -> Result<Response, HttpError> {
+    let mut request = Zeroizing::new(format!(
+        "POST {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: mailgate/{}\r\nAccept: application/json\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        url.path,
+        url.host_header(),
+        env!("CARGO_PKG_VERSION"),
+        body.expose().len()
+    ));
+    request.push_str(body.expose());
+    exchange(
+        url,
+        &request,
+        server.resolver,
+        server.connect_timeout,
+        server.upstream_timeout,
+    )
+    .await
+}
+
+/// `GET url` (discovery's autoconfig files). Host names go through `resolver` (`None`: the
+/// system's); `timeout` bounds connecting and each read and write.
+pub async fn get(
+    url: &HttpUrl,
+    resolver: Option<std::net::SocketAddr>,
+    timeout: Duration,
+) -> Result<Response, HttpError> {
+    let request = Zeroizing::new(format!(
+        "GET {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: mailgate/{}\r\nAccept: application/xml, text/xml\r\n\
+         Connection: close\r\n\r\n",
+        url.path,
+        url.host_header(),
+        env!("CARGO_PKG_VERSION"),
+    ));
+    exchange(url, &request, resolver, timeout, timeout).await
+}
+
+/// Connects (TLS for https, verified against the normal roots), sends `request` and reads the
+/// whole response.
+async fn exchange(
+    url: &HttpUrl,
+    request: &str,
+    resolver: Option<std::net::SocketAddr>,
+    connect_timeout: Duration,
+    timeout: Duration,
+) -> Result<Response, HttpError> {
     let endpoint = Endpoint {
         host: url.host.clone(),
         port: url.port,
@@ -273,9 +318,9 @@ pub async fn post_form(
         password: Secret::default(),
         oauth: None,
     };
-    let tcp = upstream::tcp_connect(&endpoint, server.connect_timeout).await?;
+    let tcp = upstream::tcp_connect_via(&endpoint, connect_timeout, resolver).await?;
     let mut stream = if url.https {
-        upstream::tls_handshake(&endpoint, tcp, server.connect_timeout).await?
+        upstream::tls_handshake(&endpoint, tcp, connect_timeout).await?
     } else {
         UpstreamStream::Plain(tcp)
     };
@@ -284,16 +329,6 @@ pub async fn post_form(
         step,
         reason: e,
     };
-    let mut request = Zeroizing::new(format!(
-        "POST {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: mailgate/{}\r\nAccept: application/json\r\n\
-         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        url.path,
-        url.host_header(),
-        env!("CARGO_PKG_VERSION"),
-        body.expose().len()
-    ));
-    request.push_str(body.expose());
-    let timeout = server.upstream_timeout;
     let write = async {
         stream.write_all(request.as_bytes()).await?;
         stream.flush().await

@@ -106,6 +106,12 @@ struct Tx {
     body: Option<Body>,
     /// BDAT was used (DATA is then a sequence error).
     bdat: bool,
+    /// MAIL FROM accepted here but not yet sent: it goes upstream with the first RCPT.
+    mail_line: Option<String>,
+    /// The upstream connection predates this transaction (it may have been closed meanwhile).
+    reused: bool,
+    /// The provider refused the deferred MAIL FROM: the reply every RCPT gets.
+    mail_refused: Option<String>,
 }
 
 struct Smtp<'s, S> {
@@ -757,9 +763,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Smtp<'_, S> {
                 account.email
             ));
         }
-        let Some(endpoint) = account.smtp.as_ref() else {
+        if account.smtp.is_none() {
             return self.reply("550 5.3.5 No outgoing server is configured for this account in mailgate ([account.smtp] is missing)");
-        };
+        }
         let line = if path.params.is_empty() {
             format!("MAIL FROM:<{}>", path.address)
         } else {
@@ -767,25 +773,26 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Smtp<'_, S> {
         };
         // A kept connection may have been closed by the server meanwhile: one fresh try.
         for attempt in 0..2 {
-            let reused = self.upstream.is_some();
-            if self.upstream.is_none() {
-                let started = std::time::Instant::now();
-                match Upstream::connect(endpoint, &self.session.config.server).await {
-                    Ok(up) => {
-                        metrics::upstream_connected("smtp", started.elapsed().as_secs_f64());
-                        info!(upstream = %up.address(), "upstream connected");
-                        self.upstream = Some(up);
-                    }
-                    Err(e) => {
-                        warn!(upstream = %endpoint.address(), kind = e.kind(), error = %e, "upstream connection failed");
-                        metrics::upstream_error("smtp", e.kind());
-                        return self.reply(&connect_failure(&e));
-                    }
-                }
-            }
+            let reused = match self.connect_upstream().await {
+                Ok(reused) => reused,
+                Err(reply) => return self.reply(&reply),
+            };
             let Some(up) = self.upstream.as_mut() else {
                 return;
             };
+            if up.pipelining() {
+                // Deferred: MAIL goes upstream in one write with the first RCPT, which saves
+                // the provider a round trip per message. A sender the provider refuses is
+                // then refused at RCPT — where Postfix's default smtpd_delay_reject reports
+                // sender refusals too, so clients handle it.
+                self.tx = Some(Tx {
+                    from: path.address.to_owned(),
+                    mail_line: Some(line),
+                    reused,
+                    ..Tx::default()
+                });
+                return self.reply("250 2.1.0 Sender OK");
+            }
             match up.command(&line, "MAIL FROM").await {
                 Ok(r) => {
                     if (200..300).contains(&r.code) {
@@ -811,6 +818,115 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Smtp<'_, S> {
                 }
             }
         }
+    }
+
+    /// Connects and logs in upstream unless a connection is kept; `Ok(true)` when the kept
+    /// one is used, `Err(reply)` with the client's reply when the provider cannot be reached.
+    async fn connect_upstream(&mut self) -> Result<bool, String> {
+        if self.upstream.is_some() {
+            return Ok(true);
+        }
+        // The account is an Arc: a cheap clone that frees `self` for the connection.
+        let account = self.account.clone();
+        let Some(endpoint) = account.as_ref().and_then(|a| a.smtp.as_ref()) else {
+            return Err("550 5.3.5 No outgoing server is configured for this account in mailgate ([account.smtp] is missing)".into());
+        };
+        let started = std::time::Instant::now();
+        match Upstream::connect(endpoint, &self.session.config.server).await {
+            Ok(up) => {
+                metrics::upstream_connected("smtp", started.elapsed().as_secs_f64());
+                info!(upstream = %up.address(), "upstream connected");
+                self.upstream = Some(up);
+                Ok(false)
+            }
+            Err(e) => {
+                warn!(upstream = %endpoint.address(), kind = e.kind(), error = %e, "upstream connection failed");
+                metrics::upstream_error("smtp", e.kind());
+                Err(connect_failure(&e).into_owned())
+            }
+        }
+    }
+
+    /// Sends the deferred MAIL FROM and the first RCPT TO in one write; the reply for the
+    /// client's RCPT. A kept connection found dead gets one fresh try, as at MAIL FROM.
+    async fn mail_and_first_rcpt(&mut self, mail: String, rcpt: &str) -> String {
+        for attempt in 0..2 {
+            let reused = self.tx.as_ref().is_some_and(|t| t.reused);
+            if attempt > 0 {
+                match self.connect_upstream().await {
+                    Ok(_) => {}
+                    Err(reply) => {
+                        if let Some(tx) = self.tx.as_mut() {
+                            tx.broken = true;
+                        }
+                        return reply;
+                    }
+                }
+            }
+            let Some(up) = self.upstream.as_mut() else {
+                break;
+            };
+            match up.pipeline(&[&mail, rcpt], "MAIL FROM and RCPT TO").await {
+                Ok(replies) => {
+                    let (Some(m), Some(r)) = (replies.first(), replies.get(1)) else {
+                        break;
+                    };
+                    let Some(tx) = self.tx.as_mut() else {
+                        break;
+                    };
+                    if !(200..300).contains(&m.code) {
+                        info!(reply = %reply_text(m), "upstream refused MAIL FROM");
+                        let reply = relay_reply(m);
+                        if m.code == 421 {
+                            tx.broken = true;
+                            self.upstream = None;
+                        }
+                        tx.mail_refused = Some(reply.clone());
+                        return reply;
+                    }
+                    return self.rcpt_result(r);
+                }
+                Err(e) => {
+                    self.upstream = None;
+                    if !(reused && attempt == 0) {
+                        warn!(kind = e.kind(), error = %e, "upstream failed at MAIL FROM / RCPT TO");
+                        metrics::upstream_error("smtp", e.kind());
+                        if let Some(tx) = self.tx.as_mut() {
+                            tx.broken = true;
+                        }
+                        return upstream_failure(&e).into();
+                    }
+                    if let Some(tx) = self.tx.as_mut() {
+                        tx.reused = false;
+                    }
+                }
+            }
+        }
+        if let Some(tx) = self.tx.as_mut() {
+            tx.broken = true;
+        }
+        upstream_failure(&UpstreamError::Closed {
+            address: String::new(),
+            step: "",
+        })
+        .into()
+    }
+
+    /// Books an upstream RCPT reply into the transaction; the reply for the client.
+    fn rcpt_result(&mut self, r: &Reply) -> String {
+        let Some(tx) = self.tx.as_mut() else {
+            return relay_reply(r);
+        };
+        if (200..300).contains(&r.code) {
+            tx.rcpts += 1;
+        } else {
+            info!(reply = %reply_text(r), "upstream refused a recipient");
+        }
+        if r.code == 421 {
+            tx.broken = true;
+            self.upstream = None;
+        }
+        relay_reply(r)
     }
 
     async fn rcpt(&mut self, args: &str) {
@@ -844,26 +960,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Smtp<'_, S> {
             return format!("452 4.5.3 Too many recipients (at most {MAX_RECIPIENTS} per message)");
         }
         tx.rcpt_attempts += 1;
+        if let Some(refused) = &tx.mail_refused {
+            // The provider refused the (deferred) sender: every recipient hears why.
+            return refused.clone();
+        }
+        let rcpt = format!("RCPT TO:<{}>", path.address);
+        if let Some(mail) = tx.mail_line.take() {
+            return self.mail_and_first_rcpt(mail, &rcpt).await;
+        }
         let Some(up) = self.upstream.as_mut().filter(|_| !tx.broken) else {
             tx.broken = true;
             return closed();
         };
-        match up
-            .command(&format!("RCPT TO:<{}>", path.address), "RCPT TO")
-            .await
-        {
-            Ok(r) => {
-                if (200..300).contains(&r.code) {
-                    tx.rcpts += 1;
-                } else {
-                    info!(reply = %reply_text(&r), "upstream refused a recipient");
-                }
-                if r.code == 421 {
-                    tx.broken = true;
-                    self.upstream = None;
-                }
-                relay_reply(&r)
-            }
+        match up.command(&rcpt, "RCPT TO").await {
+            Ok(r) => self.rcpt_result(&r),
             Err(e) => {
                 warn!(kind = e.kind(), error = %e, "upstream failed at RCPT TO");
                 tx.broken = true;

@@ -112,6 +112,56 @@ fn append_with_sync_and_nonsync_literals_lands_exact_bytes() {
     g.finish();
 }
 
+/// Synchronizing literals the server refuses. A small one is converted (the server offers
+/// LITERAL+): the gateway gives the `+`, the data goes to the server, which answers NO — the
+/// same NO a direct client gets, only after the data. A large one keeps the round trip: the
+/// server refuses before its `+`, the client never sends the data, and the stream stays framed.
+#[test]
+fn refused_sync_literals_small_converted_large_kept() {
+    let g = gate(Mode::Implicit);
+    let small = simple("small", "converted to LITERAL+");
+    let mut c = g.login();
+    c.ok("s0", "SELECT INBOX");
+
+    c.send(format!("a1 APPEND nosuchbox {{{}}}\r\n", small.len()).as_bytes());
+    let plus = c.read_continuation();
+    assert!(
+        plus.starts_with(b"+ "),
+        "{}",
+        String::from_utf8_lossy(&plus)
+    );
+    c.send(&small);
+    c.send(b"\r\n");
+    let r = c.read_until_tagged("a1");
+    assert_tagged(&r, "a1", "NO");
+    assert!(
+        contains(&r, b"[TRYCREATE]"),
+        "{}",
+        String::from_utf8_lossy(&r)
+    );
+
+    // Over the conversion limit: Dovecot's own refusal arrives instead of a `+`.
+    let big = 2 * 1024 * 1024;
+    c.send(format!("a2 APPEND nosuchbox {{{big}}}\r\n").as_bytes());
+    let r = c.read_until_tagged("a2");
+    assert_tagged(&r, "a2", "NO");
+    assert!(!r.starts_with(b"+"), "{}", String::from_utf8_lossy(&r));
+
+    // Both sides still agree on the framing, and the accepted ones land exactly.
+    let r = c.append_sync("a3", "INBOX", &small);
+    assert_tagged(&r, "a3", "OK");
+    let big_msg = varied(9, big, &mut Rng::new(9));
+    let r = c.append_sync("a4", "INBOX", &big_msg);
+    assert_tagged(&r, "a4", "OK");
+    let r = c.ok("f1", "UID FETCH 1:* (BODY.PEEK[])");
+    assert!(
+        fetch_literals(&r) == vec![small, big_msg],
+        "stored messages differ"
+    );
+    c.ok("z1", "LOGOUT");
+    g.finish();
+}
+
 #[test]
 fn idle_sees_exists_after_another_connection_appends() {
     let g = gate(Mode::Implicit);

@@ -66,6 +66,29 @@ impl Mailgate {
             .expect("mailgate tempdir");
         let config_path = dir.path().join("mailgate.toml");
         fs::write(&config_path, config_toml).expect("write config");
+        Mailgate::launch(dir, config_path, env, log_format)
+    }
+
+    /// Starts `mailgate run` on a config file that already exists (e.g. one `mailgate setup`
+    /// wrote), so relative paths in it keep their meaning.
+    pub fn start_file(config_path: &Path, env: &[(&str, &str)]) -> Mailgate {
+        let dir = tempfile::Builder::new()
+            .prefix("mailgate-run-")
+            .tempdir()
+            .expect("mailgate tempdir");
+        match Mailgate::launch(dir, config_path.to_path_buf(), env, "text") {
+            Ok(m) => m,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    fn launch(
+        dir: tempfile::TempDir,
+        config_path: PathBuf,
+        env: &[(&str, &str)],
+        log_format: &str,
+    ) -> Result<Mailgate, String> {
+        let config_toml = fs::read_to_string(&config_path).unwrap_or_default();
         let mut cmd = Command::new(BIN);
         cmd.arg("run")
             .arg("--config")
@@ -210,6 +233,20 @@ impl Mailgate {
             }
         }
         self.lines()
+    }
+
+    /// Logs in over IMAP with python3's imaplib as `user` / `password` and logs out; returns
+    /// what the client printed (`auth OK …` on success).
+    pub fn imap_login(&self, user: &str, password: &str) -> String {
+        super::proc::python_ok(&[
+            "login",
+            "--port",
+            &self.imap_addr.port().to_string(),
+            "--user",
+            user,
+            "--password",
+            password,
+        ])
     }
 
     /// Stops mailgate and asserts that none of `secrets` (nor their base64 forms where given)

@@ -6,8 +6,10 @@
 //! unused items are expected.
 #![allow(dead_code, unused_imports)]
 
+pub mod autoconfig;
 pub mod bad_certs;
 pub mod certs;
+pub mod dns;
 pub mod dovecot;
 pub mod faultproxy;
 pub mod idp;

@@ -130,6 +130,11 @@ impl Postfix {
         )
         .expect("rcpt_access");
         fs::write(
+            c.join("sender_access"),
+            format!("refused-sender@{DOMAIN} REJECT Sender refused by the test policy\n"),
+        )
+        .expect("sender_access");
+        fs::write(
             c.join("header_checks"),
             "/^Subject: REJECT-ME/ REJECT Message refused by the test content policy\n",
         )
@@ -274,7 +279,9 @@ fn main_cf(d: &Path, sasl: &Path) -> String {
          smtpd_tls_key_file = {d}/conf/key.pem\n\
          smtpd_relay_restrictions = permit_sasl_authenticated, reject\n\
          smtpd_recipient_restrictions = check_recipient_access texthash:{d}/conf/rcpt_access, permit_sasl_authenticated, reject\n\
-         header_checks = regexp:{d}/conf/header_checks\n",
+         header_checks = regexp:{d}/conf/header_checks\n\
+         smtpd_sender_restrictions = check_sender_access texthash:{d}/conf/sender_access\n\
+         smtpd_delay_reject = no\n",
         d = d.display(),
         sasl = sasl.display(),
     )

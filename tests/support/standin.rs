@@ -1,6 +1,6 @@
-//! A loopback stand-in for servers the tests cannot run for real: a provider's IMAP server that
-//! replays one exact tagged answer to every login (Gmail's, Microsoft's and Yahoo's words, the
-//! internet being out of reach). It serves connections on a thread until dropped.
+//! A loopback stand-in for servers the tests cannot run for real: a provider's IMAP or SMTP
+//! server that replays one exact answer to every login (Gmail's, Microsoft's and Yahoo's words,
+//! the internet being out of reach). It serves connections on a thread until dropped.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -9,10 +9,11 @@ use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
-/// What the stand-in says: greeting, CAPABILITY answers, and `TAG <login_answer>` to LOGIN
-/// and AUTHENTICATE.
+/// What the stand-in says: greeting, capabilities (IMAP CAPABILITY, SMTP EHLO), and
+/// `login_answer` to IMAP LOGIN/AUTHENTICATE (after the tag) or SMTP AUTH.
 #[derive(Clone, Debug)]
 struct Script {
+    smtp: bool,
     greeting: String,
     capabilities: String,
     login_answer: String,
@@ -30,9 +31,21 @@ impl StandIn {
     /// `capabilities`, and answering every LOGIN or AUTHENTICATE with `TAG login_answer`.
     pub fn imap(greeting: &str, capabilities: &str, login_answer: &str) -> StandIn {
         StandIn::start(Script {
+            smtp: false,
             greeting: greeting.to_string(),
             capabilities: capabilities.to_string(),
             login_answer: login_answer.to_string(),
+        })
+    }
+
+    /// An SMTP server offering AUTH PLAIN and answering every AUTH with `auth_answer` (the
+    /// whole reply, lines separated by CRLF, without the final CRLF).
+    pub fn smtp(auth_answer: &str) -> StandIn {
+        StandIn::start(Script {
+            smtp: true,
+            greeting: "220 stand-in ESMTP ready".to_string(),
+            capabilities: "250-stand-in\r\n250-AUTH PLAIN\r\n250 8BITMIME".to_string(),
+            login_answer: auth_answer.to_string(),
         })
     }
 
@@ -97,29 +110,48 @@ fn serve(conn: TcpStream, script: &Script, received: &Mutex<Vec<String>>) {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .push(line.clone());
-        let (tag, rest) = line.split_once(' ').unwrap_or((line.as_str(), ""));
-        let verb = rest
-            .split_whitespace()
-            .next()
-            .unwrap_or_default()
-            .to_ascii_uppercase();
-        let reply = match verb.as_str() {
-            "CAPABILITY" => format!(
-                "* CAPABILITY {}\r\n{tag} OK CAPABILITY completed.\r\n",
-                script.capabilities
-            ),
-            "LOGIN" | "AUTHENTICATE" => format!("{tag} {}\r\n", script.login_answer),
-            "LOGOUT" => {
-                let _ = out
-                    .write_all(format!("* BYE bye\r\n{tag} OK LOGOUT completed.\r\n").as_bytes());
-                return;
-            }
-            _ => format!("{tag} BAD unknown command\r\n"),
+        let Some(reply) = reply(script, &line) else {
+            return;
         };
-        if out.write_all(reply.as_bytes()).is_err() {
+        if out.write_all(reply.as_bytes()).is_err() || closing(script, &line) {
             return;
         }
     }
+}
+
+/// The command word of a line (IMAP: after the tag).
+fn verb(script: &Script, line: &str) -> String {
+    let words = line.split_whitespace();
+    let mut words = words.skip(usize::from(!script.smtp));
+    words.next().unwrap_or_default().to_ascii_uppercase()
+}
+
+/// Whether the stand-in closes after answering `line` (LOGOUT, QUIT).
+fn closing(script: &Script, line: &str) -> bool {
+    matches!(verb(script, line).as_str(), "LOGOUT" | "QUIT")
+}
+
+/// The answer to one command line; `None` ends the connection without one.
+fn reply(script: &Script, line: &str) -> Option<String> {
+    let verb = verb(script, line);
+    if script.smtp {
+        return Some(match verb.as_str() {
+            "EHLO" | "HELO" => format!("{}\r\n", script.capabilities),
+            "AUTH" => format!("{}\r\n", script.login_answer),
+            "QUIT" => "221 2.0.0 Bye\r\n".to_string(),
+            _ => "502 5.5.2 Error: command not recognized\r\n".to_string(),
+        });
+    }
+    let tag = line.split_whitespace().next()?;
+    Some(match verb.as_str() {
+        "CAPABILITY" => format!(
+            "* CAPABILITY {}\r\n{tag} OK CAPABILITY completed.\r\n",
+            script.capabilities
+        ),
+        "LOGIN" | "AUTHENTICATE" => format!("{tag} {}\r\n", script.login_answer),
+        "LOGOUT" => format!("* BYE bye\r\n{tag} OK LOGOUT completed.\r\n"),
+        _ => format!("{tag} BAD unknown command\r\n"),
+    })
 }
 
 impl Drop for StandIn {

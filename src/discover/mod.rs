@@ -1,0 +1,557 @@
+//! Finding an address's IMAP and SMTP settings, the way a mail client's account wizard does:
+//!
+//! 1. a built-in preset by the email domain ([`crate::provider`]), no network;
+//! 2. the domain's MX records: Google Workspace and Microsoft 365 host custom domains, and
+//!    their MX host names say so;
+//! 3. Mozilla autoconfig files ([`autoconfig::urls`]);
+//! 4. a guess: `imap.DOMAIN` / `mail.DOMAIN` on 993 then 143, `smtp.DOMAIN` / `mail.DOMAIN` on
+//!    465 then 587. A probe is a TCP connect (plus the TLS handshake on implicit-TLS ports) and
+//!    a look at the greeting; it never logs in.
+//!
+//! Each result says where it came from ([`Source`]), and every step that was tried and did not
+//! answer is kept as a note, so a failure can say what was tried.
+//!
+//! A malformed autoconfig file stops discovery with an error naming the URL instead of falling
+//! through to a guess: the domain's owner published settings, and a guess past a broken file
+//! could send the password to a host the owner never meant.
+
+pub mod autoconfig;
+pub mod dns;
+
+use crate::config::{Endpoint, TlsMode};
+use crate::oauth::http::HttpUrl;
+use crate::provider::{self, Preset};
+use dns::Resolver;
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+use tokio::io::AsyncReadExt;
+
+/// Largest autoconfig answer read (real files are a few KiB); see also the HTTP client's own cap.
+const MAX_AUTOCONFIG: usize = 64 * 1024;
+
+/// Where a setting came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// `provider = "…"` in the config or `--provider` on the command line.
+    Provider(&'static str),
+    /// The email domain is a preset's.
+    Domain(&'static str),
+    /// An MX host identified the preset.
+    Mx {
+        /// The MX host name.
+        host: String,
+        /// The preset it points to.
+        preset: &'static str,
+    },
+    /// An autoconfig file.
+    Autoconfig(String),
+    /// A probe found a listener.
+    Guess,
+    /// Written in the config file or given on the command line.
+    Given,
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Source::Provider(id) => write!(f, "preset {id} (named in the config)"),
+            Source::Domain(id) => write!(f, "preset {id} (by email domain)"),
+            Source::Mx { host, preset } => write!(f, "preset {preset} (MX {host})"),
+            Source::Autoconfig(url) => write!(f, "autoconfig {url}"),
+            Source::Guess => write!(f, "guess (a server answered)"),
+            Source::Given => write!(f, "given"),
+        }
+    }
+}
+
+/// One discovered server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Found {
+    /// Host name or IP address.
+    pub host: String,
+    /// Port.
+    pub port: u16,
+    /// TLS mode.
+    pub tls: TlsMode,
+    /// The user name to log in with.
+    pub username: String,
+    /// Where this came from.
+    pub source: Source,
+}
+
+impl Found {
+    /// `host:port`.
+    pub fn address(&self) -> String {
+        crate::config::host_port(&self.host, self.port)
+    }
+
+    fn from_preset(s: &provider::Server, email: &str, source: Source) -> Found {
+        Found {
+            host: s.host.to_owned(),
+            port: s.port,
+            tls: s.tls,
+            username: s.username.apply(email),
+            source,
+        }
+    }
+}
+
+/// What discovery found for one address.
+#[derive(Debug, Clone)]
+pub struct Discovery {
+    /// The address.
+    pub email: String,
+    /// The preset, when one applies (help links, auth ways, OAuth provider).
+    pub preset: Option<&'static Preset>,
+    /// The IMAP server.
+    pub imap: Found,
+    /// The SMTP submission server, if one was found.
+    pub smtp: Option<Found>,
+    /// What was tried and did not give an answer, in order.
+    pub notes: Vec<String>,
+}
+
+/// Why nothing usable was found.
+#[derive(Debug, thiserror::Error)]
+pub enum DiscoverError {
+    /// Not an address.
+    #[error("`{0}` is not an email address")]
+    NotAnAddress(String),
+    /// A domain's autoconfig file could not be used.
+    #[error("{url}: {reason}")]
+    Autoconfig {
+        /// The URL fetched.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// Every step came up empty.
+    #[error("no IMAP server found for {domain}; tried:\n  {}", .tried.join("\n  "))]
+    NotFound {
+        /// The domain.
+        domain: String,
+        /// What was tried.
+        tried: Vec<String>,
+    },
+}
+
+/// How discovery runs.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Which DNS server answers (MX, and host names for autoconfig and probes).
+    pub resolver: Resolver,
+    /// Per connection / request / probe step.
+    pub timeout: Duration,
+    /// Extra CA for TLS probes (a private server); the normal roots otherwise.
+    pub ca_file: Option<PathBuf>,
+    /// Whether steps 2–4 may use the network (false: presets only).
+    pub network: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            resolver: Resolver::System,
+            timeout: Duration::from_secs(5),
+            ca_file: None,
+            network: true,
+        }
+    }
+}
+
+/// The domain of an address, lower case.
+pub fn domain_of(email: &str) -> Option<String> {
+    let (local, domain) = email.trim().rsplit_once('@')?;
+    let d = domain.trim_end_matches('.').to_ascii_lowercase();
+    (!local.is_empty() && !d.is_empty() && !d.contains(|c: char| c.is_whitespace() || c == '/'))
+        .then_some(d)
+}
+
+/// The settings of a preset for `email`.
+pub fn from_preset(email: &str, preset: &'static Preset, source: Source) -> Discovery {
+    Discovery {
+        email: email.to_owned(),
+        preset: Some(preset),
+        imap: Found::from_preset(&preset.imap, email, source.clone()),
+        smtp: Some(Found::from_preset(&preset.smtp, email, source)),
+        notes: Vec::new(),
+    }
+}
+
+/// Runs the steps in order and returns the first answer.
+pub async fn discover(email: &str, opts: &Options) -> Result<Discovery, DiscoverError> {
+    let email = email.trim();
+    let domain = domain_of(email).ok_or_else(|| DiscoverError::NotAnAddress(email.to_owned()))?;
+    if let Some(p) = provider::by_domain(&domain) {
+        return Ok(from_preset(email, p, Source::Domain(p.id)));
+    }
+    let mut notes = Vec::new();
+    if !opts.network {
+        notes.push(format!("no preset for {domain}"));
+        return Err(DiscoverError::NotFound {
+            domain,
+            tried: notes,
+        });
+    }
+
+    match tokio::time::timeout(opts.timeout * 4, opts.resolver.mx(&domain)).await {
+        Err(_) => notes.push(format!("MX {domain}: no answer in time")),
+        Ok(Err(e)) => notes.push(format!("MX {domain}: {e}")),
+        Ok(Ok(mx)) if mx.is_empty() => notes.push(format!("MX {domain}: none")),
+        Ok(Ok(mx)) => {
+            if let Some((host, p)) = mx
+                .iter()
+                .find_map(|m| provider::by_mx(&m.host).map(|p| (m.host.clone(), p)))
+            {
+                let mut d = from_preset(email, p, Source::Mx { host, preset: p.id });
+                d.notes = notes;
+                return Ok(d);
+            }
+            notes.push(format!(
+                "MX {domain}: {} (no known provider)",
+                mx.iter()
+                    .map(|m| m.host.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+    }
+
+    for url in autoconfig::urls(email, &domain) {
+        match fetch(&url, opts).await {
+            Err(note) => notes.push(note),
+            Ok(xml) => {
+                let parsed =
+                    autoconfig::parse(&xml, email).map_err(|reason| DiscoverError::Autoconfig {
+                        url: url.clone(),
+                        reason,
+                    })?;
+                match parsed.imap {
+                    Some(imap) => {
+                        let source = Source::Autoconfig(url.clone());
+                        let found = |s: autoconfig::FileServer| Found {
+                            host: s.host,
+                            port: s.port,
+                            tls: s.tls,
+                            username: s.username,
+                            source: source.clone(),
+                        };
+                        return Ok(Discovery {
+                            email: email.to_owned(),
+                            preset: None,
+                            imap: found(imap),
+                            smtp: parsed.smtp.map(found),
+                            notes,
+                        });
+                    }
+                    None if parsed.other_incoming.is_empty() => {
+                        notes.push(format!("{url}: no IMAP server in the file"))
+                    }
+                    None => notes.push(format!(
+                        "{url}: only {} offered (mailgate speaks IMAP only)",
+                        parsed.other_incoming.join(", ")
+                    )),
+                }
+            }
+        }
+    }
+
+    let imap = guess(email, &domain, Proto::Imap, opts, &mut notes).await;
+    let smtp = guess(email, &domain, Proto::Smtp, opts, &mut notes).await;
+    match imap {
+        Some(imap) => Ok(Discovery {
+            email: email.to_owned(),
+            preset: None,
+            imap,
+            smtp,
+            notes,
+        }),
+        None => Err(DiscoverError::NotFound {
+            domain,
+            tried: notes,
+        }),
+    }
+}
+
+/// GET one autoconfig URL: the body of a 200 answer, or a note saying why not.
+async fn fetch(url: &str, opts: &Options) -> Result<String, String> {
+    let parsed = HttpUrl::parse(url).map_err(|e| format!("{url}: {e}"))?;
+    let resp = crate::oauth::http::get(&parsed, opts.resolver.server(), opts.timeout)
+        .await
+        .map_err(|e| e.to_string())?;
+    if resp.status != 200 {
+        return Err(format!("{url}: HTTP {}", resp.status));
+    }
+    if resp.body.len() > MAX_AUTOCONFIG {
+        return Err(format!("{url}: larger than {MAX_AUTOCONFIG} bytes"));
+    }
+    String::from_utf8(resp.body.to_vec()).map_err(|_| format!("{url}: not UTF-8 text"))
+}
+
+/// Which protocol a probe checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Proto {
+    /// `* OK` greeting.
+    Imap,
+    /// `220` greeting.
+    Smtp,
+}
+
+/// The guesses for a domain in the order they are preferred.
+pub fn candidates(domain: &str, proto: Proto) -> Vec<(String, u16, TlsMode)> {
+    let (first, ports) = match proto {
+        Proto::Imap => ("imap", [(993, TlsMode::Implicit), (143, TlsMode::Starttls)]),
+        Proto::Smtp => ("smtp", [(465, TlsMode::Implicit), (587, TlsMode::Starttls)]),
+    };
+    let mut out = Vec::new();
+    for host in [format!("{first}.{domain}"), format!("mail.{domain}")] {
+        for (port, tls) in ports {
+            out.push((host.clone(), port, tls));
+        }
+    }
+    out
+}
+
+/// Probes every candidate at once (bounded: four) and keeps the most preferred that answered.
+async fn guess(
+    email: &str,
+    domain: &str,
+    proto: Proto,
+    opts: &Options,
+    notes: &mut Vec<String>,
+) -> Option<Found> {
+    let mut set = tokio::task::JoinSet::new();
+    let cands = candidates(domain, proto);
+    for (i, (host, port, tls)) in cands.iter().cloned().enumerate() {
+        let opts = opts.clone();
+        set.spawn(async move { (i, probe(proto, &host, port, tls, &opts).await) });
+    }
+    let mut results: Vec<Option<Result<(), String>>> = vec![None; cands.len()];
+    while let Some(joined) = set.join_next().await {
+        if let Ok((i, r)) = joined {
+            results[i] = Some(r);
+        }
+    }
+    let mut best = None;
+    for ((host, port, tls), r) in cands.into_iter().zip(results) {
+        match r {
+            Some(Ok(())) if best.is_none() => {
+                best = Some(Found {
+                    host,
+                    port,
+                    tls,
+                    username: email.to_owned(),
+                    source: Source::Guess,
+                })
+            }
+            Some(Ok(())) => {}
+            Some(Err(e)) => notes.push(format!("guess {host}:{port}: {e}")),
+            None => notes.push(format!("guess {host}:{port}: probe failed")),
+        }
+    }
+    best
+}
+
+/// Connects (TLS first on implicit ports) and checks the greeting; never logs in.
+pub async fn probe(
+    proto: Proto,
+    host: &str,
+    port: u16,
+    tls: TlsMode,
+    opts: &Options,
+) -> Result<(), String> {
+    let tls_config = match tls {
+        TlsMode::None => None,
+        _ => Some(crate::tls::client_config(opts.ca_file.as_deref()).map_err(|e| e.to_string())?),
+    };
+    let endpoint = Endpoint {
+        host: host.to_owned(),
+        port,
+        tls,
+        server_name: rustls_pki_types::ServerName::try_from(host.to_owned())
+            .map_err(|_| format!("`{host}` is not a valid TLS name"))?,
+        tls_config,
+        ca_file: opts.ca_file.clone(),
+        username: String::new(),
+        password: crate::secret::Secret::default(),
+        oauth: None,
+    };
+    let tcp = crate::upstream::tcp_connect_via(&endpoint, opts.timeout, opts.resolver.server())
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut stream = match tls {
+        TlsMode::Implicit => crate::upstream::tls_handshake(&endpoint, tcp, opts.timeout)
+            .await
+            .map_err(|e| e.to_string())?,
+        _ => crate::upstream::UpstreamStream::Plain(tcp),
+    };
+    let mut buf = vec![0u8; 512];
+    let mut got = 0;
+    // Read until the first line ends (or 512 bytes), within the time-out.
+    let read = async {
+        while got < buf.len() && !buf[..got].contains(&b'\n') {
+            match stream.read(&mut buf[got..]).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got += n,
+            }
+        }
+    };
+    if tokio::time::timeout(opts.timeout, read).await.is_err() && got == 0 {
+        return Err(format!("no greeting within {} s", opts.timeout.as_secs()));
+    }
+    let line = String::from_utf8_lossy(&buf[..got]);
+    let line = line.lines().next().unwrap_or_default().trim();
+    let ok = match proto {
+        Proto::Imap => line.starts_with("* OK") || line.starts_with("* PREAUTH"),
+        Proto::Smtp => line.starts_with("220"),
+    };
+    if ok {
+        Ok(())
+    } else if line.starts_with("+OK") {
+        Err("a POP3 server, not IMAP (mailgate speaks IMAP only)".into())
+    } else if line.is_empty() {
+        Err("no greeting".into())
+    } else {
+        let shown: String = line.chars().take(80).collect();
+        Err(format!("unexpected greeting `{shown}`"))
+    }
+}
+
+impl Discovery {
+    /// The human-readable report of `mailgate discover`.
+    pub fn report(&self) -> String {
+        use std::fmt::Write as _;
+        let mut out = String::new();
+        let _ = writeln!(out, "{}", self.email);
+        let line = |out: &mut String, what: &str, f: &Found| {
+            let _ = writeln!(
+                out,
+                "  {what:<5} {} tls={} user={}\n        from {}",
+                f.address(),
+                f.tls.as_str(),
+                f.username,
+                f.source
+            );
+        };
+        line(&mut out, "IMAP", &self.imap);
+        match &self.smtp {
+            Some(s) => line(&mut out, "SMTP", s),
+            None => {
+                let _ = writeln!(
+                    out,
+                    "  SMTP  not found (the account can receive but not send)"
+                );
+            }
+        }
+        if let Some(p) = self.preset {
+            let auth: Vec<String> = p.auth.iter().map(|a| auth_word(*a)).collect();
+            let _ = writeln!(out, "  provider: {} (provider = \"{}\")", p.name, p.id);
+            let _ = writeln!(out, "  log in with: {}", auth.join(", "));
+            if !p.advice.is_empty() {
+                let _ = writeln!(out, "  note: {}", p.advice);
+            }
+            for (what, link) in [
+                ("enable IMAP", p.help.enable_imap),
+                ("app password", p.help.app_password),
+                ("settings", p.help.settings),
+            ] {
+                if let Some(link) = link {
+                    let _ = writeln!(out, "  {what}: {link}");
+                }
+            }
+        }
+        for n in &self.notes {
+            let _ = writeln!(out, "  tried: {n}");
+        }
+        out
+    }
+
+    /// The same as JSON (`mailgate discover --json`).
+    pub fn to_json(&self) -> serde_json::Value {
+        let server = |f: &Found| {
+            serde_json::json!({
+                "host": f.host,
+                "port": f.port,
+                "tls": f.tls.as_str(),
+                "username": f.username,
+                "source": f.source.to_string(),
+            })
+        };
+        serde_json::json!({
+            "email": self.email,
+            "imap": server(&self.imap),
+            "smtp": self.smtp.as_ref().map(server),
+            "provider": self.preset.map(|p| serde_json::json!({
+                "id": p.id,
+                "name": p.name,
+                "auth": p.auth.iter().map(|a| auth_word(*a)).collect::<Vec<_>>(),
+                "advice": p.advice,
+                "enable_imap": p.help.enable_imap,
+                "app_password": p.help.app_password,
+                "settings": p.help.settings,
+            })),
+            "tried": self.notes,
+        })
+    }
+}
+
+/// `password`, `app password`, `OAuth (google)`.
+pub fn auth_word(a: provider::Auth) -> String {
+    match a {
+        provider::Auth::Password => "password".into(),
+        provider::Auth::AppPassword => "app password".into(),
+        provider::Auth::OAuth(Some(p)) => format!("OAuth ({})", oauth_name(p)),
+        provider::Auth::OAuth(None) => "OAuth (give the endpoints in [account.oauth2])".into(),
+    }
+}
+
+/// The `[account.oauth2] provider` word of an OAuth preset.
+pub fn oauth_name(p: crate::oauth::settings::Provider) -> &'static str {
+    match p {
+        crate::oauth::settings::Provider::Google => "google",
+        crate::oauth::settings::Provider::Microsoft => "microsoft",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn guesses_in_thunderbird_order() {
+        let c = candidates("example.test", Proto::Imap);
+        assert_eq!(
+            c.iter()
+                .map(|(h, p, _)| format!("{h}:{p}"))
+                .collect::<Vec<_>>(),
+            [
+                "imap.example.test:993",
+                "imap.example.test:143",
+                "mail.example.test:993",
+                "mail.example.test:143"
+            ]
+        );
+        let c = candidates("example.test", Proto::Smtp);
+        assert_eq!(
+            (c[0].1, c[0].2, c[1].1, c[1].2),
+            (465, TlsMode::Implicit, 587, TlsMode::Starttls)
+        );
+        assert_eq!(domain_of("Ola@Example.TEST."), Some("example.test".into()));
+        assert_eq!(domain_of("nope"), None);
+    }
+
+    #[tokio::test]
+    async fn preset_needs_no_network() {
+        let opts = Options {
+            network: false,
+            ..Options::default()
+        };
+        let d = discover("ola@icloud.com", &opts).await.unwrap();
+        assert_eq!(d.imap.username, "ola");
+        assert_eq!(d.imap.source, Source::Domain("icloud"));
+        assert_eq!(d.smtp.unwrap().username, "ola@icloud.com");
+        let e = discover("ola@example.test", &opts).await.unwrap_err();
+        assert!(e.to_string().contains("example.test"), "{e}");
+    }
+}

@@ -1,0 +1,705 @@
+//! `mailgate setup`: one new account from an email address and a credential, the way a mail
+//! client's account wizard does it — settings found, credential tested live against the
+//! provider, account appended to the config file — then what to type into the mail client.
+//!
+//! The steps here are the parts without a terminal; `main.rs` asks the questions. Choices:
+//! - The config file is edited with toml_edit: the account is appended as a new `[[account]]`
+//!   with comments, everything already in the file stays byte for byte. It is written only
+//!   after the live test passed (temporary file + rename, the file's mode kept), so a failed
+//!   set-up leaves the file as it was.
+//! - The upstream password goes into its own file, `STATE_DIR/credentials/EMAIL.password`,
+//!   mode 0600 (folder 0700), named by `password_file`: the config file stays free of secrets
+//!   and readable by the group that runs mailgate, and nothing depends on an environment
+//!   variable being set at every start. OAuth accounts store no password: the tokens go to the
+//!   encrypted token store of `mailgate oauth authorize`.
+//! - Settings from a preset are written as `provider = "…"` (a preset update then reaches the
+//!   account); settings found by MX, autoconfig or a guess, or given on the command line, are
+//!   written out as `server`/`tls`, so a start-up does not depend on discovery again.
+//! - The live test is the gateway's own code: [`crate::imap::upstream::login`] and
+//!   [`crate::smtp::submit::Upstream::connect`] on the account as it will be loaded.
+
+use crate::config::{Config, TlsMode};
+use crate::discover::{Discovery, Source};
+use crate::secret::Secret;
+use std::path::{Path, PathBuf};
+use toml_edit::{value, DocumentMut, Item, Table};
+use zeroize::Zeroizing;
+
+/// Why the set-up stopped. Never carries a password.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    /// The config file cannot be read or is not TOML.
+    #[error("{path}: {reason}")]
+    Config {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The account exists already.
+    #[error("{path} already has an account {email}; edit or remove it there")]
+    Duplicate {
+        /// The file.
+        path: PathBuf,
+        /// The address.
+        email: String,
+    },
+    /// The new account does not validate (e.g. a bad CA file).
+    #[error("the new account is not valid: {0}")]
+    Invalid(String),
+    /// The live test failed: what failed, and what to do.
+    #[error("{step} failed: {reason}{}", if .advice.is_empty() { String::new() } else { format!("\n  {}", .advice) })]
+    LiveTest {
+        /// `IMAP login` or `SMTP AUTH`.
+        step: &'static str,
+        /// The error, in the server's words.
+        reason: String,
+        /// One line of advice (help link) when the preset has one.
+        advice: String,
+    },
+    /// OAuth authorization failed.
+    #[error("OAuth authorization failed: {0}")]
+    OAuth(String),
+    /// Writing the files failed.
+    #[error("cannot write {path}: {reason}")]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        reason: String,
+    },
+}
+
+/// How the account logs in upstream.
+#[derive(Debug)]
+pub enum Credential {
+    /// A password or app password.
+    Password(Secret),
+    /// OAuth 2.0 (`[account.oauth2]`).
+    OAuth {
+        /// `google` / `microsoft`, or `None` with explicit endpoints.
+        provider: Option<&'static str>,
+        /// `authorize_url` and `token_url` (an identity provider without a preset).
+        endpoints: Option<(String, String)>,
+        /// Scopes, when not the preset's.
+        scopes: Vec<String>,
+        /// The application (client) id.
+        client_id: String,
+        /// Environment variable holding the client secret, if the app has one.
+        client_secret_env: Option<String>,
+        /// Microsoft tenant.
+        tenant: Option<String>,
+    },
+}
+
+/// Everything needed to add the account.
+#[derive(Debug)]
+pub struct Plan {
+    /// The address.
+    pub email: String,
+    /// The servers and where they came from.
+    pub found: Discovery,
+    /// The upstream credential.
+    pub credential: Credential,
+    /// Extra CA file for the provider's certificate (written as `ca_file`).
+    pub ca_file: Option<PathBuf>,
+    /// argon2 hash of the local password.
+    pub local_password_hash: String,
+}
+
+/// What a config file written by the first `mailgate setup` starts with.
+pub const NEW_FILE: &str =
+    "# mailgate configuration, started by `mailgate setup`; see README.md for every setting.\n\
+[server]\n\
+# Where mail clients connect. Keep it on loopback unless [server.tls] is set.\n\
+imap_listen = \"127.0.0.1:1143\"\n\
+smtp_listen = \"127.0.0.1:1587\"\n";
+
+/// The file as it is now: text, parsed document, and the folder relative paths start from.
+pub struct Target {
+    /// The config file.
+    pub path: PathBuf,
+    text: String,
+    doc: DocumentMut,
+}
+
+impl Target {
+    /// Reads the config file (a missing one starts as [`NEW_FILE`]) and refuses a second
+    /// account for `email`.
+    pub fn open(path: &Path, email: &str) -> Result<Target, SetupError> {
+        let bad = |reason: String| SetupError::Config {
+            path: path.to_owned(),
+            reason,
+        };
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            // A first set-up: start from the defaults, so one command gives a working file.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => NEW_FILE.to_owned(),
+            Err(e) => return Err(bad(e.to_string())),
+        };
+        let doc: DocumentMut = text.parse().map_err(|e: toml_edit::TomlError| {
+            bad(format!("not valid TOML: {}", e.message().trim()))
+        })?;
+        let exists = doc
+            .get("account")
+            .and_then(Item::as_array_of_tables)
+            .is_some_and(|accounts| {
+                accounts.iter().any(|a| {
+                    a.get("email")
+                        .and_then(Item::as_str)
+                        .is_some_and(|e| e.trim().eq_ignore_ascii_case(email.trim()))
+                })
+            });
+        if exists {
+            return Err(SetupError::Duplicate {
+                path: path.to_owned(),
+                email: email.to_owned(),
+            });
+        }
+        Ok(Target {
+            path: path.to_owned(),
+            text,
+            doc,
+        })
+    }
+
+    /// The `[server]` settings as mailgate will load them (listen addresses, state folder,
+    /// time-outs), from the file's `[server]` table alone.
+    pub fn server(&self) -> Result<crate::config::ServerConfig, SetupError> {
+        let cfg =
+            Config::parse(&self.server_only(), &self.path).map_err(|e| SetupError::Config {
+                path: self.path.clone(),
+                reason: e.to_string(),
+            })?;
+        Ok(cfg.server)
+    }
+
+    fn server_only(&self) -> String {
+        let mut d = DocumentMut::new();
+        if let Some(server) = self.doc.get("server") {
+            d.insert("server", server.clone());
+        }
+        d.to_string()
+    }
+
+    /// The new account as mailgate will load it (without a password: for OAuth), in a config
+    /// holding only this file's `[server]` table and the account.
+    pub fn load_account(&self, plan: &Plan) -> Result<Config, SetupError> {
+        self.load_alone(plan, CredentialLine::Inline(&Secret::default()))
+    }
+
+    /// The account as mailgate will load it, with `credential` as its credential, in a
+    /// config holding only this file's `[server]` table and the new account.
+    fn load_alone(&self, plan: &Plan, credential: CredentialLine) -> Result<Config, SetupError> {
+        let mut d: DocumentMut = self
+            .server_only()
+            .parse()
+            .map_err(|e: toml_edit::TomlError| SetupError::Invalid(e.message().to_owned()))?;
+        let mut accounts = toml_edit::ArrayOfTables::new();
+        accounts.push(account_table(plan, credential));
+        d.insert("account", Item::ArrayOfTables(accounts));
+        let text = Zeroizing::new(d.to_string());
+        Config::parse(&text, &self.path).map_err(|e| SetupError::Invalid(e.to_string()))
+    }
+}
+
+/// How the new account's upstream password is written.
+#[derive(Clone, Copy)]
+enum CredentialLine<'a> {
+    /// Inline (only for the in-memory live-test config, never written to disk).
+    Inline(&'a Secret),
+    /// `password_file = "…"`.
+    File(&'a str),
+}
+
+/// The `[[account]]` table for `plan`.
+fn account_table(plan: &Plan, credential: CredentialLine) -> Table {
+    let mut account = Table::new();
+    account.insert("email", value(plan.email.as_str()));
+    account.insert(
+        "local_password_hash",
+        value(plan.local_password_hash.as_str()),
+    );
+    if let Some(mut k) = account.key_mut("local_password_hash") {
+        k.leaf_decor_mut().set_prefix(
+            "# argon2 hash of the local password the mail client uses (new one: mailgate hash-password)\n",
+        );
+    }
+    let preset_id = match (&plan.found.imap.source, plan.found.preset) {
+        (Source::Provider(_) | Source::Domain(_) | Source::Mx { .. }, Some(p)) => Some(p.id),
+        _ => None,
+    };
+    if let Some(id) = preset_id {
+        account.insert("provider", value(id));
+        if let Some(mut k) = account.key_mut("provider") {
+            k.leaf_decor_mut().set_prefix(format!(
+                "# Servers from the built-in preset (found by: {})\n",
+                plan.found.imap.source
+            ));
+        }
+    }
+    let oauth = matches!(plan.credential, Credential::OAuth { .. });
+    let endpoint = |f: Option<&crate::discover::Found>, with_credential: bool| {
+        let mut t = Table::new();
+        if let (None, Some(f)) = (preset_id, f) {
+            t.insert("server", value(f.address()));
+            t.insert("tls", value(f.tls.as_str()));
+            if let Some(mut k) = t.key_mut("server") {
+                k.leaf_decor_mut()
+                    .set_prefix(format!("# Found by: {}\n", f.source));
+            }
+            if f.tls == TlsMode::None {
+                t.insert("allow_plaintext", value(true));
+            }
+            if f.username != plan.email {
+                t.insert("username", value(f.username.as_str()));
+            }
+        }
+        if let Some(ca) = &plan.ca_file {
+            t.insert("ca_file", value(ca.display().to_string()));
+        }
+        if with_credential && !oauth {
+            match credential {
+                CredentialLine::Inline(s) => {
+                    t.insert("password", value(s.expose()));
+                }
+                CredentialLine::File(path) => {
+                    t.insert("password_file", value(path));
+                    if let Some(mut k) = t.key_mut("password_file") {
+                        k.leaf_decor_mut().set_prefix(
+                            "# The provider password, in a file only its owner can read (mode 0600)\n",
+                        );
+                    }
+                }
+            }
+        }
+        t
+    };
+    let imap = endpoint(Some(&plan.found.imap), true);
+    if !imap.is_empty() {
+        account.insert("imap", Item::Table(imap));
+    }
+    if let Some(smtp) = &plan.found.smtp {
+        let t = endpoint(Some(smtp), false);
+        if !t.is_empty() {
+            account.insert("smtp", Item::Table(t));
+        }
+    }
+    if let Credential::OAuth {
+        provider,
+        endpoints,
+        scopes,
+        client_id,
+        client_secret_env,
+        tenant,
+    } = &plan.credential
+    {
+        let mut t = Table::new();
+        if let Some(p) = provider {
+            t.insert("provider", value(*p));
+        }
+        if let Some((authorize, token)) = endpoints {
+            t.insert("authorize_url", value(authorize.as_str()));
+            t.insert("token_url", value(token.as_str()));
+        }
+        if !scopes.is_empty() {
+            t.insert("scopes", value(scopes.iter().collect::<toml_edit::Array>()));
+        }
+        t.insert("client_id", value(client_id.as_str()));
+        if let Some(var) = client_secret_env {
+            t.insert("client_secret_env", value(var.as_str()));
+        }
+        if let Some(tenant) = tenant {
+            t.insert("tenant", value(tenant.as_str()));
+        }
+        account.insert("oauth2", Item::Table(t));
+    }
+    account
+        .decor_mut()
+        .set_prefix(format!("\n# {} — added by `mailgate setup`.\n", plan.email));
+    account
+}
+
+/// Where the upstream password of `email` is kept: (absolute path, path as written in the
+/// config — relative to the config's folder when it lies below it).
+pub fn credential_path(target: &Target, state_dir: &Path, email: &str) -> (PathBuf, String) {
+    let safe: String = email
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '@' | '.' | '-' | '_' | '+') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let abs = state_dir
+        .join("credentials")
+        .join(format!("{safe}.password"));
+    let base = target.path.parent().unwrap_or(Path::new("."));
+    let written = abs
+        .strip_prefix(base)
+        .ok()
+        .filter(|_| !base.as_os_str().is_empty())
+        .map(|rel| rel.display().to_string())
+        .unwrap_or_else(|| abs.display().to_string());
+    (abs, written)
+}
+
+/// Logs in to the upstream IMAP and SMTP servers with the account as it will be loaded (the
+/// password inline, in memory only). For OAuth, tokens must already be stored.
+pub async fn live_test(target: &Target, plan: &Plan) -> Result<Config, SetupError> {
+    let none = Secret::default();
+    let password = match &plan.credential {
+        Credential::Password(p) => p,
+        Credential::OAuth { .. } => &none,
+    };
+    let cfg = target.load_alone(plan, CredentialLine::Inline(password))?;
+    let account = cfg
+        .accounts
+        .first()
+        .ok_or_else(|| SetupError::Invalid("the account did not load".into()))?;
+    let advice = |e: &crate::upstream::UpstreamError| advice_for(plan, e);
+    match crate::imap::upstream::login(account, &cfg.server).await {
+        Ok(mut logged_in) => {
+            use tokio::io::AsyncWriteExt;
+            // Say goodbye politely; the answer does not matter.
+            let _ = tokio::time::timeout(
+                std::time::Duration::from_secs(2),
+                logged_in.stream.write_all(b"mgz LOGOUT\r\n"),
+            )
+            .await;
+        }
+        Err(e) => {
+            return Err(SetupError::LiveTest {
+                step: "IMAP login",
+                advice: advice(&e),
+                reason: e.to_string(),
+            })
+        }
+    }
+    if let Some(smtp) = &account.smtp {
+        match crate::smtp::submit::Upstream::connect(smtp, &cfg.server).await {
+            Ok(up) => up.quit().await,
+            Err(e) => {
+                return Err(SetupError::LiveTest {
+                    step: "SMTP AUTH",
+                    advice: advice(&e),
+                    reason: e.to_string(),
+                })
+            }
+        }
+    }
+    Ok(cfg)
+}
+
+/// One line of advice for a failed live test, from the preset's facts.
+fn advice_for(plan: &Plan, e: &crate::upstream::UpstreamError) -> String {
+    let preset = plan.found.preset;
+    match e {
+        crate::upstream::UpstreamError::Auth { .. } => match preset {
+            Some(p) if !p.advice.is_empty() => {
+                let link = p.help.app_password.or(p.help.enable_imap).unwrap_or_default();
+                format!("{}: {} {link}", p.name, p.advice).trim_end().to_owned()
+            }
+            _ => "check the password (many providers want an app password when 2-step verification is on)".into(),
+        },
+        crate::upstream::UpstreamError::Tls { reason, .. }
+            if reason.contains("UnknownIssuer") =>
+        {
+            "the server's certificate is from an unknown CA: give it with --ca-file".into()
+        }
+        _ => String::new(),
+    }
+}
+
+/// Writes the credential file (0600, folder 0700) and appends the account to the config file
+/// (temporary file + rename; the file's mode is kept). Returns the credential file, if any.
+pub fn write(
+    target: &Target,
+    plan: &Plan,
+    state_dir: &Path,
+) -> Result<Option<PathBuf>, SetupError> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    let werr = |path: &Path, e: std::io::Error| SetupError::Write {
+        path: path.to_owned(),
+        reason: e.to_string(),
+    };
+    let secret = match &plan.credential {
+        Credential::Password(p) => {
+            let (abs, written) = credential_path(target, state_dir, &plan.email);
+            Some((p, abs, written))
+        }
+        Credential::OAuth { .. } => None,
+    };
+    let line = secret
+        .as_ref()
+        .map_or("", |(_, _, written)| written.as_str());
+    let mut doc = target.doc.clone();
+    append_account(&mut doc, account_table(plan, CredentialLine::File(line)));
+    let mut text = doc.to_string();
+    // toml_edit keeps every byte of what was there; check that the old text is a prefix, so a
+    // surprise in the library can never rewrite the operator's file.
+    if !text.starts_with(target.text.trim_end()) {
+        return Err(SetupError::Write {
+            path: target.path.clone(),
+            reason: "the edited file would not keep the existing text unchanged; add the account by hand".into(),
+        });
+    }
+    if !text.ends_with('\n') {
+        text.push('\n');
+    }
+    // The credential file first: a config naming a file that is not there would not load.
+    if let Some((p, abs, _)) = &secret {
+        let dir = abs.parent().unwrap_or(Path::new("."));
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| werr(dir, e))?;
+        let mut bytes = Zeroizing::new(p.expose().as_bytes().to_vec());
+        bytes.push(b'\n');
+        crate::oauth::store::write_atomic(abs, &bytes, &mut |_| Ok(()))
+            .map_err(|e| werr(abs, e))?;
+    }
+    let secret_file = secret.map(|(_, abs, _)| abs);
+    // A new file holds no secret: owner read-write, group read (for a `mailgate` group).
+    let mode = std::fs::metadata(&target.path)
+        .map(|m| m.permissions().mode() & 0o7777)
+        .unwrap_or(0o640);
+    if let Err(e) =
+        crate::oauth::store::write_atomic(&target.path, text.as_bytes(), &mut |_| Ok(()))
+    {
+        // No account names the credential file now: do not leave the secret behind.
+        if let Some(f) = &secret_file {
+            let _ = std::fs::remove_file(f);
+        }
+        return Err(werr(&target.path, e));
+    }
+    std::fs::set_permissions(&target.path, std::fs::Permissions::from_mode(mode))
+        .map_err(|e| werr(&target.path, e))?;
+    Ok(secret_file)
+}
+
+/// Appends `table` as the last `[[account]]`, after everything in the file (toml_edit places
+/// tables by position; the new ones get positions after the last existing one).
+fn append_account(doc: &mut DocumentMut, mut table: Table) {
+    let mut last = 0;
+    fn max_pos(t: &Table, last: &mut usize) {
+        if let Some(p) = t.position() {
+            *last = (*last).max(p);
+        }
+        for (_, item) in t.iter() {
+            match item {
+                Item::Table(sub) => max_pos(sub, last),
+                Item::ArrayOfTables(a) => a.iter().for_each(|sub| max_pos(sub, last)),
+                _ => {}
+            }
+        }
+    }
+    max_pos(doc.as_table(), &mut last);
+    let mut next = last + 1;
+    table.set_position(next);
+    for (_, item) in table.iter_mut() {
+        if let Item::Table(sub) = item {
+            next += 1;
+            sub.set_position(next);
+        }
+    }
+    match doc
+        .get_mut("account")
+        .and_then(Item::as_array_of_tables_mut)
+    {
+        Some(accounts) => accounts.push(table),
+        None => {
+            let mut accounts = toml_edit::ArrayOfTables::new();
+            accounts.push(table);
+            doc.insert("account", Item::ArrayOfTables(accounts));
+        }
+    }
+}
+
+/// A random local password: 20 characters from an alphabet without look-alikes.
+pub fn generate_password() -> Secret {
+    use rand::Rng;
+    const ALPHABET: &[u8] = b"abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+    let mut rng = rand::rngs::OsRng;
+    Secret::new(
+        (0..20)
+            .map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char)
+            .collect(),
+    )
+}
+
+/// What to type into the mail client.
+pub fn client_instructions(
+    server: &crate::config::ServerConfig,
+    email: &str,
+    local_password: Option<&Secret>,
+) -> String {
+    let host = |a: std::net::SocketAddr| {
+        if a.ip().is_loopback() {
+            "localhost".to_owned()
+        } else {
+            a.ip().to_string()
+        }
+    };
+    let password = match local_password {
+        Some(p) => format!("{}   (generated; shown only now)", p.expose()),
+        None => "the local password you chose".to_owned(),
+    };
+    format!(
+        "In the mail client:\n  \
+         incoming mail (IMAP): server {}  port {}  connection security: none\n  \
+         outgoing mail (SMTP): server {}  port {}  connection security: none, authentication: normal password\n  \
+         user name: {email}\n  \
+         password: {password}\n",
+        host(server.imap_listen),
+        server.imap_listen.port(),
+        host(server.smtp_listen),
+        server.smtp_listen.port(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::discover::Found;
+
+    const HASH: &str =
+        "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHQ$RdescudvJCsgt3ub+b+dWRWJTmaaJObG";
+
+    fn target(text: &str, email: &str) -> Result<Target, SetupError> {
+        thread_local!(static DIR: tempfile::TempDir = tempfile::tempdir().unwrap());
+        let path = DIR.with(|d| d.path().join(format!("{}.toml", rand::random::<u32>())));
+        std::fs::write(&path, text).unwrap();
+        Target::open(&path, email)
+    }
+
+    fn plan(email: &str, found: Discovery) -> Plan {
+        Plan {
+            email: email.into(),
+            found,
+            credential: Credential::Password(Secret::new("app-pw".into())),
+            ca_file: None,
+            local_password_hash: HASH.into(),
+        }
+    }
+
+    const FILE: &str = "# my gateway\n[server]\nimap_listen = \"127.0.0.1:2143\" # local only\n\n[[account]]\nemail = \"a@example.no\"\nlocal_password_hash = \"x\"\n[account.imap]\nserver = \"h:993\"\npassword_env = \"P\"\n\n[metrics]\nlisten = \"127.0.0.1:9187\"\n";
+
+    #[test]
+    fn appends_after_everything_and_keeps_the_file() {
+        let t = target(FILE, "ola@icloud.com").unwrap();
+        let p = plan(
+            "ola@icloud.com",
+            crate::discover::from_preset(
+                "ola@icloud.com",
+                crate::provider::by_id("icloud").unwrap(),
+                Source::Domain("icloud"),
+            ),
+        );
+        let mut doc = t.doc.clone();
+        append_account(
+            &mut doc,
+            account_table(
+                &p,
+                CredentialLine::File("state/credentials/ola@icloud.com.password"),
+            ),
+        );
+        let out = doc.to_string();
+        assert!(out.starts_with(FILE), "{out}");
+        let added = &out[FILE.len()..];
+        assert!(
+            added.contains("[[account]]\nemail = \"ola@icloud.com\""),
+            "{added}"
+        );
+        assert!(added.contains("provider = \"icloud\""), "{added}");
+        assert!(
+            added.contains("password_file = \"state/credentials/ola@icloud.com.password\""),
+            "{added}"
+        );
+        assert!(!added.contains("server ="), "{added}");
+        // And mailgate loads it.
+        let text = out
+            .replace("password_env = \"P\"", "password = \"p\"")
+            .replace(
+                "local_password_hash = \"x\"",
+                &format!("local_password_hash = \"{HASH}\""),
+            );
+        let e = Config::parse(&text, &t.path).unwrap_err().to_string();
+        assert!(
+            e.contains("password_file") && e.contains("cannot read"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn discovered_servers_are_written_out_and_duplicates_refused() {
+        let t = target(FILE, "ola@example.test").unwrap();
+        let found = Discovery {
+            email: "ola@example.test".into(),
+            preset: None,
+            imap: Found {
+                host: "imap.example.test".into(),
+                port: 143,
+                tls: TlsMode::Starttls,
+                username: "ola".into(),
+                source: Source::Guess,
+            },
+            smtp: Some(Found {
+                host: "127.0.0.1".into(),
+                port: 25,
+                tls: TlsMode::None,
+                username: "ola@example.test".into(),
+                source: Source::Given,
+            }),
+            notes: vec![],
+        };
+        let cfg = t
+            .load_alone(
+                &plan("ola@example.test", found),
+                CredentialLine::Inline(&Secret::new("pw".into())),
+            )
+            .unwrap();
+        let a = &cfg.accounts[0];
+        assert_eq!(
+            (a.imap.address(), a.imap.tls, a.imap.username.as_str()),
+            ("imap.example.test:143".into(), TlsMode::Starttls, "ola")
+        );
+        let s = a.smtp.as_ref().unwrap();
+        assert_eq!(
+            (s.address(), s.tls, s.password.expose()),
+            ("127.0.0.1:25".into(), TlsMode::None, "pw")
+        );
+        assert_eq!(cfg.server.imap_listen.port(), 2143);
+        assert!(matches!(
+            target(FILE, "A@Example.NO"),
+            Err(SetupError::Duplicate { .. })
+        ));
+        assert!(matches!(
+            target("[server\n", "a@b.c"),
+            Err(SetupError::Config { .. })
+        ));
+    }
+
+    #[test]
+    fn a_missing_file_starts_from_the_defaults() {
+        let path = tempfile::tempdir().unwrap().path().join("new.toml");
+        let t = Target::open(&path, "ola@icloud.com").unwrap();
+        assert_eq!(t.text, NEW_FILE);
+        assert_eq!(t.server().unwrap().imap_listen.port(), 1143);
+    }
+
+    #[test]
+    fn instructions_and_generated_passwords() {
+        let t = target(FILE, "x@y.z").unwrap();
+        let s = t.server().unwrap();
+        let text = client_instructions(&s, "x@y.z", None);
+        assert!(text.contains("server localhost  port 2143"), "{text}");
+        assert!(text.contains("port 1587"), "{text}");
+        let a = generate_password();
+        assert_eq!(a.expose().len(), 20);
+        assert_ne!(a, generate_password());
+    }
+}

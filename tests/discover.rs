@@ -1,0 +1,372 @@
+//! Discovery end to end through the `mailgate` binary: presets by domain (no network), MX
+//! records naming Google Workspace and Microsoft 365, Mozilla autoconfig over HTTP (and a
+//! malformed file), guessing against real Dovecot and Postfix, and `mailgate run` discovering
+//! an account's servers at start-up.
+//!
+//! DNS and the autoconfig web server are local stand-ins (tests/support/dns.rs and
+//! autoconfig.rs); mailgate is pointed at the DNS stand-in with `--resolver` or
+//! `[server] resolver`, and names like `autoconfig.ac.test` resolve to private 127.x.y.z
+//! addresses where the stand-ins listen on the usual ports (80, 143, 587: root needed, as for
+//! the other integration tests).
+
+mod support;
+
+use serde_json::Value;
+use std::net::{IpAddr, SocketAddr};
+use support::autoconfig::{private_loopback, Forward, HttpServer};
+use support::dns::{DnsServer, Rec};
+use support::mailgate::{cached_hash, run, toml_str};
+use support::{Dovecot, DovecotOpts, Mailgate, Postfix};
+
+/// `mailgate discover EMAIL --json --resolver DNS`: (exit ok, JSON or stderr text).
+fn discover(email: &str, dns: &DnsServer) -> Result<Value, String> {
+    let resolver = dns.addr.to_string();
+    let out = run(
+        &[
+            "discover",
+            email,
+            "--json",
+            "--resolver",
+            &resolver,
+            "--timeout-secs",
+            "5",
+        ],
+        None,
+    );
+    if out.status.success() {
+        Ok(serde_json::from_slice(&out.stdout).expect("JSON on stdout"))
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).to_string())
+    }
+}
+
+fn server(v: &Value) -> String {
+    format!(
+        "{}:{} {} {}",
+        v["host"].as_str().unwrap_or("?"),
+        v["port"],
+        v["tls"].as_str().unwrap_or("?"),
+        v["username"].as_str().unwrap_or("?")
+    )
+}
+
+#[test]
+fn presets_resolve_by_domain_without_the_network() {
+    let dns = DnsServer::start(&[]);
+    // Every built-in preset, through the binary. The expected values are the table's own; the
+    // hand-written expectations per provider are in provider.rs's unit tests.
+    for p in mailgate::provider::PRESETS {
+        let Some(domain) = p.domains.first() else {
+            continue; // reachable by MX only (Microsoft 365): see the MX test
+        };
+        let email = format!("ola@{domain}");
+        let v = discover(&email, &dns).unwrap_or_else(|e| panic!("{email}: {e}"));
+        let want = |s: &mailgate::provider::Server| {
+            format!(
+                "{}:{} {} {}",
+                s.host,
+                s.port,
+                s.tls.as_str(),
+                s.username.apply(&email)
+            )
+        };
+        assert_eq!(v["provider"]["id"], p.id, "{email}: {v:#}");
+        assert_eq!(server(&v["imap"]), want(&p.imap), "{email}");
+        assert_eq!(server(&v["smtp"]), want(&p.smtp), "{email}");
+        assert_eq!(
+            v["imap"]["source"],
+            format!("preset {} (by email domain)", p.id),
+            "{email}"
+        );
+    }
+    // Spot checks against the providers' documented values.
+    let v = discover("ola@icloud.com", &dns).unwrap();
+    assert_eq!(server(&v["imap"]), "imap.mail.me.com:993 implicit ola");
+    assert_eq!(
+        server(&v["smtp"]),
+        "smtp.mail.me.com:587 starttls ola@icloud.com"
+    );
+    // Help links come with the preset.
+    let v = discover("ola@gmail.com", &dns).unwrap();
+    assert_eq!(
+        v["provider"]["app_password"],
+        "https://support.google.com/accounts/answer/185833"
+    );
+    assert!(dns.queries().is_empty(), "{:?}", dns.queries());
+}
+
+#[test]
+fn mx_records_identify_google_workspace_and_microsoft_365() {
+    let dns = DnsServer::start(&[
+        ("corp.test", Rec::Mx(5, "alt1.aspmx.l.google.com".into())),
+        ("corp.test", Rec::Mx(1, "aspmx.l.google.com".into())),
+        (
+            "contoso.test",
+            Rec::Mx(0, "contoso-test.mail.protection.outlook.com".into()),
+        ),
+        ("plain.test", Rec::Mx(10, "mx.plain.test".into())),
+    ]);
+    let v = discover("kari@corp.test", &dns).unwrap();
+    assert_eq!(v["provider"]["id"], "gmail");
+    assert_eq!(
+        server(&v["imap"]),
+        "imap.gmail.com:993 implicit kari@corp.test"
+    );
+    assert_eq!(v["imap"]["source"], "preset gmail (MX aspmx.l.google.com)");
+
+    let v = discover("kari@contoso.test", &dns).unwrap();
+    assert_eq!(v["provider"]["id"], "microsoft365");
+    assert_eq!(
+        server(&v["smtp"]),
+        "smtp.office365.com:587 starttls kari@contoso.test"
+    );
+    assert_eq!(
+        v["imap"]["source"],
+        "preset microsoft365 (MX contoso-test.mail.protection.outlook.com)"
+    );
+    assert_eq!(v["provider"]["auth"][0], "OAuth (microsoft)");
+
+    // An MX of no known provider: discovery goes on, and says what it tried.
+    let e = discover("kari@plain.test", &dns).unwrap_err();
+    assert!(e.contains("no IMAP server found for plain.test"), "{e}");
+    assert!(
+        e.contains("MX plain.test: mx.plain.test (no known provider)"),
+        "{e}"
+    );
+    assert!(e.contains("guess imap.plain.test:993"), "{e}");
+    assert!(dns.queries().contains(&"corp.test MX".to_string()));
+}
+
+const AUTOCONFIG: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
+<clientConfig version="1.1">
+  <emailProvider id="ac.test">
+    <domain>ac.test</domain>
+    <incomingServer type="pop3">
+      <hostname>pop.ac.test</hostname><port>995</port><socketType>SSL</socketType>
+      <username>%EMAILADDRESS%</username>
+    </incomingServer>
+    <incomingServer type="imap">
+      <hostname>IMAP_HOST</hostname>
+      <port>IMAP_PORT</port>
+      <socketType>IMAP_TLS</socketType>
+      <username>%EMAILLOCALPART%</username>
+      <authentication>password-cleartext</authentication>
+    </incomingServer>
+    <outgoingServer type="smtp">
+      <hostname>smtp.%EMAILDOMAIN%</hostname>
+      <port>587</port>
+      <socketType>STARTTLS</socketType>
+      <username>%EMAILADDRESS%</username>
+    </outgoingServer>
+  </emailProvider>
+</clientConfig>
+"#;
+
+fn autoconfig_xml(host: &str, port: u16, tls: &str) -> String {
+    AUTOCONFIG
+        .replace("IMAP_HOST", host)
+        .replace("IMAP_PORT", &port.to_string())
+        .replace("IMAP_TLS", tls)
+}
+
+/// DNS with `autoconfig.DOMAIN` at a private loopback address where an HTTP server on port 80
+/// answers the autoconfig path for `email` with `body`.
+fn autoconfig_site(domain: &str, email: &str, body: String) -> (DnsServer, HttpServer, String) {
+    let ip = private_loopback();
+    let dns = DnsServer::start(&[(&format!("autoconfig.{domain}"), Rec::Addr(IpAddr::V4(ip)))]);
+    let path = format!(
+        "/mail/config-v1.1.xml?emailaddress={}",
+        email.replace('@', "%40")
+    );
+    let http = HttpServer::start(SocketAddr::from((ip, 80)), vec![(path.clone(), 200, body)]);
+    let url = format!("http://autoconfig.{domain}{path}");
+    (dns, http, url)
+}
+
+#[test]
+fn autoconfig_file_is_read_over_http_after_https_fails() {
+    let (dns, http, url) = autoconfig_site(
+        "ac.test",
+        "ola@ac.test",
+        autoconfig_xml("imap.%EMAILDOMAIN%", 993, "SSL"),
+    );
+    let v = discover("ola@ac.test", &dns).unwrap();
+    assert_eq!(server(&v["imap"]), "imap.ac.test:993 implicit ola");
+    assert_eq!(server(&v["smtp"]), "smtp.ac.test:587 starttls ola@ac.test");
+    assert_eq!(v["imap"]["source"], format!("autoconfig {url}"));
+    assert_eq!(v["provider"], Value::Null);
+    let tried: Vec<String> = v["tried"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap().to_owned())
+        .collect();
+    assert!(
+        tried.iter().any(|t| t.starts_with("MX ac.test: none")),
+        "{tried:?}"
+    );
+    assert!(
+        tried
+            .iter()
+            .any(|t| t.contains("cannot connect to autoconfig.ac.test:443")),
+        "{tried:?}"
+    );
+    assert!(
+        tried.iter().any(|t| t.contains("cannot resolve ac.test")),
+        "{tried:?}"
+    );
+    let reqs = http.requests();
+    assert_eq!(reqs.len(), 1, "{reqs:?}");
+    assert!(
+        reqs[0].contains("\r\nHost: autoconfig.ac.test\r\n"),
+        "{}",
+        reqs[0]
+    );
+}
+
+#[test]
+fn malformed_autoconfig_is_a_clear_error_naming_the_url() {
+    let broken = autoconfig_xml("imap.bad.test", 993, "SSL").replace("</incomingServer>", "");
+    let (dns, _http, url) = autoconfig_site("bad.test", "ola@bad.test", broken);
+    let e = discover("ola@bad.test", &dns).unwrap_err();
+    assert!(
+        e.starts_with(&format!("mailgate: {url}: malformed XML:")),
+        "{e}"
+    );
+    // Not a guess past a broken file.
+    assert!(!e.contains("guess"), "{e}");
+}
+
+#[test]
+fn guess_finds_real_dovecot_and_postfix_on_the_usual_ports() {
+    let postfix = Postfix::start_with(
+        &["ola"],
+        "pw",
+        DovecotOpts {
+            imap: true,
+            ..DovecotOpts::sasl_only()
+        },
+    );
+    let ip = private_loopback();
+    let _imap = Forward::start(SocketAddr::from((ip, 143)), postfix.dovecot.imap_addr());
+    let _smtp = Forward::start(
+        SocketAddr::from((ip, 587)),
+        SocketAddr::from(([127, 0, 0, 1], postfix.starttls_port)),
+    );
+    let dns = DnsServer::start(&[
+        ("imap.guess.test", Rec::Addr(IpAddr::V4(ip))),
+        ("smtp.guess.test", Rec::Addr(IpAddr::V4(ip))),
+    ]);
+    let v = discover("ola@guess.test", &dns).unwrap();
+    assert_eq!(
+        server(&v["imap"]),
+        "imap.guess.test:143 starttls ola@guess.test"
+    );
+    assert_eq!(
+        server(&v["smtp"]),
+        "smtp.guess.test:587 starttls ola@guess.test"
+    );
+    assert_eq!(v["imap"]["source"], "guess (a server answered)");
+    let tried = v["tried"].to_string();
+    assert!(
+        tried.contains("guess imap.guess.test:993: cannot connect"),
+        "{tried}"
+    );
+    assert!(
+        tried.contains("guess mail.guess.test:143: cannot resolve"),
+        "{tried}"
+    );
+    // A probe never logs in.
+    assert!(
+        !postfix.dovecot.log().contains("Login: user=<"),
+        "{}",
+        postfix.dovecot.log()
+    );
+}
+
+#[test]
+fn run_discovers_servers_at_start_up_or_refuses_naming_the_account() {
+    let dovecot = Dovecot::start(DovecotOpts::plaintext_only());
+    dovecot.add_user("ola", "upstream-pw");
+    let imap = dovecot.imap_addr();
+    let (dns, _http, url) = autoconfig_site(
+        "start.test",
+        "ola@start.test",
+        autoconfig_xml("127.0.0.1", imap.port(), "plain"),
+    );
+    let hash = cached_hash("local-pw");
+    let config = format!(
+        "[server]\nimap_listen = \"127.0.0.1:0\"\nsmtp_listen = \"127.0.0.1:0\"\nresolver = {}\n\n\
+         [[account]]\nemail = \"ola@start.test\"\nlocal_password_hash = {}\n\
+         [account.imap]\npassword = \"upstream-pw\"\nallow_plaintext = true\n",
+        toml_str(&dns.addr.to_string()),
+        toml_str(&hash)
+    );
+    // check-config does not use the network and says what run will do.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("m.toml");
+    std::fs::write(&file, &config).unwrap();
+    let out = run(&["check-config", "--config", file.to_str().unwrap()], None);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("ola@start.test: no servers in the file and no preset"),
+        "{stdout}"
+    );
+
+    let mut gate = Mailgate::start(&config);
+    let line = gate
+        .lines()
+        .into_iter()
+        .find(|l| l.contains("account=ola@start.test"))
+        .expect("account line");
+    assert!(
+        line.contains(&format!("imap=127.0.0.1:{}", imap.port())),
+        "{line}"
+    );
+    assert!(line.contains(&format!("source=autoconfig {url}")), "{line}");
+    assert!(
+        line.contains("smtp=smtp.start.test:587 tls=starttls"),
+        "{line}"
+    );
+    let out = gate.imap_login("ola@start.test", "local-pw");
+    assert!(out.contains("\nauth OK"), "{out}");
+
+    // SIGHUP with a new account whose servers cannot be found: the reload is refused, naming
+    // the account, and the running configuration keeps serving.
+    let added = format!(
+        "{config}\n[[account]]\nemail = \"kari@nowhere.test\"\nlocal_password_hash = {}\n[account.imap]\npassword = \"p\"\n",
+        toml_str(&hash)
+    );
+    std::fs::write(&gate.config_path, added).unwrap();
+    support::proc::sighup(gate.pid());
+    let refused = support::proc::poll(
+        std::time::Duration::from_secs(60),
+        std::time::Duration::from_millis(50),
+        || {
+            gate.lines()
+                .into_iter()
+                .find(|l| l.contains("configuration reload failed"))
+        },
+    )
+    .expect("no reload failure logged");
+    assert!(
+        refused.contains("account kari@nowhere.test: cannot discover its servers"),
+        "{refused}"
+    );
+    let out = gate.imap_login("ola@start.test", "local-pw");
+    assert!(out.contains("\nauth OK"), "{out}");
+    gate.assert_no_secrets(&["upstream-pw", "local-pw"]);
+
+    // Nothing to find: mailgate run refuses to start and says which account and what to set.
+    let nothing = config.replace("ola@start.test", "ola@nowhere.test");
+    let e = match Mailgate::try_start(&nothing, &[], "text") {
+        Ok(_) => panic!("mailgate started without servers for ola@nowhere.test"),
+        Err(e) => e,
+    };
+    assert!(
+        e.contains("account ola@nowhere.test: cannot discover its servers"),
+        "{e}"
+    );
+    assert!(e.contains("[account.imap] server = \"host:port\""), "{e}");
+}

@@ -1,0 +1,406 @@
+//! `mailgate setup` against real Dovecot (IMAP, implicit TLS) and Postfix (submission,
+//! STARTTLS): the non-interactive form writes an account that `mailgate run` accepts and that
+//! works through the gateway, keeps the file's comments, refuses duplicates, leaves the file
+//! untouched when the live test fails; the interactive form is driven in a pseudo-terminal.
+
+mod support;
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use support::idp::CLIENT_ID;
+use support::mailgate::{cached_hash, toml_str, BIN};
+use support::proc::{free_port, python_done, run_with_timeout, PROCESS_TIMEOUT};
+use support::{DovecotOpts, Idp, Mailgate, Pki, Postfix};
+
+const UPSTREAM_PW: &str = "upstream-Secret-71";
+const LOCAL_PW: &str = "local-Secret-38";
+
+/// Dovecot (IMAP on implicit TLS, and Postfix's SASL) and Postfix, both trusting users
+/// `ola@example.test` and `kari@example.test`, plus one CA file that trusts both servers.
+struct Upstreams {
+    postfix: Postfix,
+    _pki: Pki,
+    dir: tempfile::TempDir,
+    ca: PathBuf,
+}
+
+impl Upstreams {
+    fn start() -> Upstreams {
+        let pki = Pki::new();
+        let postfix = Postfix::start_with(
+            &["ola", "kari"],
+            UPSTREAM_PW,
+            DovecotOpts {
+                imap: true,
+                sasl_socket: true,
+                ..DovecotOpts::tls(&pki.server)
+            },
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let ca = dir.path().join("ca.pem");
+        let both = format!(
+            "{}{}",
+            fs::read_to_string(&pki.ca).unwrap(),
+            fs::read_to_string(&postfix.ca_file).unwrap()
+        );
+        fs::write(&ca, both).unwrap();
+        Upstreams {
+            postfix,
+            _pki: pki,
+            dir,
+            ca,
+        }
+    }
+
+    /// The `--imap-server … --smtp-tls …` options for these servers.
+    fn server_args(&self) -> Vec<String> {
+        let imaps = self.postfix.dovecot.imaps_addr().expect("imaps port");
+        vec![
+            "--imap-server".into(),
+            imaps.to_string(),
+            "--imap-tls".into(),
+            "implicit".into(),
+            "--smtp-server".into(),
+            format!("127.0.0.1:{}", self.postfix.starttls_port),
+            "--smtp-tls".into(),
+            "starttls".into(),
+            "--ca-file".into(),
+            self.ca.display().to_string(),
+        ]
+    }
+
+    /// A config file with comments, listeners on free ports and one existing account.
+    fn config(&self) -> (PathBuf, String, u16, u16) {
+        let (imap, smtp) = (free_port(), free_port());
+        let text = format!(
+            "# The office gateway. These comments must survive `mailgate setup`.\n\
+             [server]\n\
+             imap_listen = \"127.0.0.1:{imap}\"   # the CRM connects here\n\
+             smtp_listen = \"127.0.0.1:{smtp}\"\n\
+             \n\
+             [[account]]\n\
+             email = \"other@example.test\"\n\
+             local_password_hash = {}\n\
+             [account.imap]\n\
+             server = \"127.0.0.1:1\"\n\
+             password = \"unused\"\n",
+            toml_str(&cached_hash("other-local"))
+        );
+        let path = self.dir.path().join("conf").join("mailgate.toml");
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(&path, &text).unwrap();
+        (path, text, imap, smtp)
+    }
+}
+
+/// `mailgate setup --non-interactive --config FILE …` with the two passwords in the
+/// environment.
+fn setup(config: &Path, email: &str, upstream_pw: &str, extra: &[String]) -> Output {
+    let mut cmd = Command::new(BIN);
+    cmd.args(["setup", "--non-interactive", "--config"])
+        .arg(config)
+        .args(["--email", email])
+        .args([
+            "--password-env",
+            "SETUP_UPSTREAM",
+            "--local-password-env",
+            "SETUP_LOCAL",
+        ])
+        .args(extra)
+        .env("SETUP_UPSTREAM", upstream_pw)
+        .env("SETUP_LOCAL", LOCAL_PW)
+        .env("NO_COLOR", "1");
+    run_with_timeout(cmd, None, PROCESS_TIMEOUT)
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+#[test]
+fn non_interactive_setup_writes_an_account_that_works_through_mailgate() {
+    let up = Upstreams::start();
+    let (config, before, imap_port, smtp_port) = up.config();
+    let out = setup(&config, "ola@example.test", UPSTREAM_PW, &up.server_args());
+    let shown = text(&out);
+    assert!(out.status.success(), "{shown}");
+    assert!(
+        !shown.contains(UPSTREAM_PW) && !shown.contains(LOCAL_PW),
+        "{shown}"
+    );
+    assert!(
+        shown.contains(&format!(
+            "incoming mail (IMAP): server localhost  port {imap_port}  connection security: none"
+        )),
+        "{shown}"
+    );
+    assert!(
+        shown.contains(&format!(
+            "outgoing mail (SMTP): server localhost  port {smtp_port}"
+        )),
+        "{shown}"
+    );
+    assert!(shown.contains("user name: ola@example.test"), "{shown}");
+    assert!(
+        shown.contains("password: the local password you chose"),
+        "{shown}"
+    );
+
+    // The old text is kept byte for byte; the account follows with its comments.
+    let after = fs::read_to_string(&config).unwrap();
+    assert!(after.starts_with(&before), "{after}");
+    let added = &after[before.len()..];
+    assert!(
+        added.contains("# ola@example.test — added by `mailgate setup`."),
+        "{added}"
+    );
+    assert!(added.contains("# Found by: given"), "{added}");
+    assert!(
+        added.contains("password_file = \"state/credentials/ola@example.test.password\""),
+        "{added}"
+    );
+    assert!(!added.contains(UPSTREAM_PW), "{added}");
+    let secret = config
+        .parent()
+        .unwrap()
+        .join("state/credentials/ola@example.test.password");
+    assert_eq!(
+        fs::read_to_string(&secret).unwrap(),
+        format!("{UPSTREAM_PW}\n")
+    );
+    assert_eq!(
+        fs::metadata(&secret).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+
+    // A second setup of the same address is refused, and changes nothing.
+    let again = setup(&config, "OLA@example.test", UPSTREAM_PW, &up.server_args());
+    assert!(!again.status.success());
+    assert!(
+        text(&again).contains("already has an account OLA@example.test"),
+        "{}",
+        text(&again)
+    );
+    assert_eq!(fs::read_to_string(&config).unwrap(), after);
+
+    // mailgate runs the file, and the client logs in and sends with the local password.
+    let mut gate = Mailgate::start_file(&config, &[]);
+    let login = gate.imap_login("ola@example.test", LOCAL_PW);
+    assert!(login.contains("\nauth OK"), "{login}");
+    let message = up.dir.path().join("m.eml");
+    fs::write(&message, "Subject: set up\r\n\r\nhello from setup\r\n").unwrap();
+    let sent = python_done(
+        "smtp_send.py",
+        &[
+            "127.0.0.1",
+            &gate.smtp_addr.port().to_string(),
+            "ola@example.test",
+            LOCAL_PW,
+            "ola@example.test",
+            "kari@example.test",
+            message.to_str().unwrap(),
+        ],
+    );
+    assert!(sent.contains("OK kari@example.test"), "{sent}");
+    let delivered = up.postfix.wait_for("kari@example.test");
+    assert!(String::from_utf8_lossy(&delivered).contains("hello from setup"));
+    gate.assert_no_secrets(&[UPSTREAM_PW, LOCAL_PW]);
+}
+
+#[test]
+fn a_failing_live_test_leaves_the_file_untouched() {
+    let up = Upstreams::start();
+    let (config, before, _, _) = up.config();
+    let out = setup(
+        &config,
+        "ola@example.test",
+        "wrong-password",
+        &up.server_args(),
+    );
+    let shown = text(&out);
+    assert!(!out.status.success(), "{shown}");
+    assert!(shown.contains("IMAP login failed:"), "{shown}");
+    assert!(
+        shown.contains("rejected the stored credential for ola@example.test"),
+        "{shown}"
+    );
+    assert!(!shown.contains("wrong-password"), "{shown}");
+    assert_eq!(fs::read_to_string(&config).unwrap(), before);
+    assert!(!config.parent().unwrap().join("state").exists());
+    // Nor is a missing config file created.
+    let missing = config.with_file_name("new.toml");
+    let out = setup(
+        &missing,
+        "ola@example.test",
+        "wrong-password",
+        &up.server_args(),
+    );
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(!missing.exists());
+
+    // An untrusted certificate: the advice names --ca-file.
+    let mut args = up.server_args();
+    args.truncate(args.len() - 2);
+    let out = setup(&config, "ola@example.test", UPSTREAM_PW, &args);
+    let shown = text(&out);
+    assert!(!out.status.success(), "{shown}");
+    assert!(shown.contains("UnknownIssuer"), "{shown}");
+    assert!(shown.contains("--ca-file"), "{shown}");
+    assert_eq!(fs::read_to_string(&config).unwrap(), before);
+}
+
+#[test]
+fn interactive_setup_in_a_terminal() {
+    let up = Upstreams::start();
+    let (config, before, _, _) = up.config();
+    let mut args = vec![
+        "Email address: ".to_string(),
+        "kari@example.test".into(),
+        "Use these settings? [Y/n] ".into(),
+        String::new(),
+        "at the provider: ".into(),
+        format!("hidden:{UPSTREAM_PW}"),
+        "Local password: ".into(),
+        "hidden:".into(), // empty: mailgate generates one
+        "--".into(),
+        BIN.into(),
+        "setup".into(),
+        "--config".into(),
+        config.display().to_string(),
+    ];
+    args.extend(up.server_args());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let screen = python_done("pty_drive.py", &args);
+    assert!(screen.contains("\nexit 0"), "{screen}");
+    // The password prompt does not echo.
+    assert!(!screen.contains(UPSTREAM_PW), "{screen}");
+    assert!(screen.contains("Settings found:"), "{screen}");
+    let generated = screen
+        .lines()
+        .find_map(|l| {
+            l.trim()
+                .strip_prefix("password: ")?
+                .strip_suffix("(generated; shown only now)")
+        })
+        .map(str::trim)
+        .unwrap_or_else(|| panic!("no generated password shown:\n{screen}"));
+    assert_eq!(generated.len(), 20, "{generated}");
+    let after = fs::read_to_string(&config).unwrap();
+    assert!(after.starts_with(&before) && after.contains("email = \"kari@example.test\""));
+
+    let gate = Mailgate::start_file(&config, &[]);
+    let login = gate.imap_login("kari@example.test", generated);
+    assert!(login.contains("\nauth OK"), "{login}");
+}
+
+/// `curl URL`: (HTTP status, redirect target).
+fn curl(url: &str) -> (String, String) {
+    let out = Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "--max-time", "30"])
+        .args(["-w", "%{http_code} %{redirect_url}", url])
+        .output()
+        .expect("curl");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let (status, location) = text.split_once(' ').unwrap_or((&text, ""));
+    (status.to_owned(), location.trim().to_owned())
+}
+
+#[test]
+fn oauth_setup_signs_in_then_tests_with_the_token() {
+    use std::io::{BufRead, BufReader};
+    let email = "ola@example.test";
+    let idp = Idp::start(email);
+    let postfix = Postfix::start_with(
+        &["ola"],
+        UPSTREAM_PW,
+        DovecotOpts {
+            imap: true,
+            oauth2_introspection_url: Some(idp.url("/introspect")),
+            ..DovecotOpts::sasl_only()
+        },
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("mailgate.toml");
+    fs::write(
+        &config,
+        format!(
+            "[server]\nimap_listen = \"127.0.0.1:{}\"\nsmtp_listen = \"127.0.0.1:{}\"\n",
+            free_port(),
+            free_port()
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(BIN)
+        .args(["setup", "--non-interactive", "--config"])
+        .arg(&config)
+        .args(["--email", email, "--local-password-env", "SETUP_LOCAL"])
+        .args(["--oauth", "--client-id", CLIENT_ID, "--scope", "mail"])
+        .args(["--timeout-secs", "60"])
+        .args(["--authorize-url", &idp.url("/authorize")])
+        .args(["--token-url", &idp.url("/token")])
+        .args(["--imap-server", &postfix.dovecot.imap_addr().to_string()])
+        .args(["--imap-tls", "none", "--smtp-tls", "starttls"])
+        .args([
+            "--smtp-server",
+            &format!("127.0.0.1:{}", postfix.starttls_port),
+        ])
+        .arg("--ca-file")
+        .arg(&postfix.ca_file)
+        .env("SETUP_LOCAL", LOCAL_PW)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn setup");
+    // Read stdout on a thread to the end, so setup can always write its output.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    std::thread::spawn(move || {
+        for line in stdout.lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut seen = Vec::new();
+    let mut url = None;
+    while let Ok(line) = rx.recv_timeout(PROCESS_TIMEOUT) {
+        seen.push(line.clone());
+        if line.contains("/authorize?") {
+            url = Some(line.trim().to_owned());
+        }
+        if line.starts_with("Waiting for the redirect") {
+            break;
+        }
+    }
+    let url = url.unwrap_or_else(|| panic!("no authorize address:\n{}", seen.join("\n")));
+    let (status, location) = curl(&url);
+    assert_eq!(status, "302", "{url}");
+    assert!(location.starts_with("http://127.0.0.1:"), "{location}");
+    assert_eq!(curl(&location).0, "200");
+    let status = support::proc::wait_timeout(&mut child, PROCESS_TIMEOUT);
+    let mut rest = String::new();
+    let _ = std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut rest);
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "{status:?}\n{}\n{rest}",
+        seen.join("\n")
+    );
+
+    let written = fs::read_to_string(&config).unwrap();
+    assert!(written.contains("[account.oauth2]"), "{written}");
+    assert!(
+        written.contains(&format!("client_id = \"{CLIENT_ID}\"")),
+        "{written}"
+    );
+    assert!(!written.contains("password_file"), "{written}");
+    // The token sign-in and the live test both used the identity provider's tokens.
+    assert!(idp.introspections() >= 2, "{}", idp.introspections());
+    let gate = Mailgate::start_file(&config, &[]);
+    let login = gate.imap_login(email, LOCAL_PW);
+    assert!(login.contains("\nauth OK"), "{login}");
+}

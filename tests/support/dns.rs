@@ -1,0 +1,177 @@
+//! A tiny DNS responder for discovery tests: answers A, AAAA and MX questions over UDP on
+//! 127.0.0.1 from a fixed table, "no such name" for names it does not know. It stands in for
+//! the internet's DNS (this machine has none), which the test rules allow for discovery.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::{self, JoinHandle};
+use std::time::Duration;
+
+/// One record the responder knows.
+#[derive(Clone, Debug)]
+pub enum Rec {
+    /// An address (A for IPv4, AAAA for IPv6).
+    Addr(IpAddr),
+    /// An MX record: preference and exchange.
+    Mx(u16, String),
+}
+
+pub struct DnsServer {
+    pub addr: SocketAddr,
+    records: Arc<Mutex<HashMap<String, Vec<Rec>>>>,
+    queries: Arc<Mutex<Vec<String>>>,
+    served: Arc<AtomicUsize>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl DnsServer {
+    pub fn start(records: &[(&str, Rec)]) -> DnsServer {
+        let sock = UdpSocket::bind("127.0.0.1:0").expect("bind dns");
+        sock.set_read_timeout(Some(Duration::from_millis(50)))
+            .expect("timeout");
+        let addr = sock.local_addr().expect("dns addr");
+        let mut map: HashMap<String, Vec<Rec>> = HashMap::new();
+        for (name, rec) in records {
+            map.entry(name.to_ascii_lowercase())
+                .or_default()
+                .push(rec.clone());
+        }
+        let records = Arc::new(Mutex::new(map));
+        let queries = Arc::new(Mutex::new(Vec::new()));
+        let served = Arc::new(AtomicUsize::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let (records, queries, served, stop) = (
+                records.clone(),
+                queries.clone(),
+                served.clone(),
+                stop.clone(),
+            );
+            thread::spawn(move || {
+                let mut buf = [0u8; 512];
+                while !stop.load(Ordering::SeqCst) {
+                    let Ok((n, peer)) = sock.recv_from(&mut buf) else {
+                        continue;
+                    };
+                    let Some((id, name, qtype, question)) = parse_question(&buf[..n]) else {
+                        continue;
+                    };
+                    queries
+                        .lock()
+                        .unwrap()
+                        .push(format!("{name} {}", type_name(qtype)));
+                    let recs = records.lock().unwrap().get(&name).cloned();
+                    let reply = answer(id, &question, qtype, recs.as_deref());
+                    let _ = sock.send_to(&reply, peer);
+                    served.fetch_add(1, Ordering::SeqCst);
+                }
+            })
+        };
+        DnsServer {
+            addr,
+            records,
+            queries,
+            served,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// Adds a record while running.
+    pub fn add(&self, name: &str, rec: Rec) {
+        self.records
+            .lock()
+            .unwrap()
+            .entry(name.to_ascii_lowercase())
+            .or_default()
+            .push(rec);
+    }
+
+    /// "name TYPE" for every question asked so far.
+    pub fn queries(&self) -> Vec<String> {
+        self.queries.lock().unwrap().clone()
+    }
+}
+
+impl Drop for DnsServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn type_name(t: u16) -> &'static str {
+    match t {
+        1 => "A",
+        15 => "MX",
+        28 => "AAAA",
+        _ => "other",
+    }
+}
+
+/// (id, lower-case name, qtype, the question section's bytes)
+fn parse_question(msg: &[u8]) -> Option<(u16, String, u16, Vec<u8>)> {
+    if msg.len() < 12 {
+        return None;
+    }
+    let id = u16::from_be_bytes([msg[0], msg[1]]);
+    let mut pos = 12;
+    let mut labels = Vec::new();
+    loop {
+        let len = *msg.get(pos)? as usize;
+        if len == 0 {
+            pos += 1;
+            break;
+        }
+        labels.push(String::from_utf8_lossy(msg.get(pos + 1..pos + 1 + len)?).to_ascii_lowercase());
+        pos += 1 + len;
+    }
+    let qtype = u16::from_be_bytes([*msg.get(pos)?, *msg.get(pos + 1)?]);
+    let question = msg.get(12..pos + 4)?.to_vec();
+    Some((id, labels.join("."), qtype, question))
+}
+
+fn encode_name(out: &mut Vec<u8>, name: &str) {
+    for label in name.trim_end_matches('.').split('.') {
+        out.push(label.len() as u8);
+        out.extend_from_slice(label.as_bytes());
+    }
+    out.push(0);
+}
+
+fn answer(id: u16, question: &[u8], qtype: u16, recs: Option<&[Rec]>) -> Vec<u8> {
+    let mut rdatas: Vec<(u16, Vec<u8>)> = Vec::new();
+    for r in recs.unwrap_or_default() {
+        match (r, qtype) {
+            (Rec::Addr(IpAddr::V4(ip)), 1) => rdatas.push((1, ip.octets().to_vec())),
+            (Rec::Addr(IpAddr::V6(ip)), 28) => rdatas.push((28, ip.octets().to_vec())),
+            (Rec::Mx(pref, host), 15) => {
+                let mut d = pref.to_be_bytes().to_vec();
+                encode_name(&mut d, host);
+                rdatas.push((15, d));
+            }
+            _ => {}
+        }
+    }
+    let rcode = if recs.is_none() { 3 } else { 0 };
+    let mut m = Vec::new();
+    m.extend_from_slice(&id.to_be_bytes());
+    m.extend_from_slice(&[0x81, 0x80 | rcode]);
+    m.extend_from_slice(&1u16.to_be_bytes());
+    m.extend_from_slice(&(rdatas.len() as u16).to_be_bytes());
+    m.extend_from_slice(&[0, 0, 0, 0]);
+    m.extend_from_slice(question);
+    for (t, d) in rdatas {
+        m.extend_from_slice(&[0xC0, 12]);
+        m.extend_from_slice(&t.to_be_bytes());
+        m.extend_from_slice(&[0, 1, 0, 0, 0, 30]);
+        m.extend_from_slice(&(d.len() as u16).to_be_bytes());
+        m.extend_from_slice(&d);
+    }
+    m
+}

@@ -480,9 +480,9 @@ fn measure_pair<T>(
         return None;
     }
     let mut gate = |f: &mut dyn FnMut(bool) -> T| {
-        let before = cpu_ms(cpu.pid);
+        let before = CpuSample::read(cpu.pid);
         let g = f(false);
-        cpu.add(step, cpu_ms(cpu.pid) - before, ops);
+        cpu.add(step, CpuSample::read(cpu.pid).since(&before), ops);
         g
     };
     Some(if round % 2 == 0 {
@@ -520,35 +520,92 @@ impl CpuLog {
         }
     }
 
-    /// One note line: microseconds of mailgate CPU per operation for each step.
-    fn note(&self, mode: &str) -> String {
+    /// One note line: microseconds of mailgate CPU per operation for each step (none when no
+    /// step ran).
+    fn note(&self, mode: &str) -> Option<String> {
         let parts: Vec<String> = self
             .steps
             .iter()
             .map(|(name, ms, ops)| format!("{name} {:.0} µs", ms * 1000.0 / (*ops).max(1) as f64))
             .collect();
-        format!("{mode}: mailgate CPU per operation: {}", parts.join(", "))
+        if parts.is_empty() {
+            return None;
+        }
+        Some(format!(
+            "{mode}: mailgate CPU per operation: {}",
+            parts.join(", ")
+        ))
     }
 }
 
-/// CPU time of a process's live threads in milliseconds, from the scheduler's nanosecond
-/// counters (`/proc/PID/task/*/schedstat`; `/proc/PID/stat` counts in 10 ms ticks, too coarse
-/// for one NOOP). Threads that ended in between are missed; the runtime's threads live for the
-/// whole run.
-fn cpu_ms(pid: u32) -> f64 {
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return f64::NAN;
-    };
-    let mut ns = 0u64;
-    for t in tasks.flatten() {
-        let stat = std::fs::read_to_string(t.path().join("schedstat")).unwrap_or_default();
-        ns += stat
-            .split(' ')
-            .next()
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0);
+/// One reading of a process's CPU counters, taken before and after a step.
+struct CpuSample {
+    /// Threads alive at the reading.
+    tids: Vec<u32>,
+    /// Their CPU time from the scheduler's nanosecond counters (`/proc/PID/task/*/schedstat`).
+    live_ns: u64,
+    /// The whole process's user + system time in clock ticks (`/proc/PID/stat`), which also
+    /// counts threads that have ended.
+    ticks: u64,
+}
+
+impl CpuSample {
+    fn read(pid: u32) -> CpuSample {
+        let mut tids = Vec::new();
+        let mut live_ns = 0u64;
+        if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
+            for t in tasks.flatten() {
+                let Some(tid) = t.file_name().to_str().and_then(|n| n.parse().ok()) else {
+                    continue;
+                };
+                let stat = std::fs::read_to_string(t.path().join("schedstat")).unwrap_or_default();
+                live_ns += stat
+                    .split(' ')
+                    .next()
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .unwrap_or(0);
+                tids.push(tid);
+            }
+        }
+        let ticks = stat_ticks(std::path::Path::new(&format!("/proc/{pid}/stat")));
+        CpuSample {
+            tids,
+            live_ns,
+            ticks,
+        }
     }
-    ns as f64 / 1e6
+
+    /// CPU milliseconds used since `before`. The nanosecond counters are exact but only cover
+    /// live threads, so they are used when every thread of `before` is still there; when one
+    /// ended in between (tokio's blocking-pool threads, which run the argon2 of first logins,
+    /// end after 10 s idle) its time would be lost, and the process total in 10 ms ticks is
+    /// used instead: coarse, but complete.
+    fn since(&self, before: &CpuSample) -> f64 {
+        if before.tids.iter().all(|t| self.tids.contains(t)) {
+            self.live_ns.saturating_sub(before.live_ns) as f64 / 1e6
+        } else {
+            // USER_HZ is 100 on the Linux builds this runs on (sysconf(_SC_CLK_TCK)).
+            self.ticks.saturating_sub(before.ticks) as f64 * 10.0
+        }
+    }
+}
+
+/// utime + stime in clock ticks from a `/proc/.../stat` file (fields 14 and 15; counted after
+/// the parenthesised command name, which may itself hold spaces).
+fn stat_ticks(path: &std::path::Path) -> u64 {
+    let stat = std::fs::read_to_string(path).unwrap_or_default();
+    let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
+        return 0;
+    };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // After ")": field 3 (state) is index 0, so utime (14) is index 11 and stime (15) index 12.
+    let get = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    get(11) + get(12)
 }
 
 fn ms(d: Duration) -> f64 {
@@ -764,7 +821,7 @@ fn main() {
             target: Target::RatioAtLeast(0.90),
         });
 
-        notes.push(cpu.note(m.name));
+        notes.extend(cpu.note(m.name));
 
         if step_enabled("held") {
             // Held sessions and memory, each in a fresh mailgate so that memory freed by earlier
@@ -841,7 +898,7 @@ fn main() {
         }
     }
 
-    if part("smtp") {
+    if part("smtp") && step_enabled("smtp") {
         smtp(&s, &sz, &mut rows, &mut notes);
     }
 
@@ -974,7 +1031,7 @@ fn smtp(s: &Setup, sz: &Sizes, rows: &mut Vec<Row>, notes: &mut Vec<String>) {
             lat_d.extend(d.1);
             lat_g.extend(g.1);
         }
-        notes.push(cpu.note(m.name));
+        notes.extend(cpu.note(m.name));
         let label = |what: &str| format!("{what} ({})", m.name);
         rows.push(Row {
             name: label(&format!(

@@ -596,7 +596,10 @@ fn failures_get_the_right_replies() {
         account(
             "alice",
             &hash,
-            &format!("\"Alias@{DOMAIN}\", \"refused-sender@{DOMAIN}\""),
+            &format!(
+                "\"Alias@{DOMAIN}\", \"refused-sender@{DOMAIN}\", \"data-refused@{DOMAIN}\", \
+                 \"data-deferred@{DOMAIN}\""
+            ),
             &starttls_upstream(&pf)
         ),
         account("down", &hash, "", &plain_upstream(down.port())),
@@ -705,6 +708,50 @@ fn failures_get_the_right_replies() {
     );
     told.rejected += 1;
 
+    // The provider refuses DATA itself. mailgate answers the client's DATA with 354 without
+    // waiting for the provider's (one round trip fewer per message), so the refusal, in the
+    // provider's code and words, answers the end of the data instead: for a small message
+    // (read before the end marker would go out) and for one past the 32 KiB that are held
+    // back (read before the first byte would go out), 5xx and 4xx. Never a 250, nothing
+    // delivered, and the connection serves the next message.
+    let big = format!(
+        "Subject: big\r\n\r\n{}",
+        format!("{}\r\n", "z".repeat(78)).repeat(600)
+    );
+    for (sender, body, code) in [
+        ("data-refused", "Subject: small\r\n\r\nhi\r\n", "554 5.7.1"),
+        ("data-deferred", big.as_str(), "450 4.7.1"),
+        ("data-refused", big.as_str(), "554 5.7.1"),
+    ] {
+        assert!(c
+            .cmd(&format!("MAIL FROM:<{sender}@{DOMAIN}>"))
+            .starts_with("250"));
+        assert!(c
+            .cmd(&format!("RCPT TO:<gw-{sender}@{DOMAIN}>"))
+            .starts_with("250"));
+        assert!(c.cmd("DATA").starts_with("354"));
+        c.send(body.as_bytes());
+        let r = c.cmd(".");
+        assert!(
+            r.starts_with(code) && r.contains("by the test policy"),
+            "{sender}, {} bytes: {r}",
+            body.len()
+        );
+        if code.starts_with('5') {
+            told.rejected += 1;
+        } else {
+            told.deferred += 1;
+        }
+    }
+    assert!(c.cmd(&format!("MAIL FROM:<{alice}>")).starts_with("250"));
+    assert!(c
+        .cmd(&format!("RCPT TO:<gw-after-data@{DOMAIN}>"))
+        .starts_with("250"));
+    assert!(c.cmd("DATA").starts_with("354"));
+    let r = c.cmd("Subject: after a refused DATA\r\n\r\nhi\r\n.");
+    assert!(r.starts_with("250 2.0.0"), "{r}");
+    told_250 += 1;
+
     // Over the size limit: announced (SIZE) and not announced. The SIZE refusal answers MAIL
     // FROM, before any message: like a refused sender or recipient, it is no message outcome.
     let r = c.cmd(&format!("MAIL FROM:<{alice}> SIZE=2000000"));
@@ -805,7 +852,11 @@ fn failures_get_the_right_replies() {
     got.sort();
     assert_eq!(
         got,
-        vec![format!("gw-after@{DOMAIN}"), format!("gw-ok@{DOMAIN}")]
+        vec![
+            format!("gw-after-data@{DOMAIN}"),
+            format!("gw-after@{DOMAIN}"),
+            format!("gw-ok@{DOMAIN}")
+        ]
     );
     assert_eq!(got.len(), told_250);
 

@@ -90,7 +90,8 @@ struct Body {
     over: bool,
     /// Writing to the upstream failed; the upstream was dropped.
     failed: Option<UpstreamError>,
-    /// A reply already decided for this BDAT transaction (e.g. the upstream refused DATA).
+    /// The reply already decided for this message: the upstream refused DATA (read when the
+    /// first bytes were due, see `Upstream::send_data`) or, for BDAT, its DATA could not be sent.
     refused: Option<String>,
 }
 
@@ -1010,7 +1011,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Smtp<'_, S> {
         None
     }
 
-    /// Sends DATA upstream; on its 354 the body may flow. Otherwise the reply for the client.
+    /// Sends DATA upstream without waiting for its reply (see [`Upstream::send_data`]): the
+    /// client may be told 354 at once. Otherwise the reply for the client.
     async fn open_body(&mut self) -> Result<(), String> {
         let Some(up) = self.upstream.as_mut() else {
             return Err(upstream_failure(&UpstreamError::Closed {
@@ -1019,15 +1021,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Smtp<'_, S> {
             })
             .into());
         };
-        match up.start_data().await {
-            Ok(r) if r.code == 354 => Ok(()),
-            Ok(r) => {
-                info!(reply = %reply_text(&r), "upstream refused DATA");
-                if r.code == 421 {
-                    self.upstream = None;
-                }
-                Err(relay_reply(&r))
-            }
+        match up.send_data().await {
+            Ok(()) => Ok(()),
             Err(e) => {
                 warn!(kind = e.kind(), error = %e, "upstream failed at DATA");
                 self.upstream = None;
@@ -1052,14 +1047,22 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Smtp<'_, S> {
             }
         } else if body.failed.is_none() && body.refused.is_none() {
             if let Some(up) = self.upstream.as_mut() {
-                let written = up.write_body(&self.msg).await;
-                if written.is_ok() {
-                    metrics::smtp_body_bytes(self.msg.len() as u64);
-                }
-                if let Err(e) = written {
-                    warn!(kind = e.kind(), error = %e, "upstream failed during the message data");
-                    body.failed = Some(e);
-                    self.upstream = None;
+                match up.write_body(&self.msg).await {
+                    Ok(None) => metrics::smtp_body_bytes(self.msg.len() as u64),
+                    Ok(Some(r)) => {
+                        // DATA itself was refused: the rest of the body is dropped and the
+                        // client hears the refusal after its end marker.
+                        info!(reply = %reply_text(&r), "upstream refused DATA");
+                        if r.code == 421 {
+                            self.upstream = None;
+                        }
+                        body.refused = Some(relay_reply(&r));
+                    }
+                    Err(e) => {
+                        warn!(kind = e.kind(), error = %e, "upstream failed during the message data");
+                        body.failed = Some(e);
+                        self.upstream = None;
+                    }
                 }
             }
         }

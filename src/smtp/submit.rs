@@ -44,6 +44,8 @@ pub struct Upstream {
     out: Vec<u8>,
     /// The server offers PIPELINING (RFC 2920).
     pipelining: bool,
+    /// `DATA` was sent and its reply not read yet (see [`Upstream::send_data`]).
+    data_reply_pending: bool,
 }
 
 /// Translates a mail-send error at `step` into our upstream error (no credential is in it).
@@ -223,6 +225,7 @@ impl Upstream {
             stuffer: Stuffer::new(),
             out: Vec::with_capacity(crate::smtp::session::READ_BUF + 1024),
             pipelining: ehlo.capabilities & EXT_PIPELINING != 0,
+            data_reply_pending: false,
         })
     }
 
@@ -273,20 +276,80 @@ impl Upstream {
         timed(exchange, &self.address, self.timeout, step).await
     }
 
-    /// Sends `DATA`; on `354` the message body may follow with [`Upstream::write_body`].
-    pub async fn start_data(&mut self) -> Result<Reply, UpstreamError> {
+    /// Sends `DATA` without waiting for its reply, so the client can be told `354` at once
+    /// and start sending while the server's `354` is on its way: one round trip to the
+    /// server fewer per message. The reply is read before the first message byte is written
+    /// (no byte goes out before the server's `354`, RFC 5321 4.1.1.4); when it is a refusal,
+    /// [`Upstream::write_body`] or [`Upstream::finish_data`] returns it as the message's
+    /// verdict and the client's bytes are dropped — the client hears the refusal after its
+    /// end marker, never a `250`. The session only sends DATA after a recipient was
+    /// accepted, so a refusal here is rare (a data restriction, a temporary failure).
+    pub async fn send_data(&mut self) -> Result<(), UpstreamError> {
         self.stuffer = Stuffer::new();
         self.out.clear();
-        self.command("DATA", "DATA").await
+        let stream = &mut self.client.stream;
+        let write = async {
+            stream.write_all(b"DATA\r\n").await?;
+            stream.flush().await
+        };
+        match tokio::time::timeout(self.timeout, write).await {
+            Ok(Ok(())) => {
+                self.data_reply_pending = true;
+                Ok(())
+            }
+            Ok(Err(_)) => Err(UpstreamError::Closed {
+                address: self.address.clone(),
+                step: "DATA",
+            }),
+            Err(_) => Err(from_mail_send(
+                mail_send::Error::Timeout,
+                &self.address,
+                self.timeout,
+                "DATA",
+            )),
+        }
+    }
+
+    /// Reads the reply to [`Upstream::send_data`] if it is still due: `Ok(None)` when the
+    /// body may be written (`354`), `Ok(Some(reply))` when the server refused DATA. After a
+    /// refusal other than `421` the server's transaction is cleared with RSET so the
+    /// connection can serve the next message (an RSET that fails is an error: the session
+    /// then drops the connection).
+    async fn data_reply(&mut self) -> Result<Option<Reply>, UpstreamError> {
+        if !self.data_reply_pending {
+            return Ok(None);
+        }
+        self.data_reply_pending = false;
+        let client = &mut self.client;
+        let r = timed(client.read(), &self.address, self.timeout, "DATA").await?;
+        if r.code == 354 {
+            return Ok(None);
+        }
+        self.out.clear();
+        if r.code != 421 {
+            let rset = self.command("RSET", "RSET").await?;
+            if !(200..300).contains(&rset.code) {
+                return Err(UpstreamError::Closed {
+                    address: self.address.clone(),
+                    step: "RSET",
+                });
+            }
+        }
+        Ok(Some(r))
     }
 
     /// Writes message bytes (unstuffed, as the client meant them), stuffed, to the server.
     /// Less than [`COALESCE`] bytes wait for more (or for the end marker): a small message
     /// then reaches the server in one write with its end, one wake-up fewer on both sides.
-    pub async fn write_body(&mut self, bytes: &[u8]) -> Result<(), UpstreamError> {
+    /// `Ok(Some(reply))`: the server refused DATA (see [`Upstream::send_data`]); the bytes
+    /// are dropped and `reply` is the message's verdict.
+    pub async fn write_body(&mut self, bytes: &[u8]) -> Result<Option<Reply>, UpstreamError> {
         self.stuffer.feed(bytes, &mut self.out);
         if self.out.len() < COALESCE {
-            return Ok(());
+            return Ok(None);
+        }
+        if let Some(refused) = self.data_reply().await? {
+            return Ok(Some(refused));
         }
         let write = self.client.stream.write_all(&self.out);
         match tokio::time::timeout(self.timeout, write).await {
@@ -302,14 +365,17 @@ impl Upstream {
             }),
             Ok(Ok(())) => {
                 self.out.clear();
-                Ok(())
+                Ok(None)
             }
         }
     }
 
     /// Ends the message (end marker, and CRLF first if the message lacked one) and returns the
-    /// server's verdict on it.
+    /// server's verdict on it (the refusal of DATA itself when that is still to be read).
     pub async fn finish_data(&mut self) -> Result<Reply, UpstreamError> {
+        if let Some(refused) = self.data_reply().await? {
+            return Ok(refused);
+        }
         self.out.extend_from_slice(self.stuffer.finish());
         let step = "reply to the end of data";
         let (client, out) = (&mut self.client, &mut self.out);

@@ -134,6 +134,15 @@ impl Postfix {
             format!("refused-sender@{DOMAIN} REJECT Sender refused by the test policy\n"),
         )
         .expect("sender_access");
+        // Refused (or deferred) at DATA, after sender and recipient were accepted.
+        fs::write(
+            c.join("data_access"),
+            format!(
+                "data-refused@{DOMAIN} REJECT Data refused by the test policy\n\
+                 data-deferred@{DOMAIN} DEFER Data deferred by the test policy\n"
+            ),
+        )
+        .expect("data_access");
         fs::write(
             c.join("header_checks"),
             "/^Subject: REJECT-ME/ REJECT Message refused by the test content policy\n",
@@ -281,6 +290,7 @@ fn main_cf(d: &Path, sasl: &Path) -> String {
          smtpd_recipient_restrictions = check_recipient_access texthash:{d}/conf/rcpt_access, permit_sasl_authenticated, reject\n\
          header_checks = regexp:{d}/conf/header_checks\n\
          smtpd_sender_restrictions = check_sender_access texthash:{d}/conf/sender_access\n\
+         smtpd_data_restrictions = check_sender_access texthash:{d}/conf/data_access\n\
          smtpd_delay_reject = no\n",
         d = d.display(),
         sasl = sasl.display(),

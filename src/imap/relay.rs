@@ -39,10 +39,13 @@ const MAX_HELD: usize = 64 * 1024;
 mod pool {
     use std::cell::RefCell;
 
-    /// Size of a read buffer (one read) and the usual capacity of an output buffer.
-    pub const BUF: usize = 64 * 1024;
-    /// Free buffers kept per thread and kind; more are freed.
-    const KEEP: usize = 8;
+    /// Size of a read buffer (one read) and the usual capacity of an output buffer. 256 KiB
+    /// rather than 64: a bulk FETCH then takes a quarter of the reads, writes and wake-ups per
+    /// MB (benchmark, same run: bulk FETCH 0.99×/0.86× direct with 64 KiB, 1.08×/1.09× with
+    /// 256 KiB; mailgate CPU per 50 MiB message 27 ms → 22 ms). Only busy sessions hold one.
+    pub const BUF: usize = 256 * 1024;
+    /// Free buffers kept per thread and kind (at most 2 MiB per thread); more are freed.
+    const KEEP: usize = 4;
 
     thread_local! {
         static INPUT: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };

@@ -85,6 +85,34 @@ fn from_mail_send(
     }
 }
 
+/// Writes `bytes` to the server and flushes within `timeout`: a failed write is the connection
+/// closing at `step`, a slow one a time-out there.
+async fn write_timed(
+    stream: &mut UpstreamStream,
+    bytes: &[u8],
+    address: &str,
+    timeout: Duration,
+    step: &'static str,
+) -> Result<(), UpstreamError> {
+    let write = async {
+        stream.write_all(bytes).await?;
+        stream.flush().await
+    };
+    match tokio::time::timeout(timeout, write).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(_)) => Err(UpstreamError::Closed {
+            address: address.to_owned(),
+            step,
+        }),
+        Err(_) => Err(from_mail_send(
+            mail_send::Error::Timeout,
+            address,
+            timeout,
+            step,
+        )),
+    }
+}
+
 /// Runs one exchange with the server within `timeout`, errors translated for `step`.
 async fn timed<T>(
     exchange: impl std::future::Future<Output = mail_send::Result<T>>,
@@ -288,26 +316,9 @@ impl Upstream {
         self.stuffer = Stuffer::new();
         self.out.clear();
         let stream = &mut self.client.stream;
-        let write = async {
-            stream.write_all(b"DATA\r\n").await?;
-            stream.flush().await
-        };
-        match tokio::time::timeout(self.timeout, write).await {
-            Ok(Ok(())) => {
-                self.data_reply_pending = true;
-                Ok(())
-            }
-            Ok(Err(_)) => Err(UpstreamError::Closed {
-                address: self.address.clone(),
-                step: "DATA",
-            }),
-            Err(_) => Err(from_mail_send(
-                mail_send::Error::Timeout,
-                &self.address,
-                self.timeout,
-                "DATA",
-            )),
-        }
+        write_timed(stream, b"DATA\r\n", &self.address, self.timeout, "DATA").await?;
+        self.data_reply_pending = true;
+        Ok(())
     }
 
     /// Reads the reply to [`Upstream::send_data`] if it is still due: `Ok(None)` when the
@@ -351,23 +362,17 @@ impl Upstream {
         if let Some(refused) = self.data_reply().await? {
             return Ok(Some(refused));
         }
-        let write = self.client.stream.write_all(&self.out);
-        match tokio::time::timeout(self.timeout, write).await {
-            Err(_) => Err(from_mail_send(
-                mail_send::Error::Timeout,
-                &self.address,
-                self.timeout,
-                "message data",
-            )),
-            Ok(Err(_)) => Err(UpstreamError::Closed {
-                address: self.address.clone(),
-                step: "message data",
-            }),
-            Ok(Ok(())) => {
-                self.out.clear();
-                Ok(None)
-            }
-        }
+        let stream = &mut self.client.stream;
+        write_timed(
+            stream,
+            &self.out,
+            &self.address,
+            self.timeout,
+            "message data",
+        )
+        .await?;
+        self.out.clear();
+        Ok(None)
     }
 
     /// Ends the message (end marker, and CRLF first if the message lacked one) and returns the

@@ -392,23 +392,24 @@ fn smtp_upstream_faults() {
     pf.wait_for(&format!("rcpt@{DOMAIN}"));
     let baseline = fd_count(gate.pid());
 
-    // Postfix's 354 line ends with this; the rule after it holds back the reply to the dot.
-    let after_354 = b"<CR><LF>.<CR><LF>\r\n".to_vec();
+    // mailgate sends a small message as `BDAT n LAST` (Postfix offers CHUNKING), so the
+    // message's last line is the last thing the server gets before its verdict; the reply to
+    // RCPT TO is the last thing the client side hears before it.
     let cases: Vec<(&str, Vec<Rule>, &str)> = vec![
         (
-            "drop after the final dot, before the reply",
+            "drop after the message, before the reply",
             vec![Rule::new(
                 Dir::ToServer,
-                Trigger::After(b"\r\n.\r\n".to_vec(), 0),
+                Trigger::After(b"\r\n\r\nbody\r\n".to_vec(), 0),
                 Action::Close,
             )],
             "451 4.4.2",
         ),
         (
-            "stall after the final dot (upstream time-out)",
+            "stall after the message (upstream time-out)",
             vec![Rule::new(
                 Dir::ToClient,
-                Trigger::After(after_354, 0),
+                Trigger::After(b"250 2.1.5 Ok\r\n".to_vec(), 0),
                 Action::Stall,
             )],
             "451 4.4.1",

@@ -18,7 +18,7 @@ use support::imap_client::{
 use support::mailgate::parse_listen_line;
 use support::messages::{corpus, simple};
 use support::proc::{poll, python, python_ok};
-use support::smtp_client::data_sections;
+use support::smtp_client::{data_sections, sections};
 use support::{b64, b64_decode, describe_difference, Dovecot, DovecotOpts, ImapClient, Pki};
 
 #[test]
@@ -429,4 +429,9 @@ fn smtp_data_sections() {
         ]
     );
     assert!(data_sections(b"DATA\r\nno end").is_empty());
+    let wire = b"MAIL FROM:<a@b>\r\nBDAT 3\r\nab\nBDAT 4 LAST\r\n.\r\nxRSET\r\nBDAT 2 last\r\nzz";
+    let found = sections(wire);
+    assert_eq!(found.len(), 2, "{found:?}");
+    assert_eq!(found[0].bdat.as_deref(), Some(&b"ab\n.\r\nx"[..]));
+    assert_eq!(found[1].bdat.as_deref(), Some(&b"zz"[..]));
 }

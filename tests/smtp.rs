@@ -25,7 +25,7 @@ use support::scrape::{
     assert_bounded, fetch, Scrape, LOGINS, SESSIONS_ACTIVE, SESSIONS_TOTAL, SMTP_MESSAGES,
     SMTP_MESSAGE_BYTES, UPSTREAM_ERRORS,
 };
-use support::smtp_client::{data_sections, recording_tap, Raw};
+use support::smtp_client::{recording_tap, sections, Raw};
 use support::{b64, describe_difference, Mailgate, Postfix};
 
 /// Local password every test account uses with mailgate.
@@ -350,7 +350,8 @@ fn delivers_exact_bytes_through_postfix() {
     let swaks_out = String::from_utf8_lossy(&swaks.stdout);
     assert!(swaks.status.success(), "{swaks_out}\n{}", gw.log());
     assert!(
-        swaks_out.contains("<-  250 2.0.0 Ok: queued as"),
+        // Postfix says "Ok: queued as …" after DATA, "Ok: N bytes queued as …" after BDAT.
+        swaks_out.contains("<-  250 2.0.0 Ok: ") && swaks_out.contains(" queued as "),
         "{swaks_out}"
     );
     told_250 += 1;
@@ -406,11 +407,11 @@ fn delivers_exact_bytes_through_postfix() {
     batch.extend_from_slice(b"QUIT\r\n");
     c.send(&batch);
     for want in [
-        "250 2.0.0 Ok: queued",
+        "250 2.0.0 Ok: ",
         "250 2.1.0",
         "250 2.1.5",
         "250 2.0.0 20 octets",
-        "250 2.0.0 Ok: queued",
+        "250 2.0.0 Ok: ",
         "221 ",
     ] {
         let r = c.reply();
@@ -469,9 +470,12 @@ fn delivers_exact_bytes_through_postfix() {
     assert_no_secrets(&mut gw, &["alice", "bob"]);
 }
 
-/// What mailgate writes to the upstream is, byte for byte, what the client wrote: seen on the
-/// wire with a recording tap in front of Postfix's plaintext port (CRLF endings, a leading
-/// dot, dot lines, 8-bit bytes, a long line; and a BDAT message gets stuffing and a final CRLF).
+/// What mailgate writes to the upstream is, byte for byte, what the client meant: seen on the
+/// wire with a recording tap in front of Postfix's plaintext port. Postfix offers CHUNKING,
+/// so a message that fits in mailgate's 32 KiB hold goes up as one `BDAT n LAST` with the
+/// client's bytes unstuffed and nothing added (whether the client used DATA or BDAT); a longer
+/// one goes up by DATA, stuffed exactly as the client stuffed it (CRLF endings, a leading dot,
+/// dot lines, 8-bit bytes, a long line).
 #[test]
 fn upstream_wire_carries_the_clients_bytes() {
     let pf = Postfix::start(&["carol"], UPSTREAM_PASSWORD);
@@ -486,21 +490,31 @@ fn upstream_wire_carries_the_clients_bytes() {
     let carol = format!("carol@{DOMAIN}");
     let (mut c, _) = Raw::connect(gw.smtp_addr);
     assert!(c.login(&carol, LOCAL_PASSWORD).starts_with("235"));
+    let send_data = |c: &mut Raw, rcpt: &str, wire: &[u8]| {
+        assert!(c.cmd(&format!("MAIL FROM:<{carol}>")).starts_with("250"));
+        assert!(c
+            .cmd(&format!("RCPT TO:<{rcpt}@{DOMAIN}>"))
+            .starts_with("250"));
+        assert!(c.cmd("DATA").starts_with("354"));
+        c.send(wire);
+        let r = c.reply();
+        assert!(r.starts_with("250 2.0.0"), "{r}");
+    };
 
     // Already stuffed by the client, as on the client's wire after DATA.
-    let mut wire =
-        b"..first line starts with a dot\r\nSubject: wire\r\n\r\n..\r\n...x\r\n\xc3\xa6\xff\r\n"
-            .to_vec();
-    wire.extend_from_slice(&[b'z'; 3000]);
-    wire.extend_from_slice(b"\r\n\r\n.\r\n");
-    assert!(c.cmd(&format!("MAIL FROM:<{carol}>")).starts_with("250"));
-    assert!(c
-        .cmd(&format!("RCPT TO:<gw-wire@{DOMAIN}>"))
-        .starts_with("250"));
-    assert!(c.cmd("DATA").starts_with("354"));
-    c.send(&wire);
-    let r = c.reply();
-    assert!(r.starts_with("250 2.0.0"), "{r}\n{}", gw.log());
+    let head =
+        b"..first line starts with a dot\r\nSubject: wire\r\n\r\n..\r\n...x\r\n\xc3\xa6\xff\r\n";
+    let mut small = head.to_vec();
+    small.extend_from_slice(&[b'z'; 3000]);
+    small.extend_from_slice(b"\r\n\r\n.\r\n");
+    send_data(&mut c, "gw-wire", &small);
+    // Past the hold: 40 KiB more of ordinary lines.
+    let mut big = head.to_vec();
+    for i in 0..1000 {
+        big.extend_from_slice(format!("line {i:04} of a long message, forty bytes\r\n").as_bytes());
+    }
+    big.extend_from_slice(b".\r\n");
+    send_data(&mut c, "gw-wire-big", &big);
 
     let bdat: &[u8] = b"Subject: bdat\r\n\r\n.dot\r\nlast";
     assert!(c.cmd(&format!("MAIL FROM:<{carol}>")).starts_with("250"));
@@ -514,17 +528,42 @@ fn upstream_wire_carries_the_clients_bytes() {
     pf.wait_for(&format!("gw-wire-bdat@{DOMAIN}"));
 
     let recorded = record.lock().map(|r| r.clone()).unwrap_or_default();
-    let sections = data_sections(&recorded);
-    assert_eq!(sections.len(), 2, "{}", String::from_utf8_lossy(&recorded));
+    let found = sections(&recorded);
+    assert_eq!(found.len(), 3, "{}", String::from_utf8_lossy(&recorded));
+    let mut small_unstuffed =
+        b".first line starts with a dot\r\nSubject: wire\r\n\r\n.\r\n..x\r\n\xc3\xa6\xff\r\n"
+            .to_vec();
+    small_unstuffed.extend_from_slice(&[b'z'; 3000]);
+    // The end marker's first CRLF ends the last line, which is empty here.
+    small_unstuffed.extend_from_slice(b"\r\n\r\n");
     assert!(
-        sections[0] == wire,
-        "DATA bytes differ on the upstream wire"
+        found[0].bdat.as_deref() == Some(&small_unstuffed[..]),
+        "small DATA message: not one BDAT LAST with the unstuffed bytes: {:?}",
+        found[0]
+            .bdat
+            .as_deref()
+            .map(|b| String::from_utf8_lossy(&b[..b.len().min(120)]).into_owned())
+    );
+    assert!(
+        found[1].data.as_deref() == Some(&big[..]),
+        "long DATA message: bytes differ on the upstream wire"
     );
     assert_eq!(
-        sections[1],
-        b"Subject: bdat\r\n\r\n..dot\r\nlast\r\n.\r\n".to_vec(),
-        "BDAT message as DATA upstream: stuffed, final CRLF added"
+        found[2].bdat.as_deref(),
+        Some(bdat),
+        "BDAT message: the client's bytes exactly"
     );
+    // Each went up as a whole: one BDAT command for each small message.
+    assert_eq!(
+        recorded.windows(5).filter(|w| w == b"BDAT ").count(),
+        2,
+        "{}",
+        String::from_utf8_lossy(&recorded)
+    );
+    // And arrived: the long one whole, the small ones as Postfix stores them.
+    let stored = pf.wait_for(&format!("gw-wire-big@{DOMAIN}"));
+    assert!(stored.ends_with(b"line 0999 of a long message, forty bytes\n"));
+    pf.wait_for(&format!("gw-wire@{DOMAIN}"));
     assert_no_secrets(&mut gw, &["carol"]);
 }
 

@@ -145,20 +145,66 @@ pub fn recording_tap(target: u16) -> (u16, Arc<Mutex<Vec<u8>>>) {
 /// The DATA sections (after `DATA\r\n`, up to and including `\r\n.\r\n`) in a recorded
 /// client→server byte stream.
 pub fn data_sections(wire: &[u8]) -> Vec<Vec<u8>> {
+    sections(wire).into_iter().filter_map(|s| s.data).collect()
+}
+
+/// One message's bytes on a recorded client→server stream: a DATA section, or the
+/// concatenated chunks of BDAT commands up to the one with LAST.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Section {
+    /// After `DATA\r\n`, up to and including `\r\n.\r\n`.
+    pub data: Option<Vec<u8>>,
+    /// The BDAT chunks' bytes, joined (nothing added, nothing removed).
+    pub bdat: Option<Vec<u8>>,
+}
+
+/// The messages (DATA sections and BDAT chunk runs) in a recorded client→server stream, in
+/// order. Commands are recognised at line starts outside message bytes.
+pub fn sections(wire: &[u8]) -> Vec<Section> {
     let mut out = Vec::new();
+    let mut bdat: Option<Vec<u8>> = None;
     let mut rest = wire;
-    while let Some(i) = find(rest, b"\r\nDATA\r\n") {
-        rest = &rest[i + 8..];
-        let end = if rest.starts_with(b".\r\n") {
-            3
-        } else {
-            match find(rest, b"\r\n.\r\n") {
-                Some(e) => e + 5,
-                None => break,
-            }
+    while !rest.is_empty() {
+        let Some(eol) = find(rest, b"\r\n") else {
+            break;
         };
-        out.push(rest[..end].to_vec());
-        rest = &rest[end..];
+        let line = &rest[..eol];
+        rest = &rest[eol + 2..];
+        let upper = line.to_ascii_uppercase();
+        if upper == b"DATA" {
+            let end = if rest.starts_with(b".\r\n") {
+                3
+            } else {
+                match find(rest, b"\r\n.\r\n") {
+                    Some(e) => e + 5,
+                    None => break,
+                }
+            };
+            out.push(Section {
+                data: Some(rest[..end].to_vec()),
+                bdat: None,
+            });
+            rest = &rest[end..];
+        } else if upper.starts_with(b"BDAT ") {
+            let args = String::from_utf8_lossy(&line[5..]).into_owned();
+            let mut words = args.split_ascii_whitespace();
+            let Some(size) = words.next().and_then(|n| n.parse::<usize>().ok()) else {
+                break;
+            };
+            let last = words.next().is_some_and(|w| w.eq_ignore_ascii_case("LAST"));
+            if rest.len() < size {
+                break;
+            }
+            bdat.get_or_insert_with(Vec::new)
+                .extend_from_slice(&rest[..size]);
+            rest = &rest[size..];
+            if last {
+                out.push(Section {
+                    data: None,
+                    bdat: bdat.take(),
+                });
+            }
+        }
     }
     out
 }

@@ -622,11 +622,22 @@ fn rss_kib(pid: u32) -> f64 {
 }
 
 fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == MINIMAL_RELAY_ARG) {
+        let target = args
+            .get(i + 1)
+            .and_then(|a| a.parse().ok())
+            .expect("target address");
+        minimal_relay::serve(target);
+        return;
+    }
     let sz = sizes();
     let s = setup(&sz);
     let mut rows: Vec<Row> = Vec::new();
     let mut notes: Vec<String> = Vec::new();
 
+    // One minimal relay per upstream port, started when the NOOP step first needs it.
+    let mut relays = std::collections::BTreeMap::new();
     for m in s.modes.iter().filter(|_| part("imap")) {
         eprintln!("== {} ==", m.name);
         let mut login_d = Vec::new();
@@ -635,6 +646,7 @@ fn main() {
         let mut first_g = Vec::new();
         let mut noop_d = Vec::new();
         let mut noop_g = Vec::new();
+        let mut noop_r = Vec::new();
         let (mut bulk_d, mut bulk_g) = (Vec::new(), Vec::new());
         let (mut big_d, mut big_g) = (Vec::new(), Vec::new());
         let (mut app_d, mut app_g) = (Vec::new(), Vec::new());
@@ -704,6 +716,18 @@ fn main() {
             }) {
                 noop_d.extend(d);
                 noop_g.extend(g);
+                // The same NOOPs through the minimal relay, for reference (see below).
+                let relay = relays
+                    .entry(m.prefix)
+                    .or_insert_with(|| minimal_relay::Relay::start(m.direct));
+                let mut c = Client::connect(relay.addr, m.tls.then_some(&s.tls));
+                c.login("bench");
+                for i in 0..sz.noops {
+                    let t = Instant::now();
+                    c.ok(&format!("n{i}"), "NOOP");
+                    noop_r.push(ms(t.elapsed()));
+                }
+                c.logout();
             }
 
             // Bulk FETCH of the whole 10 KiB mailbox, and the one 50 MiB message.
@@ -796,6 +820,22 @@ fn main() {
             gate: p(&mut noop_g, 0.5),
             target: Target::DiffAtMost(0.03),
         });
+        if !noop_r.is_empty() {
+            let (d, r, g) = (
+                p(&mut noop_d, 0.5),
+                p(&mut noop_r, 0.5),
+                p(&mut noop_g, 0.5),
+            );
+            notes.push(format!(
+                "{}: NOOP p50 direct {d:.3} ms, through a minimal relay {r:.3} ms ({:+.3}), \
+                 through mailgate {g:.3} ms ({:+.3}); the minimal relay is a floor for any relay \
+                 here: blocking reads and writes, a thread per direction, no parsing, no TLS of \
+                 its own (the client's TLS passes through it)",
+                m.name,
+                r - d,
+                g - d
+            ));
+        }
         rows.push(Row {
             name: label("NOOP p99"),
             unit: "ms",
@@ -962,9 +1002,71 @@ fn main() {
 // SMTP: 4 connections × (messages / 4), each message 10 KiB, directly to Postfix's
 // submission port and through mailgate; every message verified delivered.
 
+/// Where one side of the SMTP step sends, and as whom.
+#[derive(Clone)]
+struct SmtpSide {
+    addr: SocketAddr,
+    tls: Option<std::sync::Arc<rustls::ClientConfig>>,
+    user: String,
+    password: &'static str,
+}
+
+/// Sends `per_conn` messages on each of `conns` connections to `side` at once; returns the
+/// rate (messages/s) and each message's latency (ms). Then waits, untimed, until Postfix has
+/// delivered what was queued, so that the next side is not measured while competing with
+/// the delivery of these messages (whichever went second paid for it before).
+fn smtp_send(
+    s: &Setup,
+    side: &SmtpSide,
+    conns: usize,
+    per_conn: usize,
+    body: &[u8],
+) -> (f64, Vec<f64>) {
+    let t = Instant::now();
+    let threads: Vec<_> = (0..conns)
+        .map(|_| {
+            let (addr, tls, user, pw) = (
+                side.addr,
+                side.tls.clone(),
+                side.user.clone(),
+                side.password,
+            );
+            let body = body.to_vec();
+            std::thread::spawn(move || {
+                let mut c = SmtpClient::connect(addr, tls.as_ref());
+                c.auth(&user, pw);
+                let mut lat = Vec::with_capacity(per_conn);
+                for _ in 0..per_conn {
+                    let t = Instant::now();
+                    c.send_message(
+                        &format!("bench@{PF_DOMAIN}"),
+                        &format!("rcpt@{PF_DOMAIN}"),
+                        &body,
+                    );
+                    lat.push(ms(t.elapsed()));
+                }
+                c.quit();
+                lat
+            })
+        })
+        .collect();
+    let mut lat = Vec::new();
+    for th in threads {
+        lat.extend(th.join().expect("smtp client thread"));
+    }
+    let secs = t.elapsed().as_secs_f64();
+    let drained = Instant::now();
+    while !s.postfix.queue_empty() && drained.elapsed() < Duration::from_secs(120) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    (lat.len() as f64 / secs, lat)
+}
+
 fn smtp(s: &Setup, sz: &Sizes, rows: &mut Vec<Row>, notes: &mut Vec<String>) {
     let body = message(0, 10 * 1024);
     let conns = 4;
+    // One minimal relay per Postfix port, for reference (see [`minimal_relay`]).
+    let mut relays = std::collections::BTreeMap::new();
     let per_conn = (sz.smtp_messages / conns).max(1);
     let mut expected = 0usize;
     for m in &s.modes {
@@ -978,76 +1080,65 @@ fn smtp(s: &Setup, sz: &Sizes, rows: &mut Vec<Row>, notes: &mut Vec<String>) {
         let mut warm = SmtpClient::connect(s.mailgate.smtp_addr, None);
         warm.auth(&format!("{}-smtp@{PF_DOMAIN}", m.prefix), LOCAL_PW);
         warm.quit();
-        let (mut rate_d, mut rate_g) = (Vec::new(), Vec::new());
+        let direct_addr = SocketAddr::from((
+            [127, 0, 0, 1],
+            if m.tls {
+                s.postfix.implicit_port
+            } else {
+                s.postfix.plain_port
+            },
+        ));
+        // The direct client's settings, sent to `addr` (Postfix itself or the minimal relay).
+        let direct_side = |addr| SmtpSide {
+            addr,
+            tls: m.tls.then(|| s.smtp_tls.clone()),
+            user: format!("bench@{PF_DOMAIN}"),
+            password: UPSTREAM_PW,
+        };
+        let gate_side = SmtpSide {
+            addr: s.mailgate.smtp_addr,
+            tls: None,
+            user: format!("{}-smtp@{PF_DOMAIN}", m.prefix),
+            password: LOCAL_PW,
+        };
+        let relay = relays
+            .entry(direct_addr)
+            .or_insert_with(|| minimal_relay::Relay::start(direct_addr));
+        let relay_side = direct_side(relay.addr);
+        let (mut rate_d, mut rate_g, mut rate_r) = (Vec::new(), Vec::new(), Vec::new());
         let (mut lat_d, mut lat_g) = (Vec::new(), Vec::new());
+        if step_enabled("smtp") {
+            // An untimed warm-up round of each side: Postfix's rates rise over the first rounds
+            // (processes started on demand, caches), which made the first rounds' ratios
+            // depend on which side happened to go first.
+            for side in [&direct_side(direct_addr), &gate_side, &relay_side] {
+                smtp_send(s, side, conns, per_conn, &body);
+                expected += conns * per_conn;
+            }
+        }
         for round in 0..sz.rounds {
             let Some((d, g)) = measure_pair(round, &mut cpu, "smtp", conns * per_conn, |direct| {
-                let t = Instant::now();
-                let threads: Vec<_> = (0..conns)
-                    .map(|_| {
-                        let (addr, tls, user, pw) = if direct {
-                            let port = if m.tls {
-                                s.postfix.implicit_port
-                            } else {
-                                s.postfix.plain_port
-                            };
-                            (
-                                SocketAddr::from(([127, 0, 0, 1], port)),
-                                m.tls.then(|| s.smtp_tls.clone()),
-                                format!("bench@{PF_DOMAIN}"),
-                                UPSTREAM_PW,
-                            )
-                        } else {
-                            (
-                                s.mailgate.smtp_addr,
-                                None,
-                                format!("{}-smtp@{PF_DOMAIN}", m.prefix),
-                                LOCAL_PW,
-                            )
-                        };
-                        let body = body.clone();
-                        std::thread::spawn(move || {
-                            let mut c = SmtpClient::connect(addr, tls.as_ref());
-                            c.auth(&user, pw);
-                            let mut lat = Vec::with_capacity(per_conn);
-                            for _ in 0..per_conn {
-                                let t = Instant::now();
-                                c.send_message(
-                                    &format!("bench@{PF_DOMAIN}"),
-                                    &format!("rcpt@{PF_DOMAIN}"),
-                                    &body,
-                                );
-                                lat.push(ms(t.elapsed()));
-                            }
-                            c.quit();
-                            lat
-                        })
-                    })
-                    .collect();
-                let mut lat = Vec::new();
-                for th in threads {
-                    lat.extend(th.join().expect("smtp client thread"));
+                if direct {
+                    smtp_send(s, &direct_side(direct_addr), conns, per_conn, &body)
+                } else {
+                    smtp_send(s, &gate_side, conns, per_conn, &body)
                 }
-                let secs = t.elapsed().as_secs_f64();
-                // Untimed: let Postfix deliver what this side queued before the other side
-                // starts, so that neither is measured while competing with the delivery of
-                // the other's 1000 messages (whichever went second paid for it before).
-                let drained = Instant::now();
-                while !s.postfix.queue_empty() && drained.elapsed() < Duration::from_secs(120) {
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-                (lat.len() as f64 / secs, lat)
             }) else {
                 continue;
             };
-            expected += 2 * conns * per_conn;
+            // The same work through the minimal relay to the direct port, for reference.
+            let (rate_relay, _) = smtp_send(s, &relay_side, conns, per_conn, &body);
+            rate_r.push(rate_relay);
+            // Direct, mailgate and the minimal relay each sent this round's messages.
+            expected += 3 * conns * per_conn;
             eprintln!(
-                "round {}/{}: direct {:.0} msg/s, mailgate {:.0} msg/s ({} first)",
+                "round {}/{}: direct {:.0} msg/s, mailgate {:.0} msg/s ({} first), minimal relay {:.0} msg/s",
                 round + 1,
                 sz.rounds,
                 d.0,
                 g.0,
-                if round % 2 == 0 { "direct" } else { "mailgate" }
+                if round % 2 == 0 { "direct" } else { "mailgate" },
+                rate_relay
             );
             rate_d.push(d.0);
             rate_g.push(g.0);
@@ -1055,6 +1146,20 @@ fn smtp(s: &Setup, sz: &Sizes, rows: &mut Vec<Row>, notes: &mut Vec<String>) {
             lat_g.extend(g.1);
         }
         notes.extend(cpu.note(m.name));
+        if !rate_r.is_empty() {
+            let (d, r, g) = (
+                median(rate_d.clone()),
+                median(rate_r),
+                median(rate_g.clone()),
+            );
+            notes.push(format!(
+                "{}: SMTP direct {d:.0} msg/s, through the minimal relay {r:.0} msg/s ({:.3}×), \
+                 through mailgate {g:.0} msg/s ({:.3}×)",
+                m.name,
+                r / d,
+                g / d
+            ));
+        }
         let label = |what: &str| format!("{what} ({})", m.name);
         rows.push(Row {
             name: label(&format!(
@@ -1179,5 +1284,100 @@ impl SmtpClient {
 
     fn quit(mut self) {
         let _ = self.s.write_all(b"QUIT\r\n");
+    }
+}
+
+/// The argument that makes this binary run as [`minimal_relay::serve`] instead of the benchmark.
+const MINIMAL_RELAY_ARG: &str = "--minimal-relay";
+
+/// The least a relay can do, as a reference for mailgate's NOOP figure: a separate process
+/// (this binary again) that accepts on loopback, connects to the target and copies bytes with
+/// blocking reads and writes, one thread per direction, TCP_NODELAY on both sockets. No
+/// parsing, no event loop, no TLS of its own. What it adds to a round trip is the price of one
+/// more process in the path on this machine (two more wake-ups and a receive and a send in each
+/// direction), which mailgate cannot go below.
+mod minimal_relay {
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+    use std::process::{Child, Command, Stdio};
+
+    /// A running relay process; stopped (by PID) when dropped.
+    pub struct Relay {
+        pub addr: SocketAddr,
+        child: Child,
+    }
+
+    impl Relay {
+        /// Starts the relay towards `target` and waits for its listening address.
+        pub fn start(target: SocketAddr) -> Relay {
+            let exe = std::env::current_exe().expect("own executable");
+            let mut child = Command::new(exe)
+                .args([super::MINIMAL_RELAY_ARG, &target.to_string()])
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .spawn()
+                .expect("start the minimal relay");
+            let mut line = String::new();
+            let stdout = child.stdout.take().expect("relay stdout");
+            BufReader::new(stdout)
+                .read_line(&mut line)
+                .expect("relay address");
+            let addr = line.trim().parse().expect("relay printed its address");
+            Relay { addr, child }
+        }
+    }
+
+    impl Drop for Relay {
+        fn drop(&mut self) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+
+    /// The relay process: prints its address, serves until its stdin closes (the benchmark
+    /// ended) or 10,000 connections.
+    pub fn serve(target: SocketAddr) {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        println!("{}", listener.local_addr().expect("addr"));
+        let _ = std::io::stdout().flush();
+        std::thread::spawn(|| {
+            let mut sink = [0u8; 64];
+            // Returns at EOF: the parent is gone.
+            while std::io::stdin().read(&mut sink).is_ok_and(|n| n > 0) {}
+            std::process::exit(0);
+        });
+        for _ in 0..10_000 {
+            let Ok((client, _)) = listener.accept() else {
+                break;
+            };
+            let Ok(server) = TcpStream::connect(target) else {
+                continue;
+            };
+            for s in [&client, &server] {
+                let _ = s.set_nodelay(true);
+            }
+            let (c2, s2) = (
+                client.try_clone().expect("clone"),
+                server.try_clone().expect("clone"),
+            );
+            std::thread::spawn(move || copy(client, server));
+            std::thread::spawn(move || copy(s2, c2));
+        }
+    }
+
+    /// Copies until EOF or an error (at most 100 million reads), then passes the EOF on.
+    fn copy(mut from: TcpStream, mut to: TcpStream) {
+        let mut buf = vec![0u8; 64 * 1024];
+        for _ in 0..100_000_000u64 {
+            match from.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    if to.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+        let _ = to.shutdown(Shutdown::Write);
     }
 }

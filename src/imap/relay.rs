@@ -25,7 +25,7 @@ use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
@@ -35,54 +35,37 @@ const MAX_HELD: usize = 64 * 1024;
 /// Buffers are borrowed from a per-thread pool for the moment they hold data and given back
 /// as soon as they are empty, so an idle session — most sessions, most of the time: a mail
 /// client sits in IDLE for hours — holds no buffer at all, and a busy one reuses the same few
-/// buffers without a malloc per read.
+/// buffers without a malloc per read. Read and output buffers come from one pool: a read
+/// buffer whose whole content is literal data the relay passes on unchanged becomes the
+/// output buffer as it is (see `Dir::hand_over`), instead of being copied into one.
 mod pool {
     use std::cell::RefCell;
 
-    /// Size of a read buffer (one read) and the usual capacity of an output buffer. 256 KiB
-    /// rather than 64: a bulk FETCH then takes a quarter of the reads, writes and wake-ups per
-    /// MB (benchmark, same run: bulk FETCH 0.99×/0.86× direct with 64 KiB, 1.08×/1.09× with
-    /// 256 KiB; mailgate CPU per 50 MiB message 27 ms → 22 ms). Only busy sessions hold one.
+    /// Capacity of a buffer: the most one read takes. 256 KiB rather than 64: a bulk FETCH
+    /// then takes a quarter of the reads, writes and wake-ups per MB (benchmark, same run:
+    /// bulk FETCH 0.99×/0.86× direct with 64 KiB, 1.08×/1.09× with 256 KiB; mailgate CPU per
+    /// 50 MiB message 27 ms → 22 ms). Reads go into the spare capacity, so a buffer is never
+    /// zeroed and only the pages a read touched are resident. Only busy sessions hold one.
     pub const BUF: usize = 256 * 1024;
-    /// Free buffers kept per thread and kind (at most 2 MiB per thread); more are freed.
-    const KEEP: usize = 4;
+    /// Free buffers kept per thread (at most 2 MiB per thread); more are freed.
+    const KEEP: usize = 8;
 
     thread_local! {
-        static INPUT: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
-        static OUTPUT: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
+        static FREE: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
     }
 
-    /// A read buffer of exactly `BUF` initialized bytes.
-    pub fn input() -> Vec<u8> {
-        INPUT
-            .with(|p| p.borrow_mut().pop())
-            .unwrap_or_else(|| vec![0; BUF])
-    }
-
-    /// Gives back a read buffer (others, e.g. login leftovers, are simply freed).
-    pub fn give_input(v: Vec<u8>) {
-        if v.len() == BUF {
-            INPUT.with(|p| {
-                let mut p = p.borrow_mut();
-                if p.len() < KEEP {
-                    p.push(v);
-                }
-            });
-        }
-    }
-
-    /// An empty output buffer with room for one read's worth.
-    pub fn output() -> Vec<u8> {
-        OUTPUT
-            .with(|p| p.borrow_mut().pop())
+    /// An empty buffer with room for one read.
+    pub fn take() -> Vec<u8> {
+        FREE.with(|p| p.borrow_mut().pop())
             .unwrap_or_else(|| Vec::with_capacity(BUF))
     }
 
-    /// Gives back an output buffer; one that grew far beyond a read's worth is freed.
-    pub fn give_output(mut v: Vec<u8>) {
+    /// Gives back a buffer; one of another size (login leftovers, one that grew far beyond a
+    /// read's worth) is simply freed.
+    pub fn give(mut v: Vec<u8>) {
         if v.capacity() >= BUF && v.capacity() <= 4 * BUF {
             v.clear();
-            OUTPUT.with(|p| {
+            FREE.with(|p| {
                 let mut p = p.borrow_mut();
                 if p.len() < KEEP {
                     p.push(v);
@@ -214,13 +197,13 @@ impl Dir {
 
     /// Returns emptied buffers to the pool.
     fn release(&mut self) {
-        if self.start >= self.end && !self.inbuf.is_empty() {
-            pool::give_input(std::mem::take(&mut self.inbuf));
+        if self.start >= self.end && self.inbuf.capacity() > 0 {
+            pool::give(std::mem::take(&mut self.inbuf));
             self.start = 0;
             self.end = 0;
         }
         if self.out_empty() && self.out.capacity() > 0 {
-            pool::give_output(std::mem::take(&mut self.out));
+            pool::give(std::mem::take(&mut self.out));
             self.out_pos = 0;
         }
     }
@@ -228,9 +211,23 @@ impl Dir {
     /// The output buffer, borrowed from the pool if this direction holds none.
     fn out_buf(&mut self) -> &mut Vec<u8> {
         if self.out.capacity() == 0 {
-            self.out = pool::output();
+            self.out = pool::take();
         }
         &mut self.out
+    }
+
+    /// Makes the read buffer the output buffer, to be written from `from` on: for when
+    /// everything in it from there is to be passed on unchanged and nothing else waits to go
+    /// out. The bytes are then written from where they were read, without a copy (a large
+    /// literal — a FETCHed attachment, an APPENDed message — is nearly all of a session's
+    /// bytes).
+    fn hand_over(&mut self, from: usize) {
+        pool::give(std::mem::take(&mut self.out));
+        self.out = std::mem::take(&mut self.inbuf);
+        self.out.truncate(self.end);
+        self.out_pos = from;
+        self.start = 0;
+        self.end = 0;
     }
 
     fn pending_input(&self) -> bool {
@@ -266,7 +263,7 @@ impl Dir {
             }
         }
         if progress {
-            pool::give_output(std::mem::take(&mut self.out));
+            pool::give(std::mem::take(&mut self.out));
             self.out_pos = 0;
             self.needs_flush = true;
         }
@@ -287,19 +284,22 @@ impl Dir {
         }
     }
 
-    /// Reads more input; Ready(Ok(n)) with the byte count (0 at EOF).
+    /// Reads more input (only called when all earlier input is framed); Ready(Ok(n)) with
+    /// the byte count (0 at EOF).
     fn poll_read<R: AsyncRead + Unpin>(
         &mut self,
         cx: &mut Context<'_>,
         r: &mut R,
     ) -> Poll<io::Result<u64>> {
-        if self.inbuf.is_empty() {
-            self.inbuf = pool::input();
+        if self.inbuf.capacity() < pool::BUF {
+            // None yet, or the login's leftover bytes (already framed): a pool buffer.
+            pool::give(std::mem::replace(&mut self.inbuf, pool::take()));
         }
-        let mut rb = ReadBuf::new(&mut self.inbuf);
-        match Pin::new(r).poll_read(cx, &mut rb) {
-            Poll::Ready(Ok(())) => {
-                let n = rb.filled().len();
+        self.inbuf.clear();
+        // Into the spare capacity: tokio's `read_buf` initializes only what it reads.
+        let read = std::pin::pin!(r.read_buf(&mut self.inbuf));
+        match read.poll(cx) {
+            Poll::Ready(Ok(n)) => {
                 if n == 0 {
                     self.eof = true;
                 }
@@ -311,7 +311,7 @@ impl Dir {
             Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
             Poll::Pending => {
                 // Nothing to read: hold no buffer while waiting.
-                pool::give_input(std::mem::take(&mut self.inbuf));
+                pool::give(std::mem::take(&mut self.inbuf));
                 self.framer.shrink();
                 Poll::Pending
             }
@@ -566,7 +566,14 @@ impl Relay {
                         }
                     }
                 }
-                Frame::Literal { bytes, .. } => d.out.extend_from_slice(bytes),
+                Frame::Literal { bytes, .. } => {
+                    if d.out.is_empty() && d.start == d.end {
+                        // Literal data up to the end of this read, nothing before it to send.
+                        d.hand_over(d.start - n);
+                    } else {
+                        d.out.extend_from_slice(bytes);
+                    }
+                }
             }
         }
     }
@@ -598,9 +605,15 @@ impl Relay {
                         None => d.out.extend_from_slice(bytes),
                     }
                 }
-                Frame::LongLine { bytes, .. } | Frame::Literal { bytes, .. } => {
-                    d.out.extend_from_slice(bytes)
+                Frame::Literal { bytes, .. } => {
+                    if d.out.is_empty() && d.start == d.end {
+                        // Literal data up to the end of this read, nothing before it to send.
+                        d.hand_over(d.start - n);
+                    } else {
+                        d.out.extend_from_slice(bytes);
+                    }
                 }
+                Frame::LongLine { bytes, .. } => d.out.extend_from_slice(bytes),
             }
             // Stop at a boundary so that our own responses can be inserted there.
             if !self.local.is_empty() && d.framer.at_boundary() {

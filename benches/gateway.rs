@@ -8,8 +8,11 @@
 //! from a full run on the project's 2-core machine; the client, mailgate and the servers share
 //! those two cores, so the ratios (not the absolute numbers) are what carries over.
 //!
+//! The NOOP and SMTP steps also run through [`minimal_relay`] (this binary started again with
+//! `--minimal-relay`), printed beside mailgate's figures as the floor any relay pays here.
+//!
 //! Every loop is bounded by a count; every socket has a read time-out; all traffic is on
-//! 127.0.0.1; the servers started here are stopped by PID when the benchmark ends.
+//! 127.0.0.1; the servers and relays started here are stopped by PID when the benchmark ends.
 
 #[path = "../tests/support/mod.rs"]
 mod support;

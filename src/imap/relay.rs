@@ -37,7 +37,7 @@ const MAX_HELD: usize = 64 * 1024;
 /// client sits in IDLE for hours — holds no buffer at all, and a busy one reuses the same few
 /// buffers without a malloc per read. Read and output buffers come from one pool: a read
 /// buffer whose whole content is literal data the relay passes on unchanged becomes the
-/// output buffer as it is (see `Dir::hand_over`), instead of being copied into one.
+/// output buffer as it is (see `Dir::pass_literal`), instead of being copied into one.
 mod pool {
     use std::cell::RefCell;
 
@@ -216,12 +216,18 @@ impl Dir {
         &mut self.out
     }
 
-    /// Makes the read buffer the output buffer, to be written from `from` on: for when
-    /// everything in it from there is to be passed on unchanged and nothing else waits to go
-    /// out. The bytes are then written from where they were read, without a copy (a large
+    /// Passes on the `n` literal bytes just framed (the last `n` before `start`; a literal
+    /// frame is always the front of the input it was cut from). When they run to the end of
+    /// this read and nothing else waits to go out, the read buffer itself becomes the output
+    /// buffer: the bytes are written from where they were read, without a copy (a large
     /// literal — a FETCHed attachment, an APPENDed message — is nearly all of a session's
-    /// bytes).
-    fn hand_over(&mut self, from: usize) {
+    /// bytes). Otherwise they are copied into the output buffer.
+    fn pass_literal(&mut self, n: usize) {
+        let from = self.start - n;
+        if !(self.out.is_empty() && self.start == self.end) {
+            self.out.extend_from_slice(&self.inbuf[from..self.start]);
+            return;
+        }
         pool::give(std::mem::take(&mut self.out));
         self.out = std::mem::take(&mut self.inbuf);
         self.out.truncate(self.end);
@@ -566,14 +572,7 @@ impl Relay {
                         }
                     }
                 }
-                Frame::Literal { bytes, .. } => {
-                    if d.out.is_empty() && d.start == d.end {
-                        // Literal data up to the end of this read, nothing before it to send.
-                        d.hand_over(d.start - n);
-                    } else {
-                        d.out.extend_from_slice(bytes);
-                    }
-                }
+                Frame::Literal { .. } => d.pass_literal(n),
             }
         }
     }
@@ -605,14 +604,7 @@ impl Relay {
                         None => d.out.extend_from_slice(bytes),
                     }
                 }
-                Frame::Literal { bytes, .. } => {
-                    if d.out.is_empty() && d.start == d.end {
-                        // Literal data up to the end of this read, nothing before it to send.
-                        d.hand_over(d.start - n);
-                    } else {
-                        d.out.extend_from_slice(bytes);
-                    }
-                }
+                Frame::Literal { .. } => d.pass_literal(n),
                 Frame::LongLine { bytes, .. } => d.out.extend_from_slice(bytes),
             }
             // Stop at a boundary so that our own responses can be inserted there.

@@ -443,15 +443,7 @@ impl Upstream {
             let head = format!("BDAT {} LAST\r\n", self.out.len() - BDAT_HEAD);
             let start = BDAT_HEAD - head.len();
             self.out[start..BDAT_HEAD].copy_from_slice(head.as_bytes());
-            let step = "reply to the end of data";
-            let (client, out) = (&mut self.client, &mut self.out);
-            let exchange = async {
-                client.stream.write_all(&out[start..]).await?;
-                out.clear();
-                client.stream.flush().await?;
-                client.read().await
-            };
-            let r = timed(exchange, &self.address, self.timeout, step).await?;
+            let r = self.send_end(start).await?;
             if !(200..300).contains(&r.code) && r.code != 421 {
                 self.reset_after_refusal().await?;
             }
@@ -461,10 +453,16 @@ impl Upstream {
             return Ok(refused);
         }
         self.out.extend_from_slice(self.stuffer.finish());
+        self.send_end(0).await
+    }
+
+    /// Writes `out[from..]` — the message's last bytes, with its end — and reads the
+    /// server's verdict on the message.
+    async fn send_end(&mut self, from: usize) -> Result<Reply, UpstreamError> {
         let step = "reply to the end of data";
         let (client, out) = (&mut self.client, &mut self.out);
         let exchange = async {
-            client.stream.write_all(out).await?;
+            client.stream.write_all(&out[from..]).await?;
             out.clear();
             client.stream.flush().await?;
             client.read().await

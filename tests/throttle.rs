@@ -9,6 +9,7 @@
 
 mod support;
 
+use std::time::Duration;
 use support::imap_client::{quote, tagged_status};
 use support::mailgate::{cached_hash, metrics_toml, toml_str};
 use support::scrape::{fetch, Scrape, LOGINS};
@@ -60,8 +61,21 @@ fn login(c: &mut ImapClient, tag: &str, user: &str, password: &str) -> String {
     tagged_status(&resp, tag)
 }
 
-/// `(delay_ms, throttle_failures, locked)` of each "local login failed" line for `user`.
-fn failures_logged(gate: &Mailgate, user: &str) -> Vec<(u64, u64, bool)> {
+/// `(delay_ms, throttle_failures, locked)` of each "local login failed" line for `user`, once
+/// at least `count` of them have arrived (or after 10 s): mailgate may write a line after
+/// the client already has its answer, and the test reads mailgate's output on another thread,
+/// so the newest line can be a moment late.
+fn failures_logged(gate: &Mailgate, user: &str, count: usize) -> Vec<(u64, u64, bool)> {
+    let mut logged = Vec::new();
+    support::proc::poll(Duration::from_secs(10), Duration::from_millis(10), || {
+        logged = failures_in_log(gate, user);
+        (logged.len() >= count).then_some(())
+    });
+    logged
+}
+
+/// The `failures_logged` lines found in mailgate's output so far.
+fn failures_in_log(gate: &Mailgate, user: &str) -> Vec<(u64, u64, bool)> {
     let field = |line: &str, key: &str| -> String {
         line.split_whitespace()
             .find_map(|t| t.strip_prefix(key))
@@ -102,7 +116,7 @@ fn distinct_wrong_passwords_lock_out_that_login_only() {
         assert_eq!(status, "NO [AUTHENTICATIONFAILED] Authentication failed.");
     }
     assert_eq!(
-        failures_logged(gate, "ola@example.no"),
+        failures_logged(gate, "ola@example.no", 4),
         vec![
             (0, 1, false),
             (0, 2, false),
@@ -166,7 +180,7 @@ fn repeated_password_never_locks_and_success_resets() {
         let status = login(&mut c, &format!("s{i}"), "per@example.no", "same-wrong");
         assert_eq!(status, "NO [AUTHENTICATIONFAILED] Authentication failed.");
     }
-    let logged = failures_logged(gate, "per@example.no");
+    let logged = failures_logged(gate, "per@example.no", 6);
     assert_eq!(logged.len(), 6, "{}", gate.log());
     assert!(logged.iter().all(|&l| l == (0, 1, false)), "{logged:?}");
     // Two more distinct ones pass the threshold (a delay), then the right password works.
@@ -179,7 +193,7 @@ fn repeated_password_never_locks_and_success_resets() {
         );
     }
     assert_eq!(
-        failures_logged(gate, "per@example.no").last(),
+        failures_logged(gate, "per@example.no", 8).last(),
         Some(&(200, 3, false))
     );
     let status = login(&mut c, "ok1", "per@example.no", LOCAL_PW);
@@ -188,7 +202,7 @@ fn repeated_password_never_locks_and_success_resets() {
     let mut c = gate.connect();
     login(&mut c, "n1", "per@example.no", "after-success");
     assert_eq!(
-        failures_logged(gate, "per@example.no").last(),
+        failures_logged(gate, "per@example.no", 9).last(),
         Some(&(0, 1, false))
     );
 }

@@ -96,6 +96,18 @@ impl Framer {
         self.literal = 0;
     }
 
+    /// Bytes of literal data still expected (0 while in a line).
+    pub fn literal_left(&self) -> u64 {
+        self.literal
+    }
+
+    /// Counts `n` bytes of the current literal as passed without being shown to the framer
+    /// (the relay moved them from socket to socket with splice(2)). At most
+    /// [`literal_left`](Self::literal_left) bytes are counted; the caller never moves more.
+    pub fn skip_literal(&mut self, n: u64) {
+        self.literal -= n.min(self.literal);
+    }
+
     /// Bytes held for an incomplete line (for memory accounting and tests).
     pub fn held_len(&self) -> usize {
         if self.held_done {
@@ -297,6 +309,49 @@ pub fn announcement(line: &[u8]) -> Option<Literal> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Literal bytes counted by `skip_literal` (spliced past the framer) are not expected
+    /// again: framing resumes with the rest of the literal, then the line after it.
+    #[test]
+    fn skipped_literal_bytes_are_not_expected_again() {
+        let mut f = Framer::new(1024);
+        let (n, frame) = f.next(b"* 1 FETCH (BODY[] {10}\r\n0123").unwrap();
+        assert_eq!(n, 24);
+        assert!(matches!(
+            frame,
+            Frame::Line {
+                literal: Some(Literal { length: 10, .. }),
+                ..
+            }
+        ));
+        assert_eq!(f.next(b"0123").unwrap().0, 4);
+        assert_eq!(f.literal_left(), 6);
+        f.skip_literal(5);
+        assert_eq!(f.literal_left(), 1);
+        let (n, frame) = f.next(b"9)\r\n").unwrap();
+        assert_eq!(
+            (n, frame),
+            (
+                1,
+                Frame::Literal {
+                    bytes: b"9",
+                    last: true
+                }
+            )
+        );
+        assert!(f.at_boundary());
+        let (n, frame) = f.next(b")\r\n").unwrap();
+        assert_eq!(n, 3);
+        assert!(matches!(
+            frame,
+            Frame::Line {
+                bytes: b")\r\n",
+                literal: None
+            }
+        ));
+        f.skip_literal(7);
+        assert_eq!(f.literal_left(), 0);
+    }
 
     /// Frames `input` split into pieces of `step` bytes; returns a normalized description.
     fn frame_all(input: &[u8], step: usize, max: usize) -> Vec<(String, Vec<u8>)> {

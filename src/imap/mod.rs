@@ -36,7 +36,7 @@ pub struct Session {
 
 /// Serves one IMAP client connection to its end: the TLS handshake first on an implicit-TLS
 /// listener; otherwise plaintext, upgraded in place when the client asks for STARTTLS.
-pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(stream: S, mut session: Session) {
+pub async fn serve<S: AsyncRead + AsyncWrite + Unpin + 'static>(stream: S, mut session: Session) {
     let span = crate::server::session_span("imap", session.id, session.peer);
     async move {
         let started = Instant::now();
@@ -59,7 +59,7 @@ pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(stream: S, mut session: Se
 }
 
 /// The TLS handshake (logged when it fails), then the session over TLS.
-async fn over_tls<S: AsyncRead + AsyncWrite + Unpin>(
+async fn over_tls<S: AsyncRead + AsyncWrite + Unpin + 'static>(
     stream: S,
     session: &mut Session,
     started: Instant,
@@ -82,7 +82,7 @@ async fn over_tls<S: AsyncRead + AsyncWrite + Unpin>(
 
 /// Greets (unless continuing after STARTTLS), runs the login stage and then the relay.
 /// Returns the stream when the client asked for STARTTLS and was told to go ahead.
-async fn converse<S: AsyncRead + AsyncWrite + Unpin>(
+async fn converse<S: AsyncRead + AsyncWrite + Unpin + 'static>(
     mut stream: S,
     session: &mut Session,
     started: Instant,
@@ -142,6 +142,7 @@ async fn converse<S: AsyncRead + AsyncWrite + Unpin>(
                 duration_ms = started.elapsed().as_millis() as u64,
                 bytes_from_client = stats.from_client,
                 bytes_from_upstream = stats.from_upstream,
+                bytes_spliced = stats.spliced,
                 tls = session.tls,
                 "session ended: {}",
                 stats.end.as_str()

@@ -442,7 +442,12 @@ fn setup(sz: &Sizes) -> Setup {
 /// Starts mailgate on `config` with the benchmark's log level.
 fn start_gate(config: &str) -> Mailgate {
     let level = std::env::var("MAILGATE_BENCH_LOG").unwrap_or_else(|_| "info".to_string());
-    Mailgate::start_with_env(config, &[("RUST_LOG", &level)])
+    // Logging as in production (the test harness writes every line at once instead).
+    let flush = mailgate::logbuf::DEFAULT_DELAY.as_millis().to_string();
+    Mailgate::start_with_env(
+        config,
+        &[("RUST_LOG", &level), ("MAILGATE_LOG_FLUSH_MS", &flush)],
+    )
 }
 
 /// Which parts run (`MAILGATE_BENCH_ONLY`).

@@ -11,6 +11,7 @@ pub mod check;
 pub mod config;
 pub mod discover;
 pub mod imap;
+pub mod logbuf;
 pub mod metrics;
 pub mod oauth;
 pub mod provider;

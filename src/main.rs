@@ -216,7 +216,7 @@ fn init_logging(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(mailgate::logbuf::Stderr::install())
         .with_ansi(std::io::stderr().is_terminal());
     match format {
         LogFormat::Text => builder.init(),
@@ -234,7 +234,10 @@ fn main() -> std::process::ExitCode {
     {
         return check(email.as_deref(), *json, config);
     }
-    match real_main(cli) {
+    let result = real_main(cli);
+    // Log lines still gathered (see `logbuf`) go out before anything else is printed.
+    mailgate::logbuf::flush();
+    match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("mailgate: {e:#}");

@@ -276,3 +276,59 @@ fn secrets_never_logged_even_at_trace_level() {
         check_no_secrets(&mut mailgate, &dovecot);
     }
 }
+
+/// Log lines that come fast are gathered and written together (`MAILGATE_LOG_FLUSH_MS`, here
+/// 300 ms so that nearly every line is gathered): all of them arrive — through the flusher
+/// while mailgate runs, and what is left when it shuts down —, each session's lines in order.
+#[test]
+fn gathered_log_lines_all_arrive_in_order() {
+    let port = free_port();
+    // Nothing listens there: no session logs in.
+    let (server, _) = loopback_server(port);
+    let config = config_toml(&[account(
+        EMAIL,
+        Upstream {
+            server,
+            tls: "none".into(),
+            ca_file: None,
+            tls_server_name: None,
+            username: None,
+            password: Secret::Inline(UPSTREAM_PW.to_string()),
+        },
+    )]);
+    let mut gate = Mailgate::start_with_env(&config, &[("MAILGATE_LOG_FLUSH_MS", "300")]);
+    const SESSIONS: usize = 30;
+    for _ in 0..SESSIONS {
+        let mut c = ImapClient::connect(gate.imap_addr);
+        c.ok("a1", "NOOP");
+        c.ok("a2", "LOGOUT");
+    }
+    // The flusher writes the gathered lines while mailgate runs.
+    let ended = |lines: &[String]| lines.iter().filter(|l| l.contains("session ended")).count();
+    let flushed = support::proc::poll(Duration::from_secs(10), Duration::from_millis(20), || {
+        (ended(&gate.lines()) == SESSIONS).then_some(())
+    });
+    assert!(flushed.is_some(), "{}", gate.log());
+    // One more session right before the shutdown: its lines are still gathered then.
+    let mut c = ImapClient::connect(gate.imap_addr);
+    c.ok("b1", "NOOP");
+    c.ok("b2", "LOGOUT");
+    let lines = gate.stop();
+    assert_eq!(ended(&lines), SESSIONS + 1, "{lines:#?}");
+    assert!(
+        lines.iter().any(|l| l.contains("all sessions ended")),
+        "{lines:#?}"
+    );
+    for id in 1..=SESSIONS + 1 {
+        let mark = format!("id={id} ");
+        let of_session: Vec<&String> = lines.iter().filter(|l| l.contains(&mark)).collect();
+        let started = of_session
+            .iter()
+            .position(|l| l.contains("session started"));
+        let ended = of_session.iter().position(|l| l.contains("session ended"));
+        assert!(
+            matches!((started, ended), (Some(s), Some(e)) if s < e),
+            "session {id}: {of_session:#?}"
+        );
+    }
+}

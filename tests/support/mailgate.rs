@@ -96,6 +96,10 @@ impl Mailgate {
             .arg("--log-format")
             .arg(log_format)
             .env("RUST_LOG", "info")
+            // Each line written at once: tests read lines right after the action that logs
+            // them. Gathering under load has its own test (and the benchmark runs mailgate's
+            // default); a caller's `env` may set this.
+            .env("MAILGATE_LOG_FLUSH_MS", "0")
             .env("NO_COLOR", "1")
             .current_dir(dir.path())
             .stdin(Stdio::null())

@@ -12,7 +12,7 @@
 //! `MAILGATE_LOG_FLUSH_MS=0` writes every line at once.
 
 use std::io::Write;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
+use std::sync::{Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 use tracing_subscriber::fmt::MakeWriter;
 
@@ -111,12 +111,12 @@ fn write_stderr(bytes: &[u8]) {
     let _ = std::io::stderr().lock().write_all(bytes);
 }
 
-static SHARED: OnceLock<Arc<Shared>> = OnceLock::new();
+static SHARED: OnceLock<Shared> = OnceLock::new();
 
 /// The writer for tracing-subscriber's fmt layer; see the module documentation.
-#[derive(Clone)]
+#[derive(Clone, Copy)]
 pub struct Stderr {
-    shared: Arc<Shared>,
+    shared: &'static Shared,
 }
 
 impl Stderr {
@@ -124,40 +124,41 @@ impl Stderr {
     /// [`DEFAULT_DELAY`]); the first call starts the flusher thread and installs a panic hook
     /// that writes out what is buffered before the panic message.
     pub fn install() -> Stderr {
-        let shared = SHARED
-            .get_or_init(|| {
-                let delay = std::env::var("MAILGATE_LOG_FLUSH_MS")
-                    .ok()
-                    .and_then(|v| v.trim().parse().ok())
-                    .map_or(DEFAULT_DELAY, Duration::from_millis);
-                let shared = Arc::new(Shared {
-                    state: Mutex::new(State {
-                        buf: Vec::new(),
-                        last_write: None,
-                        pending: false,
-                        delay,
-                    }),
-                    wake: Condvar::new(),
-                });
-                if !delay.is_zero() {
-                    let s = shared.clone();
-                    let spawned = std::thread::Builder::new()
-                        .name("log-flush".into())
-                        .spawn(move || s.flusher());
-                    if spawned.is_err() {
-                        // No thread: every line is written at once instead.
-                        shared.lock().delay = Duration::ZERO;
-                        return shared;
-                    }
-                    let previous = std::panic::take_hook();
-                    std::panic::set_hook(Box::new(move |info| {
-                        flush();
-                        previous(info);
-                    }));
-                }
-                shared
-            })
-            .clone();
+        let mut first = false;
+        let shared = SHARED.get_or_init(|| {
+            first = true;
+            let delay = std::env::var("MAILGATE_LOG_FLUSH_MS")
+                .ok()
+                .and_then(|v| v.trim().parse().ok())
+                .map_or(DEFAULT_DELAY, Duration::from_millis);
+            Shared {
+                state: Mutex::new(State {
+                    buf: Vec::new(),
+                    last_write: None,
+                    pending: false,
+                    delay,
+                }),
+                wake: Condvar::new(),
+            }
+        });
+        if first && !shared.lock().delay.is_zero() {
+            // Lines pushed before the thread runs are marked pending; it finds them.
+            let spawned = std::thread::Builder::new()
+                .name("log-flush".into())
+                .spawn(move || shared.flusher());
+            if spawned.is_err() {
+                // No thread: every line is written at once instead.
+                let mut st = shared.lock();
+                write_out(&mut st, Instant::now());
+                st.delay = Duration::ZERO;
+            } else {
+                let previous = std::panic::take_hook();
+                std::panic::set_hook(Box::new(move |info| {
+                    flush();
+                    previous(info);
+                }));
+            }
+        }
         Stderr { shared }
     }
 }
@@ -171,11 +172,11 @@ pub fn flush() {
 }
 
 /// The writer for one event.
-pub struct Line<'a> {
-    shared: &'a Shared,
+pub struct Line {
+    shared: &'static Shared,
 }
 
-impl Write for Line<'_> {
+impl Write for Line {
     fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
         self.shared.push(bytes);
         Ok(bytes.len())
@@ -186,12 +187,12 @@ impl Write for Line<'_> {
     }
 }
 
-impl<'a> MakeWriter<'a> for Stderr {
-    type Writer = Line<'a>;
+impl MakeWriter<'_> for Stderr {
+    type Writer = Line;
 
-    fn make_writer(&'a self) -> Line<'a> {
+    fn make_writer(&self) -> Line {
         Line {
-            shared: &self.shared,
+            shared: self.shared,
         }
     }
 }

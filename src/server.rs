@@ -4,7 +4,8 @@
 //! greeted with `* BYE` and closed, as Dovecot does, instead of waiting unseen in the backlog),
 //! a watch channel broadcasts shutdown, and each connection is one task. The configuration is
 //! an `Arc<Config>` handed to each new session; SIGHUP builds a new one and swaps it in for
-//! sessions that start later, and a broken file is reported while the old one stays.
+//! sessions that start later, and a broken file is reported while the old one stays. The
+//! reload (which may wait on discovery) runs beside accept and the signals, never blocking them.
 
 use crate::config::{Config, ConfigError};
 use crate::imap;
@@ -157,6 +158,15 @@ impl Server {
         }
         log_accounts(&config);
 
+        // The reload in progress: polled next to accept and the signals, so that discovery
+        // (DNS and HTTP, each bounded by its time-out, but possibly many seconds for a broken
+        // resolver) never stops new sessions or a shutdown, as nginx keeps serving while it
+        // reads its new configuration. A SIGHUP during a reload is remembered and reads the
+        // file once more when the running one ends, so the last signal always sees the last
+        // edit.
+        let mut reloading: Option<Reload> = None;
+        let mut reload_again = false;
+
         loop {
             tokio::select! {
                 accepted = async {
@@ -233,9 +243,22 @@ impl Server {
                     }
                 }
                 _ = hup.recv() => {
-                    // Discovery for accounts without servers runs here too (bounded by its
-                    // time-outs); new connections wait in the backlog meanwhile.
-                    match Config::load_discovering(&config.path).await {
+                    if reloading.is_some() {
+                        reload_again = true;
+                        info!("SIGHUP during a reload: the file is read again when it ends");
+                    } else {
+                        info!("SIGHUP: reading the configuration");
+                        reloading = Some(start_reload(&config));
+                    }
+                }
+                loaded = async {
+                    match reloading.as_mut() {
+                        Some(r) => r.await,
+                        None => std::future::pending().await,
+                    }
+                }, if reloading.is_some() => {
+                    reloading = None;
+                    match loaded {
                         Ok(new) => {
                             if new.server.imap_listen != config.server.imap_listen
                                 || new.server.smtp_listen != config.server.smtp_listen
@@ -256,6 +279,10 @@ impl Server {
                             crate::metrics::config_reload(false);
                             report_reload_error(&e);
                         }
+                    }
+                    if std::mem::take(&mut reload_again) {
+                        info!("reading the configuration again for the SIGHUP that came during the reload");
+                        reloading = Some(start_reload(&config));
                     }
                 }
                 _ = term.recv() => break,
@@ -279,6 +306,17 @@ impl Server {
         }
         Ok(())
     }
+}
+
+/// A configuration reload running next to the accept loop (see [`Server::run`]).
+type Reload =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<Config, ConfigError>> + Send>>;
+
+/// Starts reading `config`'s file again, with discovery for accounts that need it. The future
+/// owns its copy of the path, so the running configuration can be replaced while it runs.
+fn start_reload(config: &Config) -> Reload {
+    let path = config.path.clone();
+    Box::pin(async move { Config::load_discovering(&path).await })
 }
 
 fn report_reload_error(e: &ConfigError) {

@@ -17,6 +17,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use support::certs::CertFiles;
+use support::dns::DnsServer;
 use support::imap_client::{quote, tagged_status};
 use support::mailgate::{cached_hash, toml_str};
 use support::proc::{poll, sighup};
@@ -245,4 +246,91 @@ fn removed_account_keeps_running_session_and_throttle_survives() {
         "{}",
         String::from_utf8_lossy(&sel)
     );
+}
+
+/// Discovery during a reload does not stop the gateway. While the DNS stand-in keeps its
+/// answers back (a resolver gone silent), a client is greeted and logs in with the running
+/// configuration, a second SIGHUP is remembered, and SIGTERM during such a reload shuts down
+/// without waiting for it. When the answers come, the first reload ends (refused: the new
+/// domain has no servers) and the remembered one reads the file again and applies it.
+#[test]
+fn slow_discovery_during_reload_keeps_serving_and_stopping() {
+    let dns = DnsServer::start(&[]);
+    let extra = format!("resolver = {}", toml_str(&dns.addr.to_string()));
+    let setup = Setup::start(&["ola"], &extra);
+    let gate = &setup.gate;
+    // Outcomes of reloads so far (not the "reading" lines).
+    let outcomes = || {
+        gate.lines()
+            .iter()
+            .filter(|l| {
+                l.contains("configuration reloaded") || l.contains("configuration reload failed")
+            })
+            .count()
+    };
+    let with_undiscoverable = |accounts: &[&str]| {
+        format!(
+            "{}\n[[account]]\nemail = \"kari@slow.test\"\nlocal_password_hash = {}\n\
+             [account.imap]\npassword = \"p\"\n",
+            setup.config(&setup.key, accounts, &extra),
+            toml_str(&cached_hash(LOCAL_PW))
+        )
+    };
+    let asked = |n: usize| {
+        poll(WAIT, STEP, || (dns.queries().len() >= n).then_some(()))
+            .unwrap_or_else(|| panic!("discovery asked no DNS question:\n{}", gate.log()));
+    };
+
+    dns.hold();
+    fs::write(&gate.config_path, with_undiscoverable(&["ola"])).expect("write config");
+    sighup(gate.pid());
+    asked(1);
+    // The reload is waiting for DNS: new sessions are served meanwhile.
+    let out = gate.imap_login("ola@example.no", LOCAL_PW);
+    assert!(out.contains("\nauth OK"), "{out}\n{}", gate.log());
+    assert_eq!(outcomes(), 0, "the reload ended early:\n{}", gate.log());
+
+    // A second SIGHUP (kari gone, per added) waits for the first reload instead of being lost.
+    fs::write(
+        &gate.config_path,
+        setup.config(&setup.key, &["ola", "per"], &extra),
+    )
+    .expect("write config");
+    reload(gate, "SIGHUP during a reload", 1);
+    dns.release();
+    let ended = poll(WAIT, STEP, || {
+        let lines = gate.lines();
+        let failed = lines
+            .iter()
+            .position(|l| l.contains("configuration reload failed"))?;
+        let applied = lines
+            .iter()
+            .position(|l| l.contains("configuration reloaded"))?;
+        Some((lines[failed].clone(), failed < applied))
+    });
+    let (failed, in_order) =
+        ended.unwrap_or_else(|| panic!("reloads did not end:\n{}", gate.log()));
+    assert!(
+        failed.contains("account kari@slow.test: cannot discover its servers"),
+        "{failed}"
+    );
+    assert!(in_order, "{}", gate.log());
+    let out = gate.imap_login("per@example.no", LOCAL_PW);
+    assert!(out.contains("\nauth OK"), "{out}");
+
+    // SIGTERM while a reload waits for DNS: mailgate stops without finishing it.
+    dns.hold();
+    let before = dns.queries().len();
+    fs::write(&gate.config_path, with_undiscoverable(&["ola", "per"])).expect("write config");
+    sighup(gate.pid());
+    asked(before + 1);
+    support::proc::sigterm(gate.pid());
+    let stopped = poll(WAIT, STEP, || {
+        gate.lines()
+            .iter()
+            .any(|l| l.contains("all sessions ended"))
+            .then_some(())
+    });
+    assert!(stopped.is_some(), "no shutdown:\n{}", gate.log());
+    assert_eq!(outcomes(), 2, "{}", gate.log());
 }

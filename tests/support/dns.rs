@@ -23,6 +23,8 @@ pub struct DnsServer {
     records: Arc<Mutex<HashMap<String, Vec<Rec>>>>,
     queries: Arc<Mutex<Vec<String>>>,
     served: Arc<AtomicUsize>,
+    /// While set, answers are kept back (see [`DnsServer::hold`]).
+    held: Arc<AtomicBool>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
@@ -42,17 +44,26 @@ impl DnsServer {
         let records = Arc::new(Mutex::new(map));
         let queries = Arc::new(Mutex::new(Vec::new()));
         let served = Arc::new(AtomicUsize::new(0));
+        let held = Arc::new(AtomicBool::new(false));
         let stop = Arc::new(AtomicBool::new(false));
         let thread = {
-            let (records, queries, served, stop) = (
+            let (records, queries, served, held, stop) = (
                 records.clone(),
                 queries.clone(),
                 served.clone(),
+                held.clone(),
                 stop.clone(),
             );
             thread::spawn(move || {
                 let mut buf = [0u8; 512];
+                // Answers kept back while held, sent (late) once released.
+                let mut kept: Vec<(Vec<u8>, SocketAddr)> = Vec::new();
                 while !stop.load(Ordering::SeqCst) {
+                    if !held.load(Ordering::SeqCst) {
+                        for (reply, peer) in kept.drain(..) {
+                            let _ = sock.send_to(&reply, peer);
+                        }
+                    }
                     let Ok((n, peer)) = sock.recv_from(&mut buf) else {
                         continue;
                     };
@@ -65,6 +76,10 @@ impl DnsServer {
                         .push(format!("{name} {}", type_name(qtype)));
                     let recs = records.lock().unwrap().get(&name).cloned();
                     let reply = answer(id, &question, qtype, recs.as_deref());
+                    if held.load(Ordering::SeqCst) {
+                        kept.push((reply, peer));
+                        continue;
+                    }
                     let _ = sock.send_to(&reply, peer);
                     served.fetch_add(1, Ordering::SeqCst);
                 }
@@ -75,6 +90,7 @@ impl DnsServer {
             records,
             queries,
             served,
+            held,
             stop,
             thread: Some(thread),
         }
@@ -88,6 +104,17 @@ impl DnsServer {
             .entry(name.to_ascii_lowercase())
             .or_default()
             .push(rec);
+    }
+
+    /// Keeps every answer back until [`DnsServer::release`]: a resolver that has gone silent,
+    /// for as long as a test needs (questions are still recorded).
+    pub fn hold(&self) {
+        self.held.store(true, Ordering::SeqCst);
+    }
+
+    /// Answers again, first the questions kept back (within the 50 ms receive time-out).
+    pub fn release(&self) {
+        self.held.store(false, Ordering::SeqCst);
     }
 
     /// "name TYPE" for every question asked so far.

@@ -1048,7 +1048,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Smtp<'_, S> {
         } else if body.failed.is_none() && body.refused.is_none() {
             if let Some(up) = self.upstream.as_mut() {
                 match up.write_body(&self.msg).await {
-                    Ok(None) => metrics::smtp_body_bytes(self.msg.len() as u64),
+                    // Counted by the upstream when the bytes are written.
+                    Ok(None) => {}
                     Ok(Some(r)) => {
                         // DATA itself was refused: the rest of the body is dropped and the
                         // client hears the refusal after its end marker.

@@ -58,6 +58,10 @@ pub struct Upstream {
     /// The message so far is held unstuffed in `out` and nothing of it (not even `DATA`)
     /// has been sent: it will go by BDAT unless it outgrows the hold.
     held: bool,
+    /// Message bytes (as the client meant them) taken into `out` and not written yet: the
+    /// byte counter counts them when they are written, never for a refused DATA that drops
+    /// them.
+    unsent: u64,
 }
 
 /// Translates a mail-send error at `step` into our upstream error (no credential is in it).
@@ -269,6 +273,7 @@ impl Upstream {
             chunking: ehlo.capabilities & EXT_CHUNKING != 0
                 && ehlo.capabilities & EXT_PIPELINING != 0,
             held: false,
+            unsent: 0,
         })
     }
 
@@ -342,6 +347,7 @@ impl Upstream {
     pub async fn send_data(&mut self) -> Result<(), UpstreamError> {
         self.stuffer = Stuffer::new();
         self.out.clear();
+        self.unsent = 0;
         if self.chunking {
             self.out.resize(BDAT_HEAD, 0);
             self.held = true;
@@ -375,6 +381,7 @@ impl Upstream {
             return Ok(None);
         }
         self.out.clear();
+        self.unsent = 0;
         if r.code != 421 {
             self.reset_after_refusal().await?;
         }
@@ -400,6 +407,7 @@ impl Upstream {
     /// `Ok(Some(reply))`: the server refused DATA (see [`Upstream::send_data`]); the bytes
     /// are dropped and `reply` is the message's verdict.
     pub async fn write_body(&mut self, bytes: &[u8]) -> Result<Option<Reply>, UpstreamError> {
+        self.unsent += bytes.len() as u64;
         if self.held {
             self.out.extend_from_slice(bytes);
             if self.out.len() - BDAT_HEAD < COALESCE {
@@ -428,6 +436,7 @@ impl Upstream {
         )
         .await?;
         self.out.clear();
+        crate::metrics::smtp_body_bytes(std::mem::take(&mut self.unsent));
         Ok(None)
     }
 
@@ -460,10 +469,11 @@ impl Upstream {
     /// server's verdict on the message.
     async fn send_end(&mut self, from: usize) -> Result<Reply, UpstreamError> {
         let step = "reply to the end of data";
-        let (client, out) = (&mut self.client, &mut self.out);
+        let (client, out, unsent) = (&mut self.client, &mut self.out, &mut self.unsent);
         let exchange = async {
             client.stream.write_all(&out[from..]).await?;
             out.clear();
+            crate::metrics::smtp_body_bytes(std::mem::take(unsent));
             client.stream.flush().await?;
             client.read().await
         };

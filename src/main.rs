@@ -532,6 +532,74 @@ fn ask(prompt: &str) -> Result<String> {
     Ok(line.trim().to_owned())
 }
 
+/// How many times a question is asked again after an answer it cannot use.
+const ASK_TRIES: usize = 5;
+
+/// Asks `question` until `parse` takes the answer (at most [`ASK_TRIES`] times); the reason
+/// an answer is refused is shown before the question comes again.
+fn ask_until<T>(question: &str, parse: impl Fn(&str) -> Result<T>) -> Result<T> {
+    for _ in 1..ASK_TRIES {
+        match parse(&ask(question)?) {
+            Ok(v) => return Ok(v),
+            Err(e) => eprintln!("{e:#}"),
+        }
+    }
+    parse(&ask(question)?)
+}
+
+/// The servers typed in, as a mail client's manual set-up asks for them: when discovery finds
+/// nothing, or the settings it found are declined. Each server's security defaults from its
+/// port (143, 587 and 25 are STARTTLS ports; anything else is taken as implicit TLS); the user
+/// name defaults to the email address.
+fn ask_servers(email: &str) -> Result<mailgate::discover::Discovery> {
+    use mailgate::discover::{Discovery, Found, Source};
+    let endpoint = |what: &str, example: &str| -> Result<Found> {
+        let (host, port) = ask_until(
+            &format!("{what} server (host:port, e.g. {example}): "),
+            |t| server_arg(t, what),
+        )?;
+        let default = match port {
+            143 | 587 | 25 => config::TlsMode::Starttls,
+            _ => config::TlsMode::Implicit,
+        };
+        let tls = ask_until(
+            &format!(
+                "{what} security [implicit/starttls/none] ({}): ",
+                default.as_str()
+            ),
+            |t| match t.to_ascii_lowercase().as_str() {
+                "" => Ok(default),
+                "implicit" | "ssl" | "tls" => Ok(config::TlsMode::Implicit),
+                "starttls" => Ok(config::TlsMode::Starttls),
+                "none" => Ok(config::TlsMode::None),
+                other => bail!("`{other}`: answer implicit, starttls or none"),
+            },
+        )?;
+        Ok(Found {
+            host,
+            port,
+            tls,
+            username: email.to_owned(),
+            source: Source::Given,
+        })
+    };
+    let mut imap = endpoint("IMAP", "imap.example.com:993")?;
+    let mut smtp = endpoint("SMTP", "smtp.example.com:465")?;
+    let user = ask(&format!("User name at the provider ({email}): "))?;
+    if !user.is_empty() {
+        imap.username = user.clone();
+        smtp.username = user;
+    }
+    Ok(Discovery {
+        email: email.to_owned(),
+        preset: mailgate::discover::domain_of(email)
+            .and_then(|d| mailgate::provider::by_domain(&d)),
+        imap,
+        smtp: Some(smtp),
+        notes: Vec::new(),
+    })
+}
+
 /// A non-empty environment variable's value as a secret.
 fn secret_env(var: &str, what: &str) -> Result<Secret> {
     match std::env::var(var) {
@@ -617,18 +685,31 @@ fn setup(args: SetupArgs) -> Result<()> {
             ca_file: args.ca_file.clone(),
             network: true,
         };
-        rt.block_on(discover::discover(&email, &opts))
-            .context("no settings found; give them with --provider or --imap-server/--imap-tls/--smtp-server/--smtp-tls")?
+        match rt.block_on(discover::discover(&email, &opts)) {
+            Ok(found) => found,
+            // As a mail client's wizard falls back to manual settings.
+            Err(e) if interactive => {
+                eprintln!("No settings found for {email}: {e}\nType them in instead (your provider's help pages list them).");
+                ask_servers(&email)?
+            }
+            Err(e) => return Err(anyhow::Error::new(e).context(
+                "no settings found; give them with --provider or --imap-server/--imap-tls/--smtp-server/--smtp-tls",
+            )),
+        }
     };
     println!("Settings found:\n{}", found.report());
-    if interactive {
+    let found = if interactive {
         let answer = ask("Use these settings? [Y/n] ")?;
         if answer.eq_ignore_ascii_case("n") || answer.eq_ignore_ascii_case("no") {
-            bail!(
-                "stopped; give the servers with --provider or --imap-server … and run setup again"
-            );
+            let typed = ask_servers(&email)?;
+            println!("Settings:\n{}", typed.report());
+            typed
+        } else {
+            found
         }
-    }
+    } else {
+        found
+    };
 
     // 2. Credential.
     let preset = found.preset;

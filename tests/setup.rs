@@ -299,6 +299,81 @@ fn interactive_setup_in_a_terminal() {
     assert!(login.contains("\nauth OK"), "{login}");
 }
 
+/// A domain discovery knows nothing about (the DNS stand-in answers "no such name" to
+/// everything): the interactive set-up asks for the servers the way a mail client's manual
+/// set-up does — security defaulting from the port, a wrong answer explained and asked again,
+/// the user name defaulting to the address — and the account written with them works.
+#[test]
+fn interactive_setup_asks_for_servers_when_none_are_found() {
+    let up = Upstreams::start();
+    let dns = support::dns::DnsServer::start(&[]);
+    let (config, before, _, _) = up.config();
+    let imaps = up.postfix.dovecot.imaps_addr().expect("imaps port");
+    let submission = format!("127.0.0.1:{}", up.postfix.starttls_port);
+    let args = vec![
+        "Email address: ".to_string(),
+        "kari@example.test".into(),
+        "IMAP server (host:port".into(),
+        imaps.to_string(),
+        "IMAP security [implicit/starttls/none] (implicit): ".into(),
+        String::new(),
+        "SMTP server (host:port".into(),
+        "no port here".into(),
+        "is not HOST:PORT".into(),
+        submission.clone(),
+        "SMTP security [implicit/starttls/none] (implicit): ".into(),
+        "ssl/tls please".into(),
+        "answer implicit, starttls or none".into(),
+        "starttls".into(),
+        "User name at the provider (kari@example.test): ".into(),
+        String::new(),
+        "Use these settings? [Y/n] ".into(),
+        String::new(),
+        "at the provider: ".into(),
+        format!("hidden:{UPSTREAM_PW}"),
+        "Local password: ".into(),
+        format!("hidden:{LOCAL_PW}"),
+        "Again: ".into(),
+        format!("hidden:{LOCAL_PW}"),
+        "--".into(),
+        BIN.into(),
+        "setup".into(),
+        "--config".into(),
+        config.display().to_string(),
+        "--resolver".into(),
+        dns.addr.to_string(),
+        "--ca-file".into(),
+        up.ca.display().to_string(),
+    ];
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let screen = python_done("pty_drive.py", &args);
+    assert!(screen.contains("\nexit 0"), "{screen}");
+    assert!(
+        screen.contains("No settings found for kari@example.test"),
+        "{screen}"
+    );
+    assert!(
+        !screen.contains(UPSTREAM_PW) && !screen.contains(LOCAL_PW),
+        "{screen}"
+    );
+    assert!(!dns.queries().is_empty(), "discovery asked nothing");
+    let after = fs::read_to_string(&config).unwrap();
+    let added = after
+        .strip_prefix(before.as_str())
+        .unwrap_or_else(|| panic!("{after}"));
+    for want in [
+        format!("# Found by: given\nserver = \"{imaps}\"\ntls = \"implicit\""),
+        format!("# Found by: given\nserver = \"{submission}\"\ntls = \"starttls\""),
+    ] {
+        assert!(added.contains(&want), "no `{want}` in\n{added}");
+    }
+    assert!(!added.contains("username"), "{added}");
+
+    let gate = Mailgate::start_file(&config, &[]);
+    let login = gate.imap_login("kari@example.test", LOCAL_PW);
+    assert!(login.contains("\nauth OK"), "{login}");
+}
+
 /// `curl URL`: (HTTP status, redirect target).
 fn curl(url: &str) -> (String, String) {
     let out = Command::new("curl")

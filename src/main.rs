@@ -797,6 +797,7 @@ fn setup(args: SetupArgs) -> Result<()> {
     };
 
     // 4. OAuth sign-in, then the live test; nothing is written before both pass.
+    let mut signed_in = None;
     if let Credential::OAuth { .. } = &plan.credential {
         let cfg = target.load_account(&plan)?;
         let oauth = cfg
@@ -813,9 +814,20 @@ fn setup(args: SetupArgs) -> Result<()> {
             mailgate::oauth::authorize::stdin_lines(),
             deadline,
         ))?;
+        signed_in = Some(oauth);
     }
     eprintln!("Testing IMAP login and SMTP AUTH at the provider…");
-    rt.block_on(s::live_test(&target, &plan))?;
+    if let Err(e) = rt.block_on(s::live_test(&target, &plan)) {
+        // The account is not added, so the tokens of this sign-in go too.
+        if let Some(oauth) = &signed_in {
+            let removed = mailgate::oauth::store::Store::open(&oauth.state_dir)
+                .and_then(|store| store.remove(&oauth.account));
+            if let Err(why) = removed {
+                eprintln!("warning: the tokens of this sign-in could not be removed: {why}");
+            }
+        }
+        return Err(e.into());
+    }
     let secret_file = s::write(&target, &plan, &server.state_dir)?;
     println!("Added {email} to {}.", args.config.display());
     if let Some(f) = secret_file {

@@ -386,12 +386,10 @@ fn curl(url: &str) -> (String, String) {
     (status.to_owned(), location.trim().to_owned())
 }
 
-#[test]
-fn oauth_setup_signs_in_then_tests_with_the_token() {
-    use std::io::{BufRead, BufReader};
-    let email = "ola@example.test";
-    let idp = Idp::start(email);
-    let postfix = Postfix::start_with(
+/// Dovecot (IMAP with OAUTHBEARER/XOAUTH2 checked at the test identity provider) and Postfix,
+/// for `ola@example.test`.
+fn oauth_upstreams(idp: &Idp) -> Postfix {
+    Postfix::start_with(
         &["ola"],
         UPSTREAM_PW,
         DovecotOpts {
@@ -399,9 +397,21 @@ fn oauth_setup_signs_in_then_tests_with_the_token() {
             oauth2_introspection_url: Some(idp.url("/introspect")),
             ..DovecotOpts::sasl_only()
         },
-    );
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("mailgate.toml");
+    )
+}
+
+/// Runs `mailgate setup --non-interactive --oauth` for `email` into a new config in `dir`,
+/// with SMTP at `smtp_server`, and signs in through the identity provider with curl as the
+/// browser; returns the config file, whether setup succeeded, and what it printed.
+fn oauth_setup(
+    idp: &Idp,
+    postfix: &Postfix,
+    email: &str,
+    smtp_server: &str,
+    dir: &Path,
+) -> (PathBuf, bool, String) {
+    use std::io::{BufRead, BufReader};
+    let config = dir.join("mailgate.toml");
     fs::write(
         &config,
         format!(
@@ -421,10 +431,7 @@ fn oauth_setup_signs_in_then_tests_with_the_token() {
         .args(["--token-url", &idp.url("/token")])
         .args(["--imap-server", &postfix.dovecot.imap_addr().to_string()])
         .args(["--imap-tls", "none", "--smtp-tls", "starttls"])
-        .args([
-            "--smtp-server",
-            &format!("127.0.0.1:{}", postfix.starttls_port),
-        ])
+        .args(["--smtp-server", smtp_server])
         .arg("--ca-file")
         .arg(&postfix.ca_file)
         .env("SETUP_LOCAL", LOCAL_PW)
@@ -460,11 +467,27 @@ fn oauth_setup_signs_in_then_tests_with_the_token() {
     let status = support::proc::wait_timeout(&mut child, PROCESS_TIMEOUT);
     let mut rest = String::new();
     let _ = std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut rest);
-    assert!(
-        status.is_some_and(|s| s.success()),
-        "{status:?}\n{}\n{rest}",
-        seen.join("\n")
-    );
+    let output = format!("{status:?}\n{}\n{rest}", seen.join("\n"));
+    (config, status.is_some_and(|s| s.success()), output)
+}
+
+/// The token files in the state folder next to `config`.
+fn token_files(config: &Path) -> Vec<PathBuf> {
+    let dir = config.parent().unwrap().join("state").join("tokens");
+    fs::read_dir(&dir)
+        .map(|d| d.map_while(Result::ok).map(|e| e.path()).collect())
+        .unwrap_or_default()
+}
+
+#[test]
+fn oauth_setup_signs_in_then_tests_with_the_token() {
+    let email = "ola@example.test";
+    let idp = Idp::start(email);
+    let postfix = oauth_upstreams(&idp);
+    let dir = tempfile::tempdir().unwrap();
+    let smtp = format!("127.0.0.1:{}", postfix.starttls_port);
+    let (config, ok, output) = oauth_setup(&idp, &postfix, email, &smtp, dir.path());
+    assert!(ok, "{output}");
 
     let written = fs::read_to_string(&config).unwrap();
     assert!(written.contains("[account.oauth2]"), "{written}");
@@ -473,9 +496,31 @@ fn oauth_setup_signs_in_then_tests_with_the_token() {
         "{written}"
     );
     assert!(!written.contains("password_file"), "{written}");
+    assert_eq!(token_files(&config).len(), 1, "{:?}", token_files(&config));
     // The token sign-in and the live test both used the identity provider's tokens.
     assert!(idp.introspections() >= 2, "{}", idp.introspections());
     let gate = Mailgate::start_file(&config, &[]);
     let login = gate.imap_login(email, LOCAL_PW);
     assert!(login.contains("\nauth OK"), "{login}");
+}
+
+/// An OAuth sign-in that succeeds, then a live test that fails (no SMTP server where given):
+/// the account is not added, and the tokens of that sign-in are removed with it — no secret
+/// outlives an account that was never set up.
+#[test]
+fn oauth_setup_with_a_failing_live_test_keeps_no_tokens() {
+    let email = "ola@example.test";
+    let idp = Idp::start(email);
+    let postfix = oauth_upstreams(&idp);
+    let dir = tempfile::tempdir().unwrap();
+    let down = support::proc::RefusingPort::new();
+    let smtp = format!("127.0.0.1:{}", down.port());
+    let (config, ok, output) = oauth_setup(&idp, &postfix, email, &smtp, dir.path());
+    assert!(!ok, "{output}");
+    assert!(output.contains("SMTP"), "{output}");
+    let written = fs::read_to_string(&config).unwrap();
+    assert!(!written.contains(email), "{written}");
+    // The sign-in itself happened (the identity provider was asked about its token).
+    assert!(idp.introspections() >= 1, "{output}");
+    assert_eq!(token_files(&config), Vec::<PathBuf>::new(), "{output}");
 }

@@ -223,6 +223,21 @@ impl Store {
         }))
     }
 
+    /// Deletes the account's tokens, if any: `mailgate setup` undoes its sign-in this way when
+    /// the live test fails, so no token outlives an account that was never added.
+    pub fn remove(&self, account: &str) -> Result<(), StoreError> {
+        let path = self.path(account);
+        match std::fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(source) => Err(StoreError::Io {
+                path,
+                what: "remove",
+                source,
+            }),
+        }
+    }
+
     /// Replaces the account's tokens atomically.
     pub fn save(&self, account: &str, tokens: &Tokens) -> Result<(), StoreError> {
         self.save_with(account, tokens, &mut |_| Ok(()))

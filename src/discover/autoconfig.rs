@@ -99,9 +99,16 @@ pub fn parse(xml: &str, email: &str) -> Result<Parsed, String> {
             "outgoingServer"
         };
         let host = text("hostname").replace("%EMAILDOMAIN%", domain);
-        if host.is_empty() || host.contains(|c: char| c.is_whitespace() || c == '%') {
+        // A DNS name (letters, digits, `-`, `_`, dots) or an IP address; anything else — an
+        // unknown placeholder, a port, control characters from a hostile file — is refused
+        // and shown escaped.
+        let dns_name = !host.is_empty()
+            && host
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'));
+        if !dns_name && host.parse::<std::net::IpAddr>().is_err() {
             return Err(format!(
-                "<{what} type=\"{kind}\">: bad or missing <hostname> `{host}`"
+                "<{what} type=\"{kind}\">: bad or missing <hostname> {host:?}"
             ));
         }
         let port_text = text("port");
@@ -208,6 +215,22 @@ mod tests {
         assert!(e.contains("<port> `x`"), "{e}");
         let e = parse(&FILE.replace("STARTTLS", "sometimes"), "a@b").unwrap_err();
         assert!(e.contains("socketType"), "{e}");
+        // Hosts: an unknown placeholder, a port, a control character (DEL: XML allows it; shown escaped) are
+        // refused; IP addresses are hosts.
+        for (bad, shown) in [
+            ("imap.%DOMAIN%", "\"imap.%DOMAIN%\""),
+            ("imap.example.test:993", "\"imap.example.test:993\""),
+            ("imap\u{7f}.example.test", "\"imap\\u{7f}.example.test\""),
+            // Found by the `discovery` fuzz target: non-ASCII hosts used to pass.
+            ("imäp.example.test", "\"imäp.example.test\""),
+        ] {
+            let e = parse(&FILE.replace("imap.%EMAILDOMAIN%", bad), "a@b").unwrap_err();
+            assert!(e.contains(&format!("<hostname> {shown}")), "{e}");
+        }
+        for ip in ["192.0.2.7", "2001:db8::7"] {
+            let p = parse(&FILE.replace("imap.%EMAILDOMAIN%", ip), "a@b").unwrap();
+            assert_eq!(p.imap.map(|s| s.host), Some(ip.to_owned()));
+        }
         let pop_only = parse(
             "<clientConfig><emailProvider><incomingServer type='pop3'><hostname>p</hostname><port>995</port><socketType>SSL</socketType></incomingServer></emailProvider></clientConfig>",
             "a@b",

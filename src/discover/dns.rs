@@ -11,9 +11,12 @@
 //! host names are resolved by the system (`getaddrinfo`, so /etc/hosts still applies). With an
 //! explicit resolver every name goes to it, including the upstream connections of `mailgate run`.
 //!
-//! A truncated answer (TC bit) is used as far as it goes rather than retried over TCP: MX and
-//! address answers for one name fit in a datagram in practice, and a partial list still names a
-//! provider.
+//! Queries carry an EDNS(0) record offering answers of up to [`EDNS_PAYLOAD`] bytes (the size
+//! DNS flag day 2020 settled on), so a long answer — a CNAME chain with several addresses, as
+//! Microsoft's hosts have — is not cut at the old 512 bytes; a server that answers FORMERR to
+//! EDNS is asked again without it. A truncated answer (TC bit) is used as far as it goes rather
+//! than retried over TCP: MX and address answers for one name fit in 1232 bytes in practice,
+//! and a partial list still names a provider.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
@@ -23,8 +26,9 @@ use tokio::net::UdpSocket;
 pub const QUERY_TIMEOUT: Duration = Duration::from_secs(2);
 /// Queries per name server before the next one is asked.
 pub const TRIES: usize = 2;
-/// Largest datagram read (no EDNS is sent, so servers keep answers at 512 bytes; the rest is
-/// margin).
+/// The UDP answer size offered with EDNS(0).
+const EDNS_PAYLOAD: u16 = 1232;
+/// Largest datagram read ([`EDNS_PAYLOAD`] plus margin for servers that exceed it).
 const MAX_DATAGRAM: usize = 4096;
 /// Answer records looked at per response.
 const MAX_RECORDS: usize = 64;
@@ -202,14 +206,24 @@ impl Resolver {
         let servers = self.servers();
         let mut last = String::new();
         for server in &servers {
-            for _ in 0..TRIES {
+            // EDNS until this server refuses it (FORMERR), then plain queries.
+            let mut edns = true;
+            let mut tries = 0;
+            while tries < TRIES {
+                tries += 1;
                 let id: u16 = rand::random();
-                let packet = encode_query(id, name, qtype)?;
+                let packet = encode_query(id, name, qtype, edns)?;
                 match ask(*server, &packet).await {
                     Err(reason) => last = format!("{server}: {reason}"),
                     Ok(resp) => match parse_response(&resp, id, qtype) {
                         Ok(Answer::Records(r)) => return Ok(r),
                         Ok(Answer::NoSuchName) => return Ok(Vec::new()),
+                        Ok(Answer::Error("FORMERR")) if edns => {
+                            // An old server that does not know EDNS: the same query without
+                            // it, not counted as a try.
+                            edns = false;
+                            tries -= 1;
+                        }
                         Ok(Answer::Error(code)) => {
                             return Err(DnsError::Failed {
                                 server: *server,
@@ -273,14 +287,22 @@ enum Answer {
     Error(&'static str),
 }
 
-/// A standard query with recursion desired.
-fn encode_query(id: u16, name: &str, qtype: u16) -> Result<Vec<u8>, DnsError> {
-    let mut p = Vec::with_capacity(name.len() + 18);
+/// A standard query with recursion desired; with `edns`, an OPT record (RFC 6891) in the
+/// additional section offers answers of [`EDNS_PAYLOAD`] bytes.
+fn encode_query(id: u16, name: &str, qtype: u16, edns: bool) -> Result<Vec<u8>, DnsError> {
+    let mut p = Vec::with_capacity(name.len() + 29);
     p.extend_from_slice(&id.to_be_bytes());
-    p.extend_from_slice(&[0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0]);
+    p.extend_from_slice(&[0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, u8::from(edns)]);
     encode_name(&mut p, name)?;
     p.extend_from_slice(&qtype.to_be_bytes());
     p.extend_from_slice(&1u16.to_be_bytes());
+    if edns {
+        // Root name, type OPT (41), class = payload size, TTL = extended rcode/version/flags 0,
+        // no options.
+        p.extend_from_slice(&[0, 0, 41]);
+        p.extend_from_slice(&EDNS_PAYLOAD.to_be_bytes());
+        p.extend_from_slice(&[0, 0, 0, 0, 0, 0]);
+    }
     Ok(p)
 }
 
@@ -347,6 +369,26 @@ fn u16_at(msg: &[u8], pos: usize) -> Result<u16, String> {
         .ok_or_else(|| "message too short".into())
 }
 
+/// What a reply to an A (`qtype` 1), MX (15) or AAAA (28) query with `id` says, as text:
+/// each address, `MX <preference> <host>`, or `no such name`. The entry point of the
+/// `discovery` fuzz target: these bytes come from the network, so any of them must give an
+/// answer or an error, never a panic.
+#[doc(hidden)]
+pub fn read_reply(msg: &[u8], id: u16, qtype: u16) -> Result<Vec<String>, String> {
+    Ok(match parse_response(msg, id, qtype)? {
+        Answer::NoSuchName => vec!["no such name".to_owned()],
+        Answer::Error(e) => vec![format!("error {e}")],
+        Answer::Records(records) => records
+            .iter()
+            .map(|r| match r {
+                Record::A(a) => a.to_string(),
+                Record::Aaaa(a) => a.to_string(),
+                Record::Mx(m) => format!("MX {} {}", m.preference, m.host),
+            })
+            .collect(),
+    })
+}
+
 fn parse_response(msg: &[u8], id: u16, qtype: u16) -> Result<Answer, String> {
     if u16_at(msg, 0)? != id {
         return Err("answer to another query".into());
@@ -390,7 +432,15 @@ fn parse_response(msg: &[u8], id: u16, qtype: u16) -> Result<Answer, String> {
             (TYPE_MX, l) if l >= 3 && qtype == TYPE_MX => {
                 let preference = u16_at(msg, rdata)?;
                 let (host, _) = read_name(msg, rdata + 2)?;
-                out.push(Record::Mx(Mx { preference, host }));
+                // Only a usable host name is kept: any other bytes a resolver sends would only
+                // end up, unescaped, in a note or a log line.
+                let usable = !host.is_empty()
+                    && host
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'));
+                if usable {
+                    out.push(Record::Mx(Mx { preference, host }));
+                }
             }
             // CNAMEs and anything else: the resolver already followed the chain.
             _ => {}
@@ -411,7 +461,7 @@ mod tests {
         qtype: u16,
         answers: &[(u16, Vec<u8>)],
     ) -> Vec<u8> {
-        let mut m = encode_query(id, qname, qtype).unwrap();
+        let mut m = encode_query(id, qname, qtype, false).unwrap();
         m[2] = 0x81;
         m[3] = 0x80 | rcode;
         m[7] = answers.len() as u8;
@@ -496,8 +546,70 @@ mod tests {
         for cut in 0..short.len() {
             let _ = parse_response(&short[..cut], 1, TYPE_A);
         }
-        assert!(encode_query(1, "bad name.test", TYPE_A).is_err());
-        assert!(encode_query(1, &"a".repeat(64), TYPE_A).is_err());
+        // An exchange whose name has a control character or a space is left out; the usable
+        // one next to it stays.
+        let mut odd = vec![0, 10, 6];
+        odd.extend_from_slice(b"a\x1b[2Jb");
+        odd.push(0);
+        let mut spaced = vec![0, 20, 3];
+        spaced.extend_from_slice(b"a b");
+        spaced.push(0);
+        let mut fine = vec![0, 30];
+        encode_name(&mut fine, "mx.example.test").unwrap();
+        let mixed = response(
+            4,
+            0,
+            "x.test",
+            TYPE_MX,
+            &[(TYPE_MX, odd), (TYPE_MX, spaced), (TYPE_MX, fine)],
+        );
+        assert_eq!(
+            read_reply(&mixed, 4, TYPE_MX).unwrap(),
+            ["MX 30 mx.example.test"]
+        );
+        assert!(encode_query(1, "bad name.test", TYPE_A, true).is_err());
+        assert!(encode_query(1, &"a".repeat(64), TYPE_A, true).is_err());
+    }
+
+    /// Queries offer EDNS(0); a server that answers FORMERR to it is asked again without it
+    /// (a stand-in on loopback that knows no EDNS, as some old servers and middleboxes).
+    #[tokio::test]
+    async fn edns_offered_and_dropped_for_a_server_without_it() {
+        let q = encode_query(5, "x.test", TYPE_A, true).unwrap();
+        assert_eq!(&q[10..12], &[0, 1], "one additional record");
+        assert_eq!(&q[q.len() - 11..], &[0, 0, 41, 4, 208, 0, 0, 0, 0, 0, 0]);
+
+        let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let server = sock.local_addr().unwrap();
+        let stand_in = tokio::spawn(async move {
+            let mut seen = Vec::new();
+            let mut buf = [0u8; 512];
+            for _ in 0..2 {
+                let (n, peer) = sock.recv_from(&mut buf).await.unwrap();
+                let query = &buf[..n];
+                let with_edns = query[11] == 1;
+                seen.push(with_edns);
+                // The question ends 4 bytes after its name; an OPT record follows with EDNS.
+                let question_end = n - if with_edns { 11 } else { 0 };
+                let mut reply = query[..question_end].to_vec();
+                reply[2] = 0x81;
+                reply[11] = 0; // no additional record in the reply
+                if with_edns {
+                    reply[3] = 0x81; // FORMERR
+                } else {
+                    reply[3] = 0x80;
+                    reply[7] = 1;
+                    reply.extend_from_slice(&[
+                        0xC0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 127, 0, 9, 9,
+                    ]);
+                }
+                sock.send_to(&reply, peer).await.unwrap();
+            }
+            seen
+        });
+        let found = Resolver::At(server).query("x.test", TYPE_A).await;
+        assert_eq!(found.unwrap(), vec![Record::A(Ipv4Addr::new(127, 0, 9, 9))]);
+        assert_eq!(stand_in.await.unwrap(), [true, false]);
     }
 
     #[test]

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
@@ -22,7 +22,6 @@ pub struct DnsServer {
     pub addr: SocketAddr,
     records: Arc<Mutex<HashMap<String, Vec<Rec>>>>,
     queries: Arc<Mutex<Vec<String>>>,
-    served: Arc<AtomicUsize>,
     /// While set, answers are kept back (see [`DnsServer::hold`]).
     held: Arc<AtomicBool>,
     stop: Arc<AtomicBool>,
@@ -43,17 +42,11 @@ impl DnsServer {
         }
         let records = Arc::new(Mutex::new(map));
         let queries = Arc::new(Mutex::new(Vec::new()));
-        let served = Arc::new(AtomicUsize::new(0));
         let held = Arc::new(AtomicBool::new(false));
         let stop = Arc::new(AtomicBool::new(false));
         let thread = {
-            let (records, queries, served, held, stop) = (
-                records.clone(),
-                queries.clone(),
-                served.clone(),
-                held.clone(),
-                stop.clone(),
-            );
+            let (records, queries, held, stop) =
+                (records.clone(), queries.clone(), held.clone(), stop.clone());
             thread::spawn(move || {
                 let mut buf = [0u8; 512];
                 // Answers kept back while held, sent (late) once released.
@@ -81,7 +74,6 @@ impl DnsServer {
                         continue;
                     }
                     let _ = sock.send_to(&reply, peer);
-                    served.fetch_add(1, Ordering::SeqCst);
                 }
             })
         };
@@ -89,7 +81,6 @@ impl DnsServer {
             addr,
             records,
             queries,
-            served,
             held,
             stop,
             thread: Some(thread),

@@ -137,6 +137,29 @@ fn mx_records_identify_google_workspace_and_microsoft_365() {
     assert!(dns.queries().contains(&"corp.test MX".to_string()));
 }
 
+/// An MX set larger than the 1232 bytes a query offers comes back truncated over UDP — TC set
+/// and no records, as Unbound and Knot send it — and is asked again over TCP (RFC 7766).
+/// Read as it came, the empty answer would be "no MX" and discovery would fall to guessing.
+#[test]
+fn a_truncated_mx_answer_is_asked_again_over_tcp() {
+    let mut records: Vec<(&str, Rec)> = (0..40)
+        .map(|i| {
+            let host = format!("relay-{i:02}.outbound-filtering-farm.big-company.test");
+            ("big.test", Rec::Mx(10 + i, host))
+        })
+        .collect();
+    // The provider's own exchanger, preferred, last in the answer.
+    records.push(("big.test", Rec::Mx(1, "aspmx.l.google.com".into())));
+    let dns = DnsServer::start(&records);
+    let v = discover("kari@big.test", &dns).unwrap();
+    assert_eq!(v["provider"]["id"], "gmail", "{v:#}");
+    assert_eq!(v["imap"]["source"], "preset gmail (MX aspmx.l.google.com)");
+    let queries = dns.queries();
+    let at = |q: &str| queries.iter().position(|x| x == q);
+    let (udp, tcp) = (at("big.test MX"), at("big.test MX over TCP"));
+    assert!(udp.is_some() && tcp > udp, "{queries:?}");
+}
+
 const AUTOCONFIG: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
 <clientConfig version="1.1">
   <emailProvider id="ac.test">

@@ -1,4 +1,5 @@
-//! A small DNS client: MX, A and AAAA queries over UDP, bounded in size, tries and time.
+//! A small DNS client: MX, A and AAAA queries over UDP (TCP for a truncated answer), bounded
+//! in size, tries and time.
 //!
 //! Why our own: discovery needs three record types and one thing the system resolver
 //! (`getaddrinfo`) cannot do — be pointed at another server, the way nginx's `resolver`
@@ -14,13 +15,15 @@
 //! Queries carry an EDNS(0) record offering answers of up to [`EDNS_PAYLOAD`] bytes (the size
 //! DNS flag day 2020 settled on), so a long answer — a CNAME chain with several addresses, as
 //! Microsoft's hosts have — is not cut at the old 512 bytes; a server that answers FORMERR to
-//! EDNS is asked again without it. A truncated answer (TC bit) is used as far as it goes rather
-//! than retried over TCP: MX and address answers for one name fit in 1232 bytes in practice,
-//! and a partial list still names a provider.
+//! EDNS is asked again without it. A truncated answer (TC bit) is asked again over TCP, as
+//! RFC 7766 says a client must: servers such as Unbound and Knot send a truncated answer with
+//! no records at all, which read as "no MX" would send discovery to guessing. Only when the
+//! server takes no TCP is the part that fit in the datagram used.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
-use tokio::net::UdpSocket;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpStream, UdpSocket};
 
 /// How long one query waits for its answer.
 pub const QUERY_TIMEOUT: Duration = Duration::from_secs(2);
@@ -213,27 +216,49 @@ impl Resolver {
                 tries += 1;
                 let id: u16 = rand::random();
                 let packet = encode_query(id, name, qtype, edns)?;
-                match ask(*server, &packet).await {
+                let reply = ask(*server, &packet)
+                    .await
+                    .and_then(|resp| parse_response(&resp, id, qtype));
+                let reply = match reply {
+                    Ok(Answer::Truncated(partial)) => {
+                        // The whole answer over TCP (RFC 7766); what fit in the datagram only
+                        // when the server takes no TCP.
+                        match ask_tcp(*server, &packet)
+                            .await
+                            .and_then(|resp| parse_response(&resp, id, qtype))
+                        {
+                            Err(reason) if !partial.is_empty() => {
+                                tracing::debug!(%server, name, %reason, "DNS over TCP failed; using the truncated answer");
+                                Ok(Answer::Records(partial))
+                            }
+                            Err(reason) => {
+                                Err(format!("{reason} (over TCP, after a truncated answer)"))
+                            }
+                            whole => whole,
+                        }
+                    }
+                    other => other,
+                };
+                match reply {
+                    // Over TCP a reply is never cut, whatever its TC bit says.
+                    Ok(Answer::Records(r) | Answer::Truncated(r)) => return Ok(r),
+                    Ok(Answer::NoSuchName) => return Ok(Vec::new()),
+                    Ok(Answer::Error("FORMERR")) if edns => {
+                        // An old server that does not know EDNS: the same query without
+                        // it, not counted as a try.
+                        edns = false;
+                        tries -= 1;
+                    }
+                    Ok(Answer::Error(code)) => {
+                        return Err(DnsError::Failed {
+                            server: *server,
+                            name: name.to_owned(),
+                            code,
+                        })
+                    }
+                    // No answer, or one that does not parse or belongs to another query: ask
+                    // again.
                     Err(reason) => last = format!("{server}: {reason}"),
-                    Ok(resp) => match parse_response(&resp, id, qtype) {
-                        Ok(Answer::Records(r)) => return Ok(r),
-                        Ok(Answer::NoSuchName) => return Ok(Vec::new()),
-                        Ok(Answer::Error("FORMERR")) if edns => {
-                            // An old server that does not know EDNS: the same query without
-                            // it, not counted as a try.
-                            edns = false;
-                            tries -= 1;
-                        }
-                        Ok(Answer::Error(code)) => {
-                            return Err(DnsError::Failed {
-                                server: *server,
-                                name: name.to_owned(),
-                                code,
-                            })
-                        }
-                        // A reply that does not parse or belongs to another query: ask again.
-                        Err(reason) => last = format!("{server}: {reason}"),
-                    },
                 }
             }
         }
@@ -256,7 +281,7 @@ async fn ask(server: SocketAddr, packet: &[u8]) -> Result<Vec<u8>, String> {
     } else {
         (Ipv6Addr::UNSPECIFIED, 0).into()
     };
-    let exchange = async {
+    within(async {
         let sock = UdpSocket::bind(local).await?;
         // connect() makes the kernel drop datagrams from any other address.
         sock.connect(server).await?;
@@ -264,8 +289,34 @@ async fn ask(server: SocketAddr, packet: &[u8]) -> Result<Vec<u8>, String> {
         let mut buf = vec![0u8; MAX_DATAGRAM];
         let n = sock.recv(&mut buf).await?;
         buf.truncate(n);
-        Ok::<_, std::io::Error>(buf)
-    };
+        Ok(buf)
+    })
+    .await
+}
+
+/// The same question over TCP, each message after its two-byte length (RFC 1035 4.2.2), so
+/// the answer is at most 64 KiB; within [`QUERY_TIMEOUT`], connecting included.
+async fn ask_tcp(server: SocketAddr, packet: &[u8]) -> Result<Vec<u8>, String> {
+    within(async {
+        let mut stream = TcpStream::connect(server).await?;
+        let len = u16::try_from(packet.len()).map_err(std::io::Error::other)?;
+        let mut out = Vec::with_capacity(packet.len() + 2);
+        out.extend_from_slice(&len.to_be_bytes());
+        out.extend_from_slice(packet);
+        stream.write_all(&out).await?;
+        let mut len = [0u8; 2];
+        stream.read_exact(&mut len).await?;
+        let mut buf = vec![0u8; usize::from(u16::from_be_bytes(len))];
+        stream.read_exact(&mut buf).await?;
+        Ok(buf)
+    })
+    .await
+}
+
+/// One exchange, given up after [`QUERY_TIMEOUT`].
+async fn within(
+    exchange: impl std::future::Future<Output = std::io::Result<Vec<u8>>>,
+) -> Result<Vec<u8>, String> {
     match tokio::time::timeout(QUERY_TIMEOUT, exchange).await {
         Err(_) => Err(format!("no answer within {} s", QUERY_TIMEOUT.as_secs())),
         Ok(Err(e)) => Err(e.to_string()),
@@ -283,6 +334,8 @@ enum Record {
 #[derive(Debug, PartialEq, Eq)]
 enum Answer {
     Records(Vec<Record>),
+    /// The TC bit: the records that fit (often none); the whole answer needs TCP.
+    Truncated(Vec<Record>),
     NoSuchName,
     Error(&'static str),
 }
@@ -378,7 +431,7 @@ pub fn read_reply(msg: &[u8], id: u16, qtype: u16) -> Result<Vec<String>, String
     Ok(match parse_response(msg, id, qtype)? {
         Answer::NoSuchName => vec!["no such name".to_owned()],
         Answer::Error(e) => vec![format!("error {e}")],
-        Answer::Records(records) => records
+        Answer::Records(records) | Answer::Truncated(records) => records
             .iter()
             .map(|r| match r {
                 Record::A(a) => a.to_string(),
@@ -412,6 +465,25 @@ fn parse_response(msg: &[u8], id: u16, qtype: u16) -> Result<Answer, String> {
         pos = read_name(msg, pos)?.1 + 4;
     }
     let mut out = Vec::new();
+    let read = read_records(msg, pos, an, qtype, &mut out);
+    if flags & 0x0200 != 0 {
+        // TC: the message was cut to fit the datagram, possibly inside a record, so a read
+        // error past the records kept is expected.
+        return Ok(Answer::Truncated(out));
+    }
+    read?;
+    Ok(Answer::Records(out))
+}
+
+/// Reads `an` answer records from `pos` into `out` (at most [`MAX_RECORDS`]), keeping the A,
+/// AAAA or MX ones `qtype` asked for.
+fn read_records(
+    msg: &[u8],
+    mut pos: usize,
+    an: usize,
+    qtype: u16,
+    out: &mut Vec<Record>,
+) -> Result<(), String> {
     for _ in 0..an.min(MAX_RECORDS) {
         let (_, after) = read_name(msg, pos)?;
         let rtype = u16_at(msg, after)?;
@@ -447,7 +519,7 @@ fn parse_response(msg: &[u8], id: u16, qtype: u16) -> Result<Answer, String> {
         }
         pos = rdata + rdlen;
     }
-    Ok(Answer::Records(out))
+    Ok(())
 }
 
 #[cfg(test)]
@@ -610,6 +682,60 @@ mod tests {
         let found = Resolver::At(server).query("x.test", TYPE_A).await;
         assert_eq!(found.unwrap(), vec![Record::A(Ipv4Addr::new(127, 0, 9, 9))]);
         assert_eq!(stand_in.await.unwrap(), [true, false]);
+    }
+
+    /// A truncated answer cut inside its second record keeps the first; a server that takes no
+    /// TCP (nothing listens on its TCP port here) leaves that part in use, and with nothing in
+    /// the part the failure names TCP.
+    #[tokio::test]
+    async fn truncated_answer_without_tcp_uses_what_fit() {
+        let mut cut = response(
+            3,
+            0,
+            "x.test",
+            TYPE_A,
+            &[(TYPE_A, vec![127, 0, 9, 1]), (TYPE_A, vec![127, 0, 9, 2])],
+        );
+        cut[2] |= 0x02; // TC
+        cut.truncate(cut.len() - 3);
+        assert_eq!(
+            parse_response(&cut, 3, TYPE_A).unwrap(),
+            Answer::Truncated(vec![Record::A(Ipv4Addr::new(127, 0, 9, 1))])
+        );
+        let mut whole_but_cut = cut.clone();
+        whole_but_cut[2] &= !0x02;
+        assert!(parse_response(&whole_but_cut, 3, TYPE_A).is_err());
+
+        let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let server = sock.local_addr().unwrap();
+        let stand_in = tokio::spawn(async move {
+            let mut buf = [0u8; 512];
+            // First question: one record fits. Then three tries' worth with none (the second
+            // name): TC and an empty answer section.
+            for records in [1u8, 0, 0] {
+                let (n, peer) = sock.recv_from(&mut buf).await.unwrap();
+                let end = n - 11; // without the OPT record
+                let mut reply = buf[..end].to_vec();
+                reply[2] = 0x83; // response, TC, RD
+                reply[3] = 0x80;
+                reply[7] = records;
+                reply[11] = 0;
+                if records == 1 {
+                    reply.extend_from_slice(&[0xC0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4]);
+                    reply.extend_from_slice(&[127, 0, 9, 7]);
+                }
+                sock.send_to(&reply, peer).await.unwrap();
+            }
+        });
+        let found = Resolver::At(server).query("x.test", TYPE_A).await;
+        assert_eq!(found.unwrap(), vec![Record::A(Ipv4Addr::new(127, 0, 9, 7))]);
+        let failed = Resolver::At(server).query("y.test", TYPE_A).await;
+        let text = failed.unwrap_err().to_string();
+        assert!(
+            text.contains("over TCP, after a truncated answer"),
+            "{text}"
+        );
+        stand_in.await.unwrap();
     }
 
     #[test]

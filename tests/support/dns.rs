@@ -1,9 +1,13 @@
-//! A tiny DNS responder for discovery tests: answers A, AAAA and MX questions over UDP on
-//! 127.0.0.1 from a fixed table, "no such name" for names it does not know. It stands in for
-//! the internet's DNS (this machine has none), which the test rules allow for discovery.
+//! A tiny DNS responder for discovery tests: answers A, AAAA and MX questions over UDP and
+//! TCP on 127.0.0.1 (the same port) from a fixed table, "no such name" for names it does not
+//! know. It stands in for the internet's DNS (this machine has none), which the test rules
+//! allow for discovery. Like Unbound and Knot, an answer larger than the datagram the query
+//! offers (512 bytes, or its EDNS size) goes out over UDP truncated — TC set, no records — and
+//! whole over TCP.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::io::{Read, Write};
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
@@ -25,7 +29,28 @@ pub struct DnsServer {
     /// While set, answers are kept back (see [`DnsServer::hold`]).
     held: Arc<AtomicBool>,
     stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+/// What both transports share.
+#[derive(Clone)]
+struct Table {
+    records: Arc<Mutex<HashMap<String, Vec<Rec>>>>,
+    queries: Arc<Mutex<Vec<String>>>,
+}
+
+impl Table {
+    /// The whole answer to one query, noting the question (with " over TCP" for TCP).
+    fn respond(&self, query: &[u8], tcp: bool) -> Option<Vec<u8>> {
+        let (id, name, qtype, question) = parse_question(query)?;
+        let over = if tcp { " over TCP" } else { "" };
+        self.queries
+            .lock()
+            .unwrap()
+            .push(format!("{name} {}{over}", type_name(qtype)));
+        let recs = self.records.lock().unwrap().get(&name).cloned();
+        Some(answer(id, &question, qtype, recs.as_deref()))
+    }
 }
 
 impl DnsServer {
@@ -34,19 +59,22 @@ impl DnsServer {
         sock.set_read_timeout(Some(Duration::from_millis(50)))
             .expect("timeout");
         let addr = sock.local_addr().expect("dns addr");
+        let listener = TcpListener::bind(addr).expect("bind dns over TCP");
+        listener.set_nonblocking(true).expect("nonblocking");
         let mut map: HashMap<String, Vec<Rec>> = HashMap::new();
         for (name, rec) in records {
             map.entry(name.to_ascii_lowercase())
                 .or_default()
                 .push(rec.clone());
         }
-        let records = Arc::new(Mutex::new(map));
-        let queries = Arc::new(Mutex::new(Vec::new()));
+        let table = Table {
+            records: Arc::new(Mutex::new(map)),
+            queries: Arc::new(Mutex::new(Vec::new())),
+        };
         let held = Arc::new(AtomicBool::new(false));
         let stop = Arc::new(AtomicBool::new(false));
-        let thread = {
-            let (records, queries, held, stop) =
-                (records.clone(), queries.clone(), held.clone(), stop.clone());
+        let udp = {
+            let (table, held, stop) = (table.clone(), held.clone(), stop.clone());
             thread::spawn(move || {
                 let mut buf = [0u8; 512];
                 // Answers kept back while held, sent (late) once released.
@@ -60,15 +88,12 @@ impl DnsServer {
                     let Ok((n, peer)) = sock.recv_from(&mut buf) else {
                         continue;
                     };
-                    let Some((id, name, qtype, question)) = parse_question(&buf[..n]) else {
+                    let Some(mut reply) = table.respond(&buf[..n], false) else {
                         continue;
                     };
-                    queries
-                        .lock()
-                        .unwrap()
-                        .push(format!("{name} {}", type_name(qtype)));
-                    let recs = records.lock().unwrap().get(&name).cloned();
-                    let reply = answer(id, &question, qtype, recs.as_deref());
+                    if reply.len() > offered_size(&buf[..n]) {
+                        reply = truncated(&reply);
+                    }
                     if held.load(Ordering::SeqCst) {
                         kept.push((reply, peer));
                         continue;
@@ -77,13 +102,24 @@ impl DnsServer {
                 }
             })
         };
+        let tcp = {
+            let (table, held, stop) = (table.clone(), held.clone(), stop.clone());
+            thread::spawn(move || {
+                while !stop.load(Ordering::SeqCst) {
+                    match listener.accept() {
+                        Ok((conn, _)) => serve_tcp(conn, &table, &held, &stop),
+                        Err(_) => thread::sleep(Duration::from_millis(10)),
+                    }
+                }
+            })
+        };
         DnsServer {
             addr,
-            records,
-            queries,
+            records: table.records,
+            queries: table.queries,
             held,
             stop,
-            thread: Some(thread),
+            threads: vec![udp, tcp],
         }
     }
 
@@ -117,10 +153,62 @@ impl DnsServer {
 impl Drop for DnsServer {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
-        if let Some(t) = self.thread.take() {
+        for t in self.threads.drain(..) {
             let _ = t.join();
         }
     }
+}
+
+/// Queries on one TCP connection, each after its two-byte length, until the client closes
+/// it; while held, the answer waits for the release.
+fn serve_tcp(mut conn: TcpStream, table: &Table, held: &AtomicBool, stop: &AtomicBool) {
+    let _ = conn.set_nonblocking(false);
+    let _ = conn.set_read_timeout(Some(Duration::from_secs(5)));
+    loop {
+        let mut len = [0u8; 2];
+        if conn.read_exact(&mut len).is_err() {
+            return;
+        }
+        let mut query = vec![0u8; usize::from(u16::from_be_bytes(len))];
+        if conn.read_exact(&mut query).is_err() {
+            return;
+        }
+        let Some(reply) = table.respond(&query, true) else {
+            return;
+        };
+        while held.load(Ordering::SeqCst) && !stop.load(Ordering::SeqCst) {
+            thread::sleep(Duration::from_millis(10));
+        }
+        let mut out = (reply.len() as u16).to_be_bytes().to_vec();
+        out.extend_from_slice(&reply);
+        if conn.write_all(&out).is_err() {
+            return;
+        }
+    }
+}
+
+/// The answer size a UDP query offers: its EDNS(0) payload size (an OPT record right after
+/// the question), else 512 bytes.
+fn offered_size(query: &[u8]) -> usize {
+    let additional = query
+        .get(10..12)
+        .map_or(0, |b| u16::from_be_bytes([b[0], b[1]]));
+    let question_end = parse_question(query).map_or(query.len(), |(_, _, _, q)| 12 + q.len());
+    match query.get(question_end..question_end + 5) {
+        Some([0, 0, 41, hi, lo]) if additional > 0 => {
+            usize::from(u16::from_be_bytes([*hi, *lo])).max(512)
+        }
+        _ => 512,
+    }
+}
+
+/// A reply cut down the way Unbound and Knot cut one: header and question, TC set, no records.
+fn truncated(reply: &[u8]) -> Vec<u8> {
+    let question_end = parse_question(reply).map_or(12, |(_, _, _, q)| 12 + q.len());
+    let mut cut = reply[..question_end].to_vec();
+    cut[2] |= 0x02;
+    cut[6..12].fill(0);
+    cut
 }
 
 fn type_name(t: u16) -> &'static str {

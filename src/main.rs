@@ -150,6 +150,10 @@ struct SetupArgs {
     /// SMTP TLS mode.
     #[arg(long, value_enum)]
     smtp_tls: Option<TlsArg>,
+    /// Accept servers discovery found without encryption (an autoconfig file saying `plain`):
+    /// written with `allow_plaintext = true`; the password then crosses the network in clear.
+    #[arg(long)]
+    allow_plaintext: bool,
     /// CA certificate file for a provider with a private CA (written as ca_file).
     #[arg(long)]
     ca_file: Option<PathBuf>,
@@ -698,15 +702,32 @@ fn setup(args: SetupArgs) -> Result<()> {
         }
     };
     println!("Settings found:\n{}", found.report());
+    // A server found without encryption is used only when the user says so (see
+    // `Discovery::plaintext_warning`): asked with "no" as the default, or --allow-plaintext.
+    let plaintext = found.plaintext_warning().filter(|_| !args.allow_plaintext);
+    if let Some(warning) = &plaintext {
+        eprintln!("{warning}");
+    }
     let found = if interactive {
-        let answer = ask("Use these settings? [Y/n] ")?;
-        if answer.eq_ignore_ascii_case("n") || answer.eq_ignore_ascii_case("no") {
+        let accepted = if plaintext.is_some() {
+            let answer = ask("Use these settings without encryption? [y/N] ")?;
+            answer.eq_ignore_ascii_case("y") || answer.eq_ignore_ascii_case("yes")
+        } else {
+            let answer = ask("Use these settings? [Y/n] ")?;
+            !(answer.eq_ignore_ascii_case("n") || answer.eq_ignore_ascii_case("no"))
+        };
+        if accepted {
+            found
+        } else {
             let typed = ask_servers(&email)?;
             println!("Settings:\n{}", typed.report());
             typed
-        } else {
-            found
         }
+    } else if plaintext.is_some() {
+        bail!(
+            "not using a server without encryption on discovery's word: give --allow-plaintext \
+             to use it anyway, or the servers with --imap-server/--imap-tls/--smtp-server/--smtp-tls"
+        );
     } else {
         found
     };

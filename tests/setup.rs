@@ -299,6 +299,31 @@ fn interactive_setup_in_a_terminal() {
     assert!(login.contains("\nauth OK"), "{login}");
 }
 
+/// Runs `mailgate setup --config CONFIG EXTRA…` in a pseudo-terminal: the `dialogue`'s
+/// (prompt, answer) pairs, then the provider password and the local password (twice), typed
+/// hidden. Returns the screen, once setup has succeeded.
+fn setup_in_terminal(dialogue: Vec<String>, config: &Path, extra: &[String]) -> String {
+    let mut args = dialogue;
+    args.extend([
+        "at the provider: ".into(),
+        format!("hidden:{UPSTREAM_PW}"),
+        "Local password: ".into(),
+        format!("hidden:{LOCAL_PW}"),
+        "Again: ".into(),
+        format!("hidden:{LOCAL_PW}"),
+        "--".into(),
+        BIN.into(),
+        "setup".into(),
+        "--config".into(),
+        config.display().to_string(),
+    ]);
+    args.extend_from_slice(extra);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let screen = python_done("pty_drive.py", &args);
+    assert!(screen.contains("\nexit 0"), "{screen}");
+    screen
+}
+
 /// A domain discovery knows nothing about (the DNS stand-in answers "no such name" to
 /// everything): the interactive set-up asks for the servers the way a mail client's manual
 /// set-up does — security defaulting from the port, a wrong answer explained and asked again,
@@ -310,7 +335,7 @@ fn interactive_setup_asks_for_servers_when_none_are_found() {
     let (config, before, _, _) = up.config();
     let imaps = up.postfix.dovecot.imaps_addr().expect("imaps port");
     let submission = format!("127.0.0.1:{}", up.postfix.starttls_port);
-    let args = vec![
+    let dialogue = vec![
         "Email address: ".to_string(),
         "kari@example.test".into(),
         "IMAP server (host:port".into(),
@@ -329,25 +354,17 @@ fn interactive_setup_asks_for_servers_when_none_are_found() {
         String::new(),
         "Use these settings? [Y/n] ".into(),
         String::new(),
-        "at the provider: ".into(),
-        format!("hidden:{UPSTREAM_PW}"),
-        "Local password: ".into(),
-        format!("hidden:{LOCAL_PW}"),
-        "Again: ".into(),
-        format!("hidden:{LOCAL_PW}"),
-        "--".into(),
-        BIN.into(),
-        "setup".into(),
-        "--config".into(),
-        config.display().to_string(),
-        "--resolver".into(),
-        dns.addr.to_string(),
-        "--ca-file".into(),
-        up.ca.display().to_string(),
     ];
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let screen = python_done("pty_drive.py", &args);
-    assert!(screen.contains("\nexit 0"), "{screen}");
+    let screen = setup_in_terminal(
+        dialogue,
+        &config,
+        &[
+            "--resolver".into(),
+            dns.addr.to_string(),
+            "--ca-file".into(),
+            up.ca.display().to_string(),
+        ],
+    );
     assert!(
         screen.contains("No settings found for kari@example.test"),
         "{screen}"
@@ -372,6 +389,124 @@ fn interactive_setup_asks_for_servers_when_none_are_found() {
     let gate = Mailgate::start_file(&config, &[]);
     let login = gate.imap_login("kari@example.test", LOCAL_PW);
     assert!(login.contains("\nauth OK"), "{login}");
+}
+
+/// An autoconfig file, read over plain http, that names an IMAP server without encryption:
+/// `setup` writes `allow_plaintext = true` only with the user's consent. Without
+/// `--allow-plaintext` the non-interactive form refuses (file untouched, the password never
+/// sent); at the terminal the question defaults to "no" and leads to typing the servers; with
+/// the flag the account is written and works through mailgate.
+#[test]
+fn plaintext_server_from_autoconfig_needs_the_users_consent() {
+    use std::net::{IpAddr, Ipv4Addr};
+    use support::autoconfig::{private_loopback, HttpServer};
+    use support::dns::{DnsServer, Rec};
+    let up = Upstreams::start();
+    let site = private_loopback();
+    let dns = DnsServer::start(&[
+        ("autoconfig.example.test", Rec::Addr(IpAddr::V4(site))),
+        (
+            "imap.example.test",
+            Rec::Addr(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+        ),
+    ]);
+    let imap_port = up.postfix.dovecot.imap_addr().port();
+    let file = format!(
+        "<clientConfig version=\"1.1\"><emailProvider id=\"example.test\">\
+         <incomingServer type=\"imap\"><hostname>imap.example.test</hostname>\
+         <port>{imap_port}</port><socketType>plain</socketType>\
+         <username>%EMAILADDRESS%</username></incomingServer>\
+         <outgoingServer type=\"smtp\"><hostname>127.0.0.1</hostname>\
+         <port>{}</port><socketType>STARTTLS</socketType>\
+         <username>%EMAILADDRESS%</username></outgoingServer>\
+         </emailProvider></clientConfig>",
+        up.postfix.starttls_port
+    );
+    let path = |local: &str| format!("/mail/config-v1.1.xml?emailaddress={local}%40example.test");
+    let _http = HttpServer::start(
+        (site, 80).into(),
+        vec![
+            (path("ola"), 200, file.clone()),
+            (path("kari"), 200, file.clone()),
+        ],
+    );
+    // The live test and `mailgate run` resolve imap.example.test through the stand-in too.
+    let (config, original, _, _) = up.config();
+    let before = original.replacen(
+        "[server]\n",
+        &format!("[server]\nresolver = \"{}\"\n", dns.addr),
+        1,
+    );
+    fs::write(&config, &before).unwrap();
+    let ca = vec!["--ca-file".to_string(), up.ca.display().to_string()];
+
+    let out = setup(&config, "ola@example.test", UPSTREAM_PW, &ca);
+    let shown = text(&out);
+    assert!(!out.status.success(), "{shown}");
+    let warning = format!(
+        "Warning: the IMAP server imap.example.test:{imap_port} (from autoconfig \
+         http://autoconfig.example.test{}) offers no encryption",
+        path("ola")
+    );
+    assert!(shown.contains(&warning), "{shown}");
+    assert!(shown.contains("give --allow-plaintext"), "{shown}");
+    assert_eq!(fs::read_to_string(&config).unwrap(), before);
+    let logins = || up.postfix.dovecot.log().matches("Login: user=<").count();
+    assert_eq!(logins(), 0, "the password went to the server");
+
+    // At the terminal: Enter is "no", and the servers are typed instead.
+    let imaps = up.postfix.dovecot.imaps_addr().expect("imaps port");
+    let submission = format!("127.0.0.1:{}", up.postfix.starttls_port);
+    let dialogue = vec![
+        "Email address: ".to_string(),
+        "kari@example.test".into(),
+        "Use these settings without encryption? [y/N] ".into(),
+        String::new(),
+        "IMAP server (host:port".into(),
+        imaps.to_string(),
+        "IMAP security [implicit/starttls/none] (implicit): ".into(),
+        String::new(),
+        "SMTP server (host:port".into(),
+        submission,
+        "SMTP security [implicit/starttls/none] (implicit): ".into(),
+        "starttls".into(),
+        "User name at the provider (kari@example.test): ".into(),
+        String::new(),
+    ];
+    let screen = setup_in_terminal(dialogue, &config, &ca);
+    assert!(screen.contains("offers no encryption"), "{screen}");
+    let after = fs::read_to_string(&config).unwrap();
+    let kari = after.strip_prefix(before.as_str()).unwrap_or(&after);
+    assert!(kari.contains(&format!("server = \"{imaps}\"")), "{kari}");
+    assert!(!kari.contains("allow_plaintext"), "{kari}");
+    assert!(up
+        .postfix
+        .dovecot
+        .wait_for_log("Login: user=<kari@example.test>", PROCESS_TIMEOUT));
+    assert_eq!(logins(), 1, "only the typed (TLS) server was logged in to");
+
+    // With --allow-plaintext: written as found, and working.
+    let mut args = ca.clone();
+    args.push("--allow-plaintext".into());
+    let out = setup(&config, "ola@example.test", UPSTREAM_PW, &args);
+    assert!(out.status.success(), "{}", text(&out));
+    let ola = fs::read_to_string(&config).unwrap();
+    let ola = ola.strip_prefix(after.as_str()).unwrap_or(&ola);
+    for want in [
+        format!(
+            "server = \"imap.example.test:{imap_port}\"\ntls = \"none\"\nallow_plaintext = true"
+        ),
+        format!(
+            "# Found by: autoconfig http://autoconfig.example.test{}",
+            path("ola")
+        ),
+    ] {
+        assert!(ola.contains(&want), "no `{want}` in\n{ola}");
+    }
+    let mut gate = Mailgate::start_file(&config, &[]);
+    let login = gate.imap_login("ola@example.test", LOCAL_PW);
+    assert!(login.contains("\nauth OK"), "{login}");
+    gate.assert_no_secrets(&[UPSTREAM_PW, LOCAL_PW]);
 }
 
 /// `curl URL`: (HTTP status, redirect target).

@@ -419,6 +419,38 @@ pub async fn probe(
 }
 
 impl Discovery {
+    /// A warning when a server was found (not given by the user) without any encryption —
+    /// an autoconfig file may say `plain`, and one read over http may have been changed on
+    /// the way. `mailgate run` refuses such a server unless the config says
+    /// `allow_plaintext = true`; `setup`, which writes that line, must not do so on a file's
+    /// word alone (Thunderbird, too, makes the user confirm an unencrypted server). A server
+    /// on a loopback address is exempt: nothing it is sent leaves the machine.
+    pub fn plaintext_warning(&self) -> Option<String> {
+        let unencrypted: Vec<String> = [("IMAP", Some(&self.imap)), ("SMTP", self.smtp.as_ref())]
+            .into_iter()
+            .filter_map(|(what, f)| Some((what, f?)))
+            .filter(|(_, f)| {
+                f.tls == TlsMode::None
+                    && f.source != Source::Given
+                    && !f.host.eq_ignore_ascii_case("localhost")
+                    && !f
+                        .host
+                        .parse::<std::net::IpAddr>()
+                        .is_ok_and(|ip| ip.is_loopback())
+            })
+            .map(|(what, f)| format!("{what} server {} (from {})", f.address(), f.source))
+            .collect();
+        if unencrypted.is_empty() {
+            return None;
+        }
+        Some(format!(
+            "Warning: the {} offer{} no encryption: the provider password and all mail would \
+             cross the network in clear.",
+            unencrypted.join(" and the "),
+            if unencrypted.len() == 1 { "s" } else { "" }
+        ))
+    }
+
     /// The human-readable report of `mailgate discover`.
     pub fn report(&self) -> String {
         use std::fmt::Write as _;
@@ -539,6 +571,49 @@ mod tests {
         );
         assert_eq!(domain_of("Ola@Example.TEST."), Some("example.test".into()));
         assert_eq!(domain_of("nope"), None);
+    }
+
+    #[test]
+    fn plaintext_found_by_discovery_is_warned_about_given_or_loopback_is_not() {
+        let at = |host: &str, tls: TlsMode, source: Source| Found {
+            host: host.into(),
+            port: 143,
+            tls,
+            username: "ola".into(),
+            source,
+        };
+        let url = || Source::Autoconfig("http://autoconfig.x.test/mail/config-v1.1.xml".into());
+        let mut d = Discovery {
+            email: "ola@x.test".into(),
+            preset: None,
+            imap: at("imap.x.test", TlsMode::None, url()),
+            smtp: Some(at("smtp.x.test", TlsMode::Starttls, url())),
+            notes: Vec::new(),
+        };
+        assert_eq!(
+            d.plaintext_warning().unwrap(),
+            "Warning: the IMAP server imap.x.test:143 (from autoconfig \
+             http://autoconfig.x.test/mail/config-v1.1.xml) offers no encryption: the provider \
+             password and all mail would cross the network in clear."
+        );
+        d.smtp = Some(at("smtp.x.test", TlsMode::None, Source::Guess));
+        let both = d.plaintext_warning().unwrap();
+        assert!(
+            both.contains("(from autoconfig http://autoconfig.x.test/mail/config-v1.1.xml) and the SMTP server smtp.x.test:143 (from guess (a server answered)) offer no"),
+            "{both}"
+        );
+        d.smtp = None;
+        for (host, source) in [
+            ("imap.x.test", Source::Given),
+            ("127.0.0.1", url()),
+            ("::1", url()),
+            ("LocalHost", url()),
+        ] {
+            d.imap = at(host, TlsMode::None, source);
+            assert_eq!(d.plaintext_warning(), None, "{host}");
+        }
+        d.imap = at("imap.x.test", TlsMode::Implicit, url());
+        assert_eq!(d.plaintext_warning(), None);
     }
 
     #[tokio::test]

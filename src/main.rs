@@ -702,12 +702,10 @@ fn setup(args: SetupArgs) -> Result<()> {
         }
     };
     println!("Settings found:\n{}", found.report());
-    // A server found without encryption is used only when the user says so (see
-    // `Discovery::plaintext_warning`): asked with "no" as the default, or --allow-plaintext.
+    // A server found without encryption (the report above shows the warning) is used only
+    // when the user says so (see `Discovery::plaintext_warning`): asked with "no" as the
+    // default, or --allow-plaintext.
     let plaintext = found.plaintext_warning().filter(|_| !args.allow_plaintext);
-    if let Some(warning) = &plaintext {
-        eprintln!("{warning}");
-    }
     let found = if interactive {
         let accepted = if plaintext.is_some() {
             let answer = ask("Use these settings without encryption? [y/N] ")?;

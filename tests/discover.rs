@@ -245,6 +245,20 @@ fn autoconfig_file_is_read_over_http_after_https_fails() {
         "{}",
         reqs[0]
     );
+    assert_eq!(v["warning"], Value::Null);
+
+    // A file that says `plain`: shown with a warning (`setup` then asks before using it).
+    let plain = autoconfig_xml("imap.%EMAILDOMAIN%", 143, "plain");
+    let (dns, _http, url) = autoconfig_site("pl.test", "ola@pl.test", plain);
+    let v = discover("ola@pl.test", &dns).unwrap();
+    assert_eq!(server(&v["imap"]), "imap.pl.test:143 none ola");
+    assert_eq!(
+        v["warning"],
+        format!(
+            "Warning: the IMAP server imap.pl.test:143 (from autoconfig {url}) offers no \
+             encryption: the provider password and all mail would cross the network in clear."
+        )
+    );
 }
 
 #[test]

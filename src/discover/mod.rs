@@ -493,6 +493,9 @@ impl Discovery {
                 }
             }
         }
+        if let Some(w) = self.plaintext_warning() {
+            let _ = writeln!(out, "  {w}");
+        }
         for n in &self.notes {
             let _ = writeln!(out, "  tried: {n}");
         }
@@ -523,6 +526,7 @@ impl Discovery {
                 "app_password": p.help.app_password,
                 "settings": p.help.settings,
             })),
+            "warning": self.plaintext_warning(),
             "tried": self.notes,
         })
     }

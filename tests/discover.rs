@@ -20,7 +20,12 @@ use support::{Dovecot, DovecotOpts, Mailgate, Postfix};
 
 /// `mailgate discover EMAIL --json --resolver DNS`: (exit ok, JSON or stderr text).
 fn discover(email: &str, dns: &DnsServer) -> Result<Value, String> {
-    let resolver = dns.addr.to_string();
+    discover_with(email, dns.addr)
+}
+
+/// The same with the DNS server at `resolver`.
+fn discover_with(email: &str, resolver: SocketAddr) -> Result<Value, String> {
+    let resolver = resolver.to_string();
     let out = run(
         &[
             "discover",
@@ -158,6 +163,29 @@ fn a_truncated_mx_answer_is_asked_again_over_tcp() {
     let at = |q: &str| queries.iter().position(|x| x == q);
     let (udp, tcp) = (at("big.test MX"), at("big.test MX over TCP"));
     assert!(udp.is_some() && tcp > udp, "{queries:?}");
+}
+
+/// The same against a real resolver: dnsmasq cuts an answer that does not fit the 1232 bytes
+/// offered after the records that fit (TC; 19 of these 41 — it lists them in the reverse of
+/// the order given, so the preferred exchanger, given first, is not among them) and serves it
+/// whole over TCP. Read as it came, the partial list would name no known provider.
+#[test]
+fn a_real_resolver_truncating_a_long_mx_answer_is_asked_over_tcp() {
+    use support::dnsmasq::{Dnsmasq, Record};
+    let hosts: Vec<String> = (0..40)
+        .map(|i| format!("relay-{i:02}.outbound-filtering-farm.big-company.test"))
+        .collect();
+    let mut records = vec![Record::Mx("big.test", "aspmx.l.google.com", 1)];
+    records.extend(
+        hosts
+            .iter()
+            .zip(10..)
+            .map(|(host, pref)| Record::Mx("big.test", host, pref)),
+    );
+    let dns = Dnsmasq::start(&records);
+    let v = discover_with("kari@big.test", dns.addr).unwrap();
+    assert_eq!(v["provider"]["id"], "gmail", "{v:#}");
+    assert_eq!(v["imap"]["source"], "preset gmail (MX aspmx.l.google.com)");
 }
 
 const AUTOCONFIG: &str = r#"<?xml version="1.0" encoding="UTF-8"?>

@@ -10,6 +10,7 @@ pub mod autoconfig;
 pub mod bad_certs;
 pub mod certs;
 pub mod dns;
+pub mod dnsmasq;
 pub mod dovecot;
 pub mod faultproxy;
 pub mod idp;

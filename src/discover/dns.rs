@@ -710,9 +710,9 @@ mod tests {
         let server = sock.local_addr().unwrap();
         let stand_in = tokio::spawn(async move {
             let mut buf = [0u8; 512];
-            // First question: one record fits. Then three tries' worth with none (the second
-            // name): TC and an empty answer section.
-            for records in [1u8, 0, 0] {
+            // The first name: TC with the one record that fit. The second name: TC and an
+            // empty answer section, to each of its [`TRIES`] queries.
+            for records in std::iter::once(1u8).chain([0].repeat(TRIES)) {
                 let (n, peer) = sock.recv_from(&mut buf).await.unwrap();
                 let end = n - 11; // without the OPT record
                 let mut reply = buf[..end].to_vec();

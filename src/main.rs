@@ -138,17 +138,19 @@ struct SetupArgs {
     /// Use this built-in provider preset instead of discovery.
     #[arg(long, conflicts_with = "imap_server")]
     provider: Option<String>,
-    /// IMAP server HOST:PORT (with --imap-tls, --smtp-server, --smtp-tls) instead of discovery.
-    #[arg(long, requires_all = ["imap_tls", "smtp_server", "smtp_tls"])]
+    /// IMAP server HOST:PORT (with --imap-tls, and --smtp-server/--smtp-tls unless the
+    /// account only receives) instead of discovery.
+    #[arg(long, requires = "imap_tls")]
     imap_server: Option<String>,
     /// IMAP TLS mode.
-    #[arg(long, value_enum)]
+    #[arg(long, value_enum, requires = "imap_server")]
     imap_tls: Option<TlsArg>,
-    /// SMTP submission server HOST:PORT.
-    #[arg(long, requires_all = ["imap_server"])]
+    /// SMTP submission server HOST:PORT (with --smtp-tls); left out with --imap-server, the
+    /// account only receives.
+    #[arg(long, requires_all = ["imap_server", "smtp_tls"])]
     smtp_server: Option<String>,
     /// SMTP TLS mode.
-    #[arg(long, value_enum)]
+    #[arg(long, value_enum, requires = "smtp_server")]
     smtp_tls: Option<TlsArg>,
     /// Accept servers discovery found without encryption (an autoconfig file saying `plain`):
     /// written with `allow_plaintext = true`; the password then crosses the network in clear.
@@ -557,11 +559,22 @@ fn ask_until<T>(question: &str, parse: impl Fn(&str) -> Result<T>) -> Result<T> 
 /// name defaults to the email address.
 fn ask_servers(email: &str) -> Result<mailgate::discover::Discovery> {
     use mailgate::discover::{Discovery, Found, Source};
-    let endpoint = |what: &str, example: &str| -> Result<Found> {
-        let (host, port) = ask_until(
-            &format!("{what} server (host:port, e.g. {example}): "),
-            |t| server_arg(t, what),
-        )?;
+    // `optional`: an empty answer means none (an account that only receives has no SMTP).
+    let endpoint = |what: &str, example: &str, optional: bool| -> Result<Option<Found>> {
+        let question = if optional {
+            format!("{what} server (host:port, e.g. {example}; empty: none, receive only): ")
+        } else {
+            format!("{what} server (host:port, e.g. {example}): ")
+        };
+        let Some((host, port)) = ask_until(&question, |t| {
+            if optional && t.trim().is_empty() {
+                return Ok(None);
+            }
+            server_arg(t, what).map(Some)
+        })?
+        else {
+            return Ok(None);
+        };
         let default = match port {
             143 | 587 | 25 => config::TlsMode::Starttls,
             _ => config::TlsMode::Implicit,
@@ -579,27 +592,31 @@ fn ask_servers(email: &str) -> Result<mailgate::discover::Discovery> {
                 other => bail!("`{other}`: answer implicit, starttls or none"),
             },
         )?;
-        Ok(Found {
+        Ok(Some(Found {
             host,
             port,
             tls,
             username: email.to_owned(),
             source: Source::Given,
-        })
+        }))
     };
-    let mut imap = endpoint("IMAP", "imap.example.com:993")?;
-    let mut smtp = endpoint("SMTP", "smtp.example.com:465")?;
+    // Not optional, so never `None`; the context only names the impossible case.
+    let mut imap =
+        endpoint("IMAP", "imap.example.com:993", false)?.context("an IMAP server is needed")?;
+    let mut smtp = endpoint("SMTP", "smtp.example.com:465", true)?;
     let user = ask(&format!("User name at the provider ({email}): "))?;
     if !user.is_empty() {
         imap.username = user.clone();
-        smtp.username = user;
+        if let Some(smtp) = &mut smtp {
+            smtp.username = user;
+        }
     }
     Ok(Discovery {
         email: email.to_owned(),
         preset: mailgate::discover::domain_of(email)
             .and_then(|d| mailgate::provider::by_domain(&d)),
         imap,
-        smtp: Some(smtp),
+        smtp,
         notes: Vec::new(),
     })
 }
@@ -656,12 +673,7 @@ fn setup(args: SetupArgs) -> Result<()> {
             )
         })?;
         discover::from_preset(&email, preset, Source::Provider(preset.id))
-    } else if let (Some(imap), Some(imap_tls), Some(smtp), Some(smtp_tls)) = (
-        &args.imap_server,
-        args.imap_tls,
-        &args.smtp_server,
-        args.smtp_tls,
-    ) {
+    } else if let (Some(imap), Some(imap_tls)) = (&args.imap_server, args.imap_tls) {
         let given = |text: &str, tls: TlsArg, what: &str| -> Result<Found> {
             let (host, port) = server_arg(text, what)?;
             Ok(Found {
@@ -676,7 +688,11 @@ fn setup(args: SetupArgs) -> Result<()> {
             email: email.clone(),
             preset: discover::domain_of(&email).and_then(|d| mailgate::provider::by_domain(&d)),
             imap: given(imap, imap_tls, "--imap-server")?,
-            smtp: Some(given(smtp, smtp_tls, "--smtp-server")?),
+            smtp: match (&args.smtp_server, args.smtp_tls) {
+                (Some(smtp), Some(tls)) => Some(given(smtp, tls, "--smtp-server")?),
+                // clap requires both or neither.
+                _ => None,
+            },
             notes: Vec::new(),
         }
     } else {
@@ -858,7 +874,12 @@ fn setup(args: SetupArgs) -> Result<()> {
     println!("Restart mailgate or send it SIGHUP (systemctl reload mailgate) to serve the new account.\n");
     print!(
         "{}",
-        s::client_instructions(&server, &email, generated.then_some(&local))
+        s::client_instructions(
+            &server,
+            &email,
+            generated.then_some(&local),
+            plan.found.smtp.is_some()
+        )
     );
     rt.shutdown_background();
     Ok(())

@@ -531,11 +531,13 @@ pub fn generate_password() -> Secret {
     )
 }
 
-/// What to type into the mail client.
+/// What to type into the mail client; `sends` is whether the account has an SMTP server
+/// (without one, the client gets no outgoing server to set).
 pub fn client_instructions(
     server: &crate::config::ServerConfig,
     email: &str,
     local_password: Option<&Secret>,
+    sends: bool,
 ) -> String {
     let host = |a: std::net::SocketAddr| {
         if a.ip().is_loopback() {
@@ -548,16 +550,23 @@ pub fn client_instructions(
         Some(p) => format!("{}   (generated; shown only now)", p.expose()),
         None => "the local password you chose".to_owned(),
     };
+    let outgoing = if sends {
+        format!(
+            "server {}  port {}  connection security: none, authentication: normal password",
+            host(server.smtp_listen),
+            server.smtp_listen.port()
+        )
+    } else {
+        "none (no SMTP server was set up: this account receives only)".to_owned()
+    };
     format!(
         "In the mail client:\n  \
          incoming mail (IMAP): server {}  port {}  connection security: none\n  \
-         outgoing mail (SMTP): server {}  port {}  connection security: none, authentication: normal password\n  \
+         outgoing mail (SMTP): {outgoing}\n  \
          user name: {email}\n  \
          password: {password}\n",
         host(server.imap_listen),
         server.imap_listen.port(),
-        host(server.smtp_listen),
-        server.smtp_listen.port(),
     )
 }
 
@@ -695,9 +704,15 @@ mod tests {
     fn instructions_and_generated_passwords() {
         let t = target(FILE, "x@y.z").unwrap();
         let s = t.server().unwrap();
-        let text = client_instructions(&s, "x@y.z", None);
+        let text = client_instructions(&s, "x@y.z", None, true);
         assert!(text.contains("server localhost  port 2143"), "{text}");
         assert!(text.contains("port 1587"), "{text}");
+        let text = client_instructions(&s, "x@y.z", None, false);
+        assert!(
+            text.contains("outgoing mail (SMTP): none (no SMTP server was set up"),
+            "{text}"
+        );
+        assert!(!text.contains("1587"), "{text}");
         let a = generate_password();
         assert_eq!(a.expose().len(), 20);
         assert_ne!(a, generate_password());

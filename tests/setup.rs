@@ -123,6 +123,28 @@ fn text(o: &Output) -> String {
     )
 }
 
+/// Through `gate`, as ola@example.test with the local password: an IMAP login (which must
+/// succeed), then `message` sent to kari@example.test with smtplib; returns smtp_send.py's
+/// lines ("OK rcpt" or "FAIL rcpt code text").
+fn read_and_send(gate: &Mailgate, up: &Upstreams, message: &str) -> String {
+    let login = gate.imap_login("ola@example.test", LOCAL_PW);
+    assert!(login.contains("\nauth OK"), "{login}");
+    let file = up.dir.path().join("m.eml");
+    fs::write(&file, message).unwrap();
+    python_done(
+        "smtp_send.py",
+        &[
+            "127.0.0.1",
+            &gate.smtp_addr.port().to_string(),
+            "ola@example.test",
+            LOCAL_PW,
+            "ola@example.test",
+            "kari@example.test",
+            file.to_str().unwrap(),
+        ],
+    )
+}
+
 #[test]
 fn non_interactive_setup_writes_an_account_that_works_through_mailgate() {
     let up = Upstreams::start();
@@ -191,26 +213,56 @@ fn non_interactive_setup_writes_an_account_that_works_through_mailgate() {
 
     // mailgate runs the file, and the client logs in and sends with the local password.
     let mut gate = Mailgate::start_file(&config, &[]);
-    let login = gate.imap_login("ola@example.test", LOCAL_PW);
-    assert!(login.contains("\nauth OK"), "{login}");
-    let message = up.dir.path().join("m.eml");
-    fs::write(&message, "Subject: set up\r\n\r\nhello from setup\r\n").unwrap();
-    let sent = python_done(
-        "smtp_send.py",
-        &[
-            "127.0.0.1",
-            &gate.smtp_addr.port().to_string(),
-            "ola@example.test",
-            LOCAL_PW,
-            "ola@example.test",
-            "kari@example.test",
-            message.to_str().unwrap(),
-        ],
-    );
+    let sent = read_and_send(&gate, &up, "Subject: set up\r\n\r\nhello from setup\r\n");
     assert!(sent.contains("OK kari@example.test"), "{sent}");
     let delivered = up.postfix.wait_for("kari@example.test");
     assert!(String::from_utf8_lossy(&delivered).contains("hello from setup"));
     gate.assert_no_secrets(&[UPSTREAM_PW, LOCAL_PW]);
+}
+
+/// `--imap-server`/`--imap-tls` without the SMTP options: an account that only receives.
+/// Nothing SMTP is written or tested, the client is told there is no outgoing server, and
+/// through mailgate the account reads mail, while sending gets the documented `550 5.3.5`.
+#[test]
+fn an_account_that_only_receives_is_set_up_without_smtp() {
+    let up = Upstreams::start();
+    let (config, before, _, smtp_port) = up.config();
+    let mut args = up.server_args();
+    args.drain(4..8); // --smtp-server … --smtp-tls …
+    assert_eq!(args[4], "--ca-file");
+    let out = setup(&config, "ola@example.test", UPSTREAM_PW, &args);
+    let shown = text(&out);
+    assert!(out.status.success(), "{shown}");
+    assert!(
+        shown.contains("SMTP  not found (the account can receive but not send)"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("outgoing mail (SMTP): none (no SMTP server was set up"),
+        "{shown}"
+    );
+    assert!(!shown.contains(&smtp_port.to_string()), "{shown}");
+    let after = fs::read_to_string(&config).unwrap();
+    let added = after.strip_prefix(before.as_str()).unwrap_or(&after);
+    assert!(added.contains("[account.imap]"), "{added}");
+    assert!(!added.contains("[account.smtp]"), "{added}");
+
+    let mut gate = Mailgate::start_file(&config, &[]);
+    let sent = read_and_send(&gate, &up, "Subject: no\r\n\r\nnot sent\r\n");
+    assert!(
+        sent.contains("550 5.3.5 No outgoing server is configured"),
+        "{sent}"
+    );
+    gate.assert_no_secrets(&[UPSTREAM_PW, LOCAL_PW]);
+
+    // An SMTP server without its TLS mode is refused before anything happens.
+    let mut half = up.server_args();
+    half.drain(6..8); // --smtp-tls …
+    assert_eq!(half[6], "--ca-file");
+    let out = setup(&config, "kari@example.test", UPSTREAM_PW, &half);
+    assert!(!out.status.success());
+    assert!(text(&out).contains("--smtp-tls"), "{}", text(&out));
+    assert_eq!(fs::read_to_string(&config).unwrap(), after);
 }
 
 #[test]
@@ -454,9 +506,9 @@ fn plaintext_server_from_autoconfig_needs_the_users_consent() {
     let logins = || up.postfix.dovecot.log().matches("Login: user=<").count();
     assert_eq!(logins(), 0, "the password went to the server");
 
-    // At the terminal: Enter is "no", and the servers are typed instead.
+    // At the terminal: Enter is "no", and the servers are typed instead — here an IMAP server
+    // only (Enter at the SMTP question: the account receives only).
     let imaps = up.postfix.dovecot.imaps_addr().expect("imaps port");
-    let submission = format!("127.0.0.1:{}", up.postfix.starttls_port);
     let dialogue = vec![
         "Email address: ".to_string(),
         "kari@example.test".into(),
@@ -466,10 +518,8 @@ fn plaintext_server_from_autoconfig_needs_the_users_consent() {
         imaps.to_string(),
         "IMAP security [implicit/starttls/none] (implicit): ".into(),
         String::new(),
-        "SMTP server (host:port".into(),
-        submission,
-        "SMTP security [implicit/starttls/none] (implicit): ".into(),
-        "starttls".into(),
+        "SMTP server (host:port, e.g. smtp.example.com:465; empty: none, receive only): ".into(),
+        String::new(),
         "User name at the provider (kari@example.test): ".into(),
         String::new(),
     ];
@@ -479,6 +529,8 @@ fn plaintext_server_from_autoconfig_needs_the_users_consent() {
     let kari = after.strip_prefix(before.as_str()).unwrap_or(&after);
     assert!(kari.contains(&format!("server = \"{imaps}\"")), "{kari}");
     assert!(!kari.contains("allow_plaintext"), "{kari}");
+    assert!(!kari.contains("[account.smtp]"), "{kari}");
+    assert!(screen.contains("outgoing mail (SMTP): none"), "{screen}");
     assert!(up
         .postfix
         .dovecot

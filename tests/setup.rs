@@ -243,7 +243,9 @@ fn an_account_that_only_receives_is_set_up_without_smtp() {
     );
     assert!(!shown.contains(&smtp_port.to_string()), "{shown}");
     let after = fs::read_to_string(&config).unwrap();
-    let added = after.strip_prefix(before.as_str()).unwrap_or(&after);
+    let added = after
+        .strip_prefix(before.as_str())
+        .unwrap_or_else(|| panic!("the old text changed:\n{after}"));
     assert!(added.contains("[account.imap]"), "{added}");
     assert!(!added.contains("[account.smtp]"), "{added}");
 
@@ -477,10 +479,7 @@ fn plaintext_server_from_autoconfig_needs_the_users_consent() {
     let path = |local: &str| format!("/mail/config-v1.1.xml?emailaddress={local}%40example.test");
     let _http = HttpServer::start(
         (site, 80).into(),
-        vec![
-            (path("ola"), 200, file.clone()),
-            (path("kari"), 200, file.clone()),
-        ],
+        vec![(path("ola"), 200, file.clone()), (path("kari"), 200, file)],
     );
     // The live test and `mailgate run` resolve imap.example.test through the stand-in too.
     let (config, original, _, _) = up.config();
@@ -526,7 +525,9 @@ fn plaintext_server_from_autoconfig_needs_the_users_consent() {
     let screen = setup_in_terminal(dialogue, &config, &ca);
     assert!(screen.contains("offers no encryption"), "{screen}");
     let after = fs::read_to_string(&config).unwrap();
-    let kari = after.strip_prefix(before.as_str()).unwrap_or(&after);
+    let kari = after
+        .strip_prefix(before.as_str())
+        .unwrap_or_else(|| panic!("the old text changed:\n{after}"));
     assert!(kari.contains(&format!("server = \"{imaps}\"")), "{kari}");
     assert!(!kari.contains("allow_plaintext"), "{kari}");
     assert!(!kari.contains("[account.smtp]"), "{kari}");
@@ -542,8 +543,10 @@ fn plaintext_server_from_autoconfig_needs_the_users_consent() {
     args.push("--allow-plaintext".into());
     let out = setup(&config, "ola@example.test", UPSTREAM_PW, &args);
     assert!(out.status.success(), "{}", text(&out));
-    let ola = fs::read_to_string(&config).unwrap();
-    let ola = ola.strip_prefix(after.as_str()).unwrap_or(&ola);
+    let all = fs::read_to_string(&config).unwrap();
+    let ola = all
+        .strip_prefix(after.as_str())
+        .unwrap_or_else(|| panic!("the old text changed:\n{all}"));
     for want in [
         format!(
             "server = \"imap.example.test:{imap_port}\"\ntls = \"none\"\nallow_plaintext = true"

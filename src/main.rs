@@ -231,6 +231,11 @@ fn init_logging(format: LogFormat) {
 }
 
 fn main() -> std::process::ExitCode {
+    // Before anything reads a password, a token or the token key (see `coredump`).
+    let (dumps_before, off) = mailgate::coredump::forbid();
+    if let Err(e) = off {
+        eprintln!("mailgate: warning: cannot turn core dumps off ({e}); a core dump would hold passwords and tokens");
+    }
     let cli = Cli::parse();
     if let Command::Check {
         email,
@@ -240,7 +245,7 @@ fn main() -> std::process::ExitCode {
     {
         return check(email.as_deref(), *json, config);
     }
-    let result = real_main(cli);
+    let result = real_main(cli, &dumps_before);
     // Log lines still gathered (see `logbuf`) go out before anything else is printed.
     mailgate::logbuf::flush();
     match result {
@@ -252,7 +257,7 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-fn real_main(cli: Cli) -> Result<()> {
+fn real_main(cli: Cli, dumps_before: &mailgate::coredump::Before) -> Result<()> {
     match cli.command {
         Command::Run { config, log_format } => {
             init_logging(log_format);
@@ -260,6 +265,12 @@ fn real_main(cli: Cli) -> Result<()> {
             let rt = runtime()?;
             rt.block_on(async {
                 let cfg = Config::load_discovering(&config).await?;
+                if cfg.server.allow_core_dumps {
+                    match mailgate::coredump::allow(dumps_before) {
+                        Ok(()) => tracing::warn!("core dumps allowed (allow_core_dumps = true): a dump holds passwords and tokens"),
+                        Err(e) => tracing::warn!(error = %e, "allow_core_dumps = true, but core dumps stay off"),
+                    }
+                }
                 let server = mailgate::server::Server::bind(cfg).await?;
                 server.run().await?;
                 Ok::<_, anyhow::Error>(())

@@ -166,12 +166,10 @@ impl Target {
     /// The `[server]` settings as mailgate will load them (listen addresses, state folder,
     /// time-outs), from the file's `[server]` table alone.
     pub fn server(&self) -> Result<crate::config::ServerConfig, SetupError> {
-        let cfg =
-            Config::parse(&self.server_only(), &self.path).map_err(|e| SetupError::Config {
-                path: self.path.clone(),
-                reason: e.to_string(),
-            })?;
-        Ok(cfg.server)
+        Config::parse_server(&self.server_only(), &self.path).map_err(|e| SetupError::Config {
+            path: self.path.clone(),
+            reason: e.to_string(),
+        })
     }
 
     fn server_only(&self) -> String {

@@ -13,6 +13,7 @@ pub mod coredump;
 pub mod discover;
 pub mod imap;
 pub mod logbuf;
+pub mod logfmt;
 pub mod metrics;
 pub mod oauth;
 pub mod provider;

@@ -225,7 +225,8 @@ fn init_logging(format: LogFormat) {
         .with_writer(mailgate::logbuf::Stderr::install())
         .with_ansi(std::io::stderr().is_terminal());
     match format {
-        LogFormat::Text => builder.init(),
+        // Values clients and servers chose are quoted and escaped (see `logfmt`).
+        LogFormat::Text => builder.fmt_fields(mailgate::logfmt::TextFields).init(),
         LogFormat::Json => builder.json().init(),
     }
 }

@@ -16,6 +16,7 @@ pub mod logbuf;
 pub mod logfmt;
 pub mod metrics;
 pub mod oauth;
+pub mod owner;
 pub mod provider;
 pub mod sasl;
 pub mod secret;

@@ -402,6 +402,20 @@ fn check(email: Option<&str>, json: bool, path: &std::path::Path) -> std::proces
     }
 }
 
+/// `oauth status`'s line for tokens a running gateway could not save (the store's note:
+/// Unix time of the first failure, then the error; empty when the disk had no room for more).
+fn print_unsaved(email: &str, note: &str) {
+    let (since, error) = note.split_once(' ').unwrap_or((note, ""));
+    let since = since.parse().map_or_else(
+        |_| "an unknown time".to_owned(),
+        mailgate::oauth::authorize::format_utc,
+    );
+    println!(
+        "{email}: NOT SAVED: since {since} the running gateway holds newer tokens than the token file and cannot save them ({}); it retries at each login. Fix the cause (disk space, the state folder) before restarting it, or run `mailgate oauth authorize {email}` after",
+        if error.is_empty() { "see its log" } else { error }
+    );
+}
+
 fn oauth(cmd: OauthCommand) -> Result<()> {
     use mailgate::oauth::{authorize, unix_now};
     mailgate::tls::install_crypto_provider();
@@ -467,7 +481,11 @@ fn oauth(cmd: OauthCommand) -> Result<()> {
                     continue;
                 };
                 any = true;
-                match mailgate::oauth::status(oauth) {
+                let (tokens, unsaved) = match mailgate::oauth::status(oauth) {
+                    Ok(found) => (found.tokens, found.unsaved),
+                    Err(e) => (Err(e), None),
+                };
+                match tokens {
                     Err(e) => println!("{}: error: {e}", account.email),
                     Ok(None) => println!(
                         "{}: no token (run `mailgate oauth authorize {}`)",
@@ -525,6 +543,9 @@ fn oauth(cmd: OauthCommand) -> Result<()> {
                             }
                         );
                     }
+                }
+                if let Some(note) = unsaved {
+                    print_unsaved(&account.email, &note);
                 }
             }
             if !any {

@@ -6,7 +6,8 @@
 //! One formatter for every field, instead of a wrapper at each call site: a field added later
 //! is escaped without anyone remembering to. A value made only of printable ASCII other than
 //! `"`, `\` and `=` (numbers, addresses, host:port, plain words) stays bare, so the lines read
-//! as before; anything else is written `"…"`, with `\"`, `\\`, `\n`, `\r`, `\t` and `\u{…}` for
+//! as before (string fields, such as `kind`, stay quoted as they always were); anything else
+//! is written `"…"`, with `\"`, `\\`, `\n`, `\r`, `\t` and `\u{…}` for
 //! the other characters of Unicode categories Cc, Cf, Zl and Zp. The message itself stays
 //! unquoted (it is ours) but gets the same escapes. JSON lines need none of this: the JSON
 //! encoder quotes every string.
@@ -40,7 +41,7 @@ struct Visitor<'w> {
 }
 
 impl Visitor<'_> {
-    fn write(&mut self, field: &Field, value: &str) {
+    fn write(&mut self, field: &Field, value: &str, quote: bool) {
         if self.result.is_err() {
             return;
         }
@@ -58,37 +59,48 @@ impl Visitor<'_> {
             write!(self.writer, "{sep}{}", Escaped(value))
         } else {
             let name = name.strip_prefix("r#").unwrap_or(name);
-            write!(self.writer, "{sep}{name}={}", Quoted(value))
+            let q = Quoted {
+                text: value,
+                always: quote,
+            };
+            write!(self.writer, "{sep}{name}={q}")
         };
     }
 }
 
 impl Visit for Visitor<'_> {
     fn record_str(&mut self, field: &Field, value: &str) {
-        self.write(field, value);
+        // String fields were always quoted (tracing's own formatter): they stay so.
+        self.write(field, value, true);
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
         // `%value` fields arrive here too, with Display behind Debug.
-        self.write(field, &format!("{value:?}"));
+        self.write(field, &format!("{value:?}"), false);
     }
 }
 
-/// A field value: bare when it is one plain token, else quoted and escaped.
-pub struct Quoted<'a>(pub &'a str);
+/// A field value: bare when it is one plain token (unless `always`), else quoted and escaped.
+pub struct Quoted<'a> {
+    /// The value.
+    pub text: &'a str,
+    /// Quote even a plain token.
+    pub always: bool,
+}
 
 impl fmt::Display for Quoted<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let bare = !self.0.is_empty()
+        let bare = !self.always
+            && !self.text.is_empty()
             && self
-                .0
+                .text
                 .chars()
                 .all(|c| c.is_ascii_graphic() && !matches!(c, '"' | '\\' | '='));
         if bare {
-            f.write_str(self.0)
+            f.write_str(self.text)
         } else {
             f.write_char('"')?;
-            for c in self.0.chars() {
+            for c in self.text.chars() {
                 match c {
                     '"' => f.write_str("\\\"")?,
                     '\\' => f.write_str("\\\\")?,
@@ -155,7 +167,13 @@ mod tests {
 
     #[test]
     fn plain_tokens_stay_bare_the_rest_is_quoted_and_escaped() {
-        let q = |s: &str| Quoted(s).to_string();
+        let q = |s: &str| {
+            Quoted {
+                text: s,
+                always: false,
+            }
+            .to_string()
+        };
         assert_eq!(q("ola@example.no"), "ola@example.no");
         assert_eq!(q("127.0.0.1:1143"), "127.0.0.1:1143");
         assert_eq!(q(""), "\"\"");
@@ -168,6 +186,11 @@ mod tests {
             "\"a\\u{2028}b\\u{2029}c\\u{202e}d\\u{200b}e\\u{feff}\""
         );
         assert_eq!(q("kåre"), "\"kåre\"");
+        let always = Quoted {
+            text: "dns",
+            always: true,
+        };
+        assert_eq!(always.to_string(), "\"dns\"");
         assert_eq!(
             Escaped("one\ntwo \u{202e}x \"q\"").to_string(),
             "one\\ntwo \\u{202e}x \"q\""

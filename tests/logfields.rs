@@ -41,7 +41,7 @@ fn hostile_login_name_is_one_quoted_field() {
     // Outside the quoted value, only mailgate's own fields: one `reason=`, no `forged=`.
     let rest = line.replacen(quoted, "", 1);
     assert_eq!(rest.matches("reason=").count(), 1, "{line}");
-    assert!(rest.contains("reason=unknown_user"), "{line}");
+    assert!(rest.contains("reason=\"unknown_user\""), "{line}");
     let log = gate.log();
     assert!(
         !log.contains('\u{2028}') && !log.contains('\u{202e}'),

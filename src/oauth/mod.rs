@@ -345,6 +345,7 @@ async fn save(store: &Arc<Store>, account: &str, cached: &mut Cached, state_dir:
                     if on_disk.as_ref().and_then(|t| t.refresh_token.as_ref())
                         != file_refresh.as_ref()
                     {
+                        store.clear_unsaved(&account);
                         return Ok(on_disk);
                     }
                 }

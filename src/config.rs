@@ -47,6 +47,22 @@ pub enum ConfigError {
         /// The preset names.
         known: String,
     },
+    /// The file holds nothing but blanks and comments: an editor's half-written save or a full
+    /// disk, never a configuration.
+    #[error(
+        "{path}: the config file is empty; it was not read (a half-written save or a full disk?)"
+    )]
+    Empty {
+        /// The config file.
+        path: PathBuf,
+    },
+    /// The file has no `[[account]]` table and does not say that this is meant: a file that
+    /// lost its accounts would make every login fail.
+    #[error("no accounts in {path}: every login would fail, so the file is refused (a file cut short by a half-written save or a full disk looks like this); add an [[account]] (`mailgate setup`), or set `allow_no_accounts = true` in [server] to run without accounts")]
+    NoAccounts {
+        /// The config file.
+        path: PathBuf,
+    },
     /// The file is not valid TOML, or does not match the schema, or a value is unusable.
     #[error("{path}:{line}:{column}: {field}: {message}")]
     Invalid {
@@ -129,6 +145,8 @@ struct ServerFile {
     upstream_timeout_secs: Option<u64>,
     state_dir: Option<PathBuf>,
     resolver: Option<Spanned<String>>,
+    allow_no_accounts: Option<bool>,
+    allow_core_dumps: Option<bool>,
 }
 
 /// `[server.tls]`: the certificate mailgate presents to its own clients.
@@ -246,6 +264,9 @@ pub struct ServerConfig {
     /// The DNS server for discovery and upstream host names (`resolver = "ADDR[:PORT]"`, like
     /// nginx's `resolver`); `None`: /etc/resolv.conf and the system's own lookup.
     pub resolver: Option<SocketAddr>,
+    /// Whether the process may write a core dump (`allow_core_dumps`, default false): a dump
+    /// holds provider passwords and tokens. Read at start-up only.
+    pub allow_core_dumps: bool,
 }
 
 /// The local certificate and the rustls server configuration made from it.
@@ -400,11 +421,34 @@ impl Config {
     }
 
     /// [`Config::parse`] with the servers discovered for some accounts (by lower-case email).
+    /// A file without `[[account]]` tables is refused unless `[server]` says
+    /// `allow_no_accounts = true`, and an empty one always: both are what a half-written save
+    /// or a full disk leaves, and serving them would fail every login.
     pub fn parse_with(
         text: &str,
         path: &Path,
         discovered: &HashMap<String, crate::discover::Discovery>,
     ) -> Result<Config, ConfigError> {
+        Config::parse_inner(text, path, discovered, true)
+    }
+
+    /// The `[server]` settings of `text`, whether or not it has accounts (`mailgate setup`
+    /// reads them before the file has its first account).
+    pub fn parse_server(text: &str, path: &Path) -> Result<ServerConfig, ConfigError> {
+        Config::parse_inner(text, path, &HashMap::new(), false).map(|c| c.server)
+    }
+
+    fn parse_inner(
+        text: &str,
+        path: &Path,
+        discovered: &HashMap<String, crate::discover::Discovery>,
+        need_accounts: bool,
+    ) -> Result<Config, ConfigError> {
+        if need_accounts && text.trim().is_empty() {
+            return Err(ConfigError::Empty {
+                path: path.to_owned(),
+            });
+        }
         let err_at = |offset: usize, field: String, message: String| {
             let (line, column) = line_col(text, offset);
             ConfigError::Invalid {
@@ -420,6 +464,11 @@ impl Config {
             let message = e.message().trim().to_owned();
             err_at(offset, field_path_at(text, offset), message)
         })?;
+        if need_accounts && file.account.is_empty() && file.server.allow_no_accounts != Some(true) {
+            return Err(ConfigError::NoAccounts {
+                path: path.to_owned(),
+            });
+        }
         let base = path
             .parent()
             .map(Path::to_path_buf)
@@ -534,6 +583,7 @@ impl Config {
             upstream_timeout: Duration::from_secs(s.upstream_timeout_secs.unwrap_or(60).max(1)),
             state_dir: base.join(s.state_dir.unwrap_or_else(|| PathBuf::from("state"))),
             resolver,
+            allow_core_dumps: s.allow_core_dumps.unwrap_or(false),
         };
 
         let metrics = match file.metrics {

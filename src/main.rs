@@ -225,12 +225,18 @@ fn init_logging(format: LogFormat) {
         .with_writer(mailgate::logbuf::Stderr::install())
         .with_ansi(std::io::stderr().is_terminal());
     match format {
-        LogFormat::Text => builder.init(),
+        // Values clients and servers chose are quoted and escaped (see `logfmt`).
+        LogFormat::Text => builder.fmt_fields(mailgate::logfmt::TextFields).init(),
         LogFormat::Json => builder.json().init(),
     }
 }
 
 fn main() -> std::process::ExitCode {
+    // Before anything reads a password, a token or the token key (see `coredump`).
+    let (dumps_before, off) = mailgate::coredump::forbid();
+    if let Err(e) = off {
+        eprintln!("mailgate: warning: cannot turn core dumps off ({e}); a core dump would hold passwords and tokens");
+    }
     let cli = Cli::parse();
     if let Command::Check {
         email,
@@ -240,7 +246,7 @@ fn main() -> std::process::ExitCode {
     {
         return check(email.as_deref(), *json, config);
     }
-    let result = real_main(cli);
+    let result = real_main(cli, &dumps_before);
     // Log lines still gathered (see `logbuf`) go out before anything else is printed.
     mailgate::logbuf::flush();
     match result {
@@ -252,7 +258,7 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-fn real_main(cli: Cli) -> Result<()> {
+fn real_main(cli: Cli, dumps_before: &mailgate::coredump::Before) -> Result<()> {
     match cli.command {
         Command::Run { config, log_format } => {
             init_logging(log_format);
@@ -260,6 +266,12 @@ fn real_main(cli: Cli) -> Result<()> {
             let rt = runtime()?;
             rt.block_on(async {
                 let cfg = Config::load_discovering(&config).await?;
+                if cfg.server.allow_core_dumps {
+                    match mailgate::coredump::allow(dumps_before) {
+                        Ok(()) => tracing::warn!("core dumps allowed (allow_core_dumps = true): a dump holds passwords and tokens"),
+                        Err(e) => tracing::warn!(error = %e, "allow_core_dumps = true, but core dumps stay off"),
+                    }
+                }
                 let server = mailgate::server::Server::bind(cfg).await?;
                 server.run().await?;
                 Ok::<_, anyhow::Error>(())
@@ -390,6 +402,20 @@ fn check(email: Option<&str>, json: bool, path: &std::path::Path) -> std::proces
     }
 }
 
+/// `oauth status`'s line for tokens a running gateway could not save (the store's note:
+/// Unix time of the first failure, then the error; empty when the disk had no room for more).
+fn print_unsaved(email: &str, note: &str) {
+    let (since, error) = note.split_once(' ').unwrap_or((note, ""));
+    let since = since.parse().map_or_else(
+        |_| "an unknown time".to_owned(),
+        mailgate::oauth::authorize::format_utc,
+    );
+    println!(
+        "{email}: NOT SAVED: since {since} the running gateway holds newer tokens than the token file and cannot save them ({}); it retries at each login. Fix the cause (disk space, the state folder) before restarting it, or run `mailgate oauth authorize {email}` after",
+        if error.is_empty() { "see its log" } else { error }
+    );
+}
+
 fn oauth(cmd: OauthCommand) -> Result<()> {
     use mailgate::oauth::{authorize, unix_now};
     mailgate::tls::install_crypto_provider();
@@ -455,7 +481,11 @@ fn oauth(cmd: OauthCommand) -> Result<()> {
                     continue;
                 };
                 any = true;
-                match mailgate::oauth::status(oauth) {
+                let (tokens, unsaved) = match mailgate::oauth::status(oauth) {
+                    Ok(found) => (found.tokens, found.unsaved),
+                    Err(e) => (Err(e), None),
+                };
+                match tokens {
                     Err(e) => println!("{}: error: {e}", account.email),
                     Ok(None) => println!(
                         "{}: no token (run `mailgate oauth authorize {}`)",
@@ -513,6 +543,9 @@ fn oauth(cmd: OauthCommand) -> Result<()> {
                             }
                         );
                     }
+                }
+                if let Some(note) = unsaved {
+                    print_unsaved(&account.email, &note);
                 }
             }
             if !any {

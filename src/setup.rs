@@ -8,7 +8,8 @@
 //!   after the live test passed (temporary file + rename, the file's mode kept), so a failed
 //!   set-up leaves the file as it was.
 //! - The upstream password goes into its own file, `STATE_DIR/credentials/EMAIL.password`,
-//!   mode 0600 (folder 0700), named by `password_file`: the config file stays free of secrets
+//!   mode 0600 (folder 0700, tightened if it was looser), named by `password_file`, owned by
+//!   the state folder's owner (see `owner`): the config file stays free of secrets
 //!   and readable by the group that runs mailgate, and nothing depends on an environment
 //!   variable being set at every start. OAuth accounts store no password: the tokens go to the
 //!   encrypted token store of `mailgate oauth authorize`.
@@ -166,12 +167,10 @@ impl Target {
     /// The `[server]` settings as mailgate will load them (listen addresses, state folder,
     /// time-outs), from the file's `[server]` table alone.
     pub fn server(&self) -> Result<crate::config::ServerConfig, SetupError> {
-        let cfg =
-            Config::parse(&self.server_only(), &self.path).map_err(|e| SetupError::Config {
-                path: self.path.clone(),
-                reason: e.to_string(),
-            })?;
-        Ok(cfg.server)
+        Config::parse_server(&self.server_only(), &self.path).map_err(|e| SetupError::Config {
+            path: self.path.clone(),
+            reason: e.to_string(),
+        })
     }
 
     fn server_only(&self) -> String {
@@ -413,14 +412,17 @@ fn advice_for(plan: &Plan, e: &crate::upstream::UpstreamError) -> String {
     }
 }
 
-/// Writes the credential file (0600, folder 0700) and appends the account to the config file
-/// (temporary file + rename; the file's mode is kept). Returns the credential file, if any.
+/// Writes the credential file (0600, folder 0700, both the state folder's owner) and appends
+/// the account to the config file (temporary file + rename; the file's mode, owner and group
+/// are kept). Returns the credential file, if any.
 pub fn write(
     target: &Target,
     plan: &Plan,
     state_dir: &Path,
 ) -> Result<Option<PathBuf>, SetupError> {
-    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    use crate::oauth::store::write_atomic_as;
+    use crate::owner::Owner;
+    use std::os::unix::fs::PermissionsExt;
     let werr = |path: &Path, e: std::io::Error| SetupError::Write {
         path: path.to_owned(),
         reason: e.to_string(),
@@ -452,33 +454,66 @@ pub fn write(
     // The credential file first: a config naming a file that is not there would not load.
     if let Some((p, abs, _)) = &secret {
         let dir = abs.parent().unwrap_or(Path::new("."));
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-            .map_err(|e| werr(dir, e))?;
+        if !state_dir.is_dir() {
+            std::fs::create_dir_all(state_dir).map_err(|e| werr(state_dir, e))?;
+            std::fs::set_permissions(state_dir, std::fs::Permissions::from_mode(0o700))
+                .map_err(|e| werr(state_dir, e))?;
+            if let Some(o) = state_dir.parent().and_then(Owner::for_new_in) {
+                o.apply_to_path(state_dir).map_err(|e| werr(state_dir, e))?;
+            }
+        }
+        let owner = Owner::of(state_dir);
+        private_dir(dir, owner).map_err(|e| werr(dir, e))?;
         let mut bytes = Zeroizing::new(p.expose().as_bytes().to_vec());
         bytes.push(b'\n');
-        crate::oauth::store::write_atomic(abs, &bytes, &mut |_| Ok(()))
-            .map_err(|e| werr(abs, e))?;
+        write_atomic_as(abs, &bytes, 0o600, owner, &mut |_| Ok(())).map_err(|e| werr(abs, e))?;
     }
     let secret_file = secret.map(|(_, abs, _)| abs);
-    // A new file holds no secret: owner read-write, group read (for a `mailgate` group).
-    let mode = std::fs::metadata(&target.path)
-        .map(|m| m.permissions().mode() & 0o7777)
-        .unwrap_or(0o640);
-    if let Err(e) =
-        crate::oauth::store::write_atomic(&target.path, text.as_bytes(), &mut |_| Ok(()))
-    {
+    // A new file holds no secret: owner read-write, group read (for a `mailgate` group). A
+    // replaced one keeps its mode, owner and group, or the service could not read it.
+    let (mode, owner) = match std::fs::metadata(&target.path) {
+        Ok(m) => (m.permissions().mode() & 0o7777, Owner::of(&target.path)),
+        Err(_) => (
+            0o640,
+            target.path.parent().and_then(|d| {
+                Owner::for_new_in(if d.as_os_str().is_empty() {
+                    Path::new(".")
+                } else {
+                    d
+                })
+            }),
+        ),
+    };
+    if let Err(e) = write_atomic_as(&target.path, text.as_bytes(), mode, owner, &mut |_| Ok(())) {
         // No account names the credential file now: do not leave the secret behind.
         if let Some(f) = &secret_file {
             let _ = std::fs::remove_file(f);
         }
         return Err(werr(&target.path, e));
     }
-    std::fs::set_permissions(&target.path, std::fs::Permissions::from_mode(mode))
-        .map_err(|e| werr(&target.path, e))?;
     Ok(secret_file)
+}
+
+/// The credentials folder: made with mode 0700 for `owner`, or, when it exists, tightened to
+/// 0700 if group or others could enter it (it holds nothing but provider passwords, and the
+/// README promises 0700; like OpenSSH's `~/.ssh`, but fixed instead of refused, since
+/// mailgate made it).
+fn private_dir(dir: &Path, owner: Option<crate::owner::Owner>) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    match std::fs::DirBuilder::new().mode(0o700).create(dir) {
+        Ok(()) => match owner {
+            Some(o) => o.apply_to_path(dir),
+            None => Ok(()),
+        },
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && dir.is_dir() => {
+            let mode = std::fs::metadata(dir)?.permissions().mode() & 0o7777;
+            if mode & 0o077 != 0 {
+                std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode & 0o700))?;
+            }
+            Ok(())
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// Appends `table` as the last `[[account]]`, after everything in the file (toml_edit places

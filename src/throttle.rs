@@ -331,11 +331,8 @@ pub async fn verify(
 ) -> Result<Arc<Account>, Refusal> {
     let cfg = &config.server.throttle;
     let known = config.account(login).map(|a| a.email.clone());
-    let printable: String = login
-        .chars()
-        .filter(|c| !c.is_control())
-        .take(128)
-        .collect();
+    // Bounded; the log formatter quotes and escapes it (see `logfmt`).
+    let printable: String = login.chars().take(128).collect();
     if let Err(locked) = global().check(cfg, ip, login, known.as_deref()) {
         metrics::login(protocol, "throttled", known.as_deref());
         warn!(login = %printable, locked = locked.as_str(), "login refused: too many failed logins");

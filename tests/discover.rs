@@ -389,9 +389,12 @@ fn run_discovers_servers_at_start_up_or_refuses_naming_the_account() {
         line.contains(&format!("imap=127.0.0.1:{}", imap.port())),
         "{line}"
     );
-    assert!(line.contains(&format!("source=autoconfig {url}")), "{line}");
     assert!(
-        line.contains("smtp=smtp.start.test:587 tls=starttls"),
+        line.contains(&format!("source=\"autoconfig {url}\"")),
+        "{line}"
+    );
+    assert!(
+        line.contains("smtp=\"smtp.start.test:587 tls=starttls\""),
         "{line}"
     );
     let out = gate.imap_login("ola@start.test", "local-pw");

@@ -585,3 +585,63 @@ fn smtp_submission_with_tokens() {
         assert_no_tokens(&idp, "the mailgate log", lines.as_bytes());
     }
 }
+
+/// A provider that rotates refresh tokens, and a token file that cannot be replaced at the
+/// moment of a refresh (its path turned into a folder: a failure root cannot write past, like a
+/// full disk). The login still succeeds on the new tokens, which stay in memory; the log and
+/// `oauth status` say they are not saved; once the file can be written again the next refresh
+/// uses the rotated refresh token (the one in the file is revoked by then) and saves.
+#[test]
+fn tokens_that_cannot_be_saved_are_kept_and_saved_later() {
+    let idp = Idp::start(EMAIL);
+    let d = dovecot(&idp);
+    let gate = Mailgate::start(&config(&idp, &d, ""));
+    authorize_code(&gate.config_path, false);
+    idp.rotate_refresh_tokens();
+    // Dovecot now refuses the access token: the next login refreshes.
+    idp.expire_access_tokens();
+    let file = token_file(&gate);
+    let aside = file.with_extension("aside");
+    {
+        let (file, aside) = (file.clone(), aside.clone());
+        idp.on_next_refresh(move || {
+            std::fs::rename(&file, &aside).expect("move the token file aside");
+            std::fs::create_dir(&file).expect("a folder in its place");
+        });
+    }
+    assert_tagged(&imap_login(&gate), "L1", "OK");
+    assert_eq!(idp.refreshes(), 1);
+    assert!(
+        gate.log()
+            .contains("cannot save the refreshed OAuth tokens; they are kept in memory"),
+        "{}",
+        gate.log()
+    );
+    // The file as it was (the refresh token in it is revoked now), and the note beside it.
+    std::fs::remove_dir(&file).expect("remove the folder");
+    std::fs::rename(&aside, &file).expect("put the old file back");
+    let status = oauth_status(&gate);
+    assert!(
+        status.contains(&format!("{EMAIL}: NOT SAVED: since "))
+            && status.contains("the running gateway holds newer tokens than the token file")
+            && status.contains("cannot write the token file"),
+        "{status}"
+    );
+    let old = std::fs::read(&file).expect("read the token file");
+
+    idp.expire_access_tokens();
+    assert_tagged(&imap_login(&gate), "L1", "OK");
+    assert_eq!(idp.refreshes(), 2, "{}", gate.log());
+    assert!(
+        gate.log()
+            .contains("the refreshed OAuth tokens are saved now"),
+        "{}",
+        gate.log()
+    );
+    assert_ne!(std::fs::read(&file).expect("read the token file"), old);
+    let status = oauth_status(&gate);
+    assert!(!status.contains("NOT SAVED"), "{status}");
+    assert!(status.contains("last refresh ok at"), "{status}");
+    assert_no_tokens(&idp, "the mailgate log", gate.log().as_bytes());
+    assert_no_tokens(&idp, "oauth status", status.as_bytes());
+}

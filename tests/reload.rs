@@ -191,6 +191,73 @@ fn broken_tls_reload_keeps_the_old_config() {
     );
 }
 
+/// What a half-written save or a full disk leaves is never loaded: on SIGHUP an empty file, a
+/// whitespace-only one, a file cut short inside a table and one that lost its accounts are each
+/// refused with the reason in the log, and the running accounts keep logging in; an explicit
+/// `allow_no_accounts = true` is then obeyed. `check-config` refuses the same files.
+#[test]
+fn empty_or_truncated_file_keeps_the_old_config() {
+    let setup = Setup::start(&["ola"], "");
+    let (pki, gate) = (&setup.pki, &setup.gate);
+    let imaps = logged_addr(gate, "imaps listening on");
+    let whole = setup.config(&setup.key, &["ola"], "");
+    let cut = &whole[..whole.find("[[account]]").expect("account table")];
+    let truncated_in_key = &whole[..whole.find("local_password_hash = ").expect("hash") + 10];
+    let cases: [(&str, &str, &str); 4] = [
+        ("empty", "", "the config file is empty"),
+        ("blank", "\n  \n", "the config file is empty"),
+        ("no accounts", cut, "no accounts in"),
+        ("cut in a key", truncated_in_key, "mailgate.toml:"),
+    ];
+    let config = gate.config_path.display().to_string();
+    for (n, (what, text, reason)) in cases.iter().enumerate() {
+        fs::write(&gate.config_path, text).expect("write config");
+        reload(gate, "configuration reload failed", n + 1);
+        let line = gate
+            .lines()
+            .into_iter()
+            .filter(|l| l.contains("configuration reload failed"))
+            .nth(n)
+            .unwrap_or_default();
+        assert!(
+            line.contains("keeping the previous configuration") && line.contains(reason),
+            "{what}: {line}"
+        );
+        let (_c, status) = tls_login(imaps, &pki.ca, &format!("a{n}"), "ola@example.no");
+        assert!(status.starts_with(&format!("a{n} OK")), "{what}: {status}");
+        let out = support::mailgate::run(&["check-config", "--config", &config], None);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && err.contains(reason),
+            "check-config accepted the {what} file: {err}"
+        );
+    }
+    assert!(
+        !gate.log().contains("configuration reloaded"),
+        "{}",
+        gate.log()
+    );
+    // Said explicitly, a file without accounts is meant: it loads and nobody logs in.
+    let meant = cut.replace("[server]\n", "[server]\nallow_no_accounts = true\n");
+    fs::write(&gate.config_path, &meant).expect("write config");
+    let out = support::mailgate::run(&["check-config", "--config", &config], None);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("{config}: OK (0 accounts)\n")
+    );
+    reload(gate, "configuration reloaded", 1);
+    let (_c, status) = tls_login(imaps, &pki.ca, "z1", "ola@example.no");
+    assert!(
+        status.starts_with("z1 NO [AUTHENTICATIONFAILED]"),
+        "{status}"
+    );
+}
+
 /// An account removed by a reload cannot start new sessions, while its session from before
 /// the reload goes on; failed-login counts are not forgotten by a reload.
 #[test]

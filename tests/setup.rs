@@ -716,3 +716,76 @@ fn oauth_setup_with_a_failing_live_test_keeps_no_tokens() {
     assert!(idp.introspections() >= 1, "{output}");
     assert_eq!(token_files(&config), Vec::<PathBuf>::new(), "{output}");
 }
+
+/// Run as root for a gateway that runs as another user (the documented service layout): the
+/// replaced config keeps its owner, group and mode; the credential file takes the state
+/// folder's owner; a credentials folder others could enter is tightened to 0700. The ids need
+/// not exist (nobody/nogroup and two unused ones).
+#[test]
+fn setup_as_root_keeps_the_service_users_files() {
+    use std::os::unix::fs::{chown, MetadataExt};
+    if !rustix::process::geteuid().is_root() {
+        panic!("this test gives files away, which needs root (the tests run as root)");
+    }
+    let up = Upstreams::start();
+    let (config, _, _, _) = up.config();
+    chown(&config, Some(65534), Some(65534)).unwrap();
+    fs::set_permissions(&config, fs::Permissions::from_mode(0o640)).unwrap();
+    let state = config.parent().unwrap().join("state");
+    let credentials = state.join("credentials");
+    fs::create_dir_all(&credentials).unwrap();
+    chown(&state, Some(64001), Some(64002)).unwrap();
+    fs::set_permissions(&credentials, fs::Permissions::from_mode(0o755)).unwrap();
+
+    let out = setup(&config, "ola@example.test", UPSTREAM_PW, &up.server_args());
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        fs::read_to_string(&config)
+            .unwrap()
+            .contains("email = \"ola@example.test\""),
+        "the account was not added"
+    );
+    let owner_mode = |p: &Path| {
+        let m = fs::metadata(p).unwrap();
+        (m.uid(), m.gid(), m.mode() & 0o7777)
+    };
+    assert_eq!(
+        owner_mode(&config),
+        (65534, 65534, 0o640),
+        "the config file"
+    );
+    assert_eq!(owner_mode(&credentials).2, 0o700, "the credentials folder");
+    let secret = credentials.join("ola@example.test.password");
+    assert_eq!(
+        owner_mode(&secret),
+        (64001, 64002, 0o600),
+        "the credential file"
+    );
+
+    // A state folder that does not exist yet is made for the owner of the folder it is in.
+    let fresh = up.dir.path().join("fresh");
+    fs::create_dir_all(&fresh).unwrap();
+    chown(&fresh, Some(64003), Some(64004)).unwrap();
+    let config2 = fresh.join("mailgate.toml");
+    let out = setup(
+        &config2,
+        "kari@example.test",
+        UPSTREAM_PW,
+        &up.server_args(),
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(
+        owner_mode(&config2),
+        (64003, 64004, 0o640),
+        "the new config"
+    );
+    assert_eq!(owner_mode(&fresh.join("state")), (64003, 64004, 0o700));
+    assert_eq!(
+        owner_mode(&fresh.join("state/credentials")),
+        (64003, 64004, 0o700)
+    );
+    assert_eq!(
+        owner_mode(&fresh.join("state/credentials/kari@example.test.password")),
+        (64003, 64004, 0o600)
+    );
+}

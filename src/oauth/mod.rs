@@ -11,6 +11,13 @@
 //! `mailgate oauth authorize` (another process) are picked up without a restart. A refresh that
 //! failed is not retried for [`FAILURE_BACKOFF`] (an identity provider that is down is not
 //! hammered by every login), and a revoked refresh token is not retried until the file changes.
+//!
+//! Tokens that could not be saved (a full disk, a broken folder) are never dropped: a provider
+//! that rotates refresh tokens (Microsoft, Google may) has already invalidated the one in the
+//! file, so the newest tokens stay in memory and win over the older file, the save is retried
+//! at every use until it succeeds, and the log, the token store's `.unsaved` note and `mailgate
+//! oauth status` say so meanwhile. Only a file with another refresh token than the one the
+//! failed save left behind (a new `mailgate oauth authorize`) replaces them.
 
 pub mod authorize;
 pub mod http;
@@ -28,7 +35,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use store::{Grant, LastRefresh, Store, StoreError, Tokens};
 use token::{TokenError, TokenResponse};
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 /// An access token with less than this left is refreshed before use.
 pub const REFRESH_MARGIN: Duration = Duration::from_secs(60);
@@ -134,6 +141,18 @@ struct Cached {
     tokens: Option<Tokens>,
     /// When the last refresh failed, why, and whether the refresh token was revoked.
     failed: Option<(Instant, String, bool)>,
+    /// `tokens` are newer than the file: saving them failed.
+    unsaved: Option<Unsaved>,
+}
+
+/// Why the tokens in memory are not in the file yet.
+struct Unsaved {
+    /// The refresh token the file still holds (the one the newer tokens replaced).
+    file_refresh: Option<Secret>,
+    /// Unix time of the first failed save.
+    since: u64,
+    /// Failed saves so far.
+    attempts: u32,
 }
 
 type Slot = Arc<tokio::sync::Mutex<Cached>>;
@@ -186,6 +205,9 @@ pub async fn access_token(
     };
     let slot = slot(store.path(&account));
     let mut cached = slot.lock().await;
+    if cached.unsaved.is_some() {
+        save(&store, &account, &mut cached, &state_dir).await;
+    }
     if let Some(t) = usable(cached.tokens.as_ref(), unix_now(), rejected) {
         return Ok(t);
     }
@@ -195,12 +217,18 @@ pub async fn access_token(
         let (store, account) = (store.clone(), account.clone());
         blocking(move || store.load(&account), &state_dir).await?
     };
-    let changed = on_disk.as_ref().map(|t| &t.refresh_token)
-        != cached.tokens.as_ref().map(|t| &t.refresh_token);
-    if changed {
-        cached.failed = None;
+    let stale = cached.unsaved.as_ref().is_some_and(|u| {
+        on_disk.as_ref().and_then(|t| t.refresh_token.as_ref()) == u.file_refresh.as_ref()
+    });
+    if !stale {
+        let changed = on_disk.as_ref().map(|t| &t.refresh_token)
+            != cached.tokens.as_ref().map(|t| &t.refresh_token);
+        if changed {
+            cached.failed = None;
+        }
+        cached.tokens = on_disk;
+        cached.unsaved = None;
     }
-    cached.tokens = on_disk;
     let Some(tokens) = cached.tokens.clone() else {
         return Err(OAuthError::NotAuthorized { account });
     };
@@ -253,15 +281,34 @@ pub async fn access_token(
     };
     metrics::oauth_refresh(label);
     // The new tokens go to disk before anyone uses them: a refresh token the provider rotated
-    // is only valid once, and losing it in a crash would lose the authorization.
-    let saved = {
-        let (store, account, t) = (store.clone(), account.clone(), new_tokens.clone());
-        blocking(move || store.save(&account, &t), &state_dir).await
-    };
+    // is only valid once, and losing it in a crash would lose the authorization. When the save
+    // fails they stay in memory (newer than the file) and the save is retried at the next use.
+    let fresh = outcome.is_ok();
+    let file_refresh = tokens.refresh_token.clone();
     cached.tokens = Some(new_tokens);
+    if fresh && cached.unsaved.is_none() {
+        cached.unsaved = Some(Unsaved {
+            file_refresh,
+            since: now,
+            attempts: 0,
+        });
+    }
+    if cached.unsaved.is_some() {
+        save(&store, &account, &mut cached, &state_dir).await;
+    } else {
+        // Only the refresh result is new: losing it loses no authorization.
+        let (store, account, t) = (store.clone(), account.clone(), cached.tokens.clone());
+        let saved = blocking(
+            move || t.map_or(Ok(()), |t| store.save(&account, &t)),
+            &state_dir,
+        )
+        .await;
+        if let Err(e) = saved {
+            warn!(account = %oauth.account, error = %e, "cannot record the refresh result in the token file");
+        }
+    }
     match outcome {
         Ok(()) => {
-            saved?;
             cached.failed = None;
             usable(cached.tokens.as_ref(), now, None).ok_or_else(|| OAuthError::Refresh {
                 account,
@@ -269,9 +316,6 @@ pub async fn access_token(
             })
         }
         Err((revoked, detail)) => {
-            if let Err(e) = saved {
-                warn!(account = %account, error = %e, "cannot record the refresh result in the token file");
-            }
             cached.failed = Some((Instant::now(), detail.clone(), revoked));
             let err = if revoked {
                 OAuthError::Revoked { account, detail }
@@ -280,6 +324,76 @@ pub async fn access_token(
             };
             warn!(account = %oauth.account, result = label, error = %err, "OAuth token refresh failed");
             Err(err)
+        }
+    }
+}
+
+/// Saves the tokens in memory that are newer than the file (`cached.unsaved`), unless the file
+/// changed meanwhile (a new authorization, which then wins). A failure is logged and noted
+/// beside the token file for `mailgate oauth status`; the tokens stay in memory either way.
+async fn save(store: &Arc<Store>, account: &str, cached: &mut Cached, state_dir: &std::path::Path) {
+    let (Some(u), Some(tokens)) = (cached.unsaved.as_ref(), cached.tokens.clone()) else {
+        return;
+    };
+    let (first, since, file_refresh) = (u.attempts == 0, u.since, u.file_refresh.clone());
+    let result = {
+        let (store, account) = (store.clone(), account.to_owned());
+        blocking(
+            move || {
+                // An unreadable file is no newer authorization: it is replaced.
+                if let Ok(on_disk) = store.load(&account) {
+                    if on_disk.as_ref().and_then(|t| t.refresh_token.as_ref())
+                        != file_refresh.as_ref()
+                    {
+                        store.clear_unsaved(&account);
+                        return Ok(on_disk);
+                    }
+                }
+                let mut tokens = tokens;
+                if !first {
+                    if let Some(r) = tokens.last_refresh.as_mut() {
+                        r.detail = format!(
+                            "saved late: saving the refreshed tokens failed from {} on",
+                            authorize::format_utc(since)
+                        );
+                    }
+                }
+                store.save(&account, &tokens)?;
+                store.clear_unsaved(&account);
+                Ok(Some(tokens))
+            },
+            state_dir,
+        )
+        .await
+    };
+    match result {
+        Ok(written) => {
+            let adopted = written.as_ref().map(|t| &t.refresh_token)
+                != cached.tokens.as_ref().map(|t| &t.refresh_token);
+            if adopted {
+                info!(account = %account, "the token file has new tokens (authorized again); they replace the unsaved ones");
+            } else if !first {
+                info!(account = %account, "the refreshed OAuth tokens are saved now");
+            }
+            cached.tokens = written;
+            cached.unsaved = None;
+        }
+        Err(e) => {
+            let Some(u) = cached.unsaved.as_mut() else {
+                return;
+            };
+            u.attempts += 1;
+            let note = format!("{} {e}", u.since);
+            let (store, account_owned) = (store.clone(), account.to_owned());
+            let _ = blocking(
+                move || {
+                    store.note_unsaved(&account_owned, &note);
+                    Ok(())
+                },
+                state_dir,
+            )
+            .await;
+            error!(account = %account, attempts = u.attempts, error = %e, "cannot save the refreshed OAuth tokens; they are kept in memory and the save is retried at the next login (a restart before it succeeds loses them)");
         }
     }
 }
@@ -295,6 +409,19 @@ fn refresh_detail(e: &TokenError) -> String {
 }
 
 /// One account's token state for `mailgate oauth status`.
-pub fn status(oauth: &OAuth2) -> Result<Option<Tokens>, StoreError> {
-    Store::open(&oauth.state_dir)?.load(&oauth.account)
+pub struct Status {
+    /// The token file's tokens (`None`: never authorized).
+    pub tokens: Result<Option<Tokens>, StoreError>,
+    /// The note a running gateway left when it could not save newer tokens: the Unix time of
+    /// the first failure, a space, the error (empty when the disk had no room for more).
+    pub unsaved: Option<String>,
+}
+
+/// [`Status`] of one account.
+pub fn status(oauth: &OAuth2) -> Result<Status, StoreError> {
+    let store = Store::open(&oauth.state_dir)?;
+    Ok(Status {
+        tokens: store.load(&oauth.account),
+        unsaved: store.unsaved(&oauth.account),
+    })
 }

@@ -13,6 +13,7 @@
 //! cut). A reader sees the old or the new file, never a mix: a kill at any step leaves at most a
 //! stray temp file, which readers ignore and the next write of that account removes.
 
+use crate::owner::Owner;
 use crate::secret::Secret;
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
@@ -138,17 +139,25 @@ pub struct Store {
     dir: PathBuf,
     key_path: PathBuf,
     key: Zeroizing<[u8; 32]>,
+    /// What the files get (see `owner`): the state folder's owner.
+    owner: Option<Owner>,
 }
 
 impl Store {
     /// Opens the store in `state_dir`, making the folder and the key on first use.
     pub fn open(state_dir: &Path) -> Result<Store, StoreError> {
         let dir = state_dir.join(TOKENS_DIR);
-        make_dir(state_dir)?;
-        make_dir(&dir)?;
+        make_dir(state_dir, state_dir.parent().and_then(Owner::for_new_in))?;
+        let owner = Owner::of(state_dir);
+        make_dir(&dir, owner)?;
         let key_path = state_dir.join(KEY_FILE);
-        let key = load_or_create_key(&key_path)?;
-        Ok(Store { dir, key_path, key })
+        let key = load_or_create_key(&key_path, owner)?;
+        Ok(Store {
+            dir,
+            key_path,
+            key,
+            owner,
+        })
     }
 
     /// The token file of `account`: its address, lower-cased and percent-encoded (so any
@@ -238,6 +247,23 @@ impl Store {
         }
     }
 
+    /// The note beside the token file saying that a running gateway holds newer tokens than
+    /// the file (`Store::note_unsaved`), if any.
+    pub fn unsaved(&self, account: &str) -> Option<String> {
+        fs::read_to_string(unsaved_path(&self.path(account))).ok()
+    }
+
+    /// Leaves that note (best effort: on a full disk an empty file may be all that fits, and
+    /// even that may fail; the log says it too).
+    pub fn note_unsaved(&self, account: &str, note: &str) {
+        let _ = fs::write(unsaved_path(&self.path(account)), note);
+    }
+
+    /// Removes the note once the tokens are saved.
+    pub fn clear_unsaved(&self, account: &str) {
+        let _ = fs::remove_file(unsaved_path(&self.path(account)));
+    }
+
     /// Replaces the account's tokens atomically.
     pub fn save(&self, account: &str, tokens: &Tokens) -> Result<(), StoreError> {
         self.save_with(account, tokens, &mut |_| Ok(()))
@@ -285,12 +311,19 @@ impl Store {
         bytes.extend_from_slice(&nonce);
         bytes.extend_from_slice(&ciphertext);
         remove_stale_temps(&path);
-        write_atomic(&path, &bytes, hook).map_err(|source| StoreError::Io {
+        write_atomic_as(&path, &bytes, 0o600, self.owner, hook).map_err(|source| StoreError::Io {
             path,
             what: "cannot write the token file",
             source,
         })
     }
+}
+
+/// `NAME.token.unsaved`: never read as tokens.
+fn unsaved_path(token: &Path) -> PathBuf {
+    let mut p = token.as_os_str().to_owned();
+    p.push(".unsaved");
+    PathBuf::from(p)
 }
 
 fn aad(account: &str) -> Vec<u8> {
@@ -299,9 +332,18 @@ fn aad(account: &str) -> Vec<u8> {
     aad
 }
 
-fn make_dir(dir: &Path) -> Result<(), StoreError> {
+/// Makes `dir` (mode 0700, given to `owner`) unless it exists.
+fn make_dir(dir: &Path, owner: Option<Owner>) -> Result<(), StoreError> {
+    let give = |()| match owner {
+        Some(o) => o.apply_to_path(dir).map_err(|source| StoreError::Io {
+            path: dir.to_owned(),
+            what: "cannot give the folder the owner of the one it is in",
+            source,
+        }),
+        None => Ok(()),
+    };
     match fs::DirBuilder::new().mode(0o700).create(dir) {
-        Ok(()) => Ok(()),
+        Ok(()) => give(()),
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists && dir.is_dir() => Ok(()),
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             // The parent is missing: make the whole path (state_dir may be nested).
@@ -311,7 +353,7 @@ fn make_dir(dir: &Path) -> Result<(), StoreError> {
                 source,
             })?;
             let _ = fs::set_permissions(dir, fs::Permissions::from_mode(0o700));
-            Ok(())
+            give(())
         }
         Err(source) => Err(StoreError::Io {
             path: dir.to_owned(),
@@ -352,6 +394,18 @@ pub fn write_atomic(
     bytes: &[u8],
     hook: &mut dyn FnMut(WriteStep) -> io::Result<()>,
 ) -> io::Result<()> {
+    write_atomic_as(path, bytes, 0o600, None, hook)
+}
+
+/// [`write_atomic`] with the file's mode and owner: both are set on the temp file, so the file
+/// never appears under `path` with other ones.
+pub fn write_atomic_as(
+    path: &Path,
+    bytes: &[u8],
+    mode: u32,
+    owner: Option<Owner>,
+    hook: &mut dyn FnMut(WriteStep) -> io::Result<()>,
+) -> io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let tmp = dir.join(format!(
         "{}{}.{:016x}",
@@ -368,6 +422,10 @@ pub fn write_atomic(
     let killed = std::cell::Cell::new(false);
     let mut at = |step| hook(step).inspect_err(|_| killed.set(true));
     let result = (|| {
+        if let Some(o) = owner {
+            o.apply_to(&file)?;
+        }
+        file.set_permissions(fs::Permissions::from_mode(mode))?;
         at(WriteStep::Created)?;
         file.write_all(bytes)?;
         at(WriteStep::Written)?;
@@ -386,7 +444,10 @@ pub fn write_atomic(
 
 /// Reads the key, or makes it: 32 random bytes written to a temp file (0600) and hard-linked
 /// into place, so two processes starting at once agree on one key and nobody reads half a key.
-fn load_or_create_key(path: &Path) -> Result<Zeroizing<[u8; 32]>, StoreError> {
+fn load_or_create_key(
+    path: &Path,
+    owner: Option<Owner>,
+) -> Result<Zeroizing<[u8; 32]>, StoreError> {
     let io_err = |what, source| StoreError::Io {
         path: path.to_owned(),
         what,
@@ -407,6 +468,9 @@ fn load_or_create_key(path: &Path) -> Result<Zeroizing<[u8; 32]>, StoreError> {
                 .create_new(true)
                 .mode(0o600)
                 .open(&tmp)?;
+            if let Some(o) = owner {
+                o.apply_to(&f)?;
+            }
             f.write_all(key.as_ref())?;
             f.sync_all()?;
             match fs::hard_link(&tmp, path) {
@@ -448,6 +512,31 @@ mod tests {
             expires_at: Some(1_900_000_000),
             scope: Some("mail".into()),
             last_refresh: None,
+        }
+    }
+
+    /// `mailgate oauth authorize` run as root for a gateway that runs as another user: the
+    /// folder, key and token files it makes belong to the state folder's owner.
+    #[test]
+    fn files_made_as_root_take_the_state_folders_owner() {
+        use std::os::unix::fs::MetadataExt;
+        assert!(
+            rustix::process::geteuid().is_root(),
+            "giving files away needs root (the tests run as root)"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        fs::create_dir(&state).unwrap();
+        std::os::unix::fs::chown(&state, Some(64011), Some(64012)).unwrap();
+        let store = Store::open(&state).unwrap();
+        store.save("ola@example.no", &tokens("a", "r")).unwrap();
+        for p in [
+            state.join(TOKENS_DIR),
+            state.join(KEY_FILE),
+            store.path("ola@example.no"),
+        ] {
+            let m = fs::metadata(&p).unwrap();
+            assert_eq!((m.uid(), m.gid()), (64011, 64012), "{}", p.display());
         }
     }
 

@@ -37,6 +37,10 @@ struct State {
     refreshes: usize,
     introspections: usize,
     expires_in: u64,
+    /// Refresh answers carry a new refresh token and revoke the one used (as Microsoft does).
+    rotate: bool,
+    /// Run once while the next refresh_token grant is served, before the answer goes out.
+    on_refresh: Option<Box<dyn FnOnce() + Send>>,
     next: u64,
     /// Every request (line, form, Authorization header), for assertions on what was sent.
     requests: Vec<String>,
@@ -101,6 +105,18 @@ impl Idp {
     /// Lifetime (`expires_in`) of access tokens issued from now on.
     pub fn set_expires_in(&self, secs: u64) {
         self.with(|s| s.expires_in = secs);
+    }
+
+    /// From now on every refresh rotates the refresh token: the answer has a new one and the
+    /// one used is revoked (`invalid_grant` if used again).
+    pub fn rotate_refresh_tokens(&self) {
+        self.with(|s| s.rotate = true);
+    }
+
+    /// Runs `f` while the next refresh is served, after the provider accepted it and before
+    /// the client has the answer (to break the client's disk at exactly that moment).
+    pub fn on_next_refresh(&self, f: impl FnOnce() + Send + 'static) {
+        self.with(|s| s.on_refresh = Some(Box::new(f)));
     }
 
     /// Every access token becomes inactive (introspection says `active: false`).
@@ -334,7 +350,17 @@ fn token(st: &mut State, f: &HashMap<String, String>, default_user: &str) -> Str
         "refresh_token" => {
             st.refreshes += 1;
             match st.refresh.get(&get("refresh_token")).cloned() {
-                Some((user, false)) => issue(st, &user, false),
+                Some((user, false)) => {
+                    if st.rotate {
+                        st.refresh
+                            .insert(get("refresh_token"), (user.clone(), true));
+                    }
+                    if let Some(f) = st.on_refresh.take() {
+                        f();
+                    }
+                    let rotate = st.rotate;
+                    issue(st, &user, rotate)
+                }
                 _ => error("invalid_grant"),
             }
         }

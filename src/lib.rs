@@ -9,6 +9,7 @@ pub mod account;
 pub mod cert;
 pub mod check;
 pub mod config;
+pub mod diagnosis;
 pub mod discover;
 pub mod imap;
 pub mod logbuf;

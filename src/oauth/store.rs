@@ -34,14 +34,14 @@ const TOKENS_DIR: &str = "tokens";
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// A file or folder could not be read or written.
-    #[error("{path}: {what}: {source}")]
+    #[error("{path}: {what}: {error}")]
     Io {
         /// The file or folder.
         path: PathBuf,
         /// What we were doing.
         what: &'static str,
-        /// The OS error.
-        source: io::Error,
+        /// The OS error (in the message, not a `source`: an error chain would print it twice).
+        error: io::Error,
     },
     /// The key file exists but is unusable.
     #[error("{path}: {reason}")]
@@ -175,7 +175,7 @@ impl Store {
                 return Err(StoreError::Io {
                     path,
                     what: "cannot read the token file",
-                    source,
+                    error: source,
                 })
             }
         };
@@ -233,7 +233,7 @@ impl Store {
             Err(source) => Err(StoreError::Io {
                 path,
                 what: "remove",
-                source,
+                error: source,
             }),
         }
     }
@@ -288,7 +288,7 @@ impl Store {
         write_atomic(&path, &bytes, hook).map_err(|source| StoreError::Io {
             path,
             what: "cannot write the token file",
-            source,
+            error: source,
         })
     }
 }
@@ -308,7 +308,7 @@ fn make_dir(dir: &Path) -> Result<(), StoreError> {
             fs::create_dir_all(dir).map_err(|source| StoreError::Io {
                 path: dir.to_owned(),
                 what: "cannot create the folder",
-                source,
+                error: source,
             })?;
             let _ = fs::set_permissions(dir, fs::Permissions::from_mode(0o700));
             Ok(())
@@ -316,7 +316,7 @@ fn make_dir(dir: &Path) -> Result<(), StoreError> {
         Err(source) => Err(StoreError::Io {
             path: dir.to_owned(),
             what: "cannot create the folder",
-            source,
+            error: source,
         }),
     }
 }
@@ -390,7 +390,7 @@ fn load_or_create_key(path: &Path) -> Result<Zeroizing<[u8; 32]>, StoreError> {
     let io_err = |what, source| StoreError::Io {
         path: path.to_owned(),
         what,
-        source,
+        error: source,
     };
     if !path.exists() {
         let mut key = Zeroizing::new([0u8; 32]);

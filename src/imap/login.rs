@@ -424,7 +424,7 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
                     }
                     Err(e) => {
                         let advice = diagnosis::log_advice(&e, Protocol::Imap, &account.email);
-                        warn!(upstream = %account.imap.address(), kind = %e.kind(), error = %e, advice, "upstream login failed");
+                        warn!(upstream = %account.imap.address(), kind = e.kind().label(), error = %e, advice, "upstream login failed");
                         metrics::upstream_error("imap", e.kind().label());
                         let result = diagnosis::login_result(&e);
                         metrics::login("imap", result, Some(&account.email));

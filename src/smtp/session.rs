@@ -869,7 +869,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Smtp<'_, S> {
                 Err(e) => {
                     self.upstream = None;
                     if !(reused && attempt == 0) {
-                        warn!(kind = %e.kind(), error = %e, "upstream failed at MAIL FROM");
+                        warn!(kind = e.kind().label(), error = %e, "upstream failed at MAIL FROM");
                         metrics::upstream_error("smtp", e.kind().label());
                         return self.refuse_mail(upstream_failure(&e));
                     }
@@ -902,7 +902,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Smtp<'_, S> {
             }
             Err(e) => {
                 let advice = diagnosis::log_advice(&e, Protocol::Smtp, email);
-                warn!(upstream = %endpoint.address(), kind = %e.kind(), error = %e, advice, "upstream connection failed");
+                warn!(upstream = %endpoint.address(), kind = e.kind().label(), error = %e, advice, "upstream connection failed");
                 metrics::upstream_error("smtp", e.kind().label());
                 self.count_login(diagnosis::login_result(&e));
                 Err(connect_failure(&e).into_owned())
@@ -952,7 +952,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Smtp<'_, S> {
                 Err(e) => {
                     self.upstream = None;
                     if !(reused && attempt == 0) {
-                        warn!(kind = %e.kind(), error = %e, "upstream failed at MAIL FROM / RCPT TO");
+                        warn!(kind = e.kind().label(), error = %e, "upstream failed at MAIL FROM / RCPT TO");
                         metrics::upstream_error("smtp", e.kind().label());
                         if let Some(tx) = self.tx.as_mut() {
                             tx.broken = true;
@@ -1061,7 +1061,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Smtp<'_, S> {
         match up.command(&rcpt, "RCPT TO").await {
             Ok(r) => self.rcpt_result(&r),
             Err(e) => {
-                warn!(kind = %e.kind(), error = %e, "upstream failed at RCPT TO");
+                warn!(kind = e.kind().label(), error = %e, "upstream failed at RCPT TO");
                 tx.broken = true;
                 self.upstream = None;
                 upstream_failure(&e).into()
@@ -1120,7 +1120,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Smtp<'_, S> {
         match up.send_data().await {
             Ok(()) => Ok(()),
             Err(e) => {
-                warn!(kind = %e.kind(), error = %e, "upstream failed at DATA");
+                warn!(kind = e.kind().label(), error = %e, "upstream failed at DATA");
                 self.upstream = None;
                 Err(upstream_failure(&e).into())
             }
@@ -1156,7 +1156,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Smtp<'_, S> {
                         body.refused = Some(relay_reply(&r));
                     }
                     Err(e) => {
-                        warn!(kind = %e.kind(), error = %e, "upstream failed during the message data");
+                        warn!(kind = e.kind().label(), error = %e, "upstream failed during the message data");
                         body.failed = Some(e);
                         self.upstream = None;
                     }
@@ -1235,7 +1235,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Smtp<'_, S> {
                 (reply, Some(result), body.size)
             }
             Err(e) => {
-                warn!(kind = %e.kind(), error = %e, size = body.size, "upstream failed at the end of the message");
+                warn!(kind = e.kind().label(), error = %e, size = body.size, "upstream failed at the end of the message");
                 metrics::upstream_error("smtp", e.kind().label());
                 self.upstream = None;
                 (upstream_failure(&e).into(), Some("deferred"), body.size)

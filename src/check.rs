@@ -245,11 +245,17 @@ impl Ctx<'_> {
                 detail = format!("{}; {detail}", info.summary());
             }
         }
-        if let Probe::Plaintext(line) = &probe {
-            let _ = write!(detail, "; a plaintext connection was greeted with {line:?}");
-        }
-        if probe == Probe::Tls {
-            detail.push_str("; the port answers a TLS handshake");
+        // The gateway's own probe findings are in its error's words already.
+        let told = matches!(
+            error,
+            UpstreamError::NotTls { .. } | UpstreamError::ExpectsTls { .. }
+        );
+        match &probe {
+            Probe::Plaintext(line) if !told => {
+                let _ = write!(detail, "; a plaintext connection was greeted with {line:?}");
+            }
+            Probe::Tls if !told => detail.push_str("; the port answers a TLS handshake"),
+            _ => {}
         }
         let advice = advice::advise(&Failure {
             protocol: self.protocol,

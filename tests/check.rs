@@ -435,6 +435,13 @@ fn tls_and_plaintext_swapped_get_the_right_combination() {
             })
             .collect::<Vec<_>>()
     };
+    // Each finding once in a step's detail: the gateway's error carries what its probe saw.
+    for (email, finding) in [(&carol, "greeted with"), (&dave, "TLS handshake")] {
+        for step in account_of(&doc, email)["steps"].as_array().expect("steps") {
+            let detail = step["detail"].as_str().expect("detail");
+            assert!(detail.matches(finding).count() <= 1, "{email}: {detail}");
+        }
+    }
     let carol_failed = steps(&carol);
     assert_eq!(carol_failed.len(), 2, "{doc:#}");
     assert_eq!(carol_failed[0].0, "imap.tls");

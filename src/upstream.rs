@@ -35,6 +35,8 @@ pub enum UpstreamError {
         address: String,
         /// The last error seen.
         reason: String,
+        /// What the last address did.
+        cause: ConnectCause,
     },
     /// The TLS handshake failed (untrusted or wrong certificate, protocol mismatch).
     #[error("TLS with {address} failed: {reason}")]
@@ -111,6 +113,17 @@ pub enum UpstreamError {
         #[from]
         source: crate::oauth::OAuthError,
     },
+}
+
+/// How the last address answered a TCP connection attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectCause {
+    /// Refused (nothing listens on the port).
+    Refused,
+    /// No answer within the time-out (the host is down or a firewall drops it).
+    NoAnswer,
+    /// Another error (unreachable network, …).
+    Other,
 }
 
 /// What kind of failure an [`UpstreamError`] is: the key of the wording table in
@@ -340,6 +353,7 @@ async fn connect_addrs(
     }
     trace.record(|s| s.addresses.clone_from(&addrs));
     let mut last = String::new();
+    let mut cause = ConnectCause::Other;
     for addr in addrs {
         match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
             Ok(Ok(stream)) => {
@@ -348,13 +362,23 @@ async fn connect_addrs(
                 trace.record(|s| s.connected = Some(addr));
                 return Ok(stream);
             }
-            Ok(Err(e)) => last = format!("{addr}: {e}"),
-            Err(_) => last = format!("{addr}: no answer within {} s", timeout.as_secs()),
+            Ok(Err(e)) => {
+                cause = match e.kind() {
+                    io::ErrorKind::ConnectionRefused => ConnectCause::Refused,
+                    _ => ConnectCause::Other,
+                };
+                last = format!("{addr}: {e}");
+            }
+            Err(_) => {
+                cause = ConnectCause::NoAnswer;
+                last = format!("{addr}: no answer within {} s", timeout.as_secs());
+            }
         }
     }
     Err(UpstreamError::Connect {
         address,
         reason: last,
+        cause,
     })
 }
 

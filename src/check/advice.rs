@@ -11,7 +11,7 @@ use super::{Kind, Protocol};
 use crate::config::{Endpoint, TlsMode};
 use crate::diagnosis;
 use crate::provider::{self, Help, Preset};
-use crate::upstream::{Steps, UpstreamError};
+use crate::upstream::{ConnectCause, Steps, UpstreamError};
 use rustls::CertificateError;
 
 /// What a second, diagnostic connection found out about the port (see `super::probe_*`).
@@ -131,13 +131,19 @@ fn connection(f: &Failure<'_>) -> String {
         UpstreamError::Timeout { step, .. } if *step == "DNS lookup" => {
             "the DNS lookup timed out: check this machine's DNS/network".into()
         }
-        UpstreamError::Connect { reason, .. } if reason.contains("refused") => format!(
+        UpstreamError::Connect {
+            cause: ConnectCause::Refused,
+            ..
+        } => format!(
             "nothing accepts connections on {address} (connection refused): the server is down or the port is wrong ({} uses {} with tls = \"implicit\" or {} with tls = \"starttls\")",
             f.protocol.name(),
             f.protocol.ports().0,
             f.protocol.ports().1
         ),
-        UpstreamError::Connect { reason, .. } if reason.contains("no answer") => format!(
+        UpstreamError::Connect {
+            cause: ConnectCause::NoAnswer,
+            ..
+        } => format!(
             "{address} does not answer (time-out): the server is down, or a firewall drops the connection"
         ),
         _ => format!(
@@ -460,6 +466,7 @@ mod tests {
         let timeout = UpstreamError::Connect {
             address: "imap.example.no:993".into(),
             reason: "192.0.2.1:993: no answer within 15 s".into(),
+            cause: ConnectCause::NoAnswer,
         };
         let text = advice(
             Protocol::Imap,

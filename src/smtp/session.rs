@@ -321,15 +321,13 @@ fn dsn_syntax(param: &str) -> String {
     format!("501 5.5.4 Syntax error in the DSN parameter {shown} (RFC 3461)")
 }
 
-/// The outcome label of a message the client was refused with `reply` before its data:
-/// `too_big` for a size refusal, else by the reply's class.
+/// The outcome label of a message the client was refused with `reply` before its data, by
+/// the reply's code: `too_big` for 552 (size), `rejected` for another 5xx, else `deferred`.
 fn refused_outcome(reply: &str) -> &'static str {
-    if reply.starts_with("552") {
-        "too_big"
-    } else if reply.starts_with('5') {
-        "rejected"
-    } else {
-        "deferred"
+    match reply.get(..3).and_then(|c| c.parse::<u16>().ok()) {
+        Some(552) => "too_big",
+        Some(500..=599) => "rejected",
+        _ => "deferred",
     }
 }
 

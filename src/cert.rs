@@ -32,12 +32,12 @@ pub enum CertError {
     #[error("cannot make the certificate: {0}")]
     Generate(#[from] rcgen::Error),
     /// Writing a file failed.
-    #[error("cannot write {path}: {source}")]
+    #[error("cannot write {path}: {error}")]
     Write {
         /// The file.
         path: PathBuf,
-        /// The OS error.
-        source: std::io::Error,
+        /// The OS error (in the message, not a `source`: an error chain would print it twice).
+        error: std::io::Error,
     },
 }
 
@@ -108,7 +108,7 @@ pub fn generate(
 
     std::fs::create_dir_all(out).map_err(|source| CertError::Write {
         path: out.to_owned(),
-        source,
+        error: source,
     })?;
     write_file(&key_path, key.serialize_pem().as_bytes(), 0o600)?;
     write_file(&cert_path, cert.pem().as_bytes(), 0o644)?;
@@ -125,7 +125,7 @@ fn write_file(path: &Path, bytes: &[u8], mode: u32) -> Result<(), CertError> {
     use std::os::unix::fs::OpenOptionsExt;
     let err = |source| CertError::Write {
         path: path.to_owned(),
-        source,
+        error: source,
     };
     match std::fs::remove_file(path) {
         Ok(()) => {}

@@ -7,7 +7,9 @@
 //! a [`Trace`] that records how far it got, so what passes here is what `mailgate run` does.
 //! Two diagnostic extras are the check's own: the certificate is inspected even when refused
 //! ([`inspect`]), and when TLS and plaintext look swapped a second connection asks the port
-//! what it really speaks ([`probe_plaintext`], [`probe_tls`]). No mail is ever sent.
+//! what it really speaks — the gateway's own probes ([`crate::upstream::probe_plaintext`],
+//! [`crate::upstream::probe_tls`]), whose findings its errors already carry when it ran them
+//! itself ([`UpstreamError::NotTls`], [`UpstreamError::ExpectsTls`]). No mail is ever sent.
 //!
 //! Nothing secret is shown: details are the servers' words and the gateway's errors, which never
 //! carry credentials.
@@ -16,6 +18,7 @@ mod advice;
 pub mod inspect;
 
 use crate::config::{Account, Config, Endpoint, ServerConfig, TlsMode};
+use crate::upstream::PROBE_TIMEOUT;
 use crate::upstream::{Steps, Trace, UpstreamError};
 use advice::{Failure, Probe};
 use inspect::{CertInfo, Inspector};
@@ -23,19 +26,8 @@ use serde::Serialize;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use tokio::io::AsyncReadExt;
 
-/// The least time a diagnostic probe waits for its answer.
-const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
-
-/// The protocol of an endpoint.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Protocol {
-    /// The account's IMAP server.
-    Imap,
-    /// The account's SMTP submission server.
-    Smtp,
-}
+pub use crate::diagnosis::Protocol;
 
 /// The steps of a check, in the order they can happen (the TLS step moves after the greeting
 /// with STARTTLS).
@@ -125,11 +117,11 @@ pub struct Report {
 /// Checks `accounts` one after the other (a check is for people; parallel output would only
 /// interleave).
 pub async fn run(config: &Config, accounts: &[Arc<Account>]) -> Report {
-    // A check waits for each answer as long as for a connection (connect_timeout, 15 s by
-    // default), not the minute the gateway gives a slow provider mid-session: a port that
-    // waits silently (implicit TLS where a greeting was expected) should not stall the check.
-    let mut server = config.server.clone();
-    server.upstream_timeout = server.upstream_timeout.min(server.connect_timeout);
+    // The check waits for each answer as long as the gateway does (upstream_timeout): a
+    // provider that answers a wrong password only after a delay must be heard, not called
+    // unstable. A port that waits silently for a TLS handshake is found out after
+    // connect_timeout by the gateway's own greeting wait (`upstream::await_greeting`).
+    let server = config.server.clone();
     let mut reports = Vec::new();
     for account in accounts {
         let mut steps = imap(account, &server).await;
@@ -253,11 +245,17 @@ impl Ctx<'_> {
                 detail = format!("{}; {detail}", info.summary());
             }
         }
-        if let Probe::Plaintext(line) = &probe {
-            let _ = write!(detail, "; a plaintext connection was greeted with {line:?}");
-        }
-        if probe == Probe::Tls {
-            detail.push_str("; the port answers a TLS handshake");
+        // The gateway's own probe findings are in its error's words already.
+        let told = matches!(
+            error,
+            UpstreamError::NotTls { .. } | UpstreamError::ExpectsTls { .. }
+        );
+        match &probe {
+            Probe::Plaintext(line) if !told => {
+                let _ = write!(detail, "; a plaintext connection was greeted with {line:?}");
+            }
+            Probe::Tls if !told => detail.push_str("; the port answers a TLS handshake"),
+            _ => {}
         }
         let advice = advice::advise(&Failure {
             protocol: self.protocol,
@@ -268,6 +266,7 @@ impl Ctx<'_> {
             trace,
             seen: seen.as_ref(),
             probe: &probe,
+            smtp_password_inherited: self.account.smtp_password_inherited,
         });
         Step {
             name: self.name(kind),
@@ -348,6 +347,15 @@ impl Ctx<'_> {
 
     /// A diagnostic second connection where TLS and plaintext may be swapped.
     async fn probe(&self, kind: Kind, trace: &Steps, error: &UpstreamError) -> Probe {
+        // The gateway's own code probed already: its error says what it found.
+        match error {
+            UpstreamError::NotTls {
+                greeting: Some(line),
+                ..
+            } => return Probe::Plaintext(line.clone()),
+            UpstreamError::ExpectsTls { .. } => return Probe::Tls,
+            _ => {}
+        }
         let Some(addr) = trace.connected else {
             return Probe::NotRun;
         };
@@ -360,11 +368,12 @@ impl Ctx<'_> {
                 if matches!(
                     error,
                     UpstreamError::Tls { .. }
+                        | UpstreamError::NotTls { .. }
                         | UpstreamError::Closed { .. }
                         | UpstreamError::Timeout { .. }
                 ) && self.inspector.and_then(Inspector::seen).is_none() =>
             {
-                match probe_plaintext(addr, timeout).await {
+                match crate::upstream::probe_plaintext(addr, timeout).await {
                     Some(line) => Probe::Plaintext(line),
                     None => Probe::Nothing,
                 }
@@ -407,62 +416,18 @@ fn truncate(s: &str, max: usize) -> String {
     }
 }
 
-/// Connects to `addr` without TLS and returns the first line the server sends, if it sends
-/// one within `timeout` (a plaintext greeting where implicit TLS was configured).
-pub async fn probe_plaintext(addr: SocketAddr, timeout: std::time::Duration) -> Option<String> {
-    let read = async {
-        let mut tcp = tokio::net::TcpStream::connect(addr).await.ok()?;
-        let mut buf = Vec::with_capacity(512);
-        while !buf.contains(&b'\n') && buf.len() < 512 {
-            let n = (&mut tcp).take(512).read_buf(&mut buf).await.ok()?;
-            if n == 0 {
-                break;
-            }
-        }
-        Some(buf)
+/// Whether `addr` answers a TLS handshake, asked with a fresh inspecting configuration (a
+/// plaintext account has none of its own: the default trust then, the probe only asks whether
+/// the port speaks TLS).
+async fn probe_tls(ep: &Endpoint, addr: SocketAddr, timeout: std::time::Duration) -> bool {
+    let config = match Inspector::for_endpoint(ep) {
+        Some((config, _)) => config,
+        None => match crate::tls::client_config(None) {
+            Ok(c) => c,
+            Err(_) => return false,
+        },
     };
-    let buf = tokio::time::timeout(timeout, read).await.ok()??;
-    let line = buf.split(|&b| b == b'\n').next().unwrap_or_default();
-    let text: String = String::from_utf8_lossy(line)
-        .trim_end()
-        .chars()
-        .map(|c| if c.is_control() { '?' } else { c })
-        .collect();
-    // TLS alerts and other binary answers are not a greeting.
-    (!text.is_empty() && text.is_ascii()).then_some(text)
-}
-
-/// Whether `addr` answers a TLS handshake (it got as far as a certificate, trusted or not).
-/// The handshake uses a fresh inspecting configuration and sends nothing after it.
-pub async fn probe_tls(ep: &Endpoint, addr: SocketAddr, timeout: std::time::Duration) -> bool {
-    let Some((config, inspector)) = Inspector::for_endpoint(ep).or_else(|| {
-        // A plaintext account has no TLS configuration of its own: use the default trust.
-        let config = crate::tls::client_config(None).ok()?;
-        let probe_ep = Endpoint {
-            host: ep.host.clone(),
-            port: ep.port,
-            tls: TlsMode::Implicit,
-            server_name: ep.server_name.clone(),
-            tls_config: Some(config),
-            ca_file: None,
-            username: String::new(),
-            password: Default::default(),
-            oauth: None,
-        };
-        Inspector::for_endpoint(&probe_ep)
-    }) else {
-        return false;
-    };
-    let handshake = async {
-        let tcp = tokio::net::TcpStream::connect(addr).await.ok()?;
-        let connector = tokio_rustls::TlsConnector::from(config);
-        Some(connector.connect(ep.server_name.clone(), tcp).await.is_ok())
-    };
-    let completed = matches!(
-        tokio::time::timeout(timeout, handshake).await,
-        Ok(Some(true))
-    );
-    completed || inspector.seen().is_some()
+    crate::upstream::probe_tls(ep, config, addr, timeout).await
 }
 
 /// The report as text: one block per account, one line per step, advice under a failed step.

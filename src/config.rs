@@ -28,12 +28,12 @@ pub const DEFAULT_PATH: &str = "conf/mailgate.toml";
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// The file could not be read at all.
-    #[error("{path}: cannot read the config file: {source}")]
+    #[error("{path}: cannot read the config file: {error}")]
     Read {
         /// The config file.
         path: PathBuf,
-        /// The I/O error.
-        source: std::io::Error,
+        /// The I/O error (in the message, not a `source`: an error chain would print it twice).
+        error: std::io::Error,
     },
     /// An account without servers in the file whose servers could not be discovered at start-up.
     #[error("{path}: account {email}: cannot discover its servers: {reason}\n  set them in the file: [account.imap] server = \"host:port\" and tls (and [account.smtp]), or provider = \"…\" (one of {known})")]
@@ -325,6 +325,9 @@ pub struct Account {
     /// Where the servers came from: `config`, or a preset / MX / autoconfig / guess (for the
     /// start-up log).
     pub source: String,
+    /// `[account.smtp]` names no password of its own and uses `[account.imap]`'s (so advice
+    /// about a refused SMTP password points at `[account.imap]`).
+    pub smtp_password_inherited: bool,
 }
 
 /// An upstream server plus everything needed to log in there.
@@ -373,7 +376,7 @@ impl Config {
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_owned(),
-            source,
+            error: source,
         })?;
         Config::parse(&text, path)
     }
@@ -386,7 +389,7 @@ impl Config {
     pub async fn load_discovering(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_owned(),
-            source,
+            error: source,
         })?;
         let first = Config::parse(&text, path)?;
         if first.undiscovered.is_empty() {
@@ -743,6 +746,9 @@ impl Config {
                 Some(spanned) => Some((spanned.span().start, spanned.into_inner())),
                 None => smtp_found.map(|_| (at, EndpointFile::default())),
             };
+            let smtp_password_inherited = smtp_table.as_ref().is_some_and(|(_, f)| {
+                f.password.is_none() && f.password_env.is_none() && f.password_file.is_none()
+            });
             let smtp = match smtp_table {
                 None => None,
                 Some((smtp_at, file)) => {
@@ -762,6 +768,7 @@ impl Config {
                 imap,
                 smtp,
                 source,
+                smtp_password_inherited,
             }));
         }
 

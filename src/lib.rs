@@ -10,6 +10,7 @@ pub mod cert;
 pub mod check;
 pub mod config;
 pub mod coredump;
+pub mod diagnosis;
 pub mod discover;
 pub mod imap;
 pub mod logbuf;

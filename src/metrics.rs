@@ -68,10 +68,10 @@ static PER_ACCOUNT: AtomicBool = AtomicBool::new(false);
 
 /// The exporter could not start.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot start the metrics exporter on {addr}: {source}")]
+#[error("cannot start the metrics exporter on {addr}: {error}")]
 pub struct MetricsError {
     addr: SocketAddr,
-    source: BuildError,
+    error: BuildError,
 }
 
 /// Installs the Prometheus recorder and serves `/metrics` on `listen`. Call inside the runtime.
@@ -79,7 +79,7 @@ pub fn start(listen: SocketAddr, per_account: bool) -> Result<(), MetricsError> 
     PER_ACCOUNT.store(per_account, Ordering::Relaxed);
     let err = |source| MetricsError {
         addr: listen,
-        source,
+        error: source,
     };
     PrometheusBuilder::new()
         .with_http_listener(listen)
@@ -204,9 +204,14 @@ pub fn smtp_message(result: &'static str, bytes: u64) {
     }
 }
 
-/// Adds message bytes written to the SMTP upstream (before dot-stuffing).
-pub fn smtp_body_bytes(n: u64) {
-    counter!(BYTES_TOTAL, "protocol" => "smtp", "direction" => "client_to_upstream").increment(n);
+/// Adds message bytes written to the SMTP upstream (before dot-stuffing), to the account's
+/// series too when `counters` has one.
+pub fn smtp_body_bytes(counters: Option<&ByteCounters>, n: u64) {
+    match counters {
+        Some(c) => c.add_to_upstream(n),
+        None => counter!(BYTES_TOTAL, "protocol" => "smtp", "direction" => "client_to_upstream")
+            .increment(n),
+    }
 }
 
 /// Counts a connection refused at the session limit.

@@ -26,14 +26,14 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
     /// A listen address could not be bound.
-    #[error("cannot listen on {addr} ({what}): {source}")]
+    #[error("cannot listen on {addr} ({what}): {error}")]
     Bind {
         /// The address from the config.
         addr: SocketAddr,
         /// Which listener.
         what: &'static str,
-        /// The OS error.
-        source: std::io::Error,
+        /// The OS error (in the message, not a `source`: an error chain would print it twice).
+        error: std::io::Error,
     },
     /// The metrics exporter could not start.
     #[error(transparent)]
@@ -81,7 +81,11 @@ impl Proto {
 async fn bind(addr: SocketAddr, what: &'static str) -> Result<TcpListener, ServerError> {
     TcpListener::bind(addr)
         .await
-        .map_err(|source| ServerError::Bind { addr, what, source })
+        .map_err(|source| ServerError::Bind {
+            addr,
+            what,
+            error: source,
+        })
 }
 
 impl Server {

@@ -35,6 +35,8 @@ pub enum UpstreamError {
         address: String,
         /// The last error seen.
         reason: String,
+        /// What the last address did.
+        cause: ConnectCause,
     },
     /// The TLS handshake failed (untrusted or wrong certificate, protocol mismatch).
     #[error("TLS with {address} failed: {reason}")]
@@ -43,6 +45,28 @@ pub enum UpstreamError {
         address: String,
         /// rustls's explanation.
         reason: String,
+    },
+    /// Implicit TLS was configured, but the port answered the TLS handshake with something
+    /// that is not TLS (rustls: an invalid first record): a plaintext or STARTTLS port.
+    #[error("{address} does not speak TLS on this port: it answered the TLS handshake in plaintext{}", greeting.as_ref().map(|g| format!(" (a plaintext connection is greeted with {g:?})")).unwrap_or_default())]
+    NotTls {
+        /// host:port.
+        address: String,
+        /// The port.
+        port: u16,
+        /// The first line a plaintext connection got, if a second connection got one.
+        greeting: Option<String>,
+    },
+    /// STARTTLS or plaintext was configured, but the server sent no greeting and answers a
+    /// TLS handshake: an implicit-TLS port, waiting for the client's TLS hello.
+    #[error("{address} sent no greeting within {secs} s and answers a TLS handshake: it is an implicit-TLS port")]
+    ExpectsTls {
+        /// host:port.
+        address: String,
+        /// The port.
+        port: u16,
+        /// Seconds waited for the greeting.
+        secs: u64,
     },
     /// The server did not answer in time.
     #[error("{address} did not answer within {secs} s ({step})")]
@@ -81,31 +105,86 @@ pub enum UpstreamError {
         reason: String,
     },
     /// No OAuth 2.0 access token could be had for the account (see [`crate::oauth`]).
-    #[error("{source}")]
+    /// Transparent: the cause's own words are the message (a `#[source]` shown in the text too
+    /// would print it twice in an error chain).
+    #[error(transparent)]
     OAuth {
         /// Why, with the account and, when it applies, the `mailgate oauth authorize` hint.
-        #[source]
+        #[from]
         source: crate::oauth::OAuthError,
     },
 }
 
-impl From<crate::oauth::OAuthError> for UpstreamError {
-    fn from(source: crate::oauth::OAuthError) -> Self {
-        UpstreamError::OAuth { source }
+/// How the last address answered a TCP connection attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectCause {
+    /// Refused (nothing listens on the port).
+    Refused,
+    /// No answer within the time-out (the host is down or a firewall drops it).
+    NoAnswer,
+    /// Another error (unreachable network, …).
+    Other,
+}
+
+/// What kind of failure an [`UpstreamError`] is: the key of the wording table in
+/// [`crate::diagnosis`] (client text, log advice) and of the `kind` metric label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureKind {
+    /// The host name did not resolve.
+    Dns,
+    /// No TCP connection.
+    Connect,
+    /// The TLS handshake failed (certificate, protocol version).
+    Tls,
+    /// `tls = "implicit"` on a port that does not speak TLS.
+    NotTls,
+    /// `tls = "starttls"` or `"none"` on an implicit-TLS port.
+    ExpectsTls,
+    /// No answer in time.
+    Timeout,
+    /// Not the protocol expected, or closed before login.
+    Protocol,
+    /// The stored credential was refused.
+    Auth,
+    /// No OAuth access token.
+    OAuth,
+}
+
+impl FailureKind {
+    /// The `kind` label of `mailgate_upstream_errors_total` and of log lines.
+    pub fn label(self) -> &'static str {
+        match self {
+            FailureKind::Dns => "dns",
+            FailureKind::Connect => "connect",
+            FailureKind::Tls => "tls",
+            FailureKind::NotTls | FailureKind::ExpectsTls => "tls_mode",
+            FailureKind::Timeout => "timeout",
+            FailureKind::Protocol => "protocol",
+            FailureKind::Auth => "auth",
+            FailureKind::OAuth => "oauth",
+        }
+    }
+}
+
+impl std::fmt::Display for FailureKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.label())
     }
 }
 
 impl UpstreamError {
-    /// A short label for metrics and logs: dns, connect, tls, timeout, protocol, auth, oauth.
-    pub fn kind(&self) -> &'static str {
+    /// The kind of failure (see [`FailureKind`]).
+    pub fn kind(&self) -> FailureKind {
         match self {
-            UpstreamError::Dns { .. } => "dns",
-            UpstreamError::Connect { .. } => "connect",
-            UpstreamError::Tls { .. } => "tls",
-            UpstreamError::Timeout { .. } => "timeout",
-            UpstreamError::Protocol { .. } | UpstreamError::Closed { .. } => "protocol",
-            UpstreamError::Auth { .. } => "auth",
-            UpstreamError::OAuth { .. } => "oauth",
+            UpstreamError::Dns { .. } => FailureKind::Dns,
+            UpstreamError::Connect { .. } => FailureKind::Connect,
+            UpstreamError::Tls { .. } => FailureKind::Tls,
+            UpstreamError::NotTls { .. } => FailureKind::NotTls,
+            UpstreamError::ExpectsTls { .. } => FailureKind::ExpectsTls,
+            UpstreamError::Timeout { .. } => FailureKind::Timeout,
+            UpstreamError::Protocol { .. } | UpstreamError::Closed { .. } => FailureKind::Protocol,
+            UpstreamError::Auth { .. } => FailureKind::Auth,
+            UpstreamError::OAuth { .. } => FailureKind::OAuth,
         }
     }
 }
@@ -243,10 +322,15 @@ pub async fn tcp_connect_traced(
                 })
             }
             Ok(Err(e)) => {
+                // The system resolver's error already names the host; keep only its words.
+                let reason = match e {
+                    crate::discover::dns::DnsError::System { reason, .. } => reason,
+                    other => other.to_string(),
+                };
                 return Err(UpstreamError::Dns {
                     host: endpoint.host.clone(),
-                    reason: e.to_string(),
-                })
+                    reason,
+                });
             }
             Ok(Ok(a)) => a,
         };
@@ -269,6 +353,7 @@ async fn connect_addrs(
     }
     trace.record(|s| s.addresses.clone_from(&addrs));
     let mut last = String::new();
+    let mut cause = ConnectCause::Other;
     for addr in addrs {
         match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
             Ok(Ok(stream)) => {
@@ -277,13 +362,23 @@ async fn connect_addrs(
                 trace.record(|s| s.connected = Some(addr));
                 return Ok(stream);
             }
-            Ok(Err(e)) => last = format!("{addr}: {e}"),
-            Err(_) => last = format!("{addr}: no answer within {} s", timeout.as_secs()),
+            Ok(Err(e)) => {
+                cause = match e.kind() {
+                    io::ErrorKind::ConnectionRefused => ConnectCause::Refused,
+                    _ => ConnectCause::Other,
+                };
+                last = format!("{addr}: {e}");
+            }
+            Err(_) => {
+                cause = ConnectCause::NoAnswer;
+                last = format!("{addr}: no answer within {} s", timeout.as_secs());
+            }
         }
     }
     Err(UpstreamError::Connect {
         address,
         reason: last,
+        cause,
     })
 }
 
@@ -317,6 +412,7 @@ pub async fn tls_handshake_traced(
             reason: "no TLS configuration for a plaintext account".into(),
         });
     };
+    let peer = tcp.peer_addr().ok();
     let connector = tokio_rustls::TlsConnector::from(config);
     match tokio::time::timeout(
         timeout,
@@ -329,6 +425,19 @@ pub async fn tls_handshake_traced(
             secs: timeout.as_secs(),
             step: "TLS handshake",
         }),
+        Ok(Err(e)) if not_tls(&e) && endpoint.tls == crate::config::TlsMode::Implicit => {
+            // A second connection shows what the port speaks instead (its greeting), so the
+            // log and `mailgate check` can say which setting is wrong.
+            let greeting = match peer {
+                Some(addr) => probe_plaintext(addr, timeout.max(PROBE_TIMEOUT)).await,
+                None => None,
+            };
+            Err(UpstreamError::NotTls {
+                address,
+                port: endpoint.port,
+                greeting,
+            })
+        }
         Ok(Err(e)) => Err(UpstreamError::Tls {
             address,
             reason: tls_reason(&e),
@@ -352,6 +461,119 @@ pub async fn tls_handshake_traced(
                 })
             });
             Ok(UpstreamStream::Tls(Box::new(s)))
+        }
+    }
+}
+
+/// The least time a diagnostic probe (a second connection after a failure) waits for its
+/// answer: a short `connect_timeout` must not cost the diagnosis.
+pub const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Whether a failed handshake's error says the peer does not speak TLS at all: its answer to
+/// the ClientHello is not a TLS record (rustls reports the first record as an invalid
+/// message, e.g. `InvalidContentType` for the `*` of `* OK` or the `2` of `220`).
+fn not_tls(e: &io::Error) -> bool {
+    matches!(
+        e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()),
+        Some(rustls::Error::InvalidMessage(_))
+    )
+}
+
+/// Connects to `addr` without TLS and returns the first line the server sends, if it sends
+/// a printable one within `timeout` (a plaintext greeting where implicit TLS was configured).
+pub async fn probe_plaintext(addr: SocketAddr, timeout: Duration) -> Option<String> {
+    use tokio::io::AsyncReadExt;
+    let read = async {
+        let mut tcp = TcpStream::connect(addr).await.ok()?;
+        let mut buf = Vec::with_capacity(512);
+        while !buf.contains(&b'\n') && buf.len() < 512 {
+            let n = (&mut tcp).take(512).read_buf(&mut buf).await.ok()?;
+            if n == 0 {
+                break;
+            }
+        }
+        Some(buf)
+    };
+    let buf = tokio::time::timeout(timeout, read).await.ok()??;
+    let line = buf.split(|&b| b == b'\n').next().unwrap_or_default();
+    let text: String = String::from_utf8_lossy(line)
+        .trim_end()
+        .chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect();
+    // TLS alerts and other binary answers are not a greeting.
+    (!text.is_empty() && text.is_ascii()).then_some(text)
+}
+
+/// Whether `addr` answers a TLS handshake with `config`: it completed, or failed for a reason
+/// only a TLS server can cause (its certificate, an alert). Nothing is sent after it.
+pub async fn probe_tls(
+    endpoint: &Endpoint,
+    config: Arc<rustls::ClientConfig>,
+    addr: SocketAddr,
+    timeout: Duration,
+) -> bool {
+    let handshake = async {
+        let tcp = TcpStream::connect(addr).await.ok()?;
+        let connector = tokio_rustls::TlsConnector::from(config);
+        Some(
+            match connector.connect(endpoint.server_name.clone(), tcp).await {
+                Ok(_) => true,
+                Err(e) => matches!(
+                    e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()),
+                    Some(r) if !matches!(r, rustls::Error::InvalidMessage(_))
+                ),
+            },
+        )
+    };
+    matches!(
+        tokio::time::timeout(timeout, handshake).await,
+        Ok(Some(true))
+    )
+}
+
+/// Waits for the server's greeting (`greeting`, which has its own time-out) on a connection
+/// without TLS yet (`tls = "starttls"` or `"none"`). A server that stays silent for
+/// `connect_timeout` is asked, on a second connection, whether it answers a TLS handshake:
+/// an implicit-TLS port waits for the client's hello and never greets, so the time-out would
+/// otherwise be all the operator learns. If it does, [`UpstreamError::ExpectsTls`] now;
+/// otherwise the greeting is awaited as before.
+pub async fn await_greeting<T>(
+    endpoint: &Endpoint,
+    peer: Option<SocketAddr>,
+    connect_timeout: Duration,
+    greeting: impl std::future::Future<Output = Result<T, UpstreamError>>,
+) -> Result<T, UpstreamError> {
+    tokio::pin!(greeting);
+    let Some(addr) = peer.filter(|_| endpoint.tls != crate::config::TlsMode::Implicit) else {
+        return greeting.await;
+    };
+    tokio::select! {
+        r = &mut greeting => return r,
+        _ = tokio::time::sleep(connect_timeout) => {}
+    }
+    let config = match &endpoint.tls_config {
+        Some(c) => c.clone(),
+        // A plaintext account has no TLS configuration of its own: the default trust will do,
+        // the probe only asks whether the port speaks TLS.
+        None => match crate::tls::client_config(None) {
+            Ok(c) => c,
+            Err(_) => return greeting.await,
+        },
+    };
+    let probe = probe_tls(endpoint, config, addr, connect_timeout.max(PROBE_TIMEOUT));
+    tokio::select! {
+        r = &mut greeting => r,
+        speaks_tls = probe => {
+            if speaks_tls {
+                Err(UpstreamError::ExpectsTls {
+                    address: endpoint.address(),
+                    port: endpoint.port,
+                    secs: connect_timeout.as_secs(),
+                })
+            } else {
+                greeting.await
+            }
         }
     }
 }

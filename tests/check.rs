@@ -18,11 +18,12 @@ use std::process::Output;
 use serde_json::Value;
 use support::bad_certs::{BadCerts, EXPIRED_NOT_AFTER, OTHER_NAME};
 use support::idp::{CLIENT_ID, CLIENT_SECRET};
-use support::mailgate::{cached_hash, loopback_server, toml_str, BIN};
+use support::mailgate::{cached_hash, loopback_server, strip_ansi, toml_str, BIN};
 use support::postfix::DOMAIN;
 use support::proc::{free_port, run_with_timeout, RefusingPort, PROCESS_TIMEOUT};
+use support::smtp_client::Raw;
 use support::standin::StandIn;
-use support::{b64, Dovecot, DovecotOpts, Idp, Pki, Postfix};
+use support::{b64, Dovecot, DovecotOpts, Idp, Mailgate, Pki, Postfix};
 
 const LOCAL_PASSWORD: &str = "local-pw";
 /// The upstream password of every real test user.
@@ -434,6 +435,13 @@ fn tls_and_plaintext_swapped_get_the_right_combination() {
             })
             .collect::<Vec<_>>()
     };
+    // Each finding once in a step's detail: the gateway's error carries what its probe saw.
+    for (email, finding) in [(&carol, "greeted with"), (&dave, "TLS handshake")] {
+        for step in account_of(&doc, email)["steps"].as_array().expect("steps") {
+            let detail = step["detail"].as_str().expect("detail");
+            assert!(detail.matches(finding).count() <= 1, "{email}: {detail}");
+        }
+    }
     let carol_failed = steps(&carol);
     assert_eq!(carol_failed.len(), 2, "{doc:#}");
     assert_eq!(carol_failed[0].0, "imap.tls");
@@ -483,6 +491,50 @@ fn tls_and_plaintext_swapped_get_the_right_combination() {
         )),
         "{advice}"
     );
+
+    // The running gateway gives the same diagnosis, from the same code: the client hears that
+    // the TLS setting does not fit the port, and the log line's advice is the check's advice
+    // with the pointer to `mailgate check`. STARTTLS on the implicit-TLS ports is found out
+    // after connect_timeout (3 s), not after upstream_timeout (its default minute).
+    let text = std::fs::read_to_string(config.path()).expect("config");
+    let mut gw = Mailgate::start(&text);
+    for (email, imap_advice, smtp_advice) in [
+        (&carol, &carol_failed[0].1, &carol_failed[1].1),
+        (&dave, &dave_failed[0].1, &dave_failed[1].1),
+    ] {
+        let mut c = gw.connect();
+        let resp =
+            String::from_utf8_lossy(&c.command("a1", &format!("LOGIN {email} {LOCAL_PASSWORD}")))
+                .into_owned();
+        assert!(
+            resp.contains("a1 NO [UNAVAILABLE] mailgate's TLS setting for the mail provider's server does not fit its port"),
+            "{email}: {resp}"
+        );
+        let (mut s, _) = Raw::connect(gw.smtp_addr);
+        assert!(s.login(email, LOCAL_PASSWORD).starts_with("235"));
+        let r = s.cmd(&format!("MAIL FROM:<{email}>"));
+        assert!(
+            r.starts_with("451 4.7.5 mailgate's TLS setting for the mail provider's server does not fit its port"),
+            "{email}: {r}"
+        );
+        let log = strip_ansi(&gw.log());
+        for (message, advice) in [
+            ("upstream login failed", imap_advice),
+            ("upstream connection failed", smtp_advice),
+        ] {
+            let want = format!(
+                "advice={:?}",
+                format!("{advice}; `mailgate check {email}` shows each step")
+            );
+            assert!(
+                log.lines().any(|l| l.contains(message)
+                    && l.contains(email.as_str())
+                    && l.contains(&want)),
+                "{email}: no {message:?} line with {want}\n{log}"
+            );
+        }
+    }
+    gw.stop();
 }
 
 #[test]
@@ -883,4 +935,96 @@ fn provider_smtp_refusals_map_to_advice() {
         assert_eq!(imap_steps.len(), 6, "{account:#}");
         assert!(imap_steps.iter().all(|s| s["ok"] == true), "{account:#}");
     }
+}
+
+/// A provider that answers a wrong password only after a while (2 s here, longer than
+/// `connect_timeout_secs = 1`): the check waits for the answer as the gateway does
+/// (upstream_timeout) and gives the password advice — not "the server is unstable". The SMTP
+/// table names no password of its own, so the advice sends the operator to [account.imap],
+/// where the password the SMTP login used is.
+#[test]
+fn delayed_refusal_and_inherited_smtp_password() {
+    let imap = StandIn::imap(
+        "* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN SASL-IR] stand-in ready",
+        "IMAP4rev1 AUTH=PLAIN SASL-IR",
+        "OK LOGIN completed.",
+    );
+    let smtp = StandIn::smtp_after(
+        "535 5.7.8 Error: authentication failed: authentication failure",
+        std::time::Duration::from_secs(2),
+    );
+    let email = "ola@example.no";
+    let mut a = account(
+        email,
+        &Ep::new(imap.addr().port(), "none", None, email),
+        None,
+    );
+    a.push_str(&format!(
+        "[account.smtp]\nserver = {}\ntls = \"none\"\nallow_plaintext = true\n",
+        toml_str(&format!("127.0.0.1:{}", smtp.addr().port()))
+    ));
+    let config = ConfigFile::new(&[a], 1);
+    let (code, doc) = config.check_json(&[]);
+    assert_eq!(code, 1, "{doc:#}");
+    let step = failed_step(account_of(&doc, email));
+    assert_eq!(step["name"], "smtp.auth", "{doc:#}");
+    assert_quotes_and_advises(
+        email,
+        step,
+        "535 5.7.8",
+        &[
+            "the server rejected the password for ola@example.no",
+            "re-enter the app password (or the account password) in [account.imap] (the SMTP login uses the IMAP password)",
+        ],
+    );
+}
+
+/// Each cause is named once: an error's own text must not repeat what its cause says (an
+/// error chain prints the cause after the error). A missing config file, a listen address in
+/// use, and a host name that does not resolve.
+#[test]
+fn error_messages_name_each_cause_once() {
+    let once = |text: &str, cause: &str| {
+        assert_eq!(
+            text.matches(cause).count(),
+            1,
+            "{cause:?} should appear exactly once in:\n{text}"
+        );
+    };
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let missing = dir.path().join("missing.toml");
+    let out = support::mailgate::run(&["run", "--config", &missing.display().to_string()], None);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("cannot read the config file"), "{stderr}");
+    once(&stderr, "No such file or directory (os error 2)");
+
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let config = dir.path().join("mailgate.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nimap_listen = \"{}\"\nsmtp_listen = \"127.0.0.1:0\"\n{}",
+            taken.local_addr().expect("addr"),
+            account("ola@example.no", &Ep::new(9, "none", None, "ola"), None)
+        ),
+    )
+    .expect("write config");
+    let out = support::mailgate::run(&["run", "--config", &config.display().to_string()], None);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("cannot listen on"), "{stderr}");
+    once(&stderr, "Address already in use (os error 98)");
+
+    let host = "no-such-host.invalid";
+    let mut ep = Ep::new(993, "implicit", None, "ola");
+    ep.server = (format!("{host}:993"), None);
+    let config = ConfigFile::new(&[account("ola@example.no", &ep, None)], 3);
+    let (code, doc) = config.check_json(&[]);
+    assert_eq!(code, 1, "{doc:#}");
+    let step = failed_step(account_of(&doc, "ola@example.no"));
+    assert_eq!(step["name"], "imap.dns", "{step:#}");
+    once(step["detail"].as_str().expect("detail"), "cannot resolve");
+    once(step["detail"].as_str().expect("detail"), host);
 }

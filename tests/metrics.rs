@@ -868,3 +868,151 @@ fn scrape(addr: SocketAddr) -> Result<Scrape, String> {
     );
     Scrape::parse(body)
 }
+
+/// SMTP outcomes, each counted once under the label that says what happened, against a real
+/// Postfix: a wrong provider password and an unreachable provider are `upstream_auth_failed`
+/// and `upstream_unavailable` logins (not `ok` at AUTH, before the provider was asked), and
+/// their `451` at MAIL FROM a deferred message; a sender the provider refuses is one rejected
+/// message; a delivered message's bytes count for its account too.
+#[test]
+fn smtp_outcomes_are_counted_once_each() {
+    use support::postfix::DOMAIN;
+    use support::smtp_client::Raw;
+    const SMTP: (&str, &str) = ("protocol", "smtp");
+    let pf = support::Postfix::start(&["alice"], UPSTREAM_PW);
+    let down = RefusingPort::new();
+    let hash = cached_hash(LOCAL_PW);
+    let smtp_account = |user: &str, aliases: &str, smtp: String| {
+        format!(
+            "[[account]]\nemail = \"{user}@{DOMAIN}\"\nlocal_password_hash = \"{hash}\"\naliases = [{aliases}]\n\
+             [account.imap]\nserver = \"127.0.0.1:9\"\ntls = \"none\"\nallow_plaintext = true\npassword = \"{UPSTREAM_PW}\"\n\
+             [account.smtp]\n{smtp}\n"
+        )
+    };
+    let postfix = |password: &str| {
+        format!(
+            "server = \"127.0.0.1:{}\"\ntls = \"starttls\"\nca_file = \"{}\"\ntls_server_name = \"localhost\"\nusername = \"alice@{DOMAIN}\"\npassword = \"{password}\"",
+            pf.starttls_port,
+            pf.ca_file.display()
+        )
+    };
+    let base = format!(
+        "[server]\nimap_listen = \"127.0.0.1:0\"\nsmtp_listen = \"127.0.0.1:0\"\nauth_failure_delay_ms = 10\n{}{}{}",
+        smtp_account("alice", &format!("\"refused-sender@{DOMAIN}\""), postfix(UPSTREAM_PW)),
+        smtp_account("wrongpw", "", postfix(WRONG_PW)),
+        smtp_account(
+            "down",
+            "",
+            format!("server = \"127.0.0.1:{}\"\ntls = \"none\"\nallow_plaintext = true", down.port())
+        ),
+    );
+    let mut gw = Mailgate::start_with_metrics(|listen| {
+        format!("{base}{}", metrics_toml(listen, Some(true)))
+    });
+    let addr = gw.metrics_addr.expect("metrics address");
+    let (alice, wrongpw, down_email) = (
+        format!("alice@{DOMAIN}"),
+        format!("wrongpw@{DOMAIN}"),
+        format!("down@{DOMAIN}"),
+    );
+
+    // A delivered message, then a sender the provider refuses (every RCPT hears it, DATA
+    // finds no recipient: one message, rejected).
+    let (mut c, _) = Raw::connect(gw.smtp_addr);
+    assert!(c.login(&alice, LOCAL_PW).starts_with("235"));
+    let body = "Subject: counted\r\n\r\nthe bytes of this message count for alice\r\n";
+    assert!(c.cmd(&format!("MAIL FROM:<{alice}>")).starts_with("250"));
+    assert!(c
+        .cmd(&format!("RCPT TO:<rcpt@{DOMAIN}>"))
+        .starts_with("250"));
+    assert!(c.cmd("DATA").starts_with("354"));
+    let r = c.cmd(&format!("{body}."));
+    assert!(r.starts_with("250"), "{r}");
+    assert!(c
+        .cmd(&format!("MAIL FROM:<refused-sender@{DOMAIN}>"))
+        .starts_with("250"));
+    for rcpt in ["a", "b"] {
+        let r = c.cmd(&format!("RCPT TO:<{rcpt}@{DOMAIN}>"));
+        assert!(r.starts_with("554"), "{r}");
+    }
+    assert!(c.cmd("DATA").starts_with("554 5.5.1"));
+    assert!(c.cmd("QUIT").starts_with("221"));
+
+    // The provider refuses the stored password; the provider is down.
+    for (email, want) in [
+        (
+            &wrongpw,
+            "451 4.7.0 The mail provider rejected the credential",
+        ),
+        (&down_email, "451 4.4.1"),
+    ] {
+        let (mut c, _) = Raw::connect(gw.smtp_addr);
+        assert!(c.login(email, LOCAL_PW).starts_with("235"));
+        let r = c.cmd(&format!("MAIL FROM:<{email}>"));
+        assert!(r.starts_with(want), "{email}: {r}");
+        assert!(c.cmd("QUIT").starts_with("221"));
+    }
+
+    let s = poll(SETTLE_TIMEOUT, SETTLE_STEP, || {
+        let s = scrape(addr).unwrap_or_else(|e| panic!("scrape: {e}"));
+        (s.get(SESSIONS_ACTIVE, &[SMTP]) == Some(0.0)).then_some(s)
+    })
+    .expect("the SMTP sessions to end");
+    for (result, n) in [
+        ("ok", 1.0),
+        ("upstream_auth_failed", 1.0),
+        ("upstream_unavailable", 1.0),
+    ] {
+        s.expect(LOGINS, &[SMTP, ("result", result)], n);
+    }
+    s.expect_only_nonzero(
+        LOGINS,
+        &[
+            &[SMTP, ("result", "ok")],
+            &[SMTP, ("result", "upstream_auth_failed")],
+            &[SMTP, ("result", "upstream_unavailable")],
+        ],
+    );
+    s.expect(
+        ACCOUNT_LOGINS,
+        &[("account", &alice), ("result", "ok")],
+        1.0,
+    );
+    s.expect(
+        ACCOUNT_LOGINS,
+        &[("account", &wrongpw), ("result", "upstream_auth_failed")],
+        1.0,
+    );
+    s.expect(
+        ACCOUNT_LOGINS,
+        &[("account", &down_email), ("result", "upstream_unavailable")],
+        1.0,
+    );
+    s.expect(SMTP_MESSAGES, &[("result", "ok")], 1.0);
+    s.expect(SMTP_MESSAGES, &[("result", "rejected")], 1.0);
+    s.expect(SMTP_MESSAGES, &[("result", "deferred")], 2.0);
+    s.expect_only_nonzero(
+        SMTP_MESSAGES,
+        &[
+            &[("result", "ok")],
+            &[("result", "rejected")],
+            &[("result", "deferred")],
+        ],
+    );
+    let upstream = [
+        ("account", alice.as_str()),
+        ("direction", "client_to_upstream"),
+    ];
+    s.expect(ACCOUNT_BYTES, &upstream, body.len() as f64);
+    s.expect(
+        BYTES,
+        &[SMTP, ("direction", "client_to_upstream")],
+        body.len() as f64,
+    );
+    s.expect(UPSTREAM_ERRORS, &[SMTP, ("kind", "auth")], 1.0);
+    s.expect(UPSTREAM_ERRORS, &[SMTP, ("kind", "connect")], 1.0);
+    assert_bounded(&s, &[&alice, &wrongpw, &down_email]);
+    let secrets = secrets();
+    let refs: Vec<&str> = secrets.iter().map(String::as_str).collect();
+    gw.assert_no_secrets(&refs);
+}

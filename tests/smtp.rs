@@ -184,6 +184,8 @@ struct Told {
     bad_password: usize,
     /// 535 to AUTH for a login name no account has.
     unknown_user: usize,
+    /// 235 to AUTH, then `451` at MAIL FROM: the provider could not be reached or used.
+    upstream_unavailable: usize,
     /// Connections to mailgate's SMTP listener.
     sessions: usize,
 }
@@ -220,6 +222,11 @@ fn assert_smtp_metrics(s: &Scrape, told: &Told) {
         LOGINS,
         &[SMTP, ("result", "unknown_user")],
         told.unknown_user as f64,
+    );
+    s.expect(
+        LOGINS,
+        &[SMTP, ("result", "upstream_unavailable")],
+        told.upstream_unavailable as f64,
     );
     s.expect(SESSIONS_TOTAL, &[SMTP], told.sessions as f64);
     assert_bounded(s, &[]);
@@ -697,9 +704,10 @@ fn failures_get_the_right_replies() {
         .cmd(&format!("MAIL FROM:<{alice}> FOO=BAR"))
         .starts_with("555 5.5.4"));
 
-    // MAIL FROM not allowed; the alias is, in any case.
+    // MAIL FROM not allowed (a refused message); the alias is, in any case.
     let r = c.cmd(&format!("MAIL FROM:<mallory@{DOMAIN}>"));
     assert!(r.starts_with("553 5.7.1") && r.contains(&alice), "{r}");
+    told.rejected += 1;
     assert!(c.cmd("MAIL FROM:<alias@EXAMPLE.test>").starts_with("250"));
     assert!(c.cmd("RSET").starts_with("250"));
 
@@ -733,6 +741,8 @@ fn failures_get_the_right_replies() {
     }
     assert!(c.cmd("DATA").starts_with("554 5.5.1"));
     assert!(c.cmd("RSET").starts_with("250"));
+    // One message refused, counted once (at the first RCPT), not once per reply.
+    told.rejected += 1;
 
     // The upstream refuses the message (5xx): the client hears the upstream's code and words.
     assert!(c.cmd(&format!("MAIL FROM:<{alice}>")).starts_with("250"));
@@ -792,9 +802,10 @@ fn failures_get_the_right_replies() {
     told_250 += 1;
 
     // Over the size limit: announced (SIZE) and not announced. The SIZE refusal answers MAIL
-    // FROM, before any message: like a refused sender or recipient, it is no message outcome.
+    // FROM, before any message, and counts as a message too big.
     let r = c.cmd(&format!("MAIL FROM:<{alice}> SIZE=2000000"));
     assert!(r.starts_with("552 5.3.4"), "{r}");
+    told.too_big += 1;
     assert!(c.cmd(&format!("MAIL FROM:<{alice}>")).starts_with("250"));
     assert!(c
         .cmd(&format!("RCPT TO:<gw-too-big@{DOMAIN}>"))
@@ -846,6 +857,13 @@ fn failures_get_the_right_replies() {
     assert!(c.cmd("DATA").starts_with("354"));
     c.send(b"Subject: aborted\r\n\r\nhalf a message\r\n");
     drop(c);
+    let aborted = poll(SETTLE_TIMEOUT, SETTLE_STEP, || {
+        gw.log()
+            .contains("client closed in the middle of DATA; message aborted upstream")
+            .then_some(())
+    });
+    assert!(aborted.is_some(), "{}", gw.log());
+    assert!(!gw.log().contains("client client"), "{}", gw.log());
 
     // Upstream down, silent, or stalled after DATA: 451 4.4.x, nothing reported as sent.
     for (user, at_mail) in [("down", true), ("silent", true), ("stall", false)] {
@@ -854,12 +872,15 @@ fn failures_get_the_right_replies() {
         assert!(c
             .login(&format!("{user}@{DOMAIN}"), LOCAL_PASSWORD)
             .starts_with("235"));
-        told.logins_ok += 1;
         let r = c.cmd(&format!("MAIL FROM:<{user}@{DOMAIN}>"));
         if at_mail {
+            // The provider could not be used: the login counts so, and the message deferred.
             assert!(r.starts_with("451 4.4.1"), "{user}: {r}");
+            told.upstream_unavailable += 1;
+            told.deferred += 1;
             continue;
         }
+        told.logins_ok += 1;
         assert!(r.starts_with("250"), "{user}: {r}");
         assert!(c.cmd("RCPT TO:<someone@example.test>").starts_with("250"));
         assert!(c.cmd("DATA").starts_with("354"));
@@ -978,4 +999,91 @@ fn smtp_byte_counter_counts_what_reached_the_provider() {
         sent as f64,
     );
     assert_no_secrets(&mut gw, &["alice"]);
+}
+
+/// DSN (RFC 3461) passes through to a provider that offers it: EHLO advertises DSN, smtplib's
+/// `RET=HDRS`, `ENVID`, `NOTIFY=SUCCESS,FAILURE` and `ORCPT` reach Postfix, whose success
+/// notice to the sender carries them back. Malformed DSN parameters get `501`; a provider
+/// without DSN gets no MAIL at all and the client a `555` that says why.
+#[test]
+fn dsn_parameters_pass_through() {
+    let pf = Postfix::start(&["alice"], UPSTREAM_PASSWORD);
+    let no_dsn = support::standin::StandIn::smtp("235 2.7.0 Authentication successful");
+    let hash = cached_hash(LOCAL_PASSWORD);
+    let config = format!(
+        "{}{}{}",
+        server_section(""),
+        account("alice", &hash, "", &starttls_upstream(&pf)),
+        account("nodsn", &hash, "", &plain_upstream(no_dsn.addr().port())),
+    );
+    let mut gw = Mailgate::start(&config);
+    let alice = format!("alice@{DOMAIN}");
+    let envid = "mg-envid-42";
+    let orcpt = "rfc822;orig-rcpt@example.test";
+    let out = python_done(
+        "smtp_dsn.py",
+        &[
+            "127.0.0.1",
+            &gw.smtp_addr.port().to_string(),
+            &alice,
+            LOCAL_PASSWORD,
+            &alice,
+            &format!("gw-dsn@{DOMAIN}"),
+            envid,
+            orcpt,
+        ],
+    );
+    assert!(out.contains("dsn True\nOK\n"), "{out}");
+    pf.wait_for(&format!("gw-dsn@{DOMAIN}"));
+    // Postfix's success notice goes back to the sender, with what the client asked for.
+    let notice = String::from_utf8_lossy(&pf.wait_for(&alice)).into_owned();
+    for want in [
+        "Original-Envelope-Id: mg-envid-42",
+        "Original-Recipient: rfc822;orig-rcpt@example.test",
+        "Action: delivered",
+        "text/rfc822-headers",
+    ] {
+        assert!(
+            notice.contains(want),
+            "{want:?} missing in the notice:\n{notice}"
+        );
+    }
+
+    let (mut c, _) = Raw::connect(gw.smtp_addr);
+    assert!(c.login(&alice, LOCAL_PASSWORD).starts_with("235"));
+    for bad in [
+        "RET=ALL".to_owned(),
+        "RET=HDRS RET=FULL".to_owned(),
+        "ENVID=a+2g".to_owned(),
+        format!("ENVID={}", "e".repeat(101)),
+    ] {
+        let r = c.cmd(&format!("MAIL FROM:<{alice}> {bad}"));
+        assert!(r.starts_with("501 5.5.4"), "{bad}: {r}");
+    }
+    assert!(c.cmd(&format!("MAIL FROM:<{alice}>")).starts_with("250"));
+    for (bad, code) in [
+        ("NOTIFY=NEVER,SUCCESS", "501 5.5.4"),
+        ("ORCPT=x@y", "501 5.5.4"),
+        ("FOO=1", "555 5.5.4"),
+    ] {
+        let r = c.cmd(&format!("RCPT TO:<gw-bad@{DOMAIN}> {bad}"));
+        assert!(r.starts_with(code), "{bad}: {r}");
+    }
+    assert!(c.cmd("QUIT").starts_with("221"));
+
+    let (mut c, _) = Raw::connect(gw.smtp_addr);
+    let nodsn = format!("nodsn@{DOMAIN}");
+    assert!(c.login(&nodsn, LOCAL_PASSWORD).starts_with("235"));
+    let r = c.cmd(&format!("MAIL FROM:<{nodsn}> RET=HDRS"));
+    assert!(
+        r.starts_with("555 5.5.4") && r.contains("does not offer DSN"),
+        "{r}"
+    );
+    assert!(c.cmd("QUIT").starts_with("221"));
+    assert!(
+        !no_dsn.received().iter().any(|l| l.starts_with("MAIL")),
+        "{:?}",
+        no_dsn.received()
+    );
+    assert_no_secrets(&mut gw, &["alice", "nodsn"]);
 }

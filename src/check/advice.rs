@@ -9,8 +9,9 @@
 use super::inspect::{CertInfo, Seen};
 use super::{Kind, Protocol};
 use crate::config::{Endpoint, TlsMode};
+use crate::diagnosis;
 use crate::provider::{self, Help, Preset};
-use crate::upstream::{Steps, UpstreamError};
+use crate::upstream::{ConnectCause, Steps, UpstreamError};
 use rustls::CertificateError;
 
 /// What a second, diagnostic connection found out about the port (see `super::probe_*`).
@@ -44,6 +45,9 @@ pub struct Failure<'a> {
     pub seen: Option<&'a Seen>,
     /// What a diagnostic connection found.
     pub probe: &'a Probe,
+    /// The SMTP endpoint uses `[account.imap]`'s password (see
+    /// [`crate::config::Account::smtp_password_inherited`]).
+    pub smtp_password_inherited: bool,
 }
 
 /// The preset of the provider behind the account: by the address's domain, else by the
@@ -62,46 +66,6 @@ fn link(preset: Option<&Preset>, page: fn(&Help) -> Option<&'static str>) -> Str
     preset
         .and_then(|p| page(&p.help).map(|url| format!(" ({} help: {url})", p.name)))
         .unwrap_or_default()
-}
-
-impl Protocol {
-    /// The config table of this protocol.
-    fn table(self) -> &'static str {
-        match self {
-            Protocol::Imap => "[account.imap]",
-            Protocol::Smtp => "[account.smtp]",
-        }
-    }
-
-    /// The standard (implicit TLS, STARTTLS) ports.
-    fn ports(self) -> (u16, u16) {
-        match self {
-            Protocol::Imap => (993, 143),
-            Protocol::Smtp => (465, 587),
-        }
-    }
-
-    fn name(self) -> &'static str {
-        match self {
-            Protocol::Imap => "IMAP",
-            Protocol::Smtp => "SMTP",
-        }
-    }
-
-    /// Whether `line` is this protocol's greeting.
-    fn greets_with(self, line: &str) -> bool {
-        match self {
-            Protocol::Imap => line.len() >= 4 && line[..4].eq_ignore_ascii_case("* OK"),
-            Protocol::Smtp => line.starts_with("220"),
-        }
-    }
-
-    fn other(self) -> Protocol {
-        match self {
-            Protocol::Imap => Protocol::Smtp,
-            Protocol::Smtp => Protocol::Imap,
-        }
-    }
 }
 
 /// The advice for a failed step: one line, plain words.
@@ -149,23 +113,12 @@ fn greeting_problem(f: &Failure<'_>) -> Option<String> {
             f.protocol.table()
         ));
     }
-    if let Probe::Plaintext(l) = f.probe {
-        if f.protocol.greets_with(l) {
-            let (implicit, _) = f.protocol.ports();
-            let port = f.ep.port;
-            let alternative = if port == implicit {
-                String::new()
-            } else {
-                format!(", or use port {implicit} with tls = \"implicit\"")
-            };
-            return Some(format!(
-                "port {port} speaks plaintext {} (STARTTLS), not implicit TLS: set tls = \"starttls\" in {}{alternative}",
-                f.protocol.name(),
-                f.protocol.table()
-            ));
+    match f.probe {
+        Probe::Plaintext(l) if f.protocol.greets_with(l) => {
+            Some(diagnosis::plaintext_port(f.protocol, f.ep.port, Some(l)))
         }
+        _ => None,
     }
-    None
 }
 
 fn connection(f: &Failure<'_>) -> String {
@@ -178,13 +131,19 @@ fn connection(f: &Failure<'_>) -> String {
         UpstreamError::Timeout { step, .. } if *step == "DNS lookup" => {
             "the DNS lookup timed out: check this machine's DNS/network".into()
         }
-        UpstreamError::Connect { reason, .. } if reason.contains("refused") => format!(
+        UpstreamError::Connect {
+            cause: ConnectCause::Refused,
+            ..
+        } => format!(
             "nothing accepts connections on {address} (connection refused): the server is down or the port is wrong ({} uses {} with tls = \"implicit\" or {} with tls = \"starttls\")",
             f.protocol.name(),
             f.protocol.ports().0,
             f.protocol.ports().1
         ),
-        UpstreamError::Connect { reason, .. } if reason.contains("no answer") => format!(
+        UpstreamError::Connect {
+            cause: ConnectCause::NoAnswer,
+            ..
+        } => format!(
             "{address} does not answer (time-out): the server is down, or a firewall drops the connection"
         ),
         _ => format!(
@@ -238,7 +197,10 @@ fn tls(f: &Failure<'_>) -> String {
     }
     if let Probe::Tls = f.probe {
         // Plaintext greeting timed out on a STARTTLS/plaintext account, but the port speaks TLS.
-        return implicit_tls_port(f);
+        return diagnosis::implicit_tls_port(f.protocol, f.ep.port);
+    }
+    if let UpstreamError::NotTls { port, greeting, .. } = f.error {
+        return diagnosis::plaintext_port(f.protocol, *port, greeting.as_deref());
     }
     // With STARTTLS, a protocol error here is about the STARTTLS exchange itself (not offered,
     // refused, or the capability/EHLO before it failed), not about the handshake.
@@ -267,24 +229,9 @@ fn tls(f: &Failure<'_>) -> String {
     )
 }
 
-/// "port 993 speaks implicit TLS: set tls = \"implicit\"".
-fn implicit_tls_port(f: &Failure<'_>) -> String {
-    let (_, starttls) = f.protocol.ports();
-    let port = f.ep.port;
-    let alternative = if port == starttls {
-        String::new()
-    } else {
-        format!(", or use port {starttls} with tls = \"starttls\"")
-    };
-    format!(
-        "port {port} speaks implicit TLS (it waits for a TLS handshake, not a plaintext greeting): set tls = \"implicit\" in {}{alternative}",
-        f.protocol.table()
-    )
-}
-
 fn greeting(f: &Failure<'_>) -> String {
     if let Probe::Tls = f.probe {
-        return implicit_tls_port(f);
+        return diagnosis::implicit_tls_port(f.protocol, f.ep.port);
     }
     let address = f.ep.address();
     match (f.error, &f.trace.greeting) {
@@ -392,6 +339,12 @@ fn login(f: &Failure<'_>) -> String {
             f.ep.username, f.email
         );
     }
+    // An SMTP password taken over from [account.imap] is re-entered there.
+    let table = if f.protocol == Protocol::Smtp && f.smtp_password_inherited {
+        "[account.imap] (the SMTP login uses the IMAP password)"
+    } else {
+        table
+    };
     format!(
         "the server rejected the password for {}: re-enter the app password (or the account password) in {table} (password_env, password_file or password){}",
         f.ep.username,
@@ -434,6 +387,7 @@ mod tests {
             trace: &Steps::default(),
             seen: None,
             probe: &Probe::NotRun,
+            smtp_password_inherited: account.smtp_password_inherited,
         })
     }
 
@@ -477,7 +431,7 @@ mod tests {
                 "a@example.no",
                 "example.no",
                 "535 5.7.8 Error: authentication failed: authentication failure",
-                &["rejected the password for a@example.no", "[account.smtp]"],
+                &["rejected the password for a@example.no", "in [account.imap] (the SMTP login uses the IMAP password)"],
             ),
         ];
         for (email, host, reason, words) in cases {
@@ -512,6 +466,7 @@ mod tests {
         let timeout = UpstreamError::Connect {
             address: "imap.example.no:993".into(),
             reason: "192.0.2.1:993: no answer within 15 s".into(),
+            cause: ConnectCause::NoAnswer,
         };
         let text = advice(
             Protocol::Imap,
@@ -558,6 +513,7 @@ mod tests {
             trace: &trace,
             seen: None,
             probe: &Probe::NotRun,
+            smtp_password_inherited: false,
         });
         assert!(
             text.starts_with("smtp.example.no:587 does not offer STARTTLS: use port 465 with tls = \"implicit\" in [account.smtp]"),

@@ -6,6 +6,7 @@
 //! Everything is bounded: an 8 KiB line, an 8 KiB literal, 16 KiB per command, a silence
 //! time-out, and a number of failed logins per connection.
 
+use crate::diagnosis::{self, Protocol};
 use crate::imap::framer::{Frame, Framer};
 use crate::imap::relay::filter_capabilities;
 use crate::imap::upstream::{self, LoggedIn};
@@ -422,15 +423,10 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
                         });
                     }
                     Err(e) => {
-                        warn!(upstream = %account.imap.address(), kind = e.kind(), error = %e, "upstream login failed");
-                        metrics::upstream_error("imap", e.kind());
-                        let result = match &e {
-                            UpstreamError::Auth { .. } => "upstream_auth_failed",
-                            UpstreamError::OAuth { source } if source.needs_authorize() => {
-                                "upstream_auth_failed"
-                            }
-                            _ => "upstream_unavailable",
-                        };
+                        let advice = diagnosis::log_advice(&e, Protocol::Imap, &account.email);
+                        warn!(upstream = %account.imap.address(), kind = e.kind().label(), error = %e, advice, "upstream login failed");
+                        metrics::upstream_error("imap", e.kind().label());
+                        let result = diagnosis::login_result(&e);
                         metrics::login("imap", result, Some(&account.email));
                         let text = match &e {
                             UpstreamError::OAuth { source } if source.needs_authorize() => {
@@ -439,26 +435,13 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
                             UpstreamError::OAuth { source } => {
                                 format!("NO [UNAVAILABLE] {}.", source.client_text())
                             }
-                            _ => client_text(&e).to_owned(),
+                            _ => diagnosis::imap_text(e.kind()).to_owned(),
                         };
                         c.send(format!("{tag} {text}\r\n").as_bytes()).await?;
                     }
                 }
             }
         }
-    }
-}
-
-/// What the client is told about an upstream failure: which kind, in one sentence, never a
-/// credential (the details are in the log).
-fn client_text(e: &UpstreamError) -> &'static str {
-    match e {
-        UpstreamError::Auth { .. } => "NO [AUTHENTICATIONFAILED] The mail provider rejected the credential stored in mailgate for this account; the administrator must update it.",
-        UpstreamError::Dns { .. } | UpstreamError::Connect { .. } => "NO [UNAVAILABLE] The mail provider's server cannot be reached right now; try again later.",
-        UpstreamError::Tls { .. } => "NO [UNAVAILABLE] The mail provider's server failed TLS verification (untrusted or wrong certificate); see the mailgate log.",
-        UpstreamError::Timeout { .. } => "NO [UNAVAILABLE] The mail provider's server did not answer in time; try again later.",
-        UpstreamError::Protocol { .. } | UpstreamError::Closed { .. } => "NO [UNAVAILABLE] The mail provider's server could not be used as configured (see the mailgate log).",
-        UpstreamError::OAuth { .. } => "NO [UNAVAILABLE] mailgate could not get an OAuth access token (see the mailgate log).",
     }
 }
 

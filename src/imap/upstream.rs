@@ -179,6 +179,7 @@ pub async fn login_traced(
     let ep = &account.imap;
     let tcp =
         upstream::tcp_connect_traced(ep, server.connect_timeout, server.resolver, trace).await?;
+    let peer = tcp.peer_addr().ok();
     let stream = match ep.tls {
         TlsMode::Implicit => {
             upstream::tls_handshake_traced(ep, tcp, server.connect_timeout, trace).await?
@@ -193,7 +194,9 @@ pub async fn login_traced(
         next_tag: 0,
     };
 
-    let greeting = conn.read_line("greeting").await?;
+    let greeting =
+        upstream::await_greeting(ep, peer, server.connect_timeout, conn.read_line("greeting"))
+            .await?;
     trace.greeting(|| printable(&greeting));
     let mut caps = greeting_status(&conn, &greeting)?;
 

@@ -185,7 +185,7 @@ async fn blocking<T: Send + 'static>(
         Err(StoreError::Io {
             path: state_dir.to_owned(),
             what: "the token store task failed",
-            source: std::io::Error::other("task cancelled"),
+            error: std::io::Error::other("task cancelled"),
         })
     })
 }

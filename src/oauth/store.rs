@@ -35,14 +35,14 @@ const TOKENS_DIR: &str = "tokens";
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// A file or folder could not be read or written.
-    #[error("{path}: {what}: {source}")]
+    #[error("{path}: {what}: {error}")]
     Io {
         /// The file or folder.
         path: PathBuf,
         /// What we were doing.
         what: &'static str,
-        /// The OS error.
-        source: io::Error,
+        /// The OS error (in the message, not a `source`: an error chain would print it twice).
+        error: io::Error,
     },
     /// The key file exists but is unusable.
     #[error("{path}: {reason}")]
@@ -184,7 +184,7 @@ impl Store {
                 return Err(StoreError::Io {
                     path,
                     what: "cannot read the token file",
-                    source,
+                    error: source,
                 })
             }
         };
@@ -242,7 +242,7 @@ impl Store {
             Err(source) => Err(StoreError::Io {
                 path,
                 what: "remove",
-                source,
+                error: source,
             }),
         }
     }
@@ -314,7 +314,7 @@ impl Store {
         write_atomic_as(&path, &bytes, 0o600, self.owner, hook).map_err(|source| StoreError::Io {
             path,
             what: "cannot write the token file",
-            source,
+            error: source,
         })
     }
 }
@@ -335,10 +335,10 @@ fn aad(account: &str) -> Vec<u8> {
 /// Makes `dir` (mode 0700, given to `owner`) unless it exists.
 fn make_dir(dir: &Path, owner: Option<Owner>) -> Result<(), StoreError> {
     let give = |()| match owner {
-        Some(o) => o.apply_to_path(dir).map_err(|source| StoreError::Io {
+        Some(o) => o.apply_to_path(dir).map_err(|error| StoreError::Io {
             path: dir.to_owned(),
             what: "cannot give the folder the owner of the one it is in",
-            source,
+            error,
         }),
         None => Ok(()),
     };
@@ -350,7 +350,7 @@ fn make_dir(dir: &Path, owner: Option<Owner>) -> Result<(), StoreError> {
             fs::create_dir_all(dir).map_err(|source| StoreError::Io {
                 path: dir.to_owned(),
                 what: "cannot create the folder",
-                source,
+                error: source,
             })?;
             let _ = fs::set_permissions(dir, fs::Permissions::from_mode(0o700));
             give(())
@@ -358,7 +358,7 @@ fn make_dir(dir: &Path, owner: Option<Owner>) -> Result<(), StoreError> {
         Err(source) => Err(StoreError::Io {
             path: dir.to_owned(),
             what: "cannot create the folder",
-            source,
+            error: source,
         }),
     }
 }
@@ -451,7 +451,7 @@ fn load_or_create_key(
     let io_err = |what, source| StoreError::Io {
         path: path.to_owned(),
         what,
-        source,
+        error: source,
     };
     if !path.exists() {
         let mut key = Zeroizing::new([0u8; 32]);

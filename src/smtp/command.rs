@@ -31,6 +31,9 @@ pub enum CommandError {
     /// AUTH without a mechanism.
     #[error("syntax error in AUTH; use AUTH <mechanism> [initial-response]")]
     Auth,
+    /// A DSN parameter (RFC 3461) with a malformed, over-long or repeated value.
+    #[error("syntax error in the DSN parameter {0} (RFC 3461)")]
+    Dsn(&'static str),
 }
 
 /// The command verbs the gateway knows; anything else is [`Verb::Unknown`].
@@ -179,6 +182,102 @@ pub fn parse_param(param: &str) -> Result<(&str, Option<&str>), CommandError> {
     Ok((k, v))
 }
 
+/// A DSN parameter (RFC 3461): RET and ENVID of MAIL, NOTIFY and ORCPT of RCPT.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dsn {
+    /// `RET=FULL|HDRS`: what a failure notice returns of the message.
+    Ret,
+    /// `ENVID=xtext`: the sender's envelope identifier.
+    Envid,
+    /// `NOTIFY=NEVER` or a list of SUCCESS, FAILURE, DELAY.
+    Notify,
+    /// `ORCPT=addr-type;xtext`: the original recipient.
+    Orcpt,
+}
+
+/// Longest ENVID value (RFC 3461 4.4: 100 characters).
+pub const MAX_ENVID: usize = 100;
+/// Longest ORCPT value (RFC 3461 4.2: 500 characters).
+pub const MAX_ORCPT: usize = 500;
+
+impl Dsn {
+    fn name(self) -> &'static str {
+        match self {
+            Dsn::Ret => "RET",
+            Dsn::Envid => "ENVID",
+            Dsn::Notify => "NOTIFY",
+            Dsn::Orcpt => "ORCPT",
+        }
+    }
+}
+
+/// RFC 3461 4: `xtext = *( xchar / hexchar )`, xchar any of `!`..`~` but `+` and `=`,
+/// hexchar `+` and two upper-case hex digits.
+fn is_xtext(s: &str) -> bool {
+    let b = s.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'+' => {
+                let hex =
+                    |c: Option<&u8>| c.is_some_and(|c| matches!(c, b'0'..=b'9' | b'A'..=b'F'));
+                if !(hex(b.get(i + 1)) && hex(b.get(i + 2))) {
+                    return false;
+                }
+                i += 3;
+            }
+            b'!'..=b'~' if b[i] != b'=' => i += 1,
+            _ => return false,
+        }
+    }
+    true
+}
+
+/// Checks one ESMTP parameter of MAIL (`mail`) or RCPT as a DSN parameter: `None` when
+/// `keyword` is not one of that command's, else which one or why its value is not well-formed.
+pub fn dsn_param(
+    keyword: &str,
+    value: Option<&str>,
+    mail: bool,
+) -> Option<Result<Dsn, CommandError>> {
+    let kind = [Dsn::Ret, Dsn::Envid, Dsn::Notify, Dsn::Orcpt]
+        .into_iter()
+        .find(|d| d.name().eq_ignore_ascii_case(keyword))
+        .filter(|d| matches!(d, Dsn::Ret | Dsn::Envid) == mail)?;
+    let v = value.unwrap_or("");
+    let ok = match kind {
+        Dsn::Ret => v.eq_ignore_ascii_case("FULL") || v.eq_ignore_ascii_case("HDRS"),
+        Dsn::Envid => !v.is_empty() && v.len() <= MAX_ENVID && is_xtext(v),
+        Dsn::Notify => {
+            let words: Vec<String> = v.split(',').map(str::to_ascii_uppercase).collect();
+            let known = ["SUCCESS", "FAILURE", "DELAY"];
+            let distinct = words
+                .iter()
+                .enumerate()
+                .all(|(i, w)| !words[..i].contains(w));
+            (words.len() == 1 && words[0] == "NEVER")
+                || (distinct && words.iter().all(|w| known.contains(&w.as_str())))
+        }
+        Dsn::Orcpt => match v.split_once(';') {
+            Some((addr_type, addr)) => {
+                v.len() <= MAX_ORCPT
+                    && !addr_type.is_empty()
+                    && addr_type
+                        .bytes()
+                        .all(|c| c.is_ascii_alphanumeric() || c == b'-')
+                    && !addr.is_empty()
+                    && is_xtext(addr)
+            }
+            None => false,
+        },
+    };
+    Some(if ok {
+        Ok(kind)
+    } else {
+        Err(CommandError::Dsn(kind.name()))
+    })
+}
+
 /// Parses `BDAT` arguments: the chunk size and whether it is the last chunk.
 pub fn parse_bdat(args: &str) -> Result<(u64, bool), CommandError> {
     let size = map_res(digit1, str::parse::<u64>);
@@ -272,6 +371,54 @@ mod tests {
         assert_eq!(parse_param("SMTPUTF8"), Ok(("SMTPUTF8", None)));
         assert!(parse_param("A=b=c").is_err());
         assert!(parse_param("=x").is_err());
+    }
+
+    #[test]
+    fn dsn_parameters() {
+        assert_eq!(dsn_param("ret", Some("hdrs"), true), Some(Ok(Dsn::Ret)));
+        assert_eq!(
+            dsn_param("ENVID", Some("x+2By"), true),
+            Some(Ok(Dsn::Envid))
+        );
+        assert_eq!(
+            dsn_param("NOTIFY", Some("SUCCESS,FAILURE"), false),
+            Some(Ok(Dsn::Notify))
+        );
+        assert_eq!(
+            dsn_param("ORCPT", Some("rfc822;x@y"), false),
+            Some(Ok(Dsn::Orcpt))
+        );
+        // Not DSN, or not this command's.
+        assert_eq!(dsn_param("SIZE", Some("1"), true), None);
+        assert_eq!(dsn_param("NOTIFY", Some("NEVER"), true), None);
+        assert_eq!(dsn_param("RET", Some("FULL"), false), None);
+        for (k, v, mail) in [
+            ("RET", None, true),
+            ("RET", Some("ALL"), true),
+            ("ENVID", Some("a+2g"), true),
+            ("ENVID", Some("a+"), true),
+            ("NOTIFY", Some("NEVER,SUCCESS"), false),
+            ("NOTIFY", Some("SUCCESS,SUCCESS"), false),
+            ("NOTIFY", Some(""), false),
+            ("ORCPT", Some("x@y"), false),
+            ("ORCPT", Some(";x@y"), false),
+            ("ORCPT", Some("rfc822;"), false),
+        ] {
+            assert!(
+                matches!(dsn_param(k, v, mail), Some(Err(_))),
+                "{k}={v:?} must be refused"
+            );
+        }
+        let long = "e".repeat(MAX_ENVID + 1);
+        assert!(matches!(
+            dsn_param("ENVID", Some(&long), true),
+            Some(Err(_))
+        ));
+        let long = format!("rfc822;{}", "o".repeat(MAX_ORCPT));
+        assert!(matches!(
+            dsn_param("ORCPT", Some(&long), false),
+            Some(Err(_))
+        ));
     }
 
     #[test]

@@ -19,6 +19,7 @@
 //! (RFC 2920), so a pipelining client gets them in one write.
 
 use crate::config::Account;
+use crate::diagnosis::{self, Protocol};
 use crate::metrics;
 use crate::sasl;
 use crate::secret::Secret;
@@ -113,6 +114,9 @@ struct Tx {
     reused: bool,
     /// The provider refused the deferred MAIL FROM: the reply every RCPT gets.
     mail_refused: Option<String>,
+    /// The message's outcome was counted already (a refusal before the data ended it for the
+    /// client): `mailgate_smtp_messages_total` counts each transaction once.
+    counted: bool,
 }
 
 struct Smtp<'s, S> {
@@ -132,6 +136,9 @@ struct Smtp<'s, S> {
     upstream: Option<Upstream>,
     tx: Option<Tx>,
     accepted: u64,
+    /// The successful AUTH is not counted yet: it is counted once, with the provider's
+    /// verdict, when the provider is first contacted (see [`Smtp::count_login`]).
+    login_uncounted: bool,
 }
 
 /// How one command left the session.
@@ -228,9 +235,12 @@ async fn converse<S: AsyncRead + AsyncWrite + Unpin>(
         upstream: None,
         tx: None,
         accepted: 0,
+        login_uncounted: false,
     };
     let why = s.run(greet).await.unwrap_or("client connection error");
     *accepted += s.accepted;
+    // Logged in and never needed the provider: the login is what the client saw, `ok`.
+    s.count_login("ok");
     if why == STARTTLS {
         // Nothing else is open yet: STARTTLS is refused inside a transaction.
         return (why, Some(s.stream));
@@ -249,26 +259,7 @@ async fn converse<S: AsyncRead + AsyncWrite + Unpin>(
 
 /// The reply for an upstream failure that is not a reply: the client should retry later.
 fn upstream_failure(e: &UpstreamError) -> &'static str {
-    match e {
-        UpstreamError::Timeout { .. } => {
-            "451 4.4.1 The mail provider's server did not answer in time; the message was not sent, try again later"
-        }
-        UpstreamError::Dns { .. } | UpstreamError::Connect { .. } => {
-            "451 4.4.1 The mail provider's server cannot be reached right now; try again later"
-        }
-        UpstreamError::Auth { .. } => {
-            "451 4.7.0 The mail provider rejected the credential stored in mailgate for this account; the administrator must update it"
-        }
-        UpstreamError::Tls { .. } => {
-            "451 4.7.5 The mail provider's server failed TLS verification; see the mailgate log"
-        }
-        UpstreamError::Protocol { .. } | UpstreamError::Closed { .. } => {
-            "451 4.4.2 The connection to the mail provider failed; the message was not sent, try again later"
-        }
-        UpstreamError::OAuth { .. } => {
-            "451 4.7.0 mailgate could not get an OAuth access token for this account; see the mailgate log"
-        }
-    }
+    crate::diagnosis::smtp_reply(e.kind())
 }
 
 /// The reply when the upstream connection (and login) failed. A missing or revoked OAuth
@@ -318,7 +309,53 @@ fn relay_reply(r: &Reply) -> String {
     out
 }
 
+/// The reply to a DSN parameter when the provider does not offer DSN: passing the request on
+/// is impossible and dropping it would be a silent lie, so the client hears it (it may send
+/// again without one).
+const DSN_NOT_OFFERED: &str =
+    "555 5.5.4 DSN parameters cannot be passed on: this account's mail provider does not offer DSN";
+
+/// The reply to a malformed, over-long or repeated DSN parameter (RFC 3461: 501).
+fn dsn_syntax(param: &str) -> String {
+    let shown: String = param.chars().take(64).collect();
+    format!("501 5.5.4 Syntax error in the DSN parameter {shown} (RFC 3461)")
+}
+
+/// The outcome label of a message the client was refused with `reply` before its data, by
+/// the reply's code: `too_big` for 552 (size), `rejected` for another 5xx, else `deferred`.
+fn refused_outcome(reply: &str) -> &'static str {
+    match reply.get(..3).and_then(|c| c.parse::<u16>().ok()) {
+        Some(552) => "too_big",
+        Some(500..=599) => "rejected",
+        _ => "deferred",
+    }
+}
+
 impl<S: AsyncRead + AsyncWrite + Unpin> Smtp<'_, S> {
+    /// Counts the session's successful AUTH once, as `result`: at the first contact with the
+    /// provider (its verdict on the stored credential) or, if the session never needed it,
+    /// as `ok` when it ends.
+    fn count_login(&mut self, result: &'static str) {
+        if std::mem::take(&mut self.login_uncounted) {
+            let account = self.account.as_ref().map(|a| a.email.as_str());
+            metrics::login("smtp", result, account);
+        }
+    }
+
+    /// Replies to a MAIL FROM that starts no transaction and counts the refused message.
+    fn refuse_mail(&mut self, reply: &str) {
+        metrics::smtp_message(refused_outcome(reply), 0);
+        self.reply(reply);
+    }
+
+    /// Counts the current transaction's message as refused with `reply`, once.
+    fn count_refused(&mut self, reply: &str) {
+        if let Some(tx) = self.tx.as_mut().filter(|t| !t.counted) {
+            tx.counted = true;
+            metrics::smtp_message(refused_outcome(reply), 0);
+        }
+    }
+
     fn reply(&mut self, text: &str) {
         self.out.extend_from_slice(text.as_bytes());
         self.out.extend_from_slice(b"\r\n");
@@ -481,6 +518,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Smtp<'_, S> {
                         format!("SIZE {}", self.session.config.server.max_message_size),
                         "8BITMIME".into(),
                         "SMTPUTF8".into(),
+                        // Offered before the account (and so the provider) is known: a DSN
+                        // parameter is refused at MAIL or RCPT when the provider lacks DSN.
+                        "DSN".into(),
                         "ENHANCEDSTATUSCODES".into(),
                         "CHUNKING".into(),
                     ];
@@ -682,8 +722,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Smtp<'_, S> {
             Ok(account) => {
                 tracing::Span::current().record("account", account.email.as_str());
                 info!("authenticated");
-                metrics::login("smtp", "ok", Some(&account.email));
                 self.account = Some(account);
+                self.login_uncounted = true;
                 self.reply("235 2.7.0 Authentication successful");
                 Ok(Next::Continue)
             }
@@ -725,14 +765,23 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Smtp<'_, S> {
             Err(e) => return self.reply(&format!("501 5.5.4 {e}")),
         };
         let max = self.session.config.server.max_message_size;
+        let mut dsn = Vec::new();
         for param in path.params.split_ascii_whitespace() {
             let Ok((key, value)) = command::parse_param(param) else {
                 return self.reply("501 5.5.4 Syntax error in parameters");
             };
+            match command::dsn_param(key, value, true) {
+                Some(Ok(kind)) if !dsn.contains(&kind) => {
+                    dsn.push(kind);
+                    continue;
+                }
+                Some(_) => return self.reply(&dsn_syntax(param)),
+                None => {}
+            }
             let ok = match (key.to_ascii_uppercase().as_str(), value) {
                 ("SIZE", Some(v)) => match v.parse::<u64>() {
                     Ok(size) if size > max => {
-                        return self.reply(&format!(
+                        return self.refuse_mail(&format!(
                         "552 5.3.4 Message size exceeds fixed maximum message size ({max} bytes)"
                     ))
                     }
@@ -759,13 +808,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Smtp<'_, S> {
             } else {
                 format!(" or one of its aliases ({})", account.aliases.join(", "))
             };
-            return self.reply(&format!(
+            return self.refuse_mail(&format!(
                 "553 5.7.1 Sender address rejected: this account may send only as <{}>{aliases}",
                 account.email
             ));
         }
         if account.smtp.is_none() {
-            return self.reply("550 5.3.5 No outgoing server is configured for this account in mailgate ([account.smtp] is missing)");
+            return self.refuse_mail("550 5.3.5 No outgoing server is configured for this account in mailgate ([account.smtp] is missing)");
         }
         let line = if path.params.is_empty() {
             format!("MAIL FROM:<{}>", path.address)
@@ -776,11 +825,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Smtp<'_, S> {
         for attempt in 0..2 {
             let reused = match self.connect_upstream().await {
                 Ok(reused) => reused,
-                Err(reply) => return self.reply(&reply),
+                Err(reply) => return self.refuse_mail(&reply),
             };
             let Some(up) = self.upstream.as_mut() else {
                 return;
             };
+            if !dsn.is_empty() && !up.dsn() {
+                return self.reply(DSN_NOT_OFFERED);
+            }
             if up.pipelining() {
                 // Deferred: MAIL goes upstream in one write with the first RCPT, which saves
                 // the provider a round trip per message. A sender the provider refuses is
@@ -801,20 +853,23 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Smtp<'_, S> {
                             from: path.address.to_owned(),
                             ..Tx::default()
                         });
-                    } else {
-                        info!(reply = %reply_text(&r), "upstream refused MAIL FROM");
                     }
                     if r.code == 421 {
                         self.upstream = None;
                     }
-                    return self.reply(&relay_reply(&r));
+                    let reply = relay_reply(&r);
+                    if (200..300).contains(&r.code) {
+                        return self.reply(&reply);
+                    }
+                    info!(reply = %reply_text(&r), "upstream refused MAIL FROM");
+                    return self.refuse_mail(&reply);
                 }
                 Err(e) => {
                     self.upstream = None;
                     if !(reused && attempt == 0) {
-                        warn!(kind = e.kind(), error = %e, "upstream failed at MAIL FROM");
-                        metrics::upstream_error("smtp", e.kind());
-                        return self.reply(upstream_failure(&e));
+                        warn!(kind = e.kind().label(), error = %e, "upstream failed at MAIL FROM");
+                        metrics::upstream_error("smtp", e.kind().label());
+                        return self.refuse_mail(upstream_failure(&e));
                     }
                 }
             }
@@ -832,17 +887,22 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Smtp<'_, S> {
         let Some(endpoint) = account.as_ref().and_then(|a| a.smtp.as_ref()) else {
             return Err("550 5.3.5 No outgoing server is configured for this account in mailgate ([account.smtp] is missing)".into());
         };
+        let email = account.as_ref().map_or("", |a| a.email.as_str());
         let started = std::time::Instant::now();
         match Upstream::connect(endpoint, &self.session.config.server).await {
-            Ok(up) => {
+            Ok(mut up) => {
                 metrics::upstream_connected("smtp", started.elapsed().as_secs_f64());
                 info!(upstream = %up.address(), "upstream connected");
+                up.count_bytes_for(email);
                 self.upstream = Some(up);
+                self.count_login("ok");
                 Ok(false)
             }
             Err(e) => {
-                warn!(upstream = %endpoint.address(), kind = e.kind(), error = %e, "upstream connection failed");
-                metrics::upstream_error("smtp", e.kind());
+                let advice = diagnosis::log_advice(&e, Protocol::Smtp, email);
+                warn!(upstream = %endpoint.address(), kind = e.kind().label(), error = %e, advice, "upstream connection failed");
+                metrics::upstream_error("smtp", e.kind().label());
+                self.count_login(diagnosis::login_result(&e));
                 Err(connect_failure(&e).into_owned())
             }
         }
@@ -890,8 +950,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Smtp<'_, S> {
                 Err(e) => {
                     self.upstream = None;
                     if !(reused && attempt == 0) {
-                        warn!(kind = e.kind(), error = %e, "upstream failed at MAIL FROM / RCPT TO");
-                        metrics::upstream_error("smtp", e.kind());
+                        warn!(kind = e.kind().label(), error = %e, "upstream failed at MAIL FROM / RCPT TO");
+                        metrics::upstream_error("smtp", e.kind().label());
                         if let Some(tx) = self.tx.as_mut() {
                             tx.broken = true;
                         }
@@ -932,6 +992,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Smtp<'_, S> {
 
     async fn rcpt(&mut self, args: &str) {
         let reply = self.rcpt_reply(args).await;
+        if self
+            .tx
+            .as_ref()
+            .is_some_and(|t| t.broken || t.mail_refused.is_some())
+        {
+            // The transaction can carry no message any more: this reply is its outcome.
+            self.count_refused(&reply);
+        }
         self.reply(&reply);
     }
 
@@ -954,8 +1022,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Smtp<'_, S> {
             Ok(_) => return "501 5.1.3 A recipient address is required".into(),
             Err(e) => return format!("501 5.5.4 {e}"),
         };
-        if !path.params.is_empty() {
-            return format!("555 5.5.4 Unsupported parameter {}", path.params);
+        let mut dsn = Vec::new();
+        for param in path.params.split_ascii_whitespace() {
+            let Ok((key, value)) = command::parse_param(param) else {
+                return "501 5.5.4 Syntax error in parameters".into();
+            };
+            match command::dsn_param(key, value, false) {
+                Some(Ok(kind)) if !dsn.contains(&kind) => dsn.push(kind),
+                Some(_) => return dsn_syntax(param),
+                None => return format!("555 5.5.4 Unsupported parameter {param}"),
+            }
+        }
+        if !dsn.is_empty() && self.upstream.as_ref().is_some_and(|u| !u.dsn()) {
+            return DSN_NOT_OFFERED.into();
         }
         if tx.rcpt_attempts >= MAX_RECIPIENTS {
             return format!("452 4.5.3 Too many recipients (at most {MAX_RECIPIENTS} per message)");
@@ -965,7 +1044,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Smtp<'_, S> {
             // The provider refused the (deferred) sender: every recipient hears why.
             return refused.clone();
         }
-        let rcpt = format!("RCPT TO:<{}>", path.address);
+        let rcpt = if path.params.is_empty() {
+            format!("RCPT TO:<{}>", path.address)
+        } else {
+            format!("RCPT TO:<{}> {}", path.address, path.params)
+        };
         if let Some(mail) = tx.mail_line.take() {
             return self.mail_and_first_rcpt(mail, &rcpt).await;
         }
@@ -976,7 +1059,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Smtp<'_, S> {
         match up.command(&rcpt, "RCPT TO").await {
             Ok(r) => self.rcpt_result(&r),
             Err(e) => {
-                warn!(kind = e.kind(), error = %e, "upstream failed at RCPT TO");
+                warn!(kind = e.kind().label(), error = %e, "upstream failed at RCPT TO");
                 tx.broken = true;
                 self.upstream = None;
                 upstream_failure(&e).into()
@@ -984,8 +1067,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Smtp<'_, S> {
         }
     }
 
-    /// Checks common to DATA and BDAT before the body; `Some(reply)` refuses it.
-    fn body_refusal(&self, bdat: bool) -> Option<String> {
+    /// Checks common to DATA and BDAT before the body; `Some(reply)` refuses it. A refusal
+    /// that ends the transaction (no recipient, the provider gone) is its message's outcome.
+    fn body_refusal(&mut self, bdat: bool) -> Option<String> {
+        let refusal = self.body_refusal_reply(bdat)?;
+        let ends =
+            self.tx.as_ref().is_some_and(|t| t.rcpts == 0 || t.broken) || self.upstream.is_none();
+        if ends && (bdat || !self.tx.as_ref().is_some_and(|t| t.bdat)) {
+            self.count_refused(&refusal);
+        }
+        Some(refusal)
+    }
+
+    fn body_refusal_reply(&self, bdat: bool) -> Option<String> {
         let Some(tx) = self.tx.as_ref() else {
             return Some(if self.account.is_none() {
                 "530 5.7.0 Authentication required".into()
@@ -1024,7 +1118,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Smtp<'_, S> {
         match up.send_data().await {
             Ok(()) => Ok(()),
             Err(e) => {
-                warn!(kind = e.kind(), error = %e, "upstream failed at DATA");
+                warn!(kind = e.kind().label(), error = %e, "upstream failed at DATA");
                 self.upstream = None;
                 Err(upstream_failure(&e).into())
             }
@@ -1060,7 +1154,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Smtp<'_, S> {
                         body.refused = Some(relay_reply(&r));
                     }
                     Err(e) => {
-                        warn!(kind = e.kind(), error = %e, "upstream failed during the message data");
+                        warn!(kind = e.kind().label(), error = %e, "upstream failed during the message data");
                         body.failed = Some(e);
                         self.upstream = None;
                     }
@@ -1072,8 +1166,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Smtp<'_, S> {
 
     /// The client's reply at the end of the body; ends the transaction.
     async fn finish_body(&mut self) -> String {
+        let counted = self.tx.as_ref().is_some_and(|t| t.counted);
         let (reply, result, size) = self.finish_body_inner().await;
-        if let Some(result) = result {
+        if let (Some(result), false) = (result, counted) {
             metrics::smtp_message(result, size);
         }
         reply
@@ -1108,7 +1203,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Smtp<'_, S> {
             return (refused, Some(result), body.size);
         }
         if let Some(e) = body.failed {
-            metrics::upstream_error("smtp", e.kind());
+            metrics::upstream_error("smtp", e.kind().label());
             return (upstream_failure(&e).into(), Some("deferred"), body.size);
         }
         let Some(up) = self.upstream.as_mut() else {
@@ -1138,8 +1233,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Smtp<'_, S> {
                 (reply, Some(result), body.size)
             }
             Err(e) => {
-                warn!(kind = e.kind(), error = %e, size = body.size, "upstream failed at the end of the message");
-                metrics::upstream_error("smtp", e.kind());
+                warn!(kind = e.kind().label(), error = %e, size = body.size, "upstream failed at the end of the message");
+                metrics::upstream_error("smtp", e.kind().label());
                 self.upstream = None;
                 (upstream_failure(&e).into(), Some("deferred"), body.size)
             }
@@ -1160,7 +1255,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Smtp<'_, S> {
                 self.upstream = None;
                 self.tx = None;
                 warn!(
-                    "client {} in the middle of {what}; message aborted upstream",
+                    "{} in the middle of {what}; message aborted upstream",
                     gone.as_str()
                 );
                 Ok(Err(gone.as_str()))
@@ -1179,14 +1274,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Smtp<'_, S> {
         }
         if let Err(reply) = self.open_body().await {
             // The message was refused before its data (as BDAT's path counts it too).
-            metrics::smtp_message(
-                if reply.starts_with('5') {
-                    "rejected"
-                } else {
-                    "deferred"
-                },
-                0,
-            );
+            self.count_refused(&reply);
             self.reset().await;
             self.reply(&reply);
             return Ok(Next::Continue);

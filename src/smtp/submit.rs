@@ -25,7 +25,7 @@ use crate::smtp::data::Stuffer;
 use crate::upstream::{self, Trace, UpstreamError, UpstreamStream};
 use mail_send::{Credentials, SmtpClient};
 use smtp_proto::{
-    EhloResponse, Response, AUTH_OAUTHBEARER, AUTH_XOAUTH2, EXT_CHUNKING, EXT_PIPELINING,
+    EhloResponse, Response, AUTH_OAUTHBEARER, AUTH_XOAUTH2, EXT_CHUNKING, EXT_DSN, EXT_PIPELINING,
     EXT_START_TLS,
 };
 use std::time::Duration;
@@ -62,6 +62,10 @@ pub struct Upstream {
     /// byte counter counts them when they are written, never for a refused DATA that drops
     /// them.
     unsent: u64,
+    /// The server offers DSN (RFC 3461): the client's DSN parameters can be passed on.
+    dsn: bool,
+    /// The byte counters (with the account's, see [`Upstream::count_bytes_for`]).
+    bytes: Option<crate::metrics::ByteCounters>,
 }
 
 /// Translates a mail-send error at `step` into our upstream error (no credential is in it).
@@ -185,6 +189,7 @@ impl Upstream {
             upstream::tcp_connect_traced(endpoint, server.connect_timeout, server.resolver, trace)
                 .await?;
         // The EHLO name: our own address as a literal, which every server accepts as syntax.
+        let peer = tcp.peer_addr().ok();
         let helo = match tcp.local_addr() {
             Ok(a) if a.is_ipv6() => format!("[IPv6:{}]", a.ip()),
             Ok(a) => format!("[{}]", a.ip()),
@@ -198,10 +203,14 @@ impl Upstream {
         };
         let mut client = SmtpClient { stream, timeout };
         let ms = |e| from_mail_send(e, &address, timeout, "greeting");
-        let greeting = tokio::time::timeout(timeout, client.read())
-            .await
-            .map_err(|_| ms(mail_send::Error::Timeout))?
-            .map_err(ms)?;
+        let read = async {
+            tokio::time::timeout(timeout, client.read())
+                .await
+                .map_err(|_| ms(mail_send::Error::Timeout))?
+                .map_err(ms)
+        };
+        let greeting =
+            upstream::await_greeting(endpoint, peer, server.connect_timeout, read).await?;
         trace.greeting(|| reply_text(&greeting));
         if greeting.code != 220 {
             return Err(UpstreamError::Protocol {
@@ -274,7 +283,15 @@ impl Upstream {
                 && ehlo.capabilities & EXT_PIPELINING != 0,
             held: false,
             unsent: 0,
+            dsn: ehlo.capabilities & EXT_DSN != 0,
+            bytes: None,
         })
+    }
+
+    /// Counts the message bytes written from now on for `account` too
+    /// (`mailgate_account_bytes_total` with `per_account = true`).
+    pub fn count_bytes_for(&mut self, account: &str) {
+        self.bytes = Some(crate::metrics::ByteCounters::new("smtp", account));
     }
 
     /// host:port, for logs.
@@ -295,6 +312,11 @@ impl Upstream {
             .cmd(bytes)
             .await
             .map_err(|e| from_mail_send(e, &self.address, self.timeout, step))
+    }
+
+    /// Whether the server offers DSN (RFC 3461).
+    pub fn dsn(&self) -> bool {
+        self.dsn
     }
 
     /// Whether the server accepts several commands in one write (RFC 2920 PIPELINING).
@@ -436,7 +458,7 @@ impl Upstream {
         )
         .await?;
         self.out.clear();
-        crate::metrics::smtp_body_bytes(std::mem::take(&mut self.unsent));
+        crate::metrics::smtp_body_bytes(self.bytes.as_ref(), std::mem::take(&mut self.unsent));
         Ok(None)
     }
 
@@ -470,10 +492,11 @@ impl Upstream {
     async fn send_end(&mut self, from: usize) -> Result<Reply, UpstreamError> {
         let step = "reply to the end of data";
         let (client, out, unsent) = (&mut self.client, &mut self.out, &mut self.unsent);
+        let bytes = self.bytes.as_ref();
         let exchange = async {
             client.stream.write_all(&out[from..]).await?;
             out.clear();
-            crate::metrics::smtp_body_bytes(std::mem::take(unsent));
+            crate::metrics::smtp_body_bytes(bytes, std::mem::take(unsent));
             client.stream.flush().await?;
             client.read().await
         };

@@ -39,7 +39,9 @@ pub const LOGIN_RESULTS: &[&str] = &[
     "upstream_unavailable",
     "throttled",
 ];
-pub const ERROR_KINDS: &[&str] = &["dns", "connect", "tls", "timeout", "protocol", "auth"];
+pub const ERROR_KINDS: &[&str] = &[
+    "dns", "connect", "tls", "tls_mode", "timeout", "protocol", "auth", "oauth",
+];
 pub const DIRECTIONS: &[&str] = &["client_to_upstream", "upstream_to_client"];
 pub const RELOAD_RESULTS: &[&str] = &["ok", "error"];
 /// `mailgate_smtp_messages_total`'s `result`.

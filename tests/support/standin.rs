@@ -17,6 +17,8 @@ struct Script {
     greeting: String,
     capabilities: String,
     login_answer: String,
+    /// How long the login answer is held back (a provider that delays a refusal).
+    login_delay: Duration,
 }
 
 pub struct StandIn {
@@ -35,17 +37,24 @@ impl StandIn {
             greeting: greeting.to_string(),
             capabilities: capabilities.to_string(),
             login_answer: login_answer.to_string(),
+            login_delay: Duration::ZERO,
         })
     }
 
     /// An SMTP server offering AUTH PLAIN and answering every AUTH with `auth_answer` (the
     /// whole reply, lines separated by CRLF, without the final CRLF).
     pub fn smtp(auth_answer: &str) -> StandIn {
+        StandIn::smtp_after(auth_answer, Duration::ZERO)
+    }
+
+    /// [`StandIn::smtp`] answering AUTH only after `delay` (as providers delay a refusal).
+    pub fn smtp_after(auth_answer: &str, delay: Duration) -> StandIn {
         StandIn::start(Script {
             smtp: true,
             greeting: "220 stand-in ESMTP ready".to_string(),
             capabilities: "250-stand-in\r\n250-AUTH PLAIN\r\n250 8BITMIME".to_string(),
             login_answer: auth_answer.to_string(),
+            login_delay: delay,
         })
     }
 
@@ -113,6 +122,12 @@ fn serve(conn: TcpStream, script: &Script, received: &Mutex<Vec<String>>) {
         let Some(reply) = reply(script, &line) else {
             return;
         };
+        if matches!(
+            verb(script, &line).as_str(),
+            "AUTH" | "LOGIN" | "AUTHENTICATE"
+        ) {
+            thread::sleep(script.login_delay);
+        }
         if out.write_all(reply.as_bytes()).is_err() || closing(script, &line) {
             return;
         }

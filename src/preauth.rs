@@ -150,7 +150,10 @@ pub struct Ticket {
 impl Ticket {
     /// The client has logged in: it no longer counts against `max_preauth_sessions`.
     pub fn logged_in(&self) {
-        self.admission.state().preauth.remove(&self.id);
+        let mut state = self.admission.state();
+        state.preauth.remove(&self.id);
+        // Told to leave while its login was under way, it stays: no slot is coming from it.
+        state.leaving.remove(&self.id);
     }
 
     /// Resolves when a newer pre-login client needs this one's place. Cancel-safe.

@@ -1055,6 +1055,27 @@ mod tests {
     }
 
     #[test]
+    fn preauth_limits_default_to_half_of_max_sessions() {
+        let c = parse(&format!("[server]\nmax_sessions = 40\n{}", account(""))).unwrap();
+        let s = &c.server;
+        assert_eq!((s.max_preauth_sessions, s.max_connections_per_ip), (20, 20));
+        assert_eq!(
+            (s.preauth_timeout, s.preauth_deadline, s.max_bad_commands),
+            (Duration::from_secs(60), Duration::from_secs(180), 10)
+        );
+        let e = parse(&format!(
+            "[server]\nmax_sessions = 40\nmax_preauth_sessions = 41\n{}",
+            account("")
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.starts_with("/etc/mailgate/test.toml:3:24: server.max_preauth_sessions: must be between 1 and max_sessions (40)"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn bad_enum_names_file_line_and_field() {
         let e = parse(&account("tls = \"sometimes\"\n"))
             .unwrap_err()

@@ -1,8 +1,10 @@
 //! Listeners, the accept loop, the session limit, graceful shutdown and config reload.
 //!
-//! Shaped after mini-redis's `Listener`: a semaphore bounds concurrent sessions (one more is
-//! greeted with `* BYE` and closed, as Dovecot does, instead of waiting unseen in the backlog),
-//! a watch channel broadcasts shutdown, and each connection is one task. The configuration is
+//! Shaped after mini-redis's `Listener`: a semaphore bounds concurrent sessions (when it is
+//! full, the oldest session not yet logged in makes room, see [`crate::preauth`]; with none,
+//! one more is greeted with `* BYE` and closed, as Dovecot does, instead of waiting unseen in
+//! the backlog), the per-address limit is checked at accept, a watch channel broadcasts
+//! shutdown, and each connection is one task. The configuration is
 //! an `Arc<Config>` handed to each new session; SIGHUP builds a new one and swaps it in for
 //! sessions that start later, and a broken file is reported while the old one stays. The
 //! reload (which may wait on discovery) runs beside accept and the signals, never blocking them.

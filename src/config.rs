@@ -136,7 +136,11 @@ struct ServerFile {
     login_lockout_secs: Option<u64>,
     max_message_size: Option<u64>,
     max_sessions: Option<usize>,
+    max_preauth_sessions: Option<Spanned<usize>>,
+    max_connections_per_ip: Option<usize>,
     preauth_timeout_secs: Option<u64>,
+    preauth_deadline_secs: Option<u64>,
+    max_bad_commands: Option<u32>,
     idle_timeout_secs: Option<Spanned<u64>>,
     auth_failure_delay_ms: Option<u64>,
     login_cache_secs: Option<u64>,
@@ -243,8 +247,17 @@ pub struct ServerConfig {
     pub max_message_size: u64,
     /// Sessions served at once (all protocols); one more is greeted with BYE and closed.
     pub max_sessions: usize,
-    /// How long a client may stay silent before logging in.
+    /// Sessions that have not logged in yet, at most; a new connection over it closes the
+    /// oldest of them (as Dovecot's login processes do), so they never hold every slot.
+    pub max_preauth_sessions: usize,
+    /// Connections from one IP address at once (loopback included); 0: no limit.
+    pub max_connections_per_ip: usize,
+    /// How long a client may stay silent before logging in (per read).
     pub preauth_timeout: Duration,
+    /// How long the whole pre-login phase may last, however active the client is.
+    pub preauth_deadline: Duration,
+    /// Invalid or refused commands before login; one more closes the connection.
+    pub max_bad_commands: u32,
     /// How long a logged-in client may stay silent (RFC 9051 5.4: at least 30 minutes).
     pub idle_timeout: Duration,
     /// Delay before answering a failed login, the same for unknown users and bad passwords.
@@ -564,6 +577,18 @@ impl Config {
                 })?,
             ),
         };
+        let max_sessions = s.max_sessions.unwrap_or(1000).max(1);
+        let max_preauth_sessions = match &s.max_preauth_sessions {
+            None => (max_sessions / 2).max(1),
+            Some(v) if *v.get_ref() == 0 || *v.get_ref() > max_sessions => {
+                return Err(err_at(
+                    v.span().start,
+                    "server.max_preauth_sessions".into(),
+                    format!("must be between 1 and max_sessions ({max_sessions}): the sessions that have not logged in are part of max_sessions"),
+                ))
+            }
+            Some(v) => *v.get_ref(),
+        };
         let server = ServerConfig {
             imap_listen,
             smtp_listen,
@@ -576,8 +601,12 @@ impl Config {
                 lockout: Duration::from_secs(s.login_lockout_secs.unwrap_or(300).max(1)),
             },
             max_message_size: s.max_message_size.unwrap_or(50 * 1024 * 1024).max(1),
-            max_sessions: s.max_sessions.unwrap_or(1000).max(1),
+            max_sessions,
+            max_preauth_sessions,
+            max_connections_per_ip: s.max_connections_per_ip.unwrap_or(max_sessions / 2),
             preauth_timeout: Duration::from_secs(s.preauth_timeout_secs.unwrap_or(60).max(1)),
+            preauth_deadline: Duration::from_secs(s.preauth_deadline_secs.unwrap_or(180).max(1)),
+            max_bad_commands: s.max_bad_commands.unwrap_or(10).max(1),
             idle_timeout,
             auth_failure_delay: Duration::from_millis(s.auth_failure_delay_ms.unwrap_or(1000)),
             login_cache: Duration::from_secs(s.login_cache_secs.unwrap_or(600)),
@@ -1080,6 +1109,27 @@ mod tests {
             (5, Duration::from_secs(15), Duration::from_secs(300))
         );
         assert!(c.server.tls.is_none() && c.server.imaps_listen.is_none());
+    }
+
+    #[test]
+    fn preauth_limits_default_to_half_of_max_sessions() {
+        let c = parse(&format!("[server]\nmax_sessions = 40\n{}", account(""))).unwrap();
+        let s = &c.server;
+        assert_eq!((s.max_preauth_sessions, s.max_connections_per_ip), (20, 20));
+        assert_eq!(
+            (s.preauth_timeout, s.preauth_deadline, s.max_bad_commands),
+            (Duration::from_secs(60), Duration::from_secs(180), 10)
+        );
+        let e = parse(&format!(
+            "[server]\nmax_sessions = 40\nmax_preauth_sessions = 41\n{}",
+            account("")
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.starts_with("/etc/mailgate/test.toml:3:24: server.max_preauth_sessions: must be between 1 and max_sessions (40)"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -1,14 +1,18 @@
 //! Listeners, the accept loop, the session limit, graceful shutdown and config reload.
 //!
-//! Shaped after mini-redis's `Listener`: a semaphore bounds concurrent sessions (one more is
-//! greeted with `* BYE` and closed, as Dovecot does, instead of waiting unseen in the backlog),
-//! a watch channel broadcasts shutdown, and each connection is one task. The configuration is
+//! Shaped after mini-redis's `Listener`: a semaphore bounds concurrent sessions (when it is
+//! full, the oldest session not yet logged in makes room, see [`crate::preauth`]; with none,
+//! one more is greeted with `* BYE` and closed, as Dovecot does, instead of waiting unseen in
+//! the backlog), the per-address limit is checked at accept, a watch channel broadcasts
+//! shutdown, and each connection is one task. The configuration is
 //! an `Arc<Config>` handed to each new session; SIGHUP builds a new one and swaps it in for
 //! sessions that start later, and a broken file is reported while the old one stays. The
 //! reload (which may wait on discovery) runs beside accept and the signals, never blocking them.
 
 use crate::config::{Config, ConfigError};
 use crate::imap;
+use crate::preauth::{Admission, Refused, Ticket};
+use crate::session::Session;
 use crate::smtp;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -16,11 +20,14 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tracing::{error, info, warn};
 
 /// How long running sessions get to finish after a shutdown signal.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// How long a new connection waits for the slot of the pre-login session it pushed out (that
+/// session sees the notice at its next read; one busy logging in upstream may take longer).
+const ROOM_WAIT: Duration = Duration::from_secs(5);
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -144,6 +151,10 @@ impl Server {
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let max = self.config.server.max_sessions;
         let limit = Arc::new(Semaphore::new(max));
+        let admission = Admission::new(
+            self.config.server.max_preauth_sessions,
+            self.config.server.max_connections_per_ip,
+        );
         let implicit = (self.imaps_addr(), self.smtps_addr());
         let mut config = self.config;
         let ids = AtomicU64::new(1);
@@ -193,58 +204,28 @@ impl Server {
                     };
                     let _ = stream.set_nodelay(true);
                     let id = ids.fetch_add(1, Ordering::Relaxed);
-                    match limit.clone().try_acquire_owned() {
-                        Ok(permit) => {
-                            let active = crate::metrics::ActiveSession::new(proto.label());
-                            // Only a client that reached us on a loopback address may log in
-                            // without TLS (nothing crosses a network).
-                            let loopback =
-                                stream.local_addr().is_ok_and(|a| a.ip().is_loopback());
-                            match proto {
-                                Proto::Imap => {
-                                    let session = imap::Session {
-                                        id,
-                                        peer,
-                                        loopback,
-                                        tls,
-                                        config: config.clone(),
-                                        shutdown: shutdown_rx.clone(),
-                                    };
-                                    tokio::spawn(async move {
-                                        imap::serve(stream, session).await;
-                                        drop(active);
-                                        drop(permit);
-                                    });
-                                }
-                                Proto::Smtp => {
-                                    let session = smtp::Session {
-                                        id,
-                                        peer,
-                                        loopback,
-                                        tls,
-                                        config: config.clone(),
-                                        shutdown: shutdown_rx.clone(),
-                                    };
-                                    tokio::spawn(async move {
-                                        smtp::serve(stream, session).await;
-                                        drop(active);
-                                        drop(permit);
-                                    });
-                                }
-                            }
-                        }
-                        Err(_) => {
-                            warn!(%peer, max, "session limit reached; connection refused");
+                    let ticket = match admission.admit(id, peer.ip()) {
+                        Ok(t) => t,
+                        Err(Refused::PerIp) => {
+                            let limit = config.server.max_connections_per_ip;
+                            warn!(%peer, limit, "per-address connection limit reached (max_connections_per_ip); connection refused");
                             crate::metrics::session_refused(proto.label());
-                            if tls {
-                                // A TLS client cannot read a plaintext BYE; a handshake just
-                                // to refuse would cost more than the refusal saves.
-                                drop(stream);
-                            } else {
-                                tokio::spawn(refuse(stream, proto));
-                            }
+                            refuse_later(stream, proto, tls, Refusal::PerIp);
+                            continue;
                         }
-                    }
+                    };
+                    tokio::spawn(connection(Conn {
+                        proto,
+                        tls,
+                        stream,
+                        peer,
+                        id,
+                        ticket,
+                        config: config.clone(),
+                        shutdown: shutdown_rx.clone(),
+                        limit: limit.clone(),
+                        admission: admission.clone(),
+                    }));
                 }
                 _ = hup.recv() => {
                     if reloading.is_some() {
@@ -269,10 +250,14 @@ impl Server {
                                 || new.server.imaps_listen != config.server.imaps_listen
                                 || new.server.smtps_listen != config.server.smtps_listen
                                 || new.server.max_sessions != config.server.max_sessions
+                                || new.server.max_preauth_sessions
+                                    != config.server.max_preauth_sessions
+                                || new.server.max_connections_per_ip
+                                    != config.server.max_connections_per_ip
                                 || new.metrics.as_ref().map(|m| (m.listen, m.per_account))
                                     != config.metrics.as_ref().map(|m| (m.listen, m.per_account))
                             {
-                                warn!("listen addresses, max_sessions and [metrics] change only on restart");
+                                warn!("listen addresses, max_sessions, max_preauth_sessions, max_connections_per_ip and [metrics] change only on restart");
                             }
                             config = Arc::new(new);
                             crate::metrics::config_reload(true);
@@ -355,11 +340,104 @@ pub fn session_span(proto: &'static str, id: u64, peer: SocketAddr) -> tracing::
     )
 }
 
-/// Greets a connection over the limit with BYE (IMAP) or 421 (SMTP) and closes it.
-async fn refuse(mut stream: TcpStream, proto: Proto) {
-    let text: &[u8] = match proto {
-        Proto::Imap => b"* BYE Too many connections, try again later.\r\n",
-        Proto::Smtp => b"421 4.3.2 Too many connections, try again later\r\n",
+/// Which limit refused a connection.
+#[derive(Clone, Copy)]
+enum Refusal {
+    /// `max_sessions`.
+    Full,
+    /// `max_connections_per_ip`.
+    PerIp,
+}
+
+/// One accepted connection, admitted against `max_connections_per_ip`, before it has a slot.
+struct Conn {
+    proto: Proto,
+    tls: bool,
+    stream: TcpStream,
+    peer: SocketAddr,
+    id: u64,
+    ticket: Ticket,
+    config: Arc<Config>,
+    shutdown: watch::Receiver<bool>,
+    limit: Arc<Semaphore>,
+    admission: Arc<Admission>,
+}
+
+/// Takes a session slot for `c` and serves it. With every slot taken, the oldest pre-login
+/// session is told to leave and its slot is awaited (bounded), so that clients which have not
+/// logged in never keep a new one out; only when every session has logged in is it refused.
+async fn connection(c: Conn) {
+    let permit = match c.limit.clone().try_acquire_owned() {
+        Ok(p) => Some(p),
+        Err(_) if c.admission.make_room(c.id) => {
+            tokio::select! {
+                p = tokio::time::timeout(ROOM_WAIT, c.limit.clone().acquire_owned()) => {
+                    p.ok().and_then(Result::ok)
+                }
+                _ = c.ticket.evicted() => None,
+            }
+        }
+        Err(_) => None,
+    };
+    let Some(permit) = permit else {
+        let max = c.config.server.max_sessions;
+        warn!(peer = %c.peer, max, "session limit reached; connection refused");
+        crate::metrics::session_refused(c.proto.label());
+        refuse(c.stream, c.proto, c.tls, Refusal::Full).await;
+        return;
+    };
+    serve(c, permit).await;
+}
+
+/// Runs the session of an admitted connection that holds a slot.
+async fn serve(c: Conn, permit: OwnedSemaphorePermit) {
+    let active = crate::metrics::ActiveSession::new(c.proto.label());
+    let local = c.stream.local_addr().ok();
+    // Only a client that reached us on a loopback address may log in without TLS (nothing
+    // crosses a network).
+    let loopback = local.is_some_and(|a| a.ip().is_loopback());
+    let local_port = local.map_or(0, |a| a.port());
+    let accepted = std::time::Instant::now();
+    let session = Session {
+        id: c.id,
+        peer: c.peer,
+        loopback,
+        tls: c.tls,
+        config: c.config,
+        shutdown: c.shutdown,
+        ticket: Some(c.ticket),
+        accepted,
+        local_port,
+    };
+    match c.proto {
+        Proto::Imap => imap::serve(c.stream, session).await,
+        Proto::Smtp => smtp::serve(c.stream, session).await,
+    }
+    drop(active);
+    drop(permit);
+}
+
+/// [`refuse`] in its own task, so the accept loop never waits on a refused client.
+fn refuse_later(stream: TcpStream, proto: Proto, tls: bool, why: Refusal) {
+    tokio::spawn(refuse(stream, proto, tls, why));
+}
+
+/// Greets a connection over a limit with BYE (IMAP) or 421 (SMTP) and closes it. A TLS client
+/// cannot read a plaintext answer, and a handshake just to refuse would cost more than the
+/// refusal saves: it is closed without a word.
+async fn refuse(mut stream: TcpStream, proto: Proto, tls: bool, why: Refusal) {
+    if tls {
+        return;
+    }
+    let text: &[u8] = match (proto, why) {
+        (Proto::Imap, Refusal::Full) => b"* BYE Too many connections, try again later.\r\n",
+        (Proto::Smtp, Refusal::Full) => b"421 4.3.2 Too many connections, try again later\r\n",
+        (Proto::Imap, Refusal::PerIp) => {
+            b"* BYE Too many connections from your address, try again later.\r\n"
+        }
+        (Proto::Smtp, Refusal::PerIp) => {
+            b"421 4.7.0 Too many connections from your address, try again later\r\n"
+        }
     };
     let _ = tokio::time::timeout(Duration::from_secs(5), stream.write_all(text)).await;
     let _ = stream.shutdown().await;

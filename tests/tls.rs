@@ -295,6 +295,9 @@ async fn clear_passwords_refused_off_loopback() {
         tls: false,
         config: cfg.clone(),
         shutdown: shutdown.clone(),
+        ticket: None,
+        accepted: std::time::Instant::now(),
+        local_port: 143,
     };
     let task = tokio::spawn(mailgate::imap::serve(server, session));
     let (r, mut w) = tokio::io::split(client);
@@ -329,6 +332,9 @@ async fn clear_passwords_refused_off_loopback() {
         tls: false,
         config: cfg,
         shutdown,
+        ticket: None,
+        accepted: std::time::Instant::now(),
+        local_port: 143,
     };
     let task = tokio::spawn(mailgate::smtp::serve(server, session));
     let (r, mut w) = tokio::io::split(client);

@@ -3,15 +3,20 @@
 //!
 //! Commands are framed with [`Framer`] (so that pipelined bytes after LOGIN are kept for the
 //! relay, which imap-codec's own fragmentizer cannot hand back) and parsed with imap-codec.
-//! Everything is bounded: an 8 KiB line, an 8 KiB literal, 16 KiB per command, a silence
-//! time-out, and a number of failed logins per connection.
+//! Everything is bounded: a 64 KiB line (RFC 2971's largest ID command is about 32 KiB, twice
+//! that with every character of its values escaped), an 8 KiB literal, 80 KiB per command, a
+//! silence time-out per read and a deadline for the whole phase, a number of invalid commands
+//! and of failed logins per connection, and a place among the pre-login sessions that a newer
+//! one may take (see [`crate::preauth`]).
 
 use crate::diagnosis::{self, Protocol};
 use crate::imap::framer::{Frame, Framer};
+use crate::imap::pop3;
 use crate::imap::relay::filter_capabilities;
 use crate::imap::upstream::{self, LoggedIn};
 use crate::imap::Session;
 use crate::metrics;
+use crate::preauth::{self, Limit};
 use crate::sasl;
 use crate::secret::Secret;
 use crate::throttle::{self, Refusal};
@@ -26,11 +31,11 @@ use tracing::{info, warn};
 use zeroize::Zeroizing;
 
 /// Longest command line before login.
-pub const MAX_LINE: usize = 8 * 1024;
+pub const MAX_LINE: usize = 64 * 1024;
 /// Largest literal accepted before login (a user name or password does not need more).
 pub const MAX_LITERAL: u64 = 8 * 1024;
 /// Largest command (lines plus literals) before login.
-const MAX_COMMAND: usize = 16 * 1024;
+const MAX_COMMAND: usize = MAX_LINE + 16 * 1024;
 
 /// What the gateway offers before login. LITERAL+ lets clients send LOGIN literals without a
 /// round trip; SASL-IR lets AUTHENTICATE PLAIN carry the credentials in the command.
@@ -76,6 +81,10 @@ struct Client<'s, S> {
     end: usize,
     framer: Framer,
     session: &'s mut Session,
+    /// Commands answered BAD or refused so far.
+    bad: u32,
+    /// Whether the client has sent a byte on this connection since the greeting.
+    heard: bool,
 }
 
 /// What reading one command produced.
@@ -95,6 +104,71 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<'_, S> {
     async fn bye(&mut self, text: &str, why: &'static str) -> io::Result<Read> {
         self.send(format!("* BYE {text}\r\n").as_bytes()).await?;
         Ok(Read::Closed(why))
+    }
+
+    /// Sends the answer to a command that was invalid or refused; past `max_bad_commands` of
+    /// them the connection ends (`Some(why)`, the BYE sent), as Dovecot's imap-login does.
+    async fn refuse(&mut self, reply: &str) -> io::Result<Option<&'static str>> {
+        self.send(reply.as_bytes()).await?;
+        self.bad += 1;
+        if self.bad >= self.session.config.server.max_bad_commands {
+            self.send(b"* BYE Too many invalid commands.\r\n").await?;
+            return Ok(Some("too many invalid commands"));
+        }
+        Ok(None)
+    }
+
+    /// Waits for the client's next bytes within the pre-login limits: the silence time-out
+    /// (shorter before the first byte, see [`pop3::FIRST_COMMAND_WAIT`]), the whole-phase
+    /// deadline, shutdown, and a newer client taking this one's place.
+    async fn fill(&mut self) -> io::Result<Result<usize, Read>> {
+        let server = &self.session.config.server;
+        let silence = if self.heard {
+            server.preauth_timeout
+        } else {
+            server.preauth_timeout.min(pop3::FIRST_COMMAND_WAIT)
+        };
+        let (wait, limit) = preauth::wait(silence, self.session.preauth_deadline());
+        // What ended the wait, other than the read: (BYE text, why).
+        let read = tokio::select! {
+            r = tokio::time::timeout(wait, self.stream.read(&mut self.buf)) => Ok(r),
+            _ = self.session.shutdown.wait_for(|&s| s) => Err(("Server shutting down.", "shutdown")),
+            _ = preauth::evicted(&self.session.ticket) => Err((
+                "Connection queue full: too many clients are logging in, try again later.",
+                "connection queue full (a newer client took this one's place)",
+            )),
+        };
+        let read = match read {
+            Ok(r) => r,
+            Err((text, why)) => return self.bye(text, why).await.map(Err),
+        };
+        let closed = match (read, limit) {
+            (Ok(r), _) => {
+                let n = r?;
+                self.heard |= n > 0;
+                return Ok(Ok(n));
+            }
+            (Err(_), Limit::Deadline) => {
+                self.bye("Time limit for logging in reached.", "pre-auth deadline")
+                    .await?
+            }
+            (Err(_), Limit::Silence) if self.heard => {
+                self.bye("Disconnected for inactivity.", "pre-auth time-out")
+                    .await?
+            }
+            (Err(_), Limit::Silence) => {
+                // Nothing since the greeting: a POP3 client waiting for `+OK` reads the -ERR
+                // line; an IMAP client stops at the BYE.
+                warn!("client sent nothing after the greeting (as a POP3 client does); told it this is an IMAP server");
+                let text = format!(
+                    "* BYE Disconnected for inactivity: no command since the greeting.\r\n{}",
+                    pop3::answer(self.session.local_port)
+                );
+                self.send(text.as_bytes()).await?;
+                Read::Closed("no command after the greeting")
+            }
+        };
+        Ok(Err(closed))
     }
 
     /// Reads the next complete command, answering literal announcements on the way.
@@ -137,7 +211,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<'_, S> {
                     self.framer.cancel_literal();
                     let tag = tag_of(&cmd);
                     cmd.clear();
-                    self.send(format!("{tag} BAD Literal too large (at most {MAX_LITERAL} bytes before login).\r\n").as_bytes()).await?;
+                    let reply = format!("{tag} BAD Literal too large (at most {MAX_LITERAL} bytes before login).\r\n");
+                    if let Some(why) = self.refuse(&reply).await? {
+                        return Ok(Read::Closed(why));
+                    }
                     continue;
                 }
                 if literal.sync {
@@ -150,19 +227,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<'_, S> {
             if self.buf.len() < 4096 {
                 self.buf.resize(4096, 0);
             }
-            let timeout = self.session.config.server.preauth_timeout;
-            let read = tokio::select! {
-                r = tokio::time::timeout(timeout, self.stream.read(&mut self.buf)) => Some(r),
-                _ = self.session.shutdown.wait_for(|&s| s) => None,
-            };
-            let n = match read {
-                None => return self.bye("Server shutting down.", "shutdown").await,
-                Some(Err(_)) => {
-                    return self
-                        .bye("Disconnected for inactivity.", "pre-auth time-out")
-                        .await
-                }
-                Some(Ok(r)) => r?,
+            let n = match self.fill().await? {
+                Ok(n) => n,
+                Err(closed) => return Ok(closed),
             };
             if n == 0 {
                 return Ok(Read::Closed("client closed"));
@@ -224,7 +291,10 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
         end: 0,
         framer: Framer::new(MAX_LINE),
         session,
+        bad: 0,
+        heard: false,
     };
+    let mut first = true;
     let mut failures = 0u32;
     // Passwords in clear only where they cannot cross a network (see `capabilities`).
     let clear_refused = !c.session.tls && !c.session.loopback;
@@ -236,12 +306,26 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
         let parsed = CommandCodec::default().decode(&cmd);
         let command = match parsed {
             Ok(([], command)) => command,
+            _ if std::mem::take(&mut first) && pop3::is_pop3_command(&cmd) => {
+                warn!(
+                    "a POP3 client connected to the IMAP port; told it mailgate supports IMAP only"
+                );
+                c.send(pop3::answer(c.session.local_port).as_bytes())
+                    .await?;
+                return Ok(Outcome::Closed("POP3 client"));
+            }
             _ => {
                 let tag = tag_of(&cmd);
-                c.send(format!("{tag} BAD Error in IMAP command: unknown command or invalid arguments.\r\n").as_bytes()).await?;
-                continue;
+                let reply = format!(
+                    "{tag} BAD Error in IMAP command: unknown command or invalid arguments.\r\n"
+                );
+                match c.refuse(&reply).await? {
+                    Some(why) => return Ok(Outcome::Closed(why)),
+                    None => continue,
+                }
             }
         };
+        first = false;
         let tag = command.tag.inner().to_owned();
         let credentials: Option<(String, Secret)> = match command.body {
             CommandBody::Capability => {
@@ -271,8 +355,12 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
                 None
             }
             CommandBody::StartTLS if c.session.tls => {
-                c.send(format!("{tag} BAD TLS is already active.\r\n").as_bytes())
-                    .await?;
+                if let Some(why) = c
+                    .refuse(&format!("{tag} BAD TLS is already active.\r\n"))
+                    .await?
+                {
+                    return Ok(Outcome::Closed(why));
+                }
                 None
             }
             CommandBody::StartTLS if c.session.config.server.tls.is_some() => {
@@ -281,15 +369,20 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
                 return Ok(Outcome::StartTls);
             }
             CommandBody::StartTLS => {
-                c.send(
-                    format!("{tag} BAD STARTTLS is not offered on this listener.\r\n").as_bytes(),
-                )
-                .await?;
+                if let Some(why) = c
+                    .refuse(&format!(
+                        "{tag} BAD STARTTLS is not offered on this listener.\r\n"
+                    ))
+                    .await?
+                {
+                    return Ok(Outcome::Closed(why));
+                }
                 None
             }
             CommandBody::Login { .. } | CommandBody::Authenticate { .. } if clear_refused => {
-                c.send(format!("{tag} NO [PRIVACYREQUIRED] Use STARTTLS first: this listener does not take passwords in clear.\r\n").as_bytes())
-                    .await?;
+                if let Some(why) = c.refuse(&format!("{tag} NO [PRIVACYREQUIRED] Use STARTTLS first: this listener does not take passwords in clear.\r\n")).await? {
+                    return Ok(Outcome::Closed(why));
+                }
                 None
             }
             CommandBody::Login { username, password } => {
@@ -366,19 +459,23 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
                         }
                     }
                     other => {
-                        c.send(format!("{tag} NO [CANNOT] Unsupported authentication mechanism {other}; use PLAIN or LOGIN.\r\n").as_bytes()).await?;
+                        let reply = format!("{tag} NO [CANNOT] Unsupported authentication mechanism {other}; use PLAIN or LOGIN.\r\n");
+                        if let Some(why) = c.refuse(&reply).await? {
+                            return Ok(Outcome::Closed(why));
+                        }
                         None
                     }
                 }
             }
             _ => {
-                c.send(
-                    format!(
+                if let Some(why) = c
+                    .refuse(&format!(
                         "{tag} BAD Log in first: this command needs an authenticated session.\r\n"
-                    )
-                    .as_bytes(),
-                )
-                .await?;
+                    ))
+                    .await?
+                {
+                    return Ok(Outcome::Closed(why));
+                }
                 None
             }
         };
@@ -411,6 +508,9 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
                         metrics::upstream_connected("imap", started.elapsed().as_secs_f64());
                         metrics::login("imap", "ok", Some(&account.email));
                         info!(upstream = %account.imap.address(), tls = account.imap.tls.as_str(), "logged in");
+                        if let Some(ticket) = &c.session.ticket {
+                            ticket.logged_in();
+                        }
                         let caps = filter_capabilities(up.capabilities.iter().map(String::as_str));
                         c.send(format!("{tag} OK [CAPABILITY {caps}] Logged in.\r\n").as_bytes())
                             .await?;

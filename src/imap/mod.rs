@@ -6,33 +6,15 @@
 
 pub mod framer;
 pub mod login;
+pub mod pop3;
 pub mod relay;
 pub mod upstream;
 
-use crate::config::Config;
-use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Instant;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
-use tokio::sync::watch;
 use tracing::{info, Instrument};
 
-/// Per-connection context.
-pub struct Session {
-    /// Session number, unique per process, for correlating log lines.
-    pub id: u64,
-    /// The client's address.
-    pub peer: SocketAddr,
-    /// Whether the client reached us on a loopback address: only there may it log in without
-    /// TLS (elsewhere the password would cross a network in clear).
-    pub loopback: bool,
-    /// TLS from the first byte (an `imaps_listen` connection); becomes true after STARTTLS.
-    pub tls: bool,
-    /// The configuration this session started with (a reload does not change it).
-    pub config: Arc<Config>,
-    /// Becomes `true` when the gateway shuts down.
-    pub shutdown: watch::Receiver<bool>,
-}
+pub use crate::session::Session;
 
 /// Serves one IMAP client connection to its end: the TLS handshake first on an implicit-TLS
 /// listener; otherwise plaintext, upgraded in place when the client asks for STARTTLS.
@@ -69,7 +51,11 @@ async fn over_tls<S: AsyncRead + AsyncWrite + Unpin + 'static>(
         info!("session ended: no [server.tls] certificate for a TLS connection");
         return;
     };
-    let timeout = session.config.server.preauth_timeout;
+    let timeout = crate::preauth::wait(
+        session.config.server.preauth_timeout,
+        session.preauth_deadline(),
+    )
+    .0;
     match crate::tls::accept(local.config.clone(), stream, timeout).await {
         Ok(tls) => {
             session.tls = true;

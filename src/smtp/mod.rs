@@ -11,26 +11,6 @@ pub mod data;
 pub mod session;
 pub mod submit;
 
-use crate::config::Config;
-use std::net::SocketAddr;
-use std::sync::Arc;
-use tokio::sync::watch;
-
-/// Per-connection context for an SMTP session.
-pub struct Session {
-    /// Session number, unique per process, for correlating log lines.
-    pub id: u64,
-    /// The client's address.
-    pub peer: SocketAddr,
-    /// Whether the client reached us on a loopback address: only there is AUTH offered
-    /// without TLS (local clients often cannot do TLS to localhost; nothing crosses a network).
-    pub loopback: bool,
-    /// TLS from the first byte (an `smtps_listen` connection); becomes true after STARTTLS.
-    pub tls: bool,
-    /// The configuration this session started with (a reload does not change it).
-    pub config: Arc<Config>,
-    /// Becomes `true` when the gateway shuts down.
-    pub shutdown: watch::Receiver<bool>,
-}
+pub use crate::session::Session;
 
 pub use session::serve;

@@ -13,14 +13,17 @@
 //! upstream, so the upstream discards it.
 //!
 //! Bounds: 1000-octet command lines, 100 recipients, the configured message size, a 5-minute
-//! silence limit for commands and for data, 20 protocol errors, the configured number of
-//! failed AUTH attempts. Memory is a fixed read buffer and two chunk buffers whatever the
+//! silence limit for commands and for data once authenticated (before AUTH succeeds, the
+//! pre-login silence time-out and whole-phase deadline instead, and a newer client may take
+//! this one's place, see [`crate::preauth`]), 20 protocol errors (`max_bad_commands` before
+//! AUTH), the configured number of failed AUTH attempts. Memory is a fixed read buffer and two chunk buffers whatever the
 //! message size. Replies are collected and sent when the client's pipelined input is used up
 //! (RFC 2920), so a pipelining client gets them in one write.
 
 use crate::config::Account;
 use crate::diagnosis::{self, Protocol};
 use crate::metrics;
+use crate::preauth::{self, Limit};
 use crate::sasl;
 use crate::secret::Secret;
 use crate::smtp::command::{self, Verb};
@@ -62,6 +65,10 @@ enum Gone {
     Shutdown,
     /// A command line longer than [`MAX_ENDLESS_LINE`] without a line end.
     EndlessLine,
+    /// `preauth_deadline_secs` passed before AUTH succeeded.
+    Deadline,
+    /// A newer client took this one's place among those not yet authenticated.
+    Evicted,
 }
 
 impl Gone {
@@ -71,6 +78,8 @@ impl Gone {
             Gone::Timeout => "client time-out",
             Gone::Shutdown => "shutdown",
             Gone::EndlessLine => "line too long",
+            Gone::Deadline => "pre-auth deadline",
+            Gone::Evicted => "connection queue full (a newer client took this one's place)",
         }
     }
 }
@@ -196,8 +205,12 @@ async fn over_tls<S: AsyncRead + AsyncWrite + Unpin>(
         return "no [server.tls] certificate for a TLS connection";
     };
     // RFC 5321's 5-minute command time-out would let a stalled handshake hold a session long;
-    // the pre-login time-out fits better.
-    let timeout = session.config.server.preauth_timeout;
+    // the pre-login limits fit better.
+    let timeout = preauth::wait(
+        session.config.server.preauth_timeout,
+        session.preauth_deadline(),
+    )
+    .0;
     match crate::tls::accept(local.config.clone(), stream, timeout).await {
         Ok(tls) => {
             session.tls = true;
@@ -370,7 +383,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Smtp<'_, S> {
         Ok(())
     }
 
-    /// Reads more client bytes into the buffer (after sending pending replies).
+    /// Reads more client bytes into the buffer (after sending pending replies). `timeout` is
+    /// the silence allowed once authenticated; before, the pre-login limits apply.
     async fn fill(
         &mut self,
         timeout: Duration,
@@ -385,13 +399,23 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Smtp<'_, S> {
             self.end -= self.start;
             self.start = 0;
         }
+        let (timeout, limit) = if self.account.is_some() {
+            (timeout, Limit::Silence)
+        } else {
+            let server = &self.session.config.server;
+            preauth::wait(server.preauth_timeout, self.session.preauth_deadline())
+        };
         let shutdown = &mut self.session.shutdown;
+        let ticket = &self.session.ticket;
         let read = self.stream.read(&mut self.buf[self.end..]);
         let r = tokio::select! {
             r = tokio::time::timeout(timeout, read) => r,
             _ = shutdown.wait_for(|&s| s), if watch_shutdown => return Ok(Err(Gone::Shutdown)),
+            // Only a session not yet authenticated is ever told.
+            _ = preauth::evicted(ticket) => return Ok(Err(Gone::Evicted)),
         };
         match r {
+            Err(_) if limit == Limit::Deadline => Ok(Err(Gone::Deadline)),
             Err(_) => Ok(Err(Gone::Timeout)),
             Ok(Err(e)) => Err(e),
             Ok(Ok(0)) => Ok(Err(Gone::Closed)),
@@ -467,10 +491,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Smtp<'_, S> {
         }
     }
 
-    /// Counts a protocol error; too many end the session.
+    /// Counts a protocol error; too many end the session (`max_bad_commands` of them before
+    /// AUTH has succeeded, as Postfix's `smtpd_hard_error_limit` with a lower bar for strangers).
     fn error(&mut self) -> Next {
         self.errors += 1;
-        if self.errors >= MAX_ERRORS {
+        let max = if self.account.is_some() {
+            MAX_ERRORS
+        } else {
+            self.session.config.server.max_bad_commands.min(MAX_ERRORS)
+        };
+        if self.errors >= max {
             self.reply("421 4.7.0 Too many errors; closing the connection");
             return Next::Close("too many errors");
         }
@@ -492,6 +522,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Smtp<'_, S> {
             Gone::EndlessLine => {
                 self.reply("421 4.7.0 Line too long without a line end; closing the connection")
             }
+            Gone::Deadline => self
+                .reply("421 4.7.0 Time limit for authentication reached; closing the connection"),
+            Gone::Evicted => self.reply(
+                "421 4.7.0 Connection queue full: too many clients are logging in, try again later",
+            ),
         }
         // The client may be gone already; the session ends either way.
         let _ = self.flush().await;
@@ -556,8 +591,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Smtp<'_, S> {
                 return Ok(self.error());
             }
             Verb::Auth => return self.auth(args).await,
-            Verb::Mail if !authed => self.reply("530 5.7.0 Authentication required"),
-            Verb::Rcpt | Verb::Data if !authed => self.reply("530 5.7.0 Authentication required"),
+            Verb::Mail | Verb::Rcpt | Verb::Data if !authed => {
+                self.reply("530 5.7.0 Authentication required");
+                return Ok(self.error());
+            }
             Verb::Mail => self.mail(args).await,
             Verb::Rcpt => self.rcpt(args).await,
             Verb::Data => return self.data(args).await,
@@ -724,6 +761,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Smtp<'_, S> {
                 info!("authenticated");
                 self.account = Some(account);
                 self.login_uncounted = true;
+                if let Some(ticket) = &self.session.ticket {
+                    ticket.logged_in();
+                }
                 self.reply("235 2.7.0 Authentication successful");
                 Ok(Next::Continue)
             }

@@ -291,7 +291,8 @@ fn parallel_guesses_get_no_more_than_serial_ones() {
     assert_eq!(
         (failed, refused),
         (limit, CLIENTS - limit),
-        "replies: {replies:?}"
+        "replies (distinct): {:?}",
+        replies.iter().collect::<std::collections::BTreeSet<_>>()
     );
     // The log agrees: as many verifications as wrong answers, the rest refused unchecked.
     support::proc::poll(Duration::from_secs(10), Duration::from_millis(10), || {

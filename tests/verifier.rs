@@ -100,6 +100,10 @@ fn failed_login_bursts_leave_memory_bounded() {
     }
     let grown = rss_kib(pid).saturating_sub(idle);
     eprintln!("idle {idle} KiB, grown {grown} KiB after {TOTAL} failed logins");
+    assert!(
+        grown <= MAX_GROWTH_KIB,
+        "mailgate grew by {grown} KiB (idle {idle} KiB) after {TOTAL} failed logins"
+    );
     support::proc::poll(
         std::time::Duration::from_secs(10),
         std::time::Duration::from_millis(10),
@@ -109,10 +113,6 @@ fn failed_login_bursts_leave_memory_bounded() {
         argon2_runs(&g, false),
         TOTAL,
         "every failed login pays argon2"
-    );
-    assert!(
-        grown <= MAX_GROWTH_KIB,
-        "mailgate grew by {grown} KiB (idle {idle} KiB) after {TOTAL} failed logins"
     );
     let logs = g.stop();
     assert!(!logs.iter().any(|l| l.contains("guess-")));

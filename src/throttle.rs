@@ -352,21 +352,22 @@ impl Throttle {
             tokio::pin!(changed);
             changed.as_mut().enable();
             match self.try_begin(&attempt) {
-                Some(Admit::Locked(_)) | None => {}
-                Some(Admit::Wait) => {
-                    changed.await;
-                    continue;
-                }
+                Some(Admit::Wait) => changed.await,
                 Some(Admit::Now) => {
                     attempt.open = true;
                     return Ok(attempt);
                 }
-            }
-            return match attempt.lockout() {
-                Some(l) => Err(l),
+                Some(Admit::Locked(remaining)) => {
+                    // Which key, asked once more; a clear in between still refuses this one.
+                    let client = Lockout {
+                        scope: Locked::Client,
+                        remaining,
+                    };
+                    return Err(attempt.lockout().unwrap_or(client));
+                }
                 // No state (poisoned lock): let it through uncounted, as before.
-                None => Ok(attempt),
-            };
+                None => return Ok(attempt),
+            }
         }
     }
 

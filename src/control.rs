@@ -1,10 +1,10 @@
 //! The control socket: `mailgate throttle list|clear` talking to the running process.
 //!
-//! A Unix socket `control.sock` in the config's `state_dir`, mode 0600 in a folder made 0700,
-//! and only peers with the process's own user id (or root) are served: whoever may use it may
-//! lift lock-outs. The protocol is one request line (`list`, `clear`, `clear EMAIL`) and a reply
-//! of text lines, then the server closes; one exchange has [`DEADLINE`], and at most
-//! [`MAX_REQUEST`] bytes of request are looked at.
+//! A Unix socket `control.sock` in the config's `state_dir`, mode 0600 (the folder is made 0700
+//! when missing), and only peers with the process's own user id (or root) are served: whoever
+//! may use it may lift lock-outs. The protocol is one request line (`list`, `clear`,
+//! `clear EMAIL`) and a reply of text lines, then the server closes. Each exchange must end within [`DEADLINE`], and at
+//! most [`MAX_REQUEST`] bytes of request are looked at.
 
 use crate::throttle;
 use std::fmt::Write as _;

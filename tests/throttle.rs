@@ -296,8 +296,9 @@ fn parallel_guesses_get_no_more_than_serial_ones() {
     );
     // The log agrees: as many verifications as wrong answers, the rest refused unchecked.
     support::proc::poll(Duration::from_secs(10), Duration::from_millis(10), || {
-        (count_logged(gate, "login refused: too many failed logins", user) >= CLIENTS - limit)
-            .then_some(())
+        let refused = count_logged(gate, "login refused: too many failed logins", user);
+        let failed = count_logged(gate, "local login failed", user);
+        (refused >= CLIENTS - limit && failed >= limit).then_some(())
     });
     assert_eq!(
         count_logged(gate, "local login failed", user),

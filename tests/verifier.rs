@@ -74,6 +74,23 @@ fn argon2_runs(gate: &Mailgate, ok: bool) -> usize {
         .count()
 }
 
+/// Waits (bounded) until mailgate logged `n` successful SMTP logins: their argon2 lines, written
+/// before the answer, have then been read too (the test reads mailgate's output on a thread).
+fn wait_for_logins(gate: &Mailgate, n: usize) {
+    let logged = || {
+        gate.lines()
+            .iter()
+            .filter(|l| l.contains(" authenticated"))
+            .count()
+    };
+    support::proc::poll(
+        std::time::Duration::from_secs(10),
+        std::time::Duration::from_millis(10),
+        || (logged() >= n).then_some(()),
+    );
+    assert_eq!(logged(), n, "{}", gate.log());
+}
+
 /// 1,000 failed logins (unknown users, so no throttle key repeats) in bursts of 20 to 120
 /// connections: every one pays argon2, and resident memory ends at most 64 MiB above idle.
 /// (Before, each of tokio's blocking threads that ran argon2 kept its 19 MiB in its own
@@ -138,6 +155,7 @@ fn waiting_logins_use_the_login_cache() {
         .collect();
     let replies = burst(g.smtp_addr, same);
     assert!(replies.iter().all(|r| r.starts_with("235 ")), "{replies:?}");
+    wait_for_logins(&g, PARALLEL);
     let runs = argon2_runs(&g, true);
     assert!(
         (1..=verifiers).contains(&runs),
@@ -154,6 +172,7 @@ fn waiting_logins_use_the_login_cache() {
         let replies = burst(g.smtp_addr, logins);
         assert!(replies.iter().all(|r| r.starts_with("235 ")), "{replies:?}");
     }
+    wait_for_logins(&g, PARALLEL + 1000);
     // user0 was verified before; the other 99 once each.
     assert_eq!(argon2_runs(&g, true), runs + 99);
     let grown = rss_kib(pid).saturating_sub(idle);

@@ -183,6 +183,7 @@ mod tests {
     #[test]
     fn checks_like_the_argon2_crate() {
         let hash = crate::account::hash_password(&Secret::from("pässword")).unwrap();
+        assert!(hash.starts_with("$argon2id$"), "{hash}");
         let mut memory = vec![Block::new(); Params::DEFAULT.block_count()];
         assert!(check(&hash, "pässword".as_bytes(), &mut memory));
         assert!(!check(&hash, b"password", &mut memory));

@@ -1,20 +1,24 @@
 //! Who may log in: account lookup by login name and the local password check.
 //!
-//! Local passwords are stored as argon2id PHC strings. Verification runs on the blocking pool
-//! (argon2 is deliberately slow and would stall the reactor). An unknown login name is verified
-//! against a fixed dummy hash, so that "no such user" costs the same as "wrong password" and the
-//! two cannot be told apart by timing; callers answer both with the same words.
+//! Local passwords are stored as argon2id PHC strings. Verification runs on the verifier threads
+//! (argon2 is deliberately slow and would stall the reactor; see `verifier`). An unknown login
+//! name costs one argon2 run with the default parameters, so that "no such user" costs the same
+//! as "wrong password" and the two cannot be told apart by timing; callers answer both with the
+//! same words.
 //!
 //! Clients that log in every few seconds (a CRM polling its inbox) would pay argon2 each time.
 //! A successful verification is therefore remembered for `login_cache_secs` as an HMAC-SHA256
 //! of (the account's PHC string, the password) under a random key made at start-up: the
 //! password itself is never kept, a changed hash (config reload) misses the cache, and only a
-//! correct password hits it — a wrong one still pays argon2, so timing tells nothing new.
+//! correct password hits it — a wrong one still pays argon2, so timing tells nothing new. Logins
+//! that waited for a verifier look at the cache again: twenty clients opening their first
+//! connections at once pay argon2 about once per verifier, not twenty times.
 
 use crate::config::{Account, Config};
 use crate::secret::Secret;
+use crate::verifier;
 use argon2::password_hash::{rand_core::OsRng, PasswordHasher, SaltString};
-use argon2::{Argon2, PasswordHash, PasswordVerifier};
+use argon2::Argon2;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -46,26 +50,6 @@ pub fn hash_password(password: &Secret) -> Result<String, argon2::password_hash:
     Ok(Argon2::default()
         .hash_password(password.expose().as_bytes(), &salt)?
         .to_string())
-}
-
-/// A hash of a random password with the default parameters, made once, verified against for
-/// unknown users so both failure kinds cost one argon2 run.
-fn dummy_hash() -> &'static str {
-    static DUMMY: OnceLock<String> = OnceLock::new();
-    DUMMY.get_or_init(|| {
-        let random: String = (0..24).map(|_| rand::random::<char>()).collect();
-        // Hashing with the default parameters and a fresh salt cannot fail.
-        hash_password(&Secret::new(random)).unwrap_or_default()
-    })
-}
-
-/// Concurrent argon2 verifications allowed (one per core).
-fn argon2_slots() -> &'static tokio::sync::Semaphore {
-    static SLOTS: OnceLock<tokio::sync::Semaphore> = OnceLock::new();
-    SLOTS.get_or_init(|| {
-        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-        tokio::sync::Semaphore::new(cores)
-    })
 }
 
 /// The process's random HMAC key for the login cache.
@@ -129,50 +113,48 @@ fn remember(account: &Account, password: &Secret, ttl: Duration) {
     }
 }
 
-fn check(hash: &str, password: &Secret) -> bool {
-    match PasswordHash::new(hash) {
-        Ok(parsed) => Argon2::default()
-            .verify_password(password.expose().as_bytes(), &parsed)
-            .is_ok(),
-        Err(_) => false,
-    }
-}
-
-/// Verifies `login` / `password` against `config`. Runs argon2 on the blocking pool.
-pub async fn verify(
+/// Verifies `login` / `password` against `config` on the verifier threads. `admit` is asked
+/// once more after waiting for a verifier slot, before argon2 runs: a lock-out decided while
+/// this login waited applies to it (its error is returned as the outer `Err`). A password
+/// verified by another login meanwhile hits the cache then instead of running argon2 again.
+pub async fn verify<E>(
     config: &Arc<Config>,
     login: &str,
     password: Secret,
-) -> Result<Arc<Account>, LoginFailure> {
+    admit: impl FnOnce() -> Result<(), E>,
+) -> Result<Result<Arc<Account>, LoginFailure>, E> {
     let account = config.account(login).cloned();
     let ttl = config.server.login_cache;
-    if let Some(a) = &account {
-        if !ttl.is_zero() && cached(a, &password) {
-            return Ok(a.clone());
-        }
+    let hit = |a: &Option<Arc<Account>>, password: &Secret| {
+        a.as_ref()
+            .filter(|a| !ttl.is_zero() && cached(a, password))
+            .cloned()
+    };
+    if let Some(a) = hit(&account, &password) {
+        return Ok(Ok(a));
     }
-    // At most one argon2 run per core at a time: a flood of logins queues here instead of
-    // starving the relay of CPU, and fewer threads hashing at once means fewer malloc arenas
-    // each keeping argon2's 19 MiB working memory after it is freed.
-    let _permit = argon2_slots().acquire().await;
-    tokio::task::spawn_blocking(move || match account {
+    // At most one argon2 run per verifier thread at a time: a flood of logins queues here
+    // instead of starving the relay of CPU or growing memory (see `verifier`).
+    let _slot = verifier::slot().await;
+    admit()?;
+    if let Some(a) = hit(&account, &password) {
+        return Ok(Ok(a));
+    }
+    Ok(match account {
         Some(account) => {
-            if check(&account.local_password_hash, &password) {
-                remember(&account, &password, ttl);
+            let remembered = password.clone();
+            if verifier::verify(&account.local_password_hash, password).await {
+                remember(&account, &remembered, ttl);
                 Ok(account)
             } else {
                 Err(LoginFailure::BadPassword)
             }
         }
         None => {
-            check(dummy_hash(), &password);
+            verifier::burn(password).await;
             Err(LoginFailure::UnknownUser)
         }
     })
-    .await
-    // The closure cannot panic (argon2 returns errors), so a join error means the runtime is
-    // shutting down: treat it as a failed login.
-    .unwrap_or(Err(LoginFailure::BadPassword))
 }
 
 #[cfg(test)]
@@ -186,17 +168,24 @@ mod tests {
         Arc::new(Config::parse(&text, std::path::Path::new("t.toml")).unwrap())
     }
 
+    async fn check(config: &Arc<Config>, pw: &str) -> Result<Arc<Account>, LoginFailure> {
+        let admit = || Ok::<(), ()>(());
+        verify(config, "a@b.no", Secret::from(pw), admit)
+            .await
+            .unwrap()
+    }
+
     #[tokio::test]
     async fn cache_hits_only_the_right_password_and_follows_the_hash() {
         let h1 = hash_password(&Secret::from("one")).unwrap();
         let c1 = config_with(&h1, 600);
         let a = c1.account("a@b.no").unwrap().clone();
         assert!(!cached(&a, &Secret::from("one")));
-        assert!(verify(&c1, "a@b.no", Secret::from("one")).await.is_ok());
+        assert!(check(&c1, "one").await.is_ok());
         assert!(cached(&a, &Secret::from("one")));
         assert!(!cached(&a, &Secret::from("two")));
         assert_eq!(
-            verify(&c1, "a@b.no", Secret::from("two")).await.err(),
+            check(&c1, "two").await.err(),
             Some(LoginFailure::BadPassword)
         );
         // A reload with a new hash for the same address: the old entry does not match.
@@ -205,18 +194,8 @@ mod tests {
         let a2 = c2.account("a@b.no").unwrap().clone();
         assert!(!cached(&a2, &Secret::from("one")));
         assert_eq!(
-            verify(&c2, "a@b.no", Secret::from("one")).await.err(),
+            check(&c2, "one").await.err(),
             Some(LoginFailure::BadPassword)
         );
-    }
-
-    #[test]
-    fn hash_then_check() {
-        let h = hash_password(&Secret::from("pässword")).unwrap();
-        assert!(h.starts_with("$argon2id$"));
-        assert!(check(&h, &Secret::from("pässword")));
-        assert!(!check(&h, &Secret::from("password")));
-        assert!(!check("garbage", &Secret::from("x")));
-        assert!(!check(dummy_hash(), &Secret::from("")));
     }
 }

@@ -293,7 +293,7 @@ pub struct LocalTls {
     pub config: Arc<rustls::ServerConfig>,
 }
 
-/// Login throttling settings (`login_throttle_*`, `login_lockout_secs`); see `throttle.rs`.
+/// Login throttling settings (`login_throttle_*`, `login_lockout_secs`); see `throttle`.
 #[derive(Debug, Clone, Copy)]
 pub struct ThrottleConfig {
     /// Distinct failed passwords from one client IP for one login name before answers slow

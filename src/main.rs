@@ -73,6 +73,26 @@ enum Command {
     /// Local TLS certificates for `[server.tls]`.
     #[command(subcommand)]
     Cert(CertCommand),
+    /// Failed-login lock-outs of the running mailgate (through its control socket).
+    Throttle {
+        #[command(subcommand)]
+        command: ThrottleCommand,
+        /// Configuration file (its `state_dir` holds the control socket).
+        #[arg(long, short, default_value = config::DEFAULT_PATH, global = true)]
+        config: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum ThrottleCommand {
+    /// Print the locked-out keys (login name, client or all clients) with the time left.
+    List,
+    /// Lift the lock-outs and forget the failure counts of EMAIL (from every client), or of
+    /// every login name without EMAIL.
+    Clear {
+        /// The login name (email address).
+        email: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -325,6 +345,23 @@ fn real_main(cli: Cli, dumps_before: &mailgate::coredump::Before) -> Result<()> 
         }) => {
             let g = mailgate::cert::generate(&out, &names, days, force)?;
             print_cert_instructions(&g);
+            Ok(())
+        }
+        Command::Throttle { command, config } => {
+            let state_dir = Config::load(&config)?.server.state_dir;
+            let line = match command {
+                ThrottleCommand::List => "list".to_owned(),
+                ThrottleCommand::Clear { email: None } => "clear".to_owned(),
+                ThrottleCommand::Clear { email: Some(e) } if !e.contains(char::is_whitespace) => {
+                    format!("clear {e}")
+                }
+                ThrottleCommand::Clear { .. } => bail!("a login name has no spaces"),
+            };
+            let reply = mailgate::control::request(&state_dir, &line)?;
+            print!("{reply}");
+            if reply.starts_with("error:") {
+                bail!("the running mailgate refused the request");
+            }
             Ok(())
         }
         Command::HashPassword => {

@@ -18,7 +18,7 @@ pub const SESSIONS_TOTAL: &str = "mailgate_sessions_total";
 /// Sessions open now, by protocol.
 pub const SESSIONS_ACTIVE: &str = "mailgate_sessions_active";
 /// Login attempts by protocol and result: ok, bad_password, unknown_user, upstream_auth_failed,
-/// upstream_unavailable, throttled (refused unchecked during a lock-out, see `throttle.rs`).
+/// upstream_unavailable, throttled (refused unchecked during a lock-out, see `throttle`).
 pub const LOGINS_TOTAL: &str = "mailgate_logins_total";
 /// Seconds from starting the upstream connection to a logged-in upstream session, by protocol.
 pub const UPSTREAM_CONNECT_SECONDS: &str = "mailgate_upstream_connect_seconds";

@@ -148,6 +148,17 @@ impl Server {
             crate::metrics::start(m.listen, m.per_account)?;
             info!("metrics listening on {}", m.listen);
         }
+        // `mailgate throttle`: a convenience, so mailgate runs on without it (said in the log).
+        let _control = match crate::control::start(&self.config.server.state_dir) {
+            Ok(c) => {
+                info!("control socket listening on {}", c.path().display());
+                Some(c)
+            }
+            Err(e) => {
+                warn!("{e}; `mailgate throttle` will not work");
+                None
+            }
+        };
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let max = self.config.server.max_sessions;
         let limit = Arc::new(Semaphore::new(max));

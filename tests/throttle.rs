@@ -1,6 +1,7 @@
 //! Login throttling across connections (`login_throttle_threshold`,
 //! `login_throttle_max_delay_ms`, `login_lockout_secs`), through the real binary with a real
-//! Dovecot upstream for the logins that succeed.
+//! Dovecot upstream for the logins that succeed, and `mailgate throttle list|clear` on the
+//! running process.
 //!
 //! The growing delay is checked as the value mailgate computed and logged (`delay_ms=`), never
 //! by measuring time. Every loop is bounded; all traffic stays on 127.0.0.1.
@@ -9,9 +10,13 @@
 
 mod support;
 
+use std::io::{Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+use std::sync::{Arc, Barrier};
 use std::time::Duration;
 use support::imap_client::{quote, tagged_status};
-use support::mailgate::{cached_hash, metrics_toml, toml_str};
+use support::mailgate::{cached_hash, metrics_toml, run, toml_str};
 use support::scrape::{fetch, Scrape, LOGINS};
 use support::smtp_client::Raw;
 use support::{b64, Dovecot, DovecotOpts, ImapClient, Mailgate};
@@ -21,6 +26,12 @@ const UPSTREAM_USER: &str = "ola";
 const UPSTREAM_PW: &str = "Upstream-pw-1f0e";
 /// Locked out after 2 × 2 distinct wrong passwords.
 const THRESHOLD: u32 = 2;
+/// `login_lockout_secs`.
+const LOCKOUT_SECS: u64 = 3600;
+/// What a locked-out IMAP login hears, before the time left.
+const IMAP_REFUSED: &str = "NO [UNAVAILABLE] Too many failed logins, try again in ";
+/// What a locked-out SMTP AUTH hears, before the time left.
+const SMTP_REFUSED: &str = "421 4.7.0 Too many failed logins, try again in ";
 
 struct Gate {
     _dovecot: Dovecot,
@@ -46,7 +57,7 @@ fn gate() -> Gate {
     let config = format!(
         "[server]\nimap_listen = \"127.0.0.1:0\"\nsmtp_listen = \"127.0.0.1:0\"\n\
          auth_failure_delay_ms = 0\nmax_auth_failures = 20\n\
-         login_throttle_threshold = {THRESHOLD}\nlogin_throttle_max_delay_ms = 400\nlogin_lockout_secs = 3600\n{accounts}"
+         login_throttle_threshold = {THRESHOLD}\nlogin_throttle_max_delay_ms = 400\nlogin_lockout_secs = {LOCKOUT_SECS}\n{accounts}"
     );
     let mailgate =
         Mailgate::start_with_metrics(|listen| format!("{config}{}", metrics_toml(listen, None)));
@@ -54,6 +65,35 @@ fn gate() -> Gate {
         _dovecot: dovecot,
         mailgate,
     }
+}
+
+/// The time left as mailgate words it: within the lock-out, which began during this test (so
+/// at least an hour minus a few minutes is left).
+fn assert_wait_text(text: &str) {
+    let ok = text == "1 h 0 min"
+        || text
+            .strip_prefix("59 min ")
+            .or_else(|| text.strip_prefix("58 min "))
+            .and_then(|s| s.strip_suffix(" s"))
+            .and_then(|s| s.parse::<u8>().ok())
+            .is_some_and(|s| s < 60);
+    assert!(ok, "time left {text:?} for a {LOCKOUT_SECS} s lock-out");
+}
+
+fn assert_imap_refused(status: &str) {
+    let wait = status
+        .strip_prefix(IMAP_REFUSED)
+        .and_then(|s| s.strip_suffix('.'))
+        .unwrap_or_else(|| panic!("not a lock-out refusal: {status}"));
+    assert_wait_text(wait);
+}
+
+fn assert_smtp_refused(reply: &str) {
+    let wait = reply
+        .strip_prefix(SMTP_REFUSED)
+        .and_then(|s| s.strip_suffix("; closing the connection\r\n"))
+        .unwrap_or_else(|| panic!("not a lock-out refusal: {reply:?}"));
+    assert_wait_text(wait);
 }
 
 fn login(c: &mut ImapClient, tag: &str, user: &str, password: &str) -> String {
@@ -126,10 +166,9 @@ fn distinct_wrong_passwords_lock_out_that_login_only() {
         "{}",
         gate.log()
     );
-    let refused = "NO [UNAVAILABLE] Too many failed logins, try again later.";
-    assert_eq!(login(&mut c, "r1", "ola@example.no", LOCAL_PW), refused);
+    assert_imap_refused(&login(&mut c, "r1", "ola@example.no", LOCAL_PW));
     let mut fresh = gate.connect();
-    assert_eq!(login(&mut fresh, "r2", "OLA@example.no", LOCAL_PW), refused);
+    assert_imap_refused(&login(&mut fresh, "r2", "OLA@example.no", LOCAL_PW));
     // Another account from the same client is not affected.
     let mut other = gate.connect();
     let status = login(&mut other, "k1", "kari@example.no", LOCAL_PW);
@@ -138,10 +177,7 @@ fn distinct_wrong_passwords_lock_out_that_login_only() {
 
     let (mut s, _) = Raw::connect(gate.smtp_addr);
     let reply = s.login("ola@example.no", LOCAL_PW);
-    assert!(
-        reply.starts_with("421 4.7.0 Too many failed logins"),
-        "{reply}"
-    );
+    assert_smtp_refused(&reply);
     assert!(s.closed(), "the SMTP connection stayed open after 421");
 
     let metrics = gate.metrics_addr.expect("metrics");
@@ -204,5 +240,216 @@ fn repeated_password_never_locks_and_success_resets() {
     assert_eq!(
         failures_logged(gate, "per@example.no", 9).last(),
         Some(&(0, 1, false))
+    );
+}
+
+/// Log lines of mailgate containing `what` and `login=USER`.
+fn count_logged(gate: &Mailgate, what: &str, user: &str) -> usize {
+    let login = format!("login={user}");
+    gate.lines()
+        .iter()
+        .filter(|l| l.contains(what) && l.split_whitespace().any(|w| w == login))
+        .count()
+}
+
+/// Parallel connections from one IP get no more guesses than serial ones: 60 SMTP clients
+/// send AUTH PLAIN for one login name with 60 distinct wrong passwords at the same moment.
+/// Exactly 2 × threshold of them are verified (and fail); every other one is refused as
+/// locked out without its password being checked, and afterwards the right password is
+/// refused with the time left, over SMTP and IMAP.
+#[test]
+fn parallel_guesses_get_no_more_than_serial_ones() {
+    const CLIENTS: usize = 60;
+    let g = gate();
+    let gate = &g.mailgate;
+    let user = "kari@example.no";
+    let ready = Arc::new(Barrier::new(CLIENTS));
+    let addr = gate.smtp_addr;
+    let clients: Vec<_> = (0..CLIENTS)
+        .map(|i| {
+            let ready = ready.clone();
+            std::thread::spawn(move || {
+                let (mut s, _) = Raw::connect(addr);
+                let ehlo = s.cmd("EHLO client.test");
+                assert!(ehlo.starts_with("250"), "{ehlo}");
+                let token = b64(format!("\0{user}\0guess-{i}").as_bytes());
+                ready.wait();
+                s.cmd(&format!("AUTH PLAIN {token}"))
+            })
+        })
+        .collect();
+    let replies: Vec<String> = clients
+        .into_iter()
+        .map(|c| c.join().expect("client thread"))
+        .collect();
+    let failed = replies.iter().filter(|r| r.starts_with("535 ")).count();
+    let refused = replies
+        .iter()
+        .filter(|r| r.starts_with(SMTP_REFUSED))
+        .count();
+    let limit = 2 * THRESHOLD as usize;
+    assert_eq!(
+        (failed, refused),
+        (limit, CLIENTS - limit),
+        "replies (distinct): {:?}",
+        replies.iter().collect::<std::collections::BTreeSet<_>>()
+    );
+    // The log agrees: as many verifications as wrong answers, the rest refused unchecked.
+    support::proc::poll(Duration::from_secs(10), Duration::from_millis(10), || {
+        let refused = count_logged(gate, "login refused: too many failed logins", user);
+        let failed = count_logged(gate, "local login failed", user);
+        (refused >= CLIENTS - limit && failed >= limit).then_some(())
+    });
+    assert_eq!(
+        count_logged(gate, "local login failed", user),
+        limit,
+        "{}",
+        gate.log()
+    );
+    assert_eq!(
+        count_logged(gate, "login refused: too many failed logins", user),
+        CLIENTS - limit
+    );
+    // The right password now: refused, with the time left.
+    let (mut s, _) = Raw::connect(gate.smtp_addr);
+    assert_smtp_refused(&s.login(user, LOCAL_PW));
+    let mut c = gate.connect();
+    assert_imap_refused(&login(&mut c, "r1", user, LOCAL_PW));
+    assert_eq!(count_logged(gate, "local login failed", user), limit);
+}
+
+/// The control socket of a running mailgate: `state_dir/control.sock`.
+fn control_socket(gate: &Mailgate) -> PathBuf {
+    gate.config_path
+        .parent()
+        .expect("config folder")
+        .join("state/control.sock")
+}
+
+fn throttle_cli(gate: &Mailgate, args: &[&str]) -> (bool, String) {
+    let config = gate.config_path.to_str().expect("utf-8 path");
+    let mut all = vec!["throttle"];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["--config", config]);
+    let out = run(&all, None);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    (
+        out.status.success(),
+        text + &String::from_utf8_lossy(&out.stderr),
+    )
+}
+
+/// A request written straight to the control socket; the reply up to the server's close.
+fn raw_request(gate: &Mailgate, bytes: &[u8]) -> String {
+    let mut s = std::os::unix::net::UnixStream::connect(control_socket(gate)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(bytes).expect("write");
+    let mut reply = String::new();
+    s.take(64 * 1024).read_to_string(&mut reply).expect("read");
+    reply
+}
+
+/// A lock-out is no black box: the refusal says how long it lasts, `mailgate throttle list`
+/// shows it with the time left, and `mailgate throttle clear EMAIL` lifts it (logged), after
+/// which the right password works at once. The socket is the owner's only (0600) and answers
+/// a bad request with an error line within bounds.
+#[test]
+fn lock_out_is_listed_and_cleared_through_the_control_socket() {
+    let mut g = gate();
+    let gate = &g.mailgate;
+    let user = "per@example.no";
+    let mode = std::fs::metadata(control_socket(gate))
+        .expect("control socket")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    assert_eq!(
+        throttle_cli(gate, &["list"]),
+        (true, "no lock-outs\n".into())
+    );
+
+    let mut c = gate.connect();
+    for i in 0..2 * THRESHOLD {
+        login(&mut c, &format!("w{i}"), user, &format!("wrong-{i}"));
+    }
+    assert_imap_refused(&login(&mut c, "r1", user, LOCAL_PW));
+
+    let (ok, listed) = throttle_cli(gate, &["list"]);
+    assert!(ok, "{listed}");
+    let fields: Vec<&str> = listed.trim_end().split('\t').collect();
+    assert_eq!(listed.lines().count(), 1, "{listed}");
+    assert_eq!(fields[..3], [user, "127.0.0.1", "4 failures"], "{listed}");
+    let wait = fields[3]
+        .strip_prefix("locked for ")
+        .and_then(|w| w.strip_suffix(" more"))
+        .unwrap_or_else(|| panic!("{listed}"));
+    assert_wait_text(wait);
+
+    // Another name is not touched by clearing this one.
+    assert_eq!(
+        throttle_cli(gate, &["clear", "nobody@example.no"]),
+        (
+            true,
+            "cleared the failed-login counts of nobody@example.no; 0 lock-out(s) lifted\n".into()
+        )
+    );
+    assert_imap_refused(&login(&mut c, "r2", user, LOCAL_PW));
+    assert_eq!(
+        throttle_cli(gate, &["clear", "PER@example.no"]),
+        (
+            true,
+            "cleared the failed-login counts of PER@example.no; 1 lock-out(s) lifted\n".into()
+        )
+    );
+    assert!(gate.lines().iter().any(
+        |l| l.contains("throttle cleared through the control socket")
+            && l.contains("login=PER@example.no")
+            && l.contains("lifted=1")
+    ));
+    let status = login(&mut c, "ok1", user, LOCAL_PW);
+    assert!(status.starts_with("OK [CAPABILITY"), "{status}");
+    c.ok("ok2", "LOGOUT");
+    assert_eq!(
+        throttle_cli(gate, &["list"]),
+        (true, "no lock-outs\n".into())
+    );
+
+    // Bad requests: an error line, and the connection ends.
+    assert_eq!(
+        raw_request(gate, b"bogus\n"),
+        "error: unknown request; use `list`, `clear` or `clear EMAIL`\n"
+    );
+    assert_eq!(
+        raw_request(gate, &[b'x'; 600]),
+        "error: send one request line of at most 512 bytes\n"
+    );
+    let logs = g.mailgate.stop();
+    assert!(
+        !control_socket(&g.mailgate).exists(),
+        "the socket stayed after the process ended"
+    );
+    assert!(!logs.iter().any(|l| l.contains(LOCAL_PW)));
+}
+
+/// Without a running process the command says so, and fails.
+#[test]
+fn throttle_command_without_a_running_mailgate_fails_clearly() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("mailgate.toml");
+    std::fs::write(&config, "[server]\n").expect("write config");
+    let out = run(
+        &[
+            "throttle",
+            "list",
+            "--config",
+            config.to_str().expect("utf-8"),
+        ],
+        None,
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("cannot reach the running mailgate at") && err.contains("control.sock"),
+        "{err}"
     );
 }

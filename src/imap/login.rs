@@ -489,10 +489,11 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
             Err(refusal) => {
                 failures += 1;
                 let text = match refusal {
-                    Refusal::Failed(_) => "NO [AUTHENTICATIONFAILED] Authentication failed.",
-                    Refusal::Throttled(_) => {
-                        "NO [UNAVAILABLE] Too many failed logins, try again later."
-                    }
+                    Refusal::Failed(_) => "NO [AUTHENTICATIONFAILED] Authentication failed.".into(),
+                    Refusal::Throttled(l) => format!(
+                        "NO [UNAVAILABLE] Too many failed logins, try again in {}.",
+                        l.wait_text()
+                    ),
                 };
                 c.send(format!("{tag} {text}\r\n").as_bytes()).await?;
                 if failures >= config.server.max_auth_failures {

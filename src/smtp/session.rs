@@ -767,11 +767,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Smtp<'_, S> {
                 self.reply("235 2.7.0 Authentication successful");
                 Ok(Next::Continue)
             }
-            Err(Refusal::Throttled(_)) => {
+            Err(Refusal::Throttled(l)) => {
                 // As Postfix's anvil rate limits: a temporary refusal, and the connection ends.
-                self.reply(
-                    "421 4.7.0 Too many failed logins, try again later; closing the connection",
-                );
+                self.reply(&format!(
+                    "421 4.7.0 Too many failed logins, try again in {}; closing the connection",
+                    l.wait_text()
+                ));
                 Ok(Next::Close("login throttled"))
             }
             Err(Refusal::Failed(_)) => {

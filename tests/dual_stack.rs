@@ -1,0 +1,119 @@
+//! Login throttling on a dual-stack listener (`[::]`): IPv4 clients arrive as
+//! `::ffff:a.b.c.d` and must be keyed by their IPv4 address, not all by the /64 `::`, or one
+//! guesser locks a login name out for every IPv4 client. Through the real binary, over implicit
+//! TLS (a listener not on loopback needs `[server.tls]`), with clients bound to 127.0.0.2 and
+//! 127.0.0.1. All traffic stays on loopback.
+//!
+//! Run: `cargo test --test dual_stack`
+
+mod support;
+
+use rustls::pki_types::ServerName;
+use rustls::{ClientConnection, StreamOwned};
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+use support::mailgate::{cached_hash, toml_str};
+use support::tls_client::{client_config, logged_addr};
+use support::{b64, Mailgate, Pki};
+
+const LOCAL_PW: &str = "Dual-stack-pw-81d3";
+const USER: &str = "ola@example.no";
+
+type Tls = BufReader<StreamOwned<ClientConnection, TcpStream>>;
+
+/// A TCP connection from `source` (an address of 127/8) to `port` on 127.0.0.1.
+fn connect_from(source: [u8; 4], port: u16) -> TcpStream {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+        .expect("runtime");
+    let target = SocketAddr::from(([127, 0, 0, 1], port));
+    let stream = rt
+        .block_on(async {
+            let s = tokio::net::TcpSocket::new_v4()?;
+            s.bind(SocketAddr::from((source, 0)))?;
+            s.connect(target).await?.into_std()
+        })
+        .unwrap_or_else(|e| panic!("connect {target} from {source:?}: {e}"));
+    stream.set_nonblocking(false).expect("blocking");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .expect("timeout");
+    stream
+}
+
+fn reply(c: &mut Tls) -> String {
+    let mut all = String::new();
+    for _ in 0..100 {
+        let mut line = String::new();
+        if c.read_line(&mut line).unwrap_or(0) == 0 {
+            break;
+        }
+        all.push_str(&line);
+        if line.as_bytes().get(3) != Some(&b'-') {
+            break;
+        }
+    }
+    all
+}
+
+fn cmd(c: &mut Tls, line: &str) -> String {
+    c.get_mut()
+        .write_all(format!("{line}\r\n").as_bytes())
+        .expect("write");
+    c.get_mut().flush().expect("flush");
+    reply(c)
+}
+
+/// One SMTPS session from `source`: EHLO and AUTH PLAIN; the AUTH reply.
+fn auth_from(source: [u8; 4], port: u16, ca: &std::path::Path, password: &str) -> String {
+    let name = ServerName::try_from("localhost").expect("name");
+    let conn = ClientConnection::new(client_config(ca), name).expect("client");
+    let mut c = BufReader::new(StreamOwned::new(conn, connect_from(source, port)));
+    let greeting = reply(&mut c);
+    assert!(greeting.starts_with("220"), "{greeting}");
+    let ehlo = cmd(&mut c, "EHLO client.test");
+    assert!(ehlo.starts_with("250"), "{ehlo}");
+    let token = b64(format!("\0{USER}\0{password}").as_bytes());
+    cmd(&mut c, &format!("AUTH PLAIN {token}"))
+}
+
+/// 127.0.0.2 locks itself out of `ola@` with 4 distinct wrong passwords (threshold 2); the right
+/// password from 127.0.0.1 still logs in on the same `[::]` listener, while 127.0.0.2 is
+/// refused with the time left.
+#[test]
+fn ipv4_clients_of_a_dual_stack_listener_are_throttled_apart() {
+    let pki = Pki::new();
+    let config = format!(
+        "[server]\nimap_listen = \"127.0.0.1:0\"\nsmtp_listen = \"127.0.0.1:0\"\n\
+         smtps_listen = \"[::]:0\"\nauth_failure_delay_ms = 0\n\
+         login_throttle_threshold = 2\nlogin_lockout_secs = 3600\n\n\
+         [server.tls]\ncert = {}\nkey = {}\n\n\
+         [[account]]\nemail = \"{USER}\"\nlocal_password_hash = {}\n\
+         [account.imap]\nserver = \"127.0.0.1:9\"\ntls = \"none\"\nallow_plaintext = true\n\
+         username = \"u\"\npassword = \"p\"\n\
+         [account.smtp]\nserver = \"127.0.0.1:9\"\ntls = \"none\"\nallow_plaintext = true\n",
+        toml_str(&pki.server.cert.display().to_string()),
+        toml_str(&pki.server.key.display().to_string()),
+        toml_str(&cached_hash(LOCAL_PW)),
+    );
+    let mut gate = Mailgate::start(&config);
+    let listen = logged_addr(&gate, "smtps listening on");
+    assert!(listen.ip().is_unspecified() && listen.is_ipv6(), "{listen}");
+    let port = listen.port();
+    for i in 0..4 {
+        let r = auth_from([127, 0, 0, 2], port, &pki.ca, &format!("wrong-{i}"));
+        assert!(r.starts_with("535 "), "{r}");
+    }
+    // Another IPv4 client first: before, it shared the guesser's key and was refused.
+    let r = auth_from([127, 0, 0, 1], port, &pki.ca, LOCAL_PW);
+    assert!(r.starts_with("235 "), "{r}");
+    let r = auth_from([127, 0, 0, 2], port, &pki.ca, LOCAL_PW);
+    assert!(
+        r.starts_with("421 4.7.0 Too many failed logins, try again in "),
+        "{r}"
+    );
+    let logs = gate.stop();
+    assert!(!logs.iter().any(|l| l.contains(LOCAL_PW)));
+}

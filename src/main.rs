@@ -260,6 +260,13 @@ fn real_main(cli: Cli) -> Result<()> {
             let rt = runtime()?;
             rt.block_on(async {
                 let cfg = Config::load_discovering(&config).await?;
+                if cfg.accounts.is_empty() {
+                    tracing::warn!(
+                        config = %config.display(),
+                        "no accounts in the config: every login will fail; add one with `mailgate setup --config {}`",
+                        config.display()
+                    );
+                }
                 let server = mailgate::server::Server::bind(cfg).await?;
                 server.run().await?;
                 Ok::<_, anyhow::Error>(())
@@ -662,6 +669,7 @@ fn setup(args: SetupArgs) -> Result<()> {
     }
     let target = Target::open(&args.config, &email)?;
     let server = target.server()?;
+    let ca_file = args.ca_file.as_deref().map(ca_file_arg).transpose()?;
     let rt = runtime()?;
 
     // 1. Settings.
@@ -702,7 +710,7 @@ fn setup(args: SetupArgs) -> Result<()> {
                 None => discover::dns::Resolver::new(server.resolver),
             },
             timeout: std::time::Duration::from_secs(5),
-            ca_file: args.ca_file.clone(),
+            ca_file: ca_file.clone(),
             network: true,
         };
         match rt.block_on(discover::discover(&email, &opts)) {
@@ -717,7 +725,7 @@ fn setup(args: SetupArgs) -> Result<()> {
             )),
         }
     };
-    println!("Settings found:\n{}", found.report());
+    println!("{}:\n{}", settings_header(&found), found.report());
     // A server found without encryption (the report above shows the warning) is used only
     // when the user says so (see `Discovery::plaintext_warning`): asked with "no" as the
     // default, or --allow-plaintext.
@@ -734,7 +742,7 @@ fn setup(args: SetupArgs) -> Result<()> {
             found
         } else {
             let typed = ask_servers(&email)?;
-            println!("Settings:\n{}", typed.report());
+            println!("{}:\n{}", settings_header(&typed), typed.report());
             typed
         }
     } else if plaintext.is_some() {
@@ -823,11 +831,11 @@ fn setup(args: SetupArgs) -> Result<()> {
     };
     let local_password_hash = mailgate::account::hash_password(&local)
         .map_err(|e| anyhow::anyhow!("hashing failed: {e}"))?;
-    let plan = Plan {
+    let mut plan = Plan {
         email: email.clone(),
         found,
         credential,
-        ca_file: args.ca_file.clone(),
+        ca_file,
         local_password_hash,
     };
 
@@ -851,8 +859,33 @@ fn setup(args: SetupArgs) -> Result<()> {
         ))?;
         signed_in = Some(oauth);
     }
-    eprintln!("Testing IMAP login and SMTP AUTH at the provider…");
-    if let Err(e) = rt.block_on(s::live_test(&target, &plan)) {
+    // At the terminal, a certificate from an untrusted CA is not the end: the user gives the
+    // CA file and the test runs again, without typing everything anew.
+    let mut asked = 0;
+    let tested = loop {
+        eprintln!("Testing IMAP login and SMTP AUTH at the provider…");
+        match rt.block_on(s::live_test(&target, &plan)) {
+            Err(e) if interactive && e.untrusted_certificate() && asked < ASK_TRIES => {
+                asked += 1;
+                if let s::SetupError::LiveTest { step, reason, .. } = &e {
+                    eprintln!("{step} failed: {reason}");
+                }
+                let answer = ask_until(
+                    "The server's certificate is not trusted: give its CA file (PEM; empty: stop): ",
+                    |t| match t {
+                        "" => Ok(None),
+                        path => ca_file_arg(std::path::Path::new(path)).map(Some),
+                    },
+                )?;
+                match answer {
+                    Some(file) => plan.ca_file = Some(file),
+                    None => break Err(e),
+                }
+            }
+            other => break other,
+        }
+    };
+    if let Err(e) = tested {
         // The account is not added, so the tokens of this sign-in go too.
         if let Some(oauth) = &signed_in {
             let removed = mailgate::oauth::store::Store::open(&oauth.state_dir)
@@ -883,6 +916,23 @@ fn setup(args: SetupArgs) -> Result<()> {
     );
     rt.shutdown_background();
     Ok(())
+}
+
+/// "Settings found" for discovered ones, "Settings given" for typed or given ones.
+fn settings_header(found: &mailgate::discover::Discovery) -> &'static str {
+    match found.imap.source {
+        mailgate::discover::Source::Given => "Settings given",
+        _ => "Settings found",
+    }
+}
+
+/// A CA file that loads, as an absolute path: the config resolves a relative `ca_file` from
+/// its own folder, not from where `setup` ran.
+fn ca_file_arg(path: &std::path::Path) -> Result<PathBuf> {
+    let abs = std::fs::canonicalize(path).with_context(|| format!("CA file {}", path.display()))?;
+    mailgate::tls::client_config(Some(&abs))
+        .with_context(|| format!("CA file {}", path.display()))?;
+    Ok(abs)
 }
 
 /// `--resolver ADDR[:PORT]`, or the system's.

@@ -302,7 +302,15 @@ fn real_main(cli: Cli) -> Result<()> {
                 timeout: std::time::Duration::from_secs(timeout_secs.max(1)),
                 ..Default::default()
             };
-            let found = runtime()?.block_on(mailgate::discover::discover(&email, &opts))?;
+            let found = match runtime()?.block_on(mailgate::discover::discover(&email, &opts)) {
+                Ok(found) => found,
+                Err(e) => {
+                    if json {
+                        println!("{:#}", e.to_json(&email));
+                    }
+                    return Err(e.into());
+                }
+            };
             if json {
                 println!("{:#}", found.to_json());
             } else {
@@ -966,9 +974,11 @@ fn print_cert_instructions(g: &mailgate::cert::Generated) {
     );
     println!(
         "\nAdd to the config (paths may also be relative to the config file's folder):\n\n\
-         [server.tls]\ncert = \"{}\"\nkey = \"{}\"\n\n\
-         # optional implicit-TLS listeners:\n# imaps_listen = \"127.0.0.1:1993\"\n\
-         # smtps_listen = \"127.0.0.1:1465\"\n",
+         [server]\n\
+         # ... the settings already there, and optional implicit-TLS listeners:\n\
+         # imaps_listen = \"127.0.0.1:1993\"\n\
+         # smtps_listen = \"127.0.0.1:1465\"\n\n\
+         [server.tls]\ncert = \"{}\"\nkey = \"{}\"\n",
         cert.display(),
         key.display()
     );

@@ -156,6 +156,13 @@ struct SetupArgs {
     /// written with `allow_plaintext = true`; the password then crosses the network in clear.
     #[arg(long)]
     allow_plaintext: bool,
+    /// Where mail clients connect for IMAP (`IP:PORT`, written as `[server] imap_listen`;
+    /// asked for at the terminal when the config file is new).
+    #[arg(long)]
+    imap_listen: Option<std::net::SocketAddr>,
+    /// Where mail clients connect for SMTP (`IP:PORT`, written as `[server] smtp_listen`).
+    #[arg(long)]
+    smtp_listen: Option<std::net::SocketAddr>,
     /// CA certificate file for a provider with a private CA (written as ca_file).
     #[arg(long)]
     ca_file: Option<PathBuf>,
@@ -675,7 +682,36 @@ fn setup(args: SetupArgs) -> Result<()> {
     if discover::domain_of(&email).is_none() {
         bail!("`{email}` is not an email address");
     }
-    let target = Target::open(&args.config, &email)?;
+    let mut target = Target::open(&args.config, &email)?;
+    let new_file = target.is_new();
+    for (key, given, what) in [
+        ("imap_listen", args.imap_listen, "IMAP"),
+        ("smtp_listen", args.smtp_listen, "SMTP"),
+    ] {
+        let addr = match given {
+            Some(a) => Some(a),
+            // A new file has only the defaults: the ports are the user's choice, as in the
+            // file's [server] table later.
+            None if interactive && new_file => {
+                let server = target.server()?;
+                let current = match key {
+                    "imap_listen" => server.imap_listen,
+                    _ => server.smtp_listen,
+                };
+                ask_until(
+                    &format!("Address mail clients connect to for {what} ({current}): "),
+                    |t| match t {
+                        "" => Ok(None),
+                        t => listen_arg(t).map(Some),
+                    },
+                )?
+            }
+            None => None,
+        };
+        if let Some(addr) = addr {
+            target.set_listen(key, addr)?;
+        }
+    }
     let server = target.server()?;
     let ca_file = args.ca_file.as_deref().map(ca_file_arg).transpose()?;
     let rt = runtime()?;
@@ -932,6 +968,18 @@ fn settings_header(found: &mailgate::discover::Discovery) -> &'static str {
         mailgate::discover::Source::Given => "Settings given",
         _ => "Settings found",
     }
+}
+
+/// A listen address typed at the terminal: `IP:PORT` on loopback (any other address needs
+/// `[server.tls]`, which a new file does not have).
+fn listen_arg(text: &str) -> Result<std::net::SocketAddr> {
+    let addr: std::net::SocketAddr = text
+        .parse()
+        .with_context(|| format!("`{text}` is not IP:PORT (e.g. 127.0.0.1:1143)"))?;
+    if !addr.ip().is_loopback() {
+        bail!("{addr} is not a loopback address: another address needs [server.tls] (see README, Local TLS); edit the file afterwards");
+    }
+    Ok(addr)
 }
 
 /// A CA file that loads, as an absolute path: the config resolves a relative `ca_file` from

@@ -175,6 +175,55 @@ impl Target {
         })
     }
 
+    /// Whether the file did not exist (it starts as [`NEW_FILE`]).
+    pub fn is_new(&self) -> bool {
+        !self.path.exists()
+    }
+
+    /// Sets `[server] KEY = "ADDR"` (`imap_listen` or `smtp_listen`), keeping the line's
+    /// comments: the one change `setup` makes to text already in the file. The rest must come
+    /// out unchanged — one line replaced, or one added to `[server]` — or nothing is changed.
+    pub fn set_listen(
+        &mut self,
+        key: &'static str,
+        addr: std::net::SocketAddr,
+    ) -> Result<(), SetupError> {
+        let refuse = |reason: String| SetupError::Config {
+            path: self.path.clone(),
+            reason: format!("cannot set {key}: {reason}; edit [server] by hand"),
+        };
+        let mut doc = self.doc.clone();
+        let server = doc
+            .get_mut("server")
+            .and_then(Item::as_table_mut)
+            .ok_or_else(|| refuse("the file has no [server] table".into()))?;
+        let mut new = toml_edit::Value::from(addr.to_string());
+        // In place: the key keeps the comment lines above it, the value its own comment.
+        match server.get_mut(key).and_then(Item::as_value_mut) {
+            Some(old) => {
+                *new.decor_mut() = old.decor().clone();
+                *old = new;
+            }
+            None => {
+                server.insert(key, Item::Value(new));
+            }
+        }
+        let text = doc.to_string();
+        // Lines with their endings, so a lost or added final newline counts as a change.
+        let old: Vec<&str> = self.text.split_inclusive('\n').collect();
+        let now: Vec<&str> = text.split_inclusive('\n').collect();
+        let first = old.iter().zip(&now).take_while(|(a, b)| a == b).count();
+        let added = now.len() == old.len() + 1;
+        let rest_old = if added { first } else { first + 1 };
+        let kept = (added || now.len() == old.len()) && old.get(rest_old..) == now.get(first + 1..);
+        if !kept {
+            return Err(refuse("the rest of the file would change".into()));
+        }
+        self.text = text;
+        self.doc = doc;
+        Ok(())
+    }
+
     /// The `[server]` settings as mailgate will load them (listen addresses, state folder,
     /// time-outs), from the file's `[server]` table alone.
     pub fn server(&self) -> Result<crate::config::ServerConfig, SetupError> {
@@ -779,6 +828,35 @@ mod tests {
             target("[server\n", "a@b.c"),
             Err(SetupError::Config { .. })
         ));
+    }
+
+    /// The listeners change in place, comments kept; a missing one is added to [server]; a
+    /// file without [server] is refused.
+    #[test]
+    fn listen_addresses_change_one_line() {
+        let mut t = target(FILE, "x@y.z").unwrap();
+        t.set_listen("imap_listen", "127.0.0.1:3143".parse().unwrap())
+            .unwrap();
+        assert_eq!(
+            t.text,
+            FILE.replace(
+                "\"127.0.0.1:2143\" # local only",
+                "\"127.0.0.1:3143\" # local only"
+            )
+        );
+        t.set_listen("smtp_listen", "127.0.0.1:3587".parse().unwrap())
+            .unwrap();
+        let server = t.server().unwrap();
+        assert_eq!(
+            (server.imap_listen.port(), server.smtp_listen.port()),
+            (3143, 3587)
+        );
+        let mut none = target("# nothing\n", "x@y.z").unwrap();
+        let e = none
+            .set_listen("imap_listen", "127.0.0.1:3143".parse().unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("no [server] table"), "{e}");
     }
 
     #[test]

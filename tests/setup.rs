@@ -740,25 +740,21 @@ fn oauth_setup_with_a_failing_live_test_keeps_no_tokens() {
 /// variable set and the account logs in and sends through mailgate.
 #[test]
 fn setup_adds_an_account_to_the_shipped_config() {
-    let shipped =
-        fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("conf/mailgate.toml"))
-            .expect("conf/mailgate.toml");
+    let shipped = shipped_config();
     // The shipped listeners on free ports, so that mailgate can run next to other tests.
-    let on_free_ports = |text: &str| {
-        ["127.0.0.1:1143", "127.0.0.1:1587", "127.0.0.1:9187"]
-            .iter()
-            .fold(text.to_owned(), |t, addr| {
-                assert!(
-                    t.contains(&format!("\"{addr}\"")),
-                    "{addr} not in the shipped file"
-                );
-                t.replace(
-                    &format!("\"{addr}\""),
-                    &format!("\"127.0.0.1:{}\"", free_port()),
-                )
-            })
+    let on_free_ports = |text: &str, addrs: &[&str]| {
+        addrs.iter().fold(text.to_owned(), |t, addr| {
+            let line = format!("listen = \"{addr}\"\n");
+            assert_eq!(
+                t.matches(&line).count(),
+                1,
+                "{addr} not in the shipped file"
+            );
+            t.replace(&line, &format!("listen = \"127.0.0.1:{}\"\n", free_port()))
+        })
     };
-    let mut empty = Mailgate::start(&on_free_ports(&shipped));
+    let all = ["127.0.0.1:1143", "127.0.0.1:1587", "127.0.0.1:9187"];
+    let mut empty = Mailgate::start(&on_free_ports(&shipped, &all));
     let log = empty.stop().join("\n");
     assert!(
         log.contains(
@@ -771,11 +767,39 @@ fn setup_adds_an_account_to_the_shipped_config() {
     let config = up.dir.path().join("conf").join("mailgate.toml");
     fs::create_dir_all(config.parent().unwrap()).unwrap();
     fs::write(&config, &shipped).unwrap();
-    let out = setup(&config, "ola@example.test", UPSTREAM_PW, &up.server_args());
+    // The listeners are the one documented change to the text already there.
+    let (imap, smtp) = (free_port(), free_port());
+    let mut args = up.server_args();
+    args.extend([
+        "--imap-listen".into(),
+        format!("127.0.0.1:{imap}"),
+        "--smtp-listen".into(),
+        format!("127.0.0.1:{smtp}"),
+    ]);
+    let out = setup(&config, "ola@example.test", UPSTREAM_PW, &args);
     assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains(&format!(
+            "incoming mail (IMAP): server 127.0.0.1  port {imap}"
+        )),
+        "{}",
+        text(&out)
+    );
+    let expected = shipped
+        .replacen(
+            "imap_listen = \"127.0.0.1:1143\"\n",
+            &format!("imap_listen = \"127.0.0.1:{imap}\"\n"),
+            1,
+        )
+        .replacen(
+            "smtp_listen = \"127.0.0.1:1587\"\n",
+            &format!("smtp_listen = \"127.0.0.1:{smtp}\"\n"),
+            1,
+        );
+    assert_ne!(expected, shipped);
     let after = fs::read_to_string(&config).unwrap();
     let added = after
-        .strip_prefix(shipped.as_str())
+        .strip_prefix(expected.as_str())
         .unwrap_or_else(|| panic!("the shipped text changed:\n{after}"));
     assert!(
         added.starts_with("\n# ola@example.test — added by `mailgate setup`.\n[[account]]\nemail = \"ola@example.test\"\n"),
@@ -795,10 +819,17 @@ fn setup_adds_an_account_to_the_shipped_config() {
         text(&check)
     );
 
-    fs::write(&config, on_free_ports(&after)).unwrap();
+    fs::write(&config, on_free_ports(&after, &["127.0.0.1:9187"])).unwrap();
     let mut gate = Mailgate::start_file(&config, &[]);
+    assert_eq!((gate.imap_addr.port(), gate.smtp_addr.port()), (imap, smtp));
     assert!(!gate.log().contains("no accounts"), "{}", gate.log());
     reads_and_sends(&mut gate, &up, "from the shipped file");
+}
+
+/// The shipped example configuration, which is also what `setup` starts a new file with.
+fn shipped_config() -> String {
+    fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("conf/mailgate.toml"))
+        .expect("conf/mailgate.toml")
 }
 
 /// A server whose certificate comes from a private CA, set up at the terminal without
@@ -808,7 +839,13 @@ fn setup_adds_an_account_to_the_shipped_config() {
 #[test]
 fn interactive_setup_asks_for_the_ca_file_of_an_untrusted_server() {
     let up = Upstreams::start();
-    let (config, before, _, _) = up.config();
+    // A new file: the wizard asks for the listeners too.
+    let config = up.dir.path().join("new").join("mailgate.toml");
+    fs::create_dir_all(config.parent().unwrap()).unwrap();
+    let (imap, smtp) = (free_port(), free_port());
+    let before = shipped_config()
+        .replacen("\"127.0.0.1:1143\"", &format!("\"127.0.0.1:{imap}\""), 1)
+        .replacen("\"127.0.0.1:1587\"", &format!("\"127.0.0.1:{smtp}\""), 1);
     let mut server_args = up.server_args();
     assert_eq!(server_args[server_args.len() - 2], "--ca-file");
     server_args.truncate(server_args.len() - 2);
@@ -817,6 +854,12 @@ fn interactive_setup_asks_for_the_ca_file_of_an_untrusted_server() {
     let mut args: Vec<String> = vec![
         "Email address: ".into(),
         "kari@example.test".into(),
+        "Address mail clients connect to for IMAP (127.0.0.1:1143): ".into(),
+        "192.0.2.1:1143".into(),
+        "Address mail clients connect to for IMAP (127.0.0.1:1143): ".into(),
+        format!("127.0.0.1:{imap}"),
+        "Address mail clients connect to for SMTP (127.0.0.1:1587): ".into(),
+        format!("127.0.0.1:{smtp}"),
         "Use these settings? [Y/n] ".into(),
         String::new(),
         "at the provider: ".into(),
@@ -850,6 +893,10 @@ fn interactive_setup_asks_for_the_ca_file_of_an_untrusted_server() {
         "{screen}"
     );
     assert!(
+        screen.contains("192.0.2.1:1143 is not a loopback address"),
+        "{screen}"
+    );
+    assert!(
         !screen.contains(UPSTREAM_PW) && !screen.contains(LOCAL_PW),
         "{screen}"
     );
@@ -863,7 +910,11 @@ fn interactive_setup_asks_for_the_ca_file_of_an_untrusted_server() {
     );
     assert_eq!(added.matches(&ca_line).count(), 2, "{added}");
 
+    // The metrics port on a free one too, to run next to other tests.
+    let metrics = format!("\"127.0.0.1:{}\"", free_port());
+    fs::write(&config, after.replacen("\"127.0.0.1:9187\"", &metrics, 1)).unwrap();
     let gate = Mailgate::start_file(&config, &[]);
+    assert_eq!((gate.imap_addr.port(), gate.smtp_addr.port()), (imap, smtp));
     let login = gate.imap_login("kari@example.test", LOCAL_PW);
     assert!(login.contains("\nauth OK"), "{login}");
 }

@@ -269,7 +269,6 @@ fn real_main(cli: Cli) -> Result<()> {
                 let cfg = Config::load_discovering(&config).await?;
                 if cfg.accounts.is_empty() {
                     tracing::warn!(
-                        config = %config.display(),
                         "no accounts in the config: every login will fail; add one with `mailgate setup --config {}`",
                         config.display()
                     );
@@ -683,35 +682,7 @@ fn setup(args: SetupArgs) -> Result<()> {
         bail!("`{email}` is not an email address");
     }
     let mut target = Target::open(&args.config, &email)?;
-    let new_file = target.is_new();
-    for (key, given, what) in [
-        ("imap_listen", args.imap_listen, "IMAP"),
-        ("smtp_listen", args.smtp_listen, "SMTP"),
-    ] {
-        let addr = match given {
-            Some(a) => Some(a),
-            // A new file has only the defaults: the ports are the user's choice, as in the
-            // file's [server] table later.
-            None if interactive && new_file => {
-                let server = target.server()?;
-                let current = match key {
-                    "imap_listen" => server.imap_listen,
-                    _ => server.smtp_listen,
-                };
-                ask_until(
-                    &format!("Address mail clients connect to for {what} ({current}): "),
-                    |t| match t {
-                        "" => Ok(None),
-                        t => listen_arg(t).map(Some),
-                    },
-                )?
-            }
-            None => None,
-        };
-        if let Some(addr) = addr {
-            target.set_listen(key, addr)?;
-        }
-    }
+    set_listeners(&mut target, &args, interactive)?;
     let server = target.server()?;
     let ca_file = args.ca_file.as_deref().map(ca_file_arg).transpose()?;
     let rt = runtime()?;
@@ -959,6 +930,45 @@ fn setup(args: SetupArgs) -> Result<()> {
         )
     );
     rt.shutdown_background();
+    Ok(())
+}
+
+/// `--imap-listen` / `--smtp-listen`, or at the terminal for a new file the answers to "where
+/// do mail clients connect", written into `[server]`.
+fn set_listeners(
+    target: &mut mailgate::setup::Target,
+    args: &SetupArgs,
+    interactive: bool,
+) -> Result<()> {
+    let new_file = target.is_new();
+    for (key, given, what) in [
+        ("imap_listen", args.imap_listen, "IMAP"),
+        ("smtp_listen", args.smtp_listen, "SMTP"),
+    ] {
+        let addr = match given {
+            Some(a) => Some(a),
+            // A new file has only the defaults: the ports are the user's choice, as in the
+            // file's [server] table later.
+            None if interactive && new_file => {
+                let server = target.server()?;
+                let current = match key {
+                    "imap_listen" => server.imap_listen,
+                    _ => server.smtp_listen,
+                };
+                ask_until(
+                    &format!("Address mail clients connect to for {what} ({current}): "),
+                    |t| match t {
+                        "" => Ok(None),
+                        t => listen_arg(t).map(Some),
+                    },
+                )?
+            }
+            None => None,
+        };
+        if let Some(addr) = addr {
+            target.set_listen(key, addr)?;
+        }
+    }
     Ok(())
 }
 

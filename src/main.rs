@@ -176,6 +176,13 @@ struct SetupArgs {
     /// written with `allow_plaintext = true`; the password then crosses the network in clear.
     #[arg(long)]
     allow_plaintext: bool,
+    /// Where mail clients connect for IMAP (`IP:PORT`, written as `[server] imap_listen`;
+    /// asked for at the terminal when the config file is new).
+    #[arg(long)]
+    imap_listen: Option<std::net::SocketAddr>,
+    /// Where mail clients connect for SMTP (`IP:PORT`, written as `[server] smtp_listen`).
+    #[arg(long)]
+    smtp_listen: Option<std::net::SocketAddr>,
     /// CA certificate file for a provider with a private CA (written as ca_file).
     #[arg(long)]
     ca_file: Option<PathBuf>,
@@ -292,6 +299,12 @@ fn real_main(cli: Cli, dumps_before: &mailgate::coredump::Before) -> Result<()> 
                         Err(e) => tracing::warn!(error = %e, "allow_core_dumps = true, but core dumps stay off"),
                     }
                 }
+                if cfg.accounts.is_empty() {
+                    tracing::warn!(
+                        "no accounts in the config: every login will fail; add one with `mailgate setup --config {}`",
+                        config.display()
+                    );
+                }
                 let server = mailgate::server::Server::bind(cfg).await?;
                 server.run().await?;
                 Ok::<_, anyhow::Error>(())
@@ -327,7 +340,15 @@ fn real_main(cli: Cli, dumps_before: &mailgate::coredump::Before) -> Result<()> 
                 timeout: std::time::Duration::from_secs(timeout_secs.max(1)),
                 ..Default::default()
             };
-            let found = runtime()?.block_on(mailgate::discover::discover(&email, &opts))?;
+            let found = match runtime()?.block_on(mailgate::discover::discover(&email, &opts)) {
+                Ok(found) => found,
+                Err(e) => {
+                    if json {
+                        println!("{:#}", e.to_json(&email));
+                    }
+                    return Err(e.into());
+                }
+            };
             if json {
                 println!("{:#}", found.to_json());
             } else {
@@ -730,8 +751,10 @@ fn setup(args: SetupArgs) -> Result<()> {
     if discover::domain_of(&email).is_none() {
         bail!("`{email}` is not an email address");
     }
-    let target = Target::open(&args.config, &email)?;
+    let mut target = Target::open(&args.config, &email)?;
+    set_listeners(&mut target, &args, interactive)?;
     let server = target.server()?;
+    let ca_file = args.ca_file.as_deref().map(ca_file_arg).transpose()?;
     let rt = runtime()?;
 
     // 1. Settings.
@@ -772,7 +795,7 @@ fn setup(args: SetupArgs) -> Result<()> {
                 None => discover::dns::Resolver::new(server.resolver),
             },
             timeout: std::time::Duration::from_secs(5),
-            ca_file: args.ca_file.clone(),
+            ca_file: ca_file.clone(),
             network: true,
         };
         match rt.block_on(discover::discover(&email, &opts)) {
@@ -787,7 +810,7 @@ fn setup(args: SetupArgs) -> Result<()> {
             )),
         }
     };
-    println!("Settings found:\n{}", found.report());
+    println!("{}:\n{}", settings_header(&found), found.report());
     // A server found without encryption (the report above shows the warning) is used only
     // when the user says so (see `Discovery::plaintext_warning`): asked with "no" as the
     // default, or --allow-plaintext.
@@ -804,7 +827,7 @@ fn setup(args: SetupArgs) -> Result<()> {
             found
         } else {
             let typed = ask_servers(&email)?;
-            println!("Settings:\n{}", typed.report());
+            println!("{}:\n{}", settings_header(&typed), typed.report());
             typed
         }
     } else if plaintext.is_some() {
@@ -893,11 +916,11 @@ fn setup(args: SetupArgs) -> Result<()> {
     };
     let local_password_hash = mailgate::account::hash_password(&local)
         .map_err(|e| anyhow::anyhow!("hashing failed: {e}"))?;
-    let plan = Plan {
+    let mut plan = Plan {
         email: email.clone(),
         found,
         credential,
-        ca_file: args.ca_file.clone(),
+        ca_file,
         local_password_hash,
     };
 
@@ -921,8 +944,33 @@ fn setup(args: SetupArgs) -> Result<()> {
         ))?;
         signed_in = Some(oauth);
     }
-    eprintln!("Testing IMAP login and SMTP AUTH at the provider…");
-    if let Err(e) = rt.block_on(s::live_test(&target, &plan)) {
+    // At the terminal, a certificate from an untrusted CA is not the end: the user gives the
+    // CA file and the test runs again, without typing everything anew.
+    let mut asked = 0;
+    let tested = loop {
+        eprintln!("Testing IMAP login and SMTP AUTH at the provider…");
+        match rt.block_on(s::live_test(&target, &plan)) {
+            Err(e) if interactive && e.untrusted_certificate() && asked < ASK_TRIES => {
+                asked += 1;
+                if let s::SetupError::LiveTest { step, reason, .. } = &e {
+                    eprintln!("{step} failed: {reason}");
+                }
+                let answer = ask_until(
+                    "The server's certificate is not trusted: give its CA file (PEM; empty: stop): ",
+                    |t| match t {
+                        "" => Ok(None),
+                        path => ca_file_arg(std::path::Path::new(path)).map(Some),
+                    },
+                )?;
+                match answer {
+                    Some(file) => plan.ca_file = Some(file),
+                    None => break Err(e),
+                }
+            }
+            other => break other,
+        }
+    };
+    if let Err(e) = tested {
         // The account is not added, so the tokens of this sign-in go too.
         if let Some(oauth) = &signed_in {
             let removed = mailgate::oauth::store::Store::open(&oauth.state_dir)
@@ -953,6 +1001,74 @@ fn setup(args: SetupArgs) -> Result<()> {
     );
     rt.shutdown_background();
     Ok(())
+}
+
+/// `--imap-listen` / `--smtp-listen`, or at the terminal for a new file the answers to "where
+/// do mail clients connect", written into `[server]`.
+fn set_listeners(
+    target: &mut mailgate::setup::Target,
+    args: &SetupArgs,
+    interactive: bool,
+) -> Result<()> {
+    let new_file = target.is_new();
+    for (key, given, what) in [
+        ("imap_listen", args.imap_listen, "IMAP"),
+        ("smtp_listen", args.smtp_listen, "SMTP"),
+    ] {
+        let addr = match given {
+            Some(a) => Some(a),
+            // A new file has only the defaults: the ports are the user's choice, as in the
+            // file's [server] table later.
+            None if interactive && new_file => {
+                let server = target.server()?;
+                let current = match key {
+                    "imap_listen" => server.imap_listen,
+                    _ => server.smtp_listen,
+                };
+                ask_until(
+                    &format!("Address mail clients connect to for {what} ({current}): "),
+                    |t| match t {
+                        "" => Ok(None),
+                        t => listen_arg(t).map(Some),
+                    },
+                )?
+            }
+            None => None,
+        };
+        if let Some(addr) = addr {
+            target.set_listen(key, addr)?;
+        }
+    }
+    Ok(())
+}
+
+/// "Settings found" for discovered ones, "Settings given" for typed or given ones.
+fn settings_header(found: &mailgate::discover::Discovery) -> &'static str {
+    match found.imap.source {
+        mailgate::discover::Source::Given => "Settings given",
+        _ => "Settings found",
+    }
+}
+
+/// A listen address typed at the terminal: `IP:PORT` on loopback (any other address needs
+/// `[server.tls]`, which a new file does not have).
+fn listen_arg(text: &str) -> Result<std::net::SocketAddr> {
+    let addr: std::net::SocketAddr = text
+        .parse()
+        .with_context(|| format!("`{text}` is not IP:PORT (e.g. 127.0.0.1:1143)"))?;
+    if !addr.ip().is_loopback() {
+        bail!("{addr} is not a loopback address: another address needs [server.tls] (see README, Local TLS); edit the file afterwards");
+    }
+    Ok(addr)
+}
+
+/// A CA file that loads, as an absolute path: the config resolves a relative `ca_file` from
+/// its own folder, not from where `setup` ran.
+fn ca_file_arg(path: &std::path::Path) -> Result<PathBuf> {
+    let abs = std::fs::canonicalize(path).with_context(|| format!("CA file {}", path.display()))?;
+    mailgate::tls::client_config(Some(&abs))
+        .with_context(|| format!("CA file {}", path.display()))?;
+    Ok(abs)
 }
 
 /// `--resolver ADDR[:PORT]`, or the system's.
@@ -986,9 +1102,11 @@ fn print_cert_instructions(g: &mailgate::cert::Generated) {
     );
     println!(
         "\nAdd to the config (paths may also be relative to the config file's folder):\n\n\
-         [server.tls]\ncert = \"{}\"\nkey = \"{}\"\n\n\
-         # optional implicit-TLS listeners:\n# imaps_listen = \"127.0.0.1:1993\"\n\
-         # smtps_listen = \"127.0.0.1:1465\"\n",
+         [server]\n\
+         # ... the settings already there, and optional implicit-TLS listeners:\n\
+         # imaps_listen = \"127.0.0.1:1993\"\n\
+         # smtps_listen = \"127.0.0.1:1465\"\n\n\
+         [server.tls]\ncert = \"{}\"\nkey = \"{}\"\n",
         cert.display(),
         key.display()
     );

@@ -57,6 +57,8 @@ pub enum SetupError {
         reason: String,
         /// One line of advice (help link) when the preset has one.
         advice: String,
+        /// The server's certificate chains to no trusted root: a CA file would fix it.
+        untrusted_certificate: bool,
     },
     /// OAuth authorization failed.
     #[error("OAuth authorization failed: {0}")]
@@ -108,13 +110,9 @@ pub struct Plan {
     pub local_password_hash: String,
 }
 
-/// What a config file written by the first `mailgate setup` starts with.
-pub const NEW_FILE: &str =
-    "# mailgate configuration, started by `mailgate setup`; see README.md for every setting.\n\
-[server]\n\
-# Where mail clients connect. Keep it on loopback unless [server.tls] is set.\n\
-imap_listen = \"127.0.0.1:1143\"\n\
-smtp_listen = \"127.0.0.1:1587\"\n";
+/// What a config file written by the first `mailgate setup` starts with: the shipped example,
+/// which documents every setting and holds no active account.
+pub const NEW_FILE: &str = include_str!("../conf/mailgate.toml");
 
 /// The file as it is now: text, parsed document, and the folder relative paths start from.
 pub struct Target {
@@ -122,6 +120,20 @@ pub struct Target {
     pub path: PathBuf,
     text: String,
     doc: DocumentMut,
+}
+
+impl SetupError {
+    /// Whether the live test failed only because the server's certificate is not trusted, so
+    /// that giving its CA file (`ca_file`) and testing again may succeed.
+    pub fn untrusted_certificate(&self) -> bool {
+        matches!(
+            self,
+            SetupError::LiveTest {
+                untrusted_certificate: true,
+                ..
+            }
+        )
+    }
 }
 
 impl Target {
@@ -162,6 +174,55 @@ impl Target {
             text,
             doc,
         })
+    }
+
+    /// Whether the file did not exist (it starts as [`NEW_FILE`]).
+    pub fn is_new(&self) -> bool {
+        !self.path.exists()
+    }
+
+    /// Sets `[server] KEY = "ADDR"` (`imap_listen` or `smtp_listen`), keeping the line's
+    /// comments: the one change `setup` makes to text already in the file. The rest must come
+    /// out unchanged — one line replaced, or one added to `[server]` — or nothing is changed.
+    pub fn set_listen(
+        &mut self,
+        key: &'static str,
+        addr: std::net::SocketAddr,
+    ) -> Result<(), SetupError> {
+        let refuse = |reason: String| SetupError::Config {
+            path: self.path.clone(),
+            reason: format!("cannot set {key}: {reason}; edit [server] by hand"),
+        };
+        let mut doc = self.doc.clone();
+        let server = doc
+            .get_mut("server")
+            .and_then(Item::as_table_mut)
+            .ok_or_else(|| refuse("the file has no [server] table".into()))?;
+        let mut new = toml_edit::Value::from(addr.to_string());
+        // In place: the key keeps the comment lines above it, the value its own comment.
+        match server.get_mut(key).and_then(Item::as_value_mut) {
+            Some(old) => {
+                *new.decor_mut() = old.decor().clone();
+                *old = new;
+            }
+            None => {
+                server.insert(key, Item::Value(new));
+            }
+        }
+        let text = doc.to_string();
+        // Lines with their endings, so a lost or added final newline counts as a change.
+        let old: Vec<&str> = self.text.split_inclusive('\n').collect();
+        let now: Vec<&str> = text.split_inclusive('\n').collect();
+        let first = old.iter().zip(&now).take_while(|(a, b)| a == b).count();
+        let added = now.len() == old.len() + 1;
+        let rest_old = if added { first } else { first + 1 };
+        let kept = (added || now.len() == old.len()) && old.get(rest_old..) == now.get(first + 1..);
+        if !kept {
+            return Err(refuse("the rest of the file would change".into()));
+        }
+        self.text = text;
+        self.doc = doc;
+        Ok(())
     }
 
     /// The `[server]` settings as mailgate will load them (listen addresses, state folder,
@@ -244,8 +305,10 @@ fn account_table(plan: &Plan, credential: CredentialLine) -> Table {
             t.insert("server", value(f.address()));
             t.insert("tls", value(f.tls.as_str()));
             if let Some(mut k) = t.key_mut("server") {
-                k.leaf_decor_mut()
-                    .set_prefix(format!("# Found by: {}\n", f.source));
+                k.leaf_decor_mut().set_prefix(match &f.source {
+                    Source::Given => "# Given to `mailgate setup`\n".to_owned(),
+                    found => format!("# Found by: {found}\n"),
+                });
             }
             if f.tls == TlsMode::None {
                 t.insert("allow_plaintext", value(true));
@@ -358,7 +421,6 @@ pub async fn live_test(target: &Target, plan: &Plan) -> Result<Config, SetupErro
         .accounts
         .first()
         .ok_or_else(|| SetupError::Invalid("the account did not load".into()))?;
-    let advice = |e: &crate::upstream::UpstreamError| advice_for(plan, e);
     match crate::imap::upstream::login(account, &cfg.server).await {
         Ok(mut logged_in) => {
             use tokio::io::AsyncWriteExt;
@@ -369,46 +431,62 @@ pub async fn live_test(target: &Target, plan: &Plan) -> Result<Config, SetupErro
             )
             .await;
         }
-        Err(e) => {
-            return Err(SetupError::LiveTest {
-                step: "IMAP login",
-                advice: advice(&e),
-                reason: e.to_string(),
-            })
-        }
+        Err(e) => return Err(live_test_error(plan, "IMAP login", &e)),
     }
     if let Some(smtp) = &account.smtp {
         match crate::smtp::submit::Upstream::connect(smtp, &cfg.server).await {
             Ok(up) => up.quit().await,
-            Err(e) => {
-                return Err(SetupError::LiveTest {
-                    step: "SMTP AUTH",
-                    advice: advice(&e),
-                    reason: e.to_string(),
-                })
-            }
+            Err(e) => return Err(live_test_error(plan, "SMTP AUTH", &e)),
         }
     }
     Ok(cfg)
 }
 
-/// One line of advice for a failed live test, from the preset's facts.
-fn advice_for(plan: &Plan, e: &crate::upstream::UpstreamError) -> String {
-    let preset = plan.found.preset;
-    match e {
-        crate::upstream::UpstreamError::Auth { .. } => match preset {
+/// A failed live test step: the error in words that fit set-up (nothing is stored yet), and
+/// one line of advice from the error's kind and the preset's facts.
+fn live_test_error(
+    plan: &Plan,
+    step: &'static str,
+    e: &crate::upstream::UpstreamError,
+) -> SetupError {
+    use crate::upstream::{TlsFailure, UpstreamError};
+    let untrusted = matches!(
+        e,
+        UpstreamError::Tls {
+            failure: TlsFailure::UntrustedIssuer,
+            ..
+        }
+    );
+    let reason = match e {
+        UpstreamError::Auth {
+            address,
+            username,
+            reason,
+        } => format!("{address} rejected the password for {username}: {reason}"),
+        other => other.to_string(),
+    };
+    let advice = match e {
+        UpstreamError::Auth { .. } => match plan.found.preset {
             Some(p) if !p.advice.is_empty() => {
                 let link = p.help.app_password.or(p.help.enable_imap).unwrap_or_default();
                 format!("{}: {} {link}", p.name, p.advice).trim_end().to_owned()
             }
             _ => "check the password (many providers want an app password when 2-step verification is on)".into(),
         },
-        crate::upstream::UpstreamError::Tls { reason, .. }
-            if reason.contains("UnknownIssuer") =>
-        {
-            "the server's certificate is from an unknown CA: give it with --ca-file".into()
-        }
+        _ if untrusted => match &plan.ca_file {
+            None => "the server's certificate is not trusted: give its CA file with --ca-file".into(),
+            Some(f) => format!(
+                "the server's certificate is not trusted, not even with the CA file {}: give the CA that issued it",
+                f.display()
+            ),
+        },
         _ => String::new(),
+    };
+    SetupError::LiveTest {
+        step,
+        reason,
+        advice,
+        untrusted_certificate: untrusted,
     }
 }
 
@@ -437,20 +515,7 @@ pub fn write(
     let line = secret
         .as_ref()
         .map_or("", |(_, _, written)| written.as_str());
-    let mut doc = target.doc.clone();
-    append_account(&mut doc, account_table(plan, CredentialLine::File(line)));
-    let mut text = doc.to_string();
-    // toml_edit keeps every byte of what was there; check that the old text is a prefix, so a
-    // surprise in the library can never rewrite the operator's file.
-    if !text.starts_with(target.text.trim_end()) {
-        return Err(SetupError::Write {
-            path: target.path.clone(),
-            reason: "the edited file would not keep the existing text unchanged; add the account by hand".into(),
-        });
-    }
-    if !text.ends_with('\n') {
-        text.push('\n');
-    }
+    let text = appended(target, account_table(plan, CredentialLine::File(line)))?;
     // The credential file first: a config naming a file that is not there would not load.
     if let Some((p, abs, _)) = &secret {
         let dir = abs.parent().unwrap_or(Path::new("."));
@@ -516,6 +581,51 @@ fn private_dir(dir: &Path, owner: Option<crate::owner::Owner>) -> std::io::Resul
     }
 }
 
+/// The file's text with `account` added after its last byte: the old text stays exactly as it
+/// was, whatever it ends with (a comment, a table, no newline). Editing the parsed document
+/// instead would move a trailing comment below the new account. The result is parsed again:
+/// it must hold one account more than before, the new one last.
+fn appended(target: &Target, account: Table) -> Result<String, SetupError> {
+    let count = |d: &DocumentMut| {
+        d.get("account")
+            .and_then(Item::as_array_of_tables)
+            .map_or(0, |a| a.len())
+    };
+    let email = account
+        .get("email")
+        .and_then(Item::as_str)
+        .map(str::to_owned);
+    let mut alone = DocumentMut::new();
+    append_account(&mut alone, account);
+    let mut text = target.text.clone();
+    if !text.is_empty() && !text.ends_with('\n') {
+        text.push('\n');
+    }
+    text.push_str(&alone.to_string());
+    let unusable = |reason: String| SetupError::Write {
+        path: target.path.clone(),
+        reason: format!("{reason}; add the account by hand"),
+    };
+    let doc: DocumentMut = text.parse().map_err(|e: toml_edit::TomlError| {
+        unusable(format!(
+            "the file with the account appended is not valid TOML: {}",
+            e.message().trim()
+        ))
+    })?;
+    let last = doc
+        .get("account")
+        .and_then(Item::as_array_of_tables)
+        .and_then(|a| a.iter().last())
+        .and_then(|a| a.get("email"))
+        .and_then(Item::as_str);
+    if count(&doc) != count(&target.doc) + 1 || last.map(str::to_owned) != email {
+        return Err(unusable(
+            "the appended account would not be read as a new [[account]]".into(),
+        ));
+    }
+    Ok(text)
+}
+
 /// Appends `table` as the last `[[account]]`, after everything in the file (toml_edit places
 /// tables by position; the new ones get positions after the last existing one).
 fn append_account(doc: &mut DocumentMut, mut table: Table) {
@@ -574,13 +684,9 @@ pub fn client_instructions(
     local_password: Option<&Secret>,
     sends: bool,
 ) -> String {
-    let host = |a: std::net::SocketAddr| {
-        if a.ip().is_loopback() {
-            "localhost".to_owned()
-        } else {
-            a.ip().to_string()
-        }
-    };
+    // The address itself, as the README's client table gives it: "localhost" may resolve to
+    // ::1 first, where mailgate does not listen.
+    let host = |a: std::net::SocketAddr| a.ip().to_string();
     let password = match local_password {
         Some(p) => format!("{}   (generated; shown only now)", p.expose()),
         None => "the local password you chose".to_owned(),
@@ -630,28 +736,32 @@ mod tests {
         }
     }
 
-    const FILE: &str = "# my gateway\n[server]\nimap_listen = \"127.0.0.1:2143\" # local only\n\n[[account]]\nemail = \"a@example.no\"\nlocal_password_hash = \"x\"\n[account.imap]\nserver = \"h:993\"\npassword_env = \"P\"\n\n[metrics]\nlisten = \"127.0.0.1:9187\"\n";
-
-    #[test]
-    fn appends_after_everything_and_keeps_the_file() {
-        let t = target(FILE, "ola@icloud.com").unwrap();
-        let p = plan(
+    /// ola@icloud.com, by the icloud preset.
+    fn icloud_plan() -> Plan {
+        plan(
             "ola@icloud.com",
             crate::discover::from_preset(
                 "ola@icloud.com",
                 crate::provider::by_id("icloud").unwrap(),
                 Source::Domain("icloud"),
             ),
-        );
-        let mut doc = t.doc.clone();
-        append_account(
-            &mut doc,
+        )
+    }
+
+    const FILE: &str = "# my gateway\n[server]\nimap_listen = \"127.0.0.1:2143\" # local only\n\n[[account]]\nemail = \"a@example.no\"\nlocal_password_hash = \"x\"\n[account.imap]\nserver = \"h:993\"\npassword_env = \"P\"\n\n[metrics]\nlisten = \"127.0.0.1:9187\"\n";
+
+    #[test]
+    fn appends_after_everything_and_keeps_the_file() {
+        let t = target(FILE, "ola@icloud.com").unwrap();
+        let p = icloud_plan();
+        let out = appended(
+            &t,
             account_table(
                 &p,
                 CredentialLine::File("state/credentials/ola@icloud.com.password"),
             ),
-        );
-        let out = doc.to_string();
+        )
+        .unwrap();
         assert!(out.starts_with(FILE), "{out}");
         let added = &out[FILE.len()..];
         assert!(
@@ -676,6 +786,34 @@ mod tests {
             e.contains("password_file") && e.contains("cannot read"),
             "{e}"
         );
+    }
+
+    /// A file that ends with a comment, or without a newline, keeps every byte: toml_edit
+    /// would move a trailing comment below the new account.
+    #[test]
+    fn a_file_ending_with_a_comment_or_without_a_newline_is_kept() {
+        let p = icloud_plan();
+        let table = || account_table(&p, CredentialLine::File("x.password"));
+        for old in [
+            format!("{FILE}# [[account]]\n# email = \"sketch@example.no\"\n"),
+            FILE.trim_end().to_owned(),
+            "# only a comment".to_owned(),
+            String::new(),
+        ] {
+            let t = target(&old, "ola@icloud.com").unwrap();
+            let out = appended(&t, table()).unwrap();
+            assert!(out.starts_with(&old), "{out}");
+            let doc: DocumentMut = out.parse().unwrap();
+            let accounts = doc["account"].as_array_of_tables().unwrap();
+            let last = accounts.iter().last().unwrap();
+            assert_eq!(last["email"].as_str(), Some("ola@icloud.com"), "{out}");
+            assert_eq!(last["imap"]["password_file"].as_str(), Some("x.password"));
+        }
+        // `account` as an inline array cannot take an [[account]] after it: refused, with
+        // nothing written.
+        let t = target("account = []\n", "ola@icloud.com").unwrap();
+        let e = appended(&t, table()).unwrap_err().to_string();
+        assert!(e.contains("add the account by hand"), "{e}");
     }
 
     #[test]
@@ -727,12 +865,45 @@ mod tests {
         ));
     }
 
+    /// The listeners change in place, comments kept; a missing one is added to [server]; a
+    /// file without [server] is refused.
+    #[test]
+    fn listen_addresses_change_one_line() {
+        let mut t = target(FILE, "x@y.z").unwrap();
+        t.set_listen("imap_listen", "127.0.0.1:3143".parse().unwrap())
+            .unwrap();
+        assert_eq!(
+            t.text,
+            FILE.replace(
+                "\"127.0.0.1:2143\" # local only",
+                "\"127.0.0.1:3143\" # local only"
+            )
+        );
+        t.set_listen("smtp_listen", "127.0.0.1:3587".parse().unwrap())
+            .unwrap();
+        let server = t.server().unwrap();
+        assert_eq!(
+            (server.imap_listen.port(), server.smtp_listen.port()),
+            (3143, 3587)
+        );
+        let mut none = target("# nothing\n", "x@y.z").unwrap();
+        let e = none
+            .set_listen("imap_listen", "127.0.0.1:3143".parse().unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("no [server] table"), "{e}");
+    }
+
     #[test]
     fn a_missing_file_starts_from_the_defaults() {
         let path = tempfile::tempdir().unwrap().path().join("new.toml");
         let t = Target::open(&path, "ola@icloud.com").unwrap();
         assert_eq!(t.text, NEW_FILE);
         assert_eq!(t.server().unwrap().imap_listen.port(), 1143);
+        // The shipped example: metrics on, and no active account to trip check-config.
+        let cfg = Config::parse(NEW_FILE, &path).unwrap();
+        assert!(cfg.metrics.is_some());
+        assert!(cfg.accounts.is_empty());
     }
 
     #[test]
@@ -740,7 +911,7 @@ mod tests {
         let t = target(FILE, "x@y.z").unwrap();
         let s = t.server().unwrap();
         let text = client_instructions(&s, "x@y.z", None, true);
-        assert!(text.contains("server localhost  port 2143"), "{text}");
+        assert!(text.contains("server 127.0.0.1  port 2143"), "{text}");
         assert!(text.contains("port 1587"), "{text}");
         let text = client_instructions(&s, "x@y.z", None, false);
         assert!(

@@ -45,6 +45,8 @@ pub enum UpstreamError {
         address: String,
         /// rustls's explanation.
         reason: String,
+        /// What kind of failure, for advice chosen without reading `reason`.
+        failure: TlsFailure,
     },
     /// Implicit TLS was configured, but the port answered the TLS handshake with something
     /// that is not TLS (rustls: an invalid first record): a plaintext or STARTTLS port.
@@ -162,6 +164,29 @@ impl FailureKind {
             FailureKind::Protocol => "protocol",
             FailureKind::Auth => "auth",
             FailureKind::OAuth => "oauth",
+        }
+    }
+}
+
+/// The kind of a TLS failure that changes what the user is told to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsFailure {
+    /// The certificate chains to no trusted root: a private CA or a self-signed certificate,
+    /// fixed by trusting its CA (`ca_file`).
+    UntrustedIssuer,
+    /// Anything else: a wrong name, an expired certificate, a protocol mismatch.
+    Other,
+}
+
+impl TlsFailure {
+    /// The kind of `e`.
+    pub fn of(e: &rustls::Error) -> TlsFailure {
+        use rustls::CertificateError::{BadSignature, UnknownIssuer};
+        match e {
+            rustls::Error::InvalidCertificate(UnknownIssuer | BadSignature) => {
+                TlsFailure::UntrustedIssuer
+            }
+            _ => TlsFailure::Other,
         }
     }
 }
@@ -410,6 +435,7 @@ pub async fn tls_handshake_traced(
         return Err(UpstreamError::Tls {
             address,
             reason: "no TLS configuration for a plaintext account".into(),
+            failure: TlsFailure::Other,
         });
     };
     let peer = tcp.peer_addr().ok();
@@ -441,6 +467,7 @@ pub async fn tls_handshake_traced(
         Ok(Err(e)) => Err(UpstreamError::Tls {
             address,
             reason: tls_reason(&e),
+            failure: rustls_error(&e).map_or(TlsFailure::Other, TlsFailure::of),
         }),
         Ok(Ok(s)) => {
             let conn = s.get_ref().1;
@@ -581,16 +608,19 @@ pub async fn await_greeting<T>(
 /// rustls errors arrive wrapped in io::Error; unwrap them so the log names the real cause
 /// (e.g. "invalid peer certificate: UnknownIssuer").
 fn tls_reason(e: &io::Error) -> String {
-    match e
-        .get_ref()
-        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-    {
+    match rustls_error(e) {
         Some(rustls_err) => rustls_err.to_string(),
         None if e.kind() == io::ErrorKind::InvalidData => {
             format!("{e} (is this port plaintext? check implicit vs starttls)")
         }
         None => e.to_string(),
     }
+}
+
+/// The rustls error inside an io::Error, if that is what it is.
+fn rustls_error(e: &io::Error) -> Option<&rustls::Error> {
+    e.get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
 }
 
 impl AsyncRead for UpstreamStream {

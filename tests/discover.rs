@@ -45,6 +45,23 @@ fn discover_with(email: &str, resolver: SocketAddr) -> Result<Value, String> {
     }
 }
 
+/// `mailgate discover EMAIL --json` when nothing is found: exit status 1, the error on stderr,
+/// and still a JSON document on stdout for scripts.
+fn discover_failing(email: &str, dns: &DnsServer) -> (String, Value) {
+    let resolver = dns.addr.to_string();
+    let args = ["discover", email, "--json", "--resolver", &resolver];
+    let out = run(&args, None);
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let json = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "no JSON on stdout ({e}): {:?}\n{stderr}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    });
+    (stderr, json)
+}
+
 fn server(v: &Value) -> String {
     format!(
         "{}:{} {} {}",
@@ -112,6 +129,7 @@ fn mx_records_identify_google_workspace_and_microsoft_365() {
         ("plain.test", Rec::Mx(10, "mx.plain.test".into())),
     ]);
     let v = discover("kari@corp.test", &dns).unwrap();
+    assert_eq!(v["found"], true);
     assert_eq!(v["provider"]["id"], "gmail");
     assert_eq!(
         server(&v["imap"]),
@@ -140,6 +158,32 @@ fn mx_records_identify_google_workspace_and_microsoft_365() {
     );
     assert!(e.contains("guess imap.plain.test:993"), "{e}");
     assert!(dns.queries().contains(&"corp.test MX".to_string()));
+    // With --json the script gets a document too: not found, and what was tried.
+    let (stderr, v) = discover_failing("kari@plain.test", &dns);
+    assert!(stderr.contains("no IMAP server found"), "{stderr}");
+    assert_eq!(v["found"], false, "{v:#}");
+    assert_eq!(v["email"], "kari@plain.test", "{v:#}");
+    assert!(
+        v["error"]
+            .as_str()
+            .is_some_and(|e| e.starts_with("no IMAP server found for plain.test")),
+        "{v:#}"
+    );
+    let tried: Vec<&str> = v["tried"]
+        .as_array()
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    assert_eq!(
+        tried.first().copied(),
+        Some("MX plain.test: mx.plain.test (no known provider)"),
+        "{v:#}"
+    );
+    assert!(
+        tried
+            .iter()
+            .any(|t| t.starts_with("guess imap.plain.test:993")),
+        "{v:#}"
+    );
 }
 
 /// An MX set larger than the 1232 bytes a query offers comes back truncated over UDP — TC set
@@ -300,6 +344,9 @@ fn malformed_autoconfig_is_a_clear_error_naming_the_url() {
     );
     // Not a guess past a broken file.
     assert!(!e.contains("guess"), "{e}");
+    let (_, v) = discover_failing("ola@bad.test", &dns);
+    assert_eq!(v["found"], false, "{v:#}");
+    assert_eq!(v["autoconfig_url"], url.as_str(), "{v:#}");
 }
 
 #[test]

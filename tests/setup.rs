@@ -145,6 +145,16 @@ fn read_and_send(gate: &Mailgate, up: &Upstreams, message: &str) -> String {
     )
 }
 
+/// [`read_and_send`] with `body`, which must succeed and be delivered to kari, with no secret
+/// in mailgate's log.
+fn reads_and_sends(gate: &mut Mailgate, up: &Upstreams, body: &str) {
+    let sent = read_and_send(gate, up, &format!("Subject: set up\r\n\r\n{body}\r\n"));
+    assert!(sent.contains("OK kari@example.test"), "{sent}");
+    let delivered = up.postfix.wait_for("kari@example.test");
+    assert!(String::from_utf8_lossy(&delivered).contains(body));
+    gate.assert_no_secrets(&[UPSTREAM_PW, LOCAL_PW]);
+}
+
 #[test]
 fn non_interactive_setup_writes_an_account_that_works_through_mailgate() {
     let up = Upstreams::start();
@@ -158,13 +168,13 @@ fn non_interactive_setup_writes_an_account_that_works_through_mailgate() {
     );
     assert!(
         shown.contains(&format!(
-            "incoming mail (IMAP): server localhost  port {imap_port}  connection security: none"
+            "incoming mail (IMAP): server 127.0.0.1  port {imap_port}  connection security: none"
         )),
         "{shown}"
     );
     assert!(
         shown.contains(&format!(
-            "outgoing mail (SMTP): server localhost  port {smtp_port}"
+            "outgoing mail (SMTP): server 127.0.0.1  port {smtp_port}"
         )),
         "{shown}"
     );
@@ -182,7 +192,7 @@ fn non_interactive_setup_writes_an_account_that_works_through_mailgate() {
         added.contains("# ola@example.test — added by `mailgate setup`."),
         "{added}"
     );
-    assert!(added.contains("# Found by: given"), "{added}");
+    assert!(added.contains("# Given to `mailgate setup`"), "{added}");
     assert!(
         added.contains("password_file = \"state/credentials/ola@example.test.password\""),
         "{added}"
@@ -213,11 +223,7 @@ fn non_interactive_setup_writes_an_account_that_works_through_mailgate() {
 
     // mailgate runs the file, and the client logs in and sends with the local password.
     let mut gate = Mailgate::start_file(&config, &[]);
-    let sent = read_and_send(&gate, &up, "Subject: set up\r\n\r\nhello from setup\r\n");
-    assert!(sent.contains("OK kari@example.test"), "{sent}");
-    let delivered = up.postfix.wait_for("kari@example.test");
-    assert!(String::from_utf8_lossy(&delivered).contains("hello from setup"));
-    gate.assert_no_secrets(&[UPSTREAM_PW, LOCAL_PW]);
+    reads_and_sends(&mut gate, &up, "hello from setup");
 }
 
 /// `--imap-server`/`--imap-tls` without the SMTP options: an account that only receives.
@@ -280,10 +286,12 @@ fn a_failing_live_test_leaves_the_file_untouched() {
     let shown = text(&out);
     assert!(!out.status.success(), "{shown}");
     assert!(shown.contains("IMAP login failed:"), "{shown}");
+    // Nothing is stored yet: the message says what was tried.
     assert!(
-        shown.contains("rejected the stored credential for ola@example.test"),
+        shown.contains("rejected the password for ola@example.test"),
         "{shown}"
     );
+    assert!(!shown.contains("stored credential"), "{shown}");
     assert!(!shown.contains("wrong-password"), "{shown}");
     assert_eq!(fs::read_to_string(&config).unwrap(), before);
     assert!(!config.parent().unwrap().join("state").exists());
@@ -305,7 +313,10 @@ fn a_failing_live_test_leaves_the_file_untouched() {
     let shown = text(&out);
     assert!(!out.status.success(), "{shown}");
     assert!(shown.contains("UnknownIssuer"), "{shown}");
-    assert!(shown.contains("--ca-file"), "{shown}");
+    assert!(
+        shown.contains("the server's certificate is not trusted: give its CA file with --ca-file"),
+        "{shown}"
+    );
     assert_eq!(fs::read_to_string(&config).unwrap(), before);
 }
 
@@ -334,7 +345,8 @@ fn interactive_setup_in_a_terminal() {
     assert!(screen.contains("\nexit 0"), "{screen}");
     // The password prompt does not echo.
     assert!(!screen.contains(UPSTREAM_PW), "{screen}");
-    assert!(screen.contains("Settings found:"), "{screen}");
+    assert!(screen.contains("Settings given:"), "{screen}");
+    assert!(!screen.contains("Settings found:"), "{screen}");
     let generated = screen
         .lines()
         .find_map(|l| {
@@ -423,6 +435,11 @@ fn interactive_setup_asks_for_servers_when_none_are_found() {
         screen.contains("No settings found for kari@example.test"),
         "{screen}"
     );
+    // What was typed is shown as given, not as found.
+    assert!(
+        screen.contains("Settings given:") && !screen.contains("Settings found:"),
+        "{screen}"
+    );
     assert!(
         !screen.contains(UPSTREAM_PW) && !screen.contains(LOCAL_PW),
         "{screen}"
@@ -433,8 +450,8 @@ fn interactive_setup_asks_for_servers_when_none_are_found() {
         .strip_prefix(before.as_str())
         .unwrap_or_else(|| panic!("{after}"));
     for want in [
-        format!("# Found by: given\nserver = \"{imaps}\"\ntls = \"implicit\""),
-        format!("# Found by: given\nserver = \"{submission}\"\ntls = \"starttls\""),
+        format!("# Given to `mailgate setup`\nserver = \"{imaps}\"\ntls = \"implicit\""),
+        format!("# Given to `mailgate setup`\nserver = \"{submission}\"\ntls = \"starttls\""),
     ] {
         assert!(added.contains(&want), "no `{want}` in\n{added}");
     }
@@ -788,4 +805,189 @@ fn setup_as_root_keeps_the_service_users_files() {
         owner_mode(&fresh.join("state/credentials/kari@example.test.password")),
         (64003, 64004, 0o600)
     );
+}
+
+/// The shipped `conf/mailgate.toml` ends with a comment and holds no active account:
+/// `mailgate run` starts on it with a warning, `setup` appends the account after its last
+/// line (every shipped byte kept), and the file then passes check-config with no environment
+/// variable set and the account logs in and sends through mailgate.
+#[test]
+fn setup_adds_an_account_to_the_shipped_config() {
+    let shipped = shipped_config();
+    // The shipped listeners on free ports, so that mailgate can run next to other tests.
+    let on_free_ports = |text: &str, addrs: &[&str]| {
+        addrs.iter().fold(text.to_owned(), |t, addr| {
+            let line = format!("listen = \"{addr}\"\n");
+            assert_eq!(
+                t.matches(&line).count(),
+                1,
+                "{addr} not in the shipped file"
+            );
+            t.replace(&line, &format!("listen = \"127.0.0.1:{}\"\n", free_port()))
+        })
+    };
+    let all = ["127.0.0.1:1143", "127.0.0.1:1587", "127.0.0.1:9187"];
+    let mut empty = Mailgate::start(&on_free_ports(&shipped, &all));
+    let log = empty.stop().join("\n");
+    assert!(
+        log.contains(
+            "no accounts in the config: every login will fail; add one with `mailgate setup"
+        ),
+        "{log}"
+    );
+
+    let up = Upstreams::start();
+    let config = up.dir.path().join("conf").join("mailgate.toml");
+    fs::create_dir_all(config.parent().unwrap()).unwrap();
+    fs::write(&config, &shipped).unwrap();
+    // The listeners are the one documented change to the text already there.
+    let (imap, smtp) = (free_port(), free_port());
+    let mut args = up.server_args();
+    args.extend([
+        "--imap-listen".into(),
+        format!("127.0.0.1:{imap}"),
+        "--smtp-listen".into(),
+        format!("127.0.0.1:{smtp}"),
+    ]);
+    let out = setup(&config, "ola@example.test", UPSTREAM_PW, &args);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains(&format!(
+            "incoming mail (IMAP): server 127.0.0.1  port {imap}"
+        )),
+        "{}",
+        text(&out)
+    );
+    let expected = shipped
+        .replacen(
+            "imap_listen = \"127.0.0.1:1143\"\n",
+            &format!("imap_listen = \"127.0.0.1:{imap}\"\n"),
+            1,
+        )
+        .replacen(
+            "smtp_listen = \"127.0.0.1:1587\"\n",
+            &format!("smtp_listen = \"127.0.0.1:{smtp}\"\n"),
+            1,
+        );
+    assert_ne!(expected, shipped);
+    let after = fs::read_to_string(&config).unwrap();
+    let added = after
+        .strip_prefix(expected.as_str())
+        .unwrap_or_else(|| panic!("the shipped text changed:\n{after}"));
+    assert!(
+        added.starts_with("\n# ola@example.test — added by `mailgate setup`.\n[[account]]\nemail = \"ola@example.test\"\n"),
+        "{added}"
+    );
+
+    let check = Command::new(BIN)
+        .args(["check-config", "--config"])
+        .arg(&config)
+        .env_remove("MAILGATE_IMAP_PASSWORD")
+        .output()
+        .expect("check-config");
+    assert!(check.status.success(), "{}", text(&check));
+    assert!(
+        String::from_utf8_lossy(&check.stdout).ends_with(": OK (1 account)\n"),
+        "{}",
+        text(&check)
+    );
+
+    fs::write(&config, on_free_ports(&after, &["127.0.0.1:9187"])).unwrap();
+    let mut gate = Mailgate::start_file(&config, &[]);
+    assert_eq!((gate.imap_addr.port(), gate.smtp_addr.port()), (imap, smtp));
+    assert!(!gate.log().contains("no accounts"), "{}", gate.log());
+    reads_and_sends(&mut gate, &up, "from the shipped file");
+}
+
+/// The shipped example configuration, which is also what `setup` starts a new file with.
+fn shipped_config() -> String {
+    fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("conf/mailgate.toml"))
+        .expect("conf/mailgate.toml")
+}
+
+/// A server whose certificate comes from a private CA, set up at the terminal without
+/// --ca-file: after the passwords the live test fails on the certificate, the wizard asks for
+/// the CA file (a wrong path is explained and asked again), tests again without asking the
+/// passwords anew, and writes the account with that CA file, which then works.
+#[test]
+fn interactive_setup_asks_for_the_ca_file_of_an_untrusted_server() {
+    let up = Upstreams::start();
+    // A new file: the wizard asks for the listeners too.
+    let config = up.dir.path().join("new").join("mailgate.toml");
+    fs::create_dir_all(config.parent().unwrap()).unwrap();
+    let (imap, smtp) = (free_port(), free_port());
+    let before = shipped_config()
+        .replacen("\"127.0.0.1:1143\"", &format!("\"127.0.0.1:{imap}\""), 1)
+        .replacen("\"127.0.0.1:1587\"", &format!("\"127.0.0.1:{smtp}\""), 1);
+    let mut server_args = up.server_args();
+    assert_eq!(server_args[server_args.len() - 2], "--ca-file");
+    server_args.truncate(server_args.len() - 2);
+    let missing = up.dir.path().join("no-such-ca.pem");
+    let question = "The server's certificate is not trusted: give its CA file (PEM; empty: stop): ";
+    let mut args: Vec<String> = vec![
+        "Email address: ".into(),
+        "kari@example.test".into(),
+        "Address mail clients connect to for IMAP (127.0.0.1:1143): ".into(),
+        "192.0.2.1:1143".into(),
+        "Address mail clients connect to for IMAP (127.0.0.1:1143): ".into(),
+        format!("127.0.0.1:{imap}"),
+        "Address mail clients connect to for SMTP (127.0.0.1:1587): ".into(),
+        format!("127.0.0.1:{smtp}"),
+        "Use these settings? [Y/n] ".into(),
+        String::new(),
+        "at the provider: ".into(),
+        format!("hidden:{UPSTREAM_PW}"),
+        "Local password: ".into(),
+        format!("hidden:{LOCAL_PW}"),
+        "Again: ".into(),
+        format!("hidden:{LOCAL_PW}"),
+        question.into(),
+        missing.display().to_string(),
+        // Asked again after the refused answer: the real CA file.
+        question.into(),
+        up.ca.display().to_string(),
+    ];
+    args.extend([
+        "--".into(),
+        BIN.into(),
+        "setup".into(),
+        "--config".into(),
+        config.display().to_string(),
+    ]);
+    args.extend(server_args);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let screen = python_done("pty_drive.py", &args);
+    assert!(screen.contains("\nexit 0"), "{screen}");
+    assert!(screen.contains("IMAP login failed: TLS with"), "{screen}");
+    assert_eq!(screen.matches("at the provider: ").count(), 1, "{screen}");
+    assert_eq!(screen.matches(question).count(), 2, "{screen}");
+    assert!(
+        screen.contains("no-such-ca.pem: No such file or directory"),
+        "{screen}"
+    );
+    assert!(
+        screen.contains("192.0.2.1:1143 is not a loopback address"),
+        "{screen}"
+    );
+    assert!(
+        !screen.contains(UPSTREAM_PW) && !screen.contains(LOCAL_PW),
+        "{screen}"
+    );
+    let after = fs::read_to_string(&config).unwrap();
+    let added = after
+        .strip_prefix(before.as_str())
+        .unwrap_or_else(|| panic!("the old text changed:\n{after}"));
+    let ca_line = format!(
+        "ca_file = \"{}\"",
+        fs::canonicalize(&up.ca).unwrap().display()
+    );
+    assert_eq!(added.matches(&ca_line).count(), 2, "{added}");
+
+    // The metrics port on a free one too, to run next to other tests.
+    let metrics = format!("\"127.0.0.1:{}\"", free_port());
+    fs::write(&config, after.replacen("\"127.0.0.1:9187\"", &metrics, 1)).unwrap();
+    let gate = Mailgate::start_file(&config, &[]);
+    assert_eq!((gate.imap_addr.port(), gate.smtp_addr.port()), (imap, smtp));
+    let login = gate.imap_login("kari@example.test", LOCAL_PW);
+    assert!(login.contains("\nauth OK"), "{login}");
 }

@@ -458,6 +458,32 @@ fn generated_certificate_serves_tls_logins() {
     ] {
         assert!(stdout.contains(needle), "no {needle:?} in:\n{stdout}");
     }
+    // The printed lines, the optional listeners uncommented where they are printed (under
+    // [server], not [server.tls]), make a config that loads.
+    let start = stdout
+        .find("[server]\n")
+        .unwrap_or_else(|| panic!("{stdout}"));
+    let end = stdout
+        .find("\nkey = ")
+        .unwrap_or_else(|| panic!("{stdout}"));
+    let snippet = stdout[start..end]
+        .replace("# imaps_listen = ", "imaps_listen = ")
+        .replace("# smtps_listen = ", "smtps_listen = ");
+    assert!(
+        snippet.find("imaps_listen") < snippet.find("[server.tls]"),
+        "{snippet}"
+    );
+    let pasted = dir.path().join("pasted.toml");
+    std::fs::write(&pasted, format!("{snippet}\nkey = \"{}\"\n", key.display())).expect("write");
+    let loaded = run(
+        &["check-config", "--config", pasted.to_str().expect("utf-8")],
+        None,
+    );
+    assert!(
+        loaded.status.success(),
+        "{snippet}\n{}",
+        String::from_utf8_lossy(&loaded.stderr)
+    );
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(&key).expect("key").permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);

@@ -136,6 +136,25 @@ pub enum DiscoverError {
     },
 }
 
+impl DiscoverError {
+    /// The `mailgate discover --json` document when nothing usable was found, so a script
+    /// always gets one: `"found": false`, the error, and what was tried.
+    pub fn to_json(&self, email: &str) -> serde_json::Value {
+        let (tried, url): (&[String], Option<&str>) = match self {
+            DiscoverError::NotFound { tried, .. } => (tried, None),
+            DiscoverError::Autoconfig { url, .. } => (&[], Some(url)),
+            DiscoverError::NotAnAddress(_) => (&[], None),
+        };
+        serde_json::json!({
+            "email": email.trim(),
+            "found": false,
+            "error": self.to_string(),
+            "autoconfig_url": url,
+            "tried": tried,
+        })
+    }
+}
+
 /// How discovery runs.
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -515,6 +534,7 @@ impl Discovery {
         };
         serde_json::json!({
             "email": self.email,
+            "found": true,
             "imap": server(&self.imap),
             "smtp": self.smtp.as_ref().map(server),
             "provider": self.preset.map(|p| serde_json::json!({

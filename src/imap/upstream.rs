@@ -156,6 +156,7 @@ impl Conn {
             return UpstreamError::Tls {
                 address: self.address.clone(),
                 reason: r.to_string(),
+                failure: crate::upstream::TlsFailure::of(r),
             };
         }
         UpstreamError::Protocol {

@@ -89,6 +89,7 @@ fn from_mail_send(
         mail_send::Error::Tls(e) => UpstreamError::Tls {
             address,
             reason: e.to_string(),
+            failure: crate::upstream::TlsFailure::of(&e),
         },
         mail_send::Error::MissingStartTls => UpstreamError::Protocol {
             address,

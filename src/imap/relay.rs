@@ -1,8 +1,8 @@
 //! After login: the relay between the client and the upstream IMAP server.
 //!
 //! Everything passes byte for byte except what the gateway changes on purpose:
-//! - capability lists (`* CAPABILITY …` and `[CAPABILITY …]` codes) lose what the gateway
-//!   must hide: STARTTLS, AUTH=…, LOGINDISABLED, and COMPRESS (the relay frames plain bytes);
+//! - capability lists (`* CAPABILITY …` and the `[CAPABILITY …]` code of a status response;
+//!   never message data that looks like one) lose what the gateway must hide: STARTTLS, AUTH=…, LOGINDISABLED, and COMPRESS (the relay frames plain bytes);
 //! - the client's STARTTLS and COMPRESS commands are answered by the gateway, not forwarded;
 //! - on shutdown or idle time-out the client gets `* BYE`, inserted between two responses.
 //!
@@ -552,6 +552,8 @@ struct Relay {
     bye_queued: bool,
     /// The next client line continues the current command (after a literal, or IDLE's DONE).
     continuation: bool,
+    /// The next server line continues the current response (after a literal).
+    s2c_mid: bool,
     counters: ByteCounters,
     last_client_activity: Instant,
     nonsync_literal_max: u64,
@@ -578,6 +580,7 @@ pub async fn run<C: AsyncRead + AsyncWrite + Unpin + 'static>(
         closing: None,
         bye_queued: false,
         continuation: false,
+        s2c_mid: false,
         counters: opts.counters,
         last_client_activity: Instant::now(),
         nonsync_literal_max: opts.nonsync_literal_max,
@@ -840,7 +843,9 @@ impl Relay {
             };
             d.start += n;
             match frame {
-                Frame::Line { bytes, .. } => {
+                Frame::Line { bytes, literal } => {
+                    // After a literal the line goes on: its bytes are data, not a response.
+                    let starts_response = !std::mem::replace(&mut self.s2c_mid, literal.is_some());
                     if let Some(tag) = &self.awaiting {
                         if bytes.first() == Some(&b'+') {
                             // The server wants the literal: the client may send it now.
@@ -851,13 +856,18 @@ impl Relay {
                             self.awaiting = None;
                         }
                     }
-                    match filter_capability_line(bytes) {
+                    match filter_capability_line(bytes).filter(|_| starts_response) {
                         Some(rewritten) => d.out.extend_from_slice(&rewritten),
                         None => d.out.extend_from_slice(bytes),
                     }
                 }
                 Frame::Literal { .. } => d.pass_literal(n),
-                Frame::LongLine { bytes, .. } => d.out.extend_from_slice(bytes),
+                Frame::LongLine { bytes, end, .. } => {
+                    if let Some(literal) = end {
+                        self.s2c_mid = literal.is_some();
+                    }
+                    d.out.extend_from_slice(bytes);
+                }
             }
             // Stop at a boundary so that our own responses can be inserted there.
             if !self.local.is_empty() && d.framer.at_boundary() {
@@ -914,9 +924,13 @@ pub fn filter_capabilities<'a>(caps: impl IntoIterator<Item = &'a str>) -> Strin
         .join(" ")
 }
 
-/// Rewrites `* CAPABILITY …` and `… [CAPABILITY …] …` lines; `None` if the line has neither.
+/// Rewrites `* CAPABILITY …` lines and the `[CAPABILITY …]` code of a status response
+/// (`* OK [CAPABILITY …]`, `tag OK [CAPABILITY …]`); `None` for any other line. Only the code
+/// right after the status word counts: the same words inside message data (a subject in an
+/// ENVELOPE) are the message's, never touched. `line` must start a response.
 fn filter_capability_line(line: &[u8]) -> Option<Vec<u8>> {
     const UNTAGGED: &[u8] = b"* CAPABILITY ";
+    const CODE: &[u8] = b"[CAPABILITY ";
     if line.len() > UNTAGGED.len() && line[..UNTAGGED.len()].eq_ignore_ascii_case(UNTAGGED) {
         let text = std::str::from_utf8(line).ok()?;
         let body = text[UNTAGGED.len()..].trim_end_matches(['\r', '\n']);
@@ -929,9 +943,19 @@ fn filter_capability_line(line: &[u8]) -> Option<Vec<u8>> {
             .into_bytes(),
         );
     }
-    let start = memchr::memmem::find(line, b"[CAPABILITY ")?;
+    let status_at = memchr::memchr(b' ', line)? + 1;
+    let status_len = memchr::memchr(b' ', &line[status_at..])?;
+    let status = &line[status_at..status_at + status_len];
+    if !STATUS_WORDS.iter().any(|w| status.eq_ignore_ascii_case(w)) {
+        return None;
+    }
+    let code_at = status_at + status_len + 1;
+    let code = line.get(code_at..code_at + CODE.len())?;
+    if !code.eq_ignore_ascii_case(CODE) {
+        return None;
+    }
     let text = std::str::from_utf8(line).ok()?;
-    let list_start = start + "[CAPABILITY ".len();
+    let list_start = code_at + CODE.len();
     let list_end = list_start + text[list_start..].find(']')?;
     Some(
         format!(
@@ -943,6 +967,9 @@ fn filter_capability_line(line: &[u8]) -> Option<Vec<u8>> {
         .into_bytes(),
     )
 }
+
+/// The words that make a line a status response (RFC 9051 7.1), which may carry a code.
+const STATUS_WORDS: [&[u8]; 5] = [b"OK", b"NO", b"BAD", b"PREAUTH", b"BYE"];
 
 #[cfg(test)]
 mod tests {
@@ -960,6 +987,17 @@ mod tests {
                 .unwrap();
         assert_eq!(l, b"a1 OK [CAPABILITY IMAP4rev1 MOVE] Logged in\r\n");
         assert_eq!(filter_capability_line(b"* 1 FETCH (FLAGS ())\r\n"), None);
+        // Message data that looks like a code is not one.
+        assert_eq!(
+            filter_capability_line(
+                b"* 1 FETCH (ENVELOPE (NIL \"[CAPABILITY AUTH=PLAIN x]\" NIL))\r\n"
+            ),
+            None
+        );
+        assert_eq!(
+            filter_capability_line(b"* OK see [CAPABILITY AUTH=PLAIN x]\r\n"),
+            None
+        );
     }
 
     #[test]

@@ -4,7 +4,11 @@
 //! - capability lists (`* CAPABILITY …` and the `[CAPABILITY …]` code of a status response;
 //!   never message data that looks like one) lose what the gateway must hide: STARTTLS, AUTH=…, LOGINDISABLED, and COMPRESS (the relay frames plain bytes);
 //! - the client's STARTTLS and COMPRESS commands are answered by the gateway, not forwarded;
-//! - on shutdown or idle time-out the client gets `* BYE`, inserted between two responses.
+//! - on shutdown or idle time-out the client gets `* BYE`, inserted between two responses;
+//! - an upstream that stops in the middle of a response (a literal, a line) for
+//!   `upstream_timeout` ends the session: with `* BYE` when the client has seen nothing of that
+//!   response yet, else by closing (anything inserted into a literal would be taken as message
+//!   data; a cut connection is what a client can recognise).
 //!
 //! Both directions run in one task, polled by hand: each side is read only when what was read
 //! before has been written to the other side, so memory per session is bounded by the buffers
@@ -202,6 +206,8 @@ pub enum End {
     IdleTimeout,
     /// The gateway is shutting down.
     Shutdown,
+    /// The upstream sent nothing for the upstream time-out in the middle of a response.
+    UpstreamStalled,
 }
 
 impl End {
@@ -214,6 +220,9 @@ impl End {
             End::UpstreamError => "upstream connection error",
             End::IdleTimeout => "idle time-out",
             End::Shutdown => "shutdown",
+            End::UpstreamStalled => {
+                "upstream stalled in the middle of a response (upstream_timeout_secs)"
+            }
         }
     }
 }
@@ -235,6 +244,9 @@ pub struct Stats {
 pub struct Options {
     /// Close after this long without a byte from the client.
     pub idle_timeout: Duration,
+    /// End the session when the upstream sends nothing for this long in the middle of a
+    /// response.
+    pub upstream_timeout: Duration,
     /// Becomes `true` when the gateway shuts down.
     pub shutdown: watch::Receiver<bool>,
     /// Where relayed bytes are counted.
@@ -554,6 +566,8 @@ struct Relay {
     continuation: bool,
     /// The next server line continues the current response (after a literal).
     s2c_mid: bool,
+    /// Bytes read from the upstream when the stall timer last fired (see [`Relay::stalled`]).
+    s2c_mark: u64,
     counters: ByteCounters,
     last_client_activity: Instant,
     nonsync_literal_max: u64,
@@ -581,12 +595,16 @@ pub async fn run<C: AsyncRead + AsyncWrite + Unpin + 'static>(
         bye_queued: false,
         continuation: false,
         s2c_mid: false,
+        s2c_mark: 0,
         counters: opts.counters,
         last_client_activity: Instant::now(),
         nonsync_literal_max: opts.nonsync_literal_max,
     };
     let idle = opts.idle_timeout;
     let mut sleep = Box::pin(tokio::time::sleep(idle));
+    // Fires every upstream time-out; costs nothing per read (see `Relay::stalled`).
+    let stall_every = opts.upstream_timeout;
+    let mut stall = Box::pin(tokio::time::sleep(stall_every));
     let mut shutdown = Box::pin(async move {
         while !*opts.shutdown.borrow_and_update() {
             if opts.shutdown.changed().await.is_err() {
@@ -611,7 +629,27 @@ pub async fn run<C: AsyncRead + AsyncWrite + Unpin + 'static>(
                 }
             }
         }
-        relay.poll(cx, &mut client, &mut upstream)
+        let polled = relay.poll(cx, &mut client, &mut upstream);
+        // Checked after the relay has read all there was: a byte that arrived with the
+        // timer's wake-up is counted first.
+        if polled.is_pending() && relay.closing.is_none() && stall.as_mut().poll(cx).is_ready() {
+            stall.as_mut().reset(Instant::now() + stall_every);
+            let _ = stall.as_mut().poll(cx);
+            if relay.stalled() {
+                if !relay.client_mid_response() {
+                    // The client has seen nothing of the response: drop the held part, and
+                    // tell it why before closing.
+                    relay.s2c.framer.take_held();
+                    relay.closing = Some((
+                        End::UpstreamStalled,
+                        b"* BYE The mail provider's server stopped answering.\r\n",
+                    ));
+                    return relay.poll(cx, &mut client, &mut upstream);
+                }
+                return Poll::Ready(End::UpstreamStalled);
+            }
+        }
+        polled
     })
     .await;
     // Best effort: a TLS client gets close_notify; a failed shutdown changes nothing.
@@ -639,6 +677,32 @@ fn plain_pair<'a, C: 'static>(
 }
 
 impl Relay {
+    /// Whether the upstream has sent nothing since the stall timer last fired, one upstream
+    /// time-out ago, while the relay waited for it in the middle of a response (nothing of it
+    /// left to write to the client). Called when the timer fires, so a read costs nothing
+    /// more: the mark is the byte count the relay keeps anyway. A server that takes long to
+    /// *begin* a response (a big SEARCH, IDLE) is waited for as before.
+    fn stalled(&mut self) -> bool {
+        let d = &self.s2c;
+        let waiting = d.out_empty() && !d.pending_input() && !d.eof;
+        let mid = !d.framer.at_boundary() || self.s2c_mid;
+        let still = std::mem::replace(&mut self.s2c_mark, d.bytes) == d.bytes;
+        waiting && mid && still
+    }
+
+    /// Whether the client has been sent part of the current response (a line's start passed
+    /// on in pieces, a literal, a line before a literal).
+    fn client_mid_response(&self) -> bool {
+        self.s2c.framer.passing() || self.s2c_mid
+    }
+
+    /// Between two server responses, as the client sees them: only here may the gateway's
+    /// own responses go in. (After a literal the framer is between frames, but the response
+    /// goes on.)
+    fn s2c_at_boundary(&self) -> bool {
+        self.s2c.framer.at_boundary() && !self.s2c_mid
+    }
+
     fn poll<C: AsyncRead + AsyncWrite + Unpin + 'static>(
         &mut self,
         cx: &mut Context<'_>,
@@ -711,10 +775,7 @@ impl Relay {
 
             // Our own responses and BYE go out only between two server responses.
             // (Not before spliced bytes still in the pipe have gone out.)
-            if self.s2c.framer.at_boundary()
-                && !self.s2c.pending_input()
-                && self.s2c.pipe_held() == 0
-            {
+            if self.s2c_at_boundary() && !self.s2c.pending_input() && self.s2c.pipe_held() == 0 {
                 if !self.local.is_empty() {
                     self.s2c.out_buf().append(&mut self.local);
                     progress = true;
@@ -870,7 +931,7 @@ impl Relay {
                 }
             }
             // Stop at a boundary so that our own responses can be inserted there.
-            if !self.local.is_empty() && d.framer.at_boundary() {
+            if !self.local.is_empty() && d.framer.at_boundary() && !self.s2c_mid {
                 break;
             }
         }

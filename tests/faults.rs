@@ -128,10 +128,7 @@ fn fetch_whole(gate: &Mailgate, message: &[u8]) {
     let mut after = gate.connect();
     assert!(status(&login(&mut after, "n1"), "n1").starts_with("OK"));
     after.ok("n2", "SELECT INBOX");
-    assert!(contains(
-        &after.ok("n3", "UID FETCH 1:* (BODY[])"),
-        &message
-    ));
+    assert!(contains(&after.ok("n3", "UID FETCH 1:* (BODY[])"), message));
     after.ok("n4", "LOGOUT");
 }
 

@@ -17,7 +17,7 @@ mod support;
 
 use std::time::Duration;
 
-use support::faultproxy::{Action, Dir, FaultProxy, GarbageServer, Rule, Trigger};
+use support::faultproxy::{Action, Dir, FaultProxy, GarbageServer, Hostile, Rule, Trigger};
 use support::imap_client::{contains, find, tagged_status};
 use support::mailgate::{cached_hash, metrics_toml};
 use support::messages::simple;
@@ -543,5 +543,46 @@ fn smtp_upstream_faults() {
     assert!(keeper.cmd("QUIT").starts_with("221"));
     assert!(gate.is_running());
     assert_settles(&gate, baseline, [("imap", 0.0), ("smtp", 0.0)]);
+    gate.assert_no_secrets(&[LOCAL_PW, UPSTREAM_PW]);
+}
+
+/// SMTP upstreams that never finish a reply: one that streams `250-` EHLO lines without end,
+/// one that drip-feeds its EHLO reply a byte at a time, each byte within the per-read wait but
+/// the whole far beyond `upstream_timeout_secs`. mailgate stops reading at the reply's byte
+/// bound and at the exchange's deadline: the client gets `451 4.x.x` (never a 250), the
+/// servers got out only a bounded number of bytes, and the gate keeps serving.
+#[test]
+fn smtp_upstream_endless_and_dripping_replies() {
+    const LINES: u64 = 64 * 1024; // 64 MiB at most
+    const EHLO: &[u8] = b"250-smtp.example.no Hello\r\n250-PIPELINING\r\n250-SIZE 10240000\r\n250-AUTH PLAIN LOGIN\r\n250-ENHANCEDSTATUSCODES\r\n250-8BITMIME\r\n250 CHUNKING\r\n";
+    let line = format!("250-{}\r\n", "x".repeat(1018)).into_bytes();
+    let flood = Hostile::start(b"220 flood ESMTP\r\n", Hostile::flood(line, LINES));
+    let every = Duration::from_millis(250);
+    let drip = Hostile::start(b"220 drip ESMTP\r\n", Hostile::drip(EHLO, every));
+    let flood_from = format!("flood@{DOMAIN}");
+    let drip_from = format!("drip@{DOMAIN}");
+    let config = server_table("upstream_timeout_secs = 1")
+        + &smtp_account(&flood_from, &flood.addr.to_string())
+        + &smtp_account(&drip_from, &drip.addr.to_string());
+    let mut gate = start(&config);
+    for from in [&flood_from, &drip_from] {
+        let (mut c, _) = Raw::connect(gate.smtp_addr);
+        assert!(c.login(from, LOCAL_PW).starts_with("235"));
+        let r = c.cmd(&format!("MAIL FROM:<{from}>"));
+        assert!(r.starts_with("451 4."), "{from}: {r}");
+        assert!(c.cmd("QUIT").starts_with("221"));
+    }
+    let sent = flood.sent();
+    assert!(
+        sent < 16 * 1024 * 1024,
+        "mailgate read {sent} bytes of one EHLO reply"
+    );
+    let sent = drip.sent();
+    assert!(
+        sent < EHLO.len() as u64 / 2,
+        "mailgate waited for {sent} of {} dripped bytes",
+        EHLO.len()
+    );
+    assert!(gate.is_running());
     gate.assert_no_secrets(&[LOCAL_PW, UPSTREAM_PW]);
 }

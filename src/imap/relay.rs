@@ -2,7 +2,8 @@
 //!
 //! Everything passes byte for byte except what the gateway changes on purpose:
 //! - capability lists (`* CAPABILITY …` and the `[CAPABILITY …]` code of a status response;
-//!   never message data that looks like one) lose what the gateway must hide: STARTTLS, AUTH=…, LOGINDISABLED, and COMPRESS (the relay frames plain bytes);
+//!   never message data that looks like one) lose what the gateway must hide: STARTTLS,
+//!   AUTH=…, LOGINDISABLED, and COMPRESS (the relay frames plain bytes);
 //! - the client's STARTTLS and COMPRESS commands are answered by the gateway, not forwarded;
 //! - on shutdown or idle time-out the client gets `* BYE`, inserted between two responses;
 //! - an upstream that stops in the middle of a response (a literal, a line) for
@@ -188,6 +189,27 @@ mod splice {
                 done => return Poll::Ready(done),
             }
         }
+    }
+}
+
+/// Asks the client's kernel for an immediate ACK of what was read (TCP_QUICKACK), used while
+/// the client is in the middle of a command — typically after an APPEND literal whose closing
+/// CRLF has not come yet. A client that leaves Nagle's algorithm on (python's imaplib, many
+/// others) writes the literal and the CRLF separately, and its kernel holds the CRLF until
+/// the literal is ACKed; Linux delays that ACK up to 40 ms when it has nothing to send back,
+/// and the relay has nothing to send until the server answers the whole command. The option
+/// is not sticky (the kernel drops back to delayed ACKs by itself), hence once per such read;
+/// reads that end a command — nearly all of them — cost nothing.
+fn quickack<C: 'static>(client: &C) {
+    let client = client as &dyn std::any::Any;
+    let tcp = client.downcast_ref::<tokio::net::TcpStream>().or_else(|| {
+        client
+            .downcast_ref::<crate::tls::ServerStream<tokio::net::TcpStream>>()
+            .map(|tls| tls.get_ref().0)
+    });
+    if let Some(tcp) = tcp {
+        // Best effort: without it the ACK only comes later.
+        let _ = rustix::net::sockopt::set_tcp_quickack(tcp, true);
     }
 }
 
@@ -566,6 +588,8 @@ struct Relay {
     continuation: bool,
     /// The next server line continues the current response (after a literal).
     s2c_mid: bool,
+    /// The next client line continues the current command after a literal.
+    c2s_after_literal: bool,
     /// Bytes read from the upstream when the stall timer last fired (see [`Relay::stalled`]).
     s2c_mark: u64,
     counters: ByteCounters,
@@ -595,6 +619,7 @@ pub async fn run<C: AsyncRead + AsyncWrite + Unpin + 'static>(
         bye_queued: false,
         continuation: false,
         s2c_mid: false,
+        c2s_after_literal: false,
         s2c_mark: 0,
         counters: opts.counters,
         last_client_activity: Instant::now(),
@@ -696,6 +721,12 @@ impl Relay {
         self.s2c.framer.passing() || self.s2c_mid
     }
 
+    /// The client has sent part of a command and not its end: a line held in part, a literal
+    /// under way, or the rest of a line after a literal.
+    fn c2s_mid_command(&self) -> bool {
+        !self.c2s.framer.at_boundary() || self.c2s_after_literal
+    }
+
     /// Between two server responses, as the client sees them: only here may the gateway's
     /// own responses go in. (After a literal the framer is between frames, but the response
     /// goes on.)
@@ -791,6 +822,9 @@ impl Relay {
             if self.closing.is_none() && self.awaiting.is_none() && self.c2s.out_empty() {
                 if self.c2s.pending_input() {
                     self.frame_c2s();
+                    if !self.c2s.pending_input() && self.c2s_mid_command() {
+                        quickack(&*client);
+                    }
                     self.c2s.release();
                     progress = true;
                 } else if self.c2s.eof {
@@ -799,7 +833,13 @@ impl Relay {
                     }
                 } else {
                     let read = match plain_pair(&*client, &*upstream) {
-                        Some((c, _)) if self.c2s.splice_next() => self.c2s.poll_splice_in(cx, c),
+                        Some((c, _)) if self.c2s.splice_next() => {
+                            let read = self.c2s.poll_splice_in(cx, c);
+                            if matches!(read, Poll::Ready(Ok(n)) if n > 0) {
+                                quickack(c);
+                            }
+                            read
+                        }
                         _ => self.c2s.poll_read(cx, client),
                     };
                     match read {
@@ -832,6 +872,7 @@ impl Relay {
             d.start += n;
             match frame {
                 Frame::Line { bytes, literal } => {
+                    self.c2s_after_literal = literal.is_some();
                     let (tag, name) = command_name(bytes);
                     if !std::mem::replace(&mut self.continuation, literal.is_some()) {
                         let label = metrics::imap_command_label(name, subcommand(bytes));
@@ -879,6 +920,7 @@ impl Relay {
                     }
                     if let Some(lit) = end {
                         self.continuation = lit.is_some();
+                        self.c2s_after_literal = lit.is_some();
                     }
                     d.out.extend_from_slice(bytes);
                     if let Some(Some(l)) = end {

@@ -391,56 +391,21 @@ fn upstream_going_away_mid_session_ends_only_that_session() {
     mailgate.assert_no_secrets(&[LOCAL_PW, UPSTREAM_PW]);
 }
 
-/// A hostile upstream for one connection, written here: greets with `greeting`, reads
-/// mailgate's first command line, then calls `talk` with the socket; returns how many bytes
-/// `talk` got written before mailgate hung up (or `talk` ran out of its bounded script).
-struct Hostile {
-    addr: std::net::SocketAddr,
-    sent: std::thread::JoinHandle<u64>,
-}
-
-impl Hostile {
-    fn start(
-        greeting: &'static [u8],
-        talk: impl FnOnce(&mut std::net::TcpStream) -> u64 + Send + 'static,
-    ) -> Hostile {
-        use std::io::{BufRead, Write};
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        let addr = listener.local_addr().expect("address");
-        let sent = std::thread::spawn(move || {
-            let Ok((mut s, _)) = listener.accept() else {
-                return 0;
-            };
-            let _ = s.set_read_timeout(Some(Duration::from_secs(30)));
-            if s.write_all(greeting).is_err() {
-                return 0;
-            }
-            let mut command = Vec::new();
-            let mut reader = std::io::BufReader::new(s.try_clone().expect("clone"));
-            if reader.read_until(b'\n', &mut command).is_err() {
-                return 0;
-            }
-            talk(&mut s)
-        });
-        Hostile { addr, sent }
-    }
-
-    /// A gate whose one account logs in at this server with `tls`, `upstream_timeout_secs = 1`.
-    fn gate(&self, tls: &str) -> Mailgate {
-        let config = config_toml(&[account(
-            EMAIL,
-            Upstream {
-                server: self.addr.to_string(),
-                tls: tls.to_string(),
-                ca_file: None,
-                tls_server_name: Some("localhost".to_string()),
-                username: Some(UPSTREAM_USER.to_string()),
-                password: Secret::Inline(UPSTREAM_PW.to_string()),
-            },
-        )])
-        .replacen("[server]\n", "[server]\nupstream_timeout_secs = 1\n", 1);
-        Mailgate::start(&config)
-    }
+/// A gate whose one account logs in at `server` with `tls`, `upstream_timeout_secs = 1`.
+fn hostile_gate(server: &Hostile, tls: &str) -> Mailgate {
+    let config = config_toml(&[account(
+        EMAIL,
+        Upstream {
+            server: server.addr.to_string(),
+            tls: tls.to_string(),
+            ca_file: None,
+            tls_server_name: Some("localhost".to_string()),
+            username: Some(UPSTREAM_USER.to_string()),
+            password: Secret::Inline(UPSTREAM_PW.to_string()),
+        },
+    )])
+    .replacen("[server]\n", "[server]\nupstream_timeout_secs = 1\n", 1);
+    Mailgate::start(&config)
 }
 
 /// Peak resident memory of `pid` in KiB (VmHWM).
@@ -459,24 +424,14 @@ fn peak_rss_kib(pid: u32) -> u64 {
 /// small, and the session and the gate go on.
 #[test]
 fn upstream_flooding_untagged_lines_is_cut_at_the_byte_bound() {
-    use std::io::Write;
     const LINES: u64 = 64 * 1024; // 64 MiB at most
-    let flood = Hostile::start(b"* OK ready\r\n", |s| {
-        let line = format!("* OK {}\r\n", "x".repeat(1017)).into_bytes();
-        let mut sent = 0;
-        for _ in 0..LINES {
-            if s.write_all(&line).is_err() {
-                break;
-            }
-            sent += line.len() as u64;
-        }
-        sent
-    });
-    let mut mailgate = flood.gate("starttls");
+    let line = format!("* OK {}\r\n", "x".repeat(1017)).into_bytes();
+    let flood = Hostile::start(b"* OK ready\r\n", Hostile::flood(line, LINES));
+    let mut mailgate = hostile_gate(&flood, "starttls");
     let mut c = mailgate.connect();
     let resp = local_login(&mut c, "a1", EMAIL);
     assert_status_prefix(&resp, "a1", "NO [UNAVAILABLE]");
-    let sent = flood.sent.join().expect("flood thread");
+    let sent = flood.sent();
     // What the server got out before mailgate hung up: the bound (256 KiB) plus what the two
     // kernels' socket buffers took.
     assert!(
@@ -501,20 +456,10 @@ fn upstream_flooding_untagged_lines_is_cut_at_the_byte_bound() {
 /// deadline with the time-out answer, long before the answer is complete.
 #[test]
 fn upstream_dripping_its_answer_hits_the_step_deadline() {
-    use std::io::Write;
     const ANSWER: &[u8] = b"* CAPABILITY IMAP4rev1 STARTTLS AUTH=PLAIN ID ENABLE IDLE SASL-IR LITERAL+ NAMESPACE UIDPLUS CHILDREN MOVE SPECIAL-USE BINARY UNSELECT CONDSTORE QRESYNC ESEARCH SORT THREAD=REFS\r\n";
-    let drip = Hostile::start(b"* OK ready\r\n", |s| {
-        let mut sent = 0;
-        for b in ANSWER {
-            if s.write_all(&[*b]).is_err() {
-                break;
-            }
-            sent += 1;
-            std::thread::sleep(Duration::from_millis(250));
-        }
-        sent
-    });
-    let mut mailgate = drip.gate("starttls");
+    let every = Duration::from_millis(250);
+    let drip = Hostile::start(b"* OK ready\r\n", Hostile::drip(ANSWER, every));
+    let mut mailgate = hostile_gate(&drip, "starttls");
     let mut c = mailgate.connect();
     let resp = local_login(&mut c, "a1", EMAIL);
     assert_status_prefix(
@@ -522,7 +467,7 @@ fn upstream_dripping_its_answer_hits_the_step_deadline() {
         "a1",
         "NO [UNAVAILABLE] The mail provider's server did not answer in time",
     );
-    let sent = drip.sent.join().expect("drip thread");
+    let sent = drip.sent();
     assert!(
         sent < ANSWER.len() as u64 / 2,
         "mailgate waited for {sent} of {} dripped bytes",

@@ -440,11 +440,14 @@ fn upstream_flooding_untagged_lines_is_cut_at_the_byte_bound() {
     );
     let peak = peak_rss_kib(mailgate.pid());
     assert!(peak < 64 * 1024, "mailgate's peak RSS {peak} KiB");
-    assert!(
-        mailgate.log().contains("an answer longer than"),
-        "{}",
-        mailgate.log()
-    );
+    // The log is written a moment after the answer: wait for it (bounded).
+    let logged = support::proc::poll(Duration::from_secs(30), Duration::from_millis(50), || {
+        mailgate
+            .log()
+            .contains("an answer longer than")
+            .then_some(())
+    });
+    assert!(logged.is_some(), "{}", mailgate.log());
     c.ok("a2", "NOOP");
     c.ok("a3", "LOGOUT");
     assert!(mailgate.is_running());

@@ -4,7 +4,8 @@
 //! Run: `cargo bench --bench gateway` (root: it starts Dovecot and Postfix like the tests do).
 //! `MAILGATE_BENCH_ROUNDS` (default 5) sets the number of interleaved rounds; `MAILGATE_BENCH_QUICK=1`
 //! shrinks every workload tenfold for a smoke run; `MAILGATE_BENCH_ONLY=imap|smtp` runs one part;
-//! `MAILGATE_BENCH_LOG` sets mailgate's RUST_LOG (default `info`, as in production). The numbers reported in the README come
+//! `MAILGATE_BENCH_LOG` sets mailgate's RUST_LOG (default `info`, as in production);
+//! `MAILGATE_BENCH_STEPS` (comma-separated step names, e.g. `append,nagle-append`) runs only those. The numbers reported in the README come
 //! from a full run on the project's 2-core machine; the client, mailgate and the servers share
 //! those two cores, so the ratios (not the absolute numbers) are what carries over.
 //!
@@ -41,6 +42,7 @@ struct Sizes {
     noops: usize,
     bulk_messages: usize,
     appends: usize,
+    nagle_appends: usize,
     held_sessions: usize,
     smtp_messages: usize,
 }
@@ -60,6 +62,7 @@ fn sizes() -> Sizes {
         noops: 2000 / d,
         bulk_messages: 10_000 / d,
         appends: 1000 / d,
+        nagle_appends: 100 / d,
         held_sessions: 1000 / d,
         smtp_messages: 1000 / d,
     }
@@ -75,8 +78,17 @@ impl<T: Read + Write + Send> Stream for T {}
 
 /// Connects with TCP_NODELAY and a read time-out; with TLS verified against `tls` when given.
 fn open(addr: SocketAddr, tls: Option<&std::sync::Arc<rustls::ClientConfig>>) -> Box<dyn Stream> {
+    open_with(addr, tls, true)
+}
+
+/// [`open`], with Nagle's algorithm left on when `nodelay` is false (as python's imaplib does).
+fn open_with(
+    addr: SocketAddr,
+    tls: Option<&std::sync::Arc<rustls::ClientConfig>>,
+    nodelay: bool,
+) -> Box<dyn Stream> {
     let tcp = TcpStream::connect(addr).expect("connect");
-    tcp.set_nodelay(true).expect("nodelay");
+    tcp.set_nodelay(nodelay).expect("nodelay");
     tcp.set_read_timeout(Some(Duration::from_secs(120)))
         .expect("timeout");
     match tls {
@@ -100,7 +112,16 @@ struct Client {
 impl Client {
     /// Connects in plaintext, or with TLS verified against `tls` (the test CA).
     fn connect(addr: SocketAddr, tls: Option<&std::sync::Arc<rustls::ClientConfig>>) -> Client {
-        let s = open(addr, tls);
+        Client::connect_with(addr, tls, true)
+    }
+
+    /// [`Client::connect`], with Nagle's algorithm on when `nodelay` is false.
+    fn connect_with(
+        addr: SocketAddr,
+        tls: Option<&std::sync::Arc<rustls::ClientConfig>>,
+        nodelay: bool,
+    ) -> Client {
+        let s = open_with(addr, tls, nodelay);
         let mut c = Client {
             s,
             buf: vec![0; 256 * 1024],
@@ -189,6 +210,8 @@ impl Client {
         }
     }
 
+    /// APPEND with a synchronizing literal; the literal and the CRLF that ends the command
+    /// go in two writes, as python's imaplib sends them.
     fn append(&mut self, tag: &str, mailbox: &str, message: &[u8]) {
         self.send(format!("{tag} APPEND {mailbox} {{{}}}\r\n", message.len()).as_bytes());
         self.read_until(|line| line.starts_with(b"+"));
@@ -455,6 +478,22 @@ fn part(name: &str) -> bool {
     std::env::var("MAILGATE_BENCH_ONLY").map_or(true, |only| only == name)
 }
 
+/// [`session`] for a client that leaves Nagle's algorithm on.
+fn nagle_session(s: &Setup, m: &Mode, direct: bool, user: &str) -> Client {
+    let (addr, tls, login) = if direct {
+        (m.direct, m.tls.then_some(&s.tls), user.to_string())
+    } else {
+        (
+            s.mailgate.imap_addr,
+            None,
+            format!("{}-{user}@{DOMAIN}", m.prefix),
+        )
+    };
+    let mut c = Client::connect_with(addr, tls, false);
+    c.login(&login);
+    c
+}
+
 /// Connects to either side and logs in: `direct` as the upstream user to Dovecot (with TLS
 /// in the TLS mode, as a mail client would), else in plaintext to mailgate as the account
 /// (mailgate then speaks TLS upstream): the two ways a user can run.
@@ -660,6 +699,7 @@ fn main() {
         let (mut bulk_d, mut bulk_g) = (Vec::new(), Vec::new());
         let (mut big_d, mut big_g) = (Vec::new(), Vec::new());
         let (mut app_d, mut app_g) = (Vec::new(), Vec::new());
+        let (mut nagle_d, mut nagle_g) = (Vec::new(), Vec::new());
         let mut first_index = if m.tls {
             sz.first_logins * sz.rounds
         } else {
@@ -805,6 +845,33 @@ fn main() {
                 app_d.push(d);
                 app_g.push(g);
             }
+
+            // The same APPEND from a client that leaves Nagle's algorithm on (python's imaplib,
+            // many others): its kernel holds the CRLF after the literal until the literal is
+            // ACKed, so a receiver that delays its ACK (40 ms on Linux) delays the command.
+            if let Some((d, g)) = measure_pair(
+                round,
+                &mut cpu,
+                "nagle-append",
+                sz.nagle_appends,
+                |direct| {
+                    let mut c = nagle_session(&s, m, direct, "append");
+                    let mailbox = format!("nagle-{round}-{}", if direct { "d" } else { "g" });
+                    c.ok("c", &format!("CREATE {mailbox}"));
+                    let mut v = Vec::with_capacity(sz.nagle_appends);
+                    for i in 0..sz.nagle_appends {
+                        let t = Instant::now();
+                        c.append(&format!("a{i}"), &mailbox, &payload);
+                        v.push(ms(t.elapsed()));
+                    }
+                    c.ok("d", &format!("DELETE {mailbox}"));
+                    c.logout();
+                    v
+                },
+            ) {
+                nagle_d.extend(d);
+                nagle_g.extend(g);
+            }
         }
 
         let label = |what: &str| format!("{what} ({})", m.name);
@@ -884,6 +951,13 @@ fn main() {
             direct: median(app_d),
             gate: median(app_g),
             target: Target::RatioAtLeast(0.90),
+        });
+        rows.push(Row {
+            name: label("APPEND 10 KiB p50, client with Nagle on"),
+            unit: "ms",
+            direct: p(&mut nagle_d, 0.5),
+            gate: p(&mut nagle_g, 0.5),
+            target: Target::DiffAtMost(2.0),
         });
 
         notes.extend(cpu.note(m.name));

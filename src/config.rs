@@ -454,6 +454,16 @@ impl Config {
         Config::parse_inner(text, path, &HashMap::new(), false).map(|c| c.server)
     }
 
+    /// [`Config::parse_server`] of the file at `path` (`mailgate throttle` needs only
+    /// `state_dir`, whatever the accounts).
+    pub fn load_server(path: &Path) -> Result<ServerConfig, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            error: source,
+        })?;
+        Config::parse_server(&text, path)
+    }
+
     fn parse_inner(
         text: &str,
         path: &Path,

@@ -369,7 +369,7 @@ fn real_main(cli: Cli, dumps_before: &mailgate::coredump::Before) -> Result<()> 
             Ok(())
         }
         Command::Throttle { command, config } => {
-            let state_dir = Config::load(&config)?.server.state_dir;
+            let state_dir = Config::load_server(&config)?.state_dir;
             let line = match command {
                 ThrottleCommand::List => "list".to_owned(),
                 ThrottleCommand::Clear { email: None } => "clear".to_owned(),

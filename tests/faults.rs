@@ -17,7 +17,7 @@ mod support;
 
 use std::time::Duration;
 
-use support::faultproxy::{Action, Dir, FaultProxy, GarbageServer, Rule, Trigger};
+use support::faultproxy::{Action, Dir, FaultProxy, GarbageServer, Hostile, Rule, Trigger};
 use support::imap_client::{contains, find, tagged_status};
 use support::mailgate::{cached_hash, metrics_toml};
 use support::messages::simple;
@@ -105,11 +105,9 @@ fn big_message() -> Vec<u8> {
     simple("big", &body)
 }
 
-/// The IMAP upstream connection fails at each interesting point; each failed login is
-/// `NO [UNAVAILABLE]` on a session that stays usable, a cut FETCH literal is never completed,
-/// and a session opened before the faults keeps working.
-#[test]
-fn imap_upstream_faults() {
+/// Dovecot holding [`big_message`], the fault proxy in front of it, and a gate whose account
+/// reaches Dovecot through the proxy with `upstream_timeout_secs = 1`.
+fn proxied_dovecot() -> (Vec<u8>, Dovecot, FaultProxy, Mailgate) {
     let message = big_message();
     let dovecot = Dovecot::start(DovecotOpts::plaintext_only());
     dovecot.add_user(UPSTREAM_USER, UPSTREAM_PW);
@@ -121,7 +119,58 @@ fn imap_upstream_faults() {
             &proxy.server(),
             "tls = \"none\"\nallow_plaintext = true",
         );
-    let mut gate = start(&config);
+    let gate = start(&config);
+    (message, dovecot, proxy, gate)
+}
+
+/// A new session gets the whole `message` (the gate serves on after a fault).
+fn fetch_whole(gate: &Mailgate, message: &[u8]) {
+    let mut after = gate.connect();
+    assert!(status(&login(&mut after, "n1"), "n1").starts_with("OK"));
+    after.ok("n2", "SELECT INBOX");
+    assert!(contains(&after.ok("n3", "UID FETCH 1:* (BODY[])"), message));
+    after.ok("n4", "LOGOUT");
+}
+
+/// Logs in, FETCHes `message` (UID 1) and reads until mailgate closes the connection, which
+/// the proxy's rule makes the upstream cut short (`what` it did, for the message): the literal
+/// is announced whole, and only a true prefix of it arrives. Returns all that was read.
+fn fetch_cut_short(gate: &Mailgate, message: &[u8], what: &str) -> (Vec<u8>, ImapClient) {
+    let mut c = gate.connect();
+    assert!(status(&login(&mut c, "f1"), "f1").starts_with("OK"));
+    c.ok("f2", "SELECT INBOX");
+    c.send(b"f3 UID FETCH 1:* (BODY[])\r\n");
+    let rest = match c.read_to_eof(Duration::from_secs(120)) {
+        Ok(rest) => rest,
+        Err((rest, e)) => panic!(
+            "connection still open after the upstream {what} mid-literal ({e}); read {} bytes",
+            rest.len()
+        ),
+    };
+    let header_end = find(&rest, b"}\r\n").expect("the literal was announced") + 3;
+    let announced = support::imap_client::literal_len(&rest[..header_end]).expect("length");
+    assert_eq!(announced, message.len());
+    let got = &rest[header_end..];
+    assert!(
+        got.len() < message.len(),
+        "the literal arrived whole ({} bytes) although the upstream {what} mid-way",
+        got.len()
+    );
+    assert_eq!(
+        got,
+        &message[..got.len()],
+        "the literal's bytes are not a prefix of the message"
+    );
+    assert!(!contains(&rest, b"f3 OK"));
+    (rest, c)
+}
+
+/// The IMAP upstream connection fails at each interesting point; each failed login is
+/// `NO [UNAVAILABLE]` on a session that stays usable, a cut FETCH literal is never completed,
+/// and a session opened before the faults keeps working.
+#[test]
+fn imap_upstream_faults() {
+    let (message, _dovecot, proxy, mut gate) = proxied_dovecot();
 
     // Warm-up session (lazily created state, e.g. the blocking pool), then the baseline.
     let mut warm = gate.connect();
@@ -198,31 +247,7 @@ fn imap_upstream_faults() {
         Trigger::After(b"BODY[] {".to_vec(), 400_000),
         Action::Close,
     )]);
-    let mut c = gate.connect();
-    assert!(status(&login(&mut c, "f1"), "f1").starts_with("OK"));
-    c.ok("f2", "SELECT INBOX");
-    c.send(b"f3 UID FETCH 1:* (BODY[])\r\n");
-    let rest = match c.read_to_eof(Duration::from_secs(60)) {
-        Ok(rest) => rest,
-        Err((rest, e)) => panic!(
-            "connection still open after the upstream dropped mid-literal ({e}); read {} bytes",
-            rest.len()
-        ),
-    };
-    let header_end = find(&rest, b"}\r\n").expect("the literal was announced") + 3;
-    let announced = support::imap_client::literal_len(&rest[..header_end]).expect("length");
-    assert_eq!(announced, message.len());
-    let got = &rest[header_end..];
-    assert!(
-        got.len() < message.len(),
-        "the literal arrived whole ({} bytes) although the upstream dropped mid-way",
-        got.len()
-    );
-    assert_eq!(
-        got,
-        &message[..got.len()],
-        "the literal's bytes are not a prefix of the message"
-    );
+    let (rest, c) = fetch_cut_short(&gate, &message, "dropped");
     assert!(!contains(&rest, b"f3 OK"));
     // The cut fell in the part of the literal that went by splice(2) (the session's end line
     // counts the spliced bytes): the drop is handled on that path too.
@@ -249,15 +274,7 @@ fn imap_upstream_faults() {
     keeper.ok("k3", "NOOP");
     let fetched = keeper.ok("k4", "UID FETCH 1:* (BODY[])");
     assert!(contains(&fetched, &message));
-    let mut after = gate.connect();
-    assert!(status(&login(&mut after, "n1"), "n1").starts_with("OK"));
-    after.ok("n2", "SELECT INBOX");
-    assert!(contains(
-        &after.ok("n3", "UID FETCH 1:* (BODY[])"),
-        &message
-    ));
-    after.ok("n4", "LOGOUT");
-    drop(after);
+    fetch_whole(&gate, &message);
     drop(c);
     assert!(gate.is_running());
     // Only the keeper is left.
@@ -265,6 +282,58 @@ fn imap_upstream_faults() {
     keeper.ok("k5", "LOGOUT");
     drop(keeper);
     assert_settles(&gate, baseline, [("imap", 0.0), ("smtp", 0.0)]);
+    gate.assert_no_secrets(&[LOCAL_PW, UPSTREAM_PW]);
+}
+
+/// The upstream goes silent (no FIN, no RST) in the middle of a response after login. In
+/// the middle of a FETCH literal (spliced: plaintext on both sides) the session ends by
+/// closing — only a true prefix of the message reached the client, never a completed literal;
+/// in the middle of a line the client has seen nothing of, it gets `* BYE` first. Both within
+/// the upstream time-out rather than the client's idle time-out (30 min), the log says why, and
+/// the gate keeps serving.
+#[test]
+fn imap_upstream_stalls_mid_response() {
+    let (message, _dovecot, proxy, mut gate) = proxied_dovecot();
+
+    // Mid-literal: the connection is closed after a true prefix of the message.
+    proxy.set(vec![Rule::new(
+        Dir::ToClient,
+        Trigger::After(b"BODY[] {".to_vec(), 400_000),
+        Action::Stall,
+    )]);
+    let (rest, _) = fetch_cut_short(&gate, &message, "stalled");
+    assert!(!contains(&rest, b"* BYE"));
+
+    // Mid-line, before the line's end: nothing of the response reached the client, so it is
+    // told why.
+    proxy.set(vec![Rule::new(
+        Dir::ToClient,
+        Trigger::After(b"* 1 FETCH (UID".to_vec(), 0),
+        Action::Stall,
+    )]);
+    let mut c = gate.connect();
+    assert!(status(&login(&mut c, "g1"), "g1").starts_with("OK"));
+    c.ok("g2", "SELECT INBOX");
+    c.send(b"g3 UID FETCH 1:* (UID FLAGS)\r\n");
+    let rest = c
+        .read_to_eof(Duration::from_secs(120))
+        .unwrap_or_else(|(rest, e)| panic!("still open ({e}) after {rest:?}"));
+    assert_eq!(
+        String::from_utf8_lossy(&rest),
+        "* BYE The mail provider's server stopped answering.\r\n"
+    );
+
+    let ended = poll(SETTLE, STEP, || {
+        let n = gate
+            .lines()
+            .iter()
+            .filter(|l| l.contains("session ended: upstream stalled in the middle of a response"))
+            .count();
+        (n == 2).then_some(())
+    });
+    assert!(ended.is_some(), "{}", gate.log());
+    proxy.set(vec![]);
+    fetch_whole(&gate, &message);
     gate.assert_no_secrets(&[LOCAL_PW, UPSTREAM_PW]);
 }
 
@@ -474,5 +543,46 @@ fn smtp_upstream_faults() {
     assert!(keeper.cmd("QUIT").starts_with("221"));
     assert!(gate.is_running());
     assert_settles(&gate, baseline, [("imap", 0.0), ("smtp", 0.0)]);
+    gate.assert_no_secrets(&[LOCAL_PW, UPSTREAM_PW]);
+}
+
+/// SMTP upstreams that never finish a reply: one that streams `250-` EHLO lines without end,
+/// one that drip-feeds its EHLO reply a byte at a time, each byte within the per-read wait but
+/// the whole far beyond `upstream_timeout_secs`. mailgate stops reading at the reply's byte
+/// bound and at the exchange's deadline: the client gets `451 4.x.x` (never a 250), the
+/// servers got out only a bounded number of bytes, and the gate keeps serving.
+#[test]
+fn smtp_upstream_endless_and_dripping_replies() {
+    const LINES: u64 = 64 * 1024; // 64 MiB at most
+    const EHLO: &[u8] = b"250-smtp.example.no Hello\r\n250-PIPELINING\r\n250-SIZE 10240000\r\n250-AUTH PLAIN LOGIN\r\n250-ENHANCEDSTATUSCODES\r\n250-8BITMIME\r\n250 CHUNKING\r\n";
+    let line = format!("250-{}\r\n", "x".repeat(1018)).into_bytes();
+    let flood = Hostile::start(b"220 flood ESMTP\r\n", Hostile::flood(line, LINES));
+    let every = Duration::from_millis(250);
+    let drip = Hostile::start(b"220 drip ESMTP\r\n", Hostile::drip(EHLO, every));
+    let flood_from = format!("flood@{DOMAIN}");
+    let drip_from = format!("drip@{DOMAIN}");
+    let config = server_table("upstream_timeout_secs = 1")
+        + &smtp_account(&flood_from, &flood.addr.to_string())
+        + &smtp_account(&drip_from, &drip.addr.to_string());
+    let mut gate = start(&config);
+    for from in [&flood_from, &drip_from] {
+        let (mut c, _) = Raw::connect(gate.smtp_addr);
+        assert!(c.login(from, LOCAL_PW).starts_with("235"));
+        let r = c.cmd(&format!("MAIL FROM:<{from}>"));
+        assert!(r.starts_with("451 4."), "{from}: {r}");
+        assert!(c.cmd("QUIT").starts_with("221"));
+    }
+    let sent = flood.sent();
+    assert!(
+        sent < 16 * 1024 * 1024,
+        "mailgate read {sent} bytes of one EHLO reply"
+    );
+    let sent = drip.sent();
+    assert!(
+        sent < EHLO.len() as u64 / 2,
+        "mailgate waited for {sent} of {} dripped bytes",
+        EHLO.len()
+    );
+    assert!(gate.is_running());
     gate.assert_no_secrets(&[LOCAL_PW, UPSTREAM_PW]);
 }

@@ -90,6 +90,13 @@ impl Framer {
         self.literal == 0 && !self.long && (self.held.is_empty() || self.held_done)
     }
 
+    /// Whether part of the current line or literal has been handed out: a literal is under
+    /// way, or a line longer than the hold limit is being passed on in pieces. (A held
+    /// partial line has not been handed out yet.)
+    pub fn passing(&self) -> bool {
+        self.literal > 0 || self.long
+    }
+
     /// Forgets a literal that was announced but will not be sent: the server refused a
     /// synchronizing literal, so the client goes on with the next command.
     pub fn cancel_literal(&mut self) {

@@ -111,6 +111,7 @@ async fn converse<S: AsyncRead + AsyncWrite + Unpin + 'static>(
             let opts = relay::Options {
                 counters: crate::metrics::ByteCounters::new("imap", &account.email),
                 idle_timeout: session.config.server.idle_timeout,
+                upstream_timeout: session.config.server.upstream_timeout,
                 shutdown: session.shutdown.clone(),
                 nonsync_literal_max: relay::nonsync_limit(
                     upstream.capabilities.iter().map(String::as_str),

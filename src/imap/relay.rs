@@ -1,10 +1,15 @@
 //! After login: the relay between the client and the upstream IMAP server.
 //!
 //! Everything passes byte for byte except what the gateway changes on purpose:
-//! - capability lists (`* CAPABILITY …` and `[CAPABILITY …]` codes) lose what the gateway
-//!   must hide: STARTTLS, AUTH=…, LOGINDISABLED, and COMPRESS (the relay frames plain bytes);
+//! - capability lists (`* CAPABILITY …` and the `[CAPABILITY …]` code of a status response;
+//!   never message data that looks like one) lose what the gateway must hide: STARTTLS,
+//!   AUTH=…, LOGINDISABLED, and COMPRESS (the relay frames plain bytes);
 //! - the client's STARTTLS and COMPRESS commands are answered by the gateway, not forwarded;
-//! - on shutdown or idle time-out the client gets `* BYE`, inserted between two responses.
+//! - on shutdown or idle time-out the client gets `* BYE`, inserted between two responses;
+//! - an upstream that stops in the middle of a response (a literal, a line) for
+//!   `upstream_timeout` ends the session: with `* BYE` when the client has seen nothing of that
+//!   response yet, else by closing (anything inserted into a literal would be taken as message
+//!   data; a cut connection is what a client can recognise).
 //!
 //! Both directions run in one task, polled by hand: each side is read only when what was read
 //! before has been written to the other side, so memory per session is bounded by the buffers
@@ -187,6 +192,27 @@ mod splice {
     }
 }
 
+/// Asks the client's kernel for an immediate ACK of what was read (TCP_QUICKACK), used while
+/// the client is in the middle of a command — typically after an APPEND literal whose closing
+/// CRLF has not come yet. A client that leaves Nagle's algorithm on (python's imaplib, many
+/// others) writes the literal and the CRLF separately, and its kernel holds the CRLF until
+/// the literal is ACKed; Linux delays that ACK up to 40 ms when it has nothing to send back,
+/// and the relay has nothing to send until the server answers the whole command. The option
+/// is not sticky (the kernel drops back to delayed ACKs by itself), hence once per such read;
+/// reads that end a command — nearly all of them — cost nothing.
+fn quickack<C: 'static>(client: &C) {
+    let client = client as &dyn std::any::Any;
+    let tcp = client.downcast_ref::<tokio::net::TcpStream>().or_else(|| {
+        client
+            .downcast_ref::<crate::tls::ServerStream<tokio::net::TcpStream>>()
+            .map(|tls| tls.get_ref().0)
+    });
+    if let Some(tcp) = tcp {
+        // Best effort: without it the ACK only comes later.
+        let _ = rustix::net::sockopt::set_tcp_quickack(tcp, true);
+    }
+}
+
 /// How a relay ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum End {
@@ -202,6 +228,8 @@ pub enum End {
     IdleTimeout,
     /// The gateway is shutting down.
     Shutdown,
+    /// The upstream sent nothing for the upstream time-out in the middle of a response.
+    UpstreamStalled,
 }
 
 impl End {
@@ -214,6 +242,9 @@ impl End {
             End::UpstreamError => "upstream connection error",
             End::IdleTimeout => "idle time-out",
             End::Shutdown => "shutdown",
+            End::UpstreamStalled => {
+                "upstream stalled in the middle of a response (upstream_timeout_secs)"
+            }
         }
     }
 }
@@ -235,6 +266,9 @@ pub struct Stats {
 pub struct Options {
     /// Close after this long without a byte from the client.
     pub idle_timeout: Duration,
+    /// End the session when the upstream sends nothing for this long in the middle of a
+    /// response.
+    pub upstream_timeout: Duration,
     /// Becomes `true` when the gateway shuts down.
     pub shutdown: watch::Receiver<bool>,
     /// Where relayed bytes are counted.
@@ -552,6 +586,12 @@ struct Relay {
     bye_queued: bool,
     /// The next client line continues the current command (after a literal, or IDLE's DONE).
     continuation: bool,
+    /// The next server line continues the current response (after a literal).
+    s2c_mid: bool,
+    /// The next client line continues the current command after a literal.
+    c2s_after_literal: bool,
+    /// Bytes read from the upstream when the stall timer last fired (see [`Relay::stalled`]).
+    s2c_mark: u64,
     counters: ByteCounters,
     last_client_activity: Instant,
     nonsync_literal_max: u64,
@@ -578,12 +618,18 @@ pub async fn run<C: AsyncRead + AsyncWrite + Unpin + 'static>(
         closing: None,
         bye_queued: false,
         continuation: false,
+        s2c_mid: false,
+        c2s_after_literal: false,
+        s2c_mark: 0,
         counters: opts.counters,
         last_client_activity: Instant::now(),
         nonsync_literal_max: opts.nonsync_literal_max,
     };
     let idle = opts.idle_timeout;
     let mut sleep = Box::pin(tokio::time::sleep(idle));
+    // Fires every upstream time-out; costs nothing per read (see `Relay::stalled`).
+    let stall_every = opts.upstream_timeout;
+    let mut stall = Box::pin(tokio::time::sleep(stall_every));
     let mut shutdown = Box::pin(async move {
         while !*opts.shutdown.borrow_and_update() {
             if opts.shutdown.changed().await.is_err() {
@@ -608,7 +654,27 @@ pub async fn run<C: AsyncRead + AsyncWrite + Unpin + 'static>(
                 }
             }
         }
-        relay.poll(cx, &mut client, &mut upstream)
+        let polled = relay.poll(cx, &mut client, &mut upstream);
+        // Checked after the relay has read all there was: a byte that arrived with the
+        // timer's wake-up is counted first.
+        if polled.is_pending() && relay.closing.is_none() && stall.as_mut().poll(cx).is_ready() {
+            stall.as_mut().reset(Instant::now() + stall_every);
+            let _ = stall.as_mut().poll(cx);
+            if relay.stalled() {
+                if !relay.client_mid_response() {
+                    // The client has seen nothing of the response: drop the held part, and
+                    // tell it why before closing.
+                    relay.s2c.framer.take_held();
+                    relay.closing = Some((
+                        End::UpstreamStalled,
+                        b"* BYE The mail provider's server stopped answering.\r\n",
+                    ));
+                    return relay.poll(cx, &mut client, &mut upstream);
+                }
+                return Poll::Ready(End::UpstreamStalled);
+            }
+        }
+        polled
     })
     .await;
     // Best effort: a TLS client gets close_notify; a failed shutdown changes nothing.
@@ -636,6 +702,38 @@ fn plain_pair<'a, C: 'static>(
 }
 
 impl Relay {
+    /// Whether the upstream has sent nothing since the stall timer last fired, one upstream
+    /// time-out ago, while the relay waited for it in the middle of a response (nothing of it
+    /// left to write to the client). Called when the timer fires, so a read costs nothing
+    /// more: the mark is the byte count the relay keeps anyway. A server that takes long to
+    /// *begin* a response (a big SEARCH, IDLE) is waited for as before.
+    fn stalled(&mut self) -> bool {
+        let d = &self.s2c;
+        let waiting = d.out_empty() && !d.pending_input() && !d.eof;
+        let mid = !d.framer.at_boundary() || self.s2c_mid;
+        let still = std::mem::replace(&mut self.s2c_mark, d.bytes) == d.bytes;
+        waiting && mid && still
+    }
+
+    /// Whether the client has been sent part of the current response (a line's start passed
+    /// on in pieces, a literal, a line before a literal).
+    fn client_mid_response(&self) -> bool {
+        self.s2c.framer.passing() || self.s2c_mid
+    }
+
+    /// The client has sent part of a command and not its end: a line held in part, a literal
+    /// under way, or the rest of a line after a literal.
+    fn c2s_mid_command(&self) -> bool {
+        !self.c2s.framer.at_boundary() || self.c2s_after_literal
+    }
+
+    /// Between two server responses, as the client sees them: only here may the gateway's
+    /// own responses go in. (After a literal the framer is between frames, but the response
+    /// goes on.)
+    fn s2c_at_boundary(&self) -> bool {
+        self.s2c.framer.at_boundary() && !self.s2c_mid
+    }
+
     fn poll<C: AsyncRead + AsyncWrite + Unpin + 'static>(
         &mut self,
         cx: &mut Context<'_>,
@@ -708,10 +806,7 @@ impl Relay {
 
             // Our own responses and BYE go out only between two server responses.
             // (Not before spliced bytes still in the pipe have gone out.)
-            if self.s2c.framer.at_boundary()
-                && !self.s2c.pending_input()
-                && self.s2c.pipe_held() == 0
-            {
+            if self.s2c_at_boundary() && !self.s2c.pending_input() && self.s2c.pipe_held() == 0 {
                 if !self.local.is_empty() {
                     self.s2c.out_buf().append(&mut self.local);
                     progress = true;
@@ -727,6 +822,9 @@ impl Relay {
             if self.closing.is_none() && self.awaiting.is_none() && self.c2s.out_empty() {
                 if self.c2s.pending_input() {
                     self.frame_c2s();
+                    if !self.c2s.pending_input() && self.c2s_mid_command() {
+                        quickack(&*client);
+                    }
                     self.c2s.release();
                     progress = true;
                 } else if self.c2s.eof {
@@ -735,7 +833,13 @@ impl Relay {
                     }
                 } else {
                     let read = match plain_pair(&*client, &*upstream) {
-                        Some((c, _)) if self.c2s.splice_next() => self.c2s.poll_splice_in(cx, c),
+                        Some((c, _)) if self.c2s.splice_next() => {
+                            let read = self.c2s.poll_splice_in(cx, c);
+                            if matches!(read, Poll::Ready(Ok(n)) if n > 0) {
+                                quickack(c);
+                            }
+                            read
+                        }
                         _ => self.c2s.poll_read(cx, client),
                     };
                     match read {
@@ -768,6 +872,7 @@ impl Relay {
             d.start += n;
             match frame {
                 Frame::Line { bytes, literal } => {
+                    self.c2s_after_literal = literal.is_some();
                     let (tag, name) = command_name(bytes);
                     if !std::mem::replace(&mut self.continuation, literal.is_some()) {
                         let label = metrics::imap_command_label(name, subcommand(bytes));
@@ -815,6 +920,7 @@ impl Relay {
                     }
                     if let Some(lit) = end {
                         self.continuation = lit.is_some();
+                        self.c2s_after_literal = lit.is_some();
                     }
                     d.out.extend_from_slice(bytes);
                     if let Some(Some(l)) = end {
@@ -840,7 +946,9 @@ impl Relay {
             };
             d.start += n;
             match frame {
-                Frame::Line { bytes, .. } => {
+                Frame::Line { bytes, literal } => {
+                    // After a literal the line goes on: its bytes are data, not a response.
+                    let starts_response = !std::mem::replace(&mut self.s2c_mid, literal.is_some());
                     if let Some(tag) = &self.awaiting {
                         if bytes.first() == Some(&b'+') {
                             // The server wants the literal: the client may send it now.
@@ -851,16 +959,21 @@ impl Relay {
                             self.awaiting = None;
                         }
                     }
-                    match filter_capability_line(bytes) {
+                    match filter_capability_line(bytes).filter(|_| starts_response) {
                         Some(rewritten) => d.out.extend_from_slice(&rewritten),
                         None => d.out.extend_from_slice(bytes),
                     }
                 }
                 Frame::Literal { .. } => d.pass_literal(n),
-                Frame::LongLine { bytes, .. } => d.out.extend_from_slice(bytes),
+                Frame::LongLine { bytes, end, .. } => {
+                    if let Some(literal) = end {
+                        self.s2c_mid = literal.is_some();
+                    }
+                    d.out.extend_from_slice(bytes);
+                }
             }
             // Stop at a boundary so that our own responses can be inserted there.
-            if !self.local.is_empty() && d.framer.at_boundary() {
+            if !self.local.is_empty() && d.framer.at_boundary() && !self.s2c_mid {
                 break;
             }
         }
@@ -914,9 +1027,13 @@ pub fn filter_capabilities<'a>(caps: impl IntoIterator<Item = &'a str>) -> Strin
         .join(" ")
 }
 
-/// Rewrites `* CAPABILITY …` and `… [CAPABILITY …] …` lines; `None` if the line has neither.
+/// Rewrites `* CAPABILITY …` lines and the `[CAPABILITY …]` code of a status response
+/// (`* OK [CAPABILITY …]`, `tag OK [CAPABILITY …]`); `None` for any other line. Only the code
+/// right after the status word counts: the same words inside message data (a subject in an
+/// ENVELOPE) are the message's, never touched. `line` must start a response.
 fn filter_capability_line(line: &[u8]) -> Option<Vec<u8>> {
     const UNTAGGED: &[u8] = b"* CAPABILITY ";
+    const CODE: &[u8] = b"[CAPABILITY ";
     if line.len() > UNTAGGED.len() && line[..UNTAGGED.len()].eq_ignore_ascii_case(UNTAGGED) {
         let text = std::str::from_utf8(line).ok()?;
         let body = text[UNTAGGED.len()..].trim_end_matches(['\r', '\n']);
@@ -929,9 +1046,19 @@ fn filter_capability_line(line: &[u8]) -> Option<Vec<u8>> {
             .into_bytes(),
         );
     }
-    let start = memchr::memmem::find(line, b"[CAPABILITY ")?;
+    let status_at = memchr::memchr(b' ', line)? + 1;
+    let status_len = memchr::memchr(b' ', &line[status_at..])?;
+    let status = &line[status_at..status_at + status_len];
+    if !STATUS_WORDS.iter().any(|w| status.eq_ignore_ascii_case(w)) {
+        return None;
+    }
+    let code_at = status_at + status_len + 1;
+    let code = line.get(code_at..code_at + CODE.len())?;
+    if !code.eq_ignore_ascii_case(CODE) {
+        return None;
+    }
     let text = std::str::from_utf8(line).ok()?;
-    let list_start = start + "[CAPABILITY ".len();
+    let list_start = code_at + CODE.len();
     let list_end = list_start + text[list_start..].find(']')?;
     Some(
         format!(
@@ -943,6 +1070,9 @@ fn filter_capability_line(line: &[u8]) -> Option<Vec<u8>> {
         .into_bytes(),
     )
 }
+
+/// The words that make a line a status response (RFC 9051 7.1), which may carry a code.
+const STATUS_WORDS: [&[u8]; 5] = [b"OK", b"NO", b"BAD", b"PREAUTH", b"BYE"];
 
 #[cfg(test)]
 mod tests {
@@ -960,6 +1090,17 @@ mod tests {
                 .unwrap();
         assert_eq!(l, b"a1 OK [CAPABILITY IMAP4rev1 MOVE] Logged in\r\n");
         assert_eq!(filter_capability_line(b"* 1 FETCH (FLAGS ())\r\n"), None);
+        // Message data that looks like a code is not one.
+        assert_eq!(
+            filter_capability_line(
+                b"* 1 FETCH (ENVELOPE (NIL \"[CAPABILITY AUTH=PLAIN x]\" NIL))\r\n"
+            ),
+            None
+        );
+        assert_eq!(
+            filter_capability_line(b"* OK see [CAPABILITY AUTH=PLAIN x]\r\n"),
+            None
+        );
     }
 
     #[test]

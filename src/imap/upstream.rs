@@ -9,6 +9,10 @@
 //!   (CVE-2011-0411 style).
 //! - The credential goes out only as AUTHENTICATE PLAIN or LOGIN, never when the server
 //!   advertises LOGINDISABLED, and never appears in an error: errors carry the server's words.
+//! - Every answer the server owes us is bounded twice: [`MAX_ANSWER`] bytes, and one deadline
+//!   of `upstream_timeout` for the whole step (not per read), so a server — or, before
+//!   STARTTLS, anyone on the path — that keeps talking or drips bytes cannot hold a session or
+//!   grow its memory.
 //! - Accounts with `[account.oauth2]` log in with AUTHENTICATE XOAUTH2 or OAUTHBEARER and an
 //!   access token; a rejected token is refreshed once and tried again on the same connection.
 
@@ -19,10 +23,16 @@ use crate::secret::Secret;
 use crate::upstream::{self, Trace, UpstreamError, UpstreamStream};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::time::Instant;
 use zeroize::Zeroizing;
 
 /// Longest line accepted from the upstream before login completes.
 const MAX_LINE: usize = 64 * 1024;
+
+/// Most bytes read from the server for one step of the login (greeting, CAPABILITY,
+/// STARTTLS, authentication, LOGOUT): a real answer is a few hundred bytes, and the untagged
+/// lines of a step are kept until its tagged reply.
+pub const MAX_ANSWER: usize = 256 * 1024;
 
 /// A logged-in upstream IMAP connection, ready for the relay.
 pub struct LoggedIn {
@@ -41,9 +51,39 @@ struct Conn {
     address: String,
     timeout: Duration,
     next_tag: u32,
+    /// When the current step's answer must be complete.
+    deadline: Instant,
+    /// Bytes the server may still send in the current step.
+    left: usize,
 }
 
 impl Conn {
+    fn new(stream: UpstreamStream, buf: Vec<u8>, address: String, timeout: Duration) -> Conn {
+        Conn {
+            stream,
+            buf,
+            address,
+            timeout,
+            next_tag: 0,
+            deadline: Instant::now() + timeout,
+            left: MAX_ANSWER,
+        }
+    }
+
+    /// Starts a step: a fresh deadline and byte allowance for the server's answer to it.
+    fn begin(&mut self) {
+        self.deadline = Instant::now() + self.timeout;
+        self.left = MAX_ANSWER;
+    }
+
+    fn timed_out(&self, step: &'static str) -> UpstreamError {
+        UpstreamError::Timeout {
+            address: self.address.clone(),
+            secs: self.timeout.as_secs(),
+            step,
+        }
+    }
+
     async fn read_line(&mut self, step: &'static str) -> Result<Vec<u8>, UpstreamError> {
         loop {
             if let Some(i) = memchr::memchr(b'\n', &self.buf) {
@@ -58,16 +98,9 @@ impl Conn {
             // Read into the Vec's spare room: a stack array here would live in the session's
             // future (and so in every session's memory) for the whole session.
             self.buf.reserve(4096);
-            let n = match tokio::time::timeout(self.timeout, self.stream.read_buf(&mut self.buf))
-                .await
-            {
-                Err(_) => {
-                    return Err(UpstreamError::Timeout {
-                        address: self.address.clone(),
-                        secs: self.timeout.as_secs(),
-                        step,
-                    })
-                }
+            let read = self.stream.read_buf(&mut self.buf);
+            let n = match tokio::time::timeout_at(self.deadline, read).await {
+                Err(_) => return Err(self.timed_out(step)),
                 Ok(Err(e)) => return Err(self.io_error(e, step)),
                 Ok(Ok(n)) => n,
             };
@@ -77,6 +110,14 @@ impl Conn {
                     step,
                 });
             }
+            self.left = match self.left.checked_sub(n) {
+                Some(left) => left,
+                None => {
+                    return Err(
+                        self.protocol(format!("an answer longer than {MAX_ANSWER} bytes ({step})"))
+                    )
+                }
+            };
         }
     }
 
@@ -85,12 +126,8 @@ impl Conn {
             self.stream.write_all(bytes).await?;
             self.stream.flush().await
         };
-        match tokio::time::timeout(self.timeout, write).await {
-            Err(_) => Err(UpstreamError::Timeout {
-                address: self.address.clone(),
-                secs: self.timeout.as_secs(),
-                step,
-            }),
+        match tokio::time::timeout_at(self.deadline, write).await {
+            Err(_) => Err(self.timed_out(step)),
             Ok(Err(e)) => Err(self.io_error(e, step)),
             Ok(Ok(())) => Ok(()),
         }
@@ -109,6 +146,7 @@ impl Conn {
         step: &'static str,
         mut on_continue: Option<&[u8]>,
     ) -> Result<(String, String, Vec<Vec<u8>>), UpstreamError> {
+        self.begin();
         let tag = self.tag();
         let mut line = Zeroizing::new(Vec::with_capacity(command.len() + tag.len() + 3));
         line.extend_from_slice(tag.as_bytes());
@@ -187,13 +225,7 @@ pub async fn login_traced(
         }
         TlsMode::Starttls | TlsMode::None => UpstreamStream::Plain(tcp),
     };
-    let mut conn = Conn {
-        stream,
-        buf: Vec::new(),
-        address: ep.address(),
-        timeout: server.upstream_timeout,
-        next_tag: 0,
-    };
+    let mut conn = Conn::new(stream, Vec::new(), ep.address(), server.upstream_timeout);
 
     let greeting =
         upstream::await_greeting(ep, peer, server.connect_timeout, conn.read_line("greeting"))
@@ -224,13 +256,9 @@ pub async fn login_traced(
                 reason: "STARTTLS on an encrypted connection".into(),
             });
         };
-        conn = Conn {
-            stream: upstream::tls_handshake_traced(ep, tcp, server.connect_timeout, trace).await?,
-            buf: Vec::new(),
-            address: ep.address(),
-            timeout: server.upstream_timeout,
-            next_tag: 1,
-        };
+        let tls = upstream::tls_handshake_traced(ep, tcp, server.connect_timeout, trace).await?;
+        conn = Conn::new(tls, Vec::new(), ep.address(), server.upstream_timeout);
+        conn.next_tag = 1;
         caps = None; // capabilities before TLS must not be trusted (RFC 9051 6.2.1)
     }
 
@@ -261,18 +289,18 @@ pub async fn logout(
     ep: &Endpoint,
     server: &ServerConfig,
 ) -> Result<String, UpstreamError> {
-    let mut conn = Conn {
-        stream: logged_in.stream,
-        buf: logged_in.leftover,
-        address: ep.address(),
-        timeout: server.upstream_timeout,
-        next_tag: 100,
-    };
+    let mut conn = Conn::new(
+        logged_in.stream,
+        logged_in.leftover,
+        ep.address(),
+        server.upstream_timeout,
+    );
+    conn.next_tag = 100;
     let (status, text, _) = conn.command(b"LOGOUT", "LOGOUT", None).await?;
     if status != "OK" {
         return Err(conn.protocol(format!("LOGOUT failed: {status} {text}")));
     }
-    let _ = tokio::time::timeout(conn.timeout, conn.stream.shutdown()).await;
+    let _ = tokio::time::timeout_at(conn.deadline, conn.stream.shutdown()).await;
     Ok(format!("{status} {text}"))
 }
 
@@ -431,6 +459,7 @@ async fn sasl_exchange(
     payload: &Secret,
     sasl_ir: bool,
 ) -> Result<(String, String, Vec<Vec<u8>>, Option<String>), UpstreamError> {
+    conn.begin();
     let tag = conn.tag();
     let mut line = Zeroizing::new(format!("{tag} AUTHENTICATE {mechanism}").into_bytes());
     if sasl_ir {
@@ -443,7 +472,7 @@ async fn sasl_exchange(
     let mut challenge = None;
     let mut untagged = Vec::new();
     for _ in 0..MAX_CHALLENGES {
-        // Untagged lines do not count as rounds, but each costs a read with a time-out.
+        // Untagged lines do not count as rounds; the step's byte and time bounds hold them.
         loop {
             let resp = conn.read_line("AUTHENTICATE").await?;
             if let Some(rest) = resp.strip_prefix(b"+") {
@@ -495,6 +524,7 @@ async fn login_command(
         return conn.command(&cmd, "LOGIN", None).await;
     }
     // 8-bit or control characters: send both as literals, waiting for each continuation.
+    conn.begin();
     let tag = conn.tag();
     let header = Zeroizing::new(format!("{tag} LOGIN {{{}}}\r\n", user.len()).into_bytes());
     conn.send(&header, "LOGIN").await?;

@@ -20,6 +20,7 @@ mod upstream;
 use std::fs;
 use std::time::Duration;
 
+use support::faultproxy::Hostile;
 use support::imap_client::{
     assert_tagged, contains, fetch_literals, normalize_timing, split_responses, tagged_line,
     tagged_status,

@@ -588,3 +588,39 @@ fn plaintext_sessions_splice_long_literals_byte_exact() {
     c.ok("z3", "LOGOUT");
     g.finish();
 }
+
+/// Message data is never rewritten: subjects that contain a `[CAPABILITY …]` code (as a
+/// quoted string and, with a `"` in it, as a literal) reach the client in ENVELOPE and
+/// BODY[HEADER] byte for byte as Dovecot sends them; only status responses' codes and
+/// `* CAPABILITY` are filtered.
+#[test]
+fn capability_lookalikes_in_message_data_pass_unchanged() {
+    let g = gate(Mode::Plain);
+    let messages = [
+        simple("[CAPABILITY AUTH=PLAIN x]", "one"),
+        simple("a \"quoted\" [CAPABILITY STARTTLS AUTH=PLAIN y] z", "two"),
+        simple("* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN] Ready", "three"),
+    ];
+    let mut direct = g.direct();
+    for (i, m) in messages.iter().enumerate() {
+        let r = direct.append_sync(&format!("a{i}"), "INBOX", m);
+        assert_status_prefix(&r, &format!("a{i}"), "OK");
+    }
+    direct.ok("s1", "SELECT INBOX");
+    let cmd = "UID FETCH 1:* (ENVELOPE BODY.PEEK[HEADER.FIELDS (SUBJECT)])";
+    let want = direct.ok("f1", cmd);
+    direct.ok("z1", "LOGOUT");
+    assert!(contains(&want, b"\"[CAPABILITY AUTH=PLAIN x]\""));
+
+    let mut via = g.login();
+    via.ok("s1", "SELECT INBOX");
+    let got = via.ok("f1", cmd);
+    via.ok("z1", "LOGOUT");
+    let (want, got) = (normalize_timing(&want), normalize_timing(&got));
+    assert!(
+        got == want,
+        "ENVELOPE through mailgate differs from direct: {}",
+        describe_difference(&got, &want)
+    );
+    g.finish();
+}

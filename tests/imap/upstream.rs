@@ -393,3 +393,93 @@ fn upstream_going_away_mid_session_ends_only_that_session() {
     assert!(mailgate.is_running());
     mailgate.assert_no_secrets(&[LOCAL_PW, UPSTREAM_PW]);
 }
+
+/// A gate whose one account logs in at `server` with `tls`, `upstream_timeout_secs = 1`.
+fn hostile_gate(server: &Hostile, tls: &str) -> Mailgate {
+    let config = config_toml(&[account(
+        EMAIL,
+        Upstream {
+            server: server.addr.to_string(),
+            tls: tls.to_string(),
+            ca_file: None,
+            tls_server_name: Some("localhost".to_string()),
+            username: Some(UPSTREAM_USER.to_string()),
+            password: Secret::Inline(UPSTREAM_PW.to_string()),
+        },
+    )])
+    .replacen("[server]\n", "[server]\nupstream_timeout_secs = 1\n", 1);
+    Mailgate::start(&config)
+}
+
+/// Peak resident memory of `pid` in KiB (VmHWM).
+fn peak_rss_kib(pid: u32) -> u64 {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .expect("VmHWM")
+}
+
+/// An upstream (here before STARTTLS, where anyone on the path could do it) that answers
+/// CAPABILITY with untagged lines and never the tagged reply: mailgate stops reading after
+/// its byte bound for the step and tells the client `NO [UNAVAILABLE]`; its memory stays
+/// small, and the session and the gate go on.
+#[test]
+fn upstream_flooding_untagged_lines_is_cut_at_the_byte_bound() {
+    const LINES: u64 = 64 * 1024; // 64 MiB at most
+    let line = format!("* OK {}\r\n", "x".repeat(1017)).into_bytes();
+    let flood = Hostile::start(b"* OK ready\r\n", Hostile::flood(line, LINES));
+    let mut mailgate = hostile_gate(&flood, "starttls");
+    let mut c = mailgate.connect();
+    let resp = local_login(&mut c, "a1", EMAIL);
+    assert_status_prefix(&resp, "a1", "NO [UNAVAILABLE]");
+    let sent = flood.sent();
+    // What the server got out before mailgate hung up: the bound (256 KiB) plus what the two
+    // kernels' socket buffers took.
+    assert!(
+        sent < 16 * 1024 * 1024,
+        "mailgate read {sent} bytes of untagged lines in one login step"
+    );
+    let peak = peak_rss_kib(mailgate.pid());
+    assert!(peak < 64 * 1024, "mailgate's peak RSS {peak} KiB");
+    // The log is written a moment after the answer: wait for it (bounded).
+    let logged = support::proc::poll(Duration::from_secs(30), Duration::from_millis(50), || {
+        mailgate
+            .log()
+            .contains("an answer longer than")
+            .then_some(())
+    });
+    assert!(logged.is_some(), "{}", mailgate.log());
+    c.ok("a2", "NOOP");
+    c.ok("a3", "LOGOUT");
+    assert!(mailgate.is_running());
+    mailgate.assert_no_secrets(&[LOCAL_PW, UPSTREAM_PW]);
+}
+
+/// An upstream that drips its CAPABILITY answer one byte at a time, each within the per-read
+/// time-out but the whole far slower than `upstream_timeout_secs`: the step ends at its
+/// deadline with the time-out answer, long before the answer is complete.
+#[test]
+fn upstream_dripping_its_answer_hits_the_step_deadline() {
+    const ANSWER: &[u8] = b"* CAPABILITY IMAP4rev1 STARTTLS AUTH=PLAIN ID ENABLE IDLE SASL-IR LITERAL+ NAMESPACE UIDPLUS CHILDREN MOVE SPECIAL-USE BINARY UNSELECT CONDSTORE QRESYNC ESEARCH SORT THREAD=REFS\r\n";
+    let every = Duration::from_millis(250);
+    let drip = Hostile::start(b"* OK ready\r\n", Hostile::drip(ANSWER, every));
+    let mut mailgate = hostile_gate(&drip, "starttls");
+    let mut c = mailgate.connect();
+    let resp = local_login(&mut c, "a1", EMAIL);
+    assert_status_prefix(
+        &resp,
+        "a1",
+        "NO [UNAVAILABLE] The mail provider's server did not answer in time",
+    );
+    let sent = drip.sent();
+    assert!(
+        sent < ANSWER.len() as u64 / 2,
+        "mailgate waited for {sent} of {} dripped bytes",
+        ANSWER.len()
+    );
+    c.ok("a2", "LOGOUT");
+    assert!(mailgate.is_running());
+    mailgate.assert_no_secrets(&[LOCAL_PW, UPSTREAM_PW]);
+}

@@ -1,7 +1,8 @@
 //! A controllable TCP fault proxy for the fault-injection tests (`tests/faults.rs`): it sits
 //! between mailgate and a real Dovecot or Postfix on loopback and, per connection, passes
 //! bytes through until a trigger, then closes, stalls or injects bytes. Also a
-//! [`GarbageServer`] that answers every connection with fixed bytes that are not the protocol.
+//! [`GarbageServer`] that answers every connection with fixed bytes that are not the protocol,
+//! and a [`Hostile`] server that floods or drip-feeds its answer.
 //!
 //! Each accepted connection takes a copy of the rules set at that moment ([`FaultProxy::set`]),
 //! so a test can run a good session and a faulty one through the same proxy. Triggers count
@@ -314,6 +315,75 @@ impl Drop for GarbageServer {
         let _ = TcpStream::connect(self.addr);
         if let Some(a) = self.acceptor.take() {
             let _ = a.join();
+        }
+    }
+}
+
+/// A hostile upstream for one connection: greets with `greeting`, reads the client's first
+/// command line, then runs `talk` on the socket (a script bounded by a count), which returns
+/// how many bytes it got written before the client hung up or the script ended.
+pub struct Hostile {
+    pub addr: SocketAddr,
+    sent: thread::JoinHandle<u64>,
+}
+
+impl Hostile {
+    pub fn start(
+        greeting: &'static [u8],
+        talk: impl FnOnce(&mut TcpStream) -> u64 + Send + 'static,
+    ) -> Hostile {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind hostile server");
+        let addr = listener.local_addr().expect("address");
+        let sent = thread::spawn(move || {
+            let Ok((mut s, _)) = listener.accept() else {
+                return 0;
+            };
+            let _ = s.set_read_timeout(Some(Duration::from_secs(30)));
+            if s.write_all(greeting).is_err() {
+                return 0;
+            }
+            // The first command, a byte at a time so that nothing after it is consumed.
+            let mut b = [0u8; 1];
+            while matches!(s.read(&mut b), Ok(1) if b[0] != b'\n') {}
+            talk(&mut s)
+        });
+        Hostile { addr, sent }
+    }
+
+    /// Bytes `talk` got written (waits for it to end).
+    pub fn sent(self) -> u64 {
+        self.sent.join().expect("hostile server thread")
+    }
+
+    /// A `talk` that writes `line` up to `count` times, as fast as the client takes it.
+    pub fn flood(line: Vec<u8>, count: u64) -> impl FnOnce(&mut TcpStream) -> u64 + Send {
+        move |s| {
+            let mut sent = 0;
+            for _ in 0..count {
+                if s.write_all(&line).is_err() {
+                    break;
+                }
+                sent += line.len() as u64;
+            }
+            sent
+        }
+    }
+
+    /// A `talk` that writes `answer` one byte per `every`.
+    pub fn drip(
+        answer: &'static [u8],
+        every: Duration,
+    ) -> impl FnOnce(&mut TcpStream) -> u64 + Send {
+        move |s| {
+            let mut sent = 0;
+            for b in answer {
+                if s.write_all(&[*b]).is_err() {
+                    break;
+                }
+                sent += 1;
+                thread::sleep(every);
+            }
+            sent
         }
     }
 }

@@ -738,6 +738,30 @@ fn server_arg(text: &str, what: &str) -> Result<(String, u16)> {
     Ok((host.to_owned(), port))
 }
 
+/// The shipped example account stays in a file only if the user says so: left there, it makes
+/// `check-config` fail once `MAILGATE_IMAP_PASSWORD` is not set. Without a terminal it goes.
+fn drop_example(target: &mut mailgate::setup::Target, interactive: bool) -> Result<()> {
+    if !target.has_example() {
+        return Ok(());
+    }
+    let example = mailgate::setup::EXAMPLE_EMAIL;
+    if interactive {
+        let answer = ask(&format!(
+            "The file still has the example account {example} (local password change-me). Remove it? [Y/n] "
+        ))?;
+        if answer.trim().to_ascii_lowercase().starts_with('n') {
+            println!("Keeping the example account {example}: it needs MAILGATE_IMAP_PASSWORD set to load.");
+            return Ok(());
+        }
+    }
+    target.remove_example()?;
+    println!(
+        "The example account {example} is removed from {} when the new account is written.",
+        target.path.display()
+    );
+    Ok(())
+}
+
 fn setup(args: SetupArgs) -> Result<()> {
     use mailgate::discover::{self, Found, Source};
     use mailgate::setup::{self as s, Credential, Plan, Target};
@@ -752,6 +776,7 @@ fn setup(args: SetupArgs) -> Result<()> {
         bail!("`{email}` is not an email address");
     }
     let mut target = Target::open(&args.config, &email)?;
+    drop_example(&mut target, interactive)?;
     set_listeners(&mut target, &args, interactive)?;
     let server = target.server()?;
     let ca_file = args.ca_file.as_deref().map(ca_file_arg).transpose()?;

@@ -111,8 +111,18 @@ pub struct Plan {
 }
 
 /// What a config file written by the first `mailgate setup` starts with: the shipped example,
-/// which documents every setting and holds no active account.
+/// which documents every setting; its example account is removed when setup adds the first one.
 pub const NEW_FILE: &str = include_str!("../conf/mailgate.toml");
+
+/// The shipped example account's block in `conf/mailgate.toml` starts with a line beginning
+/// so, and ends with the line [`EXAMPLE_END`]. Marked in the text (not found by address alone)
+/// so that removing it takes its comments along and nothing else.
+const EXAMPLE_START: &str = "# >>> The example account.";
+const EXAMPLE_END: &str = "# <<< end of the example account\n";
+/// The example account's address and local password hash ("change-me"): a block that no
+/// longer holds exactly these was made someone's own and is never removed.
+pub const EXAMPLE_EMAIL: &str = "you@gmail.com";
+const EXAMPLE_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$zQPAotOgT5aiuPEOVbrekQ$I/B43x1W5eSyGqPyE27+vfNenDb4xMJf3oc1slmwOGM";
 
 /// The file as it is now: text, parsed document, and the folder relative paths start from.
 pub struct Target {
@@ -179,6 +189,67 @@ impl Target {
     /// Whether the file did not exist (it starts as [`NEW_FILE`]).
     pub fn is_new(&self) -> bool {
         !self.path.exists()
+    }
+
+    /// The byte range of the shipped example account (see [`EXAMPLE_START`]), when the file
+    /// still holds it unchanged: one `[[account]]` with the example's address and local
+    /// password hash, and nothing else but comments between the markers.
+    fn example_range(&self) -> Option<std::ops::Range<usize>> {
+        let start = self
+            .text
+            .match_indices(EXAMPLE_START)
+            .map(|(i, _)| i)
+            .find(|&i| i == 0 || self.text.as_bytes()[i - 1] == b'\n')?;
+        let end = start + self.text[start..].find(EXAMPLE_END)? + EXAMPLE_END.len();
+        let block: DocumentMut = self.text[start..end].parse().ok()?;
+        let accounts = block.get("account")?.as_array_of_tables()?;
+        let account = accounts.get(0)?;
+        let field = |k: &str| account.get(k).and_then(Item::as_str);
+        let unchanged = block.len() == 1
+            && accounts.len() == 1
+            && field("email") == Some(EXAMPLE_EMAIL)
+            && field("local_password_hash") == Some(EXAMPLE_HASH);
+        // The blank line that set the block apart goes with it.
+        let start = if self.text[..start].ends_with("\n\n") {
+            start - 1
+        } else {
+            start
+        };
+        unchanged.then_some(start..end)
+    }
+
+    /// Whether the file holds the shipped example account, unchanged.
+    pub fn has_example(&self) -> bool {
+        self.example_range().is_some()
+    }
+
+    /// Cuts the shipped example account (its block, comments included) out of the text to be
+    /// written; the rest of the file stays byte for byte. The result must read as the same
+    /// file with one account fewer, or nothing is changed.
+    pub fn remove_example(&mut self) -> Result<(), SetupError> {
+        let Some(range) = self.example_range() else {
+            return Ok(());
+        };
+        let refuse = |reason: &str| SetupError::Config {
+            path: self.path.clone(),
+            reason: format!("cannot remove the example account: {reason}; remove it by hand"),
+        };
+        let mut text = self.text.clone();
+        text.replace_range(range, "");
+        let doc: DocumentMut = text
+            .parse()
+            .map_err(|_| refuse("the rest of the file would not be valid TOML"))?;
+        let count = |d: &DocumentMut| {
+            d.get("account")
+                .and_then(Item::as_array_of_tables)
+                .map_or(0, |a| a.len())
+        };
+        if count(&doc) + 1 != count(&self.doc) {
+            return Err(refuse("the file would not lose exactly that account"));
+        }
+        self.text = text;
+        self.doc = doc;
+        Ok(())
     }
 
     /// Sets `[server] KEY = "ADDR"` (`imap_listen` or `smtp_listen`), keeping the line's
@@ -900,10 +971,31 @@ mod tests {
         let t = Target::open(&path, "ola@icloud.com").unwrap();
         assert_eq!(t.text, NEW_FILE);
         assert_eq!(t.server().unwrap().imap_listen.port(), 1143);
-        // The shipped example: metrics on, and no active account to trip check-config.
-        let cfg = Config::parse(NEW_FILE, &path).unwrap();
-        assert!(cfg.metrics.is_some());
-        assert!(cfg.accounts.is_empty());
+    }
+
+    #[test]
+    fn the_shipped_example_account_is_removed_whole_and_only_unchanged() {
+        let path = tempfile::tempdir().unwrap().path().join("new.toml");
+        let mut t = Target::open(&path, "ola@icloud.com").unwrap();
+        assert!(t.has_example());
+        t.remove_example().unwrap();
+        assert!(!t.has_example());
+        // The block is the file's end: what stays is the shipped text before it, metrics on,
+        // no account left (so the one setup appends is the only one).
+        assert!(NEW_FILE.starts_with(&t.text), "{}", t.text);
+        assert!(t.text.ends_with("# tenant = \"common\"\n"), "{}", t.text);
+        assert!(t.doc.get("metrics").is_some());
+        assert!(t.doc.get("account").is_none());
+        // An example made someone's own (another address) is theirs: never removed.
+        let edited = NEW_FILE.replace("email = \"you@gmail.com\"", "email = \"me@gmail.com\"");
+        let mut t = target(&edited, "ola@icloud.com").unwrap();
+        assert!(!t.has_example());
+        t.remove_example().unwrap();
+        assert_eq!(t.text, edited);
+        // A file without the block is left alone.
+        let mut t = target(FILE, "ola@icloud.com").unwrap();
+        t.remove_example().unwrap();
+        assert_eq!(t.text, FILE);
     }
 
     #[test]

@@ -807,10 +807,12 @@ fn setup_as_root_keeps_the_service_users_files() {
     );
 }
 
-/// The shipped `conf/mailgate.toml` ends with a comment and holds no active account:
-/// `mailgate run` starts on it with a warning, `setup` appends the account after its last
-/// line (every shipped byte kept), and the file then passes check-config with no environment
-/// variable set and the account logs in and sends through mailgate.
+/// The shipped `conf/mailgate.toml` runs as the README's first command says (its example
+/// account loaded, the provider password from the environment); `setup` removes the example
+/// account (a placeholder whose password variable is unset once real accounts are used) and
+/// appends the new account after the rest (every other shipped byte kept), and the file then
+/// passes check-config with no environment variable set and the account logs in and sends
+/// through mailgate.
 #[test]
 fn setup_adds_an_account_to_the_shipped_config() {
     let shipped = shipped_config();
@@ -827,14 +829,16 @@ fn setup_adds_an_account_to_the_shipped_config() {
         })
     };
     let all = ["127.0.0.1:1143", "127.0.0.1:1587", "127.0.0.1:9187"];
-    let mut empty = Mailgate::start(&on_free_ports(&shipped, &all));
-    let log = empty.stop().join("\n");
+    let mut example = Mailgate::start_with_env(
+        &on_free_ports(&shipped, &all),
+        &[("MAILGATE_IMAP_PASSWORD", "app-pw-x")],
+    );
+    let log = example.stop().join("\n");
     assert!(
-        log.contains(
-            "no accounts in the config: every login will fail; add one with `mailgate setup"
-        ),
+        log.contains("account=you@gmail.com imap=imap.gmail.com:993"),
         "{log}"
     );
+    assert!(!log.contains("app-pw-x"), "{log}");
 
     let up = Upstreams::start();
     let config = up.dir.path().join("conf").join("mailgate.toml");
@@ -870,13 +874,24 @@ fn setup_adds_an_account_to_the_shipped_config() {
             1,
         );
     assert_ne!(expected, shipped);
+    // The example account's block (the end of the file) is gone, with the blank line before it.
+    let example_at = expected
+        .find("\n# >>> The example account.")
+        .expect("the shipped example account");
+    let expected = &expected[..example_at];
     let after = fs::read_to_string(&config).unwrap();
     let added = after
-        .strip_prefix(expected.as_str())
+        .strip_prefix(expected)
         .unwrap_or_else(|| panic!("the shipped text changed:\n{after}"));
     assert!(
         added.starts_with("\n# ola@example.test — added by `mailgate setup`.\n[[account]]\nemail = \"ola@example.test\"\n"),
         "{added}"
+    );
+    assert!(!after.contains("you@gmail.com\""), "{after}");
+    assert!(
+        text(&out).contains("The example account you@gmail.com is removed"),
+        "{}",
+        text(&out)
     );
 
     let check = Command::new(BIN)
@@ -919,6 +934,10 @@ fn interactive_setup_asks_for_the_ca_file_of_an_untrusted_server() {
     let before = shipped_config()
         .replacen("\"127.0.0.1:1143\"", &format!("\"127.0.0.1:{imap}\""), 1)
         .replacen("\"127.0.0.1:1587\"", &format!("\"127.0.0.1:{smtp}\""), 1);
+    // Without the example account, which the wizard offers to remove (the default answer).
+    let before = &before[..before
+        .find("\n# >>> The example account.")
+        .expect("the shipped example account")];
     let mut server_args = up.server_args();
     assert_eq!(server_args[server_args.len() - 2], "--ca-file");
     server_args.truncate(server_args.len() - 2);
@@ -927,6 +946,8 @@ fn interactive_setup_asks_for_the_ca_file_of_an_untrusted_server() {
     let mut args: Vec<String> = vec![
         "Email address: ".into(),
         "kari@example.test".into(),
+        "(local password change-me). Remove it? [Y/n] ".into(),
+        String::new(),
         "Address mail clients connect to for IMAP (127.0.0.1:1143): ".into(),
         "192.0.2.1:1143".into(),
         "Address mail clients connect to for IMAP (127.0.0.1:1143): ".into(),
@@ -975,7 +996,7 @@ fn interactive_setup_asks_for_the_ca_file_of_an_untrusted_server() {
     );
     let after = fs::read_to_string(&config).unwrap();
     let added = after
-        .strip_prefix(before.as_str())
+        .strip_prefix(before)
         .unwrap_or_else(|| panic!("the old text changed:\n{after}"));
     let ca_line = format!(
         "ca_file = \"{}\"",

@@ -384,13 +384,18 @@ pub fn host_port(host: &str, port: u16) -> String {
     }
 }
 
+/// The config file's text.
+fn read(path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
+        path: path.to_owned(),
+        error,
+    })
+}
+
 impl Config {
     /// Reads and validates the file at `path`.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_owned(),
-            error: source,
-        })?;
+        let text = read(path)?;
         Config::parse(&text, path)
     }
 
@@ -400,10 +405,7 @@ impl Config {
     /// resolve, a gateway that silently dropped an account would leave its users with
     /// "authentication failed" and no hint; at reload the old configuration stays.
     pub async fn load_discovering(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_owned(),
-            error: source,
-        })?;
+        let text = read(path)?;
         let first = Config::parse(&text, path)?;
         if first.undiscovered.is_empty() {
             return Ok(first);
@@ -457,10 +459,7 @@ impl Config {
     /// [`Config::parse_server`] of the file at `path` (`mailgate throttle` needs only
     /// `state_dir`, whatever the accounts).
     pub fn load_server(path: &Path) -> Result<ServerConfig, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_owned(),
-            error: source,
-        })?;
+        let text = read(path)?;
         Config::parse_server(&text, path)
     }
 

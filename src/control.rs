@@ -31,33 +31,33 @@ const DEADLINE: Duration = Duration::from_secs(5);
 #[derive(Debug, thiserror::Error)]
 pub enum ControlError {
     /// The socket could not be made.
-    #[error("cannot make the control socket {path}: {source}")]
+    #[error("cannot make the control socket {path}: {error}")]
     Bind {
         /// The socket's path.
         path: PathBuf,
-        /// The OS error.
-        source: std::io::Error,
+        /// The OS error (in the message, not a `source`: the error chain would print it twice).
+        error: std::io::Error,
     },
     /// Another process answers on the socket.
     #[error("{0} is in use by another running mailgate")]
     InUse(PathBuf),
     /// The client could not reach the running process.
     #[error(
-        "cannot reach the running mailgate at {path} (is it running with this config?): {source}"
+        "cannot reach the running mailgate at {path} (is it running with this config?): {error}"
     )]
     Connect {
         /// The socket's path.
         path: PathBuf,
-        /// The OS error.
-        source: std::io::Error,
+        /// The OS error (in the message, not a `source`: the error chain would print it twice).
+        error: std::io::Error,
     },
     /// The exchange failed half-way.
-    #[error("control socket {path}: {source}")]
+    #[error("control socket {path}: {error}")]
     Io {
         /// The socket's path.
         path: PathBuf,
-        /// The OS error.
-        source: std::io::Error,
+        /// The OS error (in the message, not a `source`: the error chain would print it twice).
+        error: std::io::Error,
     },
 }
 
@@ -89,9 +89,9 @@ impl Control {
 /// Makes the socket in `state_dir` and serves it until the returned handle is dropped.
 pub fn start(state_dir: &Path) -> Result<Control, ControlError> {
     let path = socket_path(state_dir);
-    let bind_err = |source| ControlError::Bind {
+    let bind_err = |error| ControlError::Bind {
         path: path.clone(),
-        source,
+        error,
     };
     match std::fs::DirBuilder::new()
         .recursive(true)
@@ -197,13 +197,13 @@ fn list() -> String {
 pub fn request(state_dir: &Path, line: &str) -> Result<String, ControlError> {
     let path = socket_path(state_dir);
     let mut s =
-        std::os::unix::net::UnixStream::connect(&path).map_err(|source| ControlError::Connect {
+        std::os::unix::net::UnixStream::connect(&path).map_err(|error| ControlError::Connect {
             path: path.clone(),
-            source,
+            error,
         })?;
-    let io = |source| ControlError::Io {
+    let io = |error| ControlError::Io {
         path: path.clone(),
-        source,
+        error,
     };
     s.set_read_timeout(Some(DEADLINE)).map_err(io)?;
     s.set_write_timeout(Some(DEADLINE)).map_err(io)?;

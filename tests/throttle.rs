@@ -452,4 +452,6 @@ fn throttle_command_without_a_running_mailgate_fails_clearly() {
         err.contains("cannot reach the running mailgate at") && err.contains("control.sock"),
         "{err}"
     );
+    // The cause once, not again as the next link of the error chain.
+    assert_eq!(err.matches("(os error 2)").count(), 1, "{err}");
 }

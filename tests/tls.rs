@@ -474,7 +474,13 @@ fn generated_certificate_serves_tls_logins() {
         "{snippet}"
     );
     let pasted = dir.path().join("pasted.toml");
-    std::fs::write(&pasted, format!("{snippet}\nkey = \"{}\"\n", key.display())).expect("write");
+    // (A file with no account loads only when it says so.)
+    let pasted_text = format!("{snippet}\nkey = \"{}\"\n", key.display()).replacen(
+        "[server]\n",
+        "[server]\nallow_no_accounts = true\n",
+        1,
+    );
+    std::fs::write(&pasted, pasted_text).expect("write");
     let loaded = run(
         &["check-config", "--config", pasted.to_str().expect("utf-8")],
         None,

@@ -55,11 +55,18 @@ impl Table {
 
 impl DnsServer {
     pub fn start(records: &[(&str, Rec)]) -> DnsServer {
-        let sock = UdpSocket::bind("127.0.0.1:0").expect("bind dns");
+        // The TCP listener needs the UDP socket's port, which another test may hold for TCP:
+        // then try another port (bounded).
+        let (sock, addr, listener) = (0..50)
+            .find_map(|_| {
+                let sock = UdpSocket::bind("127.0.0.1:0").expect("bind dns");
+                let addr = sock.local_addr().expect("dns addr");
+                let listener = TcpListener::bind(addr).ok()?;
+                Some((sock, addr, listener))
+            })
+            .expect("bind dns over UDP and TCP on one port");
         sock.set_read_timeout(Some(Duration::from_millis(50)))
             .expect("timeout");
-        let addr = sock.local_addr().expect("dns addr");
-        let listener = TcpListener::bind(addr).expect("bind dns over TCP");
         listener.set_nonblocking(true).expect("nonblocking");
         let mut map: HashMap<String, Vec<Rec>> = HashMap::new();
         for (name, rec) in records {

@@ -517,7 +517,6 @@ fn tls_and_plaintext_swapped_get_the_right_combination() {
             r.starts_with("451 4.7.5 mailgate's TLS setting for the mail provider's server does not fit its port"),
             "{email}: {r}"
         );
-        let log = strip_ansi(&gw.log());
         for (message, advice) in [
             ("upstream login failed", imap_advice),
             ("upstream connection failed", smtp_advice),
@@ -526,10 +525,22 @@ fn tls_and_plaintext_swapped_get_the_right_combination() {
                 "advice={:?}",
                 format!("{advice}; `mailgate check {email}` shows each step")
             );
+            let found = |log: &str| {
+                log.lines()
+                    .any(|l| l.contains(message) && l.contains(email.as_str()) && l.contains(&want))
+            };
+            // The line is written before the client's answer, but the test reads mailgate's
+            // output on another thread: give it a moment (bounded).
+            let mut log = strip_ansi(&gw.log());
+            for _ in 0..100 {
+                if found(&log) {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(50));
+                log = strip_ansi(&gw.log());
+            }
             assert!(
-                log.lines().any(|l| l.contains(message)
-                    && l.contains(email.as_str())
-                    && l.contains(&want)),
+                found(&log),
                 "{email}: no {message:?} line with {want}\n{log}"
             );
         }

@@ -369,6 +369,16 @@ fn interactive_setup_in_a_terminal() {
 /// (prompt, answer) pairs, then the provider password and the local password (twice), typed
 /// hidden. Returns the screen, once setup has succeeded.
 fn setup_in_terminal(dialogue: Vec<String>, config: &Path, extra: &[String]) -> String {
+    setup_in_terminal_then(dialogue, Vec::new(), config, extra)
+}
+
+/// [`setup_in_terminal`] with `after`: the prompts and answers that follow the passwords.
+fn setup_in_terminal_then(
+    dialogue: Vec<String>,
+    after: Vec<String>,
+    config: &Path,
+    extra: &[String],
+) -> String {
     let mut args = dialogue;
     args.extend([
         "at the provider: ".into(),
@@ -377,6 +387,9 @@ fn setup_in_terminal(dialogue: Vec<String>, config: &Path, extra: &[String]) -> 
         format!("hidden:{LOCAL_PW}"),
         "Again: ".into(),
         format!("hidden:{LOCAL_PW}"),
+    ]);
+    args.extend(after);
+    args.extend([
         "--".into(),
         BIN.into(),
         "setup".into(),
@@ -943,7 +956,7 @@ fn interactive_setup_asks_for_the_ca_file_of_an_untrusted_server() {
     server_args.truncate(server_args.len() - 2);
     let missing = up.dir.path().join("no-such-ca.pem");
     let question = "The server's certificate is not trusted: give its CA file (PEM; empty: stop): ";
-    let mut args: Vec<String> = vec![
+    let dialogue: Vec<String> = vec![
         "Email address: ".into(),
         "kari@example.test".into(),
         "(local password change-me). Remove it? [Y/n] ".into(),
@@ -956,29 +969,15 @@ fn interactive_setup_asks_for_the_ca_file_of_an_untrusted_server() {
         format!("127.0.0.1:{smtp}"),
         "Use these settings? [Y/n] ".into(),
         String::new(),
-        "at the provider: ".into(),
-        format!("hidden:{UPSTREAM_PW}"),
-        "Local password: ".into(),
-        format!("hidden:{LOCAL_PW}"),
-        "Again: ".into(),
-        format!("hidden:{LOCAL_PW}"),
+    ];
+    let after = vec![
         question.into(),
         missing.display().to_string(),
         // Asked again after the refused answer: the real CA file.
         question.into(),
         up.ca.display().to_string(),
     ];
-    args.extend([
-        "--".into(),
-        BIN.into(),
-        "setup".into(),
-        "--config".into(),
-        config.display().to_string(),
-    ]);
-    args.extend(server_args);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let screen = python_done("pty_drive.py", &args);
-    assert!(screen.contains("\nexit 0"), "{screen}");
+    let screen = setup_in_terminal_then(dialogue, after, &config, &server_args);
     assert!(screen.contains("IMAP login failed: TLS with"), "{screen}");
     assert_eq!(screen.matches("at the provider: ").count(), 1, "{screen}");
     assert_eq!(screen.matches(question).count(), 2, "{screen}");

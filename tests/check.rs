@@ -14,13 +14,14 @@ mod support;
 
 use std::path::PathBuf;
 use std::process::Output;
+use std::time::Duration;
 
 use serde_json::Value;
 use support::bad_certs::{BadCerts, EXPIRED_NOT_AFTER, OTHER_NAME};
 use support::idp::{CLIENT_ID, CLIENT_SECRET};
 use support::mailgate::{cached_hash, loopback_server, strip_ansi, toml_str, BIN};
 use support::postfix::DOMAIN;
-use support::proc::{free_port, run_with_timeout, RefusingPort, PROCESS_TIMEOUT};
+use support::proc::{free_port, poll, run_with_timeout, RefusingPort, PROCESS_TIMEOUT};
 use support::smtp_client::Raw;
 use support::standin::StandIn;
 use support::{b64, Dovecot, DovecotOpts, Idp, Mailgate, Pki, Postfix};
@@ -525,23 +526,18 @@ fn tls_and_plaintext_swapped_get_the_right_combination() {
                 "advice={:?}",
                 format!("{advice}; `mailgate check {email}` shows each step")
             );
-            let found = |log: &str| {
-                log.lines()
-                    .any(|l| l.contains(message) && l.contains(email.as_str()) && l.contains(&want))
-            };
             // The line is written before the client's answer, but the test reads mailgate's
             // output on another thread: give it a moment (bounded).
-            let mut log = strip_ansi(&gw.log());
-            for _ in 0..100 {
-                if found(&log) {
-                    break;
-                }
-                std::thread::sleep(std::time::Duration::from_millis(50));
-                log = strip_ansi(&gw.log());
-            }
+            let found = poll(Duration::from_secs(5), Duration::from_millis(50), || {
+                let log = strip_ansi(&gw.log());
+                log.lines()
+                    .any(|l| l.contains(message) && l.contains(email.as_str()) && l.contains(&want))
+                    .then_some(())
+            });
             assert!(
-                found(&log),
-                "{email}: no {message:?} line with {want}\n{log}"
+                found.is_some(),
+                "{email}: no {message:?} line with {want}\n{}",
+                strip_ansi(&gw.log())
             );
         }
     }

@@ -8,19 +8,13 @@
 
 mod support;
 
-use rustls::pki_types::ServerName;
-use rustls::{ClientConnection, StreamOwned};
-use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::time::Duration;
 use support::mailgate::{cached_hash, toml_str};
-use support::tls_client::{client_config, logged_addr};
+use support::tls_client::{logged_addr, Conn};
 use support::{b64, Mailgate, Pki};
 
 const LOCAL_PW: &str = "Dual-stack-pw-81d3";
 const USER: &str = "ola@example.no";
-
-type Tls = BufReader<StreamOwned<ClientConnection, TcpStream>>;
 
 /// A TCP connection from `source` (an address of 127/8) to `port` on 127.0.0.1.
 fn connect_from(source: [u8; 4], port: u16) -> TcpStream {
@@ -38,39 +32,29 @@ fn connect_from(source: [u8; 4], port: u16) -> TcpStream {
         .unwrap_or_else(|e| panic!("connect {target} from {source:?}: {e}"));
     stream.set_nonblocking(false).expect("blocking");
     stream
-        .set_read_timeout(Some(Duration::from_secs(60)))
-        .expect("timeout");
-    stream
 }
 
-fn reply(c: &mut Tls) -> String {
+/// One SMTP reply, all its lines.
+fn reply(c: &mut Conn) -> String {
     let mut all = String::new();
     for _ in 0..100 {
-        let mut line = String::new();
-        if c.read_line(&mut line).unwrap_or(0) == 0 {
-            break;
-        }
+        let line = c.line().unwrap_or_default();
         all.push_str(&line);
-        if line.as_bytes().get(3) != Some(&b'-') {
+        if line.is_empty() || line.as_bytes().get(3) != Some(&b'-') {
             break;
         }
     }
     all
 }
 
-fn cmd(c: &mut Tls, line: &str) -> String {
-    c.get_mut()
-        .write_all(format!("{line}\r\n").as_bytes())
-        .expect("write");
-    c.get_mut().flush().expect("flush");
+fn cmd(c: &mut Conn, line: &str) -> String {
+    c.send(format!("{line}\r\n").as_bytes()).expect("write");
     reply(c)
 }
 
 /// One SMTPS session from `source`: EHLO and AUTH PLAIN; the AUTH reply.
 fn auth_from(source: [u8; 4], port: u16, ca: &std::path::Path, password: &str) -> String {
-    let name = ServerName::try_from("localhost").expect("name");
-    let conn = ClientConnection::new(client_config(ca), name).expect("client");
-    let mut c = BufReader::new(StreamOwned::new(conn, connect_from(source, port)));
+    let mut c = Conn::implicit_over(connect_from(source, port), ca);
     let greeting = reply(&mut c);
     assert!(greeting.starts_with("220"), "{greeting}");
     let ehlo = cmd(&mut c, "EHLO client.test");

@@ -63,6 +63,20 @@ impl Conn {
         c
     }
 
+    /// An implicit-TLS connection over a socket the caller connected (from a chosen source
+    /// address, say).
+    pub fn implicit_over(stream: TcpStream, ca: &Path) -> Conn {
+        stream
+            .set_read_timeout(Some(READ_TIMEOUT))
+            .expect("timeout");
+        let mut c = Conn {
+            plain: Some(BufReader::new(stream)),
+            tls: None,
+        };
+        c.start_tls(ca);
+        c
+    }
+
     /// Switches to TLS on the same socket. Panics if bytes the server sent in plaintext are
     /// still unread (they would be lost).
     pub fn start_tls(&mut self, ca: &Path) {

@@ -4,6 +4,9 @@
 //! mechanism's two prompts. Upstream side: encoding PLAIN for the stored credential, and the
 //! two token mechanisms: XOAUTH2 (Google's and Microsoft's) and OAUTHBEARER (RFC 7628, built
 //! here with its GS2 header and host/port, which mail-send's builder leaves out).
+//! [`exchange`] is the server side's PLAIN/LOGIN conversation, shared by IMAP and SMTP.
+
+pub mod exchange;
 
 use crate::secret::Secret;
 use base64::engine::general_purpose::STANDARD;
@@ -21,6 +24,12 @@ pub enum SaslError {
     /// An authorization identity different from the login name (we do not proxy for others).
     #[error("authorization identity must be empty or equal to the login name")]
     AuthzidMismatch,
+    /// The client answered a challenge with `*` (RFC 4954, RFC 9051 §6.2.2).
+    #[error("authentication cancelled")]
+    Cancelled,
+    /// A response longer than [`exchange::MAX_RESPONSE`].
+    #[error("SASL response too long")]
+    TooLong,
 }
 
 /// Decodes base64 SASL data. An empty response ("=" per RFC 4959, or an empty line) is empty.

@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tracing::{error, info, warn};
 
 /// How long running sessions get to finish after a shutdown signal.
@@ -159,7 +159,7 @@ impl Server {
                 None
             }
         };
-        let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        let (shutdown_tx, shutdown_rx) = crate::session::shutdown_channel();
         let max = self.config.server.max_sessions;
         let limit = Arc::new(Semaphore::new(max));
         let admission = Admission::new(
@@ -295,7 +295,7 @@ impl Server {
         drop(self.smtp);
         drop(self.imaps);
         drop(self.smtps);
-        let _ = shutdown_tx.send(true);
+        shutdown_tx.fire();
         let all = u32::try_from(max).unwrap_or(u32::MAX);
         match tokio::time::timeout(SHUTDOWN_GRACE, limit.acquire_many(all)).await {
             Ok(_) => info!("all sessions ended"),
@@ -339,18 +339,6 @@ fn log_accounts(config: &Config) {
     }
 }
 
-/// The span every session's log lines carry: id, protocol, peer, and the account once logged in
-/// (recorded later with `Span::current().record("account", …)`).
-pub fn session_span(proto: &'static str, id: u64, peer: SocketAddr) -> tracing::Span {
-    tracing::info_span!(
-        "session",
-        id,
-        proto,
-        peer = %peer,
-        account = tracing::field::Empty
-    )
-}
-
 /// Which limit refused a connection.
 #[derive(Clone, Copy)]
 enum Refusal {
@@ -369,7 +357,7 @@ struct Conn {
     id: u64,
     ticket: Ticket,
     config: Arc<Config>,
-    shutdown: watch::Receiver<bool>,
+    shutdown: crate::session::Shutdown,
     limit: Arc<Semaphore>,
     admission: Arc<Admission>,
 }

@@ -284,7 +284,7 @@ async fn clear_passwords_refused_off_loopback() {
     let cfg = std::sync::Arc::new(
         mailgate::config::Config::parse(&text, Path::new("t.toml")).expect("config"),
     );
-    let (_tx, shutdown) = tokio::sync::watch::channel(false);
+    let (_tx, shutdown) = mailgate::session::shutdown_channel();
     let peer: std::net::SocketAddr = "192.0.2.7:40000".parse().expect("addr");
 
     let (client, server) = tokio::io::duplex(64 * 1024);

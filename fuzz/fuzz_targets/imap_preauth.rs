@@ -68,7 +68,7 @@ impl AsyncWrite for Script<'_> {
 struct World {
     runtime: tokio::runtime::Runtime,
     config: Arc<Config>,
-    shutdown: tokio::sync::watch::Sender<bool>,
+    shutdown: (mailgate::session::Trigger, mailgate::session::Shutdown),
 }
 
 fn world() -> &'static World {
@@ -113,7 +113,7 @@ password = "{UPSTREAM_SECRET}"
         World {
             runtime,
             config: Arc::new(config),
-            shutdown: tokio::sync::watch::channel(false).0,
+            shutdown: mailgate::session::shutdown_channel(),
         }
     })
 }
@@ -189,7 +189,7 @@ fuzz_target!(|data: &[u8]| {
         loopback: true,
         tls: false,
         config: w.config.clone(),
-        shutdown: w.shutdown.subscribe(),
+        shutdown: w.shutdown.1.clone(),
         ticket: None,
         accepted: std::time::Instant::now(),
         local_port: 143,

@@ -132,7 +132,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<'_, S> {
         // What ended the wait, other than the read: (BYE text, why).
         let read = tokio::select! {
             r = tokio::time::timeout(wait, self.stream.read(&mut self.buf)) => Ok(r),
-            _ = self.session.shutdown.wait_for(|&s| s) => Err(("Server shutting down.", "shutdown")),
+            _ = self.session.shutdown.wait() => Err(("Server shutting down.", "shutdown")),
             _ = preauth::evicted(&self.session.ticket) => Err((
                 "Connection queue full: too many clients are logging in, try again later.",
                 "connection queue full (a newer client took this one's place)",

@@ -10,60 +10,45 @@ pub mod pop3;
 pub mod relay;
 pub mod upstream;
 
+use crate::session::NoTls;
 use std::time::Instant;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
-use tracing::{info, Instrument};
+use tracing::info;
 
 pub use crate::session::Session;
 
-/// Serves one IMAP client connection to its end: the TLS handshake first on an implicit-TLS
-/// listener; otherwise plaintext, upgraded in place when the client asks for STARTTLS.
-pub async fn serve<S: AsyncRead + AsyncWrite + Unpin + 'static>(stream: S, mut session: Session) {
-    let span = crate::server::session_span("imap", session.id, session.peer);
-    async move {
-        let started = Instant::now();
-        info!("session started");
-        // The TLS stages are boxed: inline, their state (a rustls connection) would be part of
-        // every plaintext session's future too, and so of every idle session's memory.
-        if session.tls {
-            Box::pin(over_tls(stream, &mut session, started, true)).await;
-            return;
-        }
-        let Some(plain) = converse(stream, &mut session, started, true).await else {
-            return;
-        };
-        // STARTTLS was answered OK. Whatever the client sent after it in plaintext was
-        // discarded with the login stage's buffer (no command injection, CVE-2011-0411 style).
-        Box::pin(over_tls(plain, &mut session, started, false)).await;
-    }
-    .instrument(span)
-    .await
+/// Serves one IMAP client connection to its end (see [`crate::session::serve`]).
+pub async fn serve<S: AsyncRead + AsyncWrite + Unpin + 'static>(stream: S, session: Session) {
+    crate::session::serve(stream, session, Imap).await
 }
 
-/// The TLS handshake (logged when it fails), then the session over TLS.
-async fn over_tls<S: AsyncRead + AsyncWrite + Unpin + 'static>(
-    stream: S,
-    session: &mut Session,
-    started: Instant,
-    greet: bool,
-) {
-    let Some(local) = session.config.server.tls.as_ref() else {
-        info!("session ended: no [server.tls] certificate for a TLS connection");
-        return;
-    };
-    let timeout = crate::preauth::wait(
-        session.config.server.preauth_timeout,
-        session.preauth_deadline(),
-    )
-    .0;
-    match crate::tls::accept(local.config.clone(), stream, timeout).await {
-        Ok(tls) => {
-            session.tls = true;
-            // After TLS the client cannot ask for STARTTLS again, so no stream comes back.
-            converse(tls, session, started, greet).await;
-        }
-        Err(e) => info!(error = %e, "session ended: TLS handshake failed"),
+/// IMAP's part of the shared session wrapper.
+struct Imap;
+
+impl crate::session::Protocol for Imap {
+    const NAME: &'static str = "imap";
+
+    async fn converse<S: AsyncRead + AsyncWrite + Unpin + 'static>(
+        &mut self,
+        stream: S,
+        session: &mut Session,
+        greet: bool,
+        started: Instant,
+    ) -> Option<S> {
+        converse(stream, session, started, greet).await
     }
+
+    fn no_tls(&mut self, why: NoTls) {
+        match why {
+            NoTls::NoCertificate => {
+                info!("session ended: no [server.tls] certificate for a TLS connection")
+            }
+            NoTls::Handshake(e) => info!(error = %e, "session ended: TLS handshake failed"),
+        }
+    }
+
+    /// IMAP logs its end where it knows the relay's figures, in [`converse`].
+    fn ended(self, _: &Session, _: Instant) {}
 }
 
 /// Greets (unless continuing after STARTTLS), runs the login stage and then the relay.

@@ -31,7 +31,6 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::sync::watch;
 use tokio::time::Instant;
 
 /// Lines up to this size are held whole (to inspect or rewrite); longer ones stream through.
@@ -270,7 +269,7 @@ pub struct Options {
     /// response.
     pub upstream_timeout: Duration,
     /// Becomes `true` when the gateway shuts down.
-    pub shutdown: watch::Receiver<bool>,
+    pub shutdown: crate::session::Shutdown,
     /// Where relayed bytes are counted.
     pub counters: ByteCounters,
     /// Client synchronizing literals up to this size are sent upstream as non-synchronizing
@@ -630,14 +629,7 @@ pub async fn run<C: AsyncRead + AsyncWrite + Unpin + 'static>(
     // Fires every upstream time-out; costs nothing per read (see `Relay::stalled`).
     let stall_every = opts.upstream_timeout;
     let mut stall = Box::pin(tokio::time::sleep(stall_every));
-    let mut shutdown = Box::pin(async move {
-        while !*opts.shutdown.borrow_and_update() {
-            if opts.shutdown.changed().await.is_err() {
-                // The server dropped the sender without signalling: keep running.
-                std::future::pending::<()>().await;
-            }
-        }
-    });
+    let mut shutdown = Box::pin(async move { opts.shutdown.wait().await });
     let end = std::future::poll_fn(|cx| {
         if relay.closing.is_none() {
             if shutdown.as_mut().poll(cx).is_ready() {

@@ -26,6 +26,7 @@ use crate::metrics;
 use crate::preauth::{self, Limit};
 use crate::sasl;
 use crate::secret::Secret;
+use crate::session::NoTls;
 use crate::smtp::command::{self, Verb};
 use crate::smtp::data::Unstuffer;
 use crate::smtp::submit::{reply_text, Reply, Upstream};
@@ -36,7 +37,7 @@ use std::io;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tracing::{info, warn, Instrument};
+use tracing::{info, warn};
 use zeroize::Zeroizing;
 
 /// Read buffer size; also the largest piece of message written upstream at once.
@@ -161,66 +162,56 @@ enum Next {
 /// `Smtp::run`'s answer when the session continues in TLS.
 const STARTTLS: &str = "starttls";
 
-/// Serves one SMTP client connection to its end: the TLS handshake first on an implicit-TLS
-/// listener; otherwise plaintext, upgraded in place after STARTTLS (RFC 3207: the session
-/// starts over, the client must EHLO again, and bytes it pipelined after STARTTLS are dropped).
-pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(stream: S, mut session: Session) {
-    let span = crate::server::session_span("smtp", session.id, session.peer);
-    async move {
-        let started = Instant::now();
-        info!("session started");
-        let mut accepted = 0;
-        // The TLS stages are boxed: inline, their state (a rustls connection) would be part of
-        // every plaintext session's future too, and so of every idle session's memory.
-        let why = if session.tls {
-            Box::pin(over_tls(stream, &mut session, true, &mut accepted)).await
-        } else {
-            match converse(stream, &mut session, true, &mut accepted).await {
-                (why, None) => why,
-                (_, Some(plain)) => {
-                    Box::pin(over_tls(plain, &mut session, false, &mut accepted)).await
-                }
-            }
-        };
-        info!(
-            duration_ms = started.elapsed().as_millis() as u64,
-            messages = accepted,
-            tls = session.tls,
-            "session ended: {why}"
-        );
-    }
-    .instrument(span)
-    .await
+/// Serves one SMTP client connection to its end (see [`crate::session::serve`]).
+pub async fn serve<S: AsyncRead + AsyncWrite + Unpin + 'static>(stream: S, session: Session) {
+    let smtp = SmtpProtocol {
+        accepted: 0,
+        why: "client closed",
+    };
+    crate::session::serve(stream, session, smtp).await
 }
 
-/// The TLS handshake (logged when it fails), then the conversation over TLS; says why the
-/// session ended.
-async fn over_tls<S: AsyncRead + AsyncWrite + Unpin>(
-    stream: S,
-    session: &mut Session,
-    greet: bool,
-    accepted: &mut u64,
-) -> &'static str {
-    let Some(local) = session.config.server.tls.as_ref() else {
-        return "no [server.tls] certificate for a TLS connection";
-    };
-    // RFC 5321's 5-minute command time-out would let a stalled handshake hold a session long;
-    // the pre-login limits fit better.
-    let timeout = preauth::wait(
-        session.config.server.preauth_timeout,
-        session.preauth_deadline(),
-    )
-    .0;
-    match crate::tls::accept(local.config.clone(), stream, timeout).await {
-        Ok(tls) => {
-            session.tls = true;
-            // After TLS STARTTLS is refused, so no stream comes back.
-            converse(tls, session, greet, accepted).await.0
-        }
-        Err(e) => {
-            info!(error = %e, "TLS handshake failed");
-            "TLS handshake failed"
-        }
+/// SMTP's part of the shared session wrapper: what the closing log line says.
+struct SmtpProtocol {
+    /// Messages the provider accepted in this session.
+    accepted: u64,
+    /// Why the session ended.
+    why: &'static str,
+}
+
+impl crate::session::Protocol for SmtpProtocol {
+    const NAME: &'static str = "smtp";
+
+    async fn converse<S: AsyncRead + AsyncWrite + Unpin + 'static>(
+        &mut self,
+        stream: S,
+        session: &mut Session,
+        greet: bool,
+        _: Instant,
+    ) -> Option<S> {
+        let (why, starttls) = converse(stream, session, greet, &mut self.accepted).await;
+        self.why = why;
+        starttls
+    }
+
+    fn no_tls(&mut self, why: NoTls) {
+        self.why = match why {
+            NoTls::NoCertificate => "no [server.tls] certificate for a TLS connection",
+            NoTls::Handshake(e) => {
+                info!(error = %e, "TLS handshake failed");
+                "TLS handshake failed"
+            }
+        };
+    }
+
+    fn ended(self, session: &Session, started: Instant) {
+        info!(
+            duration_ms = started.elapsed().as_millis() as u64,
+            messages = self.accepted,
+            tls = session.tls,
+            "session ended: {}",
+            self.why
+        );
     }
 }
 
@@ -410,7 +401,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Smtp<'_, S> {
         let read = self.stream.read(&mut self.buf[self.end..]);
         let r = tokio::select! {
             r = tokio::time::timeout(timeout, read) => r,
-            _ = shutdown.wait_for(|&s| s), if watch_shutdown => return Ok(Err(Gone::Shutdown)),
+            _ = shutdown.wait(), if watch_shutdown => return Ok(Err(Gone::Shutdown)),
             // Only a session not yet authenticated is ever told.
             _ = preauth::evicted(ticket) => return Ok(Err(Gone::Evicted)),
         };

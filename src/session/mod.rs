@@ -1,10 +1,16 @@
-//! What every client connection carries, whichever protocol it speaks.
+//! What every client connection carries, whichever protocol it speaks: the [`Session`]
+//! record, its log span, the [`Shutdown`] signal, and the shared [`serve`] wrapper.
+
+mod serve;
+mod shutdown;
+
+pub use serve::{serve, NoTls, Protocol};
+pub use shutdown::{channel as shutdown_channel, Shutdown, Trigger};
 
 use crate::config::Config;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
-use tokio::sync::watch;
 
 /// Per-connection context of an IMAP or SMTP session.
 pub struct Session {
@@ -22,7 +28,7 @@ pub struct Session {
     /// The configuration this session started with (a reload does not change it).
     pub config: Arc<Config>,
     /// Becomes `true` when the gateway shuts down.
-    pub shutdown: watch::Receiver<bool>,
+    pub shutdown: Shutdown,
     /// Its place among the pre-login clients and its address's connections; `None` when not
     /// counted (a session driven directly, as in tests and fuzzing).
     pub ticket: Option<crate::preauth::Ticket>,
@@ -37,4 +43,16 @@ impl Session {
     pub fn preauth_deadline(&self) -> Instant {
         self.accepted + self.config.server.preauth_deadline
     }
+}
+
+/// The span every log line of one session is written in: its number, protocol and peer, and
+/// the account once the client has logged in.
+pub fn span(proto: &'static str, id: u64, peer: SocketAddr) -> tracing::Span {
+    tracing::info_span!(
+        "session",
+        id,
+        proto,
+        peer = %peer,
+        account = tracing::field::Empty
+    )
 }

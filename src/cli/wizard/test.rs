@@ -1,0 +1,101 @@
+//! The OAuth sign-in and the live test at the provider; nothing is written before both pass.
+
+use super::credential::ca_file_arg;
+use super::Wizard;
+use crate::cli::ask::{ask_until, ASK_TRIES};
+use anyhow::{Context, Result};
+use std::path::PathBuf;
+use mailgate::setup::{self as s, Credential, Plan, Target};
+
+/// Signs in (OAuth accounts), then tests the account live; a failed test removes the tokens
+/// of this sign-in, since the account is not added.
+pub(super) fn sign_in_and_test(w: &Wizard, target: &Target, plan: &mut Plan) -> Result<()> {
+    let signed_in = match &plan.credential {
+        Credential::OAuth { .. } => Some(sign_in(w, target, plan)?),
+        Credential::Password(_) => None,
+    };
+    match live_test(w, target, plan) {
+        Ok(()) => Ok(()),
+        // As before the split: a question left unanswered ends set-up with the tokens kept.
+        Err(LiveTestFailed::Asking(e)) => Err(e),
+        Err(LiveTestFailed::Test(e)) => {
+            if let Some(oauth) = &signed_in {
+                let removed = mailgate::oauth::store::Store::open(&oauth.state_dir)
+                    .and_then(|store| store.remove(&oauth.account));
+                if let Err(why) = removed {
+                    eprintln!("warning: the tokens of this sign-in could not be removed: {why}");
+                }
+            }
+            Err(e.into())
+        }
+    }
+}
+
+/// The browser sign-in for the new account's OAuth settings; returns where its tokens went.
+fn sign_in(w: &Wizard, target: &Target, plan: &Plan) -> Result<SignedIn> {
+    let cfg = target.load_account(plan)?;
+    let oauth = cfg
+        .accounts
+        .first()
+        .and_then(|a| a.imap.oauth.clone())
+        .context("the new account has no OAuth settings")?;
+    let deadline = std::time::Duration::from_secs(w.args.timeout_secs.max(1));
+    let mut out = std::io::stdout();
+    w.rt.block_on(mailgate::oauth::authorize::authorization_code(
+        &oauth,
+        &cfg.server,
+        &mut out,
+        mailgate::oauth::authorize::stdin_lines(),
+        deadline,
+    ))?;
+    Ok(SignedIn {
+        state_dir: oauth.state_dir.clone(),
+        account: oauth.account.clone(),
+    })
+}
+
+/// Where the tokens of a sign-in are stored.
+struct SignedIn {
+    state_dir: PathBuf,
+    account: String,
+}
+
+/// IMAP login and SMTP AUTH at the provider. At the terminal, a certificate from an untrusted
+/// CA is not the end: the user gives the CA file and the test runs again, without typing
+/// everything anew.
+fn live_test(w: &Wizard, target: &Target, plan: &mut Plan) -> Result<(), LiveTestFailed> {
+    let mut asked = 0;
+    loop {
+        eprintln!("Testing IMAP login and SMTP AUTH at the provider…");
+        match w.rt.block_on(s::live_test(target, plan)) {
+            Err(e) if w.interactive && e.untrusted_certificate() && asked < ASK_TRIES => {
+                asked += 1;
+                if let s::SetupError::LiveTest { step, reason, .. } = &e {
+                    eprintln!("{step} failed: {reason}");
+                }
+                let answer = ask_until(
+                    "The server's certificate is not trusted: give its CA file (PEM; empty: stop): ",
+                    |t| match t {
+                        "" => Ok(None),
+                        path => ca_file_arg(std::path::Path::new(path)).map(Some),
+                    },
+                )
+                .map_err(LiveTestFailed::Asking)?;
+                match answer {
+                    Some(file) => plan.ca_file = Some(file),
+                    None => return Err(LiveTestFailed::Test(e)),
+                }
+            }
+            Err(e) => return Err(LiveTestFailed::Test(e)),
+            Ok(_) => return Ok(()),
+        }
+    }
+}
+
+/// Why [`live_test`] ended without a pass.
+enum LiveTestFailed {
+    /// The test failed.
+    Test(s::SetupError),
+    /// The question for a CA file could not be answered.
+    Asking(anyhow::Error),
+}

@@ -4,8 +4,8 @@ use super::credential::ca_file_arg;
 use super::Wizard;
 use crate::cli::ask::{ask_until, ASK_TRIES};
 use anyhow::{Context, Result};
-use std::path::PathBuf;
 use mailgate::setup::{self as s, Credential, Plan, Target};
+use std::path::PathBuf;
 
 /// Signs in (OAuth accounts), then tests the account live; a failed test removes the tokens
 /// of this sign-in, since the account is not added.

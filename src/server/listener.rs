@@ -190,4 +190,29 @@ mod tests {
         assert!(!client(peer, None).local);
         assert_eq!(client(peer, None).local_port, 0);
     }
+
+    #[test]
+    fn listeners_come_in_log_order_and_only_when_configured() {
+        let text = "[server]\nimap_listen = \"127.0.0.1:1143\"\nsmtp_listen = \"127.0.0.1:1587\"\n";
+        let mut server =
+            crate::config::Config::parse_server(text, std::path::Path::new("t.toml")).unwrap();
+        let kinds = |s: &ServerConfig| {
+            configured(s)
+                .iter()
+                .map(|l| (l.proto, l.tls, l.key))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            kinds(&server),
+            [
+                (Proto::Imap, Tls::Plain, "imap_listen"),
+                (Proto::Smtp, Tls::Plain, "smtp_listen")
+            ]
+        );
+        server.smtps_listen = Some("127.0.0.1:1465".parse().unwrap());
+        server.imaps_listen = Some("127.0.0.1:1993".parse().unwrap());
+        let all = kinds(&server);
+        assert_eq!(all[2], (Proto::Imap, Tls::Implicit, "imaps_listen"));
+        assert_eq!(all[3], (Proto::Smtp, Tls::Implicit, "smtps_listen"));
+    }
 }

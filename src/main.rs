@@ -998,7 +998,7 @@ fn setup(args: SetupArgs) -> Result<()> {
     if let Err(e) = tested {
         // The account is not added, so the tokens of this sign-in go too.
         if let Some(oauth) = &signed_in {
-            let removed = mailgate::oauth::store::Store::open(&oauth.state_dir)
+            let removed = mailgate::oauth::store::open(&oauth.state_dir)
                 .and_then(|store| store.remove(&oauth.account));
             if let Err(why) = removed {
                 eprintln!("warning: the tokens of this sign-in could not be removed: {why}");

@@ -1,4 +1,4 @@
-//! The token store: one encrypted file per account in `state_dir/tokens/`, kept apart from the
+//! The encrypted file store: one file per account in `state_dir/tokens/`, kept apart from the
 //! config file (which mailgate never rewrites).
 //!
 //! Encryption: XChaCha20-Poly1305 (RustCrypto `chacha20poly1305`, pure Rust) with a random
@@ -13,6 +13,8 @@
 //! cut). A reader sees the old or the new file, never a mix: a kill at any step leaves at most a
 //! stray temp file, which readers ignore and the next write of that account removes.
 
+use super::{Grant, LastRefresh};
+use super::{StoreError, TokenStore, Tokens};
 use crate::owner::Owner;
 use crate::secret::Secret;
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
@@ -30,81 +32,6 @@ const NONCE_LEN: usize = 24;
 const TAG_LEN: usize = 16;
 const KEY_FILE: &str = "oauth.key";
 const TOKENS_DIR: &str = "tokens";
-
-/// The token store cannot be used. Never carries a token or the key.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    /// A file or folder could not be read or written.
-    #[error("{path}: {what}: {error}")]
-    Io {
-        /// The file or folder.
-        path: PathBuf,
-        /// What we were doing.
-        what: &'static str,
-        /// The OS error (in the message, not a `source`: an error chain would print it twice).
-        error: io::Error,
-    },
-    /// The key file exists but is unusable.
-    #[error("{path}: {reason}")]
-    Key {
-        /// The key file.
-        path: PathBuf,
-        /// What is wrong.
-        reason: String,
-    },
-    /// The token file does not decrypt or does not parse.
-    #[error("{path}: cannot decrypt the token file ({reason}); it is damaged, belongs to another account, or was written with another key than {key}. Run `mailgate oauth authorize {account}` to start over")]
-    Corrupt {
-        /// The token file.
-        path: PathBuf,
-        /// The key file used.
-        key: PathBuf,
-        /// The account.
-        account: String,
-        /// What failed.
-        reason: &'static str,
-    },
-}
-
-/// How the tokens were obtained (decides how they are renewed).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Grant {
-    /// Authorization code with PKCE: renewed with the refresh token.
-    AuthorizationCode,
-    /// Device code: renewed with the refresh token.
-    DeviceCode,
-    /// Client credentials (app-only): renewed by asking again with the client secret.
-    ClientCredentials,
-}
-
-/// The outcome of the last refresh, for `mailgate oauth status`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LastRefresh {
-    /// Unix time of the attempt.
-    pub at: u64,
-    /// `ok`, `revoked` or `error` (the metric's label values).
-    pub result: String,
-    /// The identity provider's error code or our reason (never a token).
-    pub detail: String,
-}
-
-/// One account's tokens and their bookkeeping.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Tokens {
-    /// How they were obtained.
-    pub grant: Grant,
-    /// The long-lived refresh token (absent for client credentials).
-    pub refresh_token: Option<Secret>,
-    /// The current access token.
-    pub access_token: Option<Secret>,
-    /// Unix time when the access token expires.
-    pub expires_at: Option<u64>,
-    /// Scopes the provider granted (space separated), for status output.
-    pub scope: Option<String>,
-    /// The last refresh attempt.
-    pub last_refresh: Option<LastRefresh>,
-}
 
 /// The file's plaintext. Strings, because `Secret` is deliberately not serializable; the
 /// conversion zeroizes them.
@@ -134,8 +61,8 @@ pub enum WriteStep {
     DirSynced,
 }
 
-/// An open store: the folder and its key.
-pub struct Store {
+/// An open file store: the folder and its key.
+pub struct FileStore {
     dir: PathBuf,
     key_path: PathBuf,
     key: Zeroizing<[u8; 32]>,
@@ -143,16 +70,16 @@ pub struct Store {
     owner: Option<Owner>,
 }
 
-impl Store {
+impl FileStore {
     /// Opens the store in `state_dir`, making the folder and the key on first use.
-    pub fn open(state_dir: &Path) -> Result<Store, StoreError> {
+    pub fn open(state_dir: &Path) -> Result<FileStore, StoreError> {
         let dir = state_dir.join(TOKENS_DIR);
         make_dir(state_dir, state_dir.parent().and_then(Owner::for_new_in))?;
         let owner = Owner::of(state_dir);
         make_dir(&dir, owner)?;
         let key_path = state_dir.join(KEY_FILE);
         let key = load_or_create_key(&key_path, owner)?;
-        Ok(Store {
+        Ok(FileStore {
             dir,
             key_path,
             key,
@@ -173,9 +100,11 @@ impl Store {
         }
         self.dir.join(format!("{name}.token"))
     }
+}
 
+impl TokenStore for FileStore {
     /// The account's tokens; `None` if it was never authorized.
-    pub fn load(&self, account: &str) -> Result<Option<Tokens>, StoreError> {
+    fn load(&self, account: &str) -> Result<Option<Tokens>, StoreError> {
         let path = self.path(account);
         let bytes = match fs::read(&path) {
             Ok(b) => b,
@@ -234,7 +163,7 @@ impl Store {
 
     /// Deletes the account's tokens, if any: `mailgate setup` undoes its sign-in this way when
     /// the live test fails, so no token outlives an account that was never added.
-    pub fn remove(&self, account: &str) -> Result<(), StoreError> {
+    fn remove(&self, account: &str) -> Result<(), StoreError> {
         let path = self.path(account);
         match std::fs::remove_file(&path) {
             Ok(()) => Ok(()),
@@ -248,28 +177,30 @@ impl Store {
     }
 
     /// The note beside the token file saying that a running gateway holds newer tokens than
-    /// the file (`Store::note_unsaved`), if any.
-    pub fn unsaved(&self, account: &str) -> Option<String> {
+    /// the file ([`TokenStore::note_unsaved`]), if any.
+    fn unsaved(&self, account: &str) -> Option<String> {
         fs::read_to_string(unsaved_path(&self.path(account))).ok()
     }
 
     /// Leaves that note (best effort: on a full disk an empty file may be all that fits, and
     /// even that may fail; the log says it too).
-    pub fn note_unsaved(&self, account: &str, note: &str) {
+    fn note_unsaved(&self, account: &str, note: &str) {
         let _ = fs::write(unsaved_path(&self.path(account)), note);
     }
 
     /// Removes the note once the tokens are saved.
-    pub fn clear_unsaved(&self, account: &str) {
+    fn clear_unsaved(&self, account: &str) {
         let _ = fs::remove_file(unsaved_path(&self.path(account)));
     }
 
     /// Replaces the account's tokens atomically.
-    pub fn save(&self, account: &str, tokens: &Tokens) -> Result<(), StoreError> {
+    fn save(&self, account: &str, tokens: &Tokens) -> Result<(), StoreError> {
         self.save_with(account, tokens, &mut |_| Ok(()))
     }
+}
 
-    /// [`Store::save`] with a hook called after each step; a hook error stops the write right
+impl FileStore {
+    /// [`TokenStore::save`] with a hook called after each step; a hook error stops the write right
     /// there, leaving the files as a kill at that point would (tests use this).
     pub fn save_with(
         &self,
@@ -310,6 +241,9 @@ impl Store {
         bytes.extend_from_slice(MAGIC);
         bytes.extend_from_slice(&nonce);
         bytes.extend_from_slice(&ciphertext);
+        // The store stays open for the process's life: a folder removed meanwhile is made
+        // again, as opening it did when every use opened it anew.
+        make_dir(&self.dir, self.owner)?;
         remove_stale_temps(&path);
         write_atomic_as(&path, &bytes, 0o600, self.owner, hook).map_err(|source| StoreError::Io {
             path,
@@ -528,7 +462,7 @@ mod tests {
         let state = dir.path().join("state");
         fs::create_dir(&state).unwrap();
         std::os::unix::fs::chown(&state, Some(64011), Some(64012)).unwrap();
-        let store = Store::open(&state).unwrap();
+        let store = FileStore::open(&state).unwrap();
         store.save("ola@example.no", &tokens("a", "r")).unwrap();
         for p in [
             state.join(TOKENS_DIR),
@@ -543,7 +477,7 @@ mod tests {
     #[test]
     fn round_trip_encrypted_and_key_is_private() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let store = FileStore::open(dir.path()).unwrap();
         assert_eq!(store.load("a@b.c").unwrap(), None);
         let t = tokens("access-SECRET-1", "refresh-SECRET-1");
         store.save("A@b.c", &t).unwrap();
@@ -562,7 +496,7 @@ mod tests {
             .mode();
         assert_eq!(mode & 0o777, 0o600);
         // The same key is found again.
-        assert!(Store::open(dir.path())
+        assert!(FileStore::open(dir.path())
             .unwrap()
             .load("a@b.c")
             .unwrap()
@@ -572,7 +506,7 @@ mod tests {
     #[test]
     fn damaged_swapped_or_foreign_files_give_a_clear_error() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let store = FileStore::open(dir.path()).unwrap();
         store.save("a@b.c", &tokens("x", "y")).unwrap();
         // Another account's name: the additional data differs.
         fs::copy(store.path("a@b.c"), store.path("z@b.c")).unwrap();
@@ -597,16 +531,16 @@ mod tests {
         // A different key.
         fs::remove_file(dir.path().join(KEY_FILE)).unwrap();
         store.save("a@b.c", &tokens("x", "y")).unwrap();
-        assert!(Store::open(dir.path()).unwrap().load("a@b.c").is_err());
+        assert!(FileStore::open(dir.path()).unwrap().load("a@b.c").is_err());
     }
 
     #[test]
     fn readable_key_is_refused() {
         let dir = tempfile::tempdir().unwrap();
-        Store::open(dir.path()).unwrap();
+        FileStore::open(dir.path()).unwrap();
         let key = dir.path().join(KEY_FILE);
         fs::set_permissions(&key, fs::Permissions::from_mode(0o644)).unwrap();
-        let e = Store::open(dir.path()).err().unwrap().to_string();
+        let e = FileStore::open(dir.path()).err().unwrap().to_string();
         assert!(e.contains("chmod 600"), "{e}");
     }
 
@@ -623,7 +557,7 @@ mod tests {
         ];
         for (i, &stop) in steps.iter().enumerate() {
             let dir = tempfile::tempdir().unwrap();
-            let store = Store::open(dir.path()).unwrap();
+            let store = FileStore::open(dir.path()).unwrap();
             let old = tokens("old-access", "old-refresh");
             let new = tokens("new-access", "new-refresh");
             store.save("a@b.c", &old).unwrap();
@@ -654,7 +588,7 @@ mod tests {
     #[test]
     fn file_names_are_safe_and_distinct() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let store = FileStore::open(dir.path()).unwrap();
         let a = store.path("../x@y");
         assert_eq!(a.file_name().unwrap(), "..%2Fx@y.token");
         assert_eq!(a.parent().unwrap(), dir.path().join(TOKENS_DIR));

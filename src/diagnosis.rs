@@ -10,6 +10,7 @@
 
 use crate::config::Endpoint;
 use crate::upstream::{ConnectCause, FailureKind, UpstreamError};
+use std::borrow::Cow;
 
 /// The protocol of an endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -112,6 +113,32 @@ pub fn smtp_reply(kind: FailureKind) -> &'static str {
         K::NotTls | K::ExpectsTls => "451 4.7.5 mailgate's TLS setting for the mail provider's server does not fit its port (implicit TLS and STARTTLS swapped); the administrator can run `mailgate check` to see the fix",
         K::Protocol | K::NoStarttls | K::NoOAuthMechanism => "451 4.4.2 The connection to the mail provider failed; the message was not sent, try again later",
         K::OAuthUnavailable | K::OAuthRevoked => "451 4.7.0 mailgate could not get an OAuth access token for this account; see the mailgate log",
+    }
+}
+
+/// The IMAP client's tagged answer (after the tag) when the upstream login failed, an OAuth
+/// failure in its own words: `AUTHENTICATIONFAILED` when the operator must authorize again,
+/// `UNAVAILABLE` when waiting may help.
+pub fn imap_login_text(error: &UpstreamError) -> Cow<'static, str> {
+    match (error.kind(), error) {
+        (FailureKind::OAuthRevoked, UpstreamError::OAuth { source }) => {
+            format!("NO [AUTHENTICATIONFAILED] {}.", source.client_text()).into()
+        }
+        (_, UpstreamError::OAuth { source }) => {
+            format!("NO [UNAVAILABLE] {}.", source.client_text()).into()
+        }
+        (kind, _) => imap_text(kind).into(),
+    }
+}
+
+/// The SMTP reply when the upstream connection (and login) failed. A missing or revoked OAuth
+/// authorization is `451 4.7.0`, not `535`: the client's own login to mailgate was right, and a
+/// temporary code makes it keep the message and retry after the operator re-authorizes, where
+/// a 5xx would bounce it.
+pub fn smtp_login_reply(error: &UpstreamError) -> Cow<'static, str> {
+    match error {
+        UpstreamError::OAuth { source } => format!("451 4.7.0 {}", source.client_text()).into(),
+        other => smtp_reply(other.kind()).into(),
     }
 }
 
@@ -292,5 +319,30 @@ mod tests {
         assert_eq!(of(C::Expired), TlsFailure::Expired);
         assert_eq!(of(C::NotValidForName), TlsFailure::WrongName);
         assert_eq!(of(C::NotValidYet), TlsFailure::Other);
+    }
+
+    /// An OAuth failure is told in its own words, and its kind decides whether the login
+    /// counts as refused (authorize again) or as the provider being unavailable (wait).
+    #[test]
+    fn oauth_failures_by_kind() {
+        use crate::oauth::OAuthError;
+        let revoked = UpstreamError::from(OAuthError::Revoked {
+            account: "a@b.c".into(),
+            detail: "invalid_grant".into(),
+        });
+        let down = UpstreamError::from(OAuthError::Refresh {
+            account: "a@b.c".into(),
+            detail: "HTTP 503".into(),
+        });
+        assert_eq!(revoked.kind(), FailureKind::OAuthRevoked);
+        assert_eq!(down.kind(), FailureKind::OAuthUnavailable);
+        assert!(imap_login_text(&revoked)
+            .starts_with("NO [AUTHENTICATIONFAILED] mailgate has no valid OAuth authorization"));
+        assert!(imap_login_text(&down)
+            .starts_with("NO [UNAVAILABLE] mailgate could not get an OAuth access token"));
+        assert!(smtp_login_reply(&revoked)
+            .starts_with("451 4.7.0 mailgate has no valid OAuth authorization"));
+        assert_eq!(login_result(&revoked), "upstream_auth_failed");
+        assert_eq!(login_result(&down), "upstream_unavailable");
     }
 }

@@ -70,6 +70,14 @@ pub enum UpstreamError {
         /// Seconds waited for the greeting.
         secs: u64,
     },
+    /// The DNS lookup of the host name did not finish in time.
+    #[error("{address} did not answer within {secs} s (DNS lookup)")]
+    DnsTimeout {
+        /// host:port.
+        address: String,
+        /// Seconds waited.
+        secs: u64,
+    },
     /// The server did not answer in time.
     #[error("{address} did not answer within {secs} s ({step})")]
     Timeout {
@@ -86,6 +94,23 @@ pub enum UpstreamError {
         /// host:port.
         address: String,
         /// What was wrong.
+        reason: String,
+    },
+    /// STARTTLS was configured, but the server does not offer it: mailgate does not send the
+    /// credential in the clear.
+    #[error("{address}: {reason}")]
+    NoStarttls {
+        /// host:port.
+        address: String,
+        /// What the server offered instead, in words.
+        reason: String,
+    },
+    /// The account logs in with OAuth, but the server offers no OAuth SASL mechanism here.
+    #[error("{address}: {reason}")]
+    NoOAuthMechanism {
+        /// host:port.
+        address: String,
+        /// Which mechanism was missing and what was offered, in words.
         reason: String,
     },
     /// The server refused or closed the connection before we were logged in.
@@ -129,43 +154,37 @@ pub enum ConnectCause {
 }
 
 /// What kind of failure an [`UpstreamError`] is: the key of the wording table in
-/// [`crate::diagnosis`] (client text, log advice) and of the `kind` metric label.
+/// [`crate::diagnosis`] (client text, SMTP reply, metric label, log and `check` advice). Fine
+/// enough that no advice needs to read an error's text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FailureKind {
     /// The host name did not resolve.
     Dns,
-    /// No TCP connection.
-    Connect,
+    /// The DNS lookup timed out.
+    DnsTimeout,
+    /// No TCP connection, and how the last address answered.
+    Connect(ConnectCause),
     /// The TLS handshake failed (certificate, protocol version).
-    Tls,
+    Tls(TlsFailure),
     /// `tls = "implicit"` on a port that does not speak TLS.
     NotTls,
     /// `tls = "starttls"` or `"none"` on an implicit-TLS port.
     ExpectsTls,
+    /// `tls = "starttls"`, and the server does not offer STARTTLS.
+    NoStarttls,
     /// No answer in time.
     Timeout,
     /// Not the protocol expected, or closed before login.
     Protocol,
     /// The stored credential was refused.
     Auth,
-    /// No OAuth access token.
-    OAuth,
-}
-
-impl FailureKind {
-    /// The `kind` label of `mailgate_upstream_errors_total` and of log lines.
-    pub fn label(self) -> &'static str {
-        match self {
-            FailureKind::Dns => "dns",
-            FailureKind::Connect => "connect",
-            FailureKind::Tls => "tls",
-            FailureKind::NotTls | FailureKind::ExpectsTls => "tls_mode",
-            FailureKind::Timeout => "timeout",
-            FailureKind::Protocol => "protocol",
-            FailureKind::Auth => "auth",
-            FailureKind::OAuth => "oauth",
-        }
-    }
+    /// An OAuth account, and the server offers no OAuth mechanism.
+    NoOAuthMechanism,
+    /// No OAuth access token right now (the identity provider failed): waiting may help.
+    OAuthUnavailable,
+    /// No OAuth access token until `mailgate oauth authorize` runs again: the refresh token was
+    /// revoked, the account never authorized, or its token file unreadable.
+    OAuthRevoked,
 }
 
 /// The kind of a TLS failure that changes what the user is told to do.
@@ -174,26 +193,30 @@ pub enum TlsFailure {
     /// The certificate chains to no trusted root: a private CA or a self-signed certificate,
     /// fixed by trusting its CA (`ca_file`).
     UntrustedIssuer,
-    /// Anything else: a wrong name, an expired certificate, a protocol mismatch.
+    /// The certificate expired.
+    Expired,
+    /// The certificate is not for the name mailgate connected to.
+    WrongName,
+    /// Anything else: a certificate not valid yet, a protocol mismatch, no TLS configuration.
     Other,
 }
 
 impl TlsFailure {
     /// The kind of `e`.
     pub fn of(e: &rustls::Error) -> TlsFailure {
-        use rustls::CertificateError::{BadSignature, UnknownIssuer};
+        use rustls::CertificateError as C;
         match e {
-            rustls::Error::InvalidCertificate(UnknownIssuer | BadSignature) => {
+            rustls::Error::InvalidCertificate(C::UnknownIssuer | C::BadSignature) => {
                 TlsFailure::UntrustedIssuer
             }
+            rustls::Error::InvalidCertificate(C::Expired | C::ExpiredContext { .. }) => {
+                TlsFailure::Expired
+            }
+            rustls::Error::InvalidCertificate(
+                C::NotValidForName | C::NotValidForNameContext { .. },
+            ) => TlsFailure::WrongName,
             _ => TlsFailure::Other,
         }
-    }
-}
-
-impl std::fmt::Display for FailureKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.label())
     }
 }
 
@@ -202,14 +225,20 @@ impl UpstreamError {
     pub fn kind(&self) -> FailureKind {
         match self {
             UpstreamError::Dns { .. } => FailureKind::Dns,
-            UpstreamError::Connect { .. } => FailureKind::Connect,
-            UpstreamError::Tls { .. } => FailureKind::Tls,
+            UpstreamError::DnsTimeout { .. } => FailureKind::DnsTimeout,
+            UpstreamError::Connect { cause, .. } => FailureKind::Connect(*cause),
+            UpstreamError::Tls { failure, .. } => FailureKind::Tls(*failure),
             UpstreamError::NotTls { .. } => FailureKind::NotTls,
             UpstreamError::ExpectsTls { .. } => FailureKind::ExpectsTls,
+            UpstreamError::NoStarttls { .. } => FailureKind::NoStarttls,
             UpstreamError::Timeout { .. } => FailureKind::Timeout,
             UpstreamError::Protocol { .. } | UpstreamError::Closed { .. } => FailureKind::Protocol,
             UpstreamError::Auth { .. } => FailureKind::Auth,
-            UpstreamError::OAuth { .. } => FailureKind::OAuth,
+            UpstreamError::NoOAuthMechanism { .. } => FailureKind::NoOAuthMechanism,
+            UpstreamError::OAuth { source } if source.needs_authorize() => {
+                FailureKind::OAuthRevoked
+            }
+            UpstreamError::OAuth { .. } => FailureKind::OAuthUnavailable,
         }
     }
 }
@@ -340,10 +369,9 @@ pub async fn tcp_connect_traced(
     let addrs: Vec<_> =
         match tokio::time::timeout(timeout, resolver.lookup(&endpoint.host, endpoint.port)).await {
             Err(_) => {
-                return Err(UpstreamError::Timeout {
+                return Err(UpstreamError::DnsTimeout {
                     address,
                     secs: timeout.as_secs(),
-                    step: "DNS lookup",
                 })
             }
             Ok(Err(e)) => {

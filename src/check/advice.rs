@@ -3,15 +3,17 @@
 //! The facts come from three places: the error the gateway's own code returned, what the
 //! [`crate::upstream::Trace`] recorded before it failed (greeting, capabilities), and, for
 //! TLS, the certificate and verdict the [`super::inspect::Inspector`] saw. Provider-specific
-//! refusals are matched on the words the providers send (collected in the project's
-//! PROVIDERS.md); help links come from the provider presets ([`crate::provider`]).
+//! refusals are matched on the words the providers send (kept as such in
+//! [`UpstreamError::Auth`]'s `reason`); help links come from the provider presets
+//! ([`crate::provider`]). The advice that the failure's kind alone decides comes from the
+//! wording table, [`diagnosis::advice`].
 
 use super::inspect::{CertInfo, Seen};
 use super::{Kind, Protocol};
 use crate::config::{Endpoint, TlsMode};
 use crate::diagnosis;
 use crate::provider::{self, Help, Preset};
-use crate::upstream::{ConnectCause, Steps, UpstreamError};
+use crate::upstream::{Steps, UpstreamError};
 use rustls::CertificateError;
 
 /// What a second, diagnostic connection found out about the port (see `super::probe_*`).
@@ -73,8 +75,11 @@ pub fn advise(f: &Failure<'_>) -> String {
     if let Some(line) = greeting_problem(f) {
         return line;
     }
+    if let Some(line) = diagnosis::advice(f.error, f.protocol, f.ep, f.email) {
+        return line;
+    }
     match f.kind {
-        Kind::Dns | Kind::Tcp => connection(f),
+        Kind::Dns | Kind::Tcp => diagnosis::unreachable_server(&f.ep.address()),
         Kind::Tls => tls(f),
         Kind::Greeting => greeting(f),
         Kind::Capabilities => format!(
@@ -118,37 +123,6 @@ fn greeting_problem(f: &Failure<'_>) -> Option<String> {
             Some(diagnosis::plaintext_port(f.protocol, f.ep.port, Some(l)))
         }
         _ => None,
-    }
-}
-
-fn connection(f: &Failure<'_>) -> String {
-    let address = f.ep.address();
-    match f.error {
-        UpstreamError::Dns { host, .. } => format!(
-            "the name {host} does not resolve: check the host name in {} and this machine's DNS/network",
-            f.protocol.table()
-        ),
-        UpstreamError::Timeout { step, .. } if *step == "DNS lookup" => {
-            "the DNS lookup timed out: check this machine's DNS/network".into()
-        }
-        UpstreamError::Connect {
-            cause: ConnectCause::Refused,
-            ..
-        } => format!(
-            "nothing accepts connections on {address} (connection refused): the server is down or the port is wrong ({} uses {} with tls = \"implicit\" or {} with tls = \"starttls\")",
-            f.protocol.name(),
-            f.protocol.ports().0,
-            f.protocol.ports().1
-        ),
-        UpstreamError::Connect {
-            cause: ConnectCause::NoAnswer,
-            ..
-        } => format!(
-            "{address} does not answer (time-out): the server is down, or a firewall drops the connection"
-        ),
-        _ => format!(
-            "{address} cannot be reached: the server is down, or the network or a firewall blocks it"
-        ),
     }
 }
 
@@ -199,17 +173,14 @@ fn tls(f: &Failure<'_>) -> String {
         // Plaintext greeting timed out on a STARTTLS/plaintext account, but the port speaks TLS.
         return diagnosis::implicit_tls_port(f.protocol, f.ep.port);
     }
-    if let UpstreamError::NotTls { port, greeting, .. } = f.error {
-        return diagnosis::plaintext_port(f.protocol, *port, greeting.as_deref());
-    }
     // With STARTTLS, a protocol error here is about the STARTTLS exchange itself (not offered,
     // refused, or the capability/EHLO before it failed), not about the handshake.
     if let (TlsMode::Starttls, UpstreamError::Protocol { .. }) = (f.ep.tls, f.error) {
         let (implicit, _) = f.protocol.ports();
         return match f.trace.capabilities.as_deref() {
-            Some(caps) if !caps.iter().any(|c| c.eq_ignore_ascii_case("STARTTLS")) => format!(
-                "{address} does not offer STARTTLS: use port {implicit} with tls = \"implicit\" in {table} (tls = \"none\" with allow_plaintext = true would send the password unencrypted)"
-            ),
+            Some(caps) if !caps.iter().any(|c| c.eq_ignore_ascii_case("STARTTLS")) => {
+                diagnosis::no_starttls(f.protocol, &address)
+            }
             Some(_) => format!(
                 "{address} refused STARTTLS ({}): try port {implicit} with tls = \"implicit\" in {table}",
                 f.error
@@ -262,17 +233,6 @@ fn login(f: &Failure<'_>) -> String {
     let preset = provider(f.ep, f.email);
     let reason = match f.error {
         UpstreamError::Auth { reason, .. } => reason.as_str(),
-        UpstreamError::OAuth { source } => {
-            return format!(
-                "no usable OAuth token ({source}): run `mailgate oauth authorize {}`",
-                f.email
-            )
-        }
-        UpstreamError::Protocol { reason, .. } if reason.contains("OAuth token") => {
-            return format!(
-                "the server offers no OAuth mechanism here: remove [account.oauth2] and use an app password, or check the server ({reason})"
-            )
-        }
         UpstreamError::Protocol { reason, .. } => {
             return format!("logging in is not possible on this connection: {reason}")
         }
@@ -356,6 +316,7 @@ fn login(f: &Failure<'_>) -> String {
 mod tests {
     use super::*;
     use crate::config::Config;
+    use crate::upstream::ConnectCause;
     use std::path::Path;
 
     const HASH: &str =
@@ -399,7 +360,7 @@ mod tests {
         }
     }
 
-    /// SMTP refusals as the providers word them (PROVIDERS.md) → the advice's key words.
+    /// SMTP refusals as the providers word them → the advice's key words.
     #[test]
     fn smtp_refusals() {
         let cases: &[(&str, &str, &str, &[&str])] = &[
@@ -517,6 +478,20 @@ mod tests {
         });
         assert!(
             text.starts_with("smtp.example.no:587 does not offer STARTTLS: use port 465 with tls = \"implicit\" in [account.smtp]"),
+            "{text}"
+        );
+    }
+
+    /// An OAuth account on a server without an OAuth mechanism: told by the error's kind.
+    #[test]
+    fn no_oauth_mechanism() {
+        let e = UpstreamError::NoOAuthMechanism {
+            address: "imap.example.no:993".into(),
+            reason: "the server does not offer AUTH=XOAUTH2 (offered: AUTH=PLAIN)".into(),
+        };
+        let text = advice(Protocol::Imap, Kind::Login, "a@example.no", "example.no", e);
+        assert!(
+            text.starts_with("the server offers no OAuth mechanism here: remove [account.oauth2]"),
             "{text}"
         );
     }

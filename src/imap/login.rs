@@ -20,7 +20,6 @@ use crate::preauth::{self, Limit};
 use crate::sasl;
 use crate::secret::Secret;
 use crate::throttle::{self, Refusal};
-use crate::upstream::UpstreamError;
 use imap_codec::decode::Decoder;
 use imap_codec::imap_types::auth::AuthMechanism;
 use imap_codec::imap_types::command::CommandBody;
@@ -529,15 +528,7 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
                         metrics::upstream_error("imap", e.kind().label());
                         let result = diagnosis::login_result(&e);
                         metrics::login("imap", result, Some(&account.email));
-                        let text = match &e {
-                            UpstreamError::OAuth { source } if source.needs_authorize() => {
-                                format!("NO [AUTHENTICATIONFAILED] {}.", source.client_text())
-                            }
-                            UpstreamError::OAuth { source } => {
-                                format!("NO [UNAVAILABLE] {}.", source.client_text())
-                            }
-                            _ => diagnosis::imap_text(e.kind()).to_owned(),
-                        };
+                        let text = diagnosis::imap_login_text(&e);
                         c.send(format!("{tag} {text}\r\n").as_bytes()).await?;
                     }
                 }

@@ -239,9 +239,10 @@ pub async fn login_traced(
         }
         trace.capabilities(|| caps.clone().unwrap_or_default());
         if !has(caps.as_deref().unwrap_or_default(), "STARTTLS") {
-            return Err(conn.protocol(
-                "the server does not offer STARTTLS; refusing to send the credential in clear text (set tls = \"implicit\" if this is a TLS port)".into(),
-            ));
+            return Err(UpstreamError::NoStarttls {
+                address: conn.address.clone(),
+                reason: "the server does not offer STARTTLS; refusing to send the credential in clear text (set tls = \"implicit\" if this is a TLS port)".into(),
+            });
         }
         let (status, text, _) = conn.command(b"STARTTLS", "STARTTLS", None).await?;
         if status != "OK" {
@@ -419,11 +420,11 @@ async fn authenticate_oauth(
 ) -> Result<Option<Vec<String>>, UpstreamError> {
     let mechanism = Mechanism::choose(oauth.mechanism, has(caps, "AUTH=XOAUTH2"));
     if !has(caps, &format!("AUTH={}", mechanism.as_str())) {
-        return Err(conn.protocol(format!(
+        return Err(UpstreamError::NoOAuthMechanism { address: conn.address.clone(), reason: format!(
             "the server does not offer AUTH={} (offered: {}); it cannot log in with an OAuth token here",
             mechanism.as_str(),
             caps.iter().filter(|c| c.to_ascii_uppercase().starts_with("AUTH=")).cloned().collect::<Vec<_>>().join(" ")
-        )));
+        )});
     }
     let mut rejected: Option<Secret> = None;
     let mut last = String::new();

@@ -14,7 +14,7 @@
 use crate::config::ServerConfig;
 use crate::oauth::http;
 use crate::oauth::settings::{OAuth2, Provider};
-use crate::oauth::store::{Grant, Store, StoreError, Tokens};
+use crate::oauth::store::{self, Grant, StoreError, Tokens};
 use crate::oauth::token::{self, TokenError};
 use crate::oauth::{tokens_from, unix_now};
 use crate::secret::Secret;
@@ -73,9 +73,9 @@ pub fn pkce_challenge(verifier: &str) -> String {
     ))
 }
 
-/// Saves tokens of `grant` for the account.
+/// Saves the account's new tokens in its store.
 fn save(oauth: &OAuth2, tokens: &Tokens) -> Result<(), StoreError> {
-    Store::open(&oauth.state_dir)?.save(&oauth.account, tokens)
+    store::open(&oauth.state_dir)?.save(&oauth.account, tokens)
 }
 
 /// Lines from standard input, read by a thread (a blocking read cannot be cancelled; the
@@ -101,7 +101,7 @@ pub async fn authorization_code(
     oauth: &OAuth2,
     server: &ServerConfig,
     out: &mut dyn Write,
-    mut pasted: mpsc::Receiver<String>,
+    pasted: mpsc::Receiver<String>,
     deadline: Duration,
 ) -> Result<Tokens, AuthorizeError> {
     let Some(authorize_url) = &oauth.authorize_url else {
@@ -117,27 +117,11 @@ pub async fn authorization_code(
         .local_addr()
         .map_err(AuthorizeError::Listen)?
         .port();
-    let redirect_uri = format!("http://127.0.0.1:{port}/");
-    let verifier = Secret::new(random_text(32));
-    let state = random_text(16);
-    let scope = oauth.scopes.join(" ");
-    let challenge = pkce_challenge(verifier.expose());
-    let mut params = vec![
-        ("response_type", "code"),
-        ("client_id", oauth.client_id.as_str()),
-        ("redirect_uri", redirect_uri.as_str()),
-        ("scope", scope.as_str()),
-        ("state", state.as_str()),
-        ("code_challenge", challenge.as_str()),
-        ("code_challenge_method", "S256"),
-        ("login_hint", oauth.account.as_str()),
-    ];
-    if oauth.provider == Some(Provider::Google) {
-        // Without these Google gives a refresh token only on the very first consent.
-        params.push(("access_type", "offline"));
-        params.push(("prompt", "consent"));
-    }
+    let request = Request::new(port);
+    let params = request.params(oauth);
+    let params: Vec<(&str, &str)> = params.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let url = authorize_url.with_query(&params);
+    let redirect_uri = &request.redirect_uri;
     let _ = writeln!(
         out,
         "Open this address in a browser and allow access for {}:\n\n{url}\n",
@@ -146,46 +130,127 @@ pub async fn authorization_code(
     let _ = writeln!(out, "Waiting for the redirect to {redirect_uri} ... (on a machine without a browser: open the address elsewhere, then paste the address the browser ends on, starting with {redirect_uri}, here and press Enter)");
     let _ = out.flush();
 
-    let started = Instant::now();
-    let mut served = 0;
-    let mut stdin_open = true;
-    let code = loop {
-        let left = deadline.saturating_sub(started.elapsed());
-        if left.is_zero() || served >= MAX_CONNECTIONS {
-            return Err(AuthorizeError::Timeout(deadline.as_secs()));
+    let mut redirects = Redirects {
+        listener,
+        pasted,
+        stdin_open: true,
+        served: 0,
+    };
+    let code = wait_for_code(&mut redirects, &request.state, out, deadline).await?;
+    let resp = token::exchange_code(oauth, &code, &request.verifier, redirect_uri, server).await?;
+    let tokens = tokens_from(Grant::AuthorizationCode, resp, None, unix_now());
+    save(oauth, &tokens)?;
+    Ok(tokens)
+}
+
+/// One authorization request: where the browser comes back to, and the secrets that tie the
+/// answer to it.
+struct Request {
+    redirect_uri: String,
+    /// The PKCE verifier: only its challenge goes to the browser.
+    verifier: Secret,
+    /// Echoed by the redirect: a redirect without it is not an answer to this request.
+    state: String,
+}
+
+impl Request {
+    fn new(port: u16) -> Request {
+        Request {
+            redirect_uri: format!("http://127.0.0.1:{port}/"),
+            verifier: Secret::new(random_text(32)),
+            state: random_text(16),
         }
-        let query = tokio::select! {
-            accepted = tokio::time::timeout(left, listener.accept()) => {
-                let Ok(Ok((mut stream, _))) = accepted else { continue };
-                served += 1;
+    }
+
+    /// The authorization address's query parameters.
+    fn params(&self, oauth: &OAuth2) -> Vec<(&'static str, String)> {
+        let mut params = vec![
+            ("response_type", "code".to_owned()),
+            ("client_id", oauth.client_id.clone()),
+            ("redirect_uri", self.redirect_uri.clone()),
+            ("scope", oauth.scopes.join(" ")),
+            ("state", self.state.clone()),
+            ("code_challenge", pkce_challenge(self.verifier.expose())),
+            ("code_challenge_method", "S256".to_owned()),
+            ("login_hint", oauth.account.clone()),
+        ];
+        if oauth.provider == Some(Provider::Google) {
+            // Without these Google gives a refresh token only on the very first consent.
+            params.push(("access_type", "offline".to_owned()));
+            params.push(("prompt", "consent".to_owned()));
+        }
+        params
+    }
+}
+
+/// Where redirects come from: the loopback listener (the browser) and pasted lines.
+struct Redirects {
+    listener: TcpListener,
+    pasted: mpsc::Receiver<String>,
+    stdin_open: bool,
+    /// Connections served so far (bounded by [`MAX_CONNECTIONS`]).
+    served: usize,
+}
+
+impl Redirects {
+    /// The query of the next redirect within `left`; `Ok(None)` for something that was not
+    /// one (a favicon request, a pasted line without a query, the end of the input).
+    async fn next(
+        &mut self,
+        out: &mut dyn Write,
+        left: Duration,
+    ) -> Result<Option<String>, AuthorizeError> {
+        tokio::select! {
+            accepted = tokio::time::timeout(left, self.listener.accept()) => {
+                let Ok(Ok((mut stream, _))) = accepted else { return Ok(None) };
+                self.served += 1;
                 match read_redirect(&mut stream).await {
                     Some(query) => {
                         let page = "<!doctype html><title>mailgate</title><p>mailgate received the authorization. You can close this window.";
                         let _ = stream.write_all(format!("HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{page}", page.len()).as_bytes()).await;
-                        query
+                        Ok(Some(query))
                     }
                     None => {
                         let _ = stream.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").await;
-                        continue;
+                        Ok(None)
                     }
                 }
             }
-            line = pasted.recv(), if stdin_open => {
+            line = self.pasted.recv(), if self.stdin_open => {
                 match line {
-                    None => { stdin_open = false; continue; }
+                    None => { self.stdin_open = false; Ok(None) }
                     Some(line) => match line.trim().split_once('?') {
-                        Some((_, q)) => q.split('#').next().unwrap_or_default().to_owned(),
+                        Some((_, q)) => Ok(Some(q.split('#').next().unwrap_or_default().to_owned())),
                         None => {
                             let _ = writeln!(out, "That is not the redirect address (it has no ?code=...); paste the whole address.");
-                            continue;
+                            Ok(None)
                         }
                     },
                 }
             }
+        }
+    }
+}
+
+/// Waits for the redirect that answers the request with `state`, and returns its code.
+async fn wait_for_code(
+    redirects: &mut Redirects,
+    state: &str,
+    out: &mut dyn Write,
+    deadline: Duration,
+) -> Result<Secret, AuthorizeError> {
+    let started = Instant::now();
+    loop {
+        let left = deadline.saturating_sub(started.elapsed());
+        if left.is_zero() || redirects.served >= MAX_CONNECTIONS {
+            return Err(AuthorizeError::Timeout(deadline.as_secs()));
+        }
+        let Some(query) = redirects.next(out, left).await? else {
+            continue;
         };
         let fields = http::parse_query(&query);
         let get = |k: &str| fields.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
-        if get("state").as_deref() != Some(state.as_str()) {
+        if get("state").as_deref() != Some(state) {
             let _ = writeln!(
                 out,
                 "Ignored a redirect with a different state (not from this request)."
@@ -197,14 +262,10 @@ pub async fn authorization_code(
             return Err(AuthorizeError::Denied(clean(&format!("{error} {desc}"))));
         }
         match get("code") {
-            Some(code) if !code.is_empty() => break Secret::new(code),
+            Some(code) if !code.is_empty() => return Ok(Secret::new(code)),
             _ => continue,
         }
-    };
-    let resp = token::exchange_code(oauth, &code, &verifier, &redirect_uri, server).await?;
-    let tokens = tokens_from(Grant::AuthorizationCode, resp, None, unix_now());
-    save(oauth, &tokens)?;
-    Ok(tokens)
+    }
 }
 
 fn clean(s: &str) -> String {

@@ -266,15 +266,9 @@ fn upstream_failure(e: &UpstreamError) -> &'static str {
     crate::diagnosis::smtp_reply(e.kind())
 }
 
-/// The reply when the upstream connection (and login) failed. A missing or revoked OAuth
-/// authorization is `451 4.7.0`, not `535`: the client's own login to mailgate was right, and a
-/// temporary code makes it keep the message and retry after the operator re-authorizes, where
-/// a 5xx would bounce it.
+/// The reply when the upstream connection (and login) failed.
 fn connect_failure(e: &UpstreamError) -> std::borrow::Cow<'static, str> {
-    match e {
-        UpstreamError::OAuth { source } => format!("451 4.7.0 {}", source.client_text()).into(),
-        other => upstream_failure(other).into(),
-    }
+    crate::diagnosis::smtp_login_reply(e)
 }
 
 /// An upstream reply as the client's reply: same code, enhanced code and text; multi-line kept.

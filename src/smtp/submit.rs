@@ -91,7 +91,7 @@ fn from_mail_send(
             reason: e.to_string(),
             failure: crate::upstream::TlsFailure::of(&e),
         },
-        mail_send::Error::MissingStartTls => UpstreamError::Protocol {
+        mail_send::Error::MissingStartTls => UpstreamError::NoStarttls {
             address,
             reason: "the server does not offer STARTTLS; refusing to continue in plaintext".into(),
         },
@@ -580,7 +580,7 @@ async fn authenticate_oauth(
         Mechanism::Oauthbearer => AUTH_OAUTHBEARER,
     };
     if !offered(bit) {
-        return Err(UpstreamError::Protocol {
+        return Err(UpstreamError::NoOAuthMechanism {
             address: address.to_owned(),
             reason: format!(
                 "the server does not offer AUTH {}; it cannot log in with an OAuth token here",

@@ -20,7 +20,7 @@ pub(super) fn sign_in_and_test(w: &Wizard, target: &Target, plan: &mut Plan) -> 
         Err(LiveTestFailed::Asking(e)) => Err(e),
         Err(LiveTestFailed::Test(e)) => {
             if let Some(oauth) = &signed_in {
-                let removed = mailgate::oauth::store::Store::open(&oauth.state_dir)
+                let removed = mailgate::oauth::store::open(&oauth.state_dir)
                     .and_then(|store| store.remove(&oauth.account));
                 if let Err(why) = removed {
                     eprintln!("warning: the tokens of this sign-in could not be removed: {why}");

@@ -8,8 +8,10 @@
 
 pub mod command;
 pub mod data;
+pub mod limits;
 pub mod session;
 pub mod submit;
+mod wire;
 
 pub use crate::session::Session;
 

@@ -274,11 +274,13 @@ impl<A> State<A> {
         }
     }
 
-    /// MAIL FROM was accepted: the transaction starts with `envelope`.
+    /// MAIL FROM was accepted: the transaction starts with `envelope` (only from
+    /// `Authenticated`, see [`State::may_mail`]).
     pub fn mail(&mut self, envelope: Envelope) {
-        if let State::Authenticated(a) = std::mem::replace(self, State::Greeted) {
-            *self = State::Mail(a, envelope);
-        }
+        *self = match std::mem::replace(self, State::Greeted) {
+            State::Authenticated(a) => State::Mail(a, envelope),
+            other => other,
+        };
     }
 
     /// The envelope a RCPT adds to, or the reply when there is none to add to.
@@ -316,17 +318,14 @@ impl<A> State<A> {
         None
     }
 
-    /// The body starts (after DATA's `354`, or with the first BDAT chunk).
+    /// The body starts (after DATA's `354`, or with the first BDAT chunk); only from `Mail`
+    /// ([`State::body_refusal`] says when).
     pub fn start_body(&mut self, bdat: bool, body: Body) {
-        if let State::Mail(a, e) = std::mem::replace(self, State::Greeted) {
-            *self = if bdat {
-                State::Bdat(a, e, body)
-            } else {
-                State::Data(a, e, body)
-            };
-        } else {
-            unreachable!("a body starts only in a mail transaction");
-        }
+        *self = match std::mem::replace(self, State::Greeted) {
+            State::Mail(a, e) if bdat => State::Bdat(a, e, body),
+            State::Mail(a, e) => State::Data(a, e, body),
+            other => other,
+        };
     }
 
     /// Ends the transaction (message done, aborted or reset); returns what it held.
@@ -394,12 +393,22 @@ mod tests {
         assert_eq!(s.rcpt().err(), Some(NEED_MAIL));
 
         let mut s = authenticated();
+        // Transitions from the wrong state change nothing.
+        s.start_body(false, Body::new(None));
+        assert!(matches!(s, State::Authenticated(_)));
+        s.authenticated("someone@else");
+        assert_eq!(s.account(), Some(&"ola@example.no"));
         assert_eq!(s.may_auth(), Err("503 5.5.1 Already authenticated"));
         assert_eq!(s.rcpt().err(), Some(NEED_MAIL));
         assert_eq!(s.body_refusal(false, true), Some((NEED_MAIL, false)));
         assert_eq!(s.may_mail(), Ok(()));
 
         let mut s = in_mail(0);
+        s.mail(Envelope::new("other@example.no", Sender::Sent));
+        assert_eq!(
+            s.envelope().map(|e| e.from.as_str()),
+            Some("ola@example.no")
+        );
         assert_eq!(s.may_mail(), Err("503 5.5.1 Nested MAIL command"));
         assert_eq!(
             s.may_starttls(),

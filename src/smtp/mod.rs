@@ -11,6 +11,8 @@
 mod auth;
 mod body;
 pub mod command;
+#[cfg(test)]
+mod conversation_tests;
 pub mod data;
 mod envelope;
 pub mod limits;

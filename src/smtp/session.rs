@@ -161,7 +161,7 @@ impl crate::session::Protocol for SmtpProtocol {
 
 /// One SMTP conversation on `stream` (greeted unless it continues after STARTTLS). Returns why
 /// it ended and, after STARTTLS, the stream for the handshake.
-async fn converse<S: AsyncRead + AsyncWrite + Unpin>(
+pub(super) async fn converse<S: AsyncRead + AsyncWrite + Unpin>(
     stream: S,
     session: &mut Session,
     greet: bool,

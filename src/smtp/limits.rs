@@ -1,4 +1,4 @@
-//! The bounds of an SMTP session, shared by the server side ([`super::session`]) and the
+//! The bounds of an SMTP session, shared by the server side (`session`) and the
 //! upstream client ([`super::submit`]), so neither imports the other for them.
 
 use std::time::Duration;

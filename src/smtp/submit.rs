@@ -220,7 +220,7 @@ impl Upstream {
     /// Starts a message body; the client may be told `354` as soon as this returns.
     ///
     /// With a server that offers CHUNKING and PIPELINING nothing is sent yet: the body is
-    /// held, and a message that ends within [`COALESCE`] bytes goes as `BDAT <size> LAST`
+    /// held, and a message that ends within `COALESCE` (32 KiB) bytes goes as `BDAT <size> LAST`
     /// and its bytes in one write (see [`Upstream::finish_data`]). That is one command, one
     /// reply and one wake-up of each side fewer per message than DATA (whose `354` must
     /// arrive before the first byte), the body needs no dot-stuffing, and Gmail, Microsoft
@@ -295,7 +295,7 @@ impl Upstream {
     }
 
     /// Writes message bytes (unstuffed, as the client meant them), stuffed, to the server.
-    /// Less than [`COALESCE`] bytes wait for more (or for the end marker): a small message
+    /// Less than `COALESCE` bytes wait for more (or for the end marker): a small message
     /// then reaches the server in one write with its end, one wake-up fewer on both sides.
     /// `Ok(Some(reply))`: the server refused DATA (see [`Upstream::send_data`]); the bytes
     /// are dropped and `reply` is the message's verdict.

@@ -350,20 +350,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Smtp<'_, S> {
             return reply.into();
         }
         let rcpt = envelope_line("RCPT TO", path.address, path.params);
-        match std::mem::replace(&mut env.sender, Sender::Sent) {
+        if let Sender::Refused { reply, .. } = &env.sender {
             // The provider refused the (deferred) sender: every recipient hears why.
-            Sender::Refused { reply, closed } => {
-                env.sender = Sender::Refused {
-                    reply: reply.clone(),
-                    closed,
-                };
-                return reply;
-            }
-            Sender::Deferred { line, reused } => {
-                return self.mail_and_first_rcpt(line, &rcpt, reused).await
-            }
-            Sender::Broken => env.sender = Sender::Broken,
-            Sender::Sent => {}
+            return reply.clone();
+        }
+        if let Some((mail, reused)) = env.take_deferred() {
+            return self.mail_and_first_rcpt(mail, &rcpt, reused).await;
         }
         let broken = env.broken();
         let Some(up) = self.upstream.as_mut().filter(|_| !broken) else {

@@ -134,6 +134,18 @@ impl Envelope {
         }
     }
 
+    /// The deferred MAIL FROM line (and whether the connection was reused) to send now with
+    /// the first RCPT; the sender counts as sent from here on.
+    pub fn take_deferred(&mut self) -> Option<(String, bool)> {
+        if !matches!(self.sender, Sender::Deferred { .. }) {
+            return None;
+        }
+        match std::mem::replace(&mut self.sender, Sender::Sent) {
+            Sender::Deferred { line, reused } => Some((line, reused)),
+            _ => None,
+        }
+    }
+
     /// The transaction can carry no message any more (the provider refused the sender or the
     /// connection broke): the reply to a RCPT is its outcome.
     pub fn ended(&self) -> bool {
@@ -500,6 +512,23 @@ mod tests {
         assert!(body.is_some());
         assert!(matches!(s, State::Authenticated(_)));
         assert!(Body::new(Some("550 no".into())).after_chunk(false) == AfterChunk::Finish);
+    }
+
+    #[test]
+    fn deferred_mail_is_taken_once() {
+        let mut s = authenticated();
+        let line = "MAIL FROM:<ola@example.no>".to_owned();
+        s.mail(Envelope::new(
+            "ola@example.no",
+            Sender::Deferred {
+                line: line.clone(),
+                reused: true,
+            },
+        ));
+        let e = s.rcpt().unwrap();
+        assert_eq!(e.take_deferred(), Some((line, true)));
+        assert!(matches!(e.sender, Sender::Sent));
+        assert_eq!(e.take_deferred(), None);
     }
 
     #[test]

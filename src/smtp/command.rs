@@ -39,31 +39,31 @@ pub enum CommandError {
 /// The command verbs the gateway knows; anything else is [`Verb::Unknown`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verb {
-    /// EHLO domain.
+    /// `EHLO domain`.
     Ehlo,
-    /// HELO domain.
+    /// `HELO domain`.
     Helo,
-    /// AUTH mechanism [initial-response].
+    /// `AUTH mechanism [initial-response]`.
     Auth,
-    /// MAIL FROM:<path> [params].
+    /// `MAIL FROM:<path> [params]`.
     Mail,
-    /// RCPT TO:<path> [params].
+    /// `RCPT TO:<path> [params]`.
     Rcpt,
     /// DATA.
     Data,
-    /// BDAT size [LAST].
+    /// `BDAT size [LAST]`.
     Bdat,
     /// RSET.
     Rset,
-    /// NOOP [string].
+    /// `NOOP [string]`.
     Noop,
     /// QUIT.
     Quit,
-    /// VRFY string.
+    /// `VRFY string`.
     Vrfy,
-    /// HELP [string].
+    /// `HELP [string]`.
     Help,
-    /// STARTTLS (not offered yet).
+    /// STARTTLS (RFC 3207).
     Starttls,
     /// A word we do not implement (EXPN, TURN, …).
     Unknown,

@@ -22,10 +22,12 @@ use crate::oauth::settings::{Mechanism, OAuth2};
 use crate::sasl;
 use crate::secret::Secret;
 use crate::smtp::data::Stuffer;
+pub use crate::smtp::wire::reply_text;
+use crate::smtp::wire::{from_mail_send, timed, write_timed};
 use crate::upstream::{self, Trace, UpstreamError, UpstreamStream};
 use mail_send::{Credentials, SmtpClient};
 use smtp_proto::{
-    EhloResponse, Response, AUTH_OAUTHBEARER, AUTH_XOAUTH2, EXT_CHUNKING, EXT_DSN, EXT_PIPELINING,
+    EhloResponse, AUTH_OAUTHBEARER, AUTH_XOAUTH2, EXT_CHUNKING, EXT_DSN, EXT_PIPELINING,
     EXT_START_TLS,
 };
 use std::time::Duration;
@@ -38,8 +40,20 @@ const COALESCE: usize = 32 * 1024;
 /// 5 + 20 digits + 7 bytes), so command and message go out in one write without a copy.
 const BDAT_HEAD: usize = 32;
 
-/// A reply from the upstream server, kept as it said it.
-pub type Reply = Response<String>;
+pub use crate::smtp::wire::Reply;
+
+/// Where a message stands with the server (see [`Upstream::send_data`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Nothing is due from the server: no message under way, or DATA's `354` was read and
+    /// the bytes go out stuffed.
+    Ready,
+    /// The message so far is held unstuffed in `out` and nothing of it (not even `DATA`) has
+    /// been sent: it goes by `BDAT <size> LAST` unless it outgrows the hold.
+    Held,
+    /// `DATA` was sent and its reply not read yet.
+    DataSent,
+}
 
 /// A logged-in upstream SMTP connection.
 pub struct Upstream {
@@ -48,124 +62,16 @@ pub struct Upstream {
     timeout: Duration,
     stuffer: Stuffer,
     out: Vec<u8>,
-    /// The server offers PIPELINING (RFC 2920).
-    pipelining: bool,
-    /// `DATA` was sent and its reply not read yet (see [`Upstream::send_data`]).
-    data_reply_pending: bool,
-    /// The server offers CHUNKING (RFC 3030) and PIPELINING: a message that fits in
-    /// [`COALESCE`] goes as one `BDAT n LAST` (see [`Upstream::send_data`]).
-    chunking: bool,
-    /// The message so far is held unstuffed in `out` and nothing of it (not even `DATA`)
-    /// has been sent: it will go by BDAT unless it outgrows the hold.
-    held: bool,
+    /// What the server offers: its EHLO capabilities (smtp-proto's `EXT_*` bits).
+    capabilities: u32,
+    /// Where the message under way stands with the server.
+    phase: Phase,
     /// Message bytes (as the client meant them) taken into `out` and not written yet: the
     /// byte counter counts them when they are written, never for a refused DATA that drops
     /// them.
     unsent: u64,
-    /// The server offers DSN (RFC 3461): the client's DSN parameters can be passed on.
-    dsn: bool,
     /// The byte counters (with the account's, see [`Upstream::count_bytes_for`]).
     bytes: Option<crate::metrics::ByteCounters>,
-}
-
-/// Translates a mail-send error at `step` into our upstream error (no credential is in it).
-fn from_mail_send(
-    e: mail_send::Error,
-    address: &str,
-    timeout: Duration,
-    step: &'static str,
-) -> UpstreamError {
-    let address = address.to_owned();
-    match e {
-        mail_send::Error::Timeout => UpstreamError::Timeout {
-            address,
-            secs: timeout.as_secs(),
-            step,
-        },
-        mail_send::Error::Io(_) | mail_send::Error::UnparseableReply => {
-            // mail-send reports a closed connection as an unparseable reply.
-            UpstreamError::Closed { address, step }
-        }
-        mail_send::Error::Tls(e) => UpstreamError::Tls {
-            address,
-            reason: e.to_string(),
-            failure: crate::upstream::TlsFailure::of(&e),
-        },
-        mail_send::Error::MissingStartTls => UpstreamError::NoStarttls {
-            address,
-            reason: "the server does not offer STARTTLS; refusing to continue in plaintext".into(),
-        },
-        mail_send::Error::UnexpectedReply(r) => UpstreamError::Protocol {
-            address,
-            reason: format!("unexpected reply during {step}: {}", reply_text(&r)),
-        },
-        other => UpstreamError::Protocol {
-            address,
-            reason: format!("{step}: {other}"),
-        },
-    }
-}
-
-/// Writes `bytes` to the server and flushes within `timeout`: a failed write is the connection
-/// closing at `step`, a slow one a time-out there.
-async fn write_timed(
-    stream: &mut UpstreamStream,
-    bytes: &[u8],
-    address: &str,
-    timeout: Duration,
-    step: &'static str,
-) -> Result<(), UpstreamError> {
-    let write = async {
-        stream.write_all(bytes).await?;
-        stream.flush().await
-    };
-    match tokio::time::timeout(timeout, write).await {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(_)) => Err(UpstreamError::Closed {
-            address: address.to_owned(),
-            step,
-        }),
-        Err(_) => Err(from_mail_send(
-            mail_send::Error::Timeout,
-            address,
-            timeout,
-            step,
-        )),
-    }
-}
-
-/// Runs one exchange with the server within `timeout`, errors translated for `step`.
-async fn timed<T>(
-    exchange: impl std::future::Future<Output = mail_send::Result<T>>,
-    address: &str,
-    timeout: Duration,
-    step: &'static str,
-) -> Result<T, UpstreamError> {
-    match tokio::time::timeout(timeout, exchange).await {
-        Err(_) => Err(from_mail_send(
-            mail_send::Error::Timeout,
-            address,
-            timeout,
-            step,
-        )),
-        Ok(r) => r.map_err(|e| from_mail_send(e, address, timeout, step)),
-    }
-}
-
-/// `code esc text` of a reply on one line, for logs and errors.
-pub fn reply_text(r: &Reply) -> String {
-    let [a, b, c] = r.esc;
-    let text: String = r
-        .message
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .take(512)
-        .collect();
-    if a == 0 {
-        format!("{} {}", r.code, text)
-    } else {
-        format!("{} {a}.{b}.{c} {}", r.code, text)
-    }
 }
 
 impl Upstream {
@@ -225,46 +131,8 @@ impl Upstream {
             .map_err(|e| from_mail_send(e, &address, timeout, "EHLO"))?;
         trace.capabilities(|| extensions(&ehlo));
         if endpoint.tls == TlsMode::Starttls {
-            if ehlo.capabilities & EXT_START_TLS == 0 {
-                return Err(from_mail_send(
-                    mail_send::Error::MissingStartTls,
-                    &address,
-                    timeout,
-                    "EHLO",
-                ));
-            }
-            let reply = client
-                .cmd(b"STARTTLS\r\n")
-                .await
-                .map_err(|e| from_mail_send(e, &address, timeout, "STARTTLS"))?;
-            if reply.code != 220 {
-                return Err(UpstreamError::Protocol {
-                    address,
-                    reason: format!("refused STARTTLS: {}", reply_text(&reply)),
-                });
-            }
-            trace.starttls_accepted();
-            let UpstreamStream::Plain(tcp) = client.stream else {
-                return Err(UpstreamError::Protocol {
-                    address,
-                    reason: "STARTTLS on a TLS connection".into(),
-                });
-            };
-            client = SmtpClient {
-                stream: upstream::tls_handshake_traced(
-                    endpoint,
-                    tcp,
-                    server.connect_timeout,
-                    trace,
-                )
-                .await?,
-                timeout,
-            };
-            ehlo = client
-                .ehlo(&helo)
-                .await
-                .map_err(|e| from_mail_send(e, &address, timeout, "EHLO after STARTTLS"))?;
-            trace.capabilities(|| extensions(&ehlo));
+            (client, ehlo) =
+                starttls(client, &ehlo, endpoint, &helo, &address, server, trace).await?;
         }
         match &endpoint.oauth {
             Some(oauth) => {
@@ -277,14 +145,10 @@ impl Upstream {
             address,
             timeout,
             stuffer: Stuffer::new(),
-            out: Vec::with_capacity(crate::smtp::session::READ_BUF + 1024),
-            pipelining: ehlo.capabilities & EXT_PIPELINING != 0,
-            data_reply_pending: false,
-            chunking: ehlo.capabilities & EXT_CHUNKING != 0
-                && ehlo.capabilities & EXT_PIPELINING != 0,
-            held: false,
+            out: Vec::with_capacity(crate::smtp::limits::READ_BUF + 1024),
+            capabilities: ehlo.capabilities,
+            phase: Phase::Ready,
             unsent: 0,
-            dsn: ehlo.capabilities & EXT_DSN != 0,
             bytes: None,
         })
     }
@@ -315,14 +179,20 @@ impl Upstream {
             .map_err(|e| from_mail_send(e, &self.address, self.timeout, step))
     }
 
-    /// Whether the server offers DSN (RFC 3461).
+    /// Whether the server offers DSN (RFC 3461): the client's DSN parameters can be passed on.
     pub fn dsn(&self) -> bool {
-        self.dsn
+        self.capabilities & EXT_DSN != 0
     }
 
     /// Whether the server accepts several commands in one write (RFC 2920 PIPELINING).
     pub fn pipelining(&self) -> bool {
-        self.pipelining
+        self.capabilities & EXT_PIPELINING != 0
+    }
+
+    /// Whether a small message may go as one `BDAT <size> LAST` with its bytes: the server
+    /// offers CHUNKING (RFC 3030) and PIPELINING.
+    fn chunking(&self) -> bool {
+        self.capabilities & EXT_CHUNKING != 0 && self.pipelining()
     }
 
     /// Sends command lines (without CRLF) in one write and returns the server's replies, one
@@ -350,7 +220,7 @@ impl Upstream {
     /// Starts a message body; the client may be told `354` as soon as this returns.
     ///
     /// With a server that offers CHUNKING and PIPELINING nothing is sent yet: the body is
-    /// held, and a message that ends within [`COALESCE`] bytes goes as `BDAT <size> LAST`
+    /// held, and a message that ends within `COALESCE` (32 KiB) bytes goes as `BDAT <size> LAST`
     /// and its bytes in one write (see [`Upstream::finish_data`]). That is one command, one
     /// reply and one wake-up of each side fewer per message than DATA (whose `354` must
     /// arrive before the first byte), the body needs no dot-stuffing, and Gmail, Microsoft
@@ -371,9 +241,9 @@ impl Upstream {
         self.stuffer = Stuffer::new();
         self.out.clear();
         self.unsent = 0;
-        if self.chunking {
+        if self.chunking() {
             self.out.resize(BDAT_HEAD, 0);
-            self.held = true;
+            self.phase = Phase::Held;
             return Ok(());
         }
         self.start_data().await
@@ -381,10 +251,10 @@ impl Upstream {
 
     /// Sends `DATA`; its reply is read later (see [`Upstream::send_data`]).
     async fn start_data(&mut self) -> Result<(), UpstreamError> {
-        self.held = false;
+        self.phase = Phase::Ready;
         let stream = &mut self.client.stream;
         write_timed(stream, b"DATA\r\n", &self.address, self.timeout, "DATA").await?;
-        self.data_reply_pending = true;
+        self.phase = Phase::DataSent;
         Ok(())
     }
 
@@ -394,10 +264,10 @@ impl Upstream {
     /// connection can serve the next message (an RSET that fails is an error: the session
     /// then drops the connection).
     async fn data_reply(&mut self) -> Result<Option<Reply>, UpstreamError> {
-        if !self.data_reply_pending {
+        if self.phase != Phase::DataSent {
             return Ok(None);
         }
-        self.data_reply_pending = false;
+        self.phase = Phase::Ready;
         let client = &mut self.client;
         let r = timed(client.read(), &self.address, self.timeout, "DATA").await?;
         if r.code == 354 {
@@ -425,13 +295,13 @@ impl Upstream {
     }
 
     /// Writes message bytes (unstuffed, as the client meant them), stuffed, to the server.
-    /// Less than [`COALESCE`] bytes wait for more (or for the end marker): a small message
+    /// Less than `COALESCE` bytes wait for more (or for the end marker): a small message
     /// then reaches the server in one write with its end, one wake-up fewer on both sides.
     /// `Ok(Some(reply))`: the server refused DATA (see [`Upstream::send_data`]); the bytes
     /// are dropped and `reply` is the message's verdict.
     pub async fn write_body(&mut self, bytes: &[u8]) -> Result<Option<Reply>, UpstreamError> {
         self.unsent += bytes.len() as u64;
-        if self.held {
+        if self.phase == Phase::Held {
             self.out.extend_from_slice(bytes);
             if self.out.len() - BDAT_HEAD < COALESCE {
                 return Ok(None);
@@ -470,8 +340,8 @@ impl Upstream {
     /// transaction is cleared whatever it keeps after a failed chunk (RFC 3030 leaves that
     /// open).
     pub async fn finish_data(&mut self) -> Result<Reply, UpstreamError> {
-        if self.held {
-            self.held = false;
+        if self.phase == Phase::Held {
+            self.phase = Phase::Ready;
             let head = format!("BDAT {} LAST\r\n", self.out.len() - BDAT_HEAD);
             let start = BDAT_HEAD - head.len();
             self.out[start..BDAT_HEAD].copy_from_slice(head.as_bytes());
@@ -509,6 +379,57 @@ impl Upstream {
         let _ = self.command("QUIT", "QUIT").await;
         let _ = tokio::time::timeout(self.timeout, self.client.stream.shutdown()).await;
     }
+}
+
+/// STARTTLS on the plaintext `client`, the TLS handshake, and EHLO again (the capabilities
+/// said in plaintext are forgotten, RFC 3207).
+async fn starttls(
+    mut client: SmtpClient<UpstreamStream>,
+    plain_ehlo: &EhloResponse<String>,
+    endpoint: &Endpoint,
+    helo: &str,
+    address: &str,
+    server: &ServerConfig,
+    trace: &mut Trace,
+) -> Result<(SmtpClient<UpstreamStream>, EhloResponse<String>), UpstreamError> {
+    let timeout = server.upstream_timeout;
+    let address = address.to_owned();
+    if plain_ehlo.capabilities & EXT_START_TLS == 0 {
+        return Err(from_mail_send(
+            mail_send::Error::MissingStartTls,
+            &address,
+            timeout,
+            "EHLO",
+        ));
+    }
+    let reply = client
+        .cmd(b"STARTTLS\r\n")
+        .await
+        .map_err(|e| from_mail_send(e, &address, timeout, "STARTTLS"))?;
+    if reply.code != 220 {
+        return Err(UpstreamError::Protocol {
+            address,
+            reason: format!("refused STARTTLS: {}", reply_text(&reply)),
+        });
+    }
+    trace.starttls_accepted();
+    let UpstreamStream::Plain(tcp) = client.stream else {
+        return Err(UpstreamError::Protocol {
+            address,
+            reason: "STARTTLS on a TLS connection".into(),
+        });
+    };
+    client = SmtpClient {
+        stream: upstream::tls_handshake_traced(endpoint, tcp, server.connect_timeout, trace)
+            .await?,
+        timeout,
+    };
+    let ehlo = client
+        .ehlo(helo)
+        .await
+        .map_err(|e| from_mail_send(e, &address, timeout, "EHLO after STARTTLS"))?;
+    trace.capabilities(|| extensions(&ehlo));
+    Ok((client, ehlo))
 }
 
 /// The EHLO extensions as the server would list them (`PIPELINING`, `AUTH PLAIN LOGIN`, …),

@@ -12,7 +12,7 @@
 use crate::diagnosis::{self, Protocol};
 use crate::imap::framer::{Frame, Framer};
 use crate::imap::pop3;
-use crate::imap::relay::filter_capabilities;
+use crate::imap::rewrite::filter_capabilities;
 use crate::imap::upstream::{self, LoggedIn};
 use crate::imap::Session;
 use crate::metrics;

@@ -8,6 +8,7 @@ pub mod framer;
 pub mod login;
 pub mod pop3;
 pub mod relay;
+pub mod rewrite;
 pub mod upstream;
 
 use crate::session::NoTls;
@@ -98,9 +99,9 @@ async fn converse<S: AsyncRead + AsyncWrite + Unpin + 'static>(
                 idle_timeout: session.config.server.idle_timeout,
                 upstream_timeout: session.config.server.upstream_timeout,
                 shutdown: session.shutdown.clone(),
-                nonsync_literal_max: relay::nonsync_limit(
-                    upstream.capabilities.iter().map(String::as_str),
-                ),
+                rules: rewrite::Rules::new(vec![Box::new(rewrite::Gateway::new(
+                    rewrite::nonsync_limit(upstream.capabilities.iter().map(String::as_str)),
+                ))]),
             };
             let stats = relay::run(
                 stream,

@@ -172,6 +172,7 @@ impl Framer {
     }
 
     /// `chunk` (ending with the line's LF) completes the current line.
+    #[inline]
     fn line_end<'a>(&'a mut self, chunk: &'a [u8]) -> (usize, Frame<'a>) {
         let n = chunk.len();
         if self.long {
@@ -227,6 +228,7 @@ impl Framer {
     }
 
     /// `input` (without an LF) continues the current line: held while it fits, else passed on.
+    #[inline]
     fn partial<'a>(&'a mut self, input: &'a [u8]) -> Option<(usize, Frame<'a>)> {
         let n = input.len();
         if self.long {

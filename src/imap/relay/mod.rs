@@ -20,8 +20,8 @@
 //! in both cases the relay stops reading the client after such an announcement until the
 //! server has answered, and then continues in the state the server chose.
 //!
-//! The parts: [`pool`] (the buffers), [`splice`] (long literals socket to socket), [`dir`] (one
-//! direction's buffers and I/O), [`forward`] (framing each direction and applying the rules),
+//! The parts: `pool` (the buffers), `splice` (long literals socket to socket), `dir` (one
+//! direction's buffers and I/O), `forward` (framing each direction and applying the rules),
 //! and here the loop that drives both directions and the time-outs.
 
 mod dir;

@@ -166,88 +166,99 @@ impl Framer {
             ));
         }
         match memchr(b'\n', input) {
-            Some(i) => {
-                let chunk = &input[..=i];
-                if self.long {
-                    self.push_tail(chunk);
-                    let lit = announcement(&self.tail[..self.tail_len]);
-                    self.end_line(lit);
-                    return Some((
-                        i + 1,
-                        Frame::LongLine {
-                            bytes: chunk,
-                            first: false,
-                            end: Some(lit),
-                        },
-                    ));
-                }
-                if self.held.is_empty() {
-                    let lit = announcement(chunk);
-                    self.end_line(lit);
-                    if chunk.len() <= self.max_held {
-                        return Some((
-                            i + 1,
-                            Frame::Line {
-                                bytes: chunk,
-                                literal: lit,
-                            },
-                        ));
-                    }
-                    return Some((
-                        i + 1,
-                        Frame::LongLine {
-                            bytes: chunk,
-                            first: true,
-                            end: Some(lit),
-                        },
-                    ));
-                }
-                if self.held.len() + chunk.len() <= self.max_held {
-                    self.held.extend_from_slice(chunk);
-                    let lit = announcement(&self.held);
-                    self.end_line(lit);
-                    self.held_done = true;
-                    return Some((
-                        i + 1,
-                        Frame::Line {
-                            bytes: &self.held,
-                            literal: lit,
-                        },
-                    ));
-                }
-                Some(self.spill_held())
-            }
-            None => {
-                if self.long {
-                    self.push_tail(input);
-                    return Some((
-                        input.len(),
-                        Frame::LongLine {
-                            bytes: input,
-                            first: false,
-                            end: None,
-                        },
-                    ));
-                }
-                if self.held.len() + input.len() <= self.max_held {
-                    self.held.extend_from_slice(input);
-                    return None;
-                }
-                if self.held.is_empty() {
-                    self.long = true;
-                    self.push_tail(input);
-                    return Some((
-                        input.len(),
-                        Frame::LongLine {
-                            bytes: input,
-                            first: true,
-                            end: None,
-                        },
-                    ));
-                }
-                Some(self.spill_held())
-            }
+            Some(i) => Some(self.line_end(&input[..=i])),
+            None => self.partial(input),
         }
+    }
+
+    /// `chunk` (ending with the line's LF) completes the current line.
+    #[inline]
+    fn line_end<'a>(&'a mut self, chunk: &'a [u8]) -> (usize, Frame<'a>) {
+        let n = chunk.len();
+        if self.long {
+            self.push_tail(chunk);
+            let lit = announcement(&self.tail[..self.tail_len]);
+            self.end_line(lit);
+            let end = Some(lit);
+            return (
+                n,
+                Frame::LongLine {
+                    bytes: chunk,
+                    first: false,
+                    end,
+                },
+            );
+        }
+        if self.held.is_empty() {
+            let lit = announcement(chunk);
+            self.end_line(lit);
+            if chunk.len() <= self.max_held {
+                return (
+                    n,
+                    Frame::Line {
+                        bytes: chunk,
+                        literal: lit,
+                    },
+                );
+            }
+            let end = Some(lit);
+            return (
+                n,
+                Frame::LongLine {
+                    bytes: chunk,
+                    first: true,
+                    end,
+                },
+            );
+        }
+        if self.held.len() + chunk.len() <= self.max_held {
+            self.held.extend_from_slice(chunk);
+            let lit = announcement(&self.held);
+            self.end_line(lit);
+            self.held_done = true;
+            return (
+                n,
+                Frame::Line {
+                    bytes: &self.held,
+                    literal: lit,
+                },
+            );
+        }
+        self.spill_held()
+    }
+
+    /// `input` (without an LF) continues the current line: held while it fits, else passed on.
+    #[inline]
+    fn partial<'a>(&'a mut self, input: &'a [u8]) -> Option<(usize, Frame<'a>)> {
+        let n = input.len();
+        if self.long {
+            self.push_tail(input);
+            return Some((
+                n,
+                Frame::LongLine {
+                    bytes: input,
+                    first: false,
+                    end: None,
+                },
+            ));
+        }
+        if self.held.len() + input.len() <= self.max_held {
+            self.held.extend_from_slice(input);
+            return None;
+        }
+        if self.held.is_empty() {
+            self.long = true;
+            self.push_tail(input);
+            return Some((
+                n,
+                Frame::LongLine {
+                    bytes: input,
+                    first: true,
+                    end: None,
+                },
+            ));
+        }
+        Some(self.spill_held())
     }
 
     /// The held start of a line turns out too long: hand it out as the first piece of a long

@@ -3,11 +3,13 @@
 //! A session goes through three stages, each in its own module: [`login`] (mailgate is the
 //! server until the client has logged in), [`upstream`] (mailgate is the client of the real
 //! server and logs in with the stored credential), and [`relay`] (bytes pass between the two).
+//! What the relay changes in the bytes it passes is decided by the rules in [`rewrite`].
 
 pub mod framer;
 pub mod login;
 pub mod pop3;
 pub mod relay;
+pub mod rewrite;
 pub mod upstream;
 
 use crate::session::NoTls;
@@ -98,9 +100,7 @@ async fn converse<S: AsyncRead + AsyncWrite + Unpin + 'static>(
                 idle_timeout: session.config.server.idle_timeout,
                 upstream_timeout: session.config.server.upstream_timeout,
                 shutdown: session.shutdown.clone(),
-                nonsync_literal_max: relay::nonsync_limit(
-                    upstream.capabilities.iter().map(String::as_str),
-                ),
+                rules: rules(&upstream),
             };
             let stats = relay::run(
                 stream,
@@ -122,4 +122,13 @@ async fn converse<S: AsyncRead + AsyncWrite + Unpin + 'static>(
         }
     }
     None
+}
+
+/// The relay's rewrite rules for a session with this upstream: today only mailgate's own.
+/// A new rule (see [`rewrite::Rewrite`]) is added to this list.
+fn rules(upstream: &upstream::LoggedIn) -> rewrite::Rules {
+    let caps = upstream.capabilities.iter().map(String::as_str);
+    rewrite::Rules::new(vec![Box::new(rewrite::Gateway::new(
+        rewrite::nonsync_limit(caps),
+    ))])
 }

@@ -9,10 +9,12 @@
 pub mod autoconfig;
 pub mod bad_certs;
 pub mod certs;
+pub mod config;
 pub mod dns;
 pub mod dnsmasq;
 pub mod dovecot;
 pub mod faultproxy;
+pub mod gate;
 pub mod idp;
 pub mod imap_client;
 pub mod mailgate;
@@ -26,7 +28,9 @@ pub mod standin;
 pub mod tls_client;
 
 pub use certs::Pki;
+pub use config::{Account, GateConfig, Upstream};
 pub use dovecot::{Dovecot, DovecotOpts};
+pub use gate::Gate;
 pub use idp::Idp;
 pub use imap_client::ImapClient;
 pub use mailgate::Mailgate;

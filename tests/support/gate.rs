@@ -17,7 +17,7 @@ pub struct Gate {
     /// The test PKI, when the config points at its files.
     pub pki: Option<Pki>,
     /// Whatever else must live as long as the gate (e.g. a port that refuses connections).
-    pub held: Vec<Box<dyn Any>>,
+    pub held: Vec<Box<dyn Any + Send + Sync>>,
 }
 
 impl Gate {
@@ -43,7 +43,7 @@ impl Gate {
     }
 
     /// Keeps `thing` alive as long as the gate.
-    pub fn hold(mut self, thing: impl Any) -> Gate {
+    pub fn hold(mut self, thing: impl Any + Send + Sync) -> Gate {
         self.held.push(Box::new(thing));
         self
     }

@@ -9,9 +9,8 @@
 mod support;
 
 use std::net::{SocketAddr, TcpStream};
-use support::mailgate::{cached_hash, toml_str};
 use support::tls_client::{logged_addr, Conn};
-use support::{b64, Mailgate, Pki};
+use support::{b64, Account, GateConfig, Pki, Upstream};
 
 const LOCAL_PW: &str = "Dual-stack-pw-81d3";
 const USER: &str = "ola@example.no";
@@ -69,20 +68,20 @@ fn auth_from(source: [u8; 4], port: u16, ca: &std::path::Path, password: &str) -
 #[test]
 fn ipv4_clients_of_a_dual_stack_listener_are_throttled_apart() {
     let pki = Pki::new();
-    let config = format!(
-        "[server]\nimap_listen = \"127.0.0.1:0\"\nsmtp_listen = \"127.0.0.1:0\"\n\
-         smtps_listen = \"[::]:0\"\nauth_failure_delay_ms = 0\n\
-         login_throttle_threshold = 2\nlogin_lockout_secs = 3600\n\n\
-         [server.tls]\ncert = {}\nkey = {}\n\n\
-         [[account]]\nemail = \"{USER}\"\nlocal_password_hash = {}\n\
-         [account.imap]\nserver = \"127.0.0.1:9\"\ntls = \"none\"\nallow_plaintext = true\n\
-         username = \"u\"\npassword = \"p\"\n\
-         [account.smtp]\nserver = \"127.0.0.1:9\"\ntls = \"none\"\nallow_plaintext = true\n",
-        toml_str(&pki.server.cert.display().to_string()),
-        toml_str(&pki.server.key.display().to_string()),
-        toml_str(&cached_hash(LOCAL_PW)),
-    );
-    let mut gate = Mailgate::start(&config);
+    let mut gate = GateConfig::new()
+        .server("smtps_listen", "[::]:0")
+        .limits(&[
+            ("auth_failure_delay_ms", 0),
+            ("login_throttle_threshold", 2),
+            ("login_lockout_secs", 3600),
+        ])
+        .tls(&pki.server.cert, &pki.server.key)
+        .account(
+            Account::password(USER, LOCAL_PW)
+                .imap(Upstream::plain("127.0.0.1:9").login("u", "p"))
+                .smtp(Upstream::plain("127.0.0.1:9")),
+        )
+        .start();
     let listen = logged_addr(&gate, "smtps listening on");
     assert!(listen.ip().is_unspecified() && listen.is_ipv6(), "{listen}");
     let port = listen.port();

@@ -144,7 +144,7 @@ fn idle_connections_from_one_address_leave_room_for_a_login() {
             "smtp #{i}"
         );
     }
-    real_clients_log_in(&mailgate);
+    real_clients_log_in(mailgate);
     // The two held are still served.
     for (i, c) in held.iter_mut().enumerate() {
         c.stream.write_all(b"n1 NOOP\r\n").expect("send");
@@ -194,7 +194,7 @@ fn a_full_preauth_queue_pushes_out_the_oldest_never_a_logged_in_session() {
     for (i, c) in idle.iter_mut().take(2).enumerate() {
         assert_eq!(c.rest(), queue_full, "idle #{i}");
     }
-    real_clients_log_in(&mailgate);
+    real_clients_log_in(mailgate);
     // imaplib pushed out the older of the two left; smtplib found a place free (imaplib had
     // logged in, so it was no longer waiting) and the newest is still served.
     assert_eq!(idle[2].rest(), queue_full, "idle #2");

@@ -228,7 +228,7 @@ impl Account {
         self
     }
 
-    pub fn aliases(self, aliases: &[&str]) -> Account {
+    pub fn aliases<T: TomlValue>(self, aliases: &[T]) -> Account {
         self.set("aliases", aliases)
     }
 

@@ -242,13 +242,11 @@ impl Account {
         self
     }
 
-    /// An `[account.oauth2]` table with these keys.
-    pub fn oauth2(mut self, keys: &[(&str, &str)]) -> Account {
-        let mut t = Table::default();
-        for (k, v) in keys {
-            t.set(k, *v);
-        }
-        self.oauth2 = Some(t);
+    /// Sets a key of the `[account.oauth2]` table (made by the first one).
+    pub fn oauth2(mut self, key: &str, value: impl TomlValue) -> Account {
+        self.oauth2
+            .get_or_insert_with(Table::default)
+            .set(key, value);
         self
     }
 

@@ -8,30 +8,13 @@
 
 mod support;
 
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
+use support::proc::connect_from;
 use support::tls_client::{logged_addr, Conn};
 use support::{b64, Account, GateConfig, Pki, Upstream};
 
 const LOCAL_PW: &str = "Dual-stack-pw-81d3";
 const USER: &str = "ola@example.no";
-
-/// A TCP connection from `source` (an address of 127/8) to `port` on 127.0.0.1.
-fn connect_from(source: [u8; 4], port: u16) -> TcpStream {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_io()
-        .build()
-        .expect("runtime");
-    let target = SocketAddr::from(([127, 0, 0, 1], port));
-    let stream = rt
-        .block_on(async {
-            let s = tokio::net::TcpSocket::new_v4()?;
-            s.bind(SocketAddr::from((source, 0)))?;
-            s.connect(target).await?.into_std()
-        })
-        .unwrap_or_else(|e| panic!("connect {target} from {source:?}: {e}"));
-    stream.set_nonblocking(false).expect("blocking");
-    stream
-}
 
 /// One SMTP reply, all its lines.
 fn reply(c: &mut Conn) -> String {
@@ -53,7 +36,10 @@ fn cmd(c: &mut Conn, line: &str) -> String {
 
 /// One SMTPS session from `source`: EHLO and AUTH PLAIN; the AUTH reply.
 fn auth_from(source: [u8; 4], port: u16, ca: &std::path::Path, password: &str) -> String {
-    let mut c = Conn::implicit_over(connect_from(source, port), ca);
+    let mut c = Conn::implicit_over(
+        connect_from(source, SocketAddr::from(([127, 0, 0, 1], port))),
+        ca,
+    );
     let greeting = reply(&mut c);
     assert!(greeting.starts_with("220"), "{greeting}");
     let ehlo = cmd(&mut c, "EHLO client.test");

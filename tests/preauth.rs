@@ -9,15 +9,16 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::Command;
 use std::thread;
 use std::time::Duration;
 
 use support::imap_client::{contains, tagged_status};
-use support::proc::{poll, python, run_with_timeout};
+use support::proc::{connect_from, poll, python, run_with_timeout};
 use support::smtp_client::Raw;
+use support::tls_client::Conn;
 use support::{Account, Dovecot, DovecotOpts, Gate, GateConfig, Mailgate, Upstream};
 
 const EMAIL: &str = "kari@example.no";
@@ -51,42 +52,8 @@ fn config(limits: &[(&str, u64)], imap_server: &str) -> GateConfig {
 }
 
 /// A connection from 127.0.0.2 (another address than the real clients' 127.0.0.1).
-struct Other {
-    stream: TcpStream,
-    reader: BufReader<TcpStream>,
-}
-
-impl Other {
-    fn connect(addr: SocketAddr) -> Other {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_io()
-            .build()
-            .expect("runtime");
-        let stream = rt
-            .block_on(async {
-                let socket = tokio::net::TcpSocket::new_v4()?;
-                socket.bind("127.0.0.2:0".parse().expect("address"))?;
-                socket.connect(addr).await?.into_std()
-            })
-            .unwrap_or_else(|e| panic!("connect from 127.0.0.2 to {addr}: {e}"));
-        stream.set_nonblocking(false).expect("blocking");
-        stream.set_read_timeout(Some(READ_LIMIT)).expect("timeout");
-        let reader = BufReader::new(stream.try_clone().expect("clone"));
-        Other { stream, reader }
-    }
-
-    fn line(&mut self) -> String {
-        let mut line = String::new();
-        let _ = self.reader.read_line(&mut line);
-        line
-    }
-
-    /// Everything until the server closes (bounded by the read time-out).
-    fn rest(&mut self) -> String {
-        let mut rest = Vec::new();
-        let _ = self.reader.read_to_end(&mut rest);
-        String::from_utf8_lossy(&rest).into_owned()
-    }
+fn other(addr: SocketAddr) -> Conn {
+    Conn::plain_over(connect_from([127, 0, 0, 2], addr))
 }
 
 /// imaplib logs in and out; smtplib logs in (AUTH) and quits.
@@ -123,8 +90,8 @@ fn idle_connections_from_one_address_leave_room_for_a_login() {
     let mailgate = &g.mailgate;
     let mut held = Vec::new();
     for i in 0..4 {
-        let mut c = Other::connect(mailgate.imap_addr);
-        let first = c.line();
+        let mut c = other(mailgate.imap_addr);
+        let first = c.line().unwrap_or_default();
         if i < 2 {
             assert!(first.starts_with("* OK [CAPABILITY "), "#{i}: {first}");
             held.push(c);
@@ -137,8 +104,8 @@ fn idle_connections_from_one_address_leave_room_for_a_login() {
         }
     }
     for i in 0..3 {
-        let mut c = Other::connect(mailgate.smtp_addr);
-        let first = c.line();
+        let mut c = other(mailgate.smtp_addr);
+        let first = c.line().unwrap_or_default();
         assert_eq!(
             first, "421 4.7.0 Too many connections from your address, try again later\r\n",
             "smtp #{i}"
@@ -147,8 +114,12 @@ fn idle_connections_from_one_address_leave_room_for_a_login() {
     real_clients_log_in(mailgate);
     // The two held are still served.
     for (i, c) in held.iter_mut().enumerate() {
-        c.stream.write_all(b"n1 NOOP\r\n").expect("send");
-        assert_eq!(c.line(), "n1 OK NOOP completed.\r\n", "held #{i}");
+        c.send(b"n1 NOOP\r\n").expect("send");
+        assert_eq!(
+            c.line().unwrap_or_default(),
+            "n1 OK NOOP completed.\r\n",
+            "held #{i}"
+        );
     }
     assert!(
         mailgate
@@ -178,10 +149,10 @@ fn a_full_preauth_queue_pushes_out_the_oldest_never_a_logged_in_session() {
         "{}",
         String::from_utf8_lossy(&r)
     );
-    let mut idle: Vec<Other> = (0..4)
+    let mut idle: Vec<Conn> = (0..4)
         .map(|i| {
-            let mut c = Other::connect(mailgate.imap_addr);
-            let greeting = c.line();
+            let mut c = other(mailgate.imap_addr);
+            let greeting = c.line().unwrap_or_default();
             assert!(
                 greeting.starts_with("* OK [CAPABILITY "),
                 "#{i}: {greeting}"
@@ -198,8 +169,11 @@ fn a_full_preauth_queue_pushes_out_the_oldest_never_a_logged_in_session() {
     // imaplib pushed out the older of the two left; smtplib found a place free (imaplib had
     // logged in, so it was no longer waiting) and the newest is still served.
     assert_eq!(idle[2].rest(), queue_full, "idle #2");
-    idle[3].stream.write_all(b"n1 NOOP\r\n").expect("send");
-    assert_eq!(idle[3].line(), "n1 OK NOOP completed.\r\n");
+    idle[3].send(b"n1 NOOP\r\n").expect("send");
+    assert_eq!(
+        idle[3].line().unwrap_or_default(),
+        "n1 OK NOOP completed.\r\n"
+    );
     logged_in.ok("L2", "SELECT INBOX");
     logged_in.ok("L3", "LOGOUT");
 }

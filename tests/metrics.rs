@@ -859,7 +859,7 @@ fn smtp_outcomes_are_counted_once_each() {
     let down = RefusingPort::new();
     let smtp_account = |user: &str, smtp: Upstream| {
         Account::password(&format!("{user}@{DOMAIN}"), LOCAL_PW)
-            .aliases(&[])
+            .aliases::<&str>(&[])
             .imap(Upstream::plain("127.0.0.1:9").password(UPSTREAM_PW))
             .smtp(smtp)
     };

@@ -13,6 +13,7 @@ pub mod config;
 pub mod dns;
 pub mod dnsmasq;
 pub mod dovecot;
+pub mod fast_client;
 pub mod faultproxy;
 pub mod gate;
 pub mod idp;

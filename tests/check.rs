@@ -18,8 +18,9 @@ use std::time::Duration;
 
 use serde_json::Value;
 use support::bad_certs::{BadCerts, EXPIRED_NOT_AFTER, OTHER_NAME};
+use support::config::loopback_server;
 use support::idp::{CLIENT_ID, CLIENT_SECRET};
-use support::mailgate::{loopback_server, strip_ansi, BIN};
+use support::mailgate::{strip_ansi, BIN};
 use support::postfix::DOMAIN;
 use support::proc::{free_port, poll, run_with_timeout, RefusingPort, PROCESS_TIMEOUT};
 use support::smtp_client::Raw;

@@ -13,7 +13,8 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use support::mailgate::{cached_hash, run, toml_str};
+use support::config::toml_str;
+use support::mailgate::{cached_hash, run};
 use support::messages::simple;
 use support::postfix::{as_stored, DOMAIN};
 use support::proc::{python_done, python_ok, run_with_timeout, PROCESS_TIMEOUT};

@@ -354,8 +354,8 @@ impl GateConfig {
         format!("{}{}", self.to_toml(), metrics_toml(listen, per_account))
     }
 
-    /// Starts `mailgate run` on this config (see [`Mailgate::start_with_metrics`] for the
-    /// metrics port).
+    /// Starts `mailgate run` on this config (see [`Mailgate::start_with_metrics_env`] for
+    /// the metrics port).
     pub fn start(&self) -> Mailgate {
         self.start_with_env(&[])
     }

@@ -3,10 +3,9 @@
 //! parsed from the log.
 
 use std::collections::HashMap;
-use std::fmt::Write as _;
 use std::fs;
 use std::io::{BufRead, BufReader, Read};
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -15,7 +14,6 @@ use std::time::Duration;
 
 use tempfile::TempDir;
 
-pub use super::config::{loopback_server, metrics_toml, toml_str};
 use super::imap_client::ImapClient;
 use super::proc::{free_port, poll, run_with_timeout, stop_child, PROCESS_TIMEOUT};
 
@@ -23,7 +21,7 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_mailgate");
 
 /// How long `Mailgate::start` waits for "imap listening on" and "smtp listening on".
 const START_TIMEOUT: Duration = Duration::from_secs(60);
-/// Start attempts of `Mailgate::start_with_metrics` (each with a new metrics port).
+/// Start attempts of `Mailgate::start_with_metrics_env` (each with a new metrics port).
 const METRICS_START_ATTEMPTS: usize = 5;
 
 pub struct Mailgate {
@@ -173,16 +171,12 @@ impl Mailgate {
         }
     }
 
-    /// Starts `mailgate run` with a `[metrics]` listener on a free loopback port: `config`
-    /// gets that address and returns the whole config (e.g. `config_toml(..)` followed by
-    /// `metrics_toml(..)`). The exporter cannot bind port 0 and report the port, so the port
-    /// comes from `free_port()`; when another process takes it first, mailgate exits with
-    /// "cannot start the metrics exporter" and this tries again with a new port (bounded).
-    pub fn start_with_metrics(config: impl Fn(SocketAddr) -> String) -> Mailgate {
-        Mailgate::start_with_metrics_env(config, &[])
-    }
-
-    /// [`Mailgate::start_with_metrics`] with `env` (as in [`Mailgate::try_start`]).
+    /// Starts `mailgate run` with a `[metrics]` listener on a free loopback port (see
+    /// [`super::GateConfig::metrics`]): `config` gets that address and returns the whole config.
+    /// The exporter cannot bind port 0 and report the port, so the port comes from
+    /// `free_port()`; when another process takes it first, mailgate exits with "cannot start
+    /// the metrics exporter" and this tries again with a new port (bounded). `env` as in
+    /// [`Mailgate::try_start`].
     pub fn start_with_metrics_env(
         config: impl Fn(SocketAddr) -> String,
         env: &[(&str, &str)],

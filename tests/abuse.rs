@@ -15,12 +15,11 @@ use std::thread;
 use std::time::Duration;
 
 use support::imap_client::{contains, tagged_status};
-use support::mailgate::{cached_hash, metrics_toml};
 use support::proc::poll;
 use support::procstat::{fd_count, rss_kib};
-use support::scrape::{fetch, Scrape, SESSIONS_ACTIVE, SESSIONS_REFUSED};
+use support::scrape::{Scrape, SESSIONS_ACTIVE, SESSIONS_REFUSED};
 use support::smtp_client::Raw;
-use support::{Dovecot, DovecotOpts, ImapClient, Mailgate};
+use support::{Account, Dovecot, DovecotOpts, Gate, GateConfig, ImapClient, Upstream};
 
 const EMAIL: &str = "ola@example.no";
 const LOCAL_PW: &str = "Local-pw-abuse-4d1a";
@@ -33,46 +32,30 @@ const PREAUTH_SECS: u64 = 3;
 /// Sessions allowed at once in these tests.
 const MAX_SESSIONS: usize = 200;
 
-struct Gate {
-    _dovecot: Dovecot,
-    mailgate: Mailgate,
-}
-
 fn gate() -> Gate {
     let dovecot = Dovecot::start(DovecotOpts::plaintext_only());
     dovecot.add_user(UPSTREAM_USER, UPSTREAM_PW);
-    let config = format!(
-        "[server]\nimap_listen = \"127.0.0.1:0\"\nsmtp_listen = \"127.0.0.1:0\"\n\
-         preauth_timeout_secs = {PREAUTH_SECS}\nmax_sessions = {MAX_SESSIONS}\n\
-         auth_failure_delay_ms = 10\n\n\
-         [[account]]\nemail = \"{EMAIL}\"\nlocal_password_hash = \"{}\"\n\
-         [account.imap]\nserver = \"{}\"\ntls = \"none\"\nallow_plaintext = true\n\
-         username = \"{UPSTREAM_USER}\"\npassword = \"{UPSTREAM_PW}\"\n",
-        cached_hash(LOCAL_PW),
-        dovecot.imap_addr()
-    );
-    let mailgate =
-        Mailgate::start_with_metrics(|listen| format!("{config}{}", metrics_toml(listen, None)));
-    Gate {
-        _dovecot: dovecot,
-        mailgate,
-    }
+    let config = GateConfig::new()
+        .limits(&[
+            ("preauth_timeout_secs", PREAUTH_SECS),
+            ("max_sessions", MAX_SESSIONS as u64),
+            ("auth_failure_delay_ms", 10),
+        ])
+        .account(
+            Account::password(EMAIL, LOCAL_PW)
+                .imap(Upstream::plain(dovecot.imap_addr()).login(UPSTREAM_USER, UPSTREAM_PW)),
+        )
+        .metrics(None);
+    Gate::start(dovecot, &config)
 }
 
 impl Gate {
     fn login(&self) -> ImapClient {
-        let mut c = self.mailgate.connect();
-        let r = c.command("L1", &format!("LOGIN \"{EMAIL}\" \"{LOCAL_PW}\""));
-        assert!(
-            tagged_status(&r, "L1").starts_with("OK"),
-            "{}",
-            String::from_utf8_lossy(&r)
-        );
-        c
+        self.login_as(EMAIL, LOCAL_PW)
     }
 
     fn scrape(&self) -> Option<Scrape> {
-        Scrape::parse(fetch(self.mailgate.metrics_addr?).ok()?).ok()
+        self.try_scrape()
     }
 
     /// Waits (bounded) until no session is active; returns mailgate's fd count then.

@@ -18,13 +18,16 @@ use std::time::Duration;
 
 use serde_json::Value;
 use support::bad_certs::{BadCerts, EXPIRED_NOT_AFTER, OTHER_NAME};
+use support::config::loopback_server;
 use support::idp::{CLIENT_ID, CLIENT_SECRET};
-use support::mailgate::{cached_hash, loopback_server, strip_ansi, toml_str, BIN};
+use support::mailgate::{strip_ansi, BIN};
 use support::postfix::DOMAIN;
 use support::proc::{free_port, poll, run_with_timeout, RefusingPort, PROCESS_TIMEOUT};
 use support::smtp_client::Raw;
 use support::standin::StandIn;
-use support::{b64, Dovecot, DovecotOpts, Idp, Mailgate, Pki, Postfix};
+use support::{
+    b64, Account, Dovecot, DovecotOpts, GateConfig, Idp, Mailgate, Pki, Postfix, Upstream,
+};
 
 const LOCAL_PASSWORD: &str = "local-pw";
 /// The upstream password of every real test user.
@@ -32,67 +35,25 @@ const UPSTREAM_PASSWORD: &str = "upstream-Secret-71";
 /// A wrong upstream password (must not be printed either).
 const WRONG_PASSWORD: &str = "wrong-Secret-93";
 
-/// One `[account.imap]` or `[account.smtp]` table.
-struct Ep {
-    /// `host:port`, `tls_server_name`.
-    server: (String, Option<String>),
-    tls: &'static str,
-    ca_file: Option<PathBuf>,
-    username: String,
-    password: &'static str,
+/// An `[account.imap]` or `[account.smtp]` table to a server on 127.0.0.1:`port` (with
+/// `tls_server_name = "localhost"` where the name does not resolve there alone), logging in as
+/// `username` with the upstream password.
+fn ep(port: u16, tls: &str, ca_file: Option<&PathBuf>, username: &str) -> Upstream {
+    let (server, name) = loopback_server(port);
+    let mut up = Upstream::tls(server, tls, ca_file.map(PathBuf::as_path))
+        .login(username, UPSTREAM_PASSWORD);
+    if let Some(name) = name {
+        up = up.tls_server_name(&name);
+    }
+    up
 }
 
-impl Ep {
-    fn new(port: u16, tls: &'static str, ca_file: Option<&PathBuf>, username: &str) -> Ep {
-        Ep {
-            server: loopback_server(port),
-            tls,
-            ca_file: ca_file.cloned(),
-            username: username.to_string(),
-            password: UPSTREAM_PASSWORD,
-        }
+fn account(email: &str, imap: &Upstream, smtp: Option<&Upstream>) -> Account {
+    let a = Account::password(email, LOCAL_PASSWORD).imap(imap.clone());
+    match smtp {
+        Some(smtp) => a.smtp(smtp.clone()),
+        None => a,
     }
-
-    fn password(mut self, password: &'static str) -> Ep {
-        self.password = password;
-        self
-    }
-
-    fn toml(&self, table: &str) -> String {
-        let mut t = format!(
-            "[account.{table}]\nserver = {}\ntls = {}\nusername = {}\npassword = {}\n",
-            toml_str(&self.server.0),
-            toml_str(self.tls),
-            toml_str(&self.username),
-            toml_str(self.password)
-        );
-        if self.tls == "none" {
-            t.push_str("allow_plaintext = true\n");
-        }
-        if let Some(name) = &self.server.1 {
-            t.push_str(&format!("tls_server_name = {}\n", toml_str(name)));
-        }
-        if let Some(ca) = &self.ca_file {
-            t.push_str(&format!(
-                "ca_file = {}\n",
-                toml_str(&ca.display().to_string())
-            ));
-        }
-        t
-    }
-}
-
-fn account(email: &str, imap: &Ep, smtp: Option<&Ep>) -> String {
-    let mut a = format!(
-        "\n[[account]]\nemail = {}\nlocal_password_hash = {}\n",
-        toml_str(email),
-        toml_str(&cached_hash(LOCAL_PASSWORD))
-    );
-    a.push_str(&imap.toml("imap"));
-    if let Some(smtp) = smtp {
-        a.push_str(&smtp.toml("smtp"));
-    }
-    a
 }
 
 /// A config file with these accounts; `connect_timeout_secs` bounds each wait of the check.
@@ -101,12 +62,12 @@ struct ConfigFile {
 }
 
 impl ConfigFile {
-    fn new(accounts: &[String], connect_timeout_secs: u64) -> ConfigFile {
+    fn new(accounts: &[Account], connect_timeout_secs: u64) -> ConfigFile {
         let dir = tempfile::tempdir().expect("tempdir");
-        let text = format!(
-            "[server]\nimap_listen = \"127.0.0.1:0\"\nsmtp_listen = \"127.0.0.1:0\"\nconnect_timeout_secs = {connect_timeout_secs}\n{}",
-            accounts.concat()
-        );
+        let text = GateConfig::new()
+            .server("connect_timeout_secs", connect_timeout_secs)
+            .accounts(accounts.iter().cloned())
+            .to_toml();
         std::fs::write(dir.path().join("mailgate.toml"), text).expect("write config");
         ConfigFile { dir }
     }
@@ -243,8 +204,8 @@ fn all_good_wrong_password_email_selection_and_json() {
             // Implicit TLS for IMAP, STARTTLS for SMTP.
             account(
                 &alice,
-                &Ep::new(imaps, "implicit", Some(&pki.ca), &alice),
-                Some(&Ep::new(
+                &ep(imaps, "implicit", Some(&pki.ca), &alice),
+                Some(&ep(
                     postfix.starttls_port,
                     "starttls",
                     Some(&postfix.ca_file),
@@ -254,9 +215,8 @@ fn all_good_wrong_password_email_selection_and_json() {
             // STARTTLS for IMAP with a wrong password, implicit TLS for SMTP.
             account(
                 &bob,
-                &Ep::new(dovecot.imap_port, "starttls", Some(&pki.ca), &bob)
-                    .password(WRONG_PASSWORD),
-                Some(&Ep::new(
+                &ep(dovecot.imap_port, "starttls", Some(&pki.ca), &bob).password(WRONG_PASSWORD),
+                Some(&ep(
                     postfix.implicit_port,
                     "implicit",
                     Some(&postfix.ca_file),
@@ -390,8 +350,8 @@ fn tls_and_plaintext_swapped_get_the_right_combination() {
             // Implicit TLS configured on the plaintext (STARTTLS) ports.
             account(
                 &carol,
-                &Ep::new(dovecot.imap_port, "implicit", Some(&pki.ca), &carol),
-                Some(&Ep::new(
+                &ep(dovecot.imap_port, "implicit", Some(&pki.ca), &carol),
+                Some(&ep(
                     postfix.starttls_port,
                     "implicit",
                     Some(&postfix.ca_file),
@@ -402,8 +362,8 @@ fn tls_and_plaintext_swapped_get_the_right_combination() {
             // handshake: the short connect_timeout bounds that wait).
             account(
                 &dave,
-                &Ep::new(imaps, "starttls", Some(&pki.ca), &dave),
-                Some(&Ep::new(
+                &ep(imaps, "starttls", Some(&pki.ca), &dave),
+                Some(&ep(
                     postfix.implicit_port,
                     "starttls",
                     Some(&postfix.ca_file),
@@ -413,7 +373,7 @@ fn tls_and_plaintext_swapped_get_the_right_combination() {
             // STARTTLS configured where the server offers none.
             account(
                 &erin,
-                &Ep::new(plaintext_only.imap_port, "starttls", None, &erin),
+                &ep(plaintext_only.imap_port, "starttls", None, &erin),
                 None,
             ),
         ],
@@ -562,22 +522,22 @@ fn certificate_problems_are_named() {
         &[
             account(
                 emails[0],
-                &Ep::new(port(&untrusted), "implicit", Some(&pki.ca), emails[0]),
+                &ep(port(&untrusted), "implicit", Some(&pki.ca), emails[0]),
                 None,
             ),
             account(
                 emails[1],
-                &Ep::new(port(&untrusted), "implicit", None, emails[1]),
+                &ep(port(&untrusted), "implicit", None, emails[1]),
                 None,
             ),
             account(
                 emails[2],
-                &Ep::new(port(&expired), "implicit", Some(&bad.ca), emails[2]),
+                &ep(port(&expired), "implicit", Some(&bad.ca), emails[2]),
                 None,
             ),
             account(
                 emails[3],
-                &Ep::new(port(&wrong_name), "implicit", Some(&bad.ca), emails[3]),
+                &ep(port(&wrong_name), "implicit", Some(&bad.ca), emails[3]),
                 None,
             ),
         ],
@@ -646,18 +606,18 @@ fn server_down_and_pop3_server() {
         &[
             account(
                 "down@example.test",
-                &Ep::new(refusing.port(), "implicit", None, "down@example.test"),
+                &ep(refusing.port(), "implicit", None, "down@example.test"),
                 None,
             ),
             account(
                 "pop@example.test",
-                &Ep::new(pop3_port, "none", None, "pop@example.test"),
+                &ep(pop3_port, "none", None, "pop@example.test"),
                 None,
             ),
             // Implicit TLS on the POP3 port: the probe finds the +OK greeting.
             account(
                 "pop-tls@example.test",
-                &Ep::new(pop3_port, "implicit", None, "pop-tls@example.test"),
+                &ep(pop3_port, "implicit", None, "pop-tls@example.test"),
                 None,
             ),
         ],
@@ -766,12 +726,10 @@ fn provider_refusals_map_to_advice() {
         .iter()
         .map(|(_, greeting, caps, answer, _)| StandIn::imap(greeting, caps, answer))
         .collect();
-    let accounts: Vec<String> = PROVIDER_ANSWERS
+    let accounts: Vec<Account> = PROVIDER_ANSWERS
         .iter()
         .zip(&standins)
-        .map(|((email, ..), s)| {
-            account(email, &Ep::new(s.addr().port(), "none", None, email), None)
-        })
+        .map(|((email, ..), s)| account(email, &ep(s.addr().port(), "none", None, email), None))
         .collect();
     let config = ConfigFile::new(&accounts, 15);
     let (code, doc) = config.check_json(&[]);
@@ -802,23 +760,15 @@ fn oauth_account_uses_the_stored_token() {
     opts.oauth2_introspection_url = Some(idp.url("/introspect"));
     let dovecot = Dovecot::start(opts);
     dovecot.add_user(email, UPSTREAM_PASSWORD);
-    let mut imap = Ep::new(dovecot.imap_port, "none", None, email).toml("imap");
     // No password with OAuth: the token is the credential.
-    imap = imap
-        .lines()
-        .filter(|l| !l.starts_with("password"))
-        .map(|l| format!("{l}\n"))
-        .collect();
-    let account = format!(
-        "\n[[account]]\nemail = {}\nlocal_password_hash = {}\n{imap}\
-         [account.oauth2]\nclient_id = {}\nauthorize_url = {}\ntoken_url = {}\n\
-         scopes = [\"mail\"]\nclient_secret_env = \"MAILGATE_TEST_CLIENT_SECRET\"\n",
-        toml_str(email),
-        toml_str(&cached_hash(LOCAL_PASSWORD)),
-        toml_str(CLIENT_ID),
-        toml_str(&idp.url("/authorize")),
-        toml_str(&idp.url("/token")),
-    );
+    let imap = ep(dovecot.imap_port, "none", None, email).without("password");
+    let account = Account::password(email, LOCAL_PASSWORD)
+        .imap(imap)
+        .oauth2("client_id", CLIENT_ID)
+        .oauth2("authorize_url", idp.url("/authorize"))
+        .oauth2("token_url", idp.url("/token"))
+        .oauth2("scopes", ["mail"].as_slice())
+        .oauth2("client_secret_env", "MAILGATE_TEST_CLIENT_SECRET");
     let config = ConfigFile::new(&[account], 15);
     let env = [("MAILGATE_TEST_CLIENT_SECRET", CLIENT_SECRET)];
 
@@ -903,14 +853,14 @@ fn provider_smtp_refusals_map_to_advice() {
         .iter()
         .map(|(_, answer, _)| StandIn::smtp(answer))
         .collect();
-    let accounts: Vec<String> = PROVIDER_SMTP_ANSWERS
+    let accounts: Vec<Account> = PROVIDER_SMTP_ANSWERS
         .iter()
         .zip(&smtp)
         .map(|((email, ..), s)| {
             account(
                 email,
-                &Ep::new(imap.addr().port(), "none", None, email),
-                Some(&Ep::new(s.addr().port(), "none", None, email)),
+                &ep(imap.addr().port(), "none", None, email),
+                Some(&ep(s.addr().port(), "none", None, email)),
             )
         })
         .collect();
@@ -961,15 +911,14 @@ fn delayed_refusal_and_inherited_smtp_password() {
         std::time::Duration::from_secs(2),
     );
     let email = "ola@example.no";
-    let mut a = account(
+    let a = account(
         email,
-        &Ep::new(imap.addr().port(), "none", None, email),
-        None,
+        &ep(imap.addr().port(), "none", None, email),
+        Some(&Upstream::plain(format!(
+            "127.0.0.1:{}",
+            smtp.addr().port()
+        ))),
     );
-    a.push_str(&format!(
-        "[account.smtp]\nserver = {}\ntls = \"none\"\nallow_plaintext = true\n",
-        toml_str(&format!("127.0.0.1:{}", smtp.addr().port()))
-    ));
     let config = ConfigFile::new(&[a], 1);
     let (code, doc) = config.check_json(&[]);
     assert_eq!(code, 1, "{doc:#}");
@@ -1011,11 +960,10 @@ fn error_messages_name_each_cause_once() {
     let config = dir.path().join("mailgate.toml");
     std::fs::write(
         &config,
-        format!(
-            "[server]\nimap_listen = \"{}\"\nsmtp_listen = \"127.0.0.1:0\"\n{}",
-            taken.local_addr().expect("addr"),
-            account("ola@example.no", &Ep::new(9, "none", None, "ola"), None)
-        ),
+        GateConfig::new()
+            .server("imap_listen", taken.local_addr().expect("addr"))
+            .account(account("ola@example.no", &ep(9, "none", None, "ola"), None))
+            .to_toml(),
     )
     .expect("write config");
     let out = support::mailgate::run(&["run", "--config", &config.display().to_string()], None);
@@ -1025,8 +973,9 @@ fn error_messages_name_each_cause_once() {
     once(&stderr, "Address already in use (os error 98)");
 
     let host = "no-such-host.invalid";
-    let mut ep = Ep::new(993, "implicit", None, "ola");
-    ep.server = (format!("{host}:993"), None);
+    let ep = ep(993, "implicit", None, "ola")
+        .set("server", format!("{host}:993"))
+        .without("tls_server_name");
     let config = ConfigFile::new(&[account("ola@example.no", &ep, None)], 3);
     let (code, doc) = config.check_json(&[]);
     assert_eq!(code, 1, "{doc:#}");

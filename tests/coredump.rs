@@ -8,18 +8,15 @@
 mod support;
 
 use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
-use support::mailgate::{cached_hash, toml_str};
-use support::Mailgate;
+use support::{Account, GateConfig, Upstream};
 
 /// The soft limit mailgate is started with (inherited from this test process).
 const STARTED_WITH: u64 = 4096;
 
-fn config(extra: &str) -> String {
-    format!(
-        "[server]\nimap_listen = \"127.0.0.1:0\"\nsmtp_listen = \"127.0.0.1:0\"\n{extra}\n\n\
-         [[account]]\nemail = \"ola@example.no\"\nlocal_password_hash = {}\n\
-         [account.imap]\nserver = \"127.0.0.1:9\"\ntls = \"none\"\nallow_plaintext = true\npassword = \"x\"\n",
-        toml_str(&cached_hash("Core-pw-51ab"))
+fn config() -> GateConfig {
+    GateConfig::new().account(
+        Account::password("ola@example.no", "Core-pw-51ab")
+            .imap(Upstream::plain("127.0.0.1:9").password("x")),
     )
 }
 
@@ -58,11 +55,11 @@ fn core_dumps_are_off_unless_allowed() {
         "cannot start mailgate with core dumps on"
     );
 
-    let mut off = Mailgate::start(&config(""));
+    let mut off = config().start();
     assert_eq!(core_soft_limit(off.pid()), "0", "{}", off.log());
     off.stop();
 
-    let mut on = Mailgate::start(&config("allow_core_dumps = true"));
+    let mut on = config().server("allow_core_dumps", true).start();
     assert_eq!(core_soft_limit(on.pid()), started_with, "{}", on.log());
     assert!(
         on.log()

@@ -15,8 +15,8 @@ use serde_json::Value;
 use std::net::{IpAddr, SocketAddr};
 use support::autoconfig::{private_loopback, Forward, HttpServer};
 use support::dns::{DnsServer, Rec};
-use support::mailgate::{cached_hash, run, toml_str};
-use support::{Dovecot, DovecotOpts, Mailgate, Postfix};
+use support::mailgate::run;
+use support::{Account, Dovecot, DovecotOpts, GateConfig, Mailgate, Postfix, Upstream};
 
 /// `mailgate discover EMAIL --json --resolver DNS`: (exit ok, JSON or stderr text).
 fn discover(email: &str, dns: &DnsServer) -> Result<Value, String> {
@@ -406,14 +406,15 @@ fn run_discovers_servers_at_start_up_or_refuses_naming_the_account() {
         "ola@start.test",
         autoconfig_xml("127.0.0.1", imap.port(), "plain"),
     );
-    let hash = cached_hash("local-pw");
-    let config = format!(
-        "[server]\nimap_listen = \"127.0.0.1:0\"\nsmtp_listen = \"127.0.0.1:0\"\nresolver = {}\n\n\
-         [[account]]\nemail = \"ola@start.test\"\nlocal_password_hash = {}\n\
-         [account.imap]\npassword = \"upstream-pw\"\nallow_plaintext = true\n",
-        toml_str(&dns.addr.to_string()),
-        toml_str(&hash)
+    // No servers: discovery finds them.
+    let gate_config = GateConfig::new().server("resolver", dns.addr).account(
+        Account::password("ola@start.test", "local-pw").imap(
+            Upstream::empty()
+                .password("upstream-pw")
+                .set("allow_plaintext", true),
+        ),
     );
+    let config = gate_config.to_toml();
     // check-config does not use the network and says what run will do.
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("m.toml");
@@ -426,7 +427,7 @@ fn run_discovers_servers_at_start_up_or_refuses_naming_the_account() {
         "{stdout}"
     );
 
-    let mut gate = Mailgate::start(&config);
+    let mut gate = gate_config.start();
     let line = gate
         .lines()
         .into_iter()
@@ -449,10 +450,12 @@ fn run_discovers_servers_at_start_up_or_refuses_naming_the_account() {
 
     // SIGHUP with a new account whose servers cannot be found: the reload is refused, naming
     // the account, and the running configuration keeps serving.
-    let added = format!(
-        "{config}\n[[account]]\nemail = \"kari@nowhere.test\"\nlocal_password_hash = {}\n[account.imap]\npassword = \"p\"\n",
-        toml_str(&hash)
-    );
+    let added = gate_config
+        .account(
+            Account::password("kari@nowhere.test", "local-pw")
+                .imap(Upstream::empty().password("p")),
+        )
+        .to_toml();
     std::fs::write(&gate.config_path, added).unwrap();
     support::proc::sighup(gate.pid());
     let refused = support::proc::poll(

@@ -8,31 +8,13 @@
 
 mod support;
 
-use std::net::{SocketAddr, TcpStream};
-use support::mailgate::{cached_hash, toml_str};
+use std::net::SocketAddr;
+use support::proc::connect_from;
 use support::tls_client::{logged_addr, Conn};
-use support::{b64, Mailgate, Pki};
+use support::{b64, Account, GateConfig, Pki, Upstream};
 
 const LOCAL_PW: &str = "Dual-stack-pw-81d3";
 const USER: &str = "ola@example.no";
-
-/// A TCP connection from `source` (an address of 127/8) to `port` on 127.0.0.1.
-fn connect_from(source: [u8; 4], port: u16) -> TcpStream {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_io()
-        .build()
-        .expect("runtime");
-    let target = SocketAddr::from(([127, 0, 0, 1], port));
-    let stream = rt
-        .block_on(async {
-            let s = tokio::net::TcpSocket::new_v4()?;
-            s.bind(SocketAddr::from((source, 0)))?;
-            s.connect(target).await?.into_std()
-        })
-        .unwrap_or_else(|e| panic!("connect {target} from {source:?}: {e}"));
-    stream.set_nonblocking(false).expect("blocking");
-    stream
-}
 
 /// One SMTP reply, all its lines.
 fn reply(c: &mut Conn) -> String {
@@ -54,7 +36,10 @@ fn cmd(c: &mut Conn, line: &str) -> String {
 
 /// One SMTPS session from `source`: EHLO and AUTH PLAIN; the AUTH reply.
 fn auth_from(source: [u8; 4], port: u16, ca: &std::path::Path, password: &str) -> String {
-    let mut c = Conn::implicit_over(connect_from(source, port), ca);
+    let mut c = Conn::implicit_over(
+        connect_from(source, SocketAddr::from(([127, 0, 0, 1], port))),
+        ca,
+    );
     let greeting = reply(&mut c);
     assert!(greeting.starts_with("220"), "{greeting}");
     let ehlo = cmd(&mut c, "EHLO client.test");
@@ -69,20 +54,20 @@ fn auth_from(source: [u8; 4], port: u16, ca: &std::path::Path, password: &str) -
 #[test]
 fn ipv4_clients_of_a_dual_stack_listener_are_throttled_apart() {
     let pki = Pki::new();
-    let config = format!(
-        "[server]\nimap_listen = \"127.0.0.1:0\"\nsmtp_listen = \"127.0.0.1:0\"\n\
-         smtps_listen = \"[::]:0\"\nauth_failure_delay_ms = 0\n\
-         login_throttle_threshold = 2\nlogin_lockout_secs = 3600\n\n\
-         [server.tls]\ncert = {}\nkey = {}\n\n\
-         [[account]]\nemail = \"{USER}\"\nlocal_password_hash = {}\n\
-         [account.imap]\nserver = \"127.0.0.1:9\"\ntls = \"none\"\nallow_plaintext = true\n\
-         username = \"u\"\npassword = \"p\"\n\
-         [account.smtp]\nserver = \"127.0.0.1:9\"\ntls = \"none\"\nallow_plaintext = true\n",
-        toml_str(&pki.server.cert.display().to_string()),
-        toml_str(&pki.server.key.display().to_string()),
-        toml_str(&cached_hash(LOCAL_PW)),
-    );
-    let mut gate = Mailgate::start(&config);
+    let mut gate = GateConfig::new()
+        .server("smtps_listen", "[::]:0")
+        .limits(&[
+            ("auth_failure_delay_ms", 0),
+            ("login_throttle_threshold", 2),
+            ("login_lockout_secs", 3600),
+        ])
+        .tls(&pki.server.cert, &pki.server.key)
+        .account(
+            Account::password(USER, LOCAL_PW)
+                .imap(Upstream::plain("127.0.0.1:9").login("u", "p"))
+                .smtp(Upstream::plain("127.0.0.1:9")),
+        )
+        .start();
     let listen = logged_addr(&gate, "smtps listening on");
     assert!(listen.ip().is_unspecified() && listen.is_ipv6(), "{listen}");
     let port = listen.port();

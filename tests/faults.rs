@@ -19,14 +19,15 @@ use std::time::Duration;
 
 use support::faultproxy::{Action, Dir, FaultProxy, GarbageServer, Hostile, Rule, Trigger};
 use support::imap_client::{contains, find, tagged_status};
-use support::mailgate::{cached_hash, metrics_toml};
 use support::messages::simple;
 use support::postfix::DOMAIN;
 use support::proc::poll;
 use support::procstat::{fd_count, fd_targets};
 use support::scrape::{fetch, Scrape, SESSIONS_ACTIVE};
 use support::smtp_client::Raw;
-use support::{Dovecot, DovecotOpts, ImapClient, Mailgate, Pki, Postfix};
+use support::{
+    Account, Dovecot, DovecotOpts, GateConfig, ImapClient, Mailgate, Pki, Postfix, Upstream,
+};
 
 const EMAIL: &str = "ola@example.no";
 const LOCAL_PW: &str = "Local-pw-faults-71c3";
@@ -72,24 +73,19 @@ fn status(resp: &[u8], tag: &str) -> String {
     tagged_status(resp, tag)
 }
 
-fn server_table(extra: &str) -> String {
-    format!(
-        "[server]\nimap_listen = \"127.0.0.1:0\"\nsmtp_listen = \"127.0.0.1:0\"\n\
-         auth_failure_delay_ms = 10\n{extra}\n"
-    )
+/// `[server]` with this `upstream_timeout_secs`, and a `[metrics]` listener.
+fn config(upstream_timeout_secs: u64) -> GateConfig {
+    GateConfig::new()
+        .limits(&[
+            ("auth_failure_delay_ms", 10),
+            ("upstream_timeout_secs", upstream_timeout_secs),
+        ])
+        .metrics(None)
 }
 
-fn imap_account(email: &str, server: &str, extra: &str) -> String {
-    format!(
-        "\n[[account]]\nemail = \"{email}\"\nlocal_password_hash = \"{}\"\n\
-         [account.imap]\nserver = \"{server}\"\nusername = \"{UPSTREAM_USER}\"\n\
-         password = \"{UPSTREAM_PW}\"\n{extra}\n",
-        cached_hash(LOCAL_PW)
-    )
-}
-
-fn start(config: &str) -> Mailgate {
-    Mailgate::start_with_metrics(|listen| format!("{config}{}", metrics_toml(listen, None)))
+/// An account whose IMAP upstream is `imap`, with the upstream user and password.
+fn imap_account(email: &str, imap: Upstream) -> Account {
+    Account::password(email, LOCAL_PW).imap(imap.login(UPSTREAM_USER, UPSTREAM_PW))
 }
 
 /// A big message (~700 KB), so a FETCH literal spans many reads and, with a plaintext
@@ -113,13 +109,9 @@ fn proxied_dovecot() -> (Vec<u8>, Dovecot, FaultProxy, Mailgate) {
     dovecot.add_user(UPSTREAM_USER, UPSTREAM_PW);
     dovecot.fill_maildir(UPSTREAM_USER, std::slice::from_ref(&message));
     let proxy = FaultProxy::start(dovecot.imap_addr());
-    let config = server_table("upstream_timeout_secs = 1")
-        + &imap_account(
-            EMAIL,
-            &proxy.server(),
-            "tls = \"none\"\nallow_plaintext = true",
-        );
-    let gate = start(&config);
+    let gate = config(1)
+        .account(imap_account(EMAIL, Upstream::plain(proxy.server())))
+        .start();
     (message, dovecot, proxy, gate)
 }
 
@@ -355,48 +347,47 @@ fn imap_unusable_upstreams() {
     // resolver fails it without sending a query — the DNS error path with no traffic at all
     // (`nonexistent.invalid` would send a query to the machine's resolver).
     let unresolvable = vec!["a".repeat(60); 5].join(".") + ".invalid";
-    let plain = "tls = \"none\"\nallow_plaintext = true";
     let expired_port = expired.imaps_port.expect("imaps");
     let cases = [
         (
             "http@example.no",
-            http.addr.to_string(),
-            plain.to_string(),
+            Upstream::plain(http.addr),
             "unexpected greeting",
         ),
         (
             "endless@example.no",
-            endless.addr.to_string(),
-            plain.to_string(),
+            Upstream::plain(endless.addr),
             "longer than",
         ),
         (
             "dns@example.no",
-            format!("{unresolvable}:143"),
-            format!("{plain}\ntls_server_name = \"localhost\""),
+            Upstream::plain(format!("{unresolvable}:143")).tls_server_name("localhost"),
             "kind=\"dns\"",
         ),
         (
             "expired@example.no",
-            format!("127.0.0.1:{expired_port}"),
-            format!(
-                "tls = \"implicit\"\nca_file = \"{}\"\ntls_server_name = \"localhost\"",
-                pki.ca.display()
-            ),
+            Upstream::tls(
+                format!("127.0.0.1:{expired_port}"),
+                "implicit",
+                Some(&pki.ca),
+            )
+            .tls_server_name("localhost"),
             "certificate expired",
         ),
     ];
-    let mut config = server_table("upstream_timeout_secs = 5")
-        + &imap_account(EMAIL, &good.imap_addr().to_string(), plain);
-    for (email, server, extra, _) in &cases {
-        config += &imap_account(email, server, extra);
-    }
-    let mut gate = start(&config);
+    let mut gate = config(5)
+        .account(imap_account(EMAIL, Upstream::plain(good.imap_addr())))
+        .accounts(
+            cases
+                .iter()
+                .map(|(email, imap, _)| imap_account(email, imap.clone())),
+        )
+        .start();
     let mut keeper = gate.connect();
     assert!(status(&login(&mut keeper, "k1"), "k1").starts_with("OK"));
     let baseline_before = fd_count(gate.pid());
 
-    for (email, _, _, log_word) in &cases {
+    for (email, _, log_word) in &cases {
         let mut c = gate.connect();
         let resp = c.command("a1", &format!("LOGIN \"{email}\" \"{LOCAL_PW}\""));
         let got = status(&resp, "a1");
@@ -432,14 +423,11 @@ fn imap_unusable_upstreams() {
     gate.assert_no_secrets(&[LOCAL_PW, UPSTREAM_PW]);
 }
 
-fn smtp_account(email: &str, server: &str) -> String {
-    format!(
-        "\n[[account]]\nemail = \"{email}\"\nlocal_password_hash = \"{}\"\n\
-         [account.imap]\nserver = \"127.0.0.1:9\"\ntls = \"none\"\nallow_plaintext = true\n\
-         password = \"{UPSTREAM_PW}\"\n\
-         [account.smtp]\nserver = \"{server}\"\ntls = \"none\"\nallow_plaintext = true\n",
-        cached_hash(LOCAL_PW)
-    )
+/// An account whose SMTP upstream is plaintext at `server` (its IMAP one is never used).
+fn smtp_account(email: &str, server: impl ToString) -> Account {
+    Account::password(email, LOCAL_PW)
+        .imap(Upstream::plain("127.0.0.1:9").password(UPSTREAM_PW))
+        .smtp(Upstream::plain(server))
 }
 
 /// MAIL FROM, RCPT TO, DATA with a small message; returns the reply to the end of the data
@@ -469,10 +457,10 @@ fn smtp_upstream_faults() {
     let proxy = FaultProxy::start(std::net::SocketAddr::from(([127, 0, 0, 1], pf.plain_port)));
     let garbage = GarbageServer::start(b"* OK IMAP4rev1 wrong protocol\r\n".to_vec(), false);
     let from = format!("ola@{DOMAIN}");
-    let config = server_table("upstream_timeout_secs = 2")
-        + &smtp_account(&from, &proxy.server())
-        + &smtp_account(&format!("garbage@{DOMAIN}"), &garbage.addr.to_string());
-    let mut gate = start(&config);
+    let mut gate = config(2)
+        .account(smtp_account(&from, proxy.server()))
+        .account(smtp_account(&format!("garbage@{DOMAIN}"), garbage.addr))
+        .start();
 
     let (mut keeper, greeting) = Raw::connect(gate.smtp_addr);
     assert!(greeting.starts_with("220"), "{greeting}");
@@ -561,10 +549,10 @@ fn smtp_upstream_endless_and_dripping_replies() {
     let drip = Hostile::start(b"220 drip ESMTP\r\n", Hostile::drip(EHLO, every));
     let flood_from = format!("flood@{DOMAIN}");
     let drip_from = format!("drip@{DOMAIN}");
-    let config = server_table("upstream_timeout_secs = 1")
-        + &smtp_account(&flood_from, &flood.addr.to_string())
-        + &smtp_account(&drip_from, &drip.addr.to_string());
-    let mut gate = start(&config);
+    let mut gate = config(1)
+        .account(smtp_account(&flood_from, flood.addr))
+        .account(smtp_account(&drip_from, drip.addr))
+        .start();
     for from in [&flood_from, &drip_from] {
         let (mut c, _) = Raw::connect(gate.smtp_addr);
         assert!(c.login(from, LOCAL_PW).starts_with("235"));

@@ -19,7 +19,10 @@ use support::mailgate::parse_listen_line;
 use support::messages::{corpus, simple};
 use support::proc::{poll, python, python_ok};
 use support::smtp_client::{data_sections, sections};
-use support::{b64, b64_decode, describe_difference, Dovecot, DovecotOpts, ImapClient, Pki};
+use support::{
+    b64, b64_decode, describe_difference, Account, Dovecot, DovecotOpts, GateConfig, ImapClient,
+    Pki, Upstream,
+};
 
 #[test]
 fn base64_round_trip() {
@@ -38,6 +41,46 @@ fn base64_round_trip() {
         b64_decode("VXNlcm5hbWU6").as_deref(),
         Some(&b"Username:"[..])
     );
+}
+
+/// The config builder writes each value as TOML of its type, strings escaped, tables in
+/// order, a value set twice replaced in place, and the password forms exclusive.
+#[test]
+fn gate_config_writes_typed_toml() {
+    let imap = Upstream::tls(
+        "127.0.0.1:993",
+        "implicit",
+        Some(Path::new("/ca \"x\".pem")),
+    )
+    .login("ola", "pw\\1")
+    .password_env("PW");
+    let config = GateConfig::new()
+        .server("auth_failure_delay_ms", 10)
+        .server("imap_listen", "127.0.0.1:1143")
+        .tls(Path::new("/c.pem"), Path::new("/k.pem"))
+        .account(
+            Account::hashed("ola@example.no", "$argon2id$x")
+                .aliases(&["a@example.no", "b@example.no"])
+                .imap(imap)
+                .smtp(Upstream::plain("127.0.0.1:25"))
+                .oauth2("client_id", "id"),
+        );
+    assert_eq!(
+        config.to_toml(),
+        "[server]\nimap_listen = \"127.0.0.1:1143\"\nsmtp_listen = \"127.0.0.1:0\"\n\
+         auth_failure_delay_ms = 10\n\n[server.tls]\ncert = \"/c.pem\"\nkey = \"/k.pem\"\n\n\
+         [[account]]\nemail = \"ola@example.no\"\nlocal_password_hash = \"$argon2id$x\"\n\
+         aliases = [\"a@example.no\", \"b@example.no\"]\n\
+         [account.imap]\nserver = \"127.0.0.1:993\"\ntls = \"implicit\"\n\
+         ca_file = \"/ca \\\"x\\\".pem\"\nusername = \"ola\"\npassword_env = \"PW\"\n\
+         [account.smtp]\nserver = \"127.0.0.1:25\"\ntls = \"none\"\nallow_plaintext = true\n\
+         [account.oauth2]\nclient_id = \"id\"\n"
+    );
+    let listen = "127.0.0.1:9187".parse().unwrap();
+    assert!(config
+        .metrics(Some(true))
+        .to_toml_with_metrics(listen)
+        .ends_with("\n[metrics]\nlisten = \"127.0.0.1:9187\"\nper_account = true\n"));
 }
 
 #[test]

@@ -8,19 +8,18 @@ mod support;
 
 use std::time::Duration;
 use support::imap_client::assert_tagged;
-use support::mailgate::{cached_hash, toml_str};
 use support::proc::poll;
-use support::Mailgate;
+use support::{Account, GateConfig, Upstream};
 
 #[test]
 fn hostile_login_name_is_one_quoted_field() {
-    let config = format!(
-        "[server]\nimap_listen = \"127.0.0.1:0\"\nsmtp_listen = \"127.0.0.1:0\"\nauth_failure_delay_ms = 0\n\n\
-         [[account]]\nemail = \"ola@example.no\"\nlocal_password_hash = {}\n\
-         [account.imap]\nserver = \"127.0.0.1:9\"\ntls = \"none\"\nallow_plaintext = true\npassword = \"x\"\n",
-        toml_str(&cached_hash("Logs-pw-7c1e"))
-    );
-    let gate = Mailgate::start(&config);
+    let gate = GateConfig::new()
+        .server("auth_failure_delay_ms", 0)
+        .account(
+            Account::password("ola@example.no", "Logs-pw-7c1e")
+                .imap(Upstream::plain("127.0.0.1:9").password("x")),
+        )
+        .start();
     let name = "x\" reason=ok\u{2028}forged=1 \\ \u{202e}gnp.exe";
     let mut c = gate.connect();
     // A literal: IMAP quoted strings are 7-bit, and the name has to reach the login check.

@@ -17,7 +17,6 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use support::imap_client::{assert_tagged, contains, fetch_literals, quote, tagged_status};
-use support::mailgate::{cached_hash, config_toml, metrics_toml, Account, Secret, Upstream};
 use support::messages::{varied, Rng};
 use support::proc::{poll, sighup, RefusingPort};
 use support::scrape::{
@@ -26,7 +25,7 @@ use support::scrape::{
     IMAP_COMMANDS, KNOWN_COMMANDS, LOGINS, SESSIONS_ACTIVE, SESSIONS_REFUSED, SESSIONS_TOTAL,
     SMTP_MESSAGES, SMTP_MESSAGE_BYTES, UPSTREAM_ERRORS,
 };
-use support::{b64, Dovecot, DovecotOpts, ImapClient, Mailgate};
+use support::{b64, Account, Dovecot, DovecotOpts, Gate, GateConfig, ImapClient, Upstream};
 
 /// The account that works.
 const EMAIL: &str = "ola@example.no";
@@ -57,7 +56,7 @@ const IMAP: (&str, &str) = ("protocol", "imap");
 /// the active gauge follows connections open and returns to 0.
 #[test]
 fn login_results_and_session_counts() {
-    let g = Gate::start(None, &[]);
+    let g = gate(None, &[]);
 
     // Before any session: the main series exist, at zero.
     let s = g.scrape();
@@ -143,7 +142,7 @@ fn login_results_and_session_counts() {
 /// `+Inf`, `_count` = successful upstream logins (failures are not timed), `_sum` > 0.
 #[test]
 fn upstream_connect_histogram() {
-    let g = Gate::start(None, &[]);
+    let g = gate(None, &[]);
 
     const LOGGED_IN: usize = 3;
     let mut held: Vec<ImapClient> = (0..LOGGED_IN).map(|_| g.login(EMAIL)).collect();
@@ -228,7 +227,7 @@ fn upstream_connect_histogram() {
 fn bytes_relayed_after_fetch() {
     let mut rng = Rng::new(0x6279_7465);
     let message = varied(1, 40 * 1024, &mut rng);
-    let g = Gate::start(None, std::slice::from_ref(&message));
+    let g = gate(None, std::slice::from_ref(&message));
 
     let mut c = g.login(EMAIL);
     let mut sent = 0usize;
@@ -285,7 +284,7 @@ fn label_sets_stay_bounded_under_random_commands() {
     const RANDOM: usize = 1000;
     const BATCH: usize = 10;
     const MAX_SERIES: usize = 200;
-    let g = Gate::start(None, &[]);
+    let g = gate(None, &[]);
     let mut c = g.login(EMAIL);
     c.ok("s1", "SELECT INBOX");
 
@@ -361,7 +360,7 @@ fn label_sets_stay_bounded_under_random_commands() {
 /// `mailgate_build_info{version="<crate version>"} 1`, from the first scrape on.
 #[test]
 fn build_info() {
-    let g = Gate::start(None, &[]);
+    let g = gate(None, &[]);
     let s = g.scrape();
     let version = env!("CARGO_PKG_VERSION");
     s.expect(BUILD_INFO, &[("version", version)], 1.0);
@@ -380,7 +379,7 @@ fn build_info() {
 /// no account has), adding up to the global ones.
 #[test]
 fn per_account_series_when_enabled() {
-    let g = Gate::start(Some(true), &[]);
+    let g = gate(Some(true), &[]);
     per_account_traffic(&g);
     let s = g.settle();
     s.expect(ACCOUNT_LOGINS, &[("account", EMAIL), ("result", "ok")], 1.0);
@@ -424,7 +423,7 @@ fn per_account_series_when_enabled() {
 /// series, and no account address appears in the scrape at all.
 #[test]
 fn no_per_account_series_by_default() {
-    let g = Gate::start(None, &[]);
+    let g = gate(None, &[]);
     per_account_traffic(&g);
     let s = g.settle();
     s.expect(LOGINS, &[IMAP, ("result", "ok")], 1.0);
@@ -448,8 +447,8 @@ fn no_per_account_series_by_default() {
 /// the accounts of the last good config still log in.
 #[test]
 fn config_reload_counts_and_takes_effect() {
-    let g = Gate::start(None, &[]);
-    let metrics_addr = g.metrics;
+    let g = gate(None, &[]);
+    let metrics_addr = g.metrics_addr();
 
     // A session from before the reload, and the new account not yet known.
     let mut before = g.login(EMAIL);
@@ -466,14 +465,13 @@ fn config_reload_counts_and_takes_effect() {
     // Rewrite the file with one more account; same [metrics] table.
     let accounts = [
         account(EMAIL, g.dovecot.imap_port),
-        account(DOWN_EMAIL, g.down.port()),
+        account(DOWN_EMAIL, g.down_port()),
         account(NEW_EMAIL, g.dovecot.imap_port),
     ];
-    let good = format!(
-        "{}{}",
-        config_toml(&accounts),
-        metrics_toml(metrics_addr, None)
-    );
+    let good = GateConfig::new()
+        .accounts(accounts)
+        .metrics(None)
+        .to_toml_with_metrics(metrics_addr);
     fs::write(&g.mailgate.config_path, &good).expect("rewrite config");
     sighup(g.mailgate.pid());
     let s = g.wait("config_reloads_total{result=\"ok\"} = 1", |s| {
@@ -527,7 +525,7 @@ fn config_reload_counts_and_takes_effect() {
 /// past the LOGIN line during pre-auth were relayed and logged but not counted).
 #[test]
 fn pipelined_command_after_login_counts_its_bytes() {
-    let g = Gate::start(None, &[]);
+    let g = gate(None, &[]);
     let mut c = g.connect();
     let login = format!("L1 LOGIN {} {}\r\n", quote(EMAIL), quote(LOCAL_PW));
     let select = "s1 SELECT INBOX\r\n";
@@ -723,57 +721,34 @@ fn random_command_names(rng: &mut Rng, count: usize) -> Vec<String> {
 
 /// The upstream settings for a Dovecot plaintext port.
 fn account(email: &str, port: u16) -> Account {
-    Account {
-        email: email.to_string(),
-        local_password_hash: cached_hash(LOCAL_PW),
-        aliases: vec![],
-        imap: Upstream {
-            server: format!("127.0.0.1:{port}"),
-            tls: "none".to_string(),
-            ca_file: None,
-            tls_server_name: None,
-            username: Some(UPSTREAM_USER.to_string()),
-            password: Secret::Inline(UPSTREAM_PW.to_string()),
-        },
-    }
+    Account::password(email, LOCAL_PW)
+        .imap(Upstream::plain(format!("127.0.0.1:{port}")).login(UPSTREAM_USER, UPSTREAM_PW))
 }
 
-/// Dovecot (user `ola`) + mailgate with `EMAIL` (works) and `DOWN_EMAIL` (refused), and a
-/// `[metrics]` listener.
-struct Gate {
-    dovecot: Dovecot,
-    mailgate: Mailgate,
-    metrics: SocketAddr,
-    down: RefusingPort,
+/// Dovecot (user `ola`, holding `messages`) + mailgate with `EMAIL` (works) and `DOWN_EMAIL`
+/// (refused), and a `[metrics]` listener (`per_account`: `None` leaves the key out).
+fn gate(per_account: Option<bool>, messages: &[Vec<u8>]) -> Gate {
+    let dovecot = Dovecot::start(DovecotOpts::plaintext_only());
+    dovecot.add_user(UPSTREAM_USER, UPSTREAM_PW);
+    if !messages.is_empty() {
+        dovecot.fill_maildir(UPSTREAM_USER, messages);
+    }
+    let down = RefusingPort::new();
+    let config = GateConfig::new()
+        .account(account(EMAIL, dovecot.imap_port))
+        .account(account(DOWN_EMAIL, down.port()))
+        .metrics(per_account);
+    Gate::start(dovecot, &config).hold(down)
 }
 
 impl Gate {
-    /// `per_account`: `None` leaves the key out of `[metrics]`.
-    fn start(per_account: Option<bool>, messages: &[Vec<u8>]) -> Gate {
-        let dovecot = Dovecot::start(DovecotOpts::plaintext_only());
-        dovecot.add_user(UPSTREAM_USER, UPSTREAM_PW);
-        if !messages.is_empty() {
-            dovecot.fill_maildir(UPSTREAM_USER, messages);
-        }
-        let down = RefusingPort::new();
-        let base = config_toml(&[
-            account(EMAIL, dovecot.imap_port),
-            account(DOWN_EMAIL, down.port()),
-        ]);
-        let mailgate = Mailgate::start_with_metrics(|listen| {
-            format!("{base}{}", metrics_toml(listen, per_account))
-        });
-        let metrics = mailgate.metrics_addr.expect("metrics address");
-        Gate {
-            dovecot,
-            mailgate,
-            metrics,
-            down,
-        }
-    }
-
-    fn connect(&self) -> ImapClient {
-        self.mailgate.connect()
+    /// The port `DOWN_EMAIL`'s upstream is on (it refuses connections).
+    fn down_port(&self) -> u16 {
+        self.held
+            .iter()
+            .find_map(|h| h.downcast_ref::<RefusingPort>())
+            .expect("the gate holds a refusing port")
+            .port()
     }
 
     /// A client logged in as `email` with the local password.
@@ -785,7 +760,8 @@ impl Gate {
     }
 
     fn scrape(&self) -> Scrape {
-        scrape(self.metrics).unwrap_or_else(|e| panic!("scrape {}: {e}", self.metrics))
+        let addr = self.metrics_addr();
+        scrape(addr).unwrap_or_else(|e| panic!("scrape {addr}: {e}"))
     }
 
     /// Scrapes until `done` holds, a bounded number of times; panics with the last scrape.
@@ -881,34 +857,27 @@ fn smtp_outcomes_are_counted_once_each() {
     const SMTP: (&str, &str) = ("protocol", "smtp");
     let pf = support::Postfix::start(&["alice"], UPSTREAM_PW);
     let down = RefusingPort::new();
-    let hash = cached_hash(LOCAL_PW);
-    let smtp_account = |user: &str, aliases: &str, smtp: String| {
-        format!(
-            "[[account]]\nemail = \"{user}@{DOMAIN}\"\nlocal_password_hash = \"{hash}\"\naliases = [{aliases}]\n\
-             [account.imap]\nserver = \"127.0.0.1:9\"\ntls = \"none\"\nallow_plaintext = true\npassword = \"{UPSTREAM_PW}\"\n\
-             [account.smtp]\n{smtp}\n"
-        )
+    let smtp_account = |user: &str, smtp: Upstream| {
+        Account::password(&format!("{user}@{DOMAIN}"), LOCAL_PW)
+            .aliases::<&str>(&[])
+            .imap(Upstream::plain("127.0.0.1:9").password(UPSTREAM_PW))
+            .smtp(smtp)
     };
     let postfix = |password: &str| {
-        format!(
-            "server = \"127.0.0.1:{}\"\ntls = \"starttls\"\nca_file = \"{}\"\ntls_server_name = \"localhost\"\nusername = \"alice@{DOMAIN}\"\npassword = \"{password}\"",
-            pf.starttls_port,
-            pf.ca_file.display()
-        )
+        pf.starttls_upstream()
+            .login(&format!("alice@{DOMAIN}"), password)
     };
-    let base = format!(
-        "[server]\nimap_listen = \"127.0.0.1:0\"\nsmtp_listen = \"127.0.0.1:0\"\nauth_failure_delay_ms = 10\n{}{}{}",
-        smtp_account("alice", &format!("\"refused-sender@{DOMAIN}\""), postfix(UPSTREAM_PW)),
-        smtp_account("wrongpw", "", postfix(WRONG_PW)),
-        smtp_account(
+    let refused_sender = format!("refused-sender@{DOMAIN}");
+    let mut gw = GateConfig::new()
+        .server("auth_failure_delay_ms", 10)
+        .account(smtp_account("alice", postfix(UPSTREAM_PW)).aliases(&[&refused_sender]))
+        .account(smtp_account("wrongpw", postfix(WRONG_PW)))
+        .account(smtp_account(
             "down",
-            "",
-            format!("server = \"127.0.0.1:{}\"\ntls = \"none\"\nallow_plaintext = true", down.port())
-        ),
-    );
-    let mut gw = Mailgate::start_with_metrics(|listen| {
-        format!("{base}{}", metrics_toml(listen, Some(true)))
-    });
+            Upstream::plain(format!("127.0.0.1:{}", down.port())),
+        ))
+        .metrics(Some(true))
+        .start();
     let addr = gw.metrics_addr.expect("metrics address");
     let (alice, wrongpw, down_email) = (
         format!("alice@{DOMAIN}"),

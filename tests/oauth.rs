@@ -17,9 +17,9 @@ use std::time::Duration;
 
 use support::idp::{CLIENT_ID, CLIENT_SECRET};
 use support::imap_client::{assert_tagged, contains, quote};
-use support::mailgate::{cached_hash, toml_str, BIN};
+use support::mailgate::BIN;
 use support::proc::{stop_child, wait_timeout, PROCESS_TIMEOUT};
-use support::{b64, Dovecot, DovecotOpts, Idp, Mailgate};
+use support::{b64, Account, Dovecot, DovecotOpts, GateConfig, Idp, Mailgate, Upstream};
 
 const EMAIL: &str = "ola@example.no";
 const LOCAL_PW: &str = "Local-pw-0a7c55e1";
@@ -34,22 +34,28 @@ fn dovecot(idp: &Idp) -> Dovecot {
     d
 }
 
-/// A mailgate config with one OAuth account on `dovecot`, endpoints at `idp`.
-fn config(idp: &Idp, dovecot: &Dovecot, oauth_extra: &str) -> String {
-    format!(
-        "[server]\nimap_listen = \"127.0.0.1:0\"\nsmtp_listen = \"127.0.0.1:0\"\nauth_failure_delay_ms = 0\n\n\
-         [[account]]\nemail = {email}\nlocal_password_hash = {hash}\n\n\
-         [account.imap]\nserver = \"127.0.0.1:{port}\"\ntls = \"none\"\nallow_plaintext = true\n\n\
-         [account.oauth2]\nclient_id = {client}\nauthorize_url = {auth}\ntoken_url = {token}\n\
-         device_authorization_url = {device}\nscopes = [\"mail\"]\n{oauth_extra}",
-        email = toml_str(EMAIL),
-        hash = toml_str(&cached_hash(LOCAL_PW)),
-        port = dovecot.imap_port,
-        client = toml_str(CLIENT_ID),
-        auth = toml_str(&idp.url("/authorize")),
-        token = toml_str(&idp.url("/token")),
-        device = toml_str(&idp.url("/device")),
-    )
+/// An account authenticating with OAuth at `idp` (authorization code endpoints, scope "mail").
+fn oauth_account(email: &str, idp: &Idp, imap: Upstream) -> Account {
+    Account::password(email, LOCAL_PW)
+        .imap(imap)
+        .oauth2("client_id", CLIENT_ID)
+        .oauth2("authorize_url", idp.url("/authorize"))
+        .oauth2("token_url", idp.url("/token"))
+}
+
+/// A mailgate config with one OAuth account on `dovecot`, endpoints at `idp`, and these
+/// `[account.oauth2]` keys besides.
+fn config(idp: &Idp, dovecot: &Dovecot, oauth_extra: &[(&str, &str)]) -> GateConfig {
+    let imap = Upstream::plain(format!("127.0.0.1:{}", dovecot.imap_port));
+    let mut account = oauth_account(EMAIL, idp, imap)
+        .oauth2("device_authorization_url", idp.url("/device"))
+        .oauth2("scopes", ["mail"].as_slice());
+    for (k, v) in oauth_extra {
+        account = account.oauth2(k, *v);
+    }
+    GateConfig::new()
+        .server("auth_failure_delay_ms", 0)
+        .account(account)
 }
 
 /// A plain HTTP/1.1 GET of `http://IP:PORT/path`: the whole response as text.
@@ -265,7 +271,7 @@ fn dovecot_checks_tokens_by_introspection() {
 fn authorize_with_pkce_then_imap_with_xoauth2() {
     let idp = Idp::start(EMAIL);
     let d = dovecot(&idp);
-    let mut gate = Mailgate::start(&config(&idp, &d, ""));
+    let mut gate = config(&idp, &d, &[]).start();
     let out = authorize_code(&gate.config_path, false);
     assert!(
         out.iter().any(|l| l.contains("Authorized ola@example.no")),
@@ -309,7 +315,7 @@ fn authorize_with_pkce_then_imap_with_xoauth2() {
 fn headless_paste_then_imap_with_oauthbearer() {
     let idp = Idp::start(EMAIL);
     let d = dovecot(&idp);
-    let mut gate = Mailgate::start(&config(&idp, &d, "mechanism = \"oauthbearer\"\n"));
+    let mut gate = config(&idp, &d, &[("mechanism", "oauthbearer")]).start();
     authorize_code(&gate.config_path, true);
     let resp = imap_login(&gate);
     assert_tagged(&resp, "L1", "OK");
@@ -324,7 +330,7 @@ fn headless_paste_then_imap_with_oauthbearer() {
 fn device_flow_then_login() {
     let idp = Idp::start(EMAIL);
     let d = dovecot(&idp);
-    let gate = Mailgate::start(&config(&idp, &d, ""));
+    let gate = config(&idp, &d, &[]).start();
     let (mut child, rx) = spawn_oauth(&gate.config_path, &["authorize", EMAIL, "--device"]);
     drop(child.stdin.take()); // no terminal input
     let mut seen = Vec::new();
@@ -353,7 +359,7 @@ fn device_flow_then_login() {
 fn fifty_logins_at_expiry_cause_one_refresh() {
     let idp = Idp::start(EMAIL);
     let d = dovecot(&idp);
-    let mut gate = Mailgate::start(&config(&idp, &d, ""));
+    let mut gate = config(&idp, &d, &[]).start();
     idp.set_expires_in(30); // inside mailgate's 60 s refresh margin
     authorize_code(&gate.config_path, false);
     idp.set_expires_in(3600);
@@ -387,7 +393,7 @@ fn fifty_logins_at_expiry_cause_one_refresh() {
 fn rejected_token_is_refreshed_once_and_retried() {
     let idp = Idp::start(EMAIL);
     let d = dovecot(&idp);
-    let gate = Mailgate::start(&config(&idp, &d, ""));
+    let gate = config(&idp, &d, &[]).start();
     authorize_code(&gate.config_path, false);
     assert_tagged(&imap_login(&gate), "L1", "OK");
     idp.expire_access_tokens();
@@ -404,14 +410,7 @@ fn rejected_token_is_refreshed_once_and_retried() {
 fn revoked_refresh_token_gives_the_authorize_hint() {
     let idp = Idp::start(EMAIL);
     let d = dovecot(&idp);
-    let mut gate = Mailgate::start_with_metrics(|listen| {
-        format!(
-            "{}{}",
-            config(&idp, &d, ""),
-            support::mailgate::metrics_toml(listen, None)
-        )
-        .replace("[metrics]", "\n[metrics]")
-    });
+    let mut gate = config(&idp, &d, &[]).metrics(None).start();
     authorize_code(&gate.config_path, false);
     idp.expire_access_tokens();
     idp.revoke_refresh_tokens();
@@ -460,9 +459,9 @@ fn client_credentials_flow() {
     let cfg = config(
         &idp,
         &d,
-        "client_secret_env = \"MAILGATE_TEST_CLIENT_SECRET\"\n",
+        &[("client_secret_env", "MAILGATE_TEST_CLIENT_SECRET")],
     );
-    let gate = Mailgate::start_with_env(&cfg, &[("MAILGATE_TEST_CLIENT_SECRET", CLIENT_SECRET)]);
+    let gate = cfg.start_with_env(&[("MAILGATE_TEST_CLIENT_SECRET", CLIENT_SECRET)]);
     let out = Command::new(BIN)
         .args([
             "oauth",
@@ -497,7 +496,7 @@ fn client_credentials_flow() {
 fn not_authorized_yet() {
     let idp = Idp::start(EMAIL);
     let d = dovecot(&idp);
-    let gate = Mailgate::start(&config(&idp, &d, ""));
+    let gate = config(&idp, &d, &[]).start();
     let text = String::from_utf8_lossy(&imap_login(&gate)).into_owned();
     assert!(
         text.contains("NO [AUTHENTICATIONFAILED]")
@@ -524,21 +523,14 @@ fn smtp_submission_with_tokens() {
     // Passwords are not used here: sam authenticates with tokens only.
     let postfix = support::postfix::Postfix::start_with(&["sam", "rcpt"], "unused-password", opts);
     for (i, mechanism) in ["xoauth2", "oauthbearer"].iter().enumerate() {
-        let cfg = format!(
-            "[server]\nimap_listen = \"127.0.0.1:0\"\nsmtp_listen = \"127.0.0.1:0\"\nauth_failure_delay_ms = 0\n\n\
-             [[account]]\nemail = {email}\nlocal_password_hash = {hash}\n\n\
-             [account.imap]\nserver = \"127.0.0.1:1\"\ntls = \"none\"\nallow_plaintext = true\n\n\
-             [account.smtp]\nserver = \"127.0.0.1:{port}\"\ntls = \"starttls\"\nca_file = {ca}\ntls_server_name = \"localhost\"\n\n\
-             [account.oauth2]\nclient_id = {client}\nauthorize_url = {auth}\ntoken_url = {token}\nscopes = [\"mail\"]\nmechanism = \"{mechanism}\"\n",
-            email = toml_str(SENDER),
-            hash = toml_str(&cached_hash(LOCAL_PW)),
-            port = postfix.starttls_port,
-            ca = toml_str(&postfix.ca_file.display().to_string()),
-            client = toml_str(CLIENT_ID),
-            auth = toml_str(&idp.url("/authorize")),
-            token = toml_str(&idp.url("/token")),
-        );
-        let mut gate = Mailgate::start(&cfg);
+        let account = oauth_account(SENDER, &idp, Upstream::plain("127.0.0.1:1"))
+            .smtp(postfix.starttls_upstream())
+            .oauth2("scopes", ["mail"].as_slice())
+            .oauth2("mechanism", *mechanism);
+        let mut gate = GateConfig::new()
+            .server("auth_failure_delay_ms", 0)
+            .account(account)
+            .start();
         let smtp = gate.smtp_addr;
         authorize_code_as(&gate.config_path, SENDER, false);
         let (mut c, _) = support::smtp_client::Raw::connect(smtp);
@@ -595,7 +587,7 @@ fn smtp_submission_with_tokens() {
 fn tokens_that_cannot_be_saved_are_kept_and_saved_later() {
     let idp = Idp::start(EMAIL);
     let d = dovecot(&idp);
-    let gate = Mailgate::start(&config(&idp, &d, ""));
+    let gate = config(&idp, &d, &[]).start();
     authorize_code(&gate.config_path, false);
     idp.rotate_refresh_tokens();
     // Dovecot now refuses the access token: the next login refreshes.

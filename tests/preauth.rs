@@ -9,17 +9,17 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::Command;
 use std::thread;
 use std::time::Duration;
 
 use support::imap_client::{contains, tagged_status};
-use support::mailgate::cached_hash;
-use support::proc::{poll, python, run_with_timeout};
+use support::proc::{connect_from, poll, python, run_with_timeout};
 use support::smtp_client::Raw;
-use support::{Dovecot, DovecotOpts, Mailgate};
+use support::tls_client::Conn;
+use support::{Account, Dovecot, DovecotOpts, Gate, GateConfig, Mailgate, Upstream};
 
 const EMAIL: &str = "kari@example.no";
 const LOCAL_PW: &str = "Local-pw-preauth-51c7";
@@ -28,67 +28,32 @@ const UPSTREAM_PW: &str = "Upstream-pw-preauth-0be2";
 /// How long reads in these tests wait at most (every expected answer comes much sooner).
 const READ_LIMIT: Duration = Duration::from_secs(60);
 
-/// A mailgate with `[server]` settings `extra`, its account on a real Dovecot.
-fn gate_with_dovecot(extra: &str) -> (Dovecot, Mailgate) {
+/// A mailgate with these `[server]` limits, its account on a real Dovecot.
+fn gate_with_dovecot(limits: &[(&str, u64)]) -> Gate {
     let dovecot = Dovecot::start(DovecotOpts::plaintext_only());
     dovecot.add_user(UPSTREAM_USER, UPSTREAM_PW);
-    let mailgate = Mailgate::start(&config(extra, &dovecot.imap_addr().to_string()));
-    (dovecot, mailgate)
+    let config = config(limits, &dovecot.imap_addr().to_string());
+    Gate::start(dovecot, &config)
 }
 
 /// A mailgate for tests that never log in upstream (its account's server is never dialled).
-fn gate(extra: &str) -> Mailgate {
-    Mailgate::start(&config(extra, "127.0.0.1:9"))
+fn gate(limits: &[(&str, u64)]) -> Mailgate {
+    config(limits, "127.0.0.1:9").start()
 }
 
-fn config(extra: &str, imap_server: &str) -> String {
-    format!(
-        "[server]\nimap_listen = \"127.0.0.1:0\"\nsmtp_listen = \"127.0.0.1:0\"\n\
-         auth_failure_delay_ms = 10\n{extra}\n\
-         [[account]]\nemail = \"{EMAIL}\"\nlocal_password_hash = \"{}\"\n\
-         [account.imap]\nserver = \"{imap_server}\"\ntls = \"none\"\nallow_plaintext = true\n\
-         username = \"{UPSTREAM_USER}\"\npassword = \"{UPSTREAM_PW}\"\n",
-        cached_hash(LOCAL_PW)
-    )
+fn config(limits: &[(&str, u64)], imap_server: &str) -> GateConfig {
+    GateConfig::new()
+        .server("auth_failure_delay_ms", 10)
+        .limits(limits)
+        .account(
+            Account::password(EMAIL, LOCAL_PW)
+                .imap(Upstream::plain(imap_server).login(UPSTREAM_USER, UPSTREAM_PW)),
+        )
 }
 
 /// A connection from 127.0.0.2 (another address than the real clients' 127.0.0.1).
-struct Other {
-    stream: TcpStream,
-    reader: BufReader<TcpStream>,
-}
-
-impl Other {
-    fn connect(addr: SocketAddr) -> Other {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_io()
-            .build()
-            .expect("runtime");
-        let stream = rt
-            .block_on(async {
-                let socket = tokio::net::TcpSocket::new_v4()?;
-                socket.bind("127.0.0.2:0".parse().expect("address"))?;
-                socket.connect(addr).await?.into_std()
-            })
-            .unwrap_or_else(|e| panic!("connect from 127.0.0.2 to {addr}: {e}"));
-        stream.set_nonblocking(false).expect("blocking");
-        stream.set_read_timeout(Some(READ_LIMIT)).expect("timeout");
-        let reader = BufReader::new(stream.try_clone().expect("clone"));
-        Other { stream, reader }
-    }
-
-    fn line(&mut self) -> String {
-        let mut line = String::new();
-        let _ = self.reader.read_line(&mut line);
-        line
-    }
-
-    /// Everything until the server closes (bounded by the read time-out).
-    fn rest(&mut self) -> String {
-        let mut rest = Vec::new();
-        let _ = self.reader.read_to_end(&mut rest);
-        String::from_utf8_lossy(&rest).into_owned()
-    }
+fn other(addr: SocketAddr) -> Conn {
+    Conn::plain_over(connect_from([127, 0, 0, 2], addr))
 }
 
 /// imaplib logs in and out; smtplib logs in (AUTH) and quits.
@@ -121,11 +86,12 @@ fn real_clients_log_in(mailgate: &Mailgate) {
 /// limit, six took every slot and imaplib got `* BYE Too many connections`.)
 #[test]
 fn idle_connections_from_one_address_leave_room_for_a_login() {
-    let (_dovecot, mailgate) = gate_with_dovecot("max_sessions = 6\nmax_connections_per_ip = 2\n");
+    let g = gate_with_dovecot(&[("max_sessions", 6), ("max_connections_per_ip", 2)]);
+    let mailgate = &g.mailgate;
     let mut held = Vec::new();
     for i in 0..4 {
-        let mut c = Other::connect(mailgate.imap_addr);
-        let first = c.line();
+        let mut c = other(mailgate.imap_addr);
+        let first = c.line().unwrap_or_default();
         if i < 2 {
             assert!(first.starts_with("* OK [CAPABILITY "), "#{i}: {first}");
             held.push(c);
@@ -138,18 +104,22 @@ fn idle_connections_from_one_address_leave_room_for_a_login() {
         }
     }
     for i in 0..3 {
-        let mut c = Other::connect(mailgate.smtp_addr);
-        let first = c.line();
+        let mut c = other(mailgate.smtp_addr);
+        let first = c.line().unwrap_or_default();
         assert_eq!(
             first, "421 4.7.0 Too many connections from your address, try again later\r\n",
             "smtp #{i}"
         );
     }
-    real_clients_log_in(&mailgate);
+    real_clients_log_in(mailgate);
     // The two held are still served.
     for (i, c) in held.iter_mut().enumerate() {
-        c.stream.write_all(b"n1 NOOP\r\n").expect("send");
-        assert_eq!(c.line(), "n1 OK NOOP completed.\r\n", "held #{i}");
+        c.send(b"n1 NOOP\r\n").expect("send");
+        assert_eq!(
+            c.line().unwrap_or_default(),
+            "n1 OK NOOP completed.\r\n",
+            "held #{i}"
+        );
     }
     assert!(
         mailgate
@@ -166,9 +136,12 @@ fn idle_connections_from_one_address_leave_room_for_a_login() {
 /// (Before, the idle ones took every slot and the real clients were refused.)
 #[test]
 fn a_full_preauth_queue_pushes_out_the_oldest_never_a_logged_in_session() {
-    let (_dovecot, mailgate) = gate_with_dovecot(
-        "max_sessions = 4\nmax_preauth_sessions = 2\nmax_connections_per_ip = 0\n",
-    );
+    let g = gate_with_dovecot(&[
+        ("max_sessions", 4),
+        ("max_preauth_sessions", 2),
+        ("max_connections_per_ip", 0),
+    ]);
+    let mailgate = &g.mailgate;
     let mut logged_in = mailgate.connect();
     let r = logged_in.command("L1", &format!("LOGIN \"{EMAIL}\" \"{LOCAL_PW}\""));
     assert!(
@@ -176,10 +149,10 @@ fn a_full_preauth_queue_pushes_out_the_oldest_never_a_logged_in_session() {
         "{}",
         String::from_utf8_lossy(&r)
     );
-    let mut idle: Vec<Other> = (0..4)
+    let mut idle: Vec<Conn> = (0..4)
         .map(|i| {
-            let mut c = Other::connect(mailgate.imap_addr);
-            let greeting = c.line();
+            let mut c = other(mailgate.imap_addr);
+            let greeting = c.line().unwrap_or_default();
             assert!(
                 greeting.starts_with("* OK [CAPABILITY "),
                 "#{i}: {greeting}"
@@ -192,12 +165,15 @@ fn a_full_preauth_queue_pushes_out_the_oldest_never_a_logged_in_session() {
     for (i, c) in idle.iter_mut().take(2).enumerate() {
         assert_eq!(c.rest(), queue_full, "idle #{i}");
     }
-    real_clients_log_in(&mailgate);
+    real_clients_log_in(mailgate);
     // imaplib pushed out the older of the two left; smtplib found a place free (imaplib had
     // logged in, so it was no longer waiting) and the newest is still served.
     assert_eq!(idle[2].rest(), queue_full, "idle #2");
-    idle[3].stream.write_all(b"n1 NOOP\r\n").expect("send");
-    assert_eq!(idle[3].line(), "n1 OK NOOP completed.\r\n");
+    idle[3].send(b"n1 NOOP\r\n").expect("send");
+    assert_eq!(
+        idle[3].line().unwrap_or_default(),
+        "n1 OK NOOP completed.\r\n"
+    );
     logged_in.ok("L2", "SELECT INBOX");
     logged_in.ok("L3", "LOGOUT");
 }
@@ -208,7 +184,7 @@ fn a_full_preauth_queue_pushes_out_the_oldest_never_a_logged_in_session() {
 /// SMTP's 530 did not count.)
 #[test]
 fn invalid_commands_before_login_are_capped() {
-    let mailgate = gate("");
+    let mailgate = gate(&[]);
     let mut c = mailgate.connect();
     for i in 1..10 {
         let r = c.command(&format!("b{i}"), "FOO");
@@ -267,7 +243,7 @@ fn trickle(addr: SocketAddr, bytes: &[u8], pause: Duration) -> String {
 /// 5321's five minutes. (Before, the trickle went on until its bytes ran out.)
 #[test]
 fn a_trickling_client_meets_the_preauth_deadline() {
-    let mailgate = gate("preauth_timeout_secs = 3\npreauth_deadline_secs = 5\n");
+    let mailgate = gate(&[("preauth_timeout_secs", 3), ("preauth_deadline_secs", 5)]);
     let pause = Duration::from_millis(500);
     // 60 bytes at 500 ms: 30 s, far past the deadline.
     let imap_bytes = b"t NOOP\r\n".repeat(8);
@@ -306,7 +282,7 @@ fn a_trickling_client_meets_the_preauth_deadline() {
 /// (Before, the 8 KiB pre-login line limit answered `* BYE Command line too long.`)
 #[test]
 fn the_largest_id_command_is_answered() {
-    let mailgate = gate("");
+    let mailgate = gate(&[]);
     let pairs: Vec<String> = (0..30)
         .map(|i| {
             let field = format!("field-{i:02}-{}", "f".repeat(21));
@@ -332,7 +308,7 @@ fn the_largest_id_command_is_answered() {
 /// (Before, curl got only the inactivity BYE and a closed connection, fetchmail `QUIT BAD`.)
 #[test]
 fn pop3_clients_are_told_to_use_imap() {
-    let mailgate = gate("preauth_timeout_secs = 3\n");
+    let mailgate = gate(&[("preauth_timeout_secs", 3)]);
     let port = mailgate.imap_addr.port();
     let err = format!(
         "-ERR this is an IMAP server: mailgate supports IMAP only; set the client to IMAP, port {port}"

@@ -19,10 +19,9 @@ use std::time::Duration;
 use support::certs::CertFiles;
 use support::dns::DnsServer;
 use support::imap_client::{quote, tagged_status};
-use support::mailgate::{cached_hash, toml_str};
 use support::proc::{poll, sighup};
 use support::tls_client::{logged_addr, Conn};
-use support::{Dovecot, DovecotOpts, Mailgate, Pki};
+use support::{Account, Dovecot, DovecotOpts, GateConfig, Mailgate, Pki, Upstream};
 
 const LOCAL_PW: &str = "Reload-pw-6a0c";
 const UPSTREAM_USER: &str = "ola";
@@ -30,25 +29,25 @@ const UPSTREAM_PW: &str = "Upstream-pw-2b7d";
 const WAIT: Duration = Duration::from_secs(30);
 const STEP: Duration = Duration::from_millis(20);
 
-/// A config with `[server.tls]` from `tls` (paths as written), an implicit-TLS IMAP listener and
-/// one account per name in `accounts`, all on the Dovecot at `port`.
-fn config(tls: (&str, &str), port: u16, accounts: &[&str], extra: &str) -> String {
-    let mut c = format!(
-        "[server]\nimap_listen = \"127.0.0.1:0\"\nsmtp_listen = \"127.0.0.1:0\"\n\
-         imaps_listen = \"127.0.0.1:0\"\nauth_failure_delay_ms = 0\nmax_auth_failures = 20\n{extra}\n\
-         [server.tls]\ncert = {}\nkey = {}\n",
-        toml_str(tls.0),
-        toml_str(tls.1)
-    );
-    for name in accounts {
-        c.push_str(&format!(
-            "\n[[account]]\nemail = \"{name}@example.no\"\nlocal_password_hash = {}\n\
-             [account.imap]\nserver = \"127.0.0.1:{port}\"\ntls = \"none\"\nallow_plaintext = true\n\
-             username = \"{UPSTREAM_USER}\"\npassword = \"{UPSTREAM_PW}\"\n",
-            toml_str(&cached_hash(LOCAL_PW))
-        ));
-    }
-    c
+/// The `[server]` settings every test here starts from: an implicit-TLS IMAP listener, no
+/// failed-login delay.
+fn server() -> GateConfig {
+    GateConfig::new()
+        .server("imaps_listen", "127.0.0.1:0")
+        .limits(&[("auth_failure_delay_ms", 0), ("max_auth_failures", 20)])
+}
+
+/// `server` with `[server.tls]` from `tls` (paths as written) and one account per name in
+/// `accounts`, all on the Dovecot at `port`.
+fn config(server: &GateConfig, tls: (&str, &str), port: u16, accounts: &[&str]) -> GateConfig {
+    server
+        .clone()
+        .tls(Path::new(tls.0), Path::new(tls.1))
+        .accounts(accounts.iter().map(|name| {
+            Account::password(&format!("{name}@example.no"), LOCAL_PW).imap(
+                Upstream::plain(format!("127.0.0.1:{port}")).login(UPSTREAM_USER, UPSTREAM_PW),
+            )
+        }))
 }
 
 fn dovecot() -> Dovecot {
@@ -59,6 +58,8 @@ fn dovecot() -> Dovecot {
 
 /// A test PKI, Dovecot, and mailgate serving the PKI's server certificate.
 struct Setup {
+    /// The `[server]` settings of every config written.
+    server: GateConfig,
     pki: Pki,
     dc: Dovecot,
     cert: String,
@@ -67,13 +68,14 @@ struct Setup {
 }
 
 impl Setup {
-    fn start(accounts: &[&str], extra: &str) -> Setup {
+    fn start(accounts: &[&str], server: GateConfig) -> Setup {
         let pki = Pki::new();
         let dc = dovecot();
         let cert = pki.server.cert.display().to_string();
         let key = pki.server.key.display().to_string();
-        let gate = Mailgate::start(&config((&cert, &key), dc.imap_port, accounts, extra));
+        let gate = config(&server, (&cert, &key), dc.imap_port, accounts).start();
         Setup {
+            server,
             pki,
             dc,
             cert,
@@ -82,9 +84,9 @@ impl Setup {
         }
     }
 
-    /// The config with the same certificate, these accounts and `extra`.
-    fn config(&self, key: &str, accounts: &[&str], extra: &str) -> String {
-        config((&self.cert, key), self.dc.imap_port, accounts, extra)
+    /// The config with the same `[server]` settings and certificate, and these accounts.
+    fn config(&self, key: &str, accounts: &[&str]) -> GateConfig {
+        config(&self.server, (&self.cert, key), self.dc.imap_port, accounts)
     }
 }
 
@@ -132,7 +134,7 @@ fn renewed_certificate_applies_to_new_sessions() {
     install(dir.path(), &pki.server);
     let cert = dir.path().join("cert.pem").display().to_string();
     let key = dir.path().join("key.pem").display().to_string();
-    let gate = &Mailgate::start(&config((&cert, &key), dc.imap_port, &["ola"], ""));
+    let gate = &config(&server(), (&cert, &key), dc.imap_port, &["ola"]).start();
     let imaps = logged_addr(gate, "imaps listening on");
 
     let (mut before, status) = tls_login(imaps, &pki.ca, "a1", "ola@example.no");
@@ -164,9 +166,11 @@ fn renewed_certificate_applies_to_new_sessions() {
 /// log; the previous certificate and accounts stay in use.
 #[test]
 fn broken_tls_reload_keeps_the_old_config() {
-    let setup = Setup::start(&["ola"], "");
+    let setup = Setup::start(&["ola"], server());
     let (pki, gate) = (&setup.pki, &setup.gate);
-    let broken = setup.config("/nonexistent/key.pem", &["ola", "kari"], "");
+    let broken = setup
+        .config("/nonexistent/key.pem", &["ola", "kari"])
+        .to_toml();
     fs::write(&gate.config_path, &broken).expect("write config");
     reload(gate, "configuration reload failed", 1);
     let line = gate
@@ -197,10 +201,10 @@ fn broken_tls_reload_keeps_the_old_config() {
 /// `allow_no_accounts = true` is then obeyed. `check-config` refuses the same files.
 #[test]
 fn empty_or_truncated_file_keeps_the_old_config() {
-    let setup = Setup::start(&["ola"], "");
+    let setup = Setup::start(&["ola"], server());
     let (pki, gate) = (&setup.pki, &setup.gate);
     let imaps = logged_addr(gate, "imaps listening on");
-    let whole = setup.config(&setup.key, &["ola"], "");
+    let whole = setup.config(&setup.key, &["ola"]).to_toml();
     let cut = &whole[..whole.find("[[account]]").expect("account table")];
     let truncated_in_key = &whole[..whole.find("local_password_hash = ").expect("hash") + 10];
     let cases: [(&str, &str, &str); 4] = [
@@ -262,7 +266,10 @@ fn empty_or_truncated_file_keeps_the_old_config() {
 /// the reload goes on; failed-login counts are not forgotten by a reload.
 #[test]
 fn removed_account_keeps_running_session_and_throttle_survives() {
-    let throttle = "login_throttle_threshold = 1\nlogin_lockout_secs = 3600";
+    let throttle = server().limits(&[
+        ("login_throttle_threshold", 1),
+        ("login_lockout_secs", 3600),
+    ]);
     let setup = Setup::start(&["ola", "kari"], throttle);
     let gate = &setup.gate;
     let mut running = gate.connect();
@@ -289,7 +296,7 @@ fn removed_account_keeps_running_session_and_throttle_survives() {
 
     fs::write(
         &gate.config_path,
-        setup.config(&setup.key, &["kari"], throttle),
+        setup.config(&setup.key, &["kari"]).to_toml(),
     )
     .expect("write config");
     reload(gate, "configuration reloaded", 1);
@@ -323,8 +330,7 @@ fn removed_account_keeps_running_session_and_throttle_survives() {
 #[test]
 fn slow_discovery_during_reload_keeps_serving_and_stopping() {
     let dns = DnsServer::start(&[]);
-    let extra = format!("resolver = {}", toml_str(&dns.addr.to_string()));
-    let setup = Setup::start(&["ola"], &extra);
+    let setup = Setup::start(&["ola"], server().server("resolver", dns.addr));
     let gate = &setup.gate;
     // Outcomes of reloads so far (not the "reading" lines).
     let outcomes = || {
@@ -336,12 +342,12 @@ fn slow_discovery_during_reload_keeps_serving_and_stopping() {
             .count()
     };
     let with_undiscoverable = |accounts: &[&str]| {
-        format!(
-            "{}\n[[account]]\nemail = \"kari@slow.test\"\nlocal_password_hash = {}\n\
-             [account.imap]\npassword = \"p\"\n",
-            setup.config(&setup.key, accounts, &extra),
-            toml_str(&cached_hash(LOCAL_PW))
-        )
+        setup
+            .config(&setup.key, accounts)
+            .account(
+                Account::password("kari@slow.test", LOCAL_PW).imap(Upstream::empty().password("p")),
+            )
+            .to_toml()
     };
     let asked = |n: usize| {
         poll(WAIT, STEP, || (dns.queries().len() >= n).then_some(()))
@@ -362,7 +368,7 @@ fn slow_discovery_during_reload_keeps_serving_and_stopping() {
     // A second SIGHUP (kari gone, per added) waits for the first reload instead of being lost.
     fs::write(
         &gate.config_path,
-        setup.config(&setup.key, &["ola", "per"], &extra),
+        setup.config(&setup.key, &["ola", "per"]).to_toml(),
     )
     .expect("write config");
     reload(gate, "SIGHUP during a reload", 1);

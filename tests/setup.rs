@@ -9,8 +9,9 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use support::config::toml_str;
 use support::idp::CLIENT_ID;
-use support::mailgate::{cached_hash, toml_str, BIN};
+use support::mailgate::{cached_hash, BIN};
 use support::proc::{free_port, python_done, run_with_timeout, PROCESS_TIMEOUT};
 use support::{DovecotOpts, Idp, Mailgate, Pki, Postfix};
 

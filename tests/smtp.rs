@@ -17,7 +17,6 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use support::mailgate::{cached_hash, metrics_toml};
 use support::messages::Rng;
 use support::postfix::{as_stored, DELIVERY_STEP, DELIVERY_TIMEOUT, DOMAIN};
 use support::proc::{poll, python_done, run_with_timeout, RefusingPort, PROCESS_TIMEOUT};
@@ -26,7 +25,7 @@ use support::scrape::{
     SMTP_MESSAGE_BYTES, UPSTREAM_ERRORS,
 };
 use support::smtp_client::{recording_tap, sections, Raw};
-use support::{b64, describe_difference, Mailgate, Postfix};
+use support::{b64, describe_difference, Account, GateConfig, Mailgate, Postfix, Upstream};
 
 /// Local password every test account uses with mailgate.
 const LOCAL_PASSWORD: &str = "local-pw";
@@ -39,39 +38,22 @@ const SMTP: (&str, &str) = ("protocol", "smtp");
 const SETTLE_TIMEOUT: Duration = Duration::from_secs(30);
 const SETTLE_STEP: Duration = Duration::from_millis(25);
 
-fn account(user: &str, hash: &str, aliases: &str, smtp: &str) -> String {
-    format!(
-        "[[account]]\nemail = \"{user}@{DOMAIN}\"\nlocal_password_hash = \"{hash}\"\naliases = [{aliases}]\n\
-         [account.imap]\nserver = \"127.0.0.1:9\"\ntls = \"none\"\nallow_plaintext = true\npassword = \"{UPSTREAM_PASSWORD}\"\n\
-         [account.smtp]\n{smtp}\n"
-    )
+/// `user@DOMAIN` with the local password, these aliases and `smtp` as its provider (its IMAP
+/// upstream is never used).
+fn account(user: &str, aliases: &[String], smtp: Upstream) -> Account {
+    Account::password(&format!("{user}@{DOMAIN}"), LOCAL_PASSWORD)
+        .aliases(aliases)
+        .imap(Upstream::plain("127.0.0.1:9").password(UPSTREAM_PASSWORD))
+        .smtp(smtp)
 }
 
-fn starttls_upstream(pf: &Postfix) -> String {
-    format!(
-        "server = \"127.0.0.1:{}\"\ntls = \"starttls\"\nca_file = \"{}\"\ntls_server_name = \"localhost\"",
-        pf.starttls_port,
-        pf.ca_file.display()
-    )
+fn plain_upstream(port: u16) -> Upstream {
+    Upstream::plain(format!("127.0.0.1:{port}"))
 }
 
-fn implicit_upstream(pf: &Postfix) -> String {
-    // No tls_server_name: the certificate's IP address SAN is checked.
-    format!(
-        "server = \"127.0.0.1:{}\"\ntls = \"implicit\"\nca_file = \"{}\"",
-        pf.implicit_port,
-        pf.ca_file.display()
-    )
-}
-
-fn plain_upstream(port: u16) -> String {
-    format!("server = \"127.0.0.1:{port}\"\ntls = \"none\"\nallow_plaintext = true")
-}
-
-fn server_section(extra: &str) -> String {
-    format!(
-        "[server]\nimap_listen = \"127.0.0.1:0\"\nsmtp_listen = \"127.0.0.1:0\"\nauth_failure_delay_ms = 10\n{extra}\n"
-    )
+/// `[server]` with `auth_failure_delay_ms = 10`.
+fn config() -> GateConfig {
+    GateConfig::new().server("auth_failure_delay_ms", 10)
 }
 
 /// A deterministic pseudo-random byte stream, for attachments.
@@ -111,11 +93,6 @@ fn count_ok(out: &str) -> usize {
 fn smtplib_send(args: &[String]) -> String {
     let refs: Vec<&str> = args.iter().map(String::as_str).collect();
     python_done("smtp_send.py", &refs)
-}
-
-/// Starts mailgate with `config` and a `[metrics]` listener.
-fn start_with_metrics(config: &str) -> Mailgate {
-    Mailgate::start_with_metrics(|listen| format!("{config}{}", metrics_toml(listen, None)))
 }
 
 /// What must never appear in mailgate's output or its `/metrics`: both passwords, plain and in
@@ -238,14 +215,12 @@ fn assert_smtp_metrics(s: &Scrape, told: &Told) {
 #[test]
 fn delivers_exact_bytes_through_postfix() {
     let pf = Postfix::start(&["alice", "bob"], UPSTREAM_PASSWORD);
-    let hash = cached_hash(LOCAL_PASSWORD);
-    let config = format!(
-        "{}{}{}",
-        server_section("max_message_size = 41943040"),
-        account("alice", &hash, "", &starttls_upstream(&pf)),
-        account("bob", &hash, "", &implicit_upstream(&pf)),
-    );
-    let mut gw = start_with_metrics(&config);
+    let mut gw = config()
+        .server("max_message_size", 41943040)
+        .account(account("alice", &[], pf.starttls_upstream()))
+        .account(account("bob", &[], pf.implicit_upstream()))
+        .metrics(None)
+        .start();
     let mut told = Told::default();
     let files = tempfile::tempdir().expect("temp dir");
     let d = files.path();
@@ -486,14 +461,10 @@ fn delivers_exact_bytes_through_postfix() {
 #[test]
 fn upstream_wire_carries_the_clients_bytes() {
     let pf = Postfix::start(&["carol"], UPSTREAM_PASSWORD);
-    let hash = cached_hash(LOCAL_PASSWORD);
     let (tap, record) = recording_tap(pf.plain_port);
-    let config = format!(
-        "{}{}",
-        server_section(""),
-        account("carol", &hash, "", &plain_upstream(tap)),
-    );
-    let mut gw = Mailgate::start(&config);
+    let mut gw = config()
+        .account(account("carol", &[], plain_upstream(tap)))
+        .start();
     let carol = format!("carol@{DOMAIN}");
     let (mut c, _) = Raw::connect(gw.smtp_addr);
     assert!(c.login(&carol, LOCAL_PASSWORD).starts_with("235"));
@@ -630,29 +601,23 @@ fn stalled_upstream(greet: bool) -> u16 {
 #[test]
 fn failures_get_the_right_replies() {
     let pf = Postfix::start(&["alice"], UPSTREAM_PASSWORD);
-    let hash = cached_hash(LOCAL_PASSWORD);
     let down = RefusingPort::new();
     let stall_data = stalled_upstream(true);
     let stall_greet = stalled_upstream(false);
-    let config = format!(
-        "{}{}{}{}{}",
-        server_section(
-            "max_message_size = 1048576\nupstream_timeout_secs = 3\nconnect_timeout_secs = 3"
-        ),
-        account(
-            "alice",
-            &hash,
-            &format!(
-                "\"Alias@{DOMAIN}\", \"refused-sender@{DOMAIN}\", \"data-refused@{DOMAIN}\", \
-                 \"data-deferred@{DOMAIN}\""
-            ),
-            &starttls_upstream(&pf)
-        ),
-        account("down", &hash, "", &plain_upstream(down.port())),
-        account("stall", &hash, "", &plain_upstream(stall_data)),
-        account("silent", &hash, "", &plain_upstream(stall_greet)),
-    );
-    let mut gw = start_with_metrics(&config);
+    let aliases = ["Alias", "refused-sender", "data-refused", "data-deferred"]
+        .map(|a| format!("{a}@{DOMAIN}"));
+    let mut gw = config()
+        .limits(&[
+            ("max_message_size", 1048576),
+            ("upstream_timeout_secs", 3),
+            ("connect_timeout_secs", 3),
+        ])
+        .account(account("alice", &aliases, pf.starttls_upstream()))
+        .account(account("down", &[], plain_upstream(down.port())))
+        .account(account("stall", &[], plain_upstream(stall_data)))
+        .account(account("silent", &[], plain_upstream(stall_greet)))
+        .metrics(None)
+        .start();
     let alice = format!("alice@{DOMAIN}");
     let mut told_250 = 0;
     let mut told = Told::default();
@@ -944,18 +909,14 @@ fn failures_get_the_right_replies() {
 #[test]
 fn smtp_byte_counter_counts_what_reached_the_provider() {
     let pf = Postfix::start(&["alice"], UPSTREAM_PASSWORD);
-    let hash = cached_hash(LOCAL_PASSWORD);
-    let config = format!(
-        "{}{}",
-        server_section(""),
-        account(
+    let mut gw = config()
+        .account(account(
             "alice",
-            &hash,
-            &format!("\"data-refused@{DOMAIN}\""),
-            &starttls_upstream(&pf)
-        ),
-    );
-    let mut gw = start_with_metrics(&config);
+            &[format!("data-refused@{DOMAIN}")],
+            pf.starttls_upstream(),
+        ))
+        .metrics(None)
+        .start();
     let (mut c, _) = Raw::connect(gw.smtp_addr);
     assert!(c
         .login(&format!("alice@{DOMAIN}"), LOCAL_PASSWORD)
@@ -1009,14 +970,10 @@ fn smtp_byte_counter_counts_what_reached_the_provider() {
 fn dsn_parameters_pass_through() {
     let pf = Postfix::start(&["alice"], UPSTREAM_PASSWORD);
     let no_dsn = support::standin::StandIn::smtp("235 2.7.0 Authentication successful");
-    let hash = cached_hash(LOCAL_PASSWORD);
-    let config = format!(
-        "{}{}{}",
-        server_section(""),
-        account("alice", &hash, "", &starttls_upstream(&pf)),
-        account("nodsn", &hash, "", &plain_upstream(no_dsn.addr().port())),
-    );
-    let mut gw = Mailgate::start(&config);
+    let mut gw = config()
+        .account(account("alice", &[], pf.starttls_upstream()))
+        .account(account("nodsn", &[], plain_upstream(no_dsn.addr().port())))
+        .start();
     let alice = format!("alice@{DOMAIN}");
     let envid = "mg-envid-42";
     let orcpt = "rfc822;orig-rcpt@example.test";

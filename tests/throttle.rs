@@ -16,10 +16,12 @@ use std::path::PathBuf;
 use std::sync::{Arc, Barrier};
 use std::time::Duration;
 use support::imap_client::{quote, tagged_status};
-use support::mailgate::{cached_hash, metrics_toml, run, toml_str};
+use support::mailgate::run;
 use support::scrape::{fetch, Scrape, LOGINS};
 use support::smtp_client::Raw;
-use support::{b64, Dovecot, DovecotOpts, ImapClient, Mailgate};
+use support::{
+    b64, Account, Dovecot, DovecotOpts, Gate, GateConfig, ImapClient, Mailgate, Upstream,
+};
 
 const LOCAL_PW: &str = "Throttle-pw-93d1";
 const UPSTREAM_USER: &str = "ola";
@@ -33,38 +35,30 @@ const IMAP_REFUSED: &str = "NO [UNAVAILABLE] Too many failed logins, try again i
 /// What a locked-out SMTP AUTH hears, before the time left.
 const SMTP_REFUSED: &str = "421 4.7.0 Too many failed logins, try again in ";
 
-struct Gate {
-    _dovecot: Dovecot,
-    mailgate: Mailgate,
-}
-
 /// Dovecot plus mailgate with accounts `ola@`, `kari@`, `per@example.no` (one Dovecot user),
 /// threshold 2, delays from 100 ms doubling to at most 400 ms, a lock-out longer than any test.
 fn gate() -> Gate {
     let dovecot = Dovecot::start(DovecotOpts::plaintext_only());
     dovecot.add_user(UPSTREAM_USER, UPSTREAM_PW);
-    let mut accounts = String::new();
-    for name in ["ola", "kari", "per"] {
-        accounts.push_str(&format!(
-            "\n[[account]]\nemail = \"{name}@example.no\"\nlocal_password_hash = {}\n\
-             [account.imap]\nserver = \"127.0.0.1:{}\"\ntls = \"none\"\nallow_plaintext = true\n\
-             username = \"{UPSTREAM_USER}\"\npassword = \"{UPSTREAM_PW}\"\n\
-             [account.smtp]\nserver = \"127.0.0.1:9\"\ntls = \"none\"\nallow_plaintext = true\n",
-            toml_str(&cached_hash(LOCAL_PW)),
-            dovecot.imap_port
-        ));
-    }
-    let config = format!(
-        "[server]\nimap_listen = \"127.0.0.1:0\"\nsmtp_listen = \"127.0.0.1:0\"\n\
-         auth_failure_delay_ms = 0\nmax_auth_failures = 20\n\
-         login_throttle_threshold = {THRESHOLD}\nlogin_throttle_max_delay_ms = 400\nlogin_lockout_secs = {LOCKOUT_SECS}\n{accounts}"
-    );
-    let mailgate =
-        Mailgate::start_with_metrics(|listen| format!("{config}{}", metrics_toml(listen, None)));
-    Gate {
-        _dovecot: dovecot,
-        mailgate,
-    }
+    let accounts = ["ola", "kari", "per"].map(|name| {
+        Account::password(&format!("{name}@example.no"), LOCAL_PW)
+            .imap(
+                Upstream::plain(format!("127.0.0.1:{}", dovecot.imap_port))
+                    .login(UPSTREAM_USER, UPSTREAM_PW),
+            )
+            .smtp(Upstream::plain("127.0.0.1:9"))
+    });
+    let config = GateConfig::new()
+        .limits(&[
+            ("auth_failure_delay_ms", 0),
+            ("max_auth_failures", 20),
+            ("login_throttle_threshold", THRESHOLD.into()),
+            ("login_throttle_max_delay_ms", 400),
+            ("login_lockout_secs", LOCKOUT_SECS),
+        ])
+        .accounts(accounts)
+        .metrics(None);
+    Gate::start(dovecot, &config)
 }
 
 /// The time left as mailgate words it: within the lock-out, which began during this test (so

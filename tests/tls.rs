@@ -13,12 +13,13 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use support::mailgate::{cached_hash, run, toml_str};
+use support::config::toml_str;
+use support::mailgate::{cached_hash, run};
 use support::messages::simple;
 use support::postfix::{as_stored, DOMAIN};
 use support::proc::{python_done, python_ok, run_with_timeout, PROCESS_TIMEOUT};
 use support::tls_client::{logged_addr, Conn};
-use support::{b64, Dovecot, DovecotOpts, Mailgate, Pki, Postfix};
+use support::{b64, Account, Dovecot, DovecotOpts, GateConfig, Pki, Postfix, Upstream};
 
 const USER: &str = "alice";
 /// Distinctive, so a leak into any log line is unmistakable.
@@ -30,22 +31,23 @@ fn email() -> String {
 }
 
 /// `[server]` on loopback with `[server.tls]` and both implicit-TLS listeners, plus one
-/// account whose IMAP upstream is `imap_port` (plaintext) and whose SMTP upstream is
-/// `smtp` (a TOML table body).
-fn config(cert: &Path, key: &Path, imap_port: u16, smtp: &str) -> String {
-    format!(
-        "[server]\nimap_listen = \"127.0.0.1:0\"\nsmtp_listen = \"127.0.0.1:0\"\n\
-         imaps_listen = \"127.0.0.1:0\"\nsmtps_listen = \"127.0.0.1:0\"\nauth_failure_delay_ms = 10\n\n\
-         [server.tls]\ncert = {}\nkey = {}\n\n\
-         [[account]]\nemail = \"{}\"\nlocal_password_hash = \"{}\"\n\
-         [account.imap]\nserver = \"127.0.0.1:{imap_port}\"\ntls = \"none\"\nallow_plaintext = true\n\
-         username = \"{USER}\"\npassword = \"{UPSTREAM_PW}\"\n\
-         [account.smtp]\n{smtp}\n",
-        toml_str(&cert.display().to_string()),
-        toml_str(&key.display().to_string()),
-        email(),
-        cached_hash(LOCAL_PW),
-    )
+/// account whose IMAP upstream is `imap_port` (plaintext) and whose SMTP upstream is `smtp`.
+fn config(cert: &Path, key: &Path, imap_port: u16, smtp: Upstream) -> GateConfig {
+    GateConfig::new()
+        .server("imaps_listen", "127.0.0.1:0")
+        .server("smtps_listen", "127.0.0.1:0")
+        .server("auth_failure_delay_ms", 10)
+        .tls(cert, key)
+        .account(
+            Account::password(&email(), LOCAL_PW)
+                .imap(Upstream::plain(format!("127.0.0.1:{imap_port}")).login(USER, UPSTREAM_PW))
+                .smtp(smtp),
+        )
+}
+
+/// An SMTP upstream never dialled.
+fn unused_smtp() -> Upstream {
+    Upstream::plain("127.0.0.1:9")
 }
 
 /// A plaintext Dovecot with user `alice` holding `message`.
@@ -110,18 +112,8 @@ fn real_clients_over_starttls_and_implicit_tls() {
     let message = simple("over TLS", "fetched through mailgate's own TLS");
     let dc = dovecot(&message);
     let pf = Postfix::start(&[USER], UPSTREAM_PW);
-    let smtp = format!(
-        "server = \"127.0.0.1:{}\"\ntls = \"starttls\"\nca_file = {}\ntls_server_name = \"localhost\"\npassword = \"{UPSTREAM_PW}\"\nusername = \"{}\"",
-        pf.starttls_port,
-        toml_str(&pf.ca_file.display().to_string()),
-        email()
-    );
-    let mut gate = Mailgate::start(&config(
-        &pki.server.cert,
-        &pki.server.key,
-        dc.imap_port,
-        &smtp,
-    ));
+    let smtp = pf.starttls_upstream().login(&email(), UPSTREAM_PW);
+    let mut gate = config(&pki.server.cert, &pki.server.key, dc.imap_port, smtp).start();
     let imaps = logged_addr(&gate, "imaps listening on");
     let smtps = logged_addr(&gate, "smtps listening on");
 
@@ -209,12 +201,7 @@ fn real_clients_over_starttls_and_implicit_tls() {
 #[test]
 fn starttls_discards_pipelined_commands() {
     let pki = Pki::new();
-    let gate = Mailgate::start(&config(
-        &pki.server.cert,
-        &pki.server.key,
-        9,
-        "server = \"127.0.0.1:9\"\ntls = \"none\"\nallow_plaintext = true",
-    ));
+    let gate = config(&pki.server.cert, &pki.server.key, 9, unused_smtp()).start();
 
     // IMAP: `b CAPABILITY` rides along with `a STARTTLS`.
     let mut c = Conn::plain(gate.imap_addr);
@@ -275,12 +262,7 @@ fn starttls_discards_pipelined_commands() {
 async fn clear_passwords_refused_off_loopback() {
     use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
     let pki = Pki::new();
-    let text = config(
-        &pki.server.cert,
-        &pki.server.key,
-        9,
-        "server = \"127.0.0.1:9\"\ntls = \"none\"\nallow_plaintext = true",
-    );
+    let text = config(&pki.server.cert, &pki.server.key, 9, unused_smtp()).to_toml();
     let cfg = std::sync::Arc::new(
         mailgate::config::Config::parse(&text, Path::new("t.toml")).expect("config"),
     );
@@ -505,12 +487,7 @@ fn generated_certificate_serves_tls_logins() {
 
     let message = simple("generated", "certificate");
     let dc = dovecot(&message);
-    let gate = Mailgate::start(&config(
-        &cert,
-        &key,
-        dc.imap_port,
-        "server = \"127.0.0.1:9\"\ntls = \"none\"\nallow_plaintext = true",
-    ));
+    let gate = config(&cert, &key, dc.imap_port, unused_smtp()).start();
     let imaps = logged_addr(&gate, "imaps listening on");
     imap_session(imaps.port(), "implicit", &cert, &message);
 }

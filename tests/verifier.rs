@@ -11,10 +11,9 @@ mod support;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Barrier};
-use support::mailgate::{cached_hash, toml_str};
 use support::procstat::rss_kib;
 use support::smtp_client::Raw;
-use support::{b64, Mailgate};
+use support::{b64, Account, GateConfig, Mailgate, Upstream};
 
 const LOCAL_PW: &str = "Verifier-pw-5c2e";
 /// Resident memory allowed above idle after the bursts (the issue's bound).
@@ -24,20 +23,14 @@ const MAX_GROWTH_KIB: u64 = 64 * 1024;
 /// is answered locally), a short failure delay, throttling of one name at a time irrelevant
 /// here (every unknown name is new), and the verifier's debug line on.
 fn gate(accounts: usize) -> Mailgate {
-    let hash = toml_str(&cached_hash(LOCAL_PW));
-    let mut config = String::from(
-        "[server]\nimap_listen = \"127.0.0.1:0\"\nsmtp_listen = \"127.0.0.1:0\"\n\
-         auth_failure_delay_ms = 1\n",
-    );
-    for i in 0..accounts {
-        config.push_str(&format!(
-            "\n[[account]]\nemail = \"user{i}@example.no\"\nlocal_password_hash = {hash}\n\
-             [account.imap]\nserver = \"127.0.0.1:9\"\ntls = \"none\"\nallow_plaintext = true\n\
-             username = \"u\"\npassword = \"p\"\n\
-             [account.smtp]\nserver = \"127.0.0.1:9\"\ntls = \"none\"\nallow_plaintext = true\n"
-        ));
-    }
-    Mailgate::start_with_env(&config, &[("RUST_LOG", "info,mailgate::verifier=debug")])
+    GateConfig::new()
+        .server("auth_failure_delay_ms", 1)
+        .accounts((0..accounts).map(|i| {
+            Account::password(&format!("user{i}@example.no"), LOCAL_PW)
+                .imap(Upstream::plain("127.0.0.1:9").login("u", "p"))
+                .smtp(Upstream::plain("127.0.0.1:9"))
+        }))
+        .start_with_env(&[("RUST_LOG", "info,mailgate::verifier=debug")])
 }
 
 /// `logins` SMTP AUTH PLAIN at once (each on its own connection, sent together after every

@@ -4,13 +4,8 @@ use super::*;
 
 /// A valid single-account config (nothing needs to listen upstream for these tests).
 fn valid_config() -> String {
-    format!(
-        "[server]\nimap_listen = \"127.0.0.1:0\"\nsmtp_listen = \"127.0.0.1:0\"\n\n\
-         [[account]]\nemail = \"{EMAIL}\"\nlocal_password_hash = \"{}\"\n\n\
-         [account.imap]\nserver = \"127.0.0.1:1\"\ntls = \"implicit\"\n\
-         username = \"{UPSTREAM_USER}\"\npassword = \"{UPSTREAM_PW}\"\n",
-        cached_hash(LOCAL_PW)
-    )
+    let imap = Upstream::tls("127.0.0.1:1", "implicit", None).login(UPSTREAM_USER, UPSTREAM_PW);
+    config([account(EMAIL, imap)]).to_toml()
 }
 
 /// `valid_config()` with the line starting `tls = ` replaced by `replacement`; returns the

@@ -219,7 +219,7 @@ fn secrets_never_logged_even_at_trace_level() {
         let pki = Pki::new();
         let dovecot = Dovecot::start(DovecotOpts::tls(&pki.server));
         dovecot.add_user(UPSTREAM_USER, UPSTREAM_PW);
-        let config = config_toml(&[account(EMAIL, upstream(&pki, &dovecot, Mode::Starttls))]);
+        let config = config([account(EMAIL, upstream(&pki, &dovecot, Mode::Starttls))]).to_toml();
         let mut mailgate = Mailgate::try_start(&config, &[("RUST_LOG", "trace")], format)
             .unwrap_or_else(|e| panic!("{e}"));
 
@@ -285,18 +285,11 @@ fn gathered_log_lines_all_arrive_in_order() {
     let port = free_port();
     // Nothing listens there: no session logs in.
     let (server, _) = loopback_server(port);
-    let config = config_toml(&[account(
+    let config = config([account(
         EMAIL,
-        Upstream {
-            server,
-            tls: "none".into(),
-            ca_file: None,
-            tls_server_name: None,
-            username: None,
-            password: Secret::Inline(UPSTREAM_PW.to_string()),
-        },
+        Upstream::plain(server).password(UPSTREAM_PW),
     )]);
-    let mut gate = Mailgate::start_with_env(&config, &[("MAILGATE_LOG_FLUSH_MS", "300")]);
+    let mut gate = config.start_with_env(&[("MAILGATE_LOG_FLUSH_MS", "300")]);
     const SESSIONS: usize = 30;
     for _ in 0..SESSIONS {
         let mut c = ImapClient::connect(gate.imap_addr);

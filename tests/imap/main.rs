@@ -20,18 +20,18 @@ mod upstream;
 use std::fs;
 use std::time::Duration;
 
+use support::config::{loopback_server, loopback_tls};
 use support::faultproxy::Hostile;
 use support::imap_client::{
     assert_tagged, contains, fetch_literals, normalize_timing, split_responses, tagged_line,
     tagged_status,
 };
-use support::mailgate::{
-    self, cached_hash, config_toml, loopback_server, Account, Secret, Upstream,
-};
+use support::mailgate;
 use support::messages::{corpus, simple, varied, Rng};
 use support::proc::{free_port, python_ok};
 use support::{
-    b64, b64_decode, describe_difference, Dovecot, DovecotOpts, ImapClient, Mailgate, Pki,
+    b64, b64_decode, describe_difference, Account, Dovecot, DovecotOpts, Gate, GateConfig,
+    ImapClient, Mailgate, Pki, Upstream,
 };
 
 const EMAIL: &str = "ola@example.no";
@@ -52,51 +52,33 @@ enum Mode {
 
 /// The usual upstream settings for `mode`, trusting the test CA.
 fn upstream(pki: &Pki, dovecot: &Dovecot, mode: Mode) -> Upstream {
-    let port = match mode {
-        Mode::Implicit => dovecot.imaps_port.expect("dovecot has an imaps port"),
-        Mode::Plain | Mode::Starttls => dovecot.imap_port,
+    let up = match mode {
+        Mode::Plain => Upstream::plain(loopback_server(dovecot.imap_port).0),
+        Mode::Starttls => loopback_tls(dovecot.imap_port, "starttls", &pki.ca),
+        Mode::Implicit => loopback_tls(
+            dovecot.imaps_port.expect("dovecot has an imaps port"),
+            "implicit",
+            &pki.ca,
+        ),
     };
-    let (server, tls_server_name) = loopback_server(port);
-    Upstream {
-        server,
-        tls: match mode {
-            Mode::Plain => "none",
-            Mode::Starttls => "starttls",
-            Mode::Implicit => "implicit",
-        }
-        .to_string(),
-        ca_file: (mode != Mode::Plain).then(|| pki.ca.clone()),
-        tls_server_name: if mode == Mode::Plain {
-            None
-        } else {
-            tls_server_name
-        },
-        username: Some(UPSTREAM_USER.to_string()),
-        password: Secret::Inline(UPSTREAM_PW.to_string()),
-    }
+    up.login(UPSTREAM_USER, UPSTREAM_PW)
 }
 
 fn account(email: &str, imap: Upstream) -> Account {
-    Account {
-        email: email.to_string(),
-        local_password_hash: cached_hash(LOCAL_PW),
-        aliases: vec![],
-        imap,
-    }
+    Account::password(email, LOCAL_PW).imap(imap)
 }
 
-/// Dovecot (TLS-capable, user `ola`) + mailgate with the account `ola@example.no`.
-struct Gate {
-    /// Keeps the CA file mailgate's config points at.
-    _pki: Pki,
-    dovecot: Dovecot,
-    mailgate: Mailgate,
+/// A config with these accounts.
+fn config(accounts: impl IntoIterator<Item = Account>) -> GateConfig {
+    GateConfig::new().accounts(accounts)
 }
 
 fn gate(mode: Mode) -> Gate {
     gate_with(mode, &[])
 }
 
+/// Dovecot (TLS-capable, user `ola`, holding `messages`) + mailgate with the account
+/// `ola@example.no`.
 fn gate_with(mode: Mode, messages: &[Vec<u8>]) -> Gate {
     let pki = Pki::new();
     let dovecot = Dovecot::start(DovecotOpts::tls(&pki.server));
@@ -104,21 +86,11 @@ fn gate_with(mode: Mode, messages: &[Vec<u8>]) -> Gate {
     if !messages.is_empty() {
         dovecot.fill_maildir(UPSTREAM_USER, messages);
     }
-    let config = config_toml(&[account(EMAIL, upstream(&pki, &dovecot, mode))]);
-    let mailgate = Mailgate::start(&config);
-    Gate {
-        _pki: pki,
-        dovecot,
-        mailgate,
-    }
+    let config = config([account(EMAIL, upstream(&pki, &dovecot, mode))]);
+    Gate::start(dovecot, &config).with_pki(pki)
 }
 
 impl Gate {
-    /// A client connection to mailgate (greeting read).
-    fn connect(&self) -> ImapClient {
-        self.mailgate.connect()
-    }
-
     /// A client logged in through mailgate with the local password; asserts the login
     /// answer's capabilities are filtered.
     fn login(&self) -> ImapClient {
@@ -130,7 +102,7 @@ impl Gate {
 
     /// A direct connection to Dovecot, logged in.
     fn direct(&self) -> ImapClient {
-        self.dovecot.login(UPSTREAM_USER, UPSTREAM_PW)
+        self.direct_as(UPSTREAM_USER, UPSTREAM_PW)
     }
 
     /// Stops mailgate and checks that neither password (nor a SASL encoding of it) appears

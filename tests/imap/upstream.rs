@@ -73,22 +73,14 @@ fn upstream_with_host_port_and_tls_server_name() {
     let dovecot = Dovecot::start(DovecotOpts::tls(&pki.server));
     dovecot.add_user(UPSTREAM_USER, UPSTREAM_PW);
     dovecot.fill_maildir(UPSTREAM_USER, std::slice::from_ref(&message));
-    let config = format!(
-        "[server]\nimap_listen = \"127.0.0.1:0\"\nsmtp_listen = \"127.0.0.1:0\"\n\n\
-         [[account]]\nemail = \"{EMAIL}\"\nlocal_password_hash = \"{}\"\n\n\
-         [account.imap]\nhost = \"127.0.0.1\"\nport = {}\ntls = \"implicit\"\n\
-         ca_file = \"{}\"\ntls_server_name = \"localhost\"\n\
-         username = \"{UPSTREAM_USER}\"\npassword = \"{UPSTREAM_PW}\"\n",
-        cached_hash(LOCAL_PW),
-        dovecot.imaps_port.unwrap(),
-        pki.ca.display()
-    );
-    let mailgate = Mailgate::start(&config);
-    let g = Gate {
-        _pki: pki,
-        dovecot,
-        mailgate,
-    };
+    let imap = Upstream::empty()
+        .set("host", "127.0.0.1")
+        .set("port", dovecot.imaps_port.unwrap())
+        .set("tls", "implicit")
+        .set("ca_file", &pki.ca)
+        .tls_server_name("localhost")
+        .login(UPSTREAM_USER, UPSTREAM_PW);
+    let g = Gate::start(dovecot, &config([account(EMAIL, imap)])).with_pki(pki);
     python_session(&g, "login", &message);
     g.finish();
 }
@@ -97,18 +89,10 @@ fn upstream_with_host_port_and_tls_server_name() {
 fn upstream_down_gives_unavailable() {
     let port = free_port(); // nothing listens there
     let pki = Pki::new();
-    let config = config_toml(&[account(
-        EMAIL,
-        Upstream {
-            server: format!("127.0.0.1:{port}"),
-            tls: "implicit".to_string(),
-            ca_file: Some(pki.ca.clone()),
-            tls_server_name: Some("localhost".to_string()),
-            username: Some(UPSTREAM_USER.to_string()),
-            password: Secret::Inline(UPSTREAM_PW.to_string()),
-        },
-    )]);
-    let mut mailgate = Mailgate::start(&config);
+    let imap = Upstream::tls(format!("127.0.0.1:{port}"), "implicit", Some(&pki.ca))
+        .tls_server_name("localhost")
+        .login(UPSTREAM_USER, UPSTREAM_PW);
+    let mut mailgate = config([account(EMAIL, imap)]).start();
     let mut c = mailgate.connect();
     let resp = local_login(&mut c, "a1", EMAIL);
     assert_status_prefix(&resp, "a1", "NO [UNAVAILABLE]");
@@ -134,57 +118,42 @@ fn untrusted_upstream_certificate_gives_unavailable_and_gate_keeps_serving() {
     let starttls = upstream(&pki, &dovecot, Mode::Starttls);
     let (self_signed_server, self_signed_name) = loopback_server(self_signed.imaps_port.unwrap());
     let bad: Vec<(&str, Upstream)> = vec![
-        (
-            "no-ca@example.no",
-            Upstream {
-                ca_file: None,
-                ..good.clone()
-            },
-        ),
+        ("no-ca@example.no", good.clone().without("ca_file")),
         (
             "no-ca-starttls@example.no",
-            Upstream {
-                ca_file: None,
-                ..starttls.clone()
-            },
+            starttls.clone().without("ca_file"),
         ),
         (
             "wrong-ca@example.no",
-            Upstream {
-                ca_file: Some(pki.other_ca.clone()),
-                ..good.clone()
-            },
+            good.clone().set("ca_file", &pki.other_ca),
         ),
         (
             "wrong-ca-starttls@example.no",
-            Upstream {
-                ca_file: Some(pki.other_ca.clone()),
-                ..starttls.clone()
-            },
+            starttls.clone().set("ca_file", &pki.other_ca),
         ),
         (
             "wrong-name@example.no",
-            Upstream {
-                server: format!("127.0.0.1:{}", dovecot.imaps_port.unwrap()),
-                tls_server_name: Some("imap.example.net".to_string()),
-                ..good.clone()
-            },
+            good.clone()
+                .set(
+                    "server",
+                    format!("127.0.0.1:{}", dovecot.imaps_port.unwrap()),
+                )
+                .tls_server_name("imap.example.net"),
         ),
-        (
-            "self-signed@example.no",
-            Upstream {
-                server: self_signed_server,
-                tls_server_name: self_signed_name,
-                ..good.clone()
-            },
-        ),
+        ("self-signed@example.no", {
+            let up = good.clone().set("server", self_signed_server);
+            match self_signed_name {
+                Some(name) => up.tls_server_name(&name),
+                None => up.without("tls_server_name"),
+            }
+        }),
     ];
     let mut accounts: Vec<Account> = bad
         .iter()
         .map(|(email, u)| account(email, u.clone()))
         .collect();
     accounts.push(account(EMAIL, good));
-    let mut mailgate = Mailgate::start(&config_toml(&accounts));
+    let mut mailgate = config(accounts).start();
 
     for (email, _) in &bad {
         let mut c = mailgate.connect();
@@ -226,18 +195,12 @@ fn upstream_without_starttls_never_gets_the_credential() {
     dovecot.add_user(UPSTREAM_USER, UPSTREAM_PW);
     dovecot.add_user("probe", "probe-pw");
     let (server, tls_server_name) = loopback_server(dovecot.imap_port);
-    let config = config_toml(&[account(
-        EMAIL,
-        Upstream {
-            server,
-            tls: "starttls".to_string(),
-            ca_file: Some(pki.ca.clone()),
-            tls_server_name,
-            username: Some(UPSTREAM_USER.to_string()),
-            password: Secret::Inline(UPSTREAM_PW.to_string()),
-        },
-    )]);
-    let mut mailgate = Mailgate::start(&config);
+    let mut imap = Upstream::tls(server, "starttls", Some(&pki.ca));
+    if let Some(name) = tls_server_name {
+        imap = imap.tls_server_name(&name);
+    }
+    let imap = imap.login(UPSTREAM_USER, UPSTREAM_PW);
+    let mut mailgate = config([account(EMAIL, imap)]).start();
     let mut c = mailgate.connect();
     let resp = local_login(&mut c, "a1", EMAIL);
     assert_status_prefix(&resp, "a1", "NO [UNAVAILABLE]");
@@ -271,9 +234,8 @@ fn upstream_rejecting_the_stored_password_gives_a_distinct_authenticationfailed(
     let pki = Pki::new();
     let dovecot = Dovecot::start(DovecotOpts::tls(&pki.server));
     dovecot.add_user(UPSTREAM_USER, UPSTREAM_PW);
-    let mut up = upstream(&pki, &dovecot, Mode::Implicit);
-    up.password = Secret::Inline(wrong_upstream_pw.to_string());
-    let mut mailgate = Mailgate::start(&config_toml(&[account(EMAIL, up)]));
+    let up = upstream(&pki, &dovecot, Mode::Implicit).password(wrong_upstream_pw);
+    let mut mailgate = config([account(EMAIL, up)]).start();
 
     let mut c = mailgate.connect();
     let upstream_failure = local_login(&mut c, "a1", EMAIL);
@@ -319,20 +281,11 @@ fn upstream_password_from_env_and_file() {
     let accounts = [
         account(
             "env@example.no",
-            Upstream {
-                password: Secret::Env("MAILGATE_TEST_UPSTREAM_PW".to_string()),
-                ..base.clone()
-            },
+            base.clone().password_env("MAILGATE_TEST_UPSTREAM_PW"),
         ),
-        account(
-            "file@example.no",
-            Upstream {
-                password: Secret::File(pw_file.clone()),
-                ..base.clone()
-            },
-        ),
+        account("file@example.no", base.clone().password_file(&pw_file)),
     ];
-    let config = config_toml(&accounts);
+    let config = config(accounts).to_toml();
     assert!(!config.contains(UPSTREAM_PW));
     let mut mailgate =
         Mailgate::start_with_env(&config, &[("MAILGATE_TEST_UPSTREAM_PW", UPSTREAM_PW)]);
@@ -353,9 +306,10 @@ fn upstream_password_from_env_and_file() {
 fn upstream_going_away_mid_session_ends_only_that_session() {
     let g = gate(Mode::Implicit);
     let Gate {
-        _pki,
+        pki: _pki,
         dovecot,
         mut mailgate,
+        ..
     } = g;
     let mut c = mailgate.connect();
     let r = local_login(&mut c, "a1", EMAIL);
@@ -396,19 +350,12 @@ fn upstream_going_away_mid_session_ends_only_that_session() {
 
 /// A gate whose one account logs in at `server` with `tls`, `upstream_timeout_secs = 1`.
 fn hostile_gate(server: &Hostile, tls: &str) -> Mailgate {
-    let config = config_toml(&[account(
-        EMAIL,
-        Upstream {
-            server: server.addr.to_string(),
-            tls: tls.to_string(),
-            ca_file: None,
-            tls_server_name: Some("localhost".to_string()),
-            username: Some(UPSTREAM_USER.to_string()),
-            password: Secret::Inline(UPSTREAM_PW.to_string()),
-        },
-    )])
-    .replacen("[server]\n", "[server]\nupstream_timeout_secs = 1\n", 1);
-    Mailgate::start(&config)
+    let imap = Upstream::tls(server.addr, tls, None)
+        .tls_server_name("localhost")
+        .login(UPSTREAM_USER, UPSTREAM_PW);
+    config([account(EMAIL, imap)])
+        .server("upstream_timeout_secs", 1)
+        .start()
 }
 
 /// Peak resident memory of `pid` in KiB (VmHWM).

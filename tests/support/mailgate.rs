@@ -3,10 +3,9 @@
 //! parsed from the log.
 
 use std::collections::HashMap;
-use std::fmt::Write as _;
 use std::fs;
 use std::io::{BufRead, BufReader, Read};
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -22,7 +21,7 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_mailgate");
 
 /// How long `Mailgate::start` waits for "imap listening on" and "smtp listening on".
 const START_TIMEOUT: Duration = Duration::from_secs(60);
-/// Start attempts of `Mailgate::start_with_metrics` (each with a new metrics port).
+/// Start attempts of `Mailgate::start_with_metrics_env` (each with a new metrics port).
 const METRICS_START_ATTEMPTS: usize = 5;
 
 pub struct Mailgate {
@@ -172,16 +171,20 @@ impl Mailgate {
         }
     }
 
-    /// Starts `mailgate run` with a `[metrics]` listener on a free loopback port: `config`
-    /// gets that address and returns the whole config (e.g. `config_toml(..)` followed by
-    /// `metrics_toml(..)`). The exporter cannot bind port 0 and report the port, so the port
-    /// comes from `free_port()`; when another process takes it first, mailgate exits with
-    /// "cannot start the metrics exporter" and this tries again with a new port (bounded).
-    pub fn start_with_metrics(config: impl Fn(SocketAddr) -> String) -> Mailgate {
+    /// Starts `mailgate run` with a `[metrics]` listener on a free loopback port (see
+    /// [`super::GateConfig::metrics`]): `config` gets that address and returns the whole config.
+    /// The exporter cannot bind port 0 and report the port, so the port comes from
+    /// `free_port()`; when another process takes it first, mailgate exits with "cannot start
+    /// the metrics exporter" and this tries again with a new port (bounded). `env` as in
+    /// [`Mailgate::try_start`].
+    pub fn start_with_metrics_env(
+        config: impl Fn(SocketAddr) -> String,
+        env: &[(&str, &str)],
+    ) -> Mailgate {
         let mut last = String::new();
         for _ in 0..METRICS_START_ATTEMPTS {
             let listen = SocketAddr::from(([127, 0, 0, 1], free_port()));
-            match Mailgate::try_start(&config(listen), &[], "text") {
+            match Mailgate::try_start(&config(listen), env, "text") {
                 Ok(gate) => {
                     assert_eq!(
                         gate.metrics_addr,
@@ -386,139 +389,4 @@ pub fn cached_hash(password: &str) -> String {
         .unwrap_or_else(|e| e.into_inner())
         .insert(password.to_string(), h.clone());
     h
-}
-
-/// TOML basic string.
-pub fn toml_str(s: &str) -> String {
-    let mut out = String::from("\"");
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            c if c.is_control() => {
-                let _ = write!(out, "\\u{:04X}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
-
-/// How mailgate reaches the upstream IMAP server.
-#[derive(Clone, Debug)]
-pub struct Upstream {
-    /// `host:port`.
-    pub server: String,
-    /// implicit | starttls | none
-    pub tls: String,
-    pub ca_file: Option<PathBuf>,
-    pub tls_server_name: Option<String>,
-    pub username: Option<String>,
-    pub password: Secret,
-}
-
-#[derive(Clone, Debug)]
-pub enum Secret {
-    Inline(String),
-    Env(String),
-    File(PathBuf),
-}
-
-#[derive(Clone, Debug)]
-pub struct Account {
-    pub email: String,
-    pub local_password_hash: String,
-    pub aliases: Vec<String>,
-    pub imap: Upstream,
-}
-
-/// `host:port` that reaches a server listening on 127.0.0.1:`port` and matches a certificate
-/// for "localhost": `localhost:PORT` where `localhost` resolves to 127.0.0.1 only (as in
-/// Debian's /etc/hosts), else `127.0.0.1:PORT` plus `tls_server_name = "localhost"`.
-pub fn loopback_server(port: u16) -> (String, Option<String>) {
-    let only_v4_loopback = ("localhost", port)
-        .to_socket_addrs()
-        .map(|addrs| {
-            let addrs: Vec<SocketAddr> = addrs.collect();
-            !addrs.is_empty()
-                && addrs
-                    .iter()
-                    .all(|a| a.ip() == std::net::IpAddr::from([127, 0, 0, 1]))
-        })
-        .unwrap_or(false);
-    if only_v4_loopback {
-        (format!("localhost:{port}"), None)
-    } else {
-        (format!("127.0.0.1:{port}"), Some("localhost".to_string()))
-    }
-}
-
-/// A `[metrics]` table, to append to `config_toml`'s output (a TOML table may come after
-/// the account tables). `per_account: None` leaves the key out (the default applies).
-pub fn metrics_toml(listen: SocketAddr, per_account: Option<bool>) -> String {
-    let mut c = String::new();
-    let _ = writeln!(c);
-    let _ = writeln!(c, "[metrics]");
-    let _ = writeln!(c, "listen = {}", toml_str(&listen.to_string()));
-    if let Some(per_account) = per_account {
-        let _ = writeln!(c, "per_account = {per_account}");
-    }
-    c
-}
-
-/// A mailgate config with an IMAP listener on 127.0.0.1:0 and these accounts.
-pub fn config_toml(accounts: &[Account]) -> String {
-    let mut c = String::new();
-    let _ = writeln!(c, "[server]");
-    let _ = writeln!(c, "imap_listen = \"127.0.0.1:0\"");
-    let _ = writeln!(c, "smtp_listen = \"127.0.0.1:0\"");
-    for a in accounts {
-        let _ = writeln!(c);
-        let _ = writeln!(c, "[[account]]");
-        let _ = writeln!(c, "email = {}", toml_str(&a.email));
-        let _ = writeln!(
-            c,
-            "local_password_hash = {}",
-            toml_str(&a.local_password_hash)
-        );
-        if !a.aliases.is_empty() {
-            let aliases: Vec<String> = a.aliases.iter().map(|s| toml_str(s)).collect();
-            let _ = writeln!(c, "aliases = [{}]", aliases.join(", "));
-        }
-        let u = &a.imap;
-        let _ = writeln!(c);
-        let _ = writeln!(c, "[account.imap]");
-        let _ = writeln!(c, "server = {}", toml_str(&u.server));
-        let _ = writeln!(c, "tls = {}", toml_str(&u.tls));
-        if u.tls == "none" {
-            let _ = writeln!(c, "allow_plaintext = true");
-        }
-        if let Some(ca) = &u.ca_file {
-            let _ = writeln!(c, "ca_file = {}", toml_str(&ca.display().to_string()));
-        }
-        if let Some(name) = &u.tls_server_name {
-            let _ = writeln!(c, "tls_server_name = {}", toml_str(name));
-        }
-        if let Some(user) = &u.username {
-            let _ = writeln!(c, "username = {}", toml_str(user));
-        }
-        match &u.password {
-            Secret::Inline(p) => {
-                let _ = writeln!(c, "password = {}", toml_str(p));
-            }
-            Secret::Env(var) => {
-                let _ = writeln!(c, "password_env = {}", toml_str(var));
-            }
-            Secret::File(path) => {
-                let _ = writeln!(
-                    c,
-                    "password_file = {}",
-                    toml_str(&path.display().to_string())
-                );
-            }
-        }
-    }
-    c
 }

@@ -9,10 +9,13 @@
 pub mod autoconfig;
 pub mod bad_certs;
 pub mod certs;
+pub mod config;
 pub mod dns;
 pub mod dnsmasq;
 pub mod dovecot;
+pub mod fast_client;
 pub mod faultproxy;
+pub mod gate;
 pub mod idp;
 pub mod imap_client;
 pub mod mailgate;
@@ -26,7 +29,9 @@ pub mod standin;
 pub mod tls_client;
 
 pub use certs::Pki;
+pub use config::{Account, GateConfig, Upstream};
 pub use dovecot::{Dovecot, DovecotOpts};
+pub use gate::Gate;
 pub use idp::Idp;
 pub use imap_client::ImapClient;
 pub use mailgate::Mailgate;
@@ -34,59 +39,18 @@ pub use postfix::Postfix;
 
 use std::path::PathBuf;
 
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+
 /// Standard base64 (RFC 4648, with padding); the tests need it for SASL payloads.
 pub fn b64(data: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
-    for chunk in data.chunks(3) {
-        let b = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
+    STANDARD.encode(data)
 }
 
-/// Decodes standard base64; `None` on anything that is not canonical base64.
+/// Decodes standard base64 (surrounding whitespace ignored); `None` on anything that is not
+/// canonical base64.
 pub fn b64_decode(text: &str) -> Option<Vec<u8>> {
-    let text = text.trim();
-    if text.len() % 4 != 0 {
-        return None;
-    }
-    let value = |c: u8| -> Option<u32> {
-        Some(match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' => 62,
-            b'/' => 63,
-            _ => return None,
-        } as u32)
-    };
-    let mut out = Vec::new();
-    for chunk in text.as_bytes().chunks(4) {
-        let pad = chunk.iter().rev().take_while(|&&c| c == b'=').count();
-        if pad > 2 {
-            return None;
-        }
-        let mut n = 0u32;
-        for &c in &chunk[..4 - pad] {
-            n = (n << 6) | value(c)?;
-        }
-        n <<= 6 * pad as u32;
-        let bytes = [(n >> 16) as u8, (n >> 8) as u8, n as u8];
-        out.extend_from_slice(&bytes[..3 - pad]);
-    }
-    Some(out)
+    STANDARD.decode(text.trim()).ok()
 }
 
 /// Lower-case hex of `data` (for readable assertions on binary content).

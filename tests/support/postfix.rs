@@ -40,6 +40,7 @@ use std::time::Duration;
 use tempfile::TempDir;
 
 use super::certs::Pki;
+use super::config::Upstream;
 use super::dovecot::{Dovecot, DovecotOpts};
 use super::proc::{free_port, id, poll, run_with_timeout, PROCESS_TIMEOUT};
 
@@ -84,6 +85,26 @@ fn postfix(conf: &Path, action: &str) -> Output {
 }
 
 impl Postfix {
+    /// `[account.smtp]` to the STARTTLS port, trusting the test CA, name "localhost".
+    pub fn starttls_upstream(&self) -> Upstream {
+        Upstream::tls(
+            format!("127.0.0.1:{}", self.starttls_port),
+            "starttls",
+            Some(&self.ca_file),
+        )
+        .tls_server_name("localhost")
+    }
+
+    /// `[account.smtp]` to the implicit-TLS port, trusting the test CA. No
+    /// `tls_server_name`: the certificate's IP address SAN is checked.
+    pub fn implicit_upstream(&self) -> Upstream {
+        Upstream::tls(
+            format!("127.0.0.1:{}", self.implicit_port),
+            "implicit",
+            Some(&self.ca_file),
+        )
+    }
+
     /// Starts Dovecot (auth only) and Postfix for `users` (local parts at [`DOMAIN`]), who
     /// all authenticate with `password`.
     pub fn start(users: &[&str], password: &str) -> Postfix {

@@ -218,3 +218,21 @@ pub fn id(args: &[&str]) -> Option<String> {
     }
     Some(String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
+
+/// A TCP connection from `source` (an address of 127/8 other than 127.0.0.1, say) to
+/// `target`, in blocking mode.
+pub fn connect_from(source: [u8; 4], target: SocketAddr) -> TcpStream {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+        .expect("runtime");
+    let stream = rt
+        .block_on(async {
+            let s = tokio::net::TcpSocket::new_v4()?;
+            s.bind(SocketAddr::from((source, 0)))?;
+            s.connect(target).await?.into_std()
+        })
+        .unwrap_or_else(|e| panic!("connect {target} from {source:?}: {e}"));
+    stream.set_nonblocking(false).expect("blocking");
+    stream
+}

@@ -56,6 +56,18 @@ impl Conn {
         }
     }
 
+    /// A plaintext connection over a socket the caller connected (from a chosen source
+    /// address, say).
+    pub fn plain_over(stream: TcpStream) -> Conn {
+        stream
+            .set_read_timeout(Some(READ_TIMEOUT))
+            .expect("timeout");
+        Conn {
+            plain: Some(BufReader::new(stream)),
+            tls: None,
+        }
+    }
+
     /// An implicit-TLS connection (handshake done on the first read or write).
     pub fn implicit(addr: SocketAddr, ca: &Path) -> Conn {
         let mut c = Conn::plain(addr);
@@ -66,13 +78,7 @@ impl Conn {
     /// An implicit-TLS connection over a socket the caller connected (from a chosen source
     /// address, say).
     pub fn implicit_over(stream: TcpStream, ca: &Path) -> Conn {
-        stream
-            .set_read_timeout(Some(READ_TIMEOUT))
-            .expect("timeout");
-        let mut c = Conn {
-            plain: Some(BufReader::new(stream)),
-            tls: None,
-        };
+        let mut c = Conn::plain_over(stream);
         c.start_tls(ca);
         c
     }

@@ -1,11 +1,10 @@
-//! A minimal HTTP/1.1 client for the token endpoint: one `POST` of a form, one JSON answer.
+//! A small HTTP/1.1 client for the token endpoint (one `POST` of a form, one JSON answer) and
+//! discovery's autoconfig files (one `GET`).
 //!
-//! Why not a crate: the token endpoint needs one request shape, and the HTTP clients that fit
-//! (reqwest, ureq, hyper-util) would add a connection pool, a second HTTP stack or, by default,
-//! a second TLS provider. This goes through [`crate::upstream`]'s connect and TLS (same roots,
-//! same time-outs, same errors, rustls with ring) and reads at most [`MAX_RESPONSE`] bytes.
-//! `Connection: close` keeps it to one exchange per connection; bodies may be sized by
-//! `Content-Length`, chunked, or end at close.
+//! HTTP itself is hyper's (already in the build for the metrics listener): one
+//! `client::conn::http1` connection per request, no pool, `Connection: close`. The connection
+//! is made through [`crate::upstream`]'s connect and TLS (same resolver, roots, time-outs and
+//! errors, rustls with ring), and at most [`MAX_RESPONSE`] bytes of head and body are read.
 //!
 //! Nothing here logs: the request carries client secrets and refresh tokens, the response
 //! access tokens. Errors name the URL and the failing step only.
@@ -13,10 +12,17 @@
 use crate::config::{Endpoint, ServerConfig, TlsMode};
 use crate::secret::Secret;
 use crate::upstream::{self, UpstreamError, UpstreamStream};
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Body as _, Incoming};
+use hyper::{header, Method, Request};
+use hyper_util::rt::TokioIo;
 use std::fmt;
+use std::io::Cursor;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use zeroize::Zeroizing;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use zeroize::{Zeroize, Zeroizing};
 
 /// Largest response accepted (token responses are a few KiB).
 pub const MAX_RESPONSE: usize = 256 * 1024;
@@ -244,18 +250,15 @@ pub async fn post_form(
     body: &Secret,
     server: &ServerConfig,
 ) -> Result<Response, HttpError> {
-    let mut request = Zeroizing::new(format!(
-        "POST {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: mailgate/{}\r\nAccept: application/json\r\n\
-         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        url.path,
-        url.host_header(),
-        env!("CARGO_PKG_VERSION"),
-        body.expose().len()
-    ));
-    request.push_str(body.expose());
+    let request = request(url, Method::POST, "application/json")?
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Full::new(Cursor::new(Wiped(
+            body.expose().as_bytes().to_vec(),
+        ))));
+    let request = request.map_err(|e| bad_request(url, &e))?;
     exchange(
         url,
-        &request,
+        request,
         server.resolver,
         server.connect_timeout,
         server.upstream_timeout,
@@ -270,25 +273,111 @@ pub async fn get(
     resolver: Option<std::net::SocketAddr>,
     timeout: Duration,
 ) -> Result<Response, HttpError> {
-    let request = Zeroizing::new(format!(
-        "GET {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: mailgate/{}\r\nAccept: application/xml, text/xml\r\n\
-         Connection: close\r\n\r\n",
-        url.path,
-        url.host_header(),
-        env!("CARGO_PKG_VERSION"),
-    ));
-    exchange(url, &request, resolver, timeout, timeout).await
+    let request = request(url, Method::GET, "application/xml, text/xml")?
+        .body(Full::new(Cursor::new(Wiped(Vec::new()))))
+        .map_err(|e| bad_request(url, &e))?;
+    exchange(url, request, resolver, timeout, timeout).await
 }
 
-/// Connects (TLS for https, verified against the normal roots), sends `request` and reads the
-/// whole response.
+/// A request body that is wiped when dropped (form bodies carry client secrets and refresh
+/// tokens). hyper's and rustls's own buffers are not wiped; this copy at least is.
+struct Wiped(Vec<u8>);
+
+impl AsRef<[u8]> for Wiped {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl Drop for Wiped {
+    fn drop(&mut self) {
+        self.0.zeroize();
+    }
+}
+
+type Body = Full<Cursor<Wiped>>;
+
+/// The request line and the headers every request carries. `Connection: close`: one exchange
+/// per connection, no pool.
+fn request(
+    url: &HttpUrl,
+    method: Method,
+    accept: &'static str,
+) -> Result<hyper::http::request::Builder, HttpError> {
+    let target: hyper::Uri = url.path.parse().map_err(|_| HttpError::Response {
+        url: url.to_string(),
+        reason: "the path is not a valid request target".into(),
+    })?;
+    Ok(Request::builder()
+        .method(method)
+        .uri(target)
+        .header(header::HOST, url.host_header())
+        .header(
+            header::USER_AGENT,
+            concat!("mailgate/", env!("CARGO_PKG_VERSION")),
+        )
+        .header(header::ACCEPT, accept)
+        .header(header::CONNECTION, "close"))
+}
+
+fn bad_request(url: &HttpUrl, e: &hyper::http::Error) -> HttpError {
+    HttpError::Response {
+        url: url.to_string(),
+        reason: format!("cannot build the request: {e}"),
+    }
+}
+
+/// Connects (TLS for https, verified against the normal roots), sends `request` over one
+/// HTTP/1.1 connection and reads the whole response.
 async fn exchange(
     url: &HttpUrl,
-    request: &str,
+    request: Request<Body>,
     resolver: Option<std::net::SocketAddr>,
     connect_timeout: Duration,
     timeout: Duration,
 ) -> Result<Response, HttpError> {
+    let stream = connect(url, resolver, connect_timeout).await?;
+    let (mut sender, conn) = hyper::client::conn::http1::Builder::new()
+        // Header names as written by hand before (`Host:`, not `host:`): some servers and
+        // test stand-ins match them case-sensitively.
+        .title_case_headers(true)
+        // The head is bounded like the body; hyper's smallest buffer is 8 KiB.
+        .max_buf_size(MAX_RESPONSE)
+        .handshake::<_, Body>(TokioIo::new(EofAtClose(stream)))
+        .await
+        .map_err(|e| failed(url, "sending the request", &e))?;
+    let exchange = async {
+        let response = with_timeout(
+            timeout,
+            url,
+            "reading the response",
+            sender.send_request(request),
+        )
+        .await?
+        .map_err(|e| failed(url, "reading the response", &e))?;
+        read_body(response, url, timeout).await
+    };
+    // The connection future does the I/O; it is polled alongside the exchange and dropped
+    // (closing the socket) when the exchange ends.
+    let mut conn = std::pin::pin!(conn);
+    let mut exchange = std::pin::pin!(exchange);
+    tokio::select! {
+        biased;
+        done = &mut exchange => done,
+        ended = &mut conn => match ended {
+            // The connection closed after the whole response: the body waits in its channel.
+            Ok(()) => exchange.await,
+            Err(e) => Err(failed(url, "reading the response", &e)),
+        },
+    }
+}
+
+/// TCP (through `resolver`) and, for https, TLS with the project's client config.
+async fn connect(
+    url: &HttpUrl,
+    resolver: Option<std::net::SocketAddr>,
+    connect_timeout: Duration,
+) -> Result<UpstreamStream, HttpError> {
     let endpoint = Endpoint {
         host: url.host.clone(),
         port: url.port,
@@ -319,24 +408,64 @@ async fn exchange(
         oauth: None,
     };
     let tcp = upstream::tcp_connect_via(&endpoint, connect_timeout, resolver).await?;
-    let mut stream = if url.https {
+    Ok(if url.https {
         upstream::tls_handshake(&endpoint, tcp, connect_timeout).await?
     } else {
         UpstreamStream::Plain(tcp)
-    };
-    let io = |step: &'static str, e: String| HttpError::Io {
+    })
+}
+
+/// The body, frame by frame, each within `timeout`, at most [`MAX_RESPONSE`] bytes.
+async fn read_body(
+    response: hyper::Response<Incoming>,
+    url: &HttpUrl,
+    timeout: Duration,
+) -> Result<Response, HttpError> {
+    let too_large = || HttpError::Response {
         url: url.to_string(),
-        step,
-        reason: e,
+        reason: format!("larger than {MAX_RESPONSE} bytes"),
     };
-    let write = async {
-        stream.write_all(request.as_bytes()).await?;
-        stream.flush().await
+    let status = response.status().as_u16();
+    let mut body = response.into_body();
+    if body.size_hint().lower() > MAX_RESPONSE as u64 {
+        return Err(too_large());
+    }
+    let mut out = Zeroizing::new(Vec::new());
+    while let Some(frame) = with_timeout(timeout, url, "reading the response", body.frame()).await?
+    {
+        let frame = frame.map_err(|e| failed(url, "reading the response", &e))?;
+        if let Some(data) = frame.data_ref() {
+            if out.len() + data.len() > MAX_RESPONSE {
+                return Err(too_large());
+            }
+            out.extend_from_slice(data);
+        }
+    }
+    Ok(Response { status, body: out })
+}
+
+/// hyper's error as ours: a response that is not HTTP (or ends early) is a bad response, the
+/// rest an I/O failure at `step`.
+fn failed(url: &HttpUrl, step: &'static str, e: &hyper::Error) -> HttpError {
+    let reason = if e.is_parse_too_large() {
+        format!("larger than {MAX_RESPONSE} bytes")
+    } else if e.is_incomplete_message() {
+        "the connection closed before the response ended".into()
+    } else if e.is_parse() || e.is_parse_status() {
+        e.to_string()
+    } else {
+        let reason =
+            std::error::Error::source(e).map_or_else(|| e.to_string(), ToString::to_string);
+        return HttpError::Io {
+            url: url.to_string(),
+            step,
+            reason,
+        };
     };
-    with_timeout(timeout, url, "sending the request", write)
-        .await?
-        .map_err(|e| io("sending the request", e.to_string()))?;
-    read_response(&mut stream, url, timeout).await
+    HttpError::Response {
+        url: url.to_string(),
+        reason,
+    }
 }
 
 async fn with_timeout<T>(
@@ -354,149 +483,40 @@ async fn with_timeout<T>(
     })
 }
 
-/// Reads until the response is complete (by length, chunk end or close), at most
-/// [`MAX_RESPONSE`] bytes and `timeout` per read.
-async fn read_response(
-    stream: &mut UpstreamStream,
-    url: &HttpUrl,
-    timeout: Duration,
-) -> Result<Response, HttpError> {
-    let mut buf = Zeroizing::new(Vec::with_capacity(4096));
-    let mut chunk = Zeroizing::new(vec![0u8; 8192]);
-    loop {
-        if let Some(done) = complete(&buf).map_err(|reason| HttpError::Response {
-            url: url.to_string(),
-            reason,
-        })? {
-            return Ok(done);
-        }
-        if buf.len() > MAX_RESPONSE {
-            return Err(HttpError::Response {
-                url: url.to_string(),
-                reason: format!("larger than {MAX_RESPONSE} bytes"),
-            });
-        }
-        let n = match with_timeout(
-            timeout,
-            url,
-            "reading the response",
-            stream.read(&mut chunk),
-        )
-        .await?
-        {
-            Ok(n) => n,
-            // A TLS peer that closes without close_notify: treat as end of data.
-            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => 0,
-            Err(e) => {
-                return Err(HttpError::Io {
-                    url: url.to_string(),
-                    step: "reading the response",
-                    reason: e.to_string(),
-                })
+/// A TLS peer that closes without close_notify reads as the end of the data (as a plain TCP
+/// close does), so a body that ends at close is not an error for it.
+struct EofAtClose(UpstreamStream);
+
+impl AsyncRead for EofAtClose {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        match Pin::new(&mut self.0).poll_read(cx, buf) {
+            Poll::Ready(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                Poll::Ready(Ok(()))
             }
-        };
-        if n == 0 {
-            return finish_at_close(&buf).map_err(|reason| HttpError::Response {
-                url: url.to_string(),
-                reason,
-            });
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    }
-}
-
-struct Head {
-    status: u16,
-    header_len: usize,
-    content_length: Option<usize>,
-    chunked: bool,
-}
-
-fn head(buf: &[u8]) -> Result<Option<Head>, String> {
-    let mut headers = [httparse::EMPTY_HEADER; 64];
-    let mut resp = httparse::Response::new(&mut headers);
-    let header_len = match resp.parse(buf) {
-        Ok(httparse::Status::Complete(n)) => n,
-        Ok(httparse::Status::Partial) => return Ok(None),
-        Err(e) => return Err(format!("{e}")),
-    };
-    let status = resp.code.unwrap_or(0);
-    let mut content_length = None;
-    let mut chunked = false;
-    for h in resp.headers.iter() {
-        let value = String::from_utf8_lossy(h.value);
-        if h.name.eq_ignore_ascii_case("content-length") {
-            content_length = Some(
-                value
-                    .trim()
-                    .parse()
-                    .map_err(|_| "bad Content-Length".to_owned())?,
-            );
-        } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
-            chunked = value.to_ascii_lowercase().contains("chunked");
+            other => other,
         }
     }
-    Ok(Some(Head {
-        status,
-        header_len,
-        content_length,
-        chunked,
-    }))
 }
 
-/// `Some` once `buf` holds a whole response.
-fn complete(buf: &[u8]) -> Result<Option<Response>, String> {
-    let Some(h) = head(buf)? else {
-        return Ok(None);
-    };
-    let body = &buf[h.header_len..];
-    if h.chunked {
-        return Ok(dechunk(body)?.map(|body| Response {
-            status: h.status,
-            body,
-        }));
+impl AsyncWrite for EofAtClose {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write(cx, buf)
     }
-    match h.content_length {
-        Some(n) if body.len() >= n => Ok(Some(Response {
-            status: h.status,
-            body: Zeroizing::new(body[..n].to_vec()),
-        })),
-        _ => Ok(None),
-    }
-}
 
-fn finish_at_close(buf: &[u8]) -> Result<Response, String> {
-    let h =
-        head(buf)?.ok_or_else(|| "the connection closed before the headers ended".to_owned())?;
-    if h.chunked || h.content_length.is_some() {
-        return Err("the connection closed before the body ended".into());
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.0).poll_flush(cx)
     }
-    Ok(Response {
-        status: h.status,
-        body: Zeroizing::new(buf[h.header_len..].to_vec()),
-    })
-}
 
-/// Decodes a chunked body; `None` while incomplete.
-fn dechunk(mut body: &[u8]) -> Result<Option<Zeroizing<Vec<u8>>>, String> {
-    let mut out = Zeroizing::new(Vec::new());
-    // Each round consumes one chunk; the body is bounded, so is the loop.
-    loop {
-        let Some(eol) = memchr::memmem::find(body, b"\r\n") else {
-            return Ok(None);
-        };
-        let size_text = std::str::from_utf8(&body[..eol]).map_err(|_| "bad chunk size")?;
-        let size_text = size_text.split(';').next().unwrap_or_default().trim();
-        let size = usize::from_str_radix(size_text, 16).map_err(|_| "bad chunk size")?;
-        let start = eol + 2;
-        if size == 0 {
-            return Ok(Some(out));
-        }
-        if body.len() < start + size + 2 {
-            return Ok(None);
-        }
-        out.extend_from_slice(&body[start..start + size]);
-        body = &body[start + size + 2..];
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.0).poll_shutdown(cx)
     }
 }
 
@@ -547,22 +567,74 @@ mod tests {
         assert_eq!(form(&[("a", "x y&z")]).expose(), "a=x%20y%26z");
     }
 
-    #[test]
-    fn responses() {
-        let r = complete(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}junk")
-            .unwrap()
+    /// One connection on loopback answered with `reply` as it is, closed after it; the
+    /// response `get` makes of it.
+    async fn served(reply: &'static [u8]) -> Result<Response, HttpError> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = HttpUrl::parse(&format!("http://{}/x", listener.local_addr().unwrap())).unwrap();
+        let server = tokio::spawn(async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            // The request head, bounded.
+            while !head.ends_with(b"\r\n\r\n") && head.len() < 4096 {
+                if s.read(&mut byte).await.unwrap_or(0) == 0 {
+                    break;
+                }
+                head.push(byte[0]);
+            }
+            let _ = s.write_all(reply).await;
+            let _ = s.shutdown().await;
+            String::from_utf8(head).unwrap()
+        });
+        let got = get(&url, None, Duration::from_secs(5)).await;
+        let head = server.await.unwrap();
+        assert!(head.starts_with("GET /x HTTP/1.1\r\n"), "{head}");
+        assert!(head.contains("\r\nHost: 127.0.0.1:"), "{head}");
+        assert!(head.contains("\r\nConnection: close\r\n"), "{head}");
+        got
+    }
+
+    #[tokio::test]
+    async fn responses() {
+        let r = served(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}junk")
+            .await
             .unwrap();
         assert_eq!((r.status, &r.body[..]), (200, &b"{}"[..]));
-        assert!(complete(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n{}")
-            .unwrap()
-            .is_none());
-        let chunked = b"HTTP/1.1 400 Bad\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2;x\r\nde\r\n0\r\n\r\n";
-        let r = complete(chunked).unwrap().unwrap();
+        assert!(served(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n{}")
+            .await
+            .is_err());
+        let r = served(b"HTTP/1.1 400 Bad\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2;x\r\nde\r\n0\r\n\r\n")
+            .await
+            .unwrap();
         assert_eq!((r.status, &r.body[..]), (400, &b"abcde"[..]));
-        assert!(complete(&chunked[..chunked.len() - 7]).unwrap().is_none());
-        let r = finish_at_close(b"HTTP/1.0 200 OK\r\n\r\nbody").unwrap();
+        assert!(served(
+            b"HTTP/1.1 400 Bad\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2;x\r\nde"
+        )
+        .await
+        .is_err());
+        let r = served(b"HTTP/1.0 200 OK\r\n\r\nbody").await.unwrap();
         assert_eq!(&r.body[..], b"body");
-        assert!(finish_at_close(b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nx").is_err());
-        assert!(complete(b"garbage\r\n\r\n").is_err());
+        assert!(served(b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nx")
+            .await
+            .is_err());
+        assert!(served(b"garbage\r\n\r\n").await.is_err());
+    }
+
+    /// A body past [`MAX_RESPONSE`] is refused, whether its length is announced or not.
+    #[tokio::test]
+    async fn responses_are_bounded() {
+        static ANNOUNCED: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 999999999\r\n\r\n{}";
+        let e = served(ANNOUNCED).await.err().unwrap().to_string();
+        assert!(e.contains("larger than"), "{e}");
+        static UNANNOUNCED: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+        let big = UNANNOUNCED.get_or_init(|| {
+            let mut r = b"HTTP/1.0 200 OK\r\n\r\n".to_vec();
+            r.resize(r.len() + MAX_RESPONSE + 1, b'x');
+            r
+        });
+        let e = served(big).await.err().unwrap().to_string();
+        assert!(e.contains("larger than"), "{e}");
     }
 }

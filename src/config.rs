@@ -10,9 +10,9 @@
 //! Errors name the file, line, column and the field path (`account[0].imap.tls`), the way an
 //! operator wants to read them.
 
+use crate::net::{tls, Target};
 use crate::oauth::settings::{OAuth2, OAuth2File};
 use crate::secret::Secret;
-use crate::tls;
 use serde::Deserialize;
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -79,28 +79,7 @@ pub enum ConfigError {
     },
 }
 
-/// How a connection to an upstream server is secured.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum TlsMode {
-    /// TLS from the first byte (IMAP 993, SMTP 465).
-    Implicit,
-    /// Plaintext greeting, then STARTTLS, which the server must offer (IMAP 143, SMTP 587).
-    Starttls,
-    /// No TLS at all. Allowed only with `allow_plaintext = true`.
-    None,
-}
-
-impl TlsMode {
-    /// The word used in the config file, for logs.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TlsMode::Implicit => "implicit",
-            TlsMode::Starttls => "starttls",
-            TlsMode::None => "none",
-        }
-    }
-}
+pub use crate::net::TlsMode;
 
 // ---------------------------------------------------------------------------------------------
 // The file as written.
@@ -346,19 +325,8 @@ pub struct Account {
 /// An upstream server plus everything needed to log in there.
 #[derive(Debug)]
 pub struct Endpoint {
-    /// Host name or IP address to connect to.
-    pub host: String,
-    /// TCP port.
-    pub port: u16,
-    /// How the connection is secured.
-    pub tls: TlsMode,
-    /// Name checked against the server certificate and sent as SNI.
-    pub server_name: rustls_pki_types::ServerName<'static>,
-    /// TLS client configuration (roots + optional per-account CA); `None` for `tls = "none"`.
-    pub tls_config: Option<Arc<rustls::ClientConfig>>,
-    /// The per-account CA file behind `tls_config`, resolved (`mailgate check` names it and
-    /// rebuilds the same trust from it).
-    pub ca_file: Option<PathBuf>,
+    /// Where the server is and how the connection is secured.
+    pub target: Target,
     /// User name presented upstream.
     pub username: String,
     /// The stored upstream credential (empty with OAuth 2.0).
@@ -371,16 +339,7 @@ pub struct Endpoint {
 impl Endpoint {
     /// `host:port`, for logs and messages.
     pub fn address(&self) -> String {
-        host_port(&self.host, self.port)
-    }
-}
-
-/// `host:port`, or `[v6]:port` for an IPv6 address.
-pub fn host_port(host: &str, port: u16) -> String {
-    if host.contains(':') {
-        format!("[{host}]:{port}")
-    } else {
-        format!("{host}:{port}")
+        self.target.address()
     }
 }
 
@@ -411,7 +370,7 @@ impl Config {
             return Ok(first);
         }
         let opts = crate::discover::Options {
-            resolver: crate::discover::dns::Resolver::new(first.server.resolver),
+            resolver: crate::net::dns::Resolver::new(first.server.resolver),
             timeout: first.server.connect_timeout.min(Duration::from_secs(10)),
             ca_file: None,
             network: true,
@@ -576,15 +535,13 @@ impl Config {
         };
         let resolver = match &s.resolver {
             None => None,
-            Some(v) => Some(
-                crate::discover::dns::parse_server(v.get_ref()).ok_or_else(|| {
-                    err_at(
-                        v.span().start,
-                        "server.resolver".into(),
-                        format!("`{}` is not an IP address or IP:port", v.get_ref()),
-                    )
-                })?,
-            ),
+            Some(v) => Some(crate::net::dns::parse_server(v.get_ref()).ok_or_else(|| {
+                err_at(
+                    v.span().start,
+                    "server.resolver".into(),
+                    format!("`{}` is not an IP address or IP:port", v.get_ref()),
+                )
+            })?),
         };
         let max_sessions = s.max_sessions.unwrap_or(1000).max(1);
         let max_preauth_sessions = match &s.max_preauth_sessions {
@@ -946,12 +903,14 @@ fn endpoint(
         }
     };
     Ok(Endpoint {
-        host,
-        port,
-        tls,
-        server_name,
-        tls_config,
-        ca_file,
+        target: Target {
+            host,
+            port,
+            tls,
+            server_name,
+            tls_config,
+            ca_file,
+        },
         username: e
             .username
             .or_else(|| found.map(|f| f.username.clone()))
@@ -1107,9 +1066,9 @@ mod tests {
         let c = parse(&account("")).unwrap();
         assert_eq!(c.server.imap_listen.to_string(), "127.0.0.1:1143");
         let a = c.account("OLA@Example.no").unwrap();
-        assert_eq!(a.imap.host, "imap.example.no");
-        assert_eq!(a.imap.port, 993);
-        assert_eq!(a.imap.tls, TlsMode::Implicit);
+        assert_eq!(a.imap.target.host, "imap.example.no");
+        assert_eq!(a.imap.target.port, 993);
+        assert_eq!(a.imap.target.tls, TlsMode::Implicit);
         assert_eq!(a.imap.username, "ola@example.no");
         assert_eq!(a.imap.password.expose(), "x");
         let t = c.server.throttle;
@@ -1209,7 +1168,7 @@ mod tests {
         let c = parse(&text).unwrap();
         let smtp = c.accounts[0].smtp.as_ref().unwrap();
         assert_eq!(smtp.address(), "smtp.example.no:587");
-        assert_eq!(smtp.tls, TlsMode::Starttls);
+        assert_eq!(smtp.target.tls, TlsMode::Starttls);
         assert_eq!(smtp.password.expose(), "x");
         assert_eq!(smtp.username, "ola@example.no");
         let own = format!("{text}password = \"y\"\n");
@@ -1258,13 +1217,13 @@ mod tests {
         let c = parse(&bare("[account.imap]\npassword = \"x\"\n")).unwrap();
         let a = &c.accounts[0];
         assert_eq!(
-            (a.imap.address(), a.imap.tls),
+            (a.imap.address(), a.imap.target.tls),
             ("imap.mail.me.com:993".into(), TlsMode::Implicit)
         );
         assert_eq!(a.imap.username, "ola");
         let smtp = a.smtp.as_ref().unwrap();
         assert_eq!(
-            (smtp.address(), smtp.tls),
+            (smtp.address(), smtp.target.tls),
             ("smtp.mail.me.com:587".into(), TlsMode::Starttls)
         );
         assert_eq!(
@@ -1283,7 +1242,7 @@ mod tests {
         );
         let smtp = a.smtp.as_ref().unwrap();
         assert_eq!(
-            (smtp.address(), smtp.tls),
+            (smtp.address(), smtp.target.tls),
             ("smtp.gmail.com:587".into(), TlsMode::Starttls)
         );
         assert_eq!(a.source, "preset gmail (named in the config)");
@@ -1332,7 +1291,7 @@ mod tests {
         let c = Config::parse_with(&text, Path::new("/m.toml"), &found).unwrap();
         let a = c.account("ola@example.test").unwrap();
         assert_eq!(
-            (a.imap.address(), a.imap.tls),
+            (a.imap.address(), a.imap.target.tls),
             ("imap.example.test:143".into(), TlsMode::Starttls)
         );
         assert!(a.smtp.is_none() && c.undiscovered.is_empty());

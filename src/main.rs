@@ -289,7 +289,7 @@ fn real_main(cli: Cli, dumps_before: &mailgate::coredump::Before) -> Result<()> 
     match cli.command {
         Command::Run { config, log_format } => {
             init_logging(log_format);
-            mailgate::tls::install_crypto_provider();
+            mailgate::net::tls::install_crypto_provider();
             let rt = runtime()?;
             rt.block_on(async {
                 let cfg = Config::load_discovering(&config).await?;
@@ -311,7 +311,7 @@ fn real_main(cli: Cli, dumps_before: &mailgate::coredump::Before) -> Result<()> 
             })
         }
         Command::CheckConfig { config } => {
-            mailgate::tls::install_crypto_provider();
+            mailgate::net::tls::install_crypto_provider();
             let cfg = Config::load(&config)?;
             println!(
                 "{}: OK ({} account{})",
@@ -334,7 +334,7 @@ fn real_main(cli: Cli, dumps_before: &mailgate::coredump::Before) -> Result<()> 
             json,
             timeout_secs,
         } => {
-            mailgate::tls::install_crypto_provider();
+            mailgate::net::tls::install_crypto_provider();
             let opts = mailgate::discover::Options {
                 resolver: parse_resolver(resolver.as_deref())?,
                 timeout: std::time::Duration::from_secs(timeout_secs.max(1)),
@@ -399,7 +399,7 @@ fn real_main(cli: Cli, dumps_before: &mailgate::coredump::Before) -> Result<()> 
 /// cannot be loaded), 2 when EMAIL names no account (a usage error, as clap's own).
 fn check(email: Option<&str>, json: bool, path: &std::path::Path) -> std::process::ExitCode {
     use std::process::ExitCode;
-    mailgate::tls::install_crypto_provider();
+    mailgate::net::tls::install_crypto_provider();
     let cfg = match Config::load(path) {
         Ok(c) => c,
         Err(e) => {
@@ -476,7 +476,7 @@ fn print_unsaved(email: &str, note: &str) {
 
 fn oauth(cmd: OauthCommand) -> Result<()> {
     use mailgate::oauth::{authorize, unix_now};
-    mailgate::tls::install_crypto_provider();
+    mailgate::net::tls::install_crypto_provider();
     match cmd {
         OauthCommand::Authorize {
             email,
@@ -765,7 +765,7 @@ fn drop_example(target: &mut mailgate::setup::Target, interactive: bool) -> Resu
 fn setup(args: SetupArgs) -> Result<()> {
     use mailgate::discover::{self, Found, Source};
     use mailgate::setup::{self as s, Credential, Plan, Target};
-    mailgate::tls::install_crypto_provider();
+    mailgate::net::tls::install_crypto_provider();
     let interactive = !args.non_interactive;
     let email = match (&args.email, interactive) {
         (Some(e), _) => e.trim().to_owned(),
@@ -817,7 +817,7 @@ fn setup(args: SetupArgs) -> Result<()> {
         let opts = discover::Options {
             resolver: match &args.resolver {
                 Some(_) => parse_resolver(args.resolver.as_deref())?,
-                None => discover::dns::Resolver::new(server.resolver),
+                None => mailgate::net::dns::Resolver::new(server.resolver),
             },
             timeout: std::time::Duration::from_secs(5),
             ca_file: ca_file.clone(),
@@ -1091,17 +1091,17 @@ fn listen_arg(text: &str) -> Result<std::net::SocketAddr> {
 /// its own folder, not from where `setup` ran.
 fn ca_file_arg(path: &std::path::Path) -> Result<PathBuf> {
     let abs = std::fs::canonicalize(path).with_context(|| format!("CA file {}", path.display()))?;
-    mailgate::tls::client_config(Some(&abs))
+    mailgate::net::tls::client_config(Some(&abs))
         .with_context(|| format!("CA file {}", path.display()))?;
     Ok(abs)
 }
 
 /// `--resolver ADDR[:PORT]`, or the system's.
-fn parse_resolver(text: Option<&str>) -> Result<mailgate::discover::dns::Resolver> {
-    Ok(mailgate::discover::dns::Resolver::new(match text {
+fn parse_resolver(text: Option<&str>) -> Result<mailgate::net::dns::Resolver> {
+    Ok(mailgate::net::dns::Resolver::new(match text {
         None => None,
         Some(t) => Some(
-            mailgate::discover::dns::parse_server(t)
+            mailgate::net::dns::parse_server(t)
                 .with_context(|| format!("--resolver `{t}` is not an IP address or IP:port"))?,
         ),
     }))

@@ -10,7 +10,7 @@
 //!
 //! `mailgate check` reuses [`Preset::help`] and [`Preset::advice`] for its one-line advice.
 
-use crate::config::TlsMode;
+use crate::net::TlsMode;
 use crate::oauth::settings::Provider as OAuthProvider;
 
 /// How the provider wants the user name written.

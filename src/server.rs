@@ -330,9 +330,9 @@ fn log_accounts(config: &Config) {
         info!(
             account = %a.email,
             imap = %a.imap.address(),
-            tls = a.imap.tls.as_str(),
+            tls = a.imap.target.tls.as_str(),
             upstream_user = %a.imap.username,
-            smtp = %a.smtp.as_ref().map_or("(none)".to_owned(), |e| format!("{} tls={}", e.address(), e.tls.as_str())),
+            smtp = %a.smtp.as_ref().map_or("(none)".to_owned(), |e| format!("{} tls={}", e.address(), e.target.tls.as_str())),
             source = %a.source,
             "account"
         );

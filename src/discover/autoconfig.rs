@@ -6,14 +6,14 @@
 //! plain and `username` with `%EMAILADDRESS%` / `%EMAILLOCALPART%` / `%EMAILDOMAIN%`). The first
 //! usable server of each kind wins, as in Thunderbird, which lists the preferred one first.
 
-use crate::config::TlsMode;
+use crate::net::TlsMode;
 
 /// The URLs tried, in Thunderbird's order: the `autoconfig.` host over https, the domain's
 /// `.well-known` over https, then the `autoconfig.` host over plain http (Thunderbird's
 /// fallback; a plaintext answer is only a hint — nothing secret is sent, and the servers it
 /// names are still reached with TLS verified).
 pub fn urls(email: &str, domain: &str) -> Vec<String> {
-    let q = crate::oauth::http::encode(email);
+    let q = crate::net::http::encode(email);
     vec![
         format!("https://autoconfig.{domain}/mail/config-v1.1.xml?emailaddress={q}"),
         format!("https://{domain}/.well-known/autoconfig/mail/config-v1.1.xml"),

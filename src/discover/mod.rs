@@ -16,12 +16,11 @@
 //! could send the password to a host the owner never meant.
 
 pub mod autoconfig;
-pub mod dns;
 
-use crate::config::{Endpoint, TlsMode};
-use crate::oauth::http::HttpUrl;
+use crate::net::dns::Resolver;
+use crate::net::http::HttpUrl;
+use crate::net::{Target, TlsMode};
 use crate::provider::{self, Preset};
-use dns::Resolver;
 use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -83,7 +82,7 @@ pub struct Found {
 impl Found {
     /// `host:port`.
     pub fn address(&self) -> String {
-        crate::config::host_port(&self.host, self.port)
+        crate::net::host_port(&self.host, self.port)
     }
 
     fn from_preset(s: &provider::Server, email: &str, source: Source) -> Found {
@@ -296,7 +295,7 @@ pub async fn discover(email: &str, opts: &Options) -> Result<Discovery, Discover
 /// GET one autoconfig URL: the body of a 200 answer, or a note saying why not.
 async fn fetch(url: &str, opts: &Options) -> Result<String, String> {
     let parsed = HttpUrl::parse(url).map_err(|e| format!("{url}: {e}"))?;
-    let resp = crate::oauth::http::get(&parsed, opts.resolver.server(), opts.timeout)
+    let resp = crate::net::http::get(&parsed, opts.resolver.server(), opts.timeout)
         .await
         .map_err(|e| e.to_string())?;
     if resp.status != 200 {
@@ -382,9 +381,11 @@ pub async fn probe(
 ) -> Result<(), String> {
     let tls_config = match tls {
         TlsMode::None => None,
-        _ => Some(crate::tls::client_config(opts.ca_file.as_deref()).map_err(|e| e.to_string())?),
+        _ => Some(
+            crate::net::tls::client_config(opts.ca_file.as_deref()).map_err(|e| e.to_string())?,
+        ),
     };
-    let endpoint = Endpoint {
+    let target = Target {
         host: host.to_owned(),
         port,
         tls,
@@ -392,18 +393,18 @@ pub async fn probe(
             .map_err(|_| format!("`{host}` is not a valid TLS name"))?,
         tls_config,
         ca_file: opts.ca_file.clone(),
-        username: String::new(),
-        password: crate::secret::Secret::default(),
-        oauth: None,
     };
-    let tcp = crate::upstream::tcp_connect_via(&endpoint, opts.timeout, opts.resolver.server())
+    let observe = &mut crate::net::connect::Unobserved;
+    let tcp = crate::net::connect::tcp(&target, opts.timeout, opts.resolver.server(), observe)
         .await
         .map_err(|e| e.to_string())?;
     let mut stream = match tls {
-        TlsMode::Implicit => crate::upstream::tls_handshake(&endpoint, tcp, opts.timeout)
-            .await
-            .map_err(|e| e.to_string())?,
-        _ => crate::upstream::UpstreamStream::Plain(tcp),
+        TlsMode::Implicit => {
+            crate::net::connect::tls_handshake(&target, tcp, opts.timeout, observe)
+                .await
+                .map_err(|e| e.to_string())?
+        }
+        _ => crate::net::connect::UpstreamStream::Plain(tcp),
     };
     let mut buf = vec![0u8; 512];
     let mut got = 0;

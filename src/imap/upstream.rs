@@ -217,23 +217,28 @@ pub async fn login_traced(
 ) -> Result<LoggedIn, UpstreamError> {
     let ep = &account.imap;
     let tcp =
-        upstream::tcp_connect_traced(ep, server.connect_timeout, server.resolver, trace).await?;
+        upstream::tcp_connect_traced(&ep.target, server.connect_timeout, server.resolver, trace)
+            .await?;
     let peer = tcp.peer_addr().ok();
-    let stream = match ep.tls {
+    let stream = match ep.target.tls {
         TlsMode::Implicit => {
-            upstream::tls_handshake_traced(ep, tcp, server.connect_timeout, trace).await?
+            upstream::tls_handshake_traced(&ep.target, tcp, server.connect_timeout, trace).await?
         }
         TlsMode::Starttls | TlsMode::None => UpstreamStream::Plain(tcp),
     };
     let mut conn = Conn::new(stream, Vec::new(), ep.address(), server.upstream_timeout);
 
-    let greeting =
-        upstream::await_greeting(ep, peer, server.connect_timeout, conn.read_line("greeting"))
-            .await?;
+    let greeting = upstream::await_greeting(
+        &ep.target,
+        peer,
+        server.connect_timeout,
+        conn.read_line("greeting"),
+    )
+    .await?;
     trace.greeting(|| printable(&greeting));
     let mut caps = greeting_status(&conn, &greeting)?;
 
-    if ep.tls == TlsMode::Starttls {
+    if ep.target.tls == TlsMode::Starttls {
         if caps.is_none() {
             caps = Some(capability(&mut conn).await?);
         }
@@ -256,7 +261,8 @@ pub async fn login_traced(
                 reason: "STARTTLS on an encrypted connection".into(),
             });
         };
-        let tls = upstream::tls_handshake_traced(ep, tcp, server.connect_timeout, trace).await?;
+        let tls =
+            upstream::tls_handshake_traced(&ep.target, tcp, server.connect_timeout, trace).await?;
         conn = Conn::new(tls, Vec::new(), ep.address(), server.upstream_timeout);
         conn.next_tag = 1;
         caps = None; // capabilities before TLS must not be trusted (RFC 9051 6.2.1)

@@ -12,7 +12,7 @@
 //! Every wait is bounded by the flow's deadline; nothing prints or logs a token.
 
 use crate::config::ServerConfig;
-use crate::oauth::http;
+use crate::net::http;
 use crate::oauth::settings::{OAuth2, Provider};
 use crate::oauth::store::{Grant, Store, StoreError, Tokens};
 use crate::oauth::token::{self, TokenError};

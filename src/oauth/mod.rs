@@ -20,7 +20,6 @@
 //! failed save left behind (a new `mailgate oauth authorize`) replaces them.
 
 pub mod authorize;
-pub mod http;
 pub mod settings;
 pub mod store;
 pub mod token;

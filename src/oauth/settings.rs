@@ -7,7 +7,7 @@
 //! would hand refresh tokens and client secrets to anyone on the path. Loopback addresses are
 //! the one exception (a local identity provider, the tests), because nothing leaves the host.
 
-use crate::oauth::http::HttpUrl;
+use crate::net::http::HttpUrl;
 use crate::secret::Secret;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -47,8 +47,8 @@ impl Mechanism {
             Mechanism::Xoauth2 => crate::sasl::encode_xoauth2(&endpoint.username, token),
             Mechanism::Oauthbearer => crate::sasl::encode_oauthbearer(
                 &endpoint.username,
-                &endpoint.host,
-                endpoint.port,
+                &endpoint.target.host,
+                endpoint.target.port,
                 token,
             ),
         }

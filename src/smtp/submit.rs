@@ -186,9 +186,13 @@ impl Upstream {
     ) -> Result<Upstream, UpstreamError> {
         let address = endpoint.address();
         let timeout = server.upstream_timeout;
-        let tcp =
-            upstream::tcp_connect_traced(endpoint, server.connect_timeout, server.resolver, trace)
-                .await?;
+        let tcp = upstream::tcp_connect_traced(
+            &endpoint.target,
+            server.connect_timeout,
+            server.resolver,
+            trace,
+        )
+        .await?;
         // The EHLO name: our own address as a literal, which every server accepts as syntax.
         let peer = tcp.peer_addr().ok();
         let helo = match tcp.local_addr() {
@@ -196,9 +200,10 @@ impl Upstream {
             Ok(a) => format!("[{}]", a.ip()),
             Err(_) => "localhost".to_owned(),
         };
-        let stream = match endpoint.tls {
+        let stream = match endpoint.target.tls {
             TlsMode::Implicit => {
-                upstream::tls_handshake_traced(endpoint, tcp, server.connect_timeout, trace).await?
+                upstream::tls_handshake_traced(&endpoint.target, tcp, server.connect_timeout, trace)
+                    .await?
             }
             TlsMode::Starttls | TlsMode::None => UpstreamStream::Plain(tcp),
         };
@@ -211,7 +216,7 @@ impl Upstream {
                 .map_err(ms)
         };
         let greeting =
-            upstream::await_greeting(endpoint, peer, server.connect_timeout, read).await?;
+            upstream::await_greeting(&endpoint.target, peer, server.connect_timeout, read).await?;
         trace.greeting(|| reply_text(&greeting));
         if greeting.code != 220 {
             return Err(UpstreamError::Protocol {
@@ -224,7 +229,7 @@ impl Upstream {
             .await
             .map_err(|e| from_mail_send(e, &address, timeout, "EHLO"))?;
         trace.capabilities(|| extensions(&ehlo));
-        if endpoint.tls == TlsMode::Starttls {
+        if endpoint.target.tls == TlsMode::Starttls {
             if ehlo.capabilities & EXT_START_TLS == 0 {
                 return Err(from_mail_send(
                     mail_send::Error::MissingStartTls,
@@ -252,7 +257,7 @@ impl Upstream {
             };
             client = SmtpClient {
                 stream: upstream::tls_handshake_traced(
-                    endpoint,
+                    &endpoint.target,
                     tcp,
                     server.connect_timeout,
                     trace,

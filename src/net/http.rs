@@ -2,7 +2,7 @@
 //!
 //! Why not a crate: the token endpoint needs one request shape, and the HTTP clients that fit
 //! (reqwest, ureq, hyper-util) would add a connection pool, a second HTTP stack or, by default,
-//! a second TLS provider. This goes through [`crate::upstream`]'s connect and TLS (same roots,
+//! a second TLS provider. This goes through [`crate::net::connect`]'s connect and TLS (same roots,
 //! same time-outs, same errors, rustls with ring) and reads at most [`MAX_RESPONSE`] bytes.
 //! `Connection: close` keeps it to one exchange per connection; bodies may be sized by
 //! `Content-Length`, chunked, or end at close.
@@ -10,9 +10,9 @@
 //! Nothing here logs: the request carries client secrets and refresh tokens, the response
 //! access tokens. Errors name the URL and the failing step only.
 
-use crate::config::{Endpoint, ServerConfig, TlsMode};
+use super::connect::{self, ConnectError, Unobserved, UpstreamStream};
+use super::target::{Target, TlsMode};
 use crate::secret::Secret;
-use crate::upstream::{self, UpstreamError, UpstreamStream};
 use std::fmt;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -26,7 +26,7 @@ pub const MAX_RESPONSE: usize = 256 * 1024;
 pub enum HttpError {
     /// Connecting or TLS failed.
     #[error(transparent)]
-    Connect(#[from] UpstreamError),
+    Connect(#[from] ConnectError),
     /// Reading or writing failed after connecting.
     #[error("{url}: {step}: {reason}")]
     Io {
@@ -238,11 +238,15 @@ pub struct Response {
     pub body: Zeroizing<Vec<u8>>,
 }
 
-/// `POST url` with a form body and `Accept: application/json`; the response as it came.
+/// `POST url` with a form body and `Accept: application/json`; the response as it came. Host
+/// names go through `resolver` (`None`: the system's); `connect_timeout` bounds connecting,
+/// `timeout` each read and write.
 pub async fn post_form(
     url: &HttpUrl,
     body: &Secret,
-    server: &ServerConfig,
+    resolver: Option<std::net::SocketAddr>,
+    connect_timeout: Duration,
+    timeout: Duration,
 ) -> Result<Response, HttpError> {
     let mut request = Zeroizing::new(format!(
         "POST {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: mailgate/{}\r\nAccept: application/json\r\n\
@@ -253,14 +257,7 @@ pub async fn post_form(
         body.expose().len()
     ));
     request.push_str(body.expose());
-    exchange(
-        url,
-        &request,
-        server.resolver,
-        server.connect_timeout,
-        server.upstream_timeout,
-    )
-    .await
+    exchange(url, &request, resolver, connect_timeout, timeout).await
 }
 
 /// `GET url` (discovery's autoconfig files). Host names go through `resolver` (`None`: the
@@ -289,7 +286,7 @@ async fn exchange(
     connect_timeout: Duration,
     timeout: Duration,
 ) -> Result<Response, HttpError> {
-    let endpoint = Endpoint {
+    let target = Target {
         host: url.host.clone(),
         port: url.port,
         tls: if url.https {
@@ -305,7 +302,7 @@ async fn exchange(
         })?,
         tls_config: if url.https {
             Some(
-                crate::tls::client_config(None).map_err(|e| HttpError::Response {
+                super::tls::client_config(None).map_err(|e| HttpError::Response {
                     url: url.to_string(),
                     reason: e.to_string(),
                 })?,
@@ -314,13 +311,10 @@ async fn exchange(
             None
         },
         ca_file: None,
-        username: String::new(),
-        password: Secret::default(),
-        oauth: None,
     };
-    let tcp = upstream::tcp_connect_via(&endpoint, connect_timeout, resolver).await?;
+    let tcp = connect::tcp(&target, connect_timeout, resolver, &mut Unobserved).await?;
     let mut stream = if url.https {
-        upstream::tls_handshake(&endpoint, tcp, connect_timeout).await?
+        connect::tls_handshake(&target, tcp, connect_timeout, &mut Unobserved).await?
     } else {
         UpstreamStream::Plain(tcp)
     };
@@ -346,7 +340,7 @@ async fn with_timeout<T>(
     f: impl std::future::Future<Output = T>,
 ) -> Result<T, HttpError> {
     tokio::time::timeout(timeout, f).await.map_err(|_| {
-        HttpError::Connect(UpstreamError::Timeout {
+        HttpError::Connect(ConnectError::Timeout {
             address: url.to_string(),
             secs: timeout.as_secs(),
             step,

@@ -335,7 +335,7 @@ impl Ctx<'_> {
                 .map(|g| truncate(g, 200)),
             Kind::Capabilities => trace.capabilities.as_ref().map(|c| c.join(" ")),
             Kind::Login => logged_in.then(|| {
-                let how = match &self.ep.oauth {
+                let how = match self.ep.credential.oauth() {
                     Some(_) => "an OAuth access token",
                     None => "the stored password",
                 };

@@ -329,11 +329,36 @@ pub struct Endpoint {
     pub target: Target,
     /// User name presented upstream.
     pub username: String,
-    /// The stored upstream credential (empty with OAuth 2.0).
-    pub password: Secret,
-    /// OAuth 2.0 settings when the account logs in upstream with tokens (`[account.oauth2]`);
-    /// the same for its IMAP and SMTP endpoints.
-    pub oauth: Option<Arc<OAuth2>>,
+    /// What proves the account upstream.
+    pub credential: Credential,
+}
+
+/// How an account logs in upstream.
+#[derive(Debug, Clone)]
+pub enum Credential {
+    /// A stored password or app password.
+    Password(Secret),
+    /// OAuth 2.0 settings (`[account.oauth2]`): a token is had for each login; the same for
+    /// the account's IMAP and SMTP endpoints.
+    OAuth2(Arc<OAuth2>),
+}
+
+impl Credential {
+    /// The OAuth 2.0 settings, if the account logs in with tokens.
+    pub fn oauth(&self) -> Option<&Arc<OAuth2>> {
+        match self {
+            Credential::OAuth2(o) => Some(o),
+            Credential::Password(_) => None,
+        }
+    }
+
+    /// The stored password, if the account logs in with one.
+    pub fn password(&self) -> Option<&Secret> {
+        match self {
+            Credential::Password(p) => Some(p),
+            Credential::OAuth2(_) => None,
+        }
+    }
 }
 
 impl Endpoint {
@@ -727,13 +752,11 @@ impl Config {
                     }
                 }
             }
-            let no_password = Secret::default();
-            let imap_default = oauth.as_ref().map(|_| &no_password);
+            let imap_default = oauth.map(Credential::OAuth2);
             let imap_file = a.imap.map(Spanned::into_inner).unwrap_or_default();
             let imap_found = found.as_ref().map(|d| &d.imap);
-            let mut imap = endpoint(imap_file, &email, &base, imap_default, imap_found)
+            let imap = endpoint(imap_file, &email, &base, imap_default.as_ref(), imap_found)
                 .map_err(|e| located(imap_at, "imap", e))?;
-            imap.oauth = oauth.clone();
             // The SMTP credential defaults to the IMAP one: most providers use one password.
             // Without an [account.smtp] table, a preset or discovery still gives the server.
             let smtp_found = found.as_ref().and_then(|d| d.smtp.as_ref());
@@ -747,9 +770,8 @@ impl Config {
             let smtp = match smtp_table {
                 None => None,
                 Some((smtp_at, file)) => {
-                    let mut smtp = endpoint(file, &email, &base, Some(&imap.password), smtp_found)
+                    let smtp = endpoint(file, &email, &base, Some(&imap.credential), smtp_found)
                         .map_err(|e| located(smtp_at, "smtp", e))?;
-                    smtp.oauth = oauth.clone();
                     Some(smtp)
                 }
             };
@@ -786,12 +808,13 @@ impl Config {
 }
 
 /// Validates one `[account.imap]`-style table. Errors are (sub-field, message). Without a
-/// credential in the table, `default_password` is used if given (SMTP reuses the IMAP one).
+/// credential in the table, `inherited` is used if given (SMTP reuses the IMAP one; with
+/// `[account.oauth2]` it is the OAuth settings).
 fn endpoint(
     e: EndpointFile,
     email: &str,
     base: &Path,
-    default_password: Option<&Secret>,
+    inherited: Option<&Credential>,
     found: Option<&crate::discover::Found>,
 ) -> Result<Endpoint, (String, String)> {
     let bad = |field: &str, msg: String| (format!(".{field}"), msg);
@@ -864,37 +887,35 @@ fn endpoint(
         e.password_env.is_some(),
         e.password_file.is_some(),
     ];
-    let password = match sources.iter().filter(|s| **s).count() {
-        0 if default_password.is_some() => default_password.cloned().unwrap_or_default(),
-        0 => {
+    let credential = match (sources.iter().filter(|s| **s).count(), inherited) {
+        (0, Some(inherited)) => inherited.clone(),
+        (0, None) => {
             return Err(bad(
                 "password_env",
                 "no upstream credential: set one of password_env, password_file or password".into(),
             ))
         }
-        1 => {
-            if let Some(p) = e.password {
-                Secret::new(p)
-            } else if let Some(var) = e.password_env {
-                match std::env::var(&var) {
-                    Ok(v) if !v.is_empty() => Secret::new(v),
-                    _ => {
-                        return Err(bad(
-                            "password_env",
-                            format!("environment variable `{var}` is not set"),
-                        ))
-                    }
+        (1, _) => Credential::Password(if let Some(p) = e.password {
+            Secret::new(p)
+        } else if let Some(var) = e.password_env {
+            match std::env::var(&var) {
+                Ok(v) if !v.is_empty() => Secret::new(v),
+                _ => {
+                    return Err(bad(
+                        "password_env",
+                        format!("environment variable `{var}` is not set"),
+                    ))
                 }
-            } else {
-                let file = base.join(e.password_file.unwrap_or_default());
-                crate::secret::read_file(&file).map_err(|err| {
-                    bad(
-                        "password_file",
-                        format!("cannot read {}: {err}", file.display()),
-                    )
-                })?
             }
-        }
+        } else {
+            let file = base.join(e.password_file.unwrap_or_default());
+            crate::secret::read_file(&file).map_err(|err| {
+                bad(
+                    "password_file",
+                    format!("cannot read {}: {err}", file.display()),
+                )
+            })?
+        }),
         _ => {
             return Err(bad(
                 "password",
@@ -915,8 +936,7 @@ fn endpoint(
             .username
             .or_else(|| found.map(|f| f.username.clone()))
             .unwrap_or_else(|| email.to_owned()),
-        password,
-        oauth: None,
+        credential,
     })
 }
 
@@ -1070,7 +1090,7 @@ mod tests {
         assert_eq!(a.imap.target.port, 993);
         assert_eq!(a.imap.target.tls, TlsMode::Implicit);
         assert_eq!(a.imap.username, "ola@example.no");
-        assert_eq!(a.imap.password.expose(), "x");
+        assert_eq!(a.imap.credential.password().unwrap().expose(), "x");
         let t = c.server.throttle;
         assert_eq!(
             (t.threshold, t.max_delay, t.lockout),
@@ -1169,11 +1189,21 @@ mod tests {
         let smtp = c.accounts[0].smtp.as_ref().unwrap();
         assert_eq!(smtp.address(), "smtp.example.no:587");
         assert_eq!(smtp.target.tls, TlsMode::Starttls);
-        assert_eq!(smtp.password.expose(), "x");
+        assert_eq!(smtp.credential.password().unwrap().expose(), "x");
         assert_eq!(smtp.username, "ola@example.no");
         let own = format!("{text}password = \"y\"\n");
         let c = parse(&own).unwrap();
-        assert_eq!(c.accounts[0].smtp.as_ref().unwrap().password.expose(), "y");
+        assert_eq!(
+            c.accounts[0]
+                .smtp
+                .as_ref()
+                .unwrap()
+                .credential
+                .password()
+                .unwrap()
+                .expose(),
+            "y"
+        );
     }
 
     #[test]
@@ -1227,7 +1257,10 @@ mod tests {
             ("smtp.mail.me.com:587".into(), TlsMode::Starttls)
         );
         assert_eq!(
-            (smtp.username.as_str(), smtp.password.expose()),
+            (
+                smtp.username.as_str(),
+                smtp.credential.password().unwrap().expose()
+            ),
             ("ola@icloud.com", "x")
         );
         assert_eq!(a.source, "preset icloud (by email domain)");

@@ -489,7 +489,7 @@ fn oauth(cmd: OauthCommand) -> Result<()> {
             let account = cfg
                 .account(&email)
                 .with_context(|| format!("no account {email} in {}", config.display()))?;
-            let oauth = account.imap.oauth.clone().with_context(|| {
+            let oauth = account.imap.credential.oauth().cloned().with_context(|| {
                 format!(
                     "account {email} has no [account.oauth2] table in {}",
                     config.display()
@@ -535,7 +535,7 @@ fn oauth(cmd: OauthCommand) -> Result<()> {
             let now = unix_now();
             let mut any = false;
             for account in &cfg.accounts {
-                let Some(oauth) = &account.imap.oauth else {
+                let Some(oauth) = account.imap.credential.oauth() else {
                     continue;
                 };
                 any = true;
@@ -956,7 +956,7 @@ fn setup(args: SetupArgs) -> Result<()> {
         let oauth = cfg
             .accounts
             .first()
-            .and_then(|a| a.imap.oauth.clone())
+            .and_then(|a| a.imap.credential.oauth().cloned())
             .context("the new account has no OAuth settings")?;
         let deadline = std::time::Duration::from_secs(args.timeout_secs.max(1));
         let mut out = std::io::stdout();

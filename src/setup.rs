@@ -926,7 +926,11 @@ mod tests {
         );
         let s = a.smtp.as_ref().unwrap();
         assert_eq!(
-            (s.address(), s.target.tls, s.password.expose()),
+            (
+                s.address(),
+                s.target.tls,
+                s.credential.password().unwrap().expose()
+            ),
             ("127.0.0.1:25".into(), TlsMode::None, "pw")
         );
         assert_eq!(cfg.server.imap_listen.port(), 2143);

@@ -261,7 +261,7 @@ fn greeting(f: &Failure<'_>) -> String {
 
 fn login(f: &Failure<'_>) -> String {
     let table = f.protocol.table();
-    let oauth = f.ep.oauth.is_some();
+    let oauth = f.ep.credential.oauth().is_some();
     let preset = provider(f.ep, f.email);
     let reason = match f.error {
         UpstreamError::Auth { reason, .. } => reason.as_str(),

@@ -16,7 +16,7 @@
 //! - Accounts with `[account.oauth2]` log in with AUTHENTICATE XOAUTH2 or OAUTHBEARER and an
 //!   access token; a rejected token is refreshed once and tried again on the same connection.
 
-use crate::config::{Account, Endpoint, ServerConfig, TlsMode};
+use crate::config::{Account, Credential, Endpoint, ServerConfig, TlsMode};
 use crate::oauth::settings::{Mechanism, OAuth2};
 use crate::sasl;
 use crate::secret::Secret;
@@ -273,9 +273,11 @@ pub async fn login_traced(
         None => capability(&mut conn).await?,
     };
     trace.capabilities(|| caps.clone());
-    let after = match &ep.oauth {
-        Some(oauth) => authenticate_oauth(&mut conn, ep, oauth, &caps, server).await?,
-        None => authenticate(&mut conn, account, &caps).await?,
+    let after = match &ep.credential {
+        Credential::OAuth2(oauth) => {
+            authenticate_oauth(&mut conn, ep, oauth, &caps, server).await?
+        }
+        Credential::Password(password) => authenticate(&mut conn, ep, password, &caps).await?,
     };
     let capabilities = match after {
         Some(c) => c,
@@ -356,12 +358,12 @@ async fn capability(conn: &mut Conn) -> Result<Vec<String>, UpstreamError> {
 /// Logs in; returns the capabilities the server sent with its OK, if any.
 async fn authenticate(
     conn: &mut Conn,
-    account: &Account,
+    ep: &Endpoint,
+    password: &Secret,
     caps: &[String],
 ) -> Result<Option<Vec<String>>, UpstreamError> {
-    let ep = &account.imap;
     let (status, text, untagged) = if has(caps, "AUTH=PLAIN") {
-        let payload = sasl::encode_plain(&ep.username, &ep.password);
+        let payload = sasl::encode_plain(&ep.username, password);
         if has(caps, "SASL-IR") {
             let mut cmd = Zeroizing::new(b"AUTHENTICATE PLAIN ".to_vec());
             cmd.extend_from_slice(payload.expose().as_bytes());
@@ -379,7 +381,7 @@ async fn authenticate(
             "the server disables LOGIN and offers no AUTH=PLAIN on this connection (does it need TLS?)".into(),
         ));
     } else {
-        login_command(conn, &ep.username, ep.password.expose()).await?
+        login_command(conn, &ep.username, password.expose()).await?
     };
     if status != "OK" {
         return Err(UpstreamError::Auth {

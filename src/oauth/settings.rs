@@ -299,10 +299,10 @@ mod tests {
         .unwrap();
         assert_eq!(c.server.state_dir, Path::new("/etc/mailgate/state"));
         let a = &c.accounts[0];
-        let o = a.imap.oauth.as_ref().unwrap();
+        let o = a.imap.credential.oauth().unwrap();
         assert!(std::sync::Arc::ptr_eq(
             o,
-            a.smtp.as_ref().unwrap().oauth.as_ref().unwrap()
+            a.smtp.as_ref().unwrap().credential.oauth().unwrap()
         ));
         assert_eq!(
             o.token_url.to_string(),
@@ -319,7 +319,7 @@ mod tests {
             o.client_credentials_scopes,
             ["https://outlook.office365.com/.default"]
         );
-        assert!(a.imap.password.is_empty());
+        assert!(a.imap.credential.password().is_none());
         assert_eq!(o.mechanism, None);
     }
 
@@ -340,7 +340,7 @@ mod tests {
     #[test]
     fn google_preset_and_overrides() {
         let c = parse("provider = \"google\"\nclient_id = \"abc\"\nscopes = [\"x\"]\nmechanism = \"oauthbearer\"\ntoken_url = \"http://127.0.0.1:9/t\"\n").unwrap();
-        let o = c.accounts[0].imap.oauth.as_ref().unwrap();
+        let o = c.accounts[0].imap.credential.oauth().unwrap();
         assert_eq!(o.token_url.to_string(), "http://127.0.0.1:9/t");
         assert_eq!(
             o.authorize_url.as_ref().unwrap().host,

@@ -17,7 +17,7 @@
 //!   applied to every read and write.
 //! - Errors carry the server's words and the user name, never the credential.
 
-use crate::config::{Endpoint, ServerConfig, TlsMode};
+use crate::config::{Credential, Endpoint, ServerConfig, TlsMode};
 use crate::oauth::settings::{Mechanism, OAuth2};
 use crate::sasl;
 use crate::secret::Secret;
@@ -271,11 +271,13 @@ impl Upstream {
                 .map_err(|e| from_mail_send(e, &address, timeout, "EHLO after STARTTLS"))?;
             trace.capabilities(|| extensions(&ehlo));
         }
-        match &endpoint.oauth {
-            Some(oauth) => {
+        match &endpoint.credential {
+            Credential::OAuth2(oauth) => {
                 authenticate_oauth(&mut client, endpoint, oauth, &ehlo, &address, server).await?
             }
-            None => authenticate(&mut client, endpoint, &ehlo, &address, timeout).await?,
+            Credential::Password(password) => {
+                authenticate(&mut client, endpoint, password, &ehlo, &address, timeout).await?
+            }
         }
         Ok(Upstream {
             client,
@@ -533,6 +535,7 @@ fn extensions(ehlo: &EhloResponse<String>) -> Vec<String> {
 async fn authenticate(
     client: &mut SmtpClient<UpstreamStream>,
     endpoint: &Endpoint,
+    password: &Secret,
     ehlo: &EhloResponse<String>,
     address: &str,
     timeout: Duration,
@@ -543,7 +546,7 @@ async fn authenticate(
             reason: "the server offers no AUTH mechanism (on this connection)".into(),
         });
     }
-    let credentials = Credentials::new(endpoint.username.as_str(), endpoint.password.expose());
+    let credentials = Credentials::new(endpoint.username.as_str(), password.expose());
     match client.authenticate(&credentials, ehlo).await {
         Ok(_) => Ok(()),
         Err(mail_send::Error::AuthenticationFailed(r)) => Err(UpstreamError::Auth {

@@ -20,96 +20,14 @@ pub mod autoconfig;
 use crate::net::dns::Resolver;
 use crate::net::http::HttpUrl;
 use crate::net::{Target, TlsMode};
-use crate::provider::{self, Preset};
-use std::fmt;
+use crate::provider;
+pub use crate::provider::{domain_of, from_preset, Discovery, Found, Source};
 use std::path::PathBuf;
 use std::time::Duration;
 use tokio::io::AsyncReadExt;
 
 /// Largest autoconfig answer read (real files are a few KiB); see also the HTTP client's own cap.
 const MAX_AUTOCONFIG: usize = 64 * 1024;
-
-/// Where a setting came from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Source {
-    /// `provider = "…"` in the config or `--provider` on the command line.
-    Provider(&'static str),
-    /// The email domain is a preset's.
-    Domain(&'static str),
-    /// An MX host identified the preset.
-    Mx {
-        /// The MX host name.
-        host: String,
-        /// The preset it points to.
-        preset: &'static str,
-    },
-    /// An autoconfig file.
-    Autoconfig(String),
-    /// A probe found a listener.
-    Guess,
-    /// Written in the config file or given on the command line.
-    Given,
-}
-
-impl fmt::Display for Source {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Source::Provider(id) => write!(f, "preset {id} (named in the config)"),
-            Source::Domain(id) => write!(f, "preset {id} (by email domain)"),
-            Source::Mx { host, preset } => write!(f, "preset {preset} (MX {host})"),
-            Source::Autoconfig(url) => write!(f, "autoconfig {url}"),
-            Source::Guess => write!(f, "guess (a server answered)"),
-            Source::Given => write!(f, "given"),
-        }
-    }
-}
-
-/// One discovered server.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Found {
-    /// Host name or IP address.
-    pub host: String,
-    /// Port.
-    pub port: u16,
-    /// TLS mode.
-    pub tls: TlsMode,
-    /// The user name to log in with.
-    pub username: String,
-    /// Where this came from.
-    pub source: Source,
-}
-
-impl Found {
-    /// `host:port`.
-    pub fn address(&self) -> String {
-        crate::net::host_port(&self.host, self.port)
-    }
-
-    fn from_preset(s: &provider::Server, email: &str, source: Source) -> Found {
-        Found {
-            host: s.host.to_owned(),
-            port: s.port,
-            tls: s.tls,
-            username: s.username.apply(email),
-            source,
-        }
-    }
-}
-
-/// What discovery found for one address.
-#[derive(Debug, Clone)]
-pub struct Discovery {
-    /// The address.
-    pub email: String,
-    /// The preset, when one applies (help links, auth ways, OAuth provider).
-    pub preset: Option<&'static Preset>,
-    /// The IMAP server.
-    pub imap: Found,
-    /// The SMTP submission server, if one was found.
-    pub smtp: Option<Found>,
-    /// What was tried and did not give an answer, in order.
-    pub notes: Vec<String>,
-}
 
 /// Why nothing usable was found.
 #[derive(Debug, thiserror::Error)]
@@ -175,25 +93,6 @@ impl Default for Options {
             ca_file: None,
             network: true,
         }
-    }
-}
-
-/// The domain of an address, lower case.
-pub fn domain_of(email: &str) -> Option<String> {
-    let (local, domain) = email.trim().rsplit_once('@')?;
-    let d = domain.trim_end_matches('.').to_ascii_lowercase();
-    (!local.is_empty() && !d.is_empty() && !d.contains(|c: char| c.is_whitespace() || c == '/'))
-        .then_some(d)
-}
-
-/// The settings of a preset for `email`.
-pub fn from_preset(email: &str, preset: &'static Preset, source: Source) -> Discovery {
-    Discovery {
-        email: email.to_owned(),
-        preset: Some(preset),
-        imap: Found::from_preset(&preset.imap, email, source.clone()),
-        smtp: Some(Found::from_preset(&preset.smtp, email, source)),
-        notes: Vec::new(),
     }
 }
 
@@ -564,11 +463,8 @@ pub fn auth_word(a: provider::Auth) -> String {
 }
 
 /// The `[account.oauth2] provider` word of an OAuth preset.
-pub fn oauth_name(p: crate::oauth::settings::Provider) -> &'static str {
-    match p {
-        crate::oauth::settings::Provider::Google => "google",
-        crate::oauth::settings::Provider::Microsoft => "microsoft",
-    }
+pub fn oauth_name(p: provider::OAuthProvider) -> &'static str {
+    p.name()
 }
 
 #[cfg(test)]

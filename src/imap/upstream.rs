@@ -16,9 +16,10 @@
 //! - Accounts with `[account.oauth2]` log in with AUTHENTICATE XOAUTH2 or OAUTHBEARER and an
 //!   access token; a rejected token is refreshed once and tried again on the same connection.
 
+use crate::config::OAuth2;
 use crate::config::{Account, Credential, Endpoint, ServerConfig, TlsMode};
-use crate::oauth::settings::{Mechanism, OAuth2};
 use crate::sasl;
+use crate::sasl::Mechanism;
 use crate::secret::Secret;
 use crate::upstream::{self, Trace, UpstreamError, UpstreamStream};
 use std::time::Duration;
@@ -437,7 +438,7 @@ async fn authenticate_oauth(
     let mut last = String::new();
     for attempt in 0..2 {
         let token = crate::oauth::access_token(oauth, server, rejected.as_ref()).await?;
-        let payload = mechanism.message(ep, &token);
+        let payload = mechanism.message(&ep.username, &ep.target.host, ep.target.port, &token);
         let (status, text, untagged, challenge) =
             sasl_exchange(conn, mechanism.as_str(), &payload, has(caps, "SASL-IR")).await?;
         if status == "OK" {

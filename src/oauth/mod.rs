@@ -20,14 +20,13 @@
 //! failed save left behind (a new `mailgate oauth authorize`) replaces them.
 
 pub mod authorize;
-pub mod settings;
 pub mod store;
 pub mod token;
 
+use crate::config::OAuth2;
 use crate::config::ServerConfig;
 use crate::metrics;
 use crate::secret::Secret;
-use settings::OAuth2;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};

@@ -6,9 +6,9 @@
 //! as `***`; error responses keep only the `error` code and a bounded, cleaned description,
 //! which never holds a token.
 
+use crate::config::OAuth2;
 use crate::config::ServerConfig;
 use crate::net::http::{self, HttpError, HttpUrl};
-use crate::oauth::settings::OAuth2;
 use crate::secret::Secret;
 use serde_json::Value;
 

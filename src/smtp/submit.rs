@@ -17,9 +17,10 @@
 //!   applied to every read and write.
 //! - Errors carry the server's words and the user name, never the credential.
 
+use crate::config::OAuth2;
 use crate::config::{Credential, Endpoint, ServerConfig, TlsMode};
-use crate::oauth::settings::{Mechanism, OAuth2};
 use crate::sasl;
+use crate::sasl::Mechanism;
 use crate::secret::Secret;
 use crate::smtp::data::Stuffer;
 use crate::upstream::{self, Trace, UpstreamError, UpstreamStream};
@@ -601,7 +602,12 @@ async fn authenticate_oauth(
     let mut last = String::new();
     for attempt in 0..2 {
         let token = crate::oauth::access_token(oauth, server, rejected.as_ref()).await?;
-        let payload = mechanism.message(endpoint, &token);
+        let payload = mechanism.message(
+            &endpoint.username,
+            &endpoint.target.host,
+            endpoint.target.port,
+            &token,
+        );
         let name = mechanism.as_str();
         let mut with_ir = zeroize::Zeroizing::new(format!("AUTH {name} {}\r\n", payload.expose()));
         let mut reply = if with_ir.len() <= MAX_INITIAL_RESPONSE_LINE {

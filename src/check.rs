@@ -7,8 +7,8 @@
 //! a [`Trace`] that records how far it got, so what passes here is what `mailgate run` does.
 //! Two diagnostic extras are the check's own: the certificate is inspected even when refused
 //! ([`inspect`]), and when TLS and plaintext look swapped a second connection asks the port
-//! what it really speaks — the gateway's own probes ([`crate::upstream::probe_plaintext`],
-//! [`crate::upstream::probe_tls`]), whose findings its errors already carry when it ran them
+//! what it really speaks — the gateway's own probes ([`crate::net::probe::plaintext`],
+//! [`crate::net::probe::tls`]), whose findings its errors already carry when it ran them
 //! itself ([`UpstreamError::NotTls`], [`UpstreamError::ExpectsTls`]). No mail is ever sent.
 //!
 //! Nothing secret is shown: details are the servers' words and the gateway's errors, which never

@@ -292,7 +292,7 @@ fn real_main(cli: Cli, dumps_before: &mailgate::coredump::Before) -> Result<()> 
             mailgate::net::tls::install_crypto_provider();
             let rt = runtime()?;
             rt.block_on(async {
-                let cfg = Config::load_discovering(&config).await?;
+                let cfg = mailgate::discover::resolve(&config).await?;
                 if cfg.server.allow_core_dumps {
                     match mailgate::coredump::allow(dumps_before) {
                         Ok(()) => tracing::warn!("core dumps allowed (allow_core_dumps = true): a dump holds passwords and tokens"),

@@ -9,7 +9,7 @@
 //! sessions that start later, and a broken file is reported while the old one stays. The
 //! reload (which may wait on discovery) runs beside accept and the signals, never blocking them.
 
-use crate::config::{Config, ConfigError};
+use crate::config::Config;
 use crate::imap;
 use crate::preauth::{Admission, Refused, Ticket};
 use crate::session::Session;
@@ -309,17 +309,18 @@ impl Server {
 }
 
 /// A configuration reload running next to the accept loop (see [`Server::run`]).
-type Reload =
-    std::pin::Pin<Box<dyn std::future::Future<Output = Result<Config, ConfigError>> + Send>>;
+type Reload = std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<Config, crate::discover::ResolveError>> + Send>,
+>;
 
 /// Starts reading `config`'s file again, with discovery for accounts that need it. The future
 /// owns its copy of the path, so the running configuration can be replaced while it runs.
 fn start_reload(config: &Config) -> Reload {
     let path = config.path.clone();
-    Box::pin(async move { Config::load_discovering(&path).await })
+    Box::pin(async move { crate::discover::resolve(&path).await })
 }
 
-fn report_reload_error(e: &ConfigError) {
+fn report_reload_error(e: &crate::discover::ResolveError) {
     error!("configuration reload failed, keeping the previous configuration: {e}");
 }
 

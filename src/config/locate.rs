@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 /// A field of a table that cannot be used: the sub-field (`.server`, `.tls`) and why. The
-/// caller knows the table and places it in the file ([`Locator::field`]).
+/// caller knows the table and places it in the file at `file:line:col`.
 #[derive(Debug)]
 pub struct FieldError {
     /// `.field`, relative to the table.

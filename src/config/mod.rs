@@ -32,7 +32,6 @@ use locate::Locator;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 /// Where `mailgate run` looks when no `--config` is given.
 pub const DEFAULT_PATH: &str = "conf/mailgate.toml";
@@ -47,18 +46,6 @@ pub enum ConfigError {
         path: PathBuf,
         /// The I/O error (in the message, not a `source`: an error chain would print it twice).
         error: std::io::Error,
-    },
-    /// An account without servers in the file whose servers could not be discovered at start-up.
-    #[error("{path}: account {email}: cannot discover its servers: {reason}\n  set them in the file: [account.imap] server = \"host:port\" and tls (and [account.smtp]), or provider = \"…\" (one of {known})")]
-    Discovery {
-        /// The config file.
-        path: PathBuf,
-        /// The account.
-        email: String,
-        /// What discovery tried.
-        reason: String,
-        /// The preset names.
-        known: String,
     },
     /// The file holds nothing but blanks and comments: an editor's half-written save or a full
     /// disk, never a configuration.
@@ -109,12 +96,12 @@ pub struct Config {
     /// Lower-cased login name → index into `accounts`.
     by_login: HashMap<String, usize>,
     /// Accounts left out because their servers need network discovery (no servers in the file
-    /// and no preset for the domain); [`Config::load_discovering`] fills them in.
+    /// and no preset for the domain); `crate::discover::resolve` fills them in.
     pub undiscovered: Vec<String>,
 }
 
-/// The config file's text.
-fn read(path: &Path) -> Result<String, ConfigError> {
+/// The config file's text, or [`ConfigError::Read`].
+pub fn read(path: &Path) -> Result<String, ConfigError> {
     std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
         path: path.to_owned(),
         error,
@@ -126,38 +113,6 @@ impl Config {
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = read(path)?;
         Config::parse(&text, path)
-    }
-
-    /// Reads the file and discovers the servers of accounts that need the network (`mailgate
-    /// run` at start-up and on SIGHUP). A failure names the account and what to set, and the
-    /// whole load fails: like nginx, which refuses a configuration whose upstream host does not
-    /// resolve, a gateway that silently dropped an account would leave its users with
-    /// "authentication failed" and no hint; at reload the old configuration stays.
-    pub async fn load_discovering(path: &Path) -> Result<Config, ConfigError> {
-        let text = read(path)?;
-        let first = Config::parse(&text, path)?;
-        if first.undiscovered.is_empty() {
-            return Ok(first);
-        }
-        let opts = crate::discover::Options {
-            resolver: crate::net::dns::Resolver::new(first.server.resolver),
-            timeout: first.server.connect_timeout.min(Duration::from_secs(10)),
-            ca_file: None,
-            network: true,
-        };
-        let mut found = HashMap::new();
-        for email in &first.undiscovered {
-            let d = crate::discover::discover(email, &opts).await.map_err(|e| {
-                ConfigError::Discovery {
-                    path: path.to_owned(),
-                    email: email.clone(),
-                    reason: e.to_string(),
-                    known: crate::provider::known_ids(),
-                }
-            })?;
-            found.insert(email.to_ascii_lowercase(), d);
-        }
-        Config::parse_with(&text, path, &found)
     }
 
     /// Validates `text` as if it had been read from `path` (relative paths resolve against

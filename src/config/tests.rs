@@ -2,6 +2,7 @@
 
 use super::endpoint::split_host_port;
 use super::*;
+use std::time::Duration;
 
 const HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHQ$RdescudvJCsgt3ub+b+dWRWJTmaaJObG";
 

@@ -16,6 +16,9 @@
 //! could send the password to a host the owner never meant.
 
 pub mod autoconfig;
+mod resolve;
+
+pub use resolve::{resolve, ResolveError};
 
 use crate::net::dns::Resolver;
 use crate::net::http::HttpUrl;

@@ -5,8 +5,8 @@
 //! come from (Mozilla Thunderbird's ISPDB, `ispdb/*.xml` in the thunderbird/autoconfig
 //! repository, and the provider's own help pages). The table is data only: no network, so
 //! presets resolve when the config is loaded. An entry that accepts OAuth names an
-//! [`OAuthProvider`]; its endpoints and scopes are in [`oauth`], once per identity provider.
-//! [`servers`] turns a preset into the servers of one address ([`Discovery`]), the form
+//! [`OAuthProvider`]; its endpoints and scopes are in `oauth.rs`, once per identity provider.
+//! `servers.rs` turns a preset into the servers of one address ([`Discovery`]), the form
 //! network discovery gives too.
 //!
 //! `mailgate check` reuses [`Preset::help`] and [`Preset::advice`] for its one-line advice.

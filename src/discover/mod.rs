@@ -44,7 +44,7 @@ pub enum DiscoverError {
         /// The URL fetched.
         url: String,
         /// What is wrong with it.
-        reason: String,
+        reason: autoconfig::AutoconfigError,
     },
     /// Every step came up empty.
     #[error("no IMAP server found for {domain}; tried:\n  {}", .tried.join("\n  "))]
@@ -247,7 +247,7 @@ async fn guess(
         let opts = opts.clone();
         set.spawn(async move { (i, probe(proto, &host, port, tls, &opts).await) });
     }
-    let mut results: Vec<Option<Result<(), String>>> = vec![None; cands.len()];
+    let mut results: Vec<Option<Result<(), ProbeError>>> = (0..cands.len()).map(|_| None).collect();
     while let Some(joined) = set.join_next().await {
         if let Ok((i, r)) = joined {
             results[i] = Some(r);
@@ -273,6 +273,32 @@ async fn guess(
     best
 }
 
+/// Why a guessed server is not taken.
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    /// The CA file cannot be used.
+    #[error(transparent)]
+    Trust(#[from] crate::net::tls::TlsError),
+    /// The host cannot be checked against a certificate.
+    #[error("`{0}` is not a valid TLS name")]
+    Name(String),
+    /// Connecting or the TLS handshake failed.
+    #[error(transparent)]
+    Connect(#[from] crate::net::ConnectError),
+    /// Nothing came within the time-out.
+    #[error("no greeting within {0} s")]
+    Silent(u64),
+    /// A POP3 greeting where IMAP was probed.
+    #[error("a POP3 server, not IMAP (mailgate speaks IMAP only)")]
+    Pop3,
+    /// The connection closed without a greeting.
+    #[error("no greeting")]
+    NoGreeting,
+    /// Another protocol's greeting (its first 80 characters).
+    #[error("unexpected greeting `{0}`")]
+    Unexpected(String),
+}
+
 /// Connects (TLS first on implicit ports) and checks the greeting; never logs in.
 pub async fn probe(
     proto: Proto,
@@ -280,31 +306,26 @@ pub async fn probe(
     port: u16,
     tls: TlsMode,
     opts: &Options,
-) -> Result<(), String> {
+) -> Result<(), ProbeError> {
     let tls_config = match tls {
         TlsMode::None => None,
-        _ => Some(
-            crate::net::tls::client_config(opts.ca_file.as_deref()).map_err(|e| e.to_string())?,
-        ),
+        _ => Some(crate::net::tls::client_config(opts.ca_file.as_deref())?),
     };
     let target = Target {
         host: host.to_owned(),
         port,
         tls,
         server_name: rustls_pki_types::ServerName::try_from(host.to_owned())
-            .map_err(|_| format!("`{host}` is not a valid TLS name"))?,
+            .map_err(|_| ProbeError::Name(host.to_owned()))?,
         tls_config,
         ca_file: opts.ca_file.clone(),
     };
     let observe = &mut crate::net::connect::Unobserved;
-    let tcp = crate::net::connect::tcp(&target, opts.timeout, opts.resolver.server(), observe)
-        .await
-        .map_err(|e| e.to_string())?;
+    let tcp =
+        crate::net::connect::tcp(&target, opts.timeout, opts.resolver.server(), observe).await?;
     let mut stream = match tls {
         TlsMode::Implicit => {
-            crate::net::connect::tls_handshake(&target, tcp, opts.timeout, observe)
-                .await
-                .map_err(|e| e.to_string())?
+            crate::net::connect::tls_handshake(&target, tcp, opts.timeout, observe).await?
         }
         _ => crate::net::connect::UpstreamStream::Plain(tcp),
     };
@@ -320,7 +341,7 @@ pub async fn probe(
         }
     };
     if tokio::time::timeout(opts.timeout, read).await.is_err() && got == 0 {
-        return Err(format!("no greeting within {} s", opts.timeout.as_secs()));
+        return Err(ProbeError::Silent(opts.timeout.as_secs()));
     }
     let line = String::from_utf8_lossy(&buf[..got]);
     let line = line.lines().next().unwrap_or_default().trim();
@@ -331,12 +352,11 @@ pub async fn probe(
     if ok {
         Ok(())
     } else if line.starts_with("+OK") {
-        Err("a POP3 server, not IMAP (mailgate speaks IMAP only)".into())
+        Err(ProbeError::Pop3)
     } else if line.is_empty() {
-        Err("no greeting".into())
+        Err(ProbeError::NoGreeting)
     } else {
-        let shown: String = line.chars().take(80).collect();
-        Err(format!("unexpected greeting `{shown}`"))
+        Err(ProbeError::Unexpected(line.chars().take(80).collect()))
     }
 }
 

@@ -9,6 +9,12 @@
 //!
 //! Errors name the file, line, column and the field path (`account[0].imap.tls`), the way an
 //! operator wants to read them.
+//!
+//! By file: `file.rs` the schema as written; `server.rs` `[server]` and `[metrics]`;
+//! `account.rs` `[[account]]` (identity, where its servers come from); `endpoint.rs` one
+//! server table (target and credential); `oauth2.rs` `[account.oauth2]`; `locate.rs` placing
+//! an error in the file. Parsing never touches the network: accounts whose servers must be
+//! discovered are listed in [`Config::undiscovered`] for `crate::discover::resolve`.
 
 mod account;
 mod endpoint;
@@ -22,8 +28,7 @@ mod tests;
 pub use crate::net::TlsMode;
 pub use account::Account;
 pub use endpoint::{Credential, Endpoint};
-pub use locate::FieldError;
-pub use oauth2::{OAuth2, OAuth2File};
+pub use oauth2::OAuth2;
 pub use server::{LocalTls, MetricsConfig, ServerConfig, ThrottleConfig};
 
 use crate::provider::Discovery;

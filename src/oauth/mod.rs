@@ -1,5 +1,6 @@
-//! OAuth 2.0 upstream credentials: settings, token store, token endpoint, and the run-time
-//! cache that hands access tokens to IMAP and SMTP logins.
+//! OAuth 2.0 upstream credentials: token store, token endpoint, and the run-time
+//! cache that hands access tokens to IMAP and SMTP logins (the settings are
+//! [`crate::config::OAuth2`]).
 //!
 //! One refresh in flight per account: each account's tokens sit behind one async mutex, held
 //! across the refresh request. Fifty sessions logging in at the moment the token expires queue

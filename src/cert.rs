@@ -160,7 +160,7 @@ mod tests {
             g.names,
             ["localhost", "127.0.0.1", "::1", "mail.lan", "10.0.0.5"]
         );
-        assert!(crate::tls::server_config(&g.cert, &g.key).is_ok());
+        assert!(crate::net::tls::server_config(&g.cert, &g.key).is_ok());
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(&g.key).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);

@@ -7,8 +7,8 @@
 //! a [`Trace`] that records how far it got, so what passes here is what `mailgate run` does.
 //! Two diagnostic extras are the check's own: the certificate is inspected even when refused
 //! ([`inspect`]), and when TLS and plaintext look swapped a second connection asks the port
-//! what it really speaks — the gateway's own probes ([`crate::upstream::probe_plaintext`],
-//! [`crate::upstream::probe_tls`]), whose findings its errors already carry when it ran them
+//! what it really speaks — the gateway's own probes ([`crate::net::probe::plaintext`],
+//! [`crate::net::probe::tls`]), whose findings its errors already carry when it ran them
 //! itself ([`UpstreamError::NotTls`], [`UpstreamError::ExpectsTls`]). No mail is ever sent.
 //!
 //! Nothing secret is shown: details are the servers' words and the gateway's errors, which never
@@ -18,7 +18,7 @@ mod advice;
 pub mod inspect;
 
 use crate::config::{Account, Config, Endpoint, ServerConfig, TlsMode};
-use crate::upstream::PROBE_TIMEOUT;
+use crate::net::probe::PROBE_TIMEOUT;
 use crate::upstream::{Steps, Trace, UpstreamError};
 use advice::{Failure, Probe};
 use inspect::{CertInfo, Inspector};
@@ -143,7 +143,7 @@ pub async fn run(config: &Config, accounts: &[Arc<Account>]) -> Report {
 }
 
 fn describe_endpoint(ep: &Endpoint) -> String {
-    format!("{} (tls = {})", ep.address(), ep.tls.as_str())
+    format!("{} (tls = {})", ep.address(), ep.target.tls.as_str())
 }
 
 /// A trace that records, with the inspecting TLS configuration when the endpoint uses TLS.
@@ -279,7 +279,7 @@ impl Ctx<'_> {
     /// The steps the attempt passed (from the trace), then the one it failed at, if any.
     async fn walk(&self, trace: &Steps, error: Option<&UpstreamError>) -> Vec<Step> {
         let mut steps = Vec::new();
-        for &kind in Kind::sequence(self.ep.tls) {
+        for &kind in Kind::sequence(self.ep.target.tls) {
             if let Some(detail) = self.passed(kind, trace, error.is_none()) {
                 steps.push(self.pass(kind, detail));
                 continue;
@@ -301,7 +301,7 @@ impl Ctx<'_> {
             Kind::Dns => (!trace.addresses.is_empty()).then(|| {
                 let list: Vec<String> =
                     trace.addresses.iter().map(|a| a.ip().to_string()).collect();
-                format!("{} → {}", self.ep.host, list.join(", "))
+                format!("{} → {}", self.ep.target.host, list.join(", "))
             }),
             Kind::Tcp => trace.connected.map(|a| format!("connected to {a}")),
             Kind::Tls => trace.tls.as_ref().map(|tls| {
@@ -317,14 +317,14 @@ impl Ctx<'_> {
                 {
                     let _ = write!(d, "; {}", info.summary());
                 }
-                let trust = match &self.ep.ca_file {
+                let trust = match &self.ep.target.ca_file {
                     Some(f) => format!("the system roots and ca_file {}", f.display()),
                     None => "the system roots".to_owned(),
                 };
                 let _ = write!(
                     d,
                     "; verified against {trust}; name {} matches",
-                    self.ep.server_name.to_str()
+                    self.ep.target.server_name.to_str()
                 );
                 d
             }),
@@ -335,7 +335,7 @@ impl Ctx<'_> {
                 .map(|g| truncate(g, 200)),
             Kind::Capabilities => trace.capabilities.as_ref().map(|c| c.join(" ")),
             Kind::Login => logged_in.then(|| {
-                let how = match &self.ep.oauth {
+                let how = match self.ep.credential.oauth() {
                     Some(_) => "an OAuth access token",
                     None => "the stored password",
                 };
@@ -362,7 +362,7 @@ impl Ctx<'_> {
         // At least PROBE_TIMEOUT: the probe runs only after a failure, on a port that accepted
         // the connection, and a short connect_timeout must not cost the diagnosis.
         let timeout = self.server.connect_timeout.max(PROBE_TIMEOUT);
-        match (kind, self.ep.tls) {
+        match (kind, self.ep.target.tls) {
             // Implicit TLS failed without a certificate: is it a plaintext port?
             (Kind::Tls, TlsMode::Implicit)
                 if matches!(
@@ -373,7 +373,7 @@ impl Ctx<'_> {
                         | UpstreamError::Timeout { .. }
                 ) && self.inspector.and_then(Inspector::seen).is_none() =>
             {
-                match crate::upstream::probe_plaintext(addr, timeout).await {
+                match crate::net::probe::plaintext(addr, timeout).await {
                     Some(line) => Probe::Plaintext(line),
                     None => Probe::Nothing,
                 }
@@ -422,12 +422,12 @@ fn truncate(s: &str, max: usize) -> String {
 async fn probe_tls(ep: &Endpoint, addr: SocketAddr, timeout: std::time::Duration) -> bool {
     let config = match Inspector::for_endpoint(ep) {
         Some((config, _)) => config,
-        None => match crate::tls::client_config(None) {
+        None => match crate::net::tls::client_config(None) {
             Ok(c) => c,
             Err(_) => return false,
         },
     };
-    crate::upstream::probe_tls(ep, config, addr, timeout).await
+    crate::net::probe::tls(&ep.target, config, addr, timeout).await
 }
 
 /// The report as text: one block per account, one line per step, advice under a failed step.

@@ -139,9 +139,9 @@ pub fn setup(sz: &Sizes) -> Setup {
         );
     }
     let mailgate = start_gate(&config);
-    mailgate::tls::install_crypto_provider();
-    let tls = mailgate::tls::client_config(Some(&pki.ca)).expect("test CA");
-    let smtp_tls = mailgate::tls::client_config(Some(&postfix.ca_file)).expect("Postfix CA");
+    mailgate::net::tls::install_crypto_provider();
+    let tls = mailgate::net::tls::client_config(Some(&pki.ca)).expect("test CA");
+    let smtp_tls = mailgate::net::tls::client_config(Some(&postfix.ca_file)).expect("Postfix CA");
     Setup {
         config,
         tls,

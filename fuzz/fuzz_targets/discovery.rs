@@ -1,5 +1,5 @@
 //! The two readers of what discovery gets from the network: DNS replies
-//! (`discover::dns::read_reply`) and Mozilla autoconfig files (`discover::autoconfig::parse`,
+//! (`net::dns::read_reply`) and Mozilla autoconfig files (`discover::autoconfig::parse`,
 //! which may come over plain http). Nothing panics; a reply has at most 64 records, names of
 //! at most 255 bytes, and MX hosts that are host names (letters, digits, `.`, `-`, `_`); a
 //! server read from a file has a host that is such a name (lower case) or an IP address, and
@@ -7,7 +7,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use mailgate::discover::{autoconfig, dns};
+use mailgate::discover::autoconfig;
+use mailgate::net::dns;
 
 fuzz_target!(|data: &[u8]| {
     let Some((&selector, rest)) = data.split_first() else {

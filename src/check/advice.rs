@@ -58,7 +58,8 @@ fn provider(ep: &Endpoint, email: &str) -> Option<&'static Preset> {
     let domain = email.rsplit_once('@').map(|(_, d)| d).unwrap_or_default();
     provider::by_domain(domain).or_else(|| {
         provider::PRESETS.iter().find(|p| {
-            p.imap.host.eq_ignore_ascii_case(&ep.host) || p.smtp.host.eq_ignore_ascii_case(&ep.host)
+            p.imap.host.eq_ignore_ascii_case(&ep.target.host)
+                || p.smtp.host.eq_ignore_ascii_case(&ep.target.host)
         })
     })
 }
@@ -119,9 +120,11 @@ fn greeting_problem(f: &Failure<'_>) -> Option<String> {
         ));
     }
     match f.probe {
-        Probe::Plaintext(l) if f.protocol.greets_with(l) => {
-            Some(diagnosis::plaintext_port(f.protocol, f.ep.port, Some(l)))
-        }
+        Probe::Plaintext(l) if f.protocol.greets_with(l) => Some(diagnosis::plaintext_port(
+            f.protocol,
+            f.ep.target.port,
+            Some(l),
+        )),
         _ => None,
     }
 }
@@ -139,11 +142,11 @@ fn tls(f: &Failure<'_>) -> String {
             .as_ref()
             .map(|i| i.names.join(", "))
             .unwrap_or_else(|| "other names".into());
-        let expected = f.ep.server_name.to_str();
+        let expected = f.ep.target.server_name.to_str();
         return match cert_error {
             CertificateError::UnknownIssuer | CertificateError::BadSignature => {
                 let issuer = info.as_ref().map(|i| i.issuer.as_str()).unwrap_or("a CA");
-                match &f.ep.ca_file {
+                match &f.ep.target.ca_file {
                     None => format!(
                         "the certificate is issued by {issuer}, which this machine does not trust: if the server uses a private CA, save that CA's certificate as PEM and set ca_file = \"/path/to/ca.pem\" in {table}"
                     ),
@@ -171,11 +174,11 @@ fn tls(f: &Failure<'_>) -> String {
     }
     if let Probe::Tls = f.probe {
         // Plaintext greeting timed out on a STARTTLS/plaintext account, but the port speaks TLS.
-        return diagnosis::implicit_tls_port(f.protocol, f.ep.port);
+        return diagnosis::implicit_tls_port(f.protocol, f.ep.target.port);
     }
     // With STARTTLS, a protocol error here is about the STARTTLS exchange itself (not offered,
     // refused, or the capability/EHLO before it failed), not about the handshake.
-    if let (TlsMode::Starttls, UpstreamError::Protocol { .. }) = (f.ep.tls, f.error) {
+    if let (TlsMode::Starttls, UpstreamError::Protocol { .. }) = (f.ep.target.tls, f.error) {
         let (implicit, _) = f.protocol.ports();
         return match f.trace.capabilities.as_deref() {
             Some(caps) if !caps.iter().any(|c| c.eq_ignore_ascii_case("STARTTLS")) => {
@@ -194,7 +197,7 @@ fn tls(f: &Failure<'_>) -> String {
     }
     format!(
         "the TLS handshake with {address} failed: the port may not speak TLS the way tls = \"{}\" says (implicit: {}, STARTTLS: {}), or the server only offers old TLS versions",
-        f.ep.tls.as_str(),
+        f.ep.target.tls.as_str(),
         f.protocol.ports().0,
         f.protocol.ports().1
     )
@@ -202,7 +205,7 @@ fn tls(f: &Failure<'_>) -> String {
 
 fn greeting(f: &Failure<'_>) -> String {
     if let Probe::Tls = f.probe {
-        return diagnosis::implicit_tls_port(f.protocol, f.ep.port);
+        return diagnosis::implicit_tls_port(f.protocol, f.ep.target.port);
     }
     let address = f.ep.address();
     match (f.error, &f.trace.greeting) {
@@ -229,7 +232,7 @@ fn greeting(f: &Failure<'_>) -> String {
 
 fn login(f: &Failure<'_>) -> String {
     let table = f.protocol.table();
-    let oauth = f.ep.oauth.is_some();
+    let oauth = f.ep.credential.oauth().is_some();
     let preset = provider(f.ep, f.email);
     let reason = match f.error {
         UpstreamError::Auth { reason, .. } => reason.as_str(),

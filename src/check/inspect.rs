@@ -31,8 +31,8 @@ impl Inspector {
     /// plaintext endpoint, or if the trust cannot be rebuilt (then the endpoint's own
     /// configuration is used and the check shows the rustls error only).
     pub fn for_endpoint(ep: &Endpoint) -> Option<(Arc<ClientConfig>, Arc<Inspector>)> {
-        let base = ep.tls_config.as_ref()?;
-        let roots = crate::tls::roots(ep.ca_file.as_deref()).ok()?;
+        let base = ep.target.tls_config.as_ref()?;
+        let roots = crate::net::tls::roots(ep.target.ca_file.as_deref()).ok()?;
         let provider = base.crypto_provider().clone();
         let inner = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
             .build()

@@ -8,7 +8,7 @@ use std::path::Path;
 /// cannot be loaded), 2 when EMAIL names no account (a usage error, as clap's own).
 pub fn check(email: Option<&str>, json: bool, path: &std::path::Path) -> std::process::ExitCode {
     use std::process::ExitCode;
-    mailgate::tls::install_crypto_provider();
+    mailgate::net::tls::install_crypto_provider();
     let cfg = match Config::load(path) {
         Ok(c) => c,
         Err(e) => {
@@ -71,7 +71,7 @@ pub fn check(email: Option<&str>, json: bool, path: &std::path::Path) -> std::pr
 
 /// `mailgate check-config`: the file loads; accounts left to discovery at start-up are named.
 pub fn check_config(config: &Path) -> Result<()> {
-    mailgate::tls::install_crypto_provider();
+    mailgate::net::tls::install_crypto_provider();
     let cfg = Config::load(config)?;
     println!(
         "{}: OK ({} account{})",

@@ -4,7 +4,7 @@ use anyhow::Result;
 
 /// Finds and prints the settings for `email` (JSON with `json`, the failure too).
 pub fn discover(email: &str, resolver: Option<&str>, json: bool, timeout_secs: u64) -> Result<()> {
-    mailgate::tls::install_crypto_provider();
+    mailgate::net::tls::install_crypto_provider();
     let opts = mailgate::discover::Options {
         resolver: super::parse_resolver(resolver)?,
         timeout: std::time::Duration::from_secs(timeout_secs.max(1)),

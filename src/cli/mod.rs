@@ -14,11 +14,11 @@ pub mod wizard;
 use anyhow::{Context, Result};
 
 /// `--resolver ADDR[:PORT]`, or the system's.
-fn parse_resolver(text: Option<&str>) -> Result<mailgate::discover::dns::Resolver> {
-    Ok(mailgate::discover::dns::Resolver::new(match text {
+fn parse_resolver(text: Option<&str>) -> Result<mailgate::net::dns::Resolver> {
+    Ok(mailgate::net::dns::Resolver::new(match text {
         None => None,
         Some(t) => Some(
-            mailgate::discover::dns::parse_server(t)
+            mailgate::net::dns::parse_server(t)
                 .with_context(|| format!("--resolver `{t}` is not an IP address or IP:port"))?,
         ),
     }))

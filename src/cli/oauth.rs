@@ -36,7 +36,7 @@ pub enum OauthCommand {
 
 /// Runs `mailgate oauth …`.
 pub fn run(cmd: OauthCommand) -> Result<()> {
-    mailgate::tls::install_crypto_provider();
+    mailgate::net::tls::install_crypto_provider();
     match cmd {
         OauthCommand::Authorize {
             email,
@@ -74,7 +74,7 @@ fn authorize_account(email: &str, flow: Flow, config: &Path, timeout_secs: u64) 
     let account = cfg
         .account(email)
         .with_context(|| format!("no account {email} in {}", config.display()))?;
-    let oauth = account.imap.oauth.clone().with_context(|| {
+    let oauth = account.imap.credential.oauth().cloned().with_context(|| {
         format!(
             "account {email} has no [account.oauth2] table in {}",
             config.display()
@@ -121,7 +121,7 @@ fn status(config: &Path) -> Result<()> {
     let now = mailgate::oauth::unix_now();
     let mut any = false;
     for account in &cfg.accounts {
-        let Some(oauth) = &account.imap.oauth else {
+        let Some(oauth) = account.imap.credential.oauth() else {
             continue;
         };
         any = true;

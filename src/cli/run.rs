@@ -1,7 +1,6 @@
 //! `mailgate run`: logging set up, the configuration loaded (with discovery), the gateway run.
 
 use anyhow::Result;
-use mailgate::config::Config;
 use std::io::IsTerminal;
 use std::path::Path;
 
@@ -33,10 +32,10 @@ pub fn run(
     dumps_before: &mailgate::coredump::Before,
 ) -> Result<()> {
     init_logging(log_format);
-    mailgate::tls::install_crypto_provider();
+    mailgate::net::tls::install_crypto_provider();
     let rt = super::runtime()?;
     rt.block_on(async {
-        let cfg = Config::load_discovering(config).await?;
+        let cfg = mailgate::discover::resolve(config).await?;
         if cfg.server.allow_core_dumps {
             match mailgate::coredump::allow(dumps_before) {
                 Ok(()) => tracing::warn!("core dumps allowed (allow_core_dumps = true): a dump holds passwords and tokens"),

@@ -6,14 +6,14 @@
 //! plain and `username` with `%EMAILADDRESS%` / `%EMAILLOCALPART%` / `%EMAILDOMAIN%`). The first
 //! usable server of each kind wins, as in Thunderbird, which lists the preferred one first.
 
-use crate::config::TlsMode;
+use crate::net::TlsMode;
 
 /// The URLs tried, in Thunderbird's order: the `autoconfig.` host over https, the domain's
 /// `.well-known` over https, then the `autoconfig.` host over plain http (Thunderbird's
 /// fallback; a plaintext answer is only a hint — nothing secret is sent, and the servers it
 /// names are still reached with TLS verified).
 pub fn urls(email: &str, domain: &str) -> Vec<String> {
-    let q = crate::oauth::http::encode(email);
+    let q = crate::net::http::encode(email);
     vec![
         format!("https://autoconfig.{domain}/mail/config-v1.1.xml?emailaddress={q}"),
         format!("https://{domain}/.well-known/autoconfig/mail/config-v1.1.xml"),
@@ -45,20 +45,61 @@ pub struct Parsed {
     pub other_incoming: Vec<String>,
 }
 
-/// Parses a `config-v1.1.xml` text. Errors are one line of text (the caller adds the URL).
-pub fn parse(xml: &str, email: &str) -> Result<Parsed, String> {
-    let doc = roxmltree::Document::parse(xml).map_err(|e| format!("malformed XML: {e}"))?;
+/// Why an autoconfig file cannot be used; one line of text (the caller adds the URL).
+#[derive(Debug, thiserror::Error)]
+pub enum AutoconfigError {
+    /// Not XML.
+    #[error("malformed XML: {0}")]
+    Xml(String),
+    /// XML, but not an autoconfig file.
+    #[error("not an autoconfig file: the root element is <{0}>, not <clientConfig>")]
+    Root(String),
+    /// No `<emailProvider>`.
+    #[error("no <emailProvider> element")]
+    NoProvider,
+    /// A server's host name is missing or not a host name.
+    #[error("<{what} type=\"{kind}\">: bad or missing <hostname> {host:?}")]
+    Host {
+        /// `incomingServer` or `outgoingServer`.
+        what: &'static str,
+        /// Its `type`.
+        kind: String,
+        /// The host as written.
+        host: String,
+    },
+    /// A server's port is missing or not a port.
+    #[error("<{what} type=\"{kind}\">: bad or missing <port> `{port}`")]
+    Port {
+        /// `incomingServer` or `outgoingServer`.
+        what: &'static str,
+        /// Its `type`.
+        kind: String,
+        /// The port as written.
+        port: String,
+    },
+    /// A server's `<socketType>` is none of SSL, STARTTLS and plain.
+    #[error("<{what} type=\"{kind}\">: unknown <socketType> `{socket}` (SSL, STARTTLS or plain)")]
+    SocketType {
+        /// `incomingServer` or `outgoingServer`.
+        what: &'static str,
+        /// Its `type`.
+        kind: String,
+        /// The socket type as written.
+        socket: String,
+    },
+}
+
+/// Parses a `config-v1.1.xml` text.
+pub fn parse(xml: &str, email: &str) -> Result<Parsed, AutoconfigError> {
+    let doc = roxmltree::Document::parse(xml).map_err(|e| AutoconfigError::Xml(e.to_string()))?;
     let root = doc.root_element();
     if root.tag_name().name() != "clientConfig" {
-        return Err(format!(
-            "not an autoconfig file: the root element is <{}>, not <clientConfig>",
-            root.tag_name().name()
-        ));
+        return Err(AutoconfigError::Root(root.tag_name().name().to_owned()));
     }
     let provider = root
         .children()
         .find(|n| n.has_tag_name("emailProvider"))
-        .ok_or("no <emailProvider> element")?;
+        .ok_or(AutoconfigError::NoProvider)?;
     let (local, domain) = email.rsplit_once('@').unwrap_or((email, ""));
     let mut out = Parsed::default();
     for server in provider.children().filter(|n| n.is_element()) {
@@ -107,26 +148,28 @@ pub fn parse(xml: &str, email: &str) -> Result<Parsed, String> {
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'));
         if !dns_name && host.parse::<std::net::IpAddr>().is_err() {
-            return Err(format!(
-                "<{what} type=\"{kind}\">: bad or missing <hostname> {host:?}"
-            ));
+            return Err(AutoconfigError::Host { what, kind, host });
         }
         let port_text = text("port");
         let port = port_text
             .parse::<u16>()
             .ok()
             .filter(|p| *p != 0)
-            .ok_or_else(|| {
-                format!("<{what} type=\"{kind}\">: bad or missing <port> `{port_text}`")
+            .ok_or_else(|| AutoconfigError::Port {
+                what,
+                kind: kind.clone(),
+                port: port_text.clone(),
             })?;
         let tls = match text("socketType").to_ascii_uppercase().as_str() {
             "SSL" | "TLS" => TlsMode::Implicit,
             "STARTTLS" => TlsMode::Starttls,
             "PLAIN" => TlsMode::None,
             other => {
-                return Err(format!(
-                "<{what} type=\"{kind}\">: unknown <socketType> `{other}` (SSL, STARTTLS or plain)"
-            ))
+                return Err(AutoconfigError::SocketType {
+                    what,
+                    kind,
+                    socket: other.to_owned(),
+                })
             }
         };
         let username = match text("username") {
@@ -207,13 +250,19 @@ mod tests {
 
     #[test]
     fn errors_say_what_is_wrong() {
-        let e = parse("<clientConfig><emailProvider>", "a@b").unwrap_err();
+        let e = parse("<clientConfig><emailProvider>", "a@b")
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with("malformed XML:"), "{e}");
-        let e = parse("<html/>", "a@b").unwrap_err();
+        let e = parse("<html/>", "a@b").unwrap_err().to_string();
         assert!(e.contains("<html>"), "{e}");
-        let e = parse(&FILE.replace("<port>143</port>", "<port>x</port>"), "a@b").unwrap_err();
+        let e = parse(&FILE.replace("<port>143</port>", "<port>x</port>"), "a@b")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("<port> `x`"), "{e}");
-        let e = parse(&FILE.replace("STARTTLS", "sometimes"), "a@b").unwrap_err();
+        let e = parse(&FILE.replace("STARTTLS", "sometimes"), "a@b")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("socketType"), "{e}");
         // Hosts: an unknown placeholder, a port, a control character (DEL: XML allows it; shown escaped) are
         // refused; IP addresses are hosts.
@@ -224,7 +273,9 @@ mod tests {
             // Found by the `discovery` fuzz target: non-ASCII hosts used to pass.
             ("imäp.example.test", "\"imäp.example.test\""),
         ] {
-            let e = parse(&FILE.replace("imap.%EMAILDOMAIN%", bad), "a@b").unwrap_err();
+            let e = parse(&FILE.replace("imap.%EMAILDOMAIN%", bad), "a@b")
+                .unwrap_err()
+                .to_string();
             assert!(e.contains(&format!("<hostname> {shown}")), "{e}");
         }
         for ip in ["192.0.2.7", "2001:db8::7"] {

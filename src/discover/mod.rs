@@ -16,101 +16,21 @@
 //! could send the password to a host the owner never meant.
 
 pub mod autoconfig;
-pub mod dns;
+mod resolve;
 
-use crate::config::{Endpoint, TlsMode};
-use crate::oauth::http::HttpUrl;
-use crate::provider::{self, Preset};
-use dns::Resolver;
-use std::fmt;
+pub use resolve::{resolve, ResolveError};
+
+use crate::net::dns::Resolver;
+use crate::net::http::HttpUrl;
+use crate::net::{Target, TlsMode};
+use crate::provider;
+pub use crate::provider::{domain_of, from_preset, Discovery, Found, Source};
 use std::path::PathBuf;
 use std::time::Duration;
 use tokio::io::AsyncReadExt;
 
 /// Largest autoconfig answer read (real files are a few KiB); see also the HTTP client's own cap.
 const MAX_AUTOCONFIG: usize = 64 * 1024;
-
-/// Where a setting came from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Source {
-    /// `provider = "…"` in the config or `--provider` on the command line.
-    Provider(&'static str),
-    /// The email domain is a preset's.
-    Domain(&'static str),
-    /// An MX host identified the preset.
-    Mx {
-        /// The MX host name.
-        host: String,
-        /// The preset it points to.
-        preset: &'static str,
-    },
-    /// An autoconfig file.
-    Autoconfig(String),
-    /// A probe found a listener.
-    Guess,
-    /// Written in the config file or given on the command line.
-    Given,
-}
-
-impl fmt::Display for Source {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Source::Provider(id) => write!(f, "preset {id} (named in the config)"),
-            Source::Domain(id) => write!(f, "preset {id} (by email domain)"),
-            Source::Mx { host, preset } => write!(f, "preset {preset} (MX {host})"),
-            Source::Autoconfig(url) => write!(f, "autoconfig {url}"),
-            Source::Guess => write!(f, "guess (a server answered)"),
-            Source::Given => write!(f, "given"),
-        }
-    }
-}
-
-/// One discovered server.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Found {
-    /// Host name or IP address.
-    pub host: String,
-    /// Port.
-    pub port: u16,
-    /// TLS mode.
-    pub tls: TlsMode,
-    /// The user name to log in with.
-    pub username: String,
-    /// Where this came from.
-    pub source: Source,
-}
-
-impl Found {
-    /// `host:port`.
-    pub fn address(&self) -> String {
-        crate::config::host_port(&self.host, self.port)
-    }
-
-    fn from_preset(s: &provider::Server, email: &str, source: Source) -> Found {
-        Found {
-            host: s.host.to_owned(),
-            port: s.port,
-            tls: s.tls,
-            username: s.username.apply(email),
-            source,
-        }
-    }
-}
-
-/// What discovery found for one address.
-#[derive(Debug, Clone)]
-pub struct Discovery {
-    /// The address.
-    pub email: String,
-    /// The preset, when one applies (help links, auth ways, OAuth provider).
-    pub preset: Option<&'static Preset>,
-    /// The IMAP server.
-    pub imap: Found,
-    /// The SMTP submission server, if one was found.
-    pub smtp: Option<Found>,
-    /// What was tried and did not give an answer, in order.
-    pub notes: Vec<String>,
-}
 
 /// Why nothing usable was found.
 #[derive(Debug, thiserror::Error)]
@@ -124,7 +44,7 @@ pub enum DiscoverError {
         /// The URL fetched.
         url: String,
         /// What is wrong with it.
-        reason: String,
+        reason: autoconfig::AutoconfigError,
     },
     /// Every step came up empty.
     #[error("no IMAP server found for {domain}; tried:\n  {}", .tried.join("\n  "))]
@@ -176,25 +96,6 @@ impl Default for Options {
             ca_file: None,
             network: true,
         }
-    }
-}
-
-/// The domain of an address, lower case.
-pub fn domain_of(email: &str) -> Option<String> {
-    let (local, domain) = email.trim().rsplit_once('@')?;
-    let d = domain.trim_end_matches('.').to_ascii_lowercase();
-    (!local.is_empty() && !d.is_empty() && !d.contains(|c: char| c.is_whitespace() || c == '/'))
-        .then_some(d)
-}
-
-/// The settings of a preset for `email`.
-pub fn from_preset(email: &str, preset: &'static Preset, source: Source) -> Discovery {
-    Discovery {
-        email: email.to_owned(),
-        preset: Some(preset),
-        imap: Found::from_preset(&preset.imap, email, source.clone()),
-        smtp: Some(Found::from_preset(&preset.smtp, email, source)),
-        notes: Vec::new(),
     }
 }
 
@@ -296,7 +197,7 @@ pub async fn discover(email: &str, opts: &Options) -> Result<Discovery, Discover
 /// GET one autoconfig URL: the body of a 200 answer, or a note saying why not.
 async fn fetch(url: &str, opts: &Options) -> Result<String, String> {
     let parsed = HttpUrl::parse(url).map_err(|e| format!("{url}: {e}"))?;
-    let resp = crate::oauth::http::get(&parsed, opts.resolver.server(), opts.timeout)
+    let resp = crate::net::http::get(&parsed, opts.resolver.server(), opts.timeout)
         .await
         .map_err(|e| e.to_string())?;
     if resp.status != 200 {
@@ -346,7 +247,7 @@ async fn guess(
         let opts = opts.clone();
         set.spawn(async move { (i, probe(proto, &host, port, tls, &opts).await) });
     }
-    let mut results: Vec<Option<Result<(), String>>> = vec![None; cands.len()];
+    let mut results: Vec<Option<Result<(), ProbeError>>> = (0..cands.len()).map(|_| None).collect();
     while let Some(joined) = set.join_next().await {
         if let Ok((i, r)) = joined {
             results[i] = Some(r);
@@ -372,6 +273,32 @@ async fn guess(
     best
 }
 
+/// Why a guessed server is not taken.
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    /// The CA file cannot be used.
+    #[error(transparent)]
+    Trust(#[from] crate::net::tls::TlsError),
+    /// The host cannot be checked against a certificate.
+    #[error("`{0}` is not a valid TLS name")]
+    Name(String),
+    /// Connecting or the TLS handshake failed.
+    #[error(transparent)]
+    Connect(#[from] crate::net::ConnectError),
+    /// Nothing came within the time-out.
+    #[error("no greeting within {0} s")]
+    Silent(u64),
+    /// A POP3 greeting where IMAP was probed.
+    #[error("a POP3 server, not IMAP (mailgate speaks IMAP only)")]
+    Pop3,
+    /// The connection closed without a greeting.
+    #[error("no greeting")]
+    NoGreeting,
+    /// Another protocol's greeting (its first 80 characters).
+    #[error("unexpected greeting `{0}`")]
+    Unexpected(String),
+}
+
 /// Connects (TLS first on implicit ports) and checks the greeting; never logs in.
 pub async fn probe(
     proto: Proto,
@@ -379,31 +306,28 @@ pub async fn probe(
     port: u16,
     tls: TlsMode,
     opts: &Options,
-) -> Result<(), String> {
+) -> Result<(), ProbeError> {
     let tls_config = match tls {
         TlsMode::None => None,
-        _ => Some(crate::tls::client_config(opts.ca_file.as_deref()).map_err(|e| e.to_string())?),
+        _ => Some(crate::net::tls::client_config(opts.ca_file.as_deref())?),
     };
-    let endpoint = Endpoint {
+    let target = Target {
         host: host.to_owned(),
         port,
         tls,
         server_name: rustls_pki_types::ServerName::try_from(host.to_owned())
-            .map_err(|_| format!("`{host}` is not a valid TLS name"))?,
+            .map_err(|_| ProbeError::Name(host.to_owned()))?,
         tls_config,
         ca_file: opts.ca_file.clone(),
-        username: String::new(),
-        password: crate::secret::Secret::default(),
-        oauth: None,
     };
-    let tcp = crate::upstream::tcp_connect_via(&endpoint, opts.timeout, opts.resolver.server())
-        .await
-        .map_err(|e| e.to_string())?;
+    let observe = &mut crate::net::connect::Unobserved;
+    let tcp =
+        crate::net::connect::tcp(&target, opts.timeout, opts.resolver.server(), observe).await?;
     let mut stream = match tls {
-        TlsMode::Implicit => crate::upstream::tls_handshake(&endpoint, tcp, opts.timeout)
-            .await
-            .map_err(|e| e.to_string())?,
-        _ => crate::upstream::UpstreamStream::Plain(tcp),
+        TlsMode::Implicit => {
+            crate::net::connect::tls_handshake(&target, tcp, opts.timeout, observe).await?
+        }
+        _ => crate::net::connect::UpstreamStream::Plain(tcp),
     };
     let mut buf = vec![0u8; 512];
     let mut got = 0;
@@ -417,7 +341,7 @@ pub async fn probe(
         }
     };
     if tokio::time::timeout(opts.timeout, read).await.is_err() && got == 0 {
-        return Err(format!("no greeting within {} s", opts.timeout.as_secs()));
+        return Err(ProbeError::Silent(opts.timeout.as_secs()));
     }
     let line = String::from_utf8_lossy(&buf[..got]);
     let line = line.lines().next().unwrap_or_default().trim();
@@ -428,12 +352,11 @@ pub async fn probe(
     if ok {
         Ok(())
     } else if line.starts_with("+OK") {
-        Err("a POP3 server, not IMAP (mailgate speaks IMAP only)".into())
+        Err(ProbeError::Pop3)
     } else if line.is_empty() {
-        Err("no greeting".into())
+        Err(ProbeError::NoGreeting)
     } else {
-        let shown: String = line.chars().take(80).collect();
-        Err(format!("unexpected greeting `{shown}`"))
+        Err(ProbeError::Unexpected(line.chars().take(80).collect()))
     }
 }
 
@@ -563,11 +486,8 @@ pub fn auth_word(a: provider::Auth) -> String {
 }
 
 /// The `[account.oauth2] provider` word of an OAuth preset.
-pub fn oauth_name(p: crate::oauth::settings::Provider) -> &'static str {
-    match p {
-        crate::oauth::settings::Provider::Google => "google",
-        crate::oauth::settings::Provider::Microsoft => "microsoft",
-    }
+pub fn oauth_name(p: provider::OAuthProvider) -> &'static str {
+    p.name()
 }
 
 #[cfg(test)]

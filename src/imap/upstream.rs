@@ -16,9 +16,10 @@
 //! - Accounts with `[account.oauth2]` log in with AUTHENTICATE XOAUTH2 or OAUTHBEARER and an
 //!   access token; a rejected token is refreshed once and tried again on the same connection.
 
-use crate::config::{Account, Endpoint, ServerConfig, TlsMode};
-use crate::oauth::settings::{Mechanism, OAuth2};
+use crate::config::OAuth2;
+use crate::config::{Account, Credential, Endpoint, ServerConfig, TlsMode};
 use crate::sasl;
+use crate::sasl::Mechanism;
 use crate::secret::Secret;
 use crate::upstream::{self, Trace, UpstreamError, UpstreamStream};
 use std::time::Duration;
@@ -217,23 +218,28 @@ pub async fn login_traced(
 ) -> Result<LoggedIn, UpstreamError> {
     let ep = &account.imap;
     let tcp =
-        upstream::tcp_connect_traced(ep, server.connect_timeout, server.resolver, trace).await?;
+        upstream::tcp_connect_traced(&ep.target, server.connect_timeout, server.resolver, trace)
+            .await?;
     let peer = tcp.peer_addr().ok();
-    let stream = match ep.tls {
+    let stream = match ep.target.tls {
         TlsMode::Implicit => {
-            upstream::tls_handshake_traced(ep, tcp, server.connect_timeout, trace).await?
+            upstream::tls_handshake_traced(&ep.target, tcp, server.connect_timeout, trace).await?
         }
         TlsMode::Starttls | TlsMode::None => UpstreamStream::Plain(tcp),
     };
     let mut conn = Conn::new(stream, Vec::new(), ep.address(), server.upstream_timeout);
 
-    let greeting =
-        upstream::await_greeting(ep, peer, server.connect_timeout, conn.read_line("greeting"))
-            .await?;
+    let greeting = upstream::await_greeting(
+        &ep.target,
+        peer,
+        server.connect_timeout,
+        conn.read_line("greeting"),
+    )
+    .await?;
     trace.greeting(|| printable(&greeting));
     let mut caps = greeting_status(&conn, &greeting)?;
 
-    if ep.tls == TlsMode::Starttls {
+    if ep.target.tls == TlsMode::Starttls {
         if caps.is_none() {
             caps = Some(capability(&mut conn).await?);
         }
@@ -257,7 +263,8 @@ pub async fn login_traced(
                 reason: "STARTTLS on an encrypted connection".into(),
             });
         };
-        let tls = upstream::tls_handshake_traced(ep, tcp, server.connect_timeout, trace).await?;
+        let tls =
+            upstream::tls_handshake_traced(&ep.target, tcp, server.connect_timeout, trace).await?;
         conn = Conn::new(tls, Vec::new(), ep.address(), server.upstream_timeout);
         conn.next_tag = 1;
         caps = None; // capabilities before TLS must not be trusted (RFC 9051 6.2.1)
@@ -268,9 +275,11 @@ pub async fn login_traced(
         None => capability(&mut conn).await?,
     };
     trace.capabilities(|| caps.clone());
-    let after = match &ep.oauth {
-        Some(oauth) => authenticate_oauth(&mut conn, ep, oauth, &caps, server).await?,
-        None => authenticate(&mut conn, account, &caps).await?,
+    let after = match &ep.credential {
+        Credential::OAuth2(oauth) => {
+            authenticate_oauth(&mut conn, ep, oauth, &caps, server).await?
+        }
+        Credential::Password(password) => authenticate(&mut conn, ep, password, &caps).await?,
     };
     let capabilities = match after {
         Some(c) => c,
@@ -351,12 +360,12 @@ async fn capability(conn: &mut Conn) -> Result<Vec<String>, UpstreamError> {
 /// Logs in; returns the capabilities the server sent with its OK, if any.
 async fn authenticate(
     conn: &mut Conn,
-    account: &Account,
+    ep: &Endpoint,
+    password: &Secret,
     caps: &[String],
 ) -> Result<Option<Vec<String>>, UpstreamError> {
-    let ep = &account.imap;
     let (status, text, untagged) = if has(caps, "AUTH=PLAIN") {
-        let payload = sasl::encode_plain(&ep.username, &ep.password);
+        let payload = sasl::encode_plain(&ep.username, password);
         if has(caps, "SASL-IR") {
             let mut cmd = Zeroizing::new(b"AUTHENTICATE PLAIN ".to_vec());
             cmd.extend_from_slice(payload.expose().as_bytes());
@@ -374,7 +383,7 @@ async fn authenticate(
             "the server disables LOGIN and offers no AUTH=PLAIN on this connection (does it need TLS?)".into(),
         ));
     } else {
-        login_command(conn, &ep.username, ep.password.expose()).await?
+        login_command(conn, &ep.username, password.expose()).await?
     };
     if status != "OK" {
         return Err(UpstreamError::Auth {
@@ -430,7 +439,7 @@ async fn authenticate_oauth(
     let mut last = String::new();
     for attempt in 0..2 {
         let token = crate::oauth::access_token(oauth, server, rejected.as_ref()).await?;
-        let payload = mechanism.message(ep, &token);
+        let payload = mechanism.message(&ep.username, &ep.target.host, ep.target.port, &token);
         let (status, text, untagged, challenge) =
             sasl_exchange(conn, mechanism.as_str(), &payload, has(caps, "SASL-IR")).await?;
         if status == "OK" {

@@ -11,12 +11,13 @@
 //!
 //! Every wait is bounded by the flow's deadline; nothing prints or logs a token.
 
+use crate::config::OAuth2;
 use crate::config::ServerConfig;
-use crate::oauth::http;
-use crate::oauth::settings::{OAuth2, Provider};
+use crate::net::http;
 use crate::oauth::store::{self, Grant, StoreError, Tokens};
 use crate::oauth::token::{self, TokenError};
 use crate::oauth::{tokens_from, unix_now};
+use crate::provider::OAuthProvider as Provider;
 use crate::secret::Secret;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;

@@ -19,10 +19,10 @@
 //! oauth status` say so meanwhile. Only stored tokens with another refresh token than the one
 //! the failed save left behind (a new `mailgate oauth authorize`) replace them.
 
-use super::settings::OAuth2;
 use super::store::{self, Grant, LastRefresh, StoreError, TokenStore, Tokens};
 use super::token::{self, TokenError};
 use super::{authorize, tokens_from, unix_now, OAuthError, FAILURE_BACKOFF, REFRESH_MARGIN};
+use crate::config::OAuth2;
 use crate::config::ServerConfig;
 use crate::metrics;
 use crate::secret::Secret;

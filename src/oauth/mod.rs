@@ -1,20 +1,19 @@
-//! OAuth 2.0 upstream credentials: settings, token store, token endpoint, and the run-time
-//! cache that hands access tokens to IMAP and SMTP logins.
+//! OAuth 2.0 upstream credentials: token store, token endpoint, and the run-time
+//! cache that hands access tokens to IMAP and SMTP logins (the settings are
+//! [`crate::config::OAuth2`]).
 //!
 //! [`access_token`] (the `cache` module) hands out access tokens, one refresh per account at a time;
 //! the [`store`] keeps them between runs behind the [`store::TokenStore`] interface.
 
 pub mod authorize;
 mod cache;
-pub mod http;
-pub mod settings;
 pub mod store;
 pub mod token;
 
 pub use cache::access_token;
 
+use crate::config::OAuth2;
 use crate::secret::Secret;
-use settings::OAuth2;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use store::{Grant, LastRefresh, StoreError, Tokens};
 use token::TokenResponse;

@@ -6,9 +6,9 @@
 //! as `***`; error responses keep only the `error` code and a bounded, cleaned description,
 //! which never holds a token.
 
+use crate::config::OAuth2;
 use crate::config::ServerConfig;
-use crate::oauth::http::{self, HttpError, HttpUrl};
-use crate::oauth::settings::OAuth2;
+use crate::net::http::{self, HttpError, HttpUrl};
 use crate::secret::Secret;
 use serde_json::Value;
 
@@ -111,7 +111,14 @@ async fn post(
         all.push(("client_secret", secret.expose()));
     }
     let body = http::form(&all);
-    let resp = http::post_form(url, &body, server).await?;
+    let resp = http::post_form(
+        url,
+        &body,
+        server.resolver,
+        server.connect_timeout,
+        server.upstream_timeout,
+    )
+    .await?;
     let parsed: Option<serde_json::Map<String, Value>> = serde_json::from_slice(&resp.body).ok();
     let status = resp.status;
     match parsed {

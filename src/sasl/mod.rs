@@ -7,6 +7,9 @@
 //! [`exchange`] is the server side's PLAIN/LOGIN conversation, shared by IMAP and SMTP.
 
 pub mod exchange;
+mod mechanism;
+
+pub use mechanism::Mechanism;
 
 use crate::secret::Secret;
 use base64::engine::general_purpose::STANDARD;

@@ -2,13 +2,14 @@
 //! what a reload cannot change, and the account lines logged after start and each reload.
 
 use super::listener;
-use crate::config::{Config, ConfigError};
+use crate::config::Config;
+use crate::discover::ResolveError;
 use std::sync::Arc;
 use tracing::{error, info, warn};
 
 /// A configuration reload running next to the accept loop (see [`super::Server::run`]).
 pub type Reload =
-    std::pin::Pin<Box<dyn std::future::Future<Output = Result<Config, ConfigError>> + Send>>;
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<Config, ResolveError>> + Send>>;
 
 /// The reload in progress: polled next to accept and the signals, so that discovery (DNS and
 /// HTTP, each bounded by its time-out, but possibly many seconds for a broken resolver) never
@@ -37,7 +38,7 @@ impl Reloads {
     /// The running reload ended with `loaded`: swaps the new configuration into `config`
     /// (sessions starting later get it) or reports why not, then starts the reload a SIGHUP
     /// during this one asked for.
-    pub fn ended(&mut self, loaded: Result<Config, ConfigError>, config: &mut Arc<Config>) {
+    pub fn ended(&mut self, loaded: Result<Config, ResolveError>, config: &mut Arc<Config>) {
         self.running = None;
         match loaded {
             Ok(new) => {
@@ -65,7 +66,7 @@ impl Reloads {
 /// owns its copy of the path, so the running configuration can be replaced while it runs.
 fn start(config: &Config) -> Reload {
     let path = config.path.clone();
-    Box::pin(async move { Config::load_discovering(&path).await })
+    Box::pin(async move { crate::discover::resolve(&path).await })
 }
 
 /// Whether `new` changes a setting that takes effect only on restart.
@@ -86,9 +87,9 @@ pub fn log_accounts(config: &Config) {
         info!(
             account = %a.email,
             imap = %a.imap.address(),
-            tls = a.imap.tls.as_str(),
+            tls = a.imap.target.tls.as_str(),
             upstream_user = %a.imap.username,
-            smtp = %a.smtp.as_ref().map_or("(none)".to_owned(), |e| format!("{} tls={}", e.address(), e.tls.as_str())),
+            smtp = %a.smtp.as_ref().map_or("(none)".to_owned(), |e| format!("{} tls={}", e.address(), e.target.tls.as_str())),
             source = %a.source,
             "account"
         );

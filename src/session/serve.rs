@@ -85,7 +85,7 @@ async fn over_tls<S, P>(
         session.preauth_deadline(),
     )
     .0;
-    match crate::tls::accept(local.config.clone(), stream, timeout).await {
+    match crate::net::tls::accept(local.config.clone(), stream, timeout).await {
         Ok(tls) => {
             session.tls = true;
             // After TLS the client cannot ask for STARTTLS again, so no stream comes back.

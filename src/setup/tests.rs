@@ -135,12 +135,20 @@ fn discovered_servers_are_written_out_and_duplicates_refused() {
         .unwrap();
     let a = &cfg.accounts[0];
     assert_eq!(
-        (a.imap.address(), a.imap.tls, a.imap.username.as_str()),
+        (
+            a.imap.address(),
+            a.imap.target.tls,
+            a.imap.username.as_str()
+        ),
         ("imap.example.test:143".into(), TlsMode::Starttls, "ola")
     );
     let s = a.smtp.as_ref().unwrap();
     assert_eq!(
-        (s.address(), s.tls, s.password.expose()),
+        (
+            s.address(),
+            s.target.tls,
+            s.credential.password().unwrap().expose()
+        ),
         ("127.0.0.1:25".into(), TlsMode::None, "pw")
     );
     assert_eq!(cfg.server.imap_listen.port(), 2143);

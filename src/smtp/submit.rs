@@ -17,9 +17,10 @@
 //!   applied to every read and write.
 //! - Errors carry the server's words and the user name, never the credential.
 
-use crate::config::{Endpoint, ServerConfig, TlsMode};
-use crate::oauth::settings::{Mechanism, OAuth2};
+use crate::config::OAuth2;
+use crate::config::{Credential, Endpoint, ServerConfig, TlsMode};
 use crate::sasl;
+use crate::sasl::Mechanism;
 use crate::secret::Secret;
 use crate::smtp::data::Stuffer;
 pub use crate::smtp::wire::reply_text;
@@ -92,9 +93,13 @@ impl Upstream {
     ) -> Result<Upstream, UpstreamError> {
         let address = endpoint.address();
         let timeout = server.upstream_timeout;
-        let tcp =
-            upstream::tcp_connect_traced(endpoint, server.connect_timeout, server.resolver, trace)
-                .await?;
+        let tcp = upstream::tcp_connect_traced(
+            &endpoint.target,
+            server.connect_timeout,
+            server.resolver,
+            trace,
+        )
+        .await?;
         // The EHLO name: our own address as a literal, which every server accepts as syntax.
         let peer = tcp.peer_addr().ok();
         let helo = match tcp.local_addr() {
@@ -102,9 +107,10 @@ impl Upstream {
             Ok(a) => format!("[{}]", a.ip()),
             Err(_) => "localhost".to_owned(),
         };
-        let stream = match endpoint.tls {
+        let stream = match endpoint.target.tls {
             TlsMode::Implicit => {
-                upstream::tls_handshake_traced(endpoint, tcp, server.connect_timeout, trace).await?
+                upstream::tls_handshake_traced(&endpoint.target, tcp, server.connect_timeout, trace)
+                    .await?
             }
             TlsMode::Starttls | TlsMode::None => UpstreamStream::Plain(tcp),
         };
@@ -117,7 +123,7 @@ impl Upstream {
                 .map_err(ms)
         };
         let greeting =
-            upstream::await_greeting(endpoint, peer, server.connect_timeout, read).await?;
+            upstream::await_greeting(&endpoint.target, peer, server.connect_timeout, read).await?;
         trace.greeting(|| reply_text(&greeting));
         if greeting.code != 220 {
             return Err(UpstreamError::Protocol {
@@ -130,15 +136,17 @@ impl Upstream {
             .await
             .map_err(|e| from_mail_send(e, &address, timeout, "EHLO"))?;
         trace.capabilities(|| extensions(&ehlo));
-        if endpoint.tls == TlsMode::Starttls {
+        if endpoint.target.tls == TlsMode::Starttls {
             (client, ehlo) =
                 starttls(client, &ehlo, endpoint, &helo, &address, server, trace).await?;
         }
-        match &endpoint.oauth {
-            Some(oauth) => {
+        match &endpoint.credential {
+            Credential::OAuth2(oauth) => {
                 authenticate_oauth(&mut client, endpoint, oauth, &ehlo, &address, server).await?
             }
-            None => authenticate(&mut client, endpoint, &ehlo, &address, timeout).await?,
+            Credential::Password(password) => {
+                authenticate(&mut client, endpoint, password, &ehlo, &address, timeout).await?
+            }
         }
         Ok(Upstream {
             client,
@@ -420,8 +428,13 @@ async fn starttls(
         });
     };
     client = SmtpClient {
-        stream: upstream::tls_handshake_traced(endpoint, tcp, server.connect_timeout, trace)
-            .await?,
+        stream: upstream::tls_handshake_traced(
+            &endpoint.target,
+            tcp,
+            server.connect_timeout,
+            trace,
+        )
+        .await?,
         timeout,
     };
     let ehlo = client
@@ -449,6 +462,7 @@ fn extensions(ehlo: &EhloResponse<String>) -> Vec<String> {
 async fn authenticate(
     client: &mut SmtpClient<UpstreamStream>,
     endpoint: &Endpoint,
+    password: &Secret,
     ehlo: &EhloResponse<String>,
     address: &str,
     timeout: Duration,
@@ -459,7 +473,7 @@ async fn authenticate(
             reason: "the server offers no AUTH mechanism (on this connection)".into(),
         });
     }
-    let credentials = Credentials::new(endpoint.username.as_str(), endpoint.password.expose());
+    let credentials = Credentials::new(endpoint.username.as_str(), password.expose());
     match client.authenticate(&credentials, ehlo).await {
         Ok(_) => Ok(()),
         Err(mail_send::Error::AuthenticationFailed(r)) => Err(UpstreamError::Auth {
@@ -514,7 +528,12 @@ async fn authenticate_oauth(
     let mut last = String::new();
     for attempt in 0..2 {
         let token = crate::oauth::access_token(oauth, server, rejected.as_ref()).await?;
-        let payload = mechanism.message(endpoint, &token);
+        let payload = mechanism.message(
+            &endpoint.username,
+            &endpoint.target.host,
+            endpoint.target.port,
+            &token,
+        );
         let name = mechanism.as_str();
         let mut with_ir = zeroize::Zeroizing::new(format!("AUTH {name} {}\r\n", payload.expose()));
         let mut reply = if with_ir.len() <= MAX_INITIAL_RESPONSE_LINE {

@@ -118,7 +118,7 @@ fn secret_env(var: &str, what: &str) -> Result<Secret> {
 /// its own folder, not from where `setup` ran.
 pub(super) fn ca_file_arg(path: &std::path::Path) -> Result<PathBuf> {
     let abs = std::fs::canonicalize(path).with_context(|| format!("CA file {}", path.display()))?;
-    mailgate::tls::client_config(Some(&abs))
+    mailgate::net::tls::client_config(Some(&abs))
         .with_context(|| format!("CA file {}", path.display()))?;
     Ok(abs)
 }

@@ -122,7 +122,7 @@ struct Wizard<'a> {
 /// Adds an account: settings, credential, local password, sign-in and live test, then the
 /// account written and the mail client's settings printed.
 pub fn run(args: SetupArgs) -> Result<()> {
-    mailgate::tls::install_crypto_provider();
+    mailgate::net::tls::install_crypto_provider();
     let interactive = !args.non_interactive;
     let email = match (&args.email, interactive) {
         (Some(e), _) => e.trim().to_owned(),

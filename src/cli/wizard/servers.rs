@@ -42,7 +42,7 @@ fn find(w: &Wizard, server: &ServerConfig, ca_file: Option<&PathBuf>) -> Result<
     let opts = discover::Options {
         resolver: match &args.resolver {
             Some(_) => crate::cli::parse_resolver(args.resolver.as_deref())?,
-            None => discover::dns::Resolver::new(server.resolver),
+            None => mailgate::net::dns::Resolver::new(server.resolver),
         },
         timeout: std::time::Duration::from_secs(5),
         ca_file: ca_file.cloned(),

@@ -37,7 +37,7 @@ fn sign_in(w: &Wizard, target: &Target, plan: &Plan) -> Result<SignedIn> {
     let oauth = cfg
         .accounts
         .first()
-        .and_then(|a| a.imap.oauth.clone())
+        .and_then(|a| a.imap.credential.oauth().cloned())
         .context("the new account has no OAuth settings")?;
     let deadline = std::time::Duration::from_secs(w.args.timeout_secs.max(1));
     let mut out = std::io::stdout();

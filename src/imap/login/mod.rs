@@ -143,7 +143,7 @@ async fn check(
         Ok(up) => {
             metrics::upstream_connected("imap", started.elapsed().as_secs_f64());
             metrics::login("imap", "ok", Some(&account.email));
-            info!(upstream = %account.imap.address(), tls = account.imap.tls.as_str(), "logged in");
+            info!(upstream = %account.imap.address(), tls = account.imap.target.tls.as_str(), "logged in");
             if let Some(ticket) = &session.ticket {
                 ticket.logged_in();
             }

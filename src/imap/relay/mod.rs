@@ -51,7 +51,7 @@ fn quickack<C: 'static>(client: &C) {
     let client = client as &dyn std::any::Any;
     let tcp = client.downcast_ref::<tokio::net::TcpStream>().or_else(|| {
         client
-            .downcast_ref::<crate::tls::ServerStream<tokio::net::TcpStream>>()
+            .downcast_ref::<crate::net::tls::ServerStream<tokio::net::TcpStream>>()
             .map(|tls| tls.get_ref().0)
     });
     if let Some(tcp) = tcp {

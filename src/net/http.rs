@@ -3,15 +3,15 @@
 //!
 //! HTTP itself is hyper's (already in the build for the metrics listener): one
 //! `client::conn::http1` connection per request, no pool, `Connection: close`. The connection
-//! is made through [`crate::upstream`]'s connect and TLS (same resolver, roots, time-outs and
+//! is made through [`crate::net::connect`]'s connect and TLS (same resolver, roots, time-outs and
 //! errors, rustls with ring), and at most [`MAX_RESPONSE`] bytes of head and body are read.
 //!
 //! Nothing here logs: the request carries client secrets and refresh tokens, the response
 //! access tokens. Errors name the URL and the failing step only.
 
-use crate::config::{Endpoint, ServerConfig, TlsMode};
+use super::connect::{self, ConnectError, Unobserved, UpstreamStream};
+use super::target::{Target, TlsMode};
 use crate::secret::Secret;
-use crate::upstream::{self, UpstreamError, UpstreamStream};
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Body as _, Incoming};
 use hyper::{header, Method, Request};
@@ -32,7 +32,7 @@ pub const MAX_RESPONSE: usize = 256 * 1024;
 pub enum HttpError {
     /// Connecting or TLS failed.
     #[error(transparent)]
-    Connect(#[from] UpstreamError),
+    Connect(#[from] ConnectError),
     /// Reading or writing failed after connecting.
     #[error("{url}: {step}: {reason}")]
     Io {
@@ -248,7 +248,9 @@ pub struct Response {
 pub async fn post_form(
     url: &HttpUrl,
     body: &Secret,
-    server: &ServerConfig,
+    resolver: Option<std::net::SocketAddr>,
+    connect_timeout: Duration,
+    timeout: Duration,
 ) -> Result<Response, HttpError> {
     let request = request(url, Method::POST, "application/json")?
         .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
@@ -256,14 +258,7 @@ pub async fn post_form(
             body.expose().as_bytes().to_vec(),
         ))));
     let request = request.map_err(|e| bad_request(url, &e))?;
-    exchange(
-        url,
-        request,
-        server.resolver,
-        server.connect_timeout,
-        server.upstream_timeout,
-    )
-    .await
+    exchange(url, request, resolver, connect_timeout, timeout).await
 }
 
 /// `GET url` (discovery's autoconfig files). Host names go through `resolver` (`None`: the
@@ -378,7 +373,7 @@ async fn connect(
     resolver: Option<std::net::SocketAddr>,
     connect_timeout: Duration,
 ) -> Result<UpstreamStream, HttpError> {
-    let endpoint = Endpoint {
+    let target = Target {
         host: url.host.clone(),
         port: url.port,
         tls: if url.https {
@@ -394,7 +389,7 @@ async fn connect(
         })?,
         tls_config: if url.https {
             Some(
-                crate::tls::client_config(None).map_err(|e| HttpError::Response {
+                super::tls::client_config(None).map_err(|e| HttpError::Response {
                     url: url.to_string(),
                     reason: e.to_string(),
                 })?,
@@ -403,13 +398,10 @@ async fn connect(
             None
         },
         ca_file: None,
-        username: String::new(),
-        password: Secret::default(),
-        oauth: None,
     };
-    let tcp = upstream::tcp_connect_via(&endpoint, connect_timeout, resolver).await?;
+    let tcp = connect::tcp(&target, connect_timeout, resolver, &mut Unobserved).await?;
     Ok(if url.https {
-        upstream::tls_handshake(&endpoint, tcp, connect_timeout).await?
+        connect::tls_handshake(&target, tcp, connect_timeout, &mut Unobserved).await?
     } else {
         UpstreamStream::Plain(tcp)
     })
@@ -475,7 +467,7 @@ async fn with_timeout<T>(
     f: impl std::future::Future<Output = T>,
 ) -> Result<T, HttpError> {
     tokio::time::timeout(timeout, f).await.map_err(|_| {
-        HttpError::Connect(UpstreamError::Timeout {
+        HttpError::Connect(ConnectError::Timeout {
             address: url.to_string(),
             secs: timeout.as_secs(),
             step,

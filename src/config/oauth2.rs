@@ -1,69 +1,19 @@
 //! `[account.oauth2]`: the file's table and the validated settings the rest of mailgate uses.
 //!
-//! Kept out of `config.rs` so that the OAuth schema lives next to the code that uses it;
-//! `config.rs` only calls [`OAuth2File::validate`] and places errors at `file:line:col`.
-//! Presets fill what the table leaves out, so a Gmail or Microsoft 365 account needs only
+//! The account validation calls [`OAuth2File::validate`] and places errors at
+//! `file:line:col`. The identity providers' presets ([`crate::provider::OAuthProvider`]) fill
+//! what the table leaves out, so a Gmail or Microsoft 365 account needs only
 //! `provider` and `client_id`. Endpoints must be `https://`: a token endpoint over plain HTTP
 //! would hand refresh tokens and client secrets to anyone on the path. Loopback addresses are
 //! the one exception (a local identity provider, the tests), because nothing leaves the host.
 
-use crate::oauth::http::HttpUrl;
+use super::locate::FieldError;
+use crate::net::http::HttpUrl;
+use crate::provider::{IdentityPreset, OAuthProvider as Provider};
+use crate::sasl::Mechanism;
 use crate::secret::Secret;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
-
-/// Which SASL mechanism carries the access token upstream.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Mechanism {
-    /// Google's and Microsoft's `XOAUTH2`.
-    Xoauth2,
-    /// RFC 7628 `OAUTHBEARER`.
-    Oauthbearer,
-}
-
-impl Mechanism {
-    /// The SASL mechanism name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Mechanism::Xoauth2 => "XOAUTH2",
-            Mechanism::Oauthbearer => "OAUTHBEARER",
-        }
-    }
-
-    /// The configured mechanism, else XOAUTH2 when the server offers it (Gmail and Microsoft
-    /// 365 document it), else OAUTHBEARER.
-    pub fn choose(configured: Option<Mechanism>, offers_xoauth2: bool) -> Mechanism {
-        match configured {
-            Some(m) => m,
-            None if offers_xoauth2 => Mechanism::Xoauth2,
-            None => Mechanism::Oauthbearer,
-        }
-    }
-
-    /// The base64 SASL message carrying `token` to `endpoint` (OAUTHBEARER names its host/port).
-    pub fn message(self, endpoint: &crate::config::Endpoint, token: &Secret) -> Secret {
-        match self {
-            Mechanism::Xoauth2 => crate::sasl::encode_xoauth2(&endpoint.username, token),
-            Mechanism::Oauthbearer => crate::sasl::encode_oauthbearer(
-                &endpoint.username,
-                &endpoint.host,
-                endpoint.port,
-                token,
-            ),
-        }
-    }
-}
-
-/// A built-in identity provider: endpoints and scopes known in advance.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Provider {
-    /// Gmail and Google Workspace.
-    Google,
-    /// Microsoft 365 and Outlook.com (Microsoft identity platform v2.0).
-    Microsoft,
-}
 
 /// `[account.oauth2]` as written in the file.
 #[derive(Debug, Deserialize)]
@@ -108,85 +58,23 @@ pub struct OAuth2 {
     pub state_dir: PathBuf,
 }
 
-const GOOGLE_AUTHORIZE: &str = "https://accounts.google.com/o/oauth2/auth";
-const GOOGLE_TOKEN: &str = "https://oauth2.googleapis.com/token";
-const GOOGLE_SCOPES: &[&str] = &["https://mail.google.com/"];
-const MICROSOFT_SCOPES: &[&str] = &[
-    "https://outlook.office.com/IMAP.AccessAsUser.All",
-    "https://outlook.office.com/SMTP.Send",
-    "offline_access",
-];
-const MICROSOFT_APP_SCOPE: &str = "https://outlook.office365.com/.default";
-
-/// What a provider preset fills in.
-struct Preset {
-    authorize: Option<String>,
-    token: Option<String>,
-    device: Option<String>,
-    scopes: &'static [&'static str],
-    app_scopes: &'static [&'static str],
-}
-
 impl OAuth2File {
     /// Applies the preset, checks every endpoint and reads the client secret. Errors are
-    /// (sub-field, message), like the endpoint tables'.
+    /// [`FieldError`]s, like the endpoint tables'.
     pub fn validate(
         self,
         account: &str,
         base: &Path,
         state_dir: &Path,
-    ) -> Result<OAuth2, (String, String)> {
-        let bad = |field: &str, msg: String| (format!(".{field}"), msg);
+    ) -> Result<OAuth2, FieldError> {
+        let bad = FieldError::new;
         if self.client_id.trim().is_empty() {
             return Err(bad("client_id", "is empty".into()));
         }
-        let tenant = match (&self.tenant, self.provider) {
-            (Some(_), Some(Provider::Google) | None) => {
-                return Err(bad(
-                    "tenant",
-                    "only applies to provider = \"microsoft\"".into(),
-                ))
-            }
-            (Some(t), _) => {
-                let ok = !t.is_empty()
-                    && t.chars()
-                        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.');
-                if !ok {
-                    return Err(bad(
-                        "tenant",
-                        format!("`{t}` is not a tenant id or domain (e.g. \"common\", \"organizations\", \"contoso.onmicrosoft.com\")"),
-                    ));
-                }
-                t.clone()
-            }
-            (None, _) => "common".to_owned(),
-        };
-        let ms =
-            |path: &str| format!("https://login.microsoftonline.com/{tenant}/oauth2/v2.0/{path}");
-        let preset = match self.provider {
-            Some(Provider::Google) => Preset {
-                authorize: Some(GOOGLE_AUTHORIZE.into()),
-                token: Some(GOOGLE_TOKEN.into()),
-                // Google's device flow does not allow the mail scope.
-                device: None,
-                scopes: GOOGLE_SCOPES,
-                app_scopes: &[],
-            },
-            Some(Provider::Microsoft) => Preset {
-                authorize: Some(ms("authorize")),
-                token: Some(ms("token")),
-                device: Some(ms("devicecode")),
-                scopes: MICROSOFT_SCOPES,
-                app_scopes: &[MICROSOFT_APP_SCOPE],
-            },
-            None => Preset {
-                authorize: None,
-                token: None,
-                device: None,
-                scopes: &[],
-                app_scopes: &[],
-            },
-        };
+        let tenant = self.tenant()?;
+        let preset = self
+            .provider
+            .map_or_else(IdentityPreset::default, |p| p.preset(&tenant));
         let url =
             |field: &str, given: Option<String>, preset: Option<String>| match given.or(preset) {
                 None => Ok(None),
@@ -203,19 +91,25 @@ impl OAuth2File {
                     .map(Some)
                     .map_err(|msg| bad(field, msg)),
             };
-        let authorize_url = url("authorize_url", self.authorize_url, preset.authorize)?;
-        let token_url = url("token_url", self.token_url, preset.token)?.ok_or_else(|| {
-            bad(
-                "token_url",
-                "is missing: set provider = \"google\" | \"microsoft\" or give token_url".into(),
-            )
-        })?;
+        let authorize_url = url(
+            "authorize_url",
+            self.authorize_url.clone(),
+            preset.authorize,
+        )?;
+        let token_url =
+            url("token_url", self.token_url.clone(), preset.token)?.ok_or_else(|| {
+                bad(
+                    "token_url",
+                    "is missing: set provider = \"google\" | \"microsoft\" or give token_url"
+                        .into(),
+                )
+            })?;
         let device_authorization_url = url(
             "device_authorization_url",
-            self.device_authorization_url,
+            self.device_authorization_url.clone(),
             preset.device,
         )?;
-        let scopes: Vec<String> = match self.scopes {
+        let scopes: Vec<String> = match self.scopes.clone() {
             Some(s) => s,
             None => preset.scopes.iter().map(|s| (*s).to_owned()).collect(),
         };
@@ -233,14 +127,59 @@ impl OAuth2File {
         } else {
             preset.app_scopes.iter().map(|s| (*s).to_owned()).collect()
         };
-        let client_secret = match (self.client_secret_env, self.client_secret_file) {
+        let client_secret = self.client_secret(base)?;
+        Ok(OAuth2 {
+            account: account.to_owned(),
+            provider: self.provider,
+            client_id: self.client_id.trim().to_owned(),
+            client_secret,
+            authorize_url,
+            token_url,
+            device_authorization_url,
+            scopes,
+            client_credentials_scopes,
+            mechanism: self.mechanism,
+            state_dir: state_dir.to_owned(),
+        })
+    }
+
+    /// Microsoft's tenant (`common` unless given); an error with any other provider.
+    fn tenant(&self) -> Result<String, FieldError> {
+        let bad = FieldError::new;
+        Ok(match (&self.tenant, self.provider) {
+            (Some(_), Some(Provider::Google) | None) => {
+                return Err(bad(
+                    "tenant",
+                    "only applies to provider = \"microsoft\"".into(),
+                ))
+            }
+            (Some(t), _) => {
+                let ok = !t.is_empty()
+                    && t.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.');
+                if !ok {
+                    return Err(bad(
+                    "tenant",
+                    format!("`{t}` is not a tenant id or domain (e.g. \"common\", \"organizations\", \"contoso.onmicrosoft.com\")"),
+                ));
+                }
+                t.clone()
+            }
+            (None, _) => "common".to_owned(),
+        })
+    }
+
+    /// The client secret from `client_secret_env` or `client_secret_file`, if one is given.
+    fn client_secret(&self, base: &Path) -> Result<Option<Secret>, FieldError> {
+        let bad = FieldError::new;
+        Ok(match (&self.client_secret_env, &self.client_secret_file) {
             (Some(_), Some(_)) => {
                 return Err(bad(
                     "client_secret_env",
                     "give only one of client_secret_env and client_secret_file".into(),
                 ))
             }
-            (Some(var), None) => match std::env::var(&var) {
+            (Some(var), None) => match std::env::var(var) {
                 Ok(v) if !v.is_empty() => Some(Secret::new(v)),
                 _ => {
                     return Err(bad(
@@ -259,19 +198,6 @@ impl OAuth2File {
                 })?)
             }
             (None, None) => None,
-        };
-        Ok(OAuth2 {
-            account: account.to_owned(),
-            provider: self.provider,
-            client_id: self.client_id.trim().to_owned(),
-            client_secret,
-            authorize_url,
-            token_url,
-            device_authorization_url,
-            scopes,
-            client_credentials_scopes,
-            mechanism: self.mechanism,
-            state_dir: state_dir.to_owned(),
         })
     }
 }
@@ -299,10 +225,10 @@ mod tests {
         .unwrap();
         assert_eq!(c.server.state_dir, Path::new("/etc/mailgate/state"));
         let a = &c.accounts[0];
-        let o = a.imap.oauth.as_ref().unwrap();
+        let o = a.imap.credential.oauth().unwrap();
         assert!(std::sync::Arc::ptr_eq(
             o,
-            a.smtp.as_ref().unwrap().oauth.as_ref().unwrap()
+            a.smtp.as_ref().unwrap().credential.oauth().unwrap()
         ));
         assert_eq!(
             o.token_url.to_string(),
@@ -319,7 +245,7 @@ mod tests {
             o.client_credentials_scopes,
             ["https://outlook.office365.com/.default"]
         );
-        assert!(a.imap.password.is_empty());
+        assert!(a.imap.credential.password().is_none());
         assert_eq!(o.mechanism, None);
     }
 
@@ -340,7 +266,7 @@ mod tests {
     #[test]
     fn google_preset_and_overrides() {
         let c = parse("provider = \"google\"\nclient_id = \"abc\"\nscopes = [\"x\"]\nmechanism = \"oauthbearer\"\ntoken_url = \"http://127.0.0.1:9/t\"\n").unwrap();
-        let o = c.accounts[0].imap.oauth.as_ref().unwrap();
+        let o = c.accounts[0].imap.credential.oauth().unwrap();
         assert_eq!(o.token_url.to_string(), "http://127.0.0.1:9/t");
         assert_eq!(
             o.authorize_url.as_ref().unwrap().host,
@@ -348,7 +274,7 @@ mod tests {
         );
         assert!(o.device_authorization_url.is_none());
         assert_eq!(o.scopes, ["x"]);
-        assert_eq!(o.mechanism, Some(super::Mechanism::Oauthbearer));
+        assert_eq!(o.mechanism, Some(crate::sasl::Mechanism::Oauthbearer));
     }
 
     #[test]

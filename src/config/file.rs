@@ -1,0 +1,109 @@
+//! The file as written: structs that mirror the TOML one to one, so that serde rejects typos
+//! and unknown keys with a position. Validation turns them into [`super::Config`].
+
+use super::oauth2::OAuth2File;
+use super::TlsMode;
+use serde::Deserialize;
+use std::path::PathBuf;
+use toml::Spanned;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct FileConfig {
+    #[serde(default)]
+    pub(super) server: ServerFile,
+    #[serde(default)]
+    pub(super) account: Vec<Spanned<AccountFile>>,
+    pub(super) metrics: Option<MetricsFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct MetricsFile {
+    pub(super) listen: Spanned<String>,
+    #[serde(default)]
+    pub(super) per_account: bool,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ServerFile {
+    pub(super) imap_listen: Option<Spanned<String>>,
+    pub(super) smtp_listen: Option<Spanned<String>>,
+    pub(super) imaps_listen: Option<Spanned<String>>,
+    pub(super) smtps_listen: Option<Spanned<String>>,
+    pub(super) tls: Option<Spanned<LocalTlsFile>>,
+    pub(super) login_throttle_threshold: Option<u32>,
+    pub(super) login_throttle_max_delay_ms: Option<u64>,
+    pub(super) login_lockout_secs: Option<u64>,
+    pub(super) max_message_size: Option<u64>,
+    pub(super) max_sessions: Option<usize>,
+    pub(super) max_preauth_sessions: Option<Spanned<usize>>,
+    pub(super) max_connections_per_ip: Option<usize>,
+    pub(super) preauth_timeout_secs: Option<u64>,
+    pub(super) preauth_deadline_secs: Option<u64>,
+    pub(super) max_bad_commands: Option<u32>,
+    pub(super) idle_timeout_secs: Option<Spanned<u64>>,
+    pub(super) auth_failure_delay_ms: Option<u64>,
+    pub(super) login_cache_secs: Option<u64>,
+    pub(super) max_auth_failures: Option<u32>,
+    pub(super) connect_timeout_secs: Option<u64>,
+    pub(super) upstream_timeout_secs: Option<u64>,
+    pub(super) state_dir: Option<PathBuf>,
+    pub(super) resolver: Option<Spanned<String>>,
+    pub(super) allow_no_accounts: Option<bool>,
+    pub(super) allow_core_dumps: Option<bool>,
+}
+
+/// `[server.tls]`: the certificate mailgate presents to its own clients.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct LocalTlsFile {
+    pub(super) cert: Spanned<String>,
+    pub(super) key: Spanned<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct AccountFile {
+    pub(super) email: String,
+    pub(super) local_password_hash: String,
+    #[serde(default)]
+    pub(super) aliases: Vec<String>,
+    pub(super) provider: Option<Spanned<String>>,
+    pub(super) imap: Option<Spanned<EndpointFile>>,
+    pub(super) smtp: Option<Spanned<EndpointFile>>,
+    pub(super) oauth2: Option<Spanned<OAuth2File>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct EndpointFile {
+    pub(super) server: Option<String>,
+    pub(super) host: Option<String>,
+    pub(super) port: Option<u16>,
+    pub(super) tls: Option<TlsMode>,
+    #[serde(default)]
+    pub(super) allow_plaintext: bool,
+    pub(super) ca_file: Option<PathBuf>,
+    pub(super) tls_server_name: Option<String>,
+    pub(super) username: Option<String>,
+    pub(super) password: Option<String>,
+    pub(super) password_env: Option<String>,
+    pub(super) password_file: Option<PathBuf>,
+}
+
+impl EndpointFile {
+    /// The password key this table sets, if any.
+    pub(super) fn password_key(&self) -> Option<&'static str> {
+        if self.password.is_some() {
+            Some("password")
+        } else if self.password_env.is_some() {
+            Some("password_env")
+        } else if self.password_file.is_some() {
+            Some("password_file")
+        } else {
+            None
+        }
+    }
+}

@@ -1,0 +1,225 @@
+//! The configuration file: TOML schema (serde, `deny_unknown_fields`) → validated [`Config`].
+//!
+//! Two layers on purpose. The `*File` structs mirror the file one to one, so that serde rejects
+//! typos and unknown keys with a position. [`Config`] is what the rest of the program sees:
+//! every default applied, every path resolved against the config file's folder, every
+//! credential read (from the file, the environment or a secret file) and every TLS client
+//! configuration built — so a config that loads is a config that can run, and a broken one is
+//! reported at start-up (or on reload) instead of at the first login.
+//!
+//! Errors name the file, line, column and the field path (`account[0].imap.tls`), the way an
+//! operator wants to read them.
+//!
+//! By file: `file.rs` the schema as written; `server.rs` `[server]` and `[metrics]`;
+//! `account.rs` `[[account]]` (identity, where its servers come from); `endpoint.rs` one
+//! server table (target and credential); `oauth2.rs` `[account.oauth2]`; `locate.rs` placing
+//! an error in the file. Parsing never touches the network: accounts whose servers must be
+//! discovered are listed in [`Config::undiscovered`] for `crate::discover::resolve`.
+
+mod account;
+mod endpoint;
+mod file;
+mod locate;
+mod oauth2;
+mod server;
+#[cfg(test)]
+mod tests;
+
+pub use crate::net::TlsMode;
+pub use account::Account;
+pub use endpoint::{Credential, Endpoint};
+pub use oauth2::OAuth2;
+pub use server::{LocalTls, MetricsConfig, ServerConfig, ThrottleConfig};
+
+use crate::provider::Discovery;
+use file::FileConfig;
+use locate::Locator;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Where `mailgate run` looks when no `--config` is given.
+pub const DEFAULT_PATH: &str = "conf/mailgate.toml";
+
+/// A configuration file that cannot be used, with the place in it that says why.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read at all.
+    #[error("{path}: cannot read the config file: {error}")]
+    Read {
+        /// The config file.
+        path: PathBuf,
+        /// The I/O error (in the message, not a `source`: an error chain would print it twice).
+        error: std::io::Error,
+    },
+    /// The file holds nothing but blanks and comments: an editor's half-written save or a full
+    /// disk, never a configuration.
+    #[error(
+        "{path}: the config file is empty; it was not read (a half-written save or a full disk?)"
+    )]
+    Empty {
+        /// The config file.
+        path: PathBuf,
+    },
+    /// The file has no `[[account]]` table and does not say that this is meant: a file that
+    /// lost its accounts would make every login fail.
+    #[error("no accounts in {path}: every login would fail, so the file is refused (a file cut short by a half-written save or a full disk looks like this); add an [[account]] (`mailgate setup`), or set `allow_no_accounts = true` in [server] to run without accounts")]
+    NoAccounts {
+        /// The config file.
+        path: PathBuf,
+    },
+    /// The file is not valid TOML, or does not match the schema, or a value is unusable.
+    #[error("{path}:{line}:{column}: {field}: {message}")]
+    Invalid {
+        /// The config file.
+        path: PathBuf,
+        /// 1-based line of the offending value.
+        line: usize,
+        /// 1-based column of the offending value.
+        column: usize,
+        /// Dotted field path, e.g. `account[0].imap.tls`.
+        field: String,
+        /// What is wrong, in words.
+        message: String,
+    },
+}
+
+// ---------------------------------------------------------------------------------------------
+// The validated configuration.
+
+/// A loaded, validated configuration. Shared as `Arc<Config>`; a reload builds a new one.
+#[derive(Debug)]
+pub struct Config {
+    /// The file this came from (for reload and messages).
+    pub path: PathBuf,
+    /// Listener and limit settings.
+    pub server: ServerConfig,
+    /// Accounts in file order.
+    pub accounts: Vec<Arc<Account>>,
+    /// The Prometheus endpoint; `None` when the file has no `[metrics]` table.
+    pub metrics: Option<MetricsConfig>,
+    /// Lower-cased login name → index into `accounts`.
+    by_login: HashMap<String, usize>,
+    /// Accounts left out because their servers need network discovery (no servers in the file
+    /// and no preset for the domain); `crate::discover::resolve` fills them in.
+    pub undiscovered: Vec<String>,
+}
+
+/// The config file's text, or [`ConfigError::Read`].
+pub fn read(path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
+        path: path.to_owned(),
+        error,
+    })
+}
+
+impl Config {
+    /// Reads and validates the file at `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = read(path)?;
+        Config::parse(&text, path)
+    }
+
+    /// Validates `text` as if it had been read from `path` (relative paths resolve against
+    /// `path`'s folder; environment variables are read now). No network: accounts that need
+    /// discovery are listed in [`Config::undiscovered`] and left out.
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        Config::parse_with(text, path, &HashMap::new())
+    }
+
+    /// [`Config::parse`] with the servers discovered for some accounts (by lower-case email).
+    /// A file without `[[account]]` tables is refused unless `[server]` says
+    /// `allow_no_accounts = true`, and an empty one always: both are what a half-written save
+    /// or a full disk leaves, and serving them would fail every login.
+    pub fn parse_with(
+        text: &str,
+        path: &Path,
+        discovered: &HashMap<String, Discovery>,
+    ) -> Result<Config, ConfigError> {
+        Config::parse_inner(text, path, discovered, true)
+    }
+
+    /// The `[server]` settings of `text`, whether or not it has accounts (`mailgate setup`
+    /// reads them before the file has its first account).
+    pub fn parse_server(text: &str, path: &Path) -> Result<ServerConfig, ConfigError> {
+        Config::parse_inner(text, path, &HashMap::new(), false).map(|c| c.server)
+    }
+
+    /// [`Config::parse_server`] of the file at `path` (`mailgate throttle` needs only
+    /// `state_dir`, whatever the accounts).
+    pub fn load_server(path: &Path) -> Result<ServerConfig, ConfigError> {
+        let text = read(path)?;
+        Config::parse_server(&text, path)
+    }
+
+    fn parse_inner(
+        text: &str,
+        path: &Path,
+        discovered: &HashMap<String, Discovery>,
+        need_accounts: bool,
+    ) -> Result<Config, ConfigError> {
+        if need_accounts && text.trim().is_empty() {
+            return Err(ConfigError::Empty {
+                path: path.to_owned(),
+            });
+        }
+        let loc = Locator { text, path };
+        let file: FileConfig = toml::from_str(text).map_err(|e| loc.toml(&e))?;
+        if need_accounts && file.account.is_empty() && file.server.allow_no_accounts != Some(true) {
+            return Err(ConfigError::NoAccounts {
+                path: path.to_owned(),
+            });
+        }
+        let base = path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."));
+        let server = server::server(file.server, &base, loc)?;
+        let metrics = server::metrics(file.metrics, loc)?;
+        let cx = account::Context {
+            loc,
+            base: &base,
+            state_dir: &server.state_dir,
+            discovered,
+        };
+        let mut accounts = Vec::new();
+        let mut by_login = HashMap::new();
+        let mut undiscovered = Vec::new();
+        for (i, spanned) in file.account.into_iter().enumerate() {
+            let at = spanned.span().start;
+            let a = spanned.into_inner();
+            let name = format!("account[{i}]");
+            let email = account::check_identity(&a, &name, at, loc)?;
+            let login = email.to_ascii_lowercase();
+            if by_login.contains_key(&login) {
+                return Err(loc.at(
+                    at,
+                    format!("{name}.email"),
+                    format!("`{email}` is configured twice"),
+                ));
+            }
+            match account::account(a, email.clone(), &name, at, &cx)? {
+                Some(account) => {
+                    by_login.insert(login, accounts.len());
+                    accounts.push(Arc::new(account));
+                }
+                None => undiscovered.push(email),
+            }
+        }
+        Ok(Config {
+            path: path.to_owned(),
+            server,
+            accounts,
+            metrics,
+            by_login,
+            undiscovered,
+        })
+    }
+
+    /// The account a client logs in as, by email address (case-insensitive).
+    pub fn account(&self, login: &str) -> Option<&Arc<Account>> {
+        self.by_login
+            .get(&login.trim().to_ascii_lowercase())
+            .map(|&i| &self.accounts[i])
+    }
+}

@@ -1,0 +1,13 @@
+//! The network layer: name lookup, TCP connect, TLS (client and server side) and a small HTTP
+//! client. It knows targets (host, port, TLS mode, trust), never accounts or credentials, and
+//! imports nothing above it.
+
+pub mod connect;
+pub mod dns;
+pub mod http;
+pub mod probe;
+pub mod target;
+pub mod tls;
+
+pub use connect::{ConnectError, UpstreamStream};
+pub use target::{host_port, Target, TlsMode};

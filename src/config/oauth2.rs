@@ -79,6 +79,7 @@ impl OAuth2File {
             |field: &str, given: Option<String>, preset: Option<String>| match given.or(preset) {
                 None => Ok(None),
                 Some(text) => HttpUrl::parse(&text)
+                    .map_err(|e| e.to_string())
                     .and_then(|u| {
                         if u.https || u.is_loopback() {
                             Ok(u)

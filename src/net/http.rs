@@ -66,17 +66,40 @@ pub struct HttpUrl {
     pub path: String,
 }
 
+/// Why a text is not a URL mailgate fetches; each names the text as given.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UrlError {
+    /// Another scheme, or none.
+    #[error("`{0}` is not an http:// or https:// URL")]
+    NotHttp(String),
+    /// `user:pass@`: a secret in a value that messages print.
+    #[error("`{0}`: user info in a URL is not allowed")]
+    UserInfo(String),
+    /// `[` of an IPv6 host without its `]`.
+    #[error("`{0}`: unclosed [ in the host")]
+    UnclosedBracket(String),
+    /// A port that is not a number from 0 to 65535.
+    #[error("`{0}`: bad port")]
+    BadPort(String),
+    /// Something after a bracketed host other than a port.
+    #[error("`{0}`: bad host")]
+    BadHost(String),
+    /// An empty or odd host, port 0, or white space in the path.
+    #[error("`{0}` is not a usable URL")]
+    Unusable(String),
+}
+
 impl HttpUrl {
     /// Parses an absolute http(s) URL. User info (`user:pass@`) is refused: it would put a
     /// secret into a config value that is printed in messages.
-    pub fn parse(text: &str) -> Result<HttpUrl, String> {
+    pub fn parse(text: &str) -> Result<HttpUrl, UrlError> {
         let text = text.trim();
         let (https, rest) = if let Some(r) = text.strip_prefix("https://") {
             (true, r)
         } else if let Some(r) = text.strip_prefix("http://") {
             (false, r)
         } else {
-            return Err(format!("`{text}` is not an http:// or https:// URL"));
+            return Err(UrlError::NotHttp(text.to_owned()));
         };
         let split = rest.find(['/', '?', '#']).unwrap_or(rest.len());
         let (authority, path) = rest.split_at(split);
@@ -89,24 +112,24 @@ impl HttpUrl {
             path.to_owned()
         };
         if authority.contains('@') {
-            return Err(format!("`{text}`: user info in a URL is not allowed"));
+            return Err(UrlError::UserInfo(text.to_owned()));
         }
         let default_port = if https { 443 } else { 80 };
         let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
             let (h, after) = v6
                 .split_once(']')
-                .ok_or_else(|| format!("`{text}`: unclosed [ in the host"))?;
+                .ok_or_else(|| UrlError::UnclosedBracket(text.to_owned()))?;
             let port = match after.strip_prefix(':') {
-                Some(p) => p.parse().map_err(|_| format!("`{text}`: bad port"))?,
+                Some(p) => p.parse().map_err(|_| UrlError::BadPort(text.to_owned()))?,
                 None if after.is_empty() => default_port,
-                None => return Err(format!("`{text}`: bad host")),
+                None => return Err(UrlError::BadHost(text.to_owned())),
             };
             (h.to_owned(), port)
         } else {
             match authority.rsplit_once(':') {
                 Some((h, p)) => (
                     h.to_owned(),
-                    p.parse().map_err(|_| format!("`{text}`: bad port"))?,
+                    p.parse().map_err(|_| UrlError::BadPort(text.to_owned()))?,
                 ),
                 None => (authority.to_owned(), default_port),
             }
@@ -116,7 +139,7 @@ impl HttpUrl {
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '_'));
         if !host_ok || port == 0 || path.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return Err(format!("`{text}` is not a usable URL"));
+            return Err(UrlError::Unusable(text.to_owned()));
         }
         Ok(HttpUrl {
             https,

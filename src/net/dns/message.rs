@@ -4,6 +4,11 @@
 use super::{DnsError, Mx, EDNS_PAYLOAD, MAX_RECORDS};
 use std::net::{Ipv4Addr, Ipv6Addr};
 
+/// What is wrong with a reply's bytes (the query is asked again).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct BadReply(pub &'static str);
+
 /// Record types asked for (RFC 1035 3.2.2, RFC 3596).
 pub(super) const TYPE_A: u16 = 1;
 pub(super) const TYPE_MX: u16 = 15;
@@ -22,7 +27,29 @@ pub(super) enum Answer {
     /// The TC bit: the records that fit (often none); the whole answer needs TCP.
     Truncated(Vec<Record>),
     NoSuchName,
-    Error(&'static str),
+    Error(Rcode),
+}
+
+/// An error code of a reply other than "no such name" (RFC 1035 4.1.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Rcode {
+    /// The server did not understand the query (an old one, refusing EDNS).
+    FormErr,
+    ServFail,
+    Refused,
+    Other,
+}
+
+impl Rcode {
+    /// The code's name, for messages.
+    pub(super) fn name(self) -> &'static str {
+        match self {
+            Rcode::FormErr => "FORMERR",
+            Rcode::ServFail => "SERVFAIL",
+            Rcode::Refused => "REFUSED",
+            Rcode::Other => "an error",
+        }
+    }
 }
 
 /// A standard query with recursion desired; with `edns`, an OPT record (RFC 6891) in the
@@ -73,43 +100,45 @@ pub(super) fn encode_name(p: &mut Vec<u8>, name: &str) -> Result<(), DnsError> {
 
 /// Reads the name at `pos` (following compression pointers, at most 64 of them, so a pointer
 /// loop ends); returns it and the offset after the name's in-place bytes.
-fn read_name(msg: &[u8], mut pos: usize) -> Result<(String, usize), String> {
+fn read_name(msg: &[u8], mut pos: usize) -> Result<(String, usize), BadReply> {
     let mut name = String::new();
     let mut end = None;
     for _ in 0..64 {
-        let len = *msg.get(pos).ok_or("name runs past the end")? as usize;
+        let len = *msg.get(pos).ok_or(BadReply("name runs past the end"))? as usize;
         match len {
             0 => {
                 return Ok((name, end.unwrap_or(pos + 1)));
             }
             l if l & 0xC0 == 0xC0 => {
-                let low = *msg.get(pos + 1).ok_or("pointer runs past the end")? as usize;
+                let low =
+                    *msg.get(pos + 1)
+                        .ok_or(BadReply("pointer runs past the end"))? as usize;
                 end.get_or_insert(pos + 2);
                 pos = ((l & 0x3F) << 8) | low;
             }
             l if l <= 63 => {
                 let label = msg
                     .get(pos + 1..pos + 1 + l)
-                    .ok_or("label runs past the end")?;
+                    .ok_or(BadReply("label runs past the end"))?;
                 if !name.is_empty() {
                     name.push('.');
                 }
                 name.push_str(&String::from_utf8_lossy(label).to_ascii_lowercase());
                 if name.len() > 255 {
-                    return Err("name longer than 255 bytes".into());
+                    return Err(BadReply("name longer than 255 bytes"));
                 }
                 pos += 1 + l;
             }
-            _ => return Err("bad label type".into()),
+            _ => return Err(BadReply("bad label type")),
         }
     }
-    Err("too many compression pointers".into())
+    Err(BadReply("too many compression pointers"))
 }
 
-fn u16_at(msg: &[u8], pos: usize) -> Result<u16, String> {
+fn u16_at(msg: &[u8], pos: usize) -> Result<u16, BadReply> {
     msg.get(pos..pos + 2)
         .map(|b| u16::from_be_bytes([b[0], b[1]]))
-        .ok_or_else(|| "message too short".into())
+        .ok_or(BadReply("message too short"))
 }
 
 /// What a reply to an A (`qtype` 1), MX (15) or AAAA (28) query with `id` says, as text:
@@ -117,10 +146,10 @@ fn u16_at(msg: &[u8], pos: usize) -> Result<u16, String> {
 /// `discovery` fuzz target: these bytes come from the network, so any of them must give an
 /// answer or an error, never a panic.
 #[doc(hidden)]
-pub fn read_reply(msg: &[u8], id: u16, qtype: u16) -> Result<Vec<String>, String> {
+pub fn read_reply(msg: &[u8], id: u16, qtype: u16) -> Result<Vec<String>, BadReply> {
     Ok(match parse_response(msg, id, qtype)? {
         Answer::NoSuchName => vec!["no such name".to_owned()],
-        Answer::Error(e) => vec![format!("error {e}")],
+        Answer::Error(e) => vec![format!("error {}", e.name())],
         Answer::Records(records) | Answer::Truncated(records) => records
             .iter()
             .map(|r| match r {
@@ -132,21 +161,21 @@ pub fn read_reply(msg: &[u8], id: u16, qtype: u16) -> Result<Vec<String>, String
     })
 }
 
-pub(super) fn parse_response(msg: &[u8], id: u16, qtype: u16) -> Result<Answer, String> {
+pub(super) fn parse_response(msg: &[u8], id: u16, qtype: u16) -> Result<Answer, BadReply> {
     if u16_at(msg, 0)? != id {
-        return Err("answer to another query".into());
+        return Err(BadReply("answer to another query"));
     }
     let flags = u16_at(msg, 2)?;
     if flags & 0x8000 == 0 {
-        return Err("not a response".into());
+        return Err(BadReply("not a response"));
     }
     match flags & 0x000F {
         0 => {}
         3 => return Ok(Answer::NoSuchName),
-        2 => return Ok(Answer::Error("SERVFAIL")),
-        5 => return Ok(Answer::Error("REFUSED")),
-        1 => return Ok(Answer::Error("FORMERR")),
-        _ => return Ok(Answer::Error("an error")),
+        2 => return Ok(Answer::Error(Rcode::ServFail)),
+        5 => return Ok(Answer::Error(Rcode::Refused)),
+        1 => return Ok(Answer::Error(Rcode::FormErr)),
+        _ => return Ok(Answer::Error(Rcode::Other)),
     }
     let qd = u16_at(msg, 4)?;
     let an = u16_at(msg, 6)? as usize;
@@ -173,7 +202,7 @@ fn read_records(
     an: usize,
     qtype: u16,
     out: &mut Vec<Record>,
-) -> Result<(), String> {
+) -> Result<(), BadReply> {
     for _ in 0..an.min(MAX_RECORDS) {
         let (_, after) = read_name(msg, pos)?;
         let rtype = u16_at(msg, after)?;
@@ -181,7 +210,7 @@ fn read_records(
         let rdata = after + 10;
         let data = msg
             .get(rdata..rdata + rdlen)
-            .ok_or("record runs past the end")?;
+            .ok_or(BadReply("record runs past the end"))?;
         match (rtype, rdlen) {
             (TYPE_A, 4) if qtype == TYPE_A => {
                 out.push(Record::A(Ipv4Addr::new(data[0], data[1], data[2], data[3])))

@@ -25,7 +25,9 @@ mod message;
 mod transport;
 
 pub use message::read_reply;
-use message::{encode_query, parse_response, Answer, Record, TYPE_A, TYPE_AAAA, TYPE_MX};
+use message::{
+    encode_query, parse_response, Answer, BadReply, Rcode, Record, TYPE_A, TYPE_AAAA, TYPE_MX,
+};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 use transport::{ask, ask_tcp};
@@ -75,6 +77,20 @@ pub enum DnsError {
         /// The resolver's words.
         reason: String,
     },
+}
+
+/// Why one exchange with one server gave nothing usable: the query is asked again (or the
+/// next server), and the last one is the reason [`DnsError::NoAnswer`] gives.
+#[derive(Debug, thiserror::Error)]
+enum Failure {
+    #[error("no answer within {0} s")]
+    Silent(u64),
+    #[error("{0}")]
+    Io(std::io::Error),
+    #[error("{0}")]
+    Malformed(#[from] BadReply),
+    #[error("{0} (over TCP, after a truncated answer)")]
+    AfterTruncation(Box<Failure>),
 }
 
 /// One MX record.
@@ -219,22 +235,20 @@ impl Resolver {
                 let packet = encode_query(id, name, qtype, edns)?;
                 let reply = ask(*server, &packet)
                     .await
-                    .and_then(|resp| parse_response(&resp, id, qtype));
+                    .and_then(|resp| Ok(parse_response(&resp, id, qtype)?));
                 let reply = match reply {
                     Ok(Answer::Truncated(partial)) => {
                         // The whole answer over TCP (RFC 7766); what fit in the datagram only
                         // when the server takes no TCP.
                         match ask_tcp(*server, &packet)
                             .await
-                            .and_then(|resp| parse_response(&resp, id, qtype))
+                            .and_then(|resp| Ok(parse_response(&resp, id, qtype)?))
                         {
                             Err(reason) if !partial.is_empty() => {
                                 tracing::debug!(%server, name, %reason, "DNS over TCP failed; using the truncated answer");
                                 Ok(Answer::Records(partial))
                             }
-                            Err(reason) => {
-                                Err(format!("{reason} (over TCP, after a truncated answer)"))
-                            }
+                            Err(reason) => Err(Failure::AfterTruncation(Box::new(reason))),
                             whole => whole,
                         }
                     }
@@ -244,7 +258,7 @@ impl Resolver {
                     // Over TCP a reply is never cut, whatever its TC bit says.
                     Ok(Answer::Records(r) | Answer::Truncated(r)) => return Ok(r),
                     Ok(Answer::NoSuchName) => return Ok(Vec::new()),
-                    Ok(Answer::Error("FORMERR")) if edns => {
+                    Ok(Answer::Error(Rcode::FormErr)) if edns => {
                         // An old server that does not know EDNS: the same query without
                         // it, not counted as a try.
                         edns = false;
@@ -254,7 +268,7 @@ impl Resolver {
                         return Err(DnsError::Failed {
                             server: *server,
                             name: name.to_owned(),
-                            code,
+                            code: code.name(),
                         })
                     }
                     // No answer, or one that does not parse or belongs to another query: ask
@@ -361,7 +375,7 @@ mod tests {
         let sf = response(1, 2, "x.test", TYPE_MX, &[]);
         assert_eq!(
             parse_response(&sf, 1, TYPE_MX).unwrap(),
-            Answer::Error("SERVFAIL")
+            Answer::Error(Rcode::ServFail)
         );
         assert!(parse_response(&nx, 2, TYPE_MX).is_err());
         // A pointer to itself loops; it must end with an error, not hang.

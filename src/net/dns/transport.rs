@@ -1,13 +1,13 @@
 //! The two ways a query travels: one UDP datagram each way, or over TCP after a truncated
 //! answer; each exchange bounded by [`QUERY_TIMEOUT`] and [`MAX_DATAGRAM`].
 
-use super::{MAX_DATAGRAM, QUERY_TIMEOUT};
+use super::{Failure, MAX_DATAGRAM, QUERY_TIMEOUT};
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 
 /// One datagram out, one datagram back, within [`QUERY_TIMEOUT`].
-pub(super) async fn ask(server: SocketAddr, packet: &[u8]) -> Result<Vec<u8>, String> {
+pub(super) async fn ask(server: SocketAddr, packet: &[u8]) -> Result<Vec<u8>, Failure> {
     let local: SocketAddr = if server.is_ipv4() {
         (Ipv4Addr::UNSPECIFIED, 0).into()
     } else {
@@ -28,7 +28,7 @@ pub(super) async fn ask(server: SocketAddr, packet: &[u8]) -> Result<Vec<u8>, St
 
 /// The same question over TCP, each message after its two-byte length (RFC 1035 4.2.2), so
 /// the answer is at most 64 KiB; within [`QUERY_TIMEOUT`], connecting included.
-pub(super) async fn ask_tcp(server: SocketAddr, packet: &[u8]) -> Result<Vec<u8>, String> {
+pub(super) async fn ask_tcp(server: SocketAddr, packet: &[u8]) -> Result<Vec<u8>, Failure> {
     within(async {
         let mut stream = TcpStream::connect(server).await?;
         let len = u16::try_from(packet.len()).map_err(std::io::Error::other)?;
@@ -48,10 +48,10 @@ pub(super) async fn ask_tcp(server: SocketAddr, packet: &[u8]) -> Result<Vec<u8>
 /// One exchange, given up after [`QUERY_TIMEOUT`].
 async fn within(
     exchange: impl std::future::Future<Output = std::io::Result<Vec<u8>>>,
-) -> Result<Vec<u8>, String> {
+) -> Result<Vec<u8>, Failure> {
     match tokio::time::timeout(QUERY_TIMEOUT, exchange).await {
-        Err(_) => Err(format!("no answer within {} s", QUERY_TIMEOUT.as_secs())),
-        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err(Failure::Silent(QUERY_TIMEOUT.as_secs())),
+        Ok(Err(e)) => Err(Failure::Io(e)),
         Ok(Ok(b)) => Ok(b),
     }
 }

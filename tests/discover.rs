@@ -76,7 +76,7 @@ fn server(v: &Value) -> String {
 fn presets_resolve_by_domain_without_the_network() {
     let dns = DnsServer::start(&[]);
     // Every built-in preset, through the binary. The expected values are the table's own; the
-    // hand-written expectations per provider are in provider.rs's unit tests.
+    // hand-written expectations per provider are in the unit tests of src/provider/.
     for p in mailgate::provider::PRESETS {
         let Some(domain) = p.domains.first() else {
             continue; // reachable by MX only (Microsoft 365): see the MX test

@@ -2,7 +2,7 @@
 //! one envelope step at a time, and the message bytes written by us.
 //!
 //! mail-send does connect-level work on our own stream: we connect with
-//! [`crate::upstream::tcp_connect`] and [`crate::upstream::tls_handshake`] (so the account's CA
+//! [`crate::net::connect::tcp`] and [`crate::net::connect::tls_handshake`] (so the account's CA
 //! file and TLS name apply) and wrap the stream in `mail_send::SmtpClient { stream, timeout }`
 //! for EHLO, STARTTLS and AUTH. Message bytes are *not* sent with mail-send's `data` /
 //! `write_message`: it appends an extra CRLF and does not stuff a dot at the start of the first

@@ -29,6 +29,9 @@ impl Gateway {
 impl Rewrite for Gateway {
     fn command(&mut self, line: Line<'_>) -> Verdict {
         match line.literal {
+            // The rest of a command after a literal, or an answer to a continuation request
+            // (IDLE's DONE): never a command of its own.
+            None if !line.starts => Verdict::Pass,
             None => {
                 let (tag, name) = command_name(line.bytes);
                 match local_answer(tag, name) {
@@ -272,5 +275,21 @@ mod tests {
         );
         assert!(local_answer(b"a1", b"COMPRESS").is_some());
         assert!(local_answer(b"a1", b"NOOP").is_none());
+    }
+
+    #[test]
+    fn a_line_that_continues_a_command_is_forwarded() {
+        // `a SEARCH SUBJECT {4}`, its data `test`, then ` COMPRESS DEFLATE`: the rest of one
+        // command, which must reach the server as it is, not be answered as a new command.
+        let mut g = Gateway::new(0);
+        assert_eq!(g.command(line(b" STARTTLS\r\n", false)), Verdict::Pass);
+        assert_eq!(
+            g.command(line(b"x COMPRESS DEFLATE\r\n", false)),
+            Verdict::Pass
+        );
+        assert!(matches!(
+            g.command(line(b"x COMPRESS DEFLATE\r\n", true)),
+            Verdict::Answer(_)
+        ));
     }
 }

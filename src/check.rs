@@ -19,6 +19,7 @@ pub mod inspect;
 
 use crate::config::{Account, Config, Endpoint, ServerConfig, TlsMode};
 use crate::net::probe::PROBE_TIMEOUT;
+use crate::net::ConnectError;
 use crate::upstream::{Steps, Trace, UpstreamError};
 use advice::{Failure, Probe};
 use inspect::{CertInfo, Inspector};
@@ -248,7 +249,7 @@ impl Ctx<'_> {
         // The gateway's own probe findings are in its error's words already.
         let told = matches!(
             error,
-            UpstreamError::NotTls { .. } | UpstreamError::ExpectsTls { .. }
+            UpstreamError::Net(ConnectError::NotTls { .. } | ConnectError::ExpectsTls { .. })
         );
         match &probe {
             Probe::Plaintext(line) if !told => {
@@ -349,11 +350,11 @@ impl Ctx<'_> {
     async fn probe(&self, kind: Kind, trace: &Steps, error: &UpstreamError) -> Probe {
         // The gateway's own code probed already: its error says what it found.
         match error {
-            UpstreamError::NotTls {
+            UpstreamError::Net(ConnectError::NotTls {
                 greeting: Some(line),
                 ..
-            } => return Probe::Plaintext(line.clone()),
-            UpstreamError::ExpectsTls { .. } => return Probe::Tls,
+            }) => return Probe::Plaintext(line.clone()),
+            UpstreamError::Net(ConnectError::ExpectsTls { .. }) => return Probe::Tls,
             _ => {}
         }
         let Some(addr) = trace.connected else {
@@ -367,8 +368,7 @@ impl Ctx<'_> {
             (Kind::Tls, TlsMode::Implicit)
                 if matches!(
                     error,
-                    UpstreamError::Tls { .. }
-                        | UpstreamError::NotTls { .. }
+                    UpstreamError::Net(ConnectError::Tls { .. } | ConnectError::NotTls { .. })
                         | UpstreamError::Closed { .. }
                         | UpstreamError::Timeout { .. }
                 ) && self.inspector.and_then(Inspector::seen).is_none() =>

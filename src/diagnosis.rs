@@ -9,6 +9,7 @@
 //! typed fields of the error), never on its text.
 
 use crate::config::Endpoint;
+use crate::net::ConnectError;
 use crate::upstream::{ConnectCause, FailureKind, UpstreamError};
 use std::borrow::Cow;
 
@@ -165,7 +166,7 @@ pub fn advice(
     let table = protocol.table();
     let (implicit, starttls) = protocol.ports();
     Some(match (error.kind(), error) {
-        (_, UpstreamError::Dns { host, .. }) => format!(
+        (_, UpstreamError::Net(ConnectError::Dns { host, .. })) => format!(
             "the name {host} does not resolve: check the host name in {table} and this machine's DNS/network"
         ),
         (K::DnsTimeout, _) => "the DNS lookup timed out: check this machine's DNS/network".into(),
@@ -177,10 +178,12 @@ pub fn advice(
             "{address} does not answer (time-out): the server is down, or a firewall drops the connection"
         ),
         (K::Connect(ConnectCause::Other), _) => unreachable_server(&address),
-        (_, UpstreamError::NotTls { port, greeting, .. }) => {
+        (_, UpstreamError::Net(ConnectError::NotTls { port, greeting, .. })) => {
             plaintext_port(protocol, *port, greeting.as_deref())
         }
-        (_, UpstreamError::ExpectsTls { port, .. }) => implicit_tls_port(protocol, *port),
+        (_, UpstreamError::Net(ConnectError::ExpectsTls { port, .. })) => {
+            implicit_tls_port(protocol, *port)
+        }
         (K::NoStarttls, _) => no_starttls(protocol, &address),
         (_, UpstreamError::NoOAuthMechanism { reason, .. }) => format!(
             "the server offers no OAuth mechanism here: remove [account.oauth2] and use an app password, or check the server ({reason})"
@@ -249,11 +252,11 @@ pub fn plaintext_port(protocol: Protocol, port: u16, greeting: Option<&str>) -> 
 pub fn log_advice(error: &UpstreamError, protocol: Protocol, email: &str) -> String {
     let check = format!("`mailgate check {email}` shows each step");
     match error {
-        UpstreamError::NotTls { port, greeting, .. } => format!(
+        UpstreamError::Net(ConnectError::NotTls { port, greeting, .. }) => format!(
             "{}; {check}",
             plaintext_port(protocol, *port, greeting.as_deref())
         ),
-        UpstreamError::ExpectsTls { port, .. } => {
+        UpstreamError::Net(ConnectError::ExpectsTls { port, .. }) => {
             format!("{}; {check}", implicit_tls_port(protocol, *port))
         }
         _ => format!("{check} and what to do"),
@@ -266,20 +269,20 @@ mod tests {
 
     #[test]
     fn tls_mode_advice_names_the_setting() {
-        let e = UpstreamError::NotTls {
+        let e = UpstreamError::Net(ConnectError::NotTls {
             address: "h:143".into(),
             port: 143,
             greeting: Some("* OK Dovecot ready.".into()),
-        };
+        });
         assert_eq!(
             log_advice(&e, Protocol::Imap, "a@b"),
             "port 143 speaks plaintext IMAP (STARTTLS), not implicit TLS: set tls = \"starttls\" in [account.imap], or use port 993 with tls = \"implicit\"; `mailgate check a@b` shows each step"
         );
-        let e = UpstreamError::ExpectsTls {
+        let e = UpstreamError::Net(ConnectError::ExpectsTls {
             address: "h:465".into(),
             port: 465,
             secs: 15,
-        };
+        });
         assert!(log_advice(&e, Protocol::Smtp, "a@b").starts_with(
             "port 465 speaks implicit TLS (it waits for a TLS handshake, not a plaintext greeting): set tls = \"implicit\" in [account.smtp], or use port 587"
         ));

@@ -19,64 +19,11 @@ pub use crate::net::connect::{ConnectCause, TlsFailure, TlsSummary, UpstreamStre
 /// Why the upstream could not be reached or spoke nonsense. Never carries a credential.
 #[derive(Debug, thiserror::Error)]
 pub enum UpstreamError {
-    /// The host name did not resolve.
-    #[error("cannot resolve {host}: {reason}")]
-    Dns {
-        /// The host name.
-        host: String,
-        /// Resolver error text.
-        reason: String,
-    },
-    /// No address accepted a TCP connection.
-    #[error("cannot connect to {address}: {reason}")]
-    Connect {
-        /// host:port.
-        address: String,
-        /// The last error seen.
-        reason: String,
-        /// What the last address did.
-        cause: ConnectCause,
-    },
-    /// The TLS handshake failed (untrusted or wrong certificate, protocol mismatch).
-    #[error("TLS with {address} failed: {reason}")]
-    Tls {
-        /// host:port.
-        address: String,
-        /// rustls's explanation.
-        reason: String,
-        /// What kind of failure, for advice chosen without reading `reason`.
-        failure: TlsFailure,
-    },
-    /// Implicit TLS was configured, but the port answered the TLS handshake with something
-    /// that is not TLS (rustls: an invalid first record): a plaintext or STARTTLS port.
-    #[error("{address} does not speak TLS on this port: it answered the TLS handshake in plaintext{}", greeting.as_ref().map(|g| format!(" (a plaintext connection is greeted with {g:?})")).unwrap_or_default())]
-    NotTls {
-        /// host:port.
-        address: String,
-        /// The port.
-        port: u16,
-        /// The first line a plaintext connection got, if a second connection got one.
-        greeting: Option<String>,
-    },
-    /// STARTTLS or plaintext was configured, but the server sent no greeting and answers a
-    /// TLS handshake: an implicit-TLS port, waiting for the client's TLS hello.
-    #[error("{address} sent no greeting within {secs} s and answers a TLS handshake: it is an implicit-TLS port")]
-    ExpectsTls {
-        /// host:port.
-        address: String,
-        /// The port.
-        port: u16,
-        /// Seconds waited for the greeting.
-        secs: u64,
-    },
-    /// The DNS lookup of the host name did not finish in time.
-    #[error("{address} did not answer within {secs} s (DNS lookup)")]
-    DnsTimeout {
-        /// host:port.
-        address: String,
-        /// Seconds waited.
-        secs: u64,
-    },
+    /// Reaching the server failed: DNS, TCP, TLS, or a port that speaks the other TLS mode
+    /// (see [`ConnectError`]). Never [`ConnectError::Timeout`]: a time-out is
+    /// [`UpstreamError::Timeout`], whichever step it was.
+    #[error(transparent)]
+    Net(ConnectError),
     /// The server did not answer in time.
     #[error("{address} did not answer within {secs} s ({step})")]
     Timeout {
@@ -179,12 +126,15 @@ impl UpstreamError {
     /// The kind of failure (see [`FailureKind`]).
     pub fn kind(&self) -> FailureKind {
         match self {
-            UpstreamError::Dns { .. } => FailureKind::Dns,
-            UpstreamError::DnsTimeout { .. } => FailureKind::DnsTimeout,
-            UpstreamError::Connect { cause, .. } => FailureKind::Connect(*cause),
-            UpstreamError::Tls { failure, .. } => FailureKind::Tls(*failure),
-            UpstreamError::NotTls { .. } => FailureKind::NotTls,
-            UpstreamError::ExpectsTls { .. } => FailureKind::ExpectsTls,
+            UpstreamError::Net(e) => match e {
+                ConnectError::Dns { .. } => FailureKind::Dns,
+                ConnectError::DnsTimeout { .. } => FailureKind::DnsTimeout,
+                ConnectError::Connect { cause, .. } => FailureKind::Connect(*cause),
+                ConnectError::Tls { failure, .. } => FailureKind::Tls(*failure),
+                ConnectError::NotTls { .. } => FailureKind::NotTls,
+                ConnectError::ExpectsTls { .. } => FailureKind::ExpectsTls,
+                ConnectError::Timeout { .. } => FailureKind::Timeout,
+            },
             UpstreamError::NoStarttls { .. } => FailureKind::NoStarttls,
             UpstreamError::Timeout { .. } => FailureKind::Timeout,
             UpstreamError::Protocol { .. } | UpstreamError::Closed { .. } => FailureKind::Protocol,
@@ -276,46 +226,6 @@ impl Trace {
 impl From<ConnectError> for UpstreamError {
     fn from(e: ConnectError) -> UpstreamError {
         match e {
-            ConnectError::Dns { host, reason } => UpstreamError::Dns { host, reason },
-            ConnectError::DnsTimeout { address, secs } => {
-                UpstreamError::DnsTimeout { address, secs }
-            }
-            ConnectError::Connect {
-                address,
-                reason,
-                cause,
-            } => UpstreamError::Connect {
-                address,
-                reason,
-                cause,
-            },
-            ConnectError::Tls {
-                address,
-                reason,
-                failure,
-            } => UpstreamError::Tls {
-                address,
-                reason,
-                failure,
-            },
-            ConnectError::NotTls {
-                address,
-                port,
-                greeting,
-            } => UpstreamError::NotTls {
-                address,
-                port,
-                greeting,
-            },
-            ConnectError::ExpectsTls {
-                address,
-                port,
-                secs,
-            } => UpstreamError::ExpectsTls {
-                address,
-                port,
-                secs,
-            },
             ConnectError::Timeout {
                 address,
                 secs,
@@ -325,6 +235,7 @@ impl From<ConnectError> for UpstreamError {
                 secs,
                 step,
             },
+            other => UpstreamError::Net(other),
         }
     }
 }

@@ -319,6 +319,7 @@ fn login(f: &Failure<'_>) -> String {
 mod tests {
     use super::*;
     use crate::config::Config;
+    use crate::net::ConnectError;
     use crate::upstream::ConnectCause;
     use std::path::Path;
 
@@ -411,10 +412,10 @@ mod tests {
 
     #[test]
     fn connection_failures_say_which() {
-        let dns = UpstreamError::Dns {
+        let dns = UpstreamError::Net(ConnectError::Dns {
             host: "imap.nowhere.example".into(),
             reason: "failed to lookup address information".into(),
-        };
+        });
         let text = advice(
             Protocol::Imap,
             Kind::Dns,
@@ -427,11 +428,11 @@ mod tests {
             "{text}"
         );
 
-        let timeout = UpstreamError::Connect {
+        let timeout = UpstreamError::Net(ConnectError::Connect {
             address: "imap.example.no:993".into(),
             reason: "192.0.2.1:993: no answer within 15 s".into(),
             cause: ConnectCause::NoAnswer,
-        };
+        });
         let text = advice(
             Protocol::Imap,
             Kind::Tcp,

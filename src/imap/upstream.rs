@@ -18,6 +18,7 @@
 
 use crate::config::OAuth2;
 use crate::config::{Account, Credential, Endpoint, ServerConfig, TlsMode};
+use crate::net::ConnectError;
 use crate::sasl;
 use crate::sasl::Mechanism;
 use crate::secret::Secret;
@@ -192,11 +193,11 @@ impl Conn {
 
     fn io_error(&self, e: std::io::Error, step: &'static str) -> UpstreamError {
         if let Some(r) = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
-            return UpstreamError::Tls {
+            return UpstreamError::Net(ConnectError::Tls {
                 address: self.address.clone(),
                 reason: r.to_string(),
                 failure: crate::upstream::TlsFailure::of(r),
-            };
+            });
         }
         UpstreamError::Protocol {
             address: self.address.clone(),

@@ -3,6 +3,7 @@
 use super::account::CredentialLine;
 use super::{Credential, Plan, SetupError, Target};
 use crate::config::Config;
+use crate::net::ConnectError;
 use crate::secret::Secret;
 
 /// Logs in to the upstream IMAP and SMTP servers with the account as it will be loaded (the
@@ -49,10 +50,10 @@ fn live_test_error(
     use crate::upstream::{TlsFailure, UpstreamError};
     let untrusted = matches!(
         e,
-        UpstreamError::Tls {
+        UpstreamError::Net(ConnectError::Tls {
             failure: TlsFailure::UntrustedIssuer,
             ..
-        }
+        })
     );
     let reason = match e {
         UpstreamError::Auth {

@@ -1,6 +1,7 @@
 //! One exchange with the upstream SMTP server within its time limit, and mail-send's errors
 //! in the gateway's terms (the server's words and the step kept, never the credential).
 
+use crate::net::ConnectError;
 use crate::upstream::{UpstreamError, UpstreamStream};
 use smtp_proto::Response;
 use std::time::Duration;
@@ -27,11 +28,11 @@ pub(super) fn from_mail_send(
             // mail-send reports a closed connection as an unparseable reply.
             UpstreamError::Closed { address, step }
         }
-        mail_send::Error::Tls(e) => UpstreamError::Tls {
+        mail_send::Error::Tls(e) => UpstreamError::Net(ConnectError::Tls {
             address,
             reason: e.to_string(),
             failure: crate::upstream::TlsFailure::of(&e),
-        },
+        }),
         mail_send::Error::MissingStartTls => UpstreamError::NoStarttls {
             address,
             reason: "the server does not offer STARTTLS; refusing to continue in plaintext".into(),

@@ -22,7 +22,10 @@ fuzz_target!(|text: &str| {
         assert!(config.account(&account.email).is_some());
         let endpoints = std::iter::once(&account.imap).chain(account.smtp.as_ref());
         for e in endpoints {
-            let secret = e.password.expose();
+            let Some(password) = e.credential.password() else {
+                continue;
+            };
+            let secret = password.expose();
             // Only a value written once in the file, and long enough not to occur by chance:
             // a password that is also, say, the user name is rightly shown as the user name.
             if secret.len() >= 8 && text.matches(secret).count() == 1 {

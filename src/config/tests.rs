@@ -242,15 +242,15 @@ fn unknown_domains_wait_for_discovery() {
     assert!(c.account("ola@example.test").is_none());
     assert!(c.account("ola@example.no").is_some());
     let mut found = HashMap::new();
-    let d = crate::discover::Discovery {
+    let d = crate::provider::Discovery {
         email: "ola@example.test".into(),
         preset: None,
-        imap: crate::discover::Found {
+        imap: crate::provider::Found {
             host: "imap.example.test".into(),
             port: 143,
             tls: TlsMode::Starttls,
             username: "ola".into(),
-            source: crate::discover::Source::Guess,
+            source: crate::provider::Source::Guess,
         },
         smtp: None,
         notes: vec![],

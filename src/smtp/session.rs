@@ -103,7 +103,13 @@ pub(super) enum Next {
     StartTls,
 }
 
-/// `Smtp::run`'s answer when the session continues in TLS.
+/// How `Smtp::run` ended: closed (and why), or handing the stream to the TLS handshake.
+enum Ended {
+    Closed(&'static str),
+    StartTls,
+}
+
+/// Why the plaintext part of a session ended when it continues in TLS.
 const STARTTLS: &str = "starttls";
 
 /// Serves one SMTP client connection to its end (see [`crate::session::serve`]).
@@ -183,14 +189,16 @@ pub(super) async fn converse<S: AsyncRead + AsyncWrite + Unpin>(
         accepted: 0,
         login_uncounted: false,
     };
-    let why = s.run(greet).await.unwrap_or("client connection error");
+    let ended = s.run(greet).await;
     *accepted += s.accepted;
     // Logged in and never needed the provider: the login is what the client saw, `ok`.
     s.count_login("ok");
-    if why == STARTTLS {
+    let why = match ended {
         // Nothing else is open yet: STARTTLS is refused inside a transaction.
-        return (why, Some(s.stream));
-    }
+        Ok(Ended::StartTls) => return (STARTTLS, Some(s.stream)),
+        Ok(Ended::Closed(why)) => why,
+        Err(_) => "client connection error",
+    };
     if let Some(up) = s.upstream.take() {
         if s.state.mid_body() {
             // Mid-data: dropping the connection without the end marker aborts upstream.
@@ -290,7 +298,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Smtp<'_, S> {
         }
     }
 
-    async fn run(&mut self, greet: bool) -> io::Result<&'static str> {
+    async fn run(&mut self, greet: bool) -> io::Result<Ended> {
         if greet {
             self.reply("220 mailgate ESMTP ready");
         }
@@ -300,11 +308,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Smtp<'_, S> {
                 Input::TooLong => {
                     self.reply("500 5.5.2 Line too long (at most 1000 octets)");
                     if let Next::Close(why) = self.error() {
-                        return self.close(why).await;
+                        return self.close(why).await.map(Ended::Closed);
                     }
                     continue;
                 }
-                Input::Gone(gone) => return self.gone(gone).await,
+                Input::Gone(gone) => return self.gone(gone).await.map(Ended::Closed),
             };
             let next = match command::parse_command(&line) {
                 Err(_) => {
@@ -318,10 +326,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Smtp<'_, S> {
             };
             match next {
                 Next::Continue => {}
-                Next::Close(why) => return self.close(why).await,
+                Next::Close(why) => return self.close(why).await.map(Ended::Closed),
                 Next::StartTls => {
                     self.flush().await?;
-                    return Ok(STARTTLS);
+                    return Ok(Ended::StartTls);
                 }
             }
         }

@@ -78,9 +78,12 @@ async fn serve(c: Conn, permit: OwnedSemaphorePermit) {
         accepted: std::time::Instant::now(),
         local_port: c.client.local_port,
     };
+    // The task's future is as large as its largest branch, and an idle IMAP session lives for
+    // hours: SMTP's larger, short-lived session future goes on the heap, so IMAP sessions do
+    // not carry its size.
     match c.proto {
         Proto::Imap => imap::serve(c.stream, session).await,
-        Proto::Smtp => smtp::serve(c.stream, session).await,
+        Proto::Smtp => Box::pin(smtp::serve(c.stream, session)).await,
     }
     drop(active);
     drop(permit);

@@ -205,7 +205,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Smtp<'_, S> {
         };
         let email = account.as_ref().map_or("", |a| a.email.as_str());
         let started = std::time::Instant::now();
-        match Upstream::connect(endpoint, &self.session.config.server).await {
+        // Boxed: the connect's state (DNS, TLS handshake, EHLO, AUTH, an OAuth refresh) is
+        // large and short-lived; inline it would be part of every session's future.
+        match Box::pin(Upstream::connect(endpoint, &self.session.config.server)).await {
             Ok(mut up) => {
                 metrics::upstream_connected("smtp", started.elapsed().as_secs_f64());
                 info!(upstream = %up.address(), "upstream connected");

@@ -7,9 +7,13 @@
 //! This is the first part of the folder mapping: what the relay's rewrite rule will use to
 //! show a client the names it expects.
 
+pub mod mapping;
+pub mod profile;
 pub mod role;
 pub mod utf7;
 
+pub use mapping::Mapping;
+pub use profile::Profile;
 pub use role::Role;
 
 use imap_codec::decode::Decoder;

@@ -46,32 +46,21 @@ impl Profile {
 
     /// The name this client expects for `role`, if it expects one.
     pub fn name(self, role: Role) -> Option<&'static str> {
-        let names: [Option<&'static str>; 5] = match self {
-            Profile::SuperOffice => [
-                Some("Sent Items"),
-                Some("Drafts"),
-                Some("Deleted items"),
-                None,
-                None,
-            ],
-            Profile::Outlook => [
-                Some("Sent Items"),
-                Some("Drafts"),
-                Some("Deleted Items"),
-                Some("Junk Email"),
-                Some("Archive"),
-            ],
-            Profile::Thunderbird => [
-                Some("Sent"),
-                Some("Drafts"),
-                Some("Trash"),
-                Some("Junk"),
-                Some("Archives"),
-            ],
-            Profile::None => [None; 5],
-        };
-        let i = Role::ALL.iter().position(|r| *r == role)?;
-        names[i]
+        use Role::{Archive, Drafts, Junk, Sent, Trash};
+        Some(match (self, role) {
+            (Profile::SuperOffice | Profile::Outlook, Sent) => "Sent Items",
+            (Profile::SuperOffice | Profile::Outlook | Profile::Thunderbird, Drafts) => "Drafts",
+            (Profile::SuperOffice, Trash) => "Deleted items",
+            (Profile::Outlook, Trash) => "Deleted Items",
+            (Profile::Outlook, Junk) => "Junk Email",
+            (Profile::Outlook, Archive) => "Archive",
+            (Profile::Thunderbird, Sent) => "Sent",
+            (Profile::Thunderbird, Trash) => "Trash",
+            (Profile::Thunderbird, Junk) => "Junk",
+            (Profile::Thunderbird, Archive) => "Archives",
+            // SuperOffice names no Junk or Archive folder; `none` names nothing.
+            (Profile::SuperOffice, Junk | Archive) | (Profile::None, _) => return None,
+        })
     }
 }
 

@@ -20,6 +20,7 @@ pub mod discover;
 pub mod imap;
 pub mod logbuf;
 pub mod logfmt;
+pub mod mailbox;
 pub mod metrics;
 pub mod net;
 pub mod oauth;

@@ -29,6 +29,8 @@ pub struct Account {
     /// `[account.smtp]` names no password of its own and uses `[account.imap]`'s (so advice
     /// about a refused SMTP password points at `[account.imap]`).
     pub smtp_password_inherited: bool,
+    /// `[account.folders]`: the folder names the client expects and who files the Sent copy.
+    pub folders: super::folders::Folders,
 }
 
 /// What validating an account needs besides its table.
@@ -143,6 +145,19 @@ pub(super) fn account(
     let source = found
         .as_ref()
         .map_or_else(|| "config".to_owned(), |d| d.imap.source.to_string());
+    // Whether the provider files submissions itself: known from the preset serving the IMAP
+    // host, whichever way the servers were found.
+    let files_sent = provider::by_imap_host(&imap.target.host).is_some_and(|p| p.files_sent);
+    let folders = match a.folders {
+        None => super::folders::Folders::default_for(files_sent),
+        Some(spanned) => {
+            let at = spanned.span().start;
+            spanned
+                .into_inner()
+                .validate(files_sent)
+                .map_err(|e| loc.field(at, name, "folders", e))?
+        }
+    };
     Ok(Some(Account {
         email,
         aliases: a.aliases,
@@ -151,6 +166,7 @@ pub(super) fn account(
         smtp,
         source,
         smtp_password_inherited,
+        folders,
     }))
 }
 

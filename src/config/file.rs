@@ -74,6 +74,20 @@ pub(super) struct AccountFile {
     pub(super) imap: Option<Spanned<EndpointFile>>,
     pub(super) smtp: Option<Spanned<EndpointFile>>,
     pub(super) oauth2: Option<Spanned<OAuth2File>>,
+    pub(super) folders: Option<Spanned<FoldersFile>>,
+}
+
+/// `[account.folders]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct FoldersFile {
+    pub(super) client: Option<String>,
+    pub(super) sent: Option<String>,
+    pub(super) drafts: Option<String>,
+    pub(super) trash: Option<String>,
+    pub(super) junk: Option<String>,
+    pub(super) archive: Option<String>,
+    pub(super) sent_copy: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -12,13 +12,14 @@
 //!
 //! By file: `file.rs` the schema as written; `server.rs` `[server]` and `[metrics]`;
 //! `account.rs` `[[account]]` (identity, where its servers come from); `endpoint.rs` one
-//! server table (target and credential); `oauth2.rs` `[account.oauth2]`; `locate.rs` placing
+//! server table (target and credential); `oauth2.rs` `[account.oauth2]`; `folders.rs` `[account.folders]`; `locate.rs` placing
 //! an error in the file. Parsing never touches the network: accounts whose servers must be
 //! discovered are listed in [`Config::undiscovered`] for `crate::discover::resolve`.
 
 mod account;
 mod endpoint;
 mod file;
+mod folders;
 mod locate;
 mod oauth2;
 mod server;
@@ -28,6 +29,7 @@ mod tests;
 pub use crate::net::TlsMode;
 pub use account::Account;
 pub use endpoint::{Credential, Endpoint};
+pub use folders::Folders;
 pub use oauth2::OAuth2;
 pub use server::{LocalTls, MetricsConfig, ServerConfig, ThrottleConfig};
 

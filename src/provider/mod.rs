@@ -109,6 +109,10 @@ pub struct Preset {
     pub help: Help,
     /// One sentence the user needs before the first login (empty when there is nothing).
     pub advice: &'static str,
+    /// The provider files every message submitted over SMTP in the Sent folder itself, so a
+    /// client that also uploads a copy makes a duplicate (`[account.folders] sent_copy = "auto"`
+    /// then means `provider`).
+    pub files_sent: bool,
 }
 
 impl Preset {
@@ -152,6 +156,12 @@ pub fn by_mx(mx_host: &str) -> Option<&'static Preset> {
             None => h == *m,
         })
     })
+}
+
+/// The preset whose IMAP server is `host`, case-insensitive, trailing dot ignored.
+pub fn by_imap_host(host: &str) -> Option<&'static Preset> {
+    let h = host.trim().trim_end_matches('.');
+    PRESETS.iter().find(|p| p.imap.host.eq_ignore_ascii_case(h))
 }
 
 /// The known names, for error messages: `gmail, microsoft365, …`.

@@ -45,6 +45,7 @@ const fn zoho(
             settings: Some("https://www.zoho.com/mail/help/imap-access.html"),
         },
         advice: "turn on IMAP access in Zoho Mail's settings first; with two-factor authentication use an app password",
+        files_sent: false,
     }
 }
 
@@ -69,6 +70,7 @@ pub const PRESETS: &[Preset] = &[
             settings: Some("https://support.google.com/mail/answer/7126229"),
         },
         advice: "use an app password (needs 2-Step Verification) or OAuth; the normal password is refused",
+        files_sent: true,
     },
     // Source: Microsoft Learn "POP, IMAP, and SMTP settings for Outlook.com / Microsoft 365"
     // and "Deprecation of Basic authentication in Exchange Online"; Thunderbird OAuth2Providers
@@ -87,6 +89,7 @@ pub const PRESETS: &[Preset] = &[
             settings: Some("https://support.microsoft.com/en-us/office/pop-imap-and-smtp-settings-8361e398-8af4-4e97-b147-6c6c4ac95353"),
         },
         advice: "Microsoft 365 accepts OAuth only (basic authentication is retired): add [account.oauth2] with provider = \"microsoft\"",
+        files_sent: true,
     },
     // Source: ISPDB `hotmail.com`; Microsoft support "POP, IMAP, and SMTP settings for
     // Outlook.com" (basic authentication for personal accounts ended September 2024).
@@ -114,6 +117,7 @@ pub const PRESETS: &[Preset] = &[
             settings: Some("https://support.microsoft.com/en-us/office/pop-imap-and-smtp-settings-for-outlook-com-d088b986-291d-42b8-9564-9c414e2aa040"),
         },
         advice: "Outlook.com accepts OAuth only: add [account.oauth2] with provider = \"microsoft\" and tenant = \"consumers\"",
+        files_sent: true,
     },
     // Source: ISPDB `yahoo.com.xml` (domains, hosts; OAuth endpoints there, but Yahoo no longer
     // registers new OAuth clients); Yahoo help "Generate and manage third-party app passwords".
@@ -148,6 +152,7 @@ pub const PRESETS: &[Preset] = &[
             settings: Some("https://help.yahoo.com/kb/SLN4075.html"),
         },
         advice: "use an app password from Yahoo's account security page; the account password is refused",
+        files_sent: false,
     },
     // Source: ISPDB `aol.com.xml`; AOL help "Generate and manage third-party app passwords".
     Preset {
@@ -164,6 +169,7 @@ pub const PRESETS: &[Preset] = &[
             settings: Some("https://help.aol.com/articles/how-do-i-use-other-email-applications-to-send-and-receive-my-aol-mail"),
         },
         advice: "use an app password from AOL's account security page; the account password is refused",
+        files_sent: false,
     },
     // Source: Apple support "iCloud Mail server settings for other email client apps"
     // (HT202304): the IMAP user name is the part before @; SMTP takes the full address.
@@ -181,6 +187,7 @@ pub const PRESETS: &[Preset] = &[
             settings: Some("https://support.apple.com/en-us/102525"),
         },
         advice: "use an app-specific password (appleid.apple.com → Sign-In and Security); needs two-factor authentication",
+        files_sent: false,
     },
     // Source: Fastmail help "Server names and ports" and "App passwords"; Thunderbird
     // OAuth2Providers (Fastmail, not preset in mailgate: give authorize_url/token_url).
@@ -198,6 +205,7 @@ pub const PRESETS: &[Preset] = &[
             settings: Some("https://www.fastmail.help/hc/en-us/articles/1500000278342"),
         },
         advice: "use an app password with IMAP and SMTP access (Settings → Privacy & Security → App passwords)",
+        files_sent: false,
     },
     zoho("zoho", "Zoho Mail (US)", &["zoho.com", "zohomail.com"], "imap.zoho.com", "smtp.zoho.com"),
     zoho("zoho-eu", "Zoho Mail (EU)", &["zoho.eu", "zohomail.eu"], "imap.zoho.eu", "smtp.zoho.eu"),
@@ -221,6 +229,7 @@ pub const PRESETS: &[Preset] = &[
             settings: Some("https://hilfe.gmx.net/pop-imap/imap/imap-serverdaten.html"),
         },
         advice: "allow POP3/IMAP access once in GMX's e-mail settings",
+        files_sent: false,
     },
     // Source: ISPDB `gmx.com` (international service: *.gmx.com hosts).
     Preset {
@@ -237,6 +246,7 @@ pub const PRESETS: &[Preset] = &[
             settings: Some("https://support.gmx.com/pop-imap/imap/server.html"),
         },
         advice: "allow POP3/IMAP access once in GMX's e-mail settings",
+        files_sent: false,
     },
     // Source: ISPDB `web.de.xml` (user name %EMAILLOCALPART%, imap.web.de 993 SSL, smtp.web.de
     // 465 SSL first; its <enable> element: POP3/IMAP access must be allowed once).
@@ -254,6 +264,7 @@ pub const PRESETS: &[Preset] = &[
             settings: Some("https://hilfe.web.de/pop-imap/imap/imap-serverdaten.html"),
         },
         advice: "allow POP3/IMAP access once in WEB.DE's e-mail settings",
+        files_sent: false,
     },
     // Source: Telenor Norway help "Innstillinger for e-postprogram" (imap.online.no 993 SSL,
     // smtp.online.no 465 SSL, full address as user name); not in the ISPDB copy we read.
@@ -271,6 +282,7 @@ pub const PRESETS: &[Preset] = &[
             settings: Some("https://www.telenor.no/kundeservice/internett/e-post/innstillinger/"),
         },
         advice: "",
+        files_sent: false,
     },
     // Source: Proton support "Proton Mail Bridge IMAP/SMTP settings": Bridge runs on the same
     // machine, IMAP 127.0.0.1:1143 and SMTP 127.0.0.1:1025 with STARTTLS and a self-signed
@@ -289,5 +301,6 @@ pub const PRESETS: &[Preset] = &[
             settings: Some("https://proton.me/support/protonmail-bridge-clients-windows-outlook-2019"),
         },
         advice: "run Proton Mail Bridge on this machine, use the password Bridge shows, and set ca_file to Bridge's exported certificate",
+        files_sent: false,
     },
 ];

@@ -8,13 +8,12 @@
 //! show a client the names it expects.
 
 pub mod mapping;
-pub mod profile;
-pub mod role;
 pub mod utf7;
+pub mod view;
 
+pub use crate::mailbox::{Profile, Role};
 pub use mapping::Mapping;
-pub use profile::Profile;
-pub use role::Role;
+pub use view::View;
 
 use imap_codec::decode::Decoder;
 use imap_codec::imap_types::mailbox::Mailbox;

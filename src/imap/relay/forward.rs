@@ -35,7 +35,7 @@ impl Relay {
                     };
                     // What the server is sent announces the literal it will wait for.
                     let sent: Option<Literal> = match self.rules.command(line) {
-                        Verdict::Pass => {
+                        Verdict::Pass | Verdict::Hold => {
                             d.out.extend_from_slice(bytes);
                             literal
                         }
@@ -122,7 +122,7 @@ impl Relay {
                         starts,
                     };
                     match self.rules.response(line) {
-                        Verdict::Pass => d.out.extend_from_slice(bytes),
+                        Verdict::Pass | Verdict::Hold => d.out.extend_from_slice(bytes),
                         // Nobody to answer on this side: whatever a rule gives goes on.
                         Verdict::Replace(forward)
                         | Verdict::Answer(forward)

@@ -52,7 +52,22 @@ pub enum Verdict {
         /// What the client gets from mailgate.
         answer: Vec<u8>,
     },
+    /// The line announces a literal the rule must read (a mailbox name sent as a literal):
+    /// the relay keeps the line back, takes the literal's data (giving a client's
+    /// synchronizing literal its `+` itself) and the rest of the command or response, and
+    /// shows the whole to the rules again as one line whose bytes hold the literal inline
+    /// (`… {5}\r\nDraft …\r\n`); a rule may hold again for a later literal of the same
+    /// whole. Only literals of at most [`HOLD_MAX`] bytes are held, and a whole only while it
+    /// fits the relay's hold limit; otherwise the relay passes what it holds unchanged and
+    /// streams the rest as usual. Inline synchronizing announcements the rules leave in a
+    /// held command are sent upstream as non-synchronizing ones (the client already has its
+    /// `+`), so a rule should replace a held mailbox literal by a quoted string.
+    Hold,
 }
+
+/// Longest literal a rule may ask the relay to hold ([`Verdict::Hold`]): a mailbox name is
+/// never longer (servers refuse names of more than a few hundred bytes).
+pub const HOLD_MAX: u64 = 4096;
 
 /// A rewrite rule: sees each held line in one direction or both.
 pub trait Rewrite: Send {
@@ -105,6 +120,8 @@ impl Rules {
             let bytes = forward.as_deref().unwrap_or(line.bytes);
             match rule(r.as_mut(), Line { bytes, ..line }) {
                 Verdict::Pass => {}
+                // Held lines go no further now; the whole comes back to every rule.
+                Verdict::Hold => return Verdict::Hold,
                 Verdict::Replace(b) => forward = Some(b),
                 Verdict::Answer(mut b) => {
                     if let Some(mut a) = answer {

@@ -26,6 +26,17 @@ impl Role {
         Role::Archive,
     ];
 
+    /// The key naming the role in `[account.folders]` (and in `check`'s table).
+    pub fn key(self) -> &'static str {
+        match self {
+            Role::Sent => "sent",
+            Role::Drafts => "drafts",
+            Role::Trash => "trash",
+            Role::Junk => "junk",
+            Role::Archive => "archive",
+        }
+    }
+
     /// The RFC 6154 attribute.
     pub fn attribute(self) -> &'static str {
         match self {

@@ -15,6 +15,7 @@
 //! carry credentials.
 
 mod advice;
+pub mod folders;
 pub mod inspect;
 
 use crate::config::{Account, Config, Endpoint, ServerConfig, TlsMode};
@@ -104,6 +105,9 @@ pub struct AccountReport {
     pub smtp: Option<String>,
     /// The steps in the order they ran; a protocol's steps stop at its first failure.
     pub steps: Vec<Step>,
+    /// The folders found after the IMAP login (`None` when the login failed or the list
+    /// could not be read).
+    pub folders: Option<folders::FolderReport>,
 }
 
 /// The whole check (what `--json` prints).
@@ -125,7 +129,7 @@ pub async fn run(config: &Config, accounts: &[Arc<Account>]) -> Report {
     let server = config.server.clone();
     let mut reports = Vec::new();
     for account in accounts {
-        let mut steps = imap(account, &server).await;
+        let (mut steps, folders) = imap(account, &server).await;
         if let Some(smtp_ep) = &account.smtp {
             steps.extend(smtp(account, smtp_ep, &server).await);
         }
@@ -135,6 +139,7 @@ pub async fn run(config: &Config, accounts: &[Arc<Account>]) -> Report {
             imap: describe_endpoint(&account.imap),
             smtp: account.smtp.as_ref().map(describe_endpoint),
             steps,
+            folders,
         });
     }
     Report {
@@ -155,7 +160,11 @@ fn traced(ep: &Endpoint) -> (Trace, Option<Arc<Inspector>>) {
     }
 }
 
-async fn imap(account: &Account, server: &ServerConfig) -> Vec<Step> {
+/// The IMAP steps, and the folders listed after a successful login.
+async fn imap(
+    account: &Account,
+    server: &ServerConfig,
+) -> (Vec<Step>, Option<folders::FolderReport>) {
     let ep = &account.imap;
     let (mut trace, inspector) = traced(ep);
     let result = crate::imap::upstream::login_traced(account, server, &mut trace).await;
@@ -168,14 +177,21 @@ async fn imap(account: &Account, server: &ServerConfig) -> Vec<Step> {
         inspector: inspector.as_deref(),
     };
     let mut steps = ctx.walk(&trace, result.as_ref().err()).await;
-    if let Ok(logged_in) = result {
+    let mut found = None;
+    if let Ok(mut logged_in) = result {
+        // The folders are information, not a step: a server that refuses the LIST still
+        // passes the check (the gateway then shows the provider's names).
+        found = crate::imap::folders::learn::list(&mut logged_in, server.upstream_timeout)
+            .await
+            .ok()
+            .map(|entries| folders::report(&entries, &account.folders));
         let step = match crate::imap::upstream::logout(logged_in, ep, server).await {
             Ok(reply) => ctx.pass(Kind::Logout, reply),
             Err(e) => ctx.fail(Kind::Logout, &trace, &e, Probe::NotRun),
         };
         steps.push(step);
     }
-    steps
+    (steps, found)
 }
 
 async fn smtp(account: &Account, ep: &Endpoint, server: &ServerConfig) -> Vec<Step> {
@@ -453,6 +469,9 @@ pub fn render_text(report: &Report) -> String {
                 let _ = writeln!(out, "      → {advice}");
             }
         }
+        if let Some(f) = &account.folders {
+            folders::render(f, &mut out);
+        }
         if account.smtp.is_none() {
             let _ = writeln!(
                 out,
@@ -511,6 +530,7 @@ mod tests {
         let report = Report {
             ok: false,
             accounts: vec![AccountReport {
+                folders: None,
                 email: "a@example.com".into(),
                 ok: false,
                 imap: "imap.example.com:993 (tls = implicit)".into(),

@@ -984,3 +984,60 @@ fn error_messages_name_each_cause_once() {
     once(step["detail"].as_str().expect("detail"), "cannot resolve");
     once(step["detail"].as_str().expect("detail"), host);
 }
+
+/// The folders each of the three provider set-ups shows (tests/support/folders.rs): role →
+/// the provider's name → the name the client sees, and the client's settings.
+#[test]
+fn folders_of_three_provider_set_ups() {
+    use support::folders::{self, Layout};
+    let run = |layout: Layout, wire: Option<&[&str]>, client: &str| -> (String, Value) {
+        let dovecot = Dovecot::start(layout.opts());
+        dovecot.add_user("ola", UPSTREAM_PASSWORD);
+        if let Some(wire) = wire {
+            folders::create(&dovecot, "ola", UPSTREAM_PASSWORD, wire);
+        }
+        let imap = ep(dovecot.imap_port, "none", None, "ola").set("allow_plaintext", true);
+        let a = account("ola@example.no", &imap, None).folders("client", client);
+        let file = ConfigFile::new(&[a], 10);
+        let out = file.check(&[]);
+        assert!(out.status.success(), "{}", text(&out));
+        let (_, doc) = file.check_json(&[]);
+        (text(&out), doc)
+    };
+
+    let (out, doc) = run(Layout::Gmail, None, "superoffice");
+    for line in [
+        "Folders (client = superoffice, sent copy: client)",
+        "sent     [Gmail]/Sent Mail  →  Sent Items   (marked)",
+        "drafts   [Gmail]/Drafts     →  Drafts   (marked)",
+        "trash    [Gmail]/Trash      →  Deleted items   (marked)",
+        "junk     [Gmail]/Spam       →  [Gmail]/Spam   (marked)",
+        "archive  none found at the provider",
+        "NameSent = \"Sent Items\"",
+        "SaveSentInSentItems = on",
+    ] {
+        assert!(out.contains(line), "missing {line:?} in:\n{out}");
+    }
+    let roles = &account_of(&doc, "ola@example.no")["folders"]["roles"];
+    assert_eq!(roles[0]["provider"], "[Gmail]/Sent Mail");
+    assert_eq!(roles[0]["client"], "Sent Items");
+
+    let (out, _) = run(Layout::Localized, Some(folders::NORWEGIAN), "outlook");
+    for line in [
+        "sent     Sendte elementer    →  Sent Items   (by name)",
+        "junk     Søppelpost          →  Junk Email   (by name)",
+        "archive  Arkiv               →  Archive   (by name)",
+    ] {
+        assert!(out.contains(line), "missing {line:?} in:\n{out}");
+    }
+
+    let (out, _) = run(Layout::Exchange, None, "thunderbird");
+    for line in [
+        "sent     Sent Items     →  Sent   (by name)",
+        "trash    Deleted Items  →  Trash   (by name)",
+        "archive  Archive        →  Archives   (by name)",
+        "Thunderbird, Copies & Folders",
+    ] {
+        assert!(out.contains(line), "missing {line:?} in:\n{out}");
+    }
+}

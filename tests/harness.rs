@@ -478,3 +478,58 @@ fn smtp_data_sections() {
     assert_eq!(found[0].bdat.as_deref(), Some(&b"ab\n.\r\nx"[..]));
     assert_eq!(found[1].bdat.as_deref(), Some(&b"zz"[..]));
 }
+
+/// The three folder layouts of the folder-mapping tests, as Dovecot itself presents them:
+/// Gmail-like names marked with RFC 6154 attributes and SPECIAL-USE advertised; localized
+/// names created per user, unmarked, SPECIAL-USE not advertised; Exchange's English names,
+/// unmarked, neither SPECIAL-USE nor LIST-EXTENDED advertised.
+#[test]
+fn folder_layouts_as_dovecot_presents_them() {
+    use support::folders::{self, attributes_of, names, Layout};
+    let caps = |c: &mut ImapClient| {
+        let r = c.command("k", "CAPABILITY");
+        String::from_utf8_lossy(&r).to_string()
+    };
+
+    let d = Dovecot::start(Layout::Gmail.opts());
+    d.add_user("g", "pw");
+    let mut c = d.login("g", "pw");
+    assert!(caps(&mut c).contains(" SPECIAL-USE"));
+    let list = c.command("l", "LIST \"\" \"*\"");
+    for (name, attribute) in folders::GMAIL {
+        assert!(
+            attributes_of(&list, name).iter().any(|a| a == attribute),
+            "{name}: {}",
+            String::from_utf8_lossy(&list)
+        );
+    }
+    drop(c);
+    drop(d);
+
+    let d = Dovecot::start(Layout::Localized.opts());
+    d.add_user("n", "pw");
+    folders::create(&d, "n", "pw", folders::NORWEGIAN);
+    let mut c = d.login("n", "pw");
+    assert!(!caps(&mut c).contains("SPECIAL-USE"));
+    let list = c.command("l", "LIST \"\" \"*\"");
+    let listed = names(&list, "LIST");
+    for name in folders::NORWEGIAN {
+        assert!(listed.iter().any(|n| n == name), "{name}: {listed:?}");
+        assert!(
+            !attributes_of(&list, name).iter().any(|a| a == "\\Sent"),
+            "{name} is marked"
+        );
+    }
+    drop(c);
+    drop(d);
+
+    let d = Dovecot::start(Layout::Exchange.opts());
+    d.add_user("e", "pw");
+    let mut c = d.login("e", "pw");
+    let k = caps(&mut c);
+    assert!(!k.contains("SPECIAL-USE") && !k.contains("LIST-EXTENDED"), "{k}");
+    let listed = names(&c.command("l", "LIST \"\" \"*\""), "LIST");
+    for name in folders::EXCHANGE_NAMES {
+        assert!(listed.iter().any(|n| n == name), "{name}: {listed:?}");
+    }
+}

@@ -95,13 +95,14 @@ async fn converse<S: AsyncRead + AsyncWrite + Unpin + 'static>(
             upstream,
             account,
             client_leftover,
+            folders,
         } => {
             let opts = relay::Options {
                 counters: crate::metrics::ByteCounters::new("imap", &account.email),
                 idle_timeout: session.config.server.idle_timeout,
                 upstream_timeout: session.config.server.upstream_timeout,
                 shutdown: session.shutdown.clone(),
-                rules: rules(&upstream),
+                rules: rules(&upstream, &account, folders),
             };
             let stats = relay::run(
                 stream,
@@ -125,11 +126,24 @@ async fn converse<S: AsyncRead + AsyncWrite + Unpin + 'static>(
     None
 }
 
-/// The relay's rewrite rules for a session with this upstream: today only mailgate's own.
-/// A new rule (see [`rewrite::Rewrite`]) is added to this list.
-fn rules(upstream: &upstream::LoggedIn) -> rewrite::Rules {
+/// The relay's rewrite rules for a session with this upstream: the folder names when the
+/// session needs them (first: it may hold a literal mailbox name the others must see
+/// rewritten), then mailgate's own. A new rule (see [`rewrite::Rewrite`]) is added to this
+/// list.
+fn rules(
+    upstream: &upstream::LoggedIn,
+    account: &crate::config::Account,
+    folders: Option<std::sync::Arc<folders::View>>,
+) -> rewrite::Rules {
     let caps = upstream.capabilities.iter().map(String::as_str);
-    rewrite::Rules::new(vec![Box::new(rewrite::Gateway::new(
-        rewrite::nonsync_limit(caps),
-    ))])
+    let mut list: Vec<Box<dyn rewrite::Rewrite>> = Vec::new();
+    if let Some(view) = folders {
+        let email = account.email.clone();
+        list.push(Box::new(rewrite::FolderNames::new(
+            view,
+            Box::new(move || folders::cache::invalidate(&email)),
+        )));
+    }
+    list.push(Box::new(rewrite::Gateway::new(rewrite::nonsync_limit(caps))));
+    rewrite::Rules::new(list)
 }

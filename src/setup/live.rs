@@ -2,13 +2,24 @@
 
 use super::account::CredentialLine;
 use super::{Credential, Plan, SetupError, Target};
+use crate::check::folders::FolderReport;
 use crate::config::Config;
 use crate::net::ConnectError;
 use crate::secret::Secret;
 
+/// What a passed live test found.
+pub struct Tested {
+    /// The account's config as it will load.
+    pub config: Config,
+    /// The provider's folders and the names the client will see (`None` when the server would
+    /// not list them).
+    pub folders: Option<FolderReport>,
+}
+
 /// Logs in to the upstream IMAP and SMTP servers with the account as it will be loaded (the
-/// password inline, in memory only). For OAuth, tokens must already be stored.
-pub async fn live_test(target: &Target, plan: &Plan) -> Result<Config, SetupError> {
+/// password inline, in memory only), and lists the folders. For OAuth, tokens must already be
+/// stored.
+pub async fn live_test(target: &Target, plan: &Plan) -> Result<Tested, SetupError> {
     let none = Secret::default();
     let password = match &plan.credential {
         Credential::Password(p) => p,
@@ -19,25 +30,33 @@ pub async fn live_test(target: &Target, plan: &Plan) -> Result<Config, SetupErro
         .accounts
         .first()
         .ok_or_else(|| SetupError::Invalid("the account did not load".into()))?;
-    match crate::imap::upstream::login(account, &cfg.server).await {
+    let folders = match crate::imap::upstream::login(account, &cfg.server).await {
         Ok(mut logged_in) => {
             use tokio::io::AsyncWriteExt;
+            let folders = crate::imap::folders::learn::list(&mut logged_in, cfg.server.upstream_timeout)
+                .await
+                .ok()
+                .map(|entries| crate::check::folders::report(&entries, &account.folders));
             // Say goodbye politely; the answer does not matter.
             let _ = tokio::time::timeout(
                 std::time::Duration::from_secs(2),
                 logged_in.stream.write_all(b"mgz LOGOUT\r\n"),
             )
             .await;
+            folders
         }
         Err(e) => return Err(live_test_error(plan, "IMAP login", &e)),
-    }
+    };
     if let Some(smtp) = &account.smtp {
         match crate::smtp::submit::Upstream::connect(smtp, &cfg.server).await {
             Ok(up) => up.quit().await,
             Err(e) => return Err(live_test_error(plan, "SMTP AUTH", &e)),
         }
     }
-    Ok(cfg)
+    Ok(Tested {
+        config: cfg,
+        folders,
+    })
 }
 
 /// A failed live test step: the error in words that fit set-up (nothing is stored yet), and

@@ -29,7 +29,7 @@ mod tests;
 
 pub use credential::{credential_path, write};
 pub use instructions::{client_instructions, generate_password};
-pub use live::live_test;
+pub use live::{live_test, Tested};
 pub use target::{Target, EXAMPLE_EMAIL, NEW_FILE};
 
 use crate::discover::Discovery;

@@ -8,11 +8,13 @@
 //! - `upstream`: the three TLS modes, certificate and STARTTLS failures, stored credentials
 //! - `relay`: byte exactness, literals, IDLE, mailbox operations, pipelining
 //! - `cli`: check-config, broken configs, hash-password
+//! - `folders`: the folder names the client expects, on Dovecot set up three ways
 
 #[path = "../support/mod.rs"]
 mod support;
 
 mod cli;
+mod folders;
 mod login;
 mod relay;
 mod upstream;

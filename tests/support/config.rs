@@ -202,6 +202,7 @@ pub struct Account {
     pub imap: Option<Upstream>,
     pub smtp: Option<Upstream>,
     pub oauth2: Option<Table>,
+    pub folders: Option<Table>,
 }
 
 impl Account {
@@ -220,6 +221,7 @@ impl Account {
             imap: None,
             smtp: None,
             oauth2: None,
+            folders: None,
         }
     }
 
@@ -250,6 +252,14 @@ impl Account {
         self
     }
 
+    /// Sets a key of the `[account.folders]` table (made by the first one).
+    pub fn folders(mut self, key: &str, value: impl TomlValue) -> Account {
+        self.folders
+            .get_or_insert_with(Table::default)
+            .set(key, value);
+        self
+    }
+
     fn write(&self, out: &mut String) {
         let _ = writeln!(out);
         self.table.write(out, "[[account]]");
@@ -257,6 +267,7 @@ impl Account {
             ("[account.imap]", self.imap.as_ref().map(|u| &u.0)),
             ("[account.smtp]", self.smtp.as_ref().map(|u| &u.0)),
             ("[account.oauth2]", self.oauth2.as_ref()),
+            ("[account.folders]", self.folders.as_ref()),
         ] {
             if let Some(table) = table {
                 table.write(out, header);

@@ -416,9 +416,23 @@ impl Dovecot {
 
     /// Contents of every message file in the user's INBOX maildir (`new` and `cur`).
     pub fn maildir_messages(&self, user: &str) -> Vec<(PathBuf, Vec<u8>)> {
+        self.folder_messages(user, "")
+    }
+
+    /// The maildir++ directory of mailbox `wire` (its name as the server sends it, hierarchy
+    /// delimiter `/` or `.`; `""` or `INBOX` is the inbox).
+    pub fn folder_dir(&self, user: &str, wire: &str) -> PathBuf {
+        if wire.is_empty() || wire.eq_ignore_ascii_case("INBOX") {
+            return self.maildir(user);
+        }
+        self.maildir(user).join(format!(".{}", wire.replace('/', ".")))
+    }
+
+    /// Contents of every message file of mailbox `wire` (see [`Dovecot::folder_dir`]).
+    pub fn folder_messages(&self, user: &str, wire: &str) -> Vec<(PathBuf, Vec<u8>)> {
         let mut out = Vec::new();
         for sub in ["new", "cur"] {
-            let dir = self.maildir(user).join(sub);
+            let dir = self.folder_dir(user, wire).join(sub);
             let Ok(entries) = fs::read_dir(&dir) else {
                 continue;
             };

@@ -14,6 +14,7 @@ pub mod dns;
 pub mod dnsmasq;
 pub mod dovecot;
 pub mod fast_client;
+pub mod folders;
 pub mod faultproxy;
 pub mod gate;
 pub mod idp;

@@ -164,9 +164,14 @@ pub fn run(args: SetupArgs) -> Result<()> {
         local_password_hash,
     };
     // 4. OAuth sign-in, then the live test; nothing is written before both pass.
-    test::sign_in_and_test(&w, &target, &mut plan)?;
+    let folders = test::sign_in_and_test(&w, &target, &mut plan)?;
     // 5. The account written, and what to tell the mail client.
     finish(&w, &target, &plan, &server, generated.then_some(&local))?;
+    if let Some(report) = folders {
+        let mut text = String::new();
+        mailgate::check::folders::render(&report, &mut text);
+        print!("\n{text}");
+    }
     w.rt.shutdown_background();
     Ok(())
 }

@@ -4,18 +4,23 @@ use super::credential::ca_file_arg;
 use super::Wizard;
 use crate::cli::ask::{ask_until, ASK_TRIES};
 use anyhow::{Context, Result};
+use mailgate::check::folders::FolderReport;
 use mailgate::setup::{self as s, Credential, Plan, Target};
 use std::path::PathBuf;
 
 /// Signs in (OAuth accounts), then tests the account live; a failed test removes the tokens
-/// of this sign-in, since the account is not added.
-pub(super) fn sign_in_and_test(w: &Wizard, target: &Target, plan: &mut Plan) -> Result<()> {
+/// of this sign-in, since the account is not added. Returns the folders the test found.
+pub(super) fn sign_in_and_test(
+    w: &Wizard,
+    target: &Target,
+    plan: &mut Plan,
+) -> Result<Option<FolderReport>> {
     let signed_in = match &plan.credential {
         Credential::OAuth { .. } => Some(sign_in(w, target, plan)?),
         Credential::Password(_) => None,
     };
     match live_test(w, target, plan) {
-        Ok(()) => Ok(()),
+        Ok(folders) => Ok(folders),
         // As before the split: a question left unanswered ends set-up with the tokens kept.
         Err(LiveTestFailed::Asking(e)) => Err(e),
         Err(LiveTestFailed::Test(e)) => {
@@ -63,7 +68,11 @@ struct SignedIn {
 /// IMAP login and SMTP AUTH at the provider. At the terminal, a certificate from an untrusted
 /// CA is not the end: the user gives the CA file and the test runs again, without typing
 /// everything anew.
-fn live_test(w: &Wizard, target: &Target, plan: &mut Plan) -> Result<(), LiveTestFailed> {
+fn live_test(
+    w: &Wizard,
+    target: &Target,
+    plan: &mut Plan,
+) -> Result<Option<FolderReport>, LiveTestFailed> {
     let mut asked = 0;
     loop {
         eprintln!("Testing IMAP login and SMTP AUTH at the provider…");
@@ -87,7 +96,7 @@ fn live_test(w: &Wizard, target: &Target, plan: &mut Plan) -> Result<(), LiveTes
                 }
             }
             Err(e) => return Err(LiveTestFailed::Test(e)),
-            Ok(_) => return Ok(()),
+            Ok(tested) => return Ok(tested.folders),
         }
     }
 }

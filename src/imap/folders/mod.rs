@@ -7,7 +7,10 @@
 //! This is the first part of the folder mapping: what the relay's rewrite rule will use to
 //! show a client the names it expects.
 
+pub mod cache;
+pub mod learn;
 pub mod mapping;
+pub mod prepare;
 pub mod utf7;
 pub mod view;
 

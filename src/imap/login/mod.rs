@@ -60,6 +60,8 @@ pub enum Outcome {
         account: Arc<crate::config::Account>,
         /// Client bytes already read after the login command.
         client_leftover: Vec<u8>,
+        /// What the session's folder rule works from; `None`: no rule needed.
+        folders: Option<Arc<crate::imap::folders::View>>,
     },
     /// The connection is over (LOGOUT, EOF, time-out, too many failures, shutdown).
     Closed(&'static str),
@@ -96,20 +98,25 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
             }
             Next::Verify { login, password } => {
                 let (next, logged_in) = match check(c.session, &login, password).await {
-                    Ok((up, account)) => {
+                    Ok((mut up, account)) => {
+                        // Before the client hears OK: the folders decide its capabilities.
+                        let server = &c.session.config.server;
+                        let folders =
+                            crate::imap::folders::prepare::view(&account, &mut up, server).await;
                         let next = machine.checked(Checked::LoggedIn(&up.capabilities));
-                        (next, Some((up, account)))
+                        (next, Some((up, account, folders)))
                     }
                     Err(failed) => (machine.checked(failed), None),
                 };
                 c.send(&machine.output()).await?;
                 match (next, logged_in) {
-                    (Next::Relay, Some((upstream, account))) => {
+                    (Next::Relay, Some((upstream, account, folders))) => {
                         let client_leftover = machine.leftover(&c.buf[c.start..c.end]);
                         return Ok(Outcome::Relay {
                             upstream,
                             account,
                             client_leftover,
+                            folders,
                         });
                     }
                     (Next::Close(why), _) => return Ok(Outcome::Closed(why)),

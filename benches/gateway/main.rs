@@ -5,7 +5,10 @@
 //! `MAILGATE_BENCH_ROUNDS` (default 5) sets the number of interleaved rounds; `MAILGATE_BENCH_QUICK=1`
 //! shrinks every workload tenfold for a smoke run; `MAILGATE_BENCH_ONLY=imap|smtp` runs one part;
 //! `MAILGATE_BENCH_LOG` sets mailgate's RUST_LOG (default `info`, as in production);
-//! `MAILGATE_BENCH_STEPS` (comma-separated step names, e.g. `append,nagle-append`) runs only those. The numbers reported in the README come
+//! `MAILGATE_BENCH_STEPS` (comma-separated step names, e.g. `append,nagle-append`) runs only those;
+//! `MAILGATE_BENCH_FOLDERS=superoffice` (or another client profile) gives every account that
+//! `[account.folders] client`, with Dovecot holding folders it maps (Sent, Drafts, Trash), so
+//! the folder rule sees every line (compare the ratios with a run without it). The numbers reported in the README come
 //! from a full run on the project's 2-core machine; the client, mailgate and the servers share
 //! those two cores, so the ratios (not the absolute numbers) are what carries over.
 //!

@@ -62,6 +62,16 @@ pub fn setup(sz: &Sizes) -> Setup {
                   service anvil {\n  client_limit = 10000\n}\n\
                   service auth {\n  client_limit = 10000\n}\n"
         .to_string();
+    let folders = std::env::var("MAILGATE_BENCH_FOLDERS").ok();
+    if folders.is_some() {
+        // Folders a client profile maps (Thunderbird's names, marked as Dovecot marks them).
+        opts.extra.push_str(
+            "namespace inbox {\n  inbox = yes\n  separator = /\n\
+             mailbox Sent {\n    special_use = \\Sent\n    auto = subscribe\n  }\n\
+             mailbox Drafts {\n    special_use = \\Drafts\n    auto = subscribe\n  }\n\
+             mailbox Trash {\n    special_use = \\Trash\n    auto = subscribe\n  }\n}\n",
+        );
+    }
     let dovecot = Dovecot::start(opts);
     for user in ["bench", "bulk", "big", "append"] {
         dovecot.add_user(user, UPSTREAM_PW);
@@ -123,10 +133,13 @@ pub fn setup(sz: &Sizes) -> Setup {
             } else {
                 user
             };
-            config = config.account(
+            let mut account =
                 Account::password(&format!("{}-{user}@{DOMAIN}", m.prefix), LOCAL_PW)
-                    .imap(imap.clone().login(upstream_user, UPSTREAM_PW)),
-            );
+                    .imap(imap.clone().login(upstream_user, UPSTREAM_PW));
+            if let Some(client) = &folders {
+                account = account.folders("client", client.as_str());
+            }
+            config = config.account(account);
         }
         // The SMTP account: sends as bench@PF_DOMAIN (an alias) through Postfix's plain or
         // implicit-TLS smtpd.

@@ -5,6 +5,7 @@
 //! server and logs in with the stored credential), and [`relay`] (bytes pass between the two).
 //! What the relay changes in the bytes it passes is decided by the rules in [`rewrite`].
 
+pub mod exchange;
 pub mod folders;
 pub mod framer;
 pub mod login;

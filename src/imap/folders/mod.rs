@@ -7,6 +7,8 @@
 //! This is the first part of the folder mapping: what the relay's rewrite rule will use to
 //! show a client the names it expects.
 
+pub mod cache;
+pub mod learn;
 pub mod mapping;
 pub mod utf7;
 pub mod view;

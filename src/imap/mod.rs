@@ -12,6 +12,7 @@ pub mod login;
 pub mod pop3;
 pub mod relay;
 pub mod rewrite;
+pub mod sent;
 pub mod upstream;
 
 use crate::session::NoTls;

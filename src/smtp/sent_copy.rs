@@ -20,7 +20,7 @@ use crate::mailbox::{submitted, SentCopy};
 use crate::metrics::{self, SentCopyAction};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use tracing::{debug, info, warn};
+use tracing::{debug, info, warn, Instrument};
 
 /// Largest message mailgate keeps a copy of (its bytes with CRLF line ends).
 pub const MAX_COPY: usize = 32 * 1024 * 1024;
@@ -217,7 +217,9 @@ fn upload(mut copy: Copy, account: Arc<Account>, config: Arc<Config>) {
         }
         drop(copy);
         drop(slot);
-    });
+    }
+    // In the session's span, so its log lines name the session.
+    .in_current_span());
 }
 
 #[cfg(test)]

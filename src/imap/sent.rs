@@ -170,3 +170,62 @@ async fn logout(up: &mut LoggedIn, timeout: Duration) {
     }
     let _ = tokio::time::timeout(timeout, up.stream.shutdown()).await;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::imap::exchange::scripted;
+
+    const SECS: Duration = Duration::from_secs(10);
+
+    #[tokio::test]
+    async fn append_waits_for_the_go_ahead_without_literal_plus() {
+        let (mut up, server) = scripted(
+            &["IMAP4rev1"],
+            b"",
+            b"* 1 EXISTS\r\n+ Ready for literal data\r\n{TAG} OK [APPENDUID 1 1] Append completed.\r\n",
+        )
+        .await;
+        append(&mut up, b"Sent \"Mail\"", b"Subject: x\r\n\r\nhi\r\n", SECS)
+            .await
+            .unwrap();
+        drop(up);
+        let got = server.await.unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&got),
+            "mgsent APPEND \"Sent \\\"Mail\\\"\" (\\Seen) {18}\r\nSubject: x\r\n\r\nhi\r\n\r\n"
+        );
+    }
+
+    #[tokio::test]
+    async fn append_with_literal_plus_and_refusals() {
+        let (mut up, server) = scripted(&["LITERAL+"], b"", b"{TAG} OK done\r\n").await;
+        append(&mut up, b"Sent", b"m\r\n", SECS).await.unwrap();
+        drop(up);
+        let got = server.await.unwrap();
+        assert_eq!(got, b"mgsent APPEND \"Sent\" (\\Seen) {3+}\r\nm\r\n\r\n");
+
+        // Refused before the go-ahead (no literal sent), and after the message.
+        for (caps, answer) in [
+            (
+                &["IMAP4rev1"][..],
+                &b"{TAG} NO [TRYCREATE] no such mailbox\r\n"[..],
+            ),
+            (
+                &["LITERAL+"][..],
+                &b"{TAG} NO [OVERQUOTA] quota exceeded\r\n"[..],
+            ),
+        ] {
+            let (mut up, _) = scripted(caps, b"", answer).await;
+            let e = append(&mut up, b"Sent", b"m\r\n", SECS).await.unwrap_err();
+            assert!(
+                matches!(&e, SentError::Exchange(ExchangeError::Refused { command: "APPEND", text }) if text.starts_with("NO [")),
+                "{e:?}"
+            );
+            assert_eq!(e.kind(), "refused");
+        }
+        let (mut up, _) = scripted(&[], b"", b"").await;
+        let e = append(&mut up, b"Sent\r\nX", b"m", SECS).await.unwrap_err();
+        assert!(matches!(e, SentError::Unquotable), "{e:?}");
+    }
+}

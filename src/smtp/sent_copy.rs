@@ -115,13 +115,16 @@ impl Capture {
         let Copying::On(copy) = &mut self.copy else {
             return;
         };
-        // Room for the bytes and a CR before each LF, at most.
-        let lfs = memchr::memchr_iter(b'\n', bytes).count();
-        let need = (copy.bytes.len() + bytes.len() + lfs + 2).saturating_sub(copy.share.held);
         if copy.bytes.len() + bytes.len() > MAX_COPY {
             self.copy = Copying::TooLarge;
             return;
         }
+        // Room for the bytes, a CR before each LF and the CRLF the upload may add; the
+        // budget counts what the buffer really holds (its capacity), and a buffer that does
+        // not fit is dropped at once.
+        let lfs = memchr::memchr_iter(b'\n', bytes).count();
+        copy.bytes.reserve(bytes.len() + lfs + 2);
+        let need = copy.bytes.capacity().saturating_sub(copy.share.held);
         if !copy.share.grow(need, COPY_BUDGET) {
             self.copy = Copying::OverBudget;
             return;

@@ -74,9 +74,7 @@ fn command(capabilities: &[String]) -> (&'static str, &'static str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::upstream::UpstreamStream;
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    use tokio::net::{TcpListener, TcpStream};
+    use crate::imap::exchange::scripted;
 
     fn caps(list: &[&str]) -> Vec<String> {
         list.iter().map(|s| (*s).to_owned()).collect()
@@ -93,40 +91,11 @@ mod tests {
         assert_eq!(command(&caps(&["SPECIAL-USE"])).0, r#"LIST "" "*""#);
     }
 
-    /// A logged-in connection to a scripted server: it reads one command line, then writes
-    /// `answer` (with `{TAG}` replaced by the command's tag) and keeps the socket open.
-    async fn scripted(caps: &[&str], leftover: &[u8], answer: &'static [u8]) -> LoggedIn {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move {
-            let (mut s, _) = listener.accept().await.unwrap();
-            let mut line = Vec::new();
-            while !line.ends_with(b"\n") {
-                let mut b = [0u8; 1];
-                if s.read(&mut b).await.unwrap_or(0) == 0 {
-                    return;
-                }
-                line.push(b[0]);
-            }
-            let tag = line.split(|&b| b == b' ').next().unwrap().to_vec();
-            let answer =
-                String::from_utf8_lossy(answer).replace("{TAG}", &String::from_utf8_lossy(&tag));
-            let _ = s.write_all(answer.as_bytes()).await;
-            let mut sink = Vec::new();
-            let _ = s.read_to_end(&mut sink).await;
-        });
-        LoggedIn {
-            stream: UpstreamStream::Plain(TcpStream::connect(addr).await.unwrap()),
-            capabilities: caps.iter().map(|c| (*c).to_owned()).collect(),
-            leftover: leftover.to_vec(),
-        }
-    }
-
     const SECS: Duration = Duration::from_secs(10);
 
     #[tokio::test]
     async fn reads_entries_literals_and_keeps_what_follows() {
-        let mut up = scripted(
+        let (mut up, _) = scripted(
             &["SPECIAL-USE", "LIST-EXTENDED"],
             b"* 3 EXISTS\r\n",
             b"* LIST (\\HasNoChildren) \"/\" INBOX\r\n* LIST (\\Sent) \"/\" {9}\r\nSent Mail\r\n* OK [ALERT] hi\r\n{TAG} OK done\r\n* 4 EXISTS\r\n",
@@ -146,14 +115,14 @@ mod tests {
 
     #[tokio::test]
     async fn refusals_and_bounds_are_typed() {
-        let mut up = scripted(&["XLIST"], b"", b"{TAG} NO [UNAVAILABLE] later\r\n").await;
+        let (mut up, _) = scripted(&["XLIST"], b"", b"{TAG} NO [UNAVAILABLE] later\r\n").await;
         let e = list(&mut up, SECS).await.unwrap_err();
         assert!(
             matches!(&e, LearnError::Refused { command: "XLIST", text } if text == "NO [UNAVAILABLE] later"),
             "{e:?}"
         );
 
-        let mut up = scripted(&[], b"", b"* LIST () \"/\" {70000}\r\n").await;
+        let (mut up, _) = scripted(&[], b"", b"* LIST () \"/\" {70000}\r\n").await;
         let e = list(&mut up, SECS).await.unwrap_err();
         assert!(
             matches!(
@@ -166,11 +135,11 @@ mod tests {
             "{e:?}"
         );
 
-        let mut up = scripted(&[], b"", b"* LIST () \"/\" INBOX\r\n").await;
+        let (mut up, _) = scripted(&[], b"", b"* LIST () \"/\" INBOX\r\n").await;
         let e = list(&mut up, Duration::from_millis(200)).await.unwrap_err();
         assert!(matches!(e, LearnError::Timeout { .. }), "{e:?}");
 
-        let mut up = scripted(&[], b"", b"+ go on\r\n").await;
+        let (mut up, _) = scripted(&[], b"", b"+ go on\r\n").await;
         let e = list(&mut up, SECS).await.unwrap_err();
         assert!(matches!(e, LearnError::Protocol { .. }), "{e:?}");
     }
@@ -180,7 +149,7 @@ mod tests {
         // Whole lines without end: more than 4 MiB of untagged responses.
         let line = format!("* OK {}\r\n", "x".repeat(60 * 1024));
         let big: &'static [u8] = line.repeat(70).into_bytes().leak();
-        let mut up = scripted(&[], b"", big).await;
+        let (mut up, _) = scripted(&[], b"", big).await;
         let e = list(&mut up, SECS).await.unwrap_err();
         assert!(
             matches!(

@@ -43,6 +43,13 @@ pub const CONFIG_RELOADS_TOTAL: &str = "mailgate_config_reloads_total";
 /// the refresh token: run `mailgate oauth authorize EMAIL`), `error` (endpoint unreachable or
 /// another failure; retried later).
 pub const OAUTH_REFRESH_TOTAL: &str = "mailgate_oauth_refresh_total";
+/// Sent copies by action: `appended` (mailgate filed it in the Sent folder), `append_failed`
+/// (that upload failed; the message was sent all the same), `left_to_provider` (the provider
+/// files it; the submission was recorded so a client's upload of it can be dropped),
+/// `duplicate_dropped` (a client's upload of a message the provider already filed, answered
+/// without storing), `left_to_client`, `not_copied` (too large, too many uploads at once, or
+/// no Sent folder found).
+pub const SENT_COPIES_TOTAL: &str = "mailgate_sent_copies_total";
 /// Always 1, labelled with the running version.
 pub const BUILD_INFO: &str = "mailgate_build_info";
 /// Per account (only with `per_account = true`): logins by account and result.
@@ -100,6 +107,9 @@ pub fn start(listen: SocketAddr, per_account: bool) -> Result<(), MetricsError> 
     for result in ["ok", "revoked", "error"] {
         counter!(OAUTH_REFRESH_TOTAL, "result" => result).absolute(0);
     }
+    for action in SentCopyAction::ALL {
+        counter!(SENT_COPIES_TOTAL, "action" => action.as_str()).absolute(0);
+    }
     // Make the main series visible (at zero) before the first session.
     for &protocol in PROTOCOLS {
         counter!(SESSIONS_TOTAL, "protocol" => protocol).absolute(0);
@@ -136,6 +146,10 @@ fn describe() {
     describe_counter!(
         OAUTH_REFRESH_TOTAL,
         "OAuth access-token refreshes by result (revoked: run mailgate oauth authorize)."
+    );
+    describe_counter!(
+        SENT_COPIES_TOTAL,
+        "What happened to the Sent copy of each message the provider accepted, by action."
     );
     describe_gauge!(
         BUILD_INFO,
@@ -222,6 +236,46 @@ pub fn session_refused(protocol: &'static str) {
 /// Counts one OAuth token refresh (`ok`, `revoked`, `error`).
 pub fn oauth_refresh(result: &'static str) {
     counter!(OAUTH_REFRESH_TOTAL, "result" => result).increment(1);
+}
+
+/// What happened to the Sent copy of a message (the `action` label of [`SENT_COPIES_TOTAL`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SentCopyAction {
+    Appended,
+    AppendFailed,
+    LeftToProvider,
+    DuplicateDropped,
+    LeftToClient,
+    NotCopied,
+}
+
+impl SentCopyAction {
+    /// Every action (each series is shown at zero from the start).
+    pub const ALL: [SentCopyAction; 6] = [
+        SentCopyAction::Appended,
+        SentCopyAction::AppendFailed,
+        SentCopyAction::LeftToProvider,
+        SentCopyAction::DuplicateDropped,
+        SentCopyAction::LeftToClient,
+        SentCopyAction::NotCopied,
+    ];
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SentCopyAction::Appended => "appended",
+            SentCopyAction::AppendFailed => "append_failed",
+            SentCopyAction::LeftToProvider => "left_to_provider",
+            SentCopyAction::DuplicateDropped => "duplicate_dropped",
+            SentCopyAction::LeftToClient => "left_to_client",
+            SentCopyAction::NotCopied => "not_copied",
+        }
+    }
+}
+
+/// Counts one Sent-copy decision.
+pub fn sent_copy(action: SentCopyAction) {
+    counter!(SENT_COPIES_TOTAL, "action" => action.as_str()).increment(1);
 }
 
 /// Counts a configuration reload.

@@ -5,12 +5,14 @@
 //! server and logs in with the stored credential), and [`relay`] (bytes pass between the two).
 //! What the relay changes in the bytes it passes is decided by the rules in [`rewrite`].
 
+pub mod exchange;
 pub mod folders;
 pub mod framer;
 pub mod login;
 pub mod pop3;
 pub mod relay;
 pub mod rewrite;
+pub mod sent;
 pub mod upstream;
 
 use crate::session::NoTls;

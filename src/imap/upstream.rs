@@ -513,7 +513,7 @@ async fn sasl_exchange(
 }
 
 /// `(STATUS, text)` if `resp` is the tagged completion for `tag`.
-fn tagged(resp: &[u8], tag: &str) -> Option<(String, String)> {
+pub(crate) fn tagged(resp: &[u8], tag: &str) -> Option<(String, String)> {
     let rest = resp.strip_prefix(tag.as_bytes())?.strip_prefix(b" ")?;
     let text = printable(rest);
     let (status, rest) = text.split_once(' ').unwrap_or((text.as_str(), ""));

@@ -5,6 +5,7 @@
 use super::data::Unstuffer;
 use super::limits::DATA_TIMEOUT;
 use super::reply::{deferred_or_rejected, relay_reply, upstream_failure};
+use super::sent_copy::Capture;
 use super::session::{Next, Smtp};
 use super::state::{closed, AfterChunk, Body, Envelope, Flow, NEED_MAIL};
 use super::{command, submit::reply_text};
@@ -22,6 +23,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Smtp<'_, S> {
             self.count_refused(reply);
         }
         Some(reply)
+    }
+
+    /// A new body, flowing unless `refused`; a flowing one captures what the Sent copy needs.
+    fn new_body(&self, refused: Option<String>) -> Body {
+        let flowing = refused.is_none();
+        let mut body = Body::new(refused);
+        if flowing {
+            body.capture = self
+                .state
+                .account()
+                .map(|a| Capture::new(a.folders.sent_copy_effective));
+        }
+        body
     }
 
     /// Sends DATA upstream without waiting for its reply (see
@@ -56,6 +70,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Smtp<'_, S> {
                 self.upstream = None;
             }
         } else if matches!(body.flow, Flow::Flowing) {
+            if let Some(capture) = body.capture.as_mut() {
+                capture.feed(&self.msg);
+            }
             if let Some(up) = self.upstream.as_mut() {
                 match up.write_body(&self.msg).await {
                     // Counted by the upstream when the bytes are written.
@@ -116,12 +133,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Smtp<'_, S> {
                 metrics::upstream_error("smtp", e.kind().label());
                 (upstream_failure(&e).into(), "deferred")
             }
-            Flow::Flowing => self.end_upstream(env, body.size).await,
+            Flow::Flowing => self.end_upstream(env, body.size, body.capture).await,
         }
     }
 
-    /// Sends the message's end upstream; the provider's verdict as the client's reply.
-    async fn end_upstream(&mut self, env: &Envelope, size: u64) -> (String, &'static str) {
+    /// Sends the message's end upstream; the provider's verdict as the client's reply. After
+    /// a 2xx, the Sent copy is seen to (`capture`).
+    async fn end_upstream(
+        &mut self,
+        env: &Envelope,
+        size: u64,
+        capture: Option<Capture>,
+    ) -> (String, &'static str) {
         let Some(up) = self.upstream.as_mut() else {
             return (closed().into(), "deferred");
         };
@@ -131,6 +154,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Smtp<'_, S> {
                 if ok {
                     self.accepted += 1;
                     info!(from = %env.from, rcpts = env.rcpts, size, reply = %reply_text(&r), "message accepted by the upstream");
+                    if let (Some(capture), Some(account)) = (capture, self.state.account()) {
+                        capture.accepted(account, &self.session.config);
+                    }
                 } else {
                     info!(from = %env.from, size, reply = %reply_text(&r), "upstream refused the message");
                 }
@@ -190,7 +216,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Smtp<'_, S> {
             self.reply(&reply);
             return Ok(Next::Continue);
         }
-        self.state.start_body(false, Body::new(None));
+        self.state.start_body(false, self.new_body(None));
         self.reply("354 End data with <CR><LF>.<CR><LF>");
         self.flush().await?;
         let mut unstuffer = Unstuffer::new();
@@ -222,7 +248,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Smtp<'_, S> {
             refusal = self.body_refusal(true);
             if refusal.is_none() {
                 let opened = self.open_body().await;
-                self.state.start_body(true, Body::new(opened.err()));
+                let body = self.new_body(opened.err());
+                self.state.start_body(true, body);
             }
         }
         let mut left = size;

@@ -4,7 +4,8 @@
 //! it stands, without I/O; `auth`, `envelope` (MAIL/RCPT) and `body` (DATA/BDAT) are its
 //! commands, `reply` the words for what the provider said. [`command`] parses command lines,
 //! [`submit`] is the client of the real provider (its exchanges timed in `wire`), and
-//! [`data`] does dot-stuffing in both directions. The upstream transaction mirrors the
+//! [`data`] does dot-stuffing in both directions; [`sent_copy`] (with [`message_id`]) does
+//! what `[account.folders] sent_copy` asks once the provider accepted a message. The upstream transaction mirrors the
 //! client's step by step (MAIL at MAIL, RCPT at RCPT, the body as it arrives), so every reply
 //! the client hears is the provider's own verdict, and a `250` after the data means the
 //! provider took it.
@@ -17,7 +18,9 @@ mod conversation_tests;
 pub mod data;
 mod envelope;
 pub mod limits;
+pub mod message_id;
 mod reply;
+pub mod sent_copy;
 mod session;
 mod state;
 pub mod submit;

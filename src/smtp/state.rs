@@ -62,6 +62,8 @@ pub struct Body {
     /// Message bytes received so far (unstuffed).
     pub size: u64,
     pub flow: Flow,
+    /// What the Sent copy needs from the bytes (`None` until the body is known to flow).
+    pub capture: Option<super::sent_copy::Capture>,
 }
 
 /// Where the body's bytes go.
@@ -178,6 +180,7 @@ impl Body {
         Body {
             size: 0,
             flow: refused.map_or(Flow::Flowing, Flow::Refused),
+            capture: None,
         }
     }
 

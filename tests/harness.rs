@@ -527,7 +527,10 @@ fn folder_layouts_as_dovecot_presents_them() {
     d.add_user("e", "pw");
     let mut c = d.login("e", "pw");
     let k = caps(&mut c);
-    assert!(!k.contains("SPECIAL-USE") && !k.contains("LIST-EXTENDED"), "{k}");
+    assert!(
+        !k.contains("SPECIAL-USE") && !k.contains("LIST-EXTENDED"),
+        "{k}"
+    );
     let listed = names(&c.command("l", "LIST \"\" \"*\""), "LIST");
     for name in folders::EXCHANGE_NAMES {
         assert!(listed.iter().any(|n| n == name), "{name}: {listed:?}");

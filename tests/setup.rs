@@ -160,9 +160,20 @@ fn reads_and_sends(gate: &mut Mailgate, up: &Upstreams, body: &str) {
 fn non_interactive_setup_writes_an_account_that_works_through_mailgate() {
     let up = Upstreams::start();
     let (config, before, imap_port, smtp_port) = up.config();
-    let out = setup(&config, "ola@example.test", UPSTREAM_PW, &up.server_args());
+    let mut args = up.server_args();
+    args.extend(["--client".to_string(), "superoffice".to_string()]);
+    let out = setup(&config, "ola@example.test", UPSTREAM_PW, &args);
     let shown = text(&out);
     assert!(out.status.success(), "{shown}");
+    // The folders found (this Dovecot has none with a role) and SuperOffice's settings.
+    for line in [
+        "Folders (client = superoffice, sent copy: client)",
+        "sent     none found at the provider",
+        "NameSent = \"Sent Items\"",
+        "SaveSentInSentItems = on",
+    ] {
+        assert!(shown.contains(line), "missing {line:?}:\n{shown}");
+    }
     assert!(
         !shown.contains(UPSTREAM_PW) && !shown.contains(LOCAL_PW),
         "{shown}"
@@ -194,6 +205,10 @@ fn non_interactive_setup_writes_an_account_that_works_through_mailgate() {
         "{added}"
     );
     assert!(added.contains("# Given to `mailgate setup`"), "{added}");
+    assert!(
+        added.contains("[account.folders]\nclient = \"superoffice\""),
+        "{added}"
+    );
     assert!(
         added.contains("password_file = \"state/credentials/ola@example.test.password\""),
         "{added}"

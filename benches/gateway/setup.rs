@@ -133,9 +133,8 @@ pub fn setup(sz: &Sizes) -> Setup {
             } else {
                 user
             };
-            let mut account =
-                Account::password(&format!("{}-{user}@{DOMAIN}", m.prefix), LOCAL_PW)
-                    .imap(imap.clone().login(upstream_user, UPSTREAM_PW));
+            let mut account = Account::password(&format!("{}-{user}@{DOMAIN}", m.prefix), LOCAL_PW)
+                .imap(imap.clone().login(upstream_user, UPSTREAM_PW));
             if let Some(client) = &folders {
                 account = account.folders("client", client.as_str());
             }

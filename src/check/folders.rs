@@ -232,6 +232,9 @@ mod tests {
         let e = entries(&["* LIST () \"/\" \"Sent Items\""]);
         let r = report(&e, &settings(Profile::Thunderbird, SentCopy::Client));
         assert_eq!(r.roles[0].client.as_deref(), Some("Sent"));
-        assert!(r.instructions[0].contains("\"Place a copy in\" on"), "{r:?}");
+        assert!(
+            r.instructions[0].contains("\"Place a copy in\" on"),
+            "{r:?}"
+        );
     }
 }

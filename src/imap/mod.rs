@@ -146,6 +146,8 @@ fn rules(
             Box::new(move || folders::cache::invalidate(&email)),
         )));
     }
-    list.push(Box::new(rewrite::Gateway::new(rewrite::nonsync_limit(caps))));
+    list.push(Box::new(rewrite::Gateway::new(rewrite::nonsync_limit(
+        caps,
+    ))));
     rewrite::Rules::new(list)
 }

@@ -52,6 +52,14 @@ pub(super) fn account_table(plan: &Plan, credential: CredentialLine) -> Table {
     if let Some(t) = oauth_table(&plan.credential) {
         account.insert("oauth2", Item::Table(t));
     }
+    if let Some(client) = plan.client.filter(|c| *c != crate::mailbox::Profile::None) {
+        let mut folders = Table::new();
+        folders.insert("client", value(client.as_str()));
+        folders.decor_mut().set_prefix(
+            "# The folder names the mail client expects (see the README, \"Folders the client expects\")\n",
+        );
+        account.insert("folders", Item::Table(folders));
+    }
     account
         .decor_mut()
         .set_prefix(format!("\n# {} — added by `mailgate setup`.\n", plan.email));

@@ -33,10 +33,11 @@ pub async fn live_test(target: &Target, plan: &Plan) -> Result<Tested, SetupErro
     let folders = match crate::imap::upstream::login(account, &cfg.server).await {
         Ok(mut logged_in) => {
             use tokio::io::AsyncWriteExt;
-            let folders = crate::imap::folders::learn::list(&mut logged_in, cfg.server.upstream_timeout)
-                .await
-                .ok()
-                .map(|entries| crate::check::folders::report(&entries, &account.folders));
+            let folders =
+                crate::imap::folders::learn::list(&mut logged_in, cfg.server.upstream_timeout)
+                    .await
+                    .ok()
+                    .map(|entries| crate::check::folders::report(&entries, &account.folders));
             // Say goodbye politely; the answer does not matter.
             let _ = tokio::time::timeout(
                 std::time::Duration::from_secs(2),

@@ -118,6 +118,8 @@ pub struct Plan {
     pub ca_file: Option<PathBuf>,
     /// argon2 hash of the local password.
     pub local_password_hash: String,
+    /// The mail client's folder names (`[account.folders] client`), when given.
+    pub client: Option<crate::mailbox::Profile>,
 }
 
 impl SetupError {

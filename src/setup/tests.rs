@@ -17,6 +17,7 @@ fn target(text: &str, email: &str) -> Result<Target, SetupError> {
 
 fn plan(email: &str, found: Discovery) -> Plan {
     Plan {
+        client: None,
         email: email.into(),
         found,
         credential: Credential::Password(Secret::new("app-pw".into())),

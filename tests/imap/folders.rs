@@ -8,7 +8,10 @@ use support::folders::{self, attributes_of, names, Layout};
 /// Dovecot in `layout` with user `ola`, and mailgate with `accounts` in front of it, each
 /// logging in to `ola`.
 fn folder_gate(layout: Layout, accounts: Vec<Account>) -> Gate {
-    folder_gate_users(layout, accounts.into_iter().map(|a| (a, UPSTREAM_USER)).collect())
+    folder_gate_users(
+        layout,
+        accounts.into_iter().map(|a| (a, UPSTREAM_USER)).collect(),
+    )
 }
 
 /// As [`folder_gate`], each account logging in to its own Dovecot user (made here).
@@ -87,11 +90,17 @@ fn superoffice_names_on_a_gmail_like_provider() {
         );
     }
     for hidden in ["[Gmail]/Sent Mail", "[Gmail]/Drafts", "[Gmail]/Trash"] {
-        assert!(!listed.iter().any(|n| n == hidden), "{hidden} shown: {listed:?}");
+        assert!(
+            !listed.iter().any(|n| n == hidden),
+            "{hidden} shown: {listed:?}"
+        );
     }
     // What is not mapped keeps its name.
     for kept in ["INBOX", "[Gmail]/Spam", "[Gmail]/All Mail"] {
-        assert!(listed.iter().any(|n| n == kept), "{kept} missing: {listed:?}");
+        assert!(
+            listed.iter().any(|n| n == kept),
+            "{kept} missing: {listed:?}"
+        );
     }
 
     // APPEND and SELECT through the client's name reach the real folder.
@@ -121,13 +130,22 @@ fn superoffice_names_on_a_gmail_like_provider() {
 
     // A folder below a mapped one follows it; CREATE, LIST, RENAME, DELETE.
     c.ok("c1", "CREATE \"Sent Items/2024\"");
-    assert!(g.dovecot.folder_dir(UPSTREAM_USER, "[Gmail]/Sent Mail/2024").is_dir());
+    assert!(g
+        .dovecot
+        .folder_dir(UPSTREAM_USER, "[Gmail]/Sent Mail/2024")
+        .is_dir());
     let r = c.ok("l2", "LIST \"\" \"Sent Items/*\"");
     assert_eq!(names(&r, "LIST"), ["Sent Items/2024"], "{}", text(&r));
     c.ok("r1", "RENAME \"Sent Items/2024\" \"Sent Items/2025\"");
-    assert!(g.dovecot.folder_dir(UPSTREAM_USER, "[Gmail]/Sent Mail/2025").is_dir());
+    assert!(g
+        .dovecot
+        .folder_dir(UPSTREAM_USER, "[Gmail]/Sent Mail/2025")
+        .is_dir());
     c.ok("d1", "DELETE \"Sent Items/2025\"");
-    assert!(!g.dovecot.folder_dir(UPSTREAM_USER, "[Gmail]/Sent Mail/2025").exists());
+    assert!(!g
+        .dovecot
+        .folder_dir(UPSTREAM_USER, "[Gmail]/Sent Mail/2025")
+        .exists());
 
     // An ordinary folder is untouched by the mapping.
     c.ok("c2", "CREATE Kunder");
@@ -173,7 +191,10 @@ fn localized_folders_without_special_use() {
                 UPSTREAM_USER,
             ),
             (folder_account("da@example.no"), "da"),
-            (folder_account("nl@example.no").folders("client", "outlook"), "nl"),
+            (
+                folder_account("nl@example.no").folders("client", "outlook"),
+                "nl",
+            ),
         ],
     );
     folders::create(&g.dovecot, UPSTREAM_USER, UPSTREAM_PW, folders::NORWEGIAN);
@@ -184,9 +205,10 @@ fn localized_folders_without_special_use() {
     let caps = c.ok("k", "CAPABILITY");
     assert!(contains(&caps, b" SPECIAL-USE"), "{}", text(&caps));
     let list = c.ok("l1", "LIST \"\" \"*\"");
-    for (name, attribute) in folders::NORWEGIAN
-        .iter()
-        .zip(["\\Sent", "\\Drafts", "\\Trash", "\\Junk", "\\Archive"])
+    for (name, attribute) in
+        folders::NORWEGIAN
+            .iter()
+            .zip(["\\Sent", "\\Drafts", "\\Trash", "\\Junk", "\\Archive"])
     {
         assert!(
             attributes_of(&list, name).iter().any(|a| a == attribute),
@@ -213,7 +235,10 @@ fn localized_folders_without_special_use() {
         ("Junk Email", "S&APg-ppelpost"),
     ] {
         assert!(listed.iter().any(|n| n == client), "{client}: {listed:?}");
-        assert!(!listed.iter().any(|n| n == provider), "{provider}: {listed:?}");
+        assert!(
+            !listed.iter().any(|n| n == provider),
+            "{provider}: {listed:?}"
+        );
     }
     // "Arkiv" → Outlook's "Archive".
     assert!(listed.iter().any(|n| n == "Archive"), "{listed:?}");
@@ -225,9 +250,10 @@ fn localized_folders_without_special_use() {
     // Danish: recognised by name and marked.
     let mut c = g.login_email("da@example.no");
     let list = c.ok("l1", "LIST \"\" \"*\"");
-    for (name, attribute) in folders::DANISH
-        .iter()
-        .zip(["\\Sent", "\\Drafts", "\\Trash", "\\Junk", "\\Archive"])
+    for (name, attribute) in
+        folders::DANISH
+            .iter()
+            .zip(["\\Sent", "\\Drafts", "\\Trash", "\\Junk", "\\Archive"])
     {
         assert!(
             attributes_of(&list, name).iter().any(|a| a == attribute),
@@ -273,7 +299,10 @@ fn thunderbird_names_on_an_exchange_like_provider_with_mbsync() {
     let out = mbsync(&g, local.path());
     // The client's names, with the provider's content; the provider's names nowhere.
     let sent = local.path().join("Sent");
-    assert!(sent.join("cur").is_dir() || sent.join("new").is_dir(), "{out}");
+    assert!(
+        sent.join("cur").is_dir() || sent.join("new").is_dir(),
+        "{out}"
+    );
     assert_eq!(maildir_bodies(&sent), [filed], "{out}");
     for name in ["Drafts", "Trash", "Junk", "Archives"] {
         assert!(local.path().join(name).is_dir(), "{name}: {out}");

@@ -425,7 +425,8 @@ impl Dovecot {
         if wire.is_empty() || wire.eq_ignore_ascii_case("INBOX") {
             return self.maildir(user);
         }
-        self.maildir(user).join(format!(".{}", wire.replace('/', ".")))
+        self.maildir(user)
+            .join(format!(".{}", wire.replace('/', ".")))
     }
 
     /// Contents of every message file of mailbox `wire` (see [`Dovecot::folder_dir`]).

@@ -85,12 +85,27 @@ pub struct SetupArgs {
     /// CA certificate file for a provider with a private CA (written as ca_file).
     #[arg(long)]
     pub ca_file: Option<PathBuf>,
+    /// The mail client, for the folder names it expects (written as `[account.folders]
+    /// client`): superoffice, outlook, thunderbird or none.
+    #[arg(long, value_parser = parse_client)]
+    pub client: Option<mailgate::mailbox::Profile>,
     /// DNS server for discovery (`ADDR` or `ADDR:PORT`).
     #[arg(long)]
     pub resolver: Option<String>,
     /// How long to wait for the OAuth approval, in seconds.
     #[arg(long, default_value_t = 600)]
     pub timeout_secs: u64,
+}
+
+/// `--client`: a client profile's config word.
+fn parse_client(word: &str) -> Result<mailgate::mailbox::Profile, String> {
+    mailgate::mailbox::Profile::parse(word).ok_or_else(|| {
+        let known: Vec<&str> = mailgate::mailbox::Profile::ALL
+            .iter()
+            .map(|p| p.as_str())
+            .collect();
+        format!("use one of {}", known.join(", "))
+    })
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -162,6 +177,7 @@ pub fn run(args: SetupArgs) -> Result<()> {
         credential,
         ca_file,
         local_password_hash,
+        client: args.client,
     };
     // 4. OAuth sign-in, then the live test; nothing is written before both pass.
     let folders = test::sign_in_and_test(&w, &target, &mut plan)?;

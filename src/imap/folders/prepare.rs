@@ -22,7 +22,11 @@ fn wanted(account: &Account, capabilities: &[String]) -> bool {
 /// could not be learned (the client then sees the provider's names; logged). When the view
 /// offers SPECIAL-USE the provider lacks, it is added to `up.capabilities`, so the login's
 /// answer says so too.
-pub async fn view(account: &Account, up: &mut LoggedIn, server: &ServerConfig) -> Option<Arc<View>> {
+pub async fn view(
+    account: &Account,
+    up: &mut LoggedIn,
+    server: &ServerConfig,
+) -> Option<Arc<View>> {
     if !wanted(account, &up.capabilities) {
         return None;
     }
@@ -51,7 +55,11 @@ pub async fn view(account: &Account, up: &mut LoggedIn, server: &ServerConfig) -
                 format!("{}={:?} ({how})", role.key(), e.name)
             })
             .collect();
-        info!(folders = found.join(", "), count = entries.len(), "learned the provider's folders");
+        info!(
+            folders = found.join(", "),
+            count = entries.len(),
+            "learned the provider's folders"
+        );
         for name in &view.hidden {
             warn!(folder = %name, "a client folder name is also a real folder at the provider: that folder cannot be reached through mailgate; choose another name in [account.folders]");
         }

@@ -8,6 +8,8 @@
 //! show a client the names it expects.
 
 pub mod mapping;
+pub mod pattern;
+pub mod syntax;
 pub mod utf7;
 pub mod view;
 

@@ -11,8 +11,10 @@
 //! and lines longer than the relay's hold limit (64 KiB), which are passed on in pieces as they
 //! arrive. A line no rule changes is forwarded from the read buffer as it is, without a copy.
 
+pub mod folders;
 pub mod gateway;
 
+pub use folders::FolderNames;
 pub use gateway::{filter_capabilities, hidden_capability, nonsync_limit, Gateway};
 
 use crate::imap::framer::Literal;

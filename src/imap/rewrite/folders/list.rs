@@ -18,8 +18,10 @@ use crate::imap::folders::syntax::{line_end, Kind as TokenKind, Scanner, Token};
 use std::borrow::Cow;
 use std::ops::Range;
 
-/// More patterns than this in one LIST are passed on as they are.
+/// More patterns than this in one LIST, or more bytes of them all, are passed on as they
+/// are (and their replies not filtered): matching each reply against them stays cheap.
 const MAX_PATTERNS: usize = 64;
+const MAX_PATTERN_BYTES: usize = 4096;
 
 /// A LIST the rule waits on, to filter its replies.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -113,7 +115,9 @@ pub(super) fn rewrite(names: Names<'_>, line: &[u8], c: &Command, kind: ListKind
         .map(|f| names.decode(f).map(Cow::into_owned))
         .collect();
     // Delimiter queries (`""`), undecodable names and very long lists are not looked into.
-    let analysable = wires.iter().all(|w| !w.is_empty()) && wires.len() <= MAX_PATTERNS;
+    let analysable = wires.iter().all(|w| !w.is_empty())
+        && wires.len() <= MAX_PATTERNS
+        && full.iter().map(Vec::len).sum::<usize>() <= MAX_PATTERN_BYTES;
     let clients = decoded.filter(|_| analysable).unwrap_or_default();
     let plans: Vec<Plan> = clients.iter().map(|p| plan(names, p)).collect();
     pending.patterns = clients;

@@ -223,6 +223,12 @@ fn several_patterns_and_literals() {
         assert_eq!(cmd(&mut r, text), text);
     }
     assert!(r.lists.iter().skip(2).all(|p| p.patterns.is_empty()));
+    // Too many patterns to match replies against: passed on, replies not filtered.
+    let many = format!("f LIST \"\" ({})\r\n", vec!["%"; 65].join(" "));
+    assert_eq!(cmd(&mut r, &many), many);
+    let long = format!("g LIST \"\" \"{}%\"\r\n", "x".repeat(4096));
+    assert_eq!(cmd(&mut r, &long), long);
+    assert!(r.lists.iter().rev().take(2).all(|p| p.patterns.is_empty()));
 }
 
 #[test]
@@ -301,4 +307,52 @@ fn pipelined_lists_are_answered_in_order() {
     }
     assert_eq!(r.lists.len(), MAX_PENDING);
     assert_eq!(r.lists[0].tag, b"t5");
+}
+
+#[test]
+fn xlist_gets_gmail_words() {
+    let replies = [
+        "* LIST (\\HasNoChildren) \".\" INBOX\r\n",
+        "* LIST (\\HasNoChildren) \".\" INBOX.Spam\r\n",
+    ];
+    let (mut r, _) = rule(view_of(&replies, Profile::Outlook, &[]));
+    assert_eq!(
+        resp(&mut r, "* XLIST (\\HasNoChildren) \".\" INBOX.Spam\r\n"),
+        "* XLIST (\\HasNoChildren \\Spam) \".\" \"Junk Email\"\r\n"
+    );
+    assert_eq!(
+        resp(&mut r, "* LIST () \".\" INBOX.Spam\r\n"),
+        "* LIST (\\Junk) \".\" \"Junk Email\"\r\n"
+    );
+    assert_eq!(
+        resp(&mut r, "* XLIST (\\Spam) \".\" INBOX.Spam\r\n"),
+        "* XLIST (\\Spam) \".\" \"Junk Email\"\r\n"
+    );
+}
+
+/// First in the session's rules, before the gateway's own rule: both apply.
+#[test]
+fn before_the_gateway() {
+    use crate::imap::rewrite::{Gateway, Rules};
+    let (r, _) = rule(view_of(HOSTING, Profile::Outlook, &["IMAP4rev1"]));
+    let mut rules = Rules::new(vec![Box::new(r), Box::new(Gateway::new(1 << 20))]);
+    let append = b"a APPEND \"Sent Items\" (\\Seen) {310}\r\n";
+    assert_eq!(
+        rules.command(super::tests::line(append, true)),
+        Verdict::ReplaceAndAnswer {
+            forward: b"a APPEND \"INBOX.Sent\" (\\Seen) {310+}\r\n".to_vec(),
+            answer: b"+ Ready for literal data\r\n".to_vec(),
+        }
+    );
+    assert_eq!(
+        rules.command(super::tests::line(b"b SELECT {10}\r\n", true)),
+        Verdict::Hold
+    );
+    assert_eq!(
+        rules.response(super::tests::line(
+            b"* CAPABILITY IMAP4rev1 STARTTLS IDLE\r\n",
+            true
+        )),
+        Verdict::Replace(b"* CAPABILITY IMAP4rev1 IDLE SPECIAL-USE\r\n".to_vec())
+    );
 }

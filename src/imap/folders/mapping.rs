@@ -67,6 +67,14 @@ impl Mapping {
             .find_map(|p| swap_prefix(name, &p.provider, &p.client, p.delimiter))
     }
 
+    /// Each mapped folder as (client name, provider name, hierarchy delimiter): what the
+    /// folder rule needs to widen a LIST whose patterns reach a client name.
+    pub fn folders(&self) -> impl Iterator<Item = (&str, &str, Option<char>)> + '_ {
+        self.pairs
+            .iter()
+            .map(|p| (p.client.as_str(), p.provider.as_str(), p.delimiter))
+    }
+
     /// The role → (provider name, client name) table that `check` and `setup` show.
     pub fn table(&self) -> Vec<(Role, &str, &str)> {
         self.pairs

@@ -4,13 +4,16 @@
 //! role goes by ([`Role::of_name`]). Names are modified UTF-7 on the wire ([`utf7`]) and UTF-8
 //! here.
 //!
-//! This is the first part of the folder mapping: what the relay's rewrite rule will use to
-//! show a client the names it expects.
+//! The session's folder rule (`crate::imap::rewrite::FolderNames`) works from a [`View`]
+//! built at login ([`prepare`]) from the learned list ([`learn`], kept per account in
+//! [`cache`]); [`syntax`] reads mailbox arguments and [`pattern`] matches LIST wildcards.
 
 pub mod cache;
 pub mod learn;
 pub mod mapping;
+pub mod pattern;
 pub mod prepare;
+pub mod syntax;
 pub mod utf7;
 pub mod view;
 

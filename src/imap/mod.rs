@@ -129,7 +129,7 @@ async fn converse<S: AsyncRead + AsyncWrite + Unpin + 'static>(
 /// A new rule (see [`rewrite::Rewrite`]) is added to this list.
 fn rules(upstream: &upstream::LoggedIn) -> rewrite::Rules {
     let caps = upstream.capabilities.iter().map(String::as_str);
-    rewrite::Rules::new(vec![Box::new(rewrite::Gateway::new(
-        rewrite::nonsync_limit(caps),
-    ))])
+    let nonsync = rewrite::nonsync_limit(caps);
+    rewrite::Rules::new(vec![Box::new(rewrite::Gateway::new(nonsync))])
+        .with_nonsync_literal_max(nonsync)
 }

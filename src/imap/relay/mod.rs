@@ -40,6 +40,8 @@ mod peek;
 mod pool;
 mod splice;
 mod state;
+#[cfg(test)]
+mod tests;
 
 use crate::imap::rewrite::Rules;
 use crate::metrics::ByteCounters;

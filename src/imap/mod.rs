@@ -138,6 +138,7 @@ fn rules(
     folders: Option<std::sync::Arc<folders::View>>,
 ) -> rewrite::Rules {
     let caps = upstream.capabilities.iter().map(String::as_str);
+    let nonsync = rewrite::nonsync_limit(caps);
     let mut list: Vec<Box<dyn rewrite::Rewrite>> = Vec::new();
     if let Some(view) = folders {
         let email = account.email.clone();
@@ -146,8 +147,6 @@ fn rules(
             Box::new(move || folders::cache::invalidate(&email)),
         )));
     }
-    list.push(Box::new(rewrite::Gateway::new(rewrite::nonsync_limit(
-        caps,
-    ))));
-    rewrite::Rules::new(list)
+    list.push(Box::new(rewrite::Gateway::new(nonsync)));
+    rewrite::Rules::new(list).with_nonsync_literal_max(nonsync)
 }

@@ -174,6 +174,21 @@ fn superoffice_names_on_a_gmail_like_provider() {
     assert!(contains(&r, b"* 1 EXISTS"), "{}", text(&r));
 
     c.ok("z", "LOGOUT");
+
+    // python's imaplib: LIST shows the client's names; an APPEND to one lands in the real
+    // folder.
+    let port = g.mailgate.imap_addr.port().to_string();
+    let login = ["--port", &port, "--user", EMAIL, "--password", LOCAL_PW];
+    let listed = python_ok(&[&["session"][..], &login].concat());
+    assert!(listed.contains("\"/\" \"Sent Items\""), "{listed}");
+    assert!(!listed.contains("[Gmail]/Sent Mail"), "{listed}");
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), message("py-1")).unwrap();
+    let path = file.path().display().to_string();
+    let args = ["append", "--file", &path, "--mailbox", "Deleted items"];
+    let out = python_ok(&[&args[..], &login].concat());
+    assert!(out.contains("\nappend OK"), "{out}");
+    assert!(stored(&g, "[Gmail]/Trash").contains(&message("py-1")));
     g.finish();
 }
 

@@ -9,7 +9,7 @@ use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 
 /// Lines up to this size are held whole (to inspect or rewrite); longer ones stream through.
-const MAX_HELD: usize = 64 * 1024;
+pub(super) const MAX_HELD: usize = 64 * 1024;
 
 /// One direction of the relay.
 pub(super) struct Dir {

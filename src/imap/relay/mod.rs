@@ -2,7 +2,12 @@
 //!
 //! Everything passes byte for byte except what the gateway changes on purpose:
 //! - what the session's rewrite rules change (see [`crate::imap::rewrite`]): each held command
-//!   and response line is shown to them, and they pass it, replace it or answer it;
+//!   and response line is shown to them, and they pass it, replace it or answer it; they may
+//!   also have a short literal collected with the rest of its command or response and the
+//!   whole shown to them again (`Hold`, for mailbox names sent as literals), or see the first
+//!   bytes of a command's literal before it goes on or is swallowed (`Peek`, for an APPEND's
+//!   message headers). Either way the client's `+` for a synchronizing literal then comes from
+//!   the gateway, and what is kept back is bounded (64 KiB a direction, freed when done);
 //! - on shutdown or idle time-out the client gets `* BYE`, inserted between two responses;
 //! - an upstream that stops in the middle of a response (a literal, a line) for
 //!   `upstream_timeout` ends the session: with `* BYE` when the client has seen nothing of that
@@ -18,21 +23,31 @@
 //! A synchronizing literal (`{N}`) makes the client wait for the server's `+`; if the server
 //! answers with a tagged NO/BAD instead, the client never sends the data. To keep framing right
 //! in both cases the relay stops reading the client after such an announcement until the
-//! server has answered, and then continues in the state the server chose.
+//! server has answered, and then continues in the state the server chose. A peeked literal
+//! whose `+` the gateway gave waits the same way when it must go on synchronizing (the server's
+//! `+` is then not passed on, and after a refusal the client's data is discarded).
 //!
 //! The parts: `pool` (the buffers), `splice` (long literals socket to socket), `dir` (one
 //! direction's buffers and I/O), `forward` (framing each direction and applying the rules),
-//! and here the loop that drives both directions and the time-outs.
+//! `hold` and `peek` (what the rules have kept back), `state` (what the relay remembers of the
+//! conversation between frames), and here the loop that drives both directions and the
+//! time-outs.
 
 mod dir;
 mod forward;
+mod hold;
+mod peek;
 mod pool;
 mod splice;
+mod state;
+#[cfg(test)]
+mod tests;
 
 use crate::imap::rewrite::Rules;
 use crate::metrics::ByteCounters;
 use crate::upstream::UpstreamStream;
 use dir::Dir;
+use state::State;
 use std::future::Future;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -127,27 +142,16 @@ pub struct Options {
 struct Relay {
     c2s: Dir,
     s2c: Dir,
-    /// Tag of a client command whose synchronizing literal awaits the server's decision.
-    awaiting: Option<Vec<u8>>,
-    /// Tag of the client line being passed on in pieces (for a literal at its end).
-    long_tag: Vec<u8>,
-    /// Responses of the gateway's own, waiting for a boundary in the server's stream.
-    local: Vec<u8>,
+    /// What the relay knows of the conversation (see [`state`]).
+    st: State,
     /// Set when the session must end: the reason, and the BYE to send first.
     closing: Option<(End, &'static [u8])>,
     /// BYE has been queued; end once it is written.
     bye_queued: bool,
-    /// The next client line continues the current command (after a literal, or IDLE's DONE).
-    continuation: bool,
-    /// The next server line continues the current response (after a literal).
-    s2c_mid: bool,
-    /// The next client line continues the current command after a literal.
-    c2s_after_literal: bool,
     /// Bytes read from the upstream when the stall timer last fired (see [`Relay::stalled`]).
     s2c_mark: u64,
     counters: ByteCounters,
     last_client_activity: Instant,
-    rules: Rules,
 }
 
 /// Relays between `client` and `upstream` until one side closes, the client idles out or the
@@ -165,18 +169,12 @@ pub async fn run<C: AsyncRead + AsyncWrite + Unpin + 'static>(
     let mut relay = Relay {
         c2s: Dir::new(client_leftover),
         s2c: Dir::new(upstream_leftover),
-        awaiting: None,
-        long_tag: Vec::new(),
-        local: Vec::new(),
+        st: State::new(opts.rules),
         closing: None,
         bye_queued: false,
-        continuation: false,
-        s2c_mid: false,
-        c2s_after_literal: false,
         s2c_mark: 0,
         counters: opts.counters,
         last_client_activity: Instant::now(),
-        rules: opts.rules,
     };
     let idle = opts.idle_timeout;
     let mut sleep = Box::pin(tokio::time::sleep(idle));
@@ -210,7 +208,7 @@ pub async fn run<C: AsyncRead + AsyncWrite + Unpin + 'static>(
                 if !relay.client_mid_response() {
                     // The client has seen nothing of the response: drop the held part, and
                     // tell it why before closing.
-                    relay.s2c.framer.take_held();
+                    relay.drop_response();
                     relay.closing = Some((
                         End::UpstreamStalled,
                         b"* BYE The mail provider's server stopped answering.\r\n",
@@ -256,28 +254,40 @@ impl Relay {
     fn stalled(&mut self) -> bool {
         let d = &self.s2c;
         let waiting = d.out_empty() && !d.pending_input() && !d.eof;
-        let mid = !d.framer.at_boundary() || self.s2c_mid;
+        let mid = !d.framer.at_boundary() || self.st.s2c_mid;
         let still = std::mem::replace(&mut self.s2c_mark, d.bytes) == d.bytes;
         waiting && mid && still
     }
 
     /// Whether the client has been sent part of the current response (a line's start passed
-    /// on in pieces, a literal, a line before a literal).
+    /// on in pieces, a literal, a line before a literal). Of a response held for the rules it
+    /// has seen nothing, unless the hold began after such a part.
     fn client_mid_response(&self) -> bool {
-        self.s2c.framer.passing() || self.s2c_mid
+        match &self.st.s2c_hold {
+            Some(held) => !held.starts,
+            None => self.s2c.framer.passing() || self.st.s2c_mid,
+        }
+    }
+
+    /// Forgets the part of the current response the client has not seen (before a BYE).
+    fn drop_response(&mut self) {
+        self.s2c.framer.take_held();
+        self.s2c.framer.cancel_literal();
+        self.st.s2c_hold = None;
+        self.st.s2c_mid = false;
     }
 
     /// The client has sent part of a command and not its end: a line held in part, a literal
     /// under way, or the rest of a line after a literal.
     fn c2s_mid_command(&self) -> bool {
-        !self.c2s.framer.at_boundary() || self.c2s_after_literal
+        !self.c2s.framer.at_boundary() || self.st.c2s_after_literal
     }
 
     /// Between two server responses, as the client sees them: only here may the gateway's
     /// own responses go in. (After a literal the framer is between frames, but the response
-    /// goes on.)
+    /// goes on; a response held for the rules is not over either.)
     fn s2c_at_boundary(&self) -> bool {
-        self.s2c.framer.at_boundary() && !self.s2c_mid
+        self.s2c.framer.at_boundary() && !self.st.s2c_mid && self.st.s2c_hold.is_none()
     }
 
     fn poll<C: AsyncRead + AsyncWrite + Unpin + 'static>(
@@ -374,7 +384,9 @@ impl Relay {
             };
         }
         let read = match plain_pair(&*client, &*upstream) {
-            Some((_, u)) if self.s2c.splice_next() => self.s2c.poll_splice_in(cx, u),
+            Some((_, u)) if self.st.s2c_hold.is_none() && self.s2c.splice_next() => {
+                self.s2c.poll_splice_in(cx, u)
+            }
             _ => self.s2c.poll_read(cx, upstream),
         };
         match read {
@@ -394,8 +406,8 @@ impl Relay {
             return false;
         }
         let mut progress = false;
-        if !self.local.is_empty() {
-            self.s2c.out_buf().append(&mut self.local);
+        if !self.st.local.is_empty() {
+            self.s2c.out_buf().append(&mut self.st.local);
             progress = true;
         }
         if let Some((_, bye)) = self.closing {
@@ -414,7 +426,7 @@ impl Relay {
         client: &mut C,
         upstream: &mut UpstreamStream,
     ) -> Result<bool, End> {
-        if self.closing.is_some() || self.awaiting.is_some() || !self.c2s.out_empty() {
+        if self.closing.is_some() || self.st.awaiting.is_some() || !self.c2s.out_empty() {
             return Ok(false);
         }
         if self.c2s.pending_input() {
@@ -432,7 +444,8 @@ impl Relay {
             };
         }
         let read = match plain_pair(&*client, &*upstream) {
-            Some((c, _)) if self.c2s.splice_next() => {
+            // Never while the command is kept aside: its literal is the relay's to read.
+            Some((c, _)) if self.st.c2s_aside.is_none() && self.c2s.splice_next() => {
                 let read = self.c2s.poll_splice_in(cx, c);
                 if matches!(read, Poll::Ready(Ok(n)) if n > 0) {
                     quickack(c);

@@ -10,6 +10,13 @@
 //! What rules never see: literal data (message bodies, spliced or buffered, pass as they are)
 //! and lines longer than the relay's hold limit (64 KiB), which are passed on in pieces as they
 //! arrive. A line no rule changes is forwarded from the read buffer as it is, without a copy.
+//! Two exceptions, asked for line by line:
+//! - [`Verdict::Hold`]: a short literal (a mailbox name, at most [`HOLD_MAX`] bytes) is
+//!   collected with the rest of its command or response and the whole is shown again, the
+//!   literal inline;
+//! - [`Verdict::Peek`]: the first [`PEEK_MAX`] bytes of a command's literal (an APPEND's
+//!   message headers) are shown to the rule that asked ([`Rewrite::peek`]), which lets the
+//!   command go on or swallows it with an answer of its own.
 
 pub mod folders;
 pub mod gateway;
@@ -58,18 +65,45 @@ pub enum Verdict {
     /// the relay keeps the line back, takes the literal's data (giving a client's
     /// synchronizing literal its `+` itself) and the rest of the command or response, and
     /// shows the whole to the rules again as one line whose bytes hold the literal inline
-    /// (`… {5}\r\nDraft …\r\n`); a rule may hold again for a later literal of the same
-    /// whole. Only literals of at most [`HOLD_MAX`] bytes are held, and a whole only while it
-    /// fits the relay's hold limit; otherwise the relay passes what it holds unchanged and
-    /// streams the rest as usual. Inline synchronizing announcements the rules leave in a
-    /// held command are sent upstream as non-synchronizing ones (the client already has its
-    /// `+`), so a rule should replace a held mailbox literal by a quoted string.
+    /// (`… {5}\r\nDraft …\r\n`, `literal` the announcement at its end, `starts` the first
+    /// line's); a rule may hold again for a later literal of the same whole. Only literals of at most [`HOLD_MAX`] bytes are held (for a longer one, or a
+    /// line announcing none, `Hold` counts as [`Verdict::Pass`] of that rule), and a whole
+    /// only while it fits the relay's hold limit (64 KiB); otherwise the relay passes what it
+    /// holds unchanged and streams the rest as usual. Inline synchronizing announcements the
+    /// rules leave in a held command are sent upstream as non-synchronizing ones (the client
+    /// already has its `+`), so a rule should replace a held mailbox literal by a quoted
+    /// string.
     Hold,
+    /// Commands only, on a line that starts a command and announces a literal of at least
+    /// one byte (else it counts as [`Verdict::Pass`] of that rule): the rule must see the
+    /// literal's first bytes before the command may go on (the headers of an APPENDed
+    /// message). The relay keeps the line back, gives a synchronizing literal its `+`
+    /// itself, reads up to [`PEEK_MAX`] bytes of the data and calls [`Rewrite::peek`] of
+    /// this rule (no other), which decides ([`Peeked`]). The rules after it see the line
+    /// only if it goes on.
+    Peek,
 }
 
 /// Longest literal a rule may ask the relay to hold ([`Verdict::Hold`]): a mailbox name is
 /// never longer (servers refuse names of more than a few hundred bytes).
 pub const HOLD_MAX: u64 = 4096;
+
+/// Most bytes of a literal a rule is shown after [`Verdict::Peek`] (all of a shorter one):
+/// a message's header section fits, and it is what the relay holds of a peeked literal.
+pub const PEEK_MAX: usize = 64 * 1024;
+
+/// What a rule decides once it has seen the head of a literal ([`Verdict::Peek`]).
+#[derive(Debug, PartialEq, Eq)]
+pub enum Peeked {
+    /// The command goes on: the line (as the rules before this one left it, then shown to
+    /// the rules after it, whose answers are dropped: the client has had its `+`), the head,
+    /// the rest of the literal and of the command.
+    Forward,
+    /// The command goes no further: the relay discards the rest of the literal and of the
+    /// command (a MULTIAPPEND's further messages too) and answers the client with these
+    /// bytes (between two server responses).
+    Swallow(Vec<u8>),
+}
 
 /// A rewrite rule: sees each held line in one direction or both.
 pub trait Rewrite: Send {
@@ -79,51 +113,155 @@ pub trait Rewrite: Send {
         Verdict::Pass
     }
 
-    /// A server response line on its way to the client. Only [`Verdict::Pass`] and
-    /// [`Verdict::Replace`] mean something here (there is nobody to answer).
+    /// A server response line on its way to the client. Only [`Verdict::Pass`],
+    /// [`Verdict::Replace`] and [`Verdict::Hold`] mean something here (there is nobody to
+    /// answer).
     fn response(&mut self, line: Line<'_>) -> Verdict {
         let _ = line;
         Verdict::Pass
     }
+
+    /// After this rule's [`Verdict::Peek`] on `line`: `head` is the first bytes (at most
+    /// [`PEEK_MAX`]) of the literal of `length` bytes the line announces.
+    fn peek(&mut self, line: Line<'_>, head: &[u8], length: u64) -> Peeked {
+        let _ = (line, head, length);
+        Peeked::Forward
+    }
+}
+
+/// What becomes of a peeked command ([`Rules::peek`]).
+#[derive(Debug, PartialEq, Eq)]
+pub enum AfterPeek {
+    /// It goes on as this verdict of the rules says (never `Hold`, `Peek` or `Answer`; an
+    /// answer of `ReplaceAndAnswer` is the relay's to drop: the client has had its `+`).
+    Forward(Verdict),
+    /// It is swallowed, and the client gets these bytes.
+    Swallow(Vec<u8>),
+}
+
+/// The rule that asked to peek, and the line as the rules before it left it.
+struct Peeking {
+    index: usize,
+    forward: Option<Vec<u8>>,
 }
 
 /// The rules of one session, applied in order: each sees the line as the rules before it
-/// left it; an [`Verdict::Answer`] ends the list (the line goes no further).
-pub struct Rules(Vec<Box<dyn Rewrite>>);
+/// left it; an [`Verdict::Answer`] ends the list (the line goes no further), and so do
+/// [`Verdict::Hold`] and [`Verdict::Peek`] (the line comes back later).
+pub struct Rules {
+    rules: Vec<Box<dyn Rewrite>>,
+    /// See [`Rules::with_nonsync_literal_max`].
+    nonsync_literal_max: u64,
+    /// Set by a [`Verdict::Peek`] until [`Rules::peek`].
+    peeking: Option<Box<Peeking>>,
+}
 
 impl Rules {
     /// These rules, in this order.
     pub fn new(rules: Vec<Box<dyn Rewrite>>) -> Rules {
-        Rules(rules)
+        Rules {
+            rules,
+            nonsync_literal_max: 0,
+            peeking: None,
+        }
+    }
+
+    /// The server takes non-synchronizing literals up to this size ([`nonsync_limit`]): a
+    /// peeked synchronizing literal (whose `+` the relay gave) goes on as a non-synchronizing
+    /// one up to it, and waits for the server's `+` above it (default 0: always waits).
+    pub fn with_nonsync_literal_max(mut self, max: u64) -> Rules {
+        self.nonsync_literal_max = max;
+        self
+    }
+
+    /// See [`Rules::with_nonsync_literal_max`].
+    pub fn nonsync_literal_max(&self) -> u64 {
+        self.nonsync_literal_max
     }
 
     /// The verdict of all rules on a command line.
     pub fn command(&mut self, line: Line<'_>) -> Verdict {
-        self.apply(line, |r, l| r.command(l))
+        let peek = line.starts && line.literal.is_some_and(|l| l.length > 0);
+        let can = Can {
+            hold: holdable(line),
+            peek,
+        };
+        self.apply(line, can, 0, None, |r, l| r.command(l))
     }
 
     /// The verdict of all rules on a response line.
     pub fn response(&mut self, line: Line<'_>) -> Verdict {
-        self.apply(line, |r, l| r.response(l))
+        let can = Can {
+            hold: holdable(line),
+            peek: false,
+        };
+        self.apply(line, can, 0, None, |r, l| r.response(l))
     }
 
+    /// After [`Verdict::Peek`] on `line` (as it was shown to the rules): shows `head` to the
+    /// rule that asked, and if it lets the command go on, the line to the rules after it.
+    pub fn peek(&mut self, line: Line<'_>, head: &[u8]) -> AfterPeek {
+        let Some(p) = self.peeking.take() else {
+            return AfterPeek::Forward(Verdict::Pass);
+        };
+        let length = line.literal.map_or(0, |l| l.length);
+        let bytes = p.forward.as_deref().unwrap_or(line.bytes);
+        let peeked = match self.rules.get_mut(p.index) {
+            Some(rule) => rule.peek(Line { bytes, ..line }, head, length),
+            None => Peeked::Forward,
+        };
+        match peeked {
+            Peeked::Swallow(answer) => AfterPeek::Swallow(answer),
+            Peeked::Forward => {
+                let can = Can {
+                    hold: false,
+                    peek: false,
+                };
+                let verdict = self.apply(line, can, p.index + 1, p.forward, |r, l| r.command(l));
+                AfterPeek::Forward(verdict)
+            }
+        }
+    }
+
+    /// The rules from `first` on, each seeing the line as left by those before (`forward`:
+    /// as the rules before `first` left it).
     fn apply(
         &mut self,
         line: Line<'_>,
+        can: Can,
+        first: usize,
+        mut forward: Option<Vec<u8>>,
         mut rule: impl FnMut(&mut dyn Rewrite, Line<'_>) -> Verdict,
     ) -> Verdict {
         // The common case — one rule — needs no bookkeeping.
-        if let [only] = &mut self.0[..] {
-            return rule(only.as_mut(), line);
+        if let ([only], 0) = (&mut self.rules[..], first) {
+            return match rule(only.as_mut(), line) {
+                Verdict::Hold if !can.hold => Verdict::Pass,
+                Verdict::Peek if !can.peek => Verdict::Pass,
+                Verdict::Peek => {
+                    self.peeking = Some(Box::new(Peeking {
+                        index: 0,
+                        forward: None,
+                    }));
+                    Verdict::Peek
+                }
+                v => v,
+            };
         }
-        let mut forward: Option<Vec<u8>> = None;
         let mut answer: Option<Vec<u8>> = None;
-        for r in &mut self.0 {
+        for (index, r) in self.rules.iter_mut().enumerate().skip(first) {
             let bytes = forward.as_deref().unwrap_or(line.bytes);
             match rule(r.as_mut(), Line { bytes, ..line }) {
                 Verdict::Pass => {}
                 // Held lines go no further now; the whole comes back to every rule.
-                Verdict::Hold => return Verdict::Hold,
+                Verdict::Hold if can.hold => return Verdict::Hold,
+                // Answers of the rules before are dropped: a line announcing a literal has
+                // nothing to answer but its `+`, which the relay gives.
+                Verdict::Peek if can.peek => {
+                    self.peeking = Some(Box::new(Peeking { index, forward }));
+                    return Verdict::Peek;
+                }
+                Verdict::Hold | Verdict::Peek => {}
                 Verdict::Replace(b) => forward = Some(b),
                 Verdict::Answer(mut b) => {
                     if let Some(mut a) = answer {
@@ -152,6 +290,18 @@ impl Rules {
     }
 }
 
+/// Which of [`Verdict::Hold`] and [`Verdict::Peek`] a line allows.
+#[derive(Clone, Copy)]
+struct Can {
+    hold: bool,
+    peek: bool,
+}
+
+/// Whether a line's literal may be held ([`Verdict::Hold`]).
+fn holdable(line: Line<'_>) -> bool {
+    line.literal.is_some_and(|l| l.length <= HOLD_MAX)
+}
+
 /// Tag and command name of a client line (the name upper-cased is the caller's job).
 pub fn command_name(line: &[u8]) -> (&[u8], &[u8]) {
     let line = line.strip_suffix(b"\n").unwrap_or(line);
@@ -178,6 +328,84 @@ mod tests {
                 None => Verdict::Pass,
             }
         }
+    }
+
+    /// Says the same to every command and response; lets a peeked `{5}` literal holding
+    /// `hello` go on and swallows anything else, answering with the line it was shown.
+    struct Asks(Verdict);
+    impl Rewrite for Asks {
+        fn command(&mut self, _: Line<'_>) -> Verdict {
+            again(&self.0)
+        }
+        fn response(&mut self, _: Line<'_>) -> Verdict {
+            again(&self.0)
+        }
+        fn peek(&mut self, line: Line<'_>, head: &[u8], length: u64) -> Peeked {
+            match line.bytes.ends_with(b" {5}\r\n") && head == b"hello" && length == 5 {
+                true => Peeked::Forward,
+                false => Peeked::Swallow(line.bytes.to_vec()),
+            }
+        }
+    }
+
+    fn again(v: &Verdict) -> Verdict {
+        match v {
+            Verdict::Hold => Verdict::Hold,
+            Verdict::Peek => Verdict::Peek,
+            _ => Verdict::Pass,
+        }
+    }
+
+    /// Only the rule that asked is shown the head; the line it is shown is as the rules
+    /// before it left it; when it goes on, the rules after it see it.
+    #[test]
+    fn a_peek_goes_to_the_rule_that_asked() {
+        let mut rules = Rules::new(vec![
+            Box::new(Upper),
+            Box::new(Asks(Verdict::Peek)),
+            Box::new(Gateway::new(9000)),
+        ])
+        .with_nonsync_literal_max(9000);
+        assert_eq!(rules.nonsync_literal_max(), 9000);
+        let append = line(b"a APPEND inbox {5}\r\n");
+        // Upper only rewrites lines ending in "inbox": here it passes.
+        assert_eq!(rules.command(append), Verdict::Peek);
+        assert_eq!(
+            rules.peek(append, b"hello"),
+            AfterPeek::Forward(Verdict::ReplaceAndAnswer {
+                forward: b"a APPEND inbox {5+}\r\n".to_vec(),
+                answer: b"+ Ready for literal data\r\n".to_vec(),
+            })
+        );
+        // Nothing asked to peek: nothing to decide.
+        assert_eq!(
+            rules.peek(append, b"hello"),
+            AfterPeek::Forward(Verdict::Pass)
+        );
+        assert_eq!(rules.command(append), Verdict::Peek);
+        assert_eq!(
+            rules.peek(append, b"howdy"),
+            AfterPeek::Swallow(b"a APPEND inbox {5}\r\n".to_vec())
+        );
+        // Not on a line without a literal, an empty literal, a line not starting a command,
+        // nor a response.
+        assert_eq!(rules.command(line(b"a NOOP\r\n")), Verdict::Pass);
+        assert!(matches!(
+            rules.command(line(b"a APPEND x {0}\r\n")),
+            Verdict::ReplaceAndAnswer { .. }
+        ));
+        let rest = Line {
+            starts: false,
+            ..line(b" {5}\r\n")
+        };
+        assert!(matches!(
+            rules.command(rest),
+            Verdict::ReplaceAndAnswer { .. }
+        ));
+        assert_eq!(
+            rules.response(line(b"* 1 FETCH (BODY[] {5}\r\n")),
+            Verdict::Pass
+        );
     }
 
     fn line(bytes: &[u8]) -> Line<'_> {
@@ -210,6 +438,20 @@ mod tests {
         assert_eq!(
             rules.response(line(b"* CAPABILITY IMAP4rev1 STARTTLS\r\n")),
             Verdict::Replace(b"* CAPABILITY IMAP4rev1\r\n".to_vec())
+        );
+        // A literal too long to hold: the rule's Hold counts as a pass, the next rule acts.
+        let mut rules = Rules::new(vec![
+            Box::new(Asks(Verdict::Hold)),
+            Box::new(Gateway::new(9000)),
+        ]);
+        assert!(matches!(
+            rules.command(line(b"a SELECT {5000}\r\n")),
+            Verdict::ReplaceAndAnswer { .. }
+        ));
+        assert_eq!(rules.command(line(b"a SELECT {50}\r\n")), Verdict::Hold);
+        assert_eq!(
+            rules.response(line(b"* LIST () \"/\" {5}\r\n")),
+            Verdict::Hold
         );
         assert_eq!(
             command_name(b"a1 UID FETCH 1 x\r\n"),

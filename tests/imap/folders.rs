@@ -185,7 +185,8 @@ fn superoffice_names_on_a_gmail_like_provider() {
     let file = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(file.path(), message("py-1")).unwrap();
     let path = file.path().display().to_string();
-    let args = ["append", "--file", &path, "--mailbox", "Deleted items"];
+    // imaplib sends the mailbox argument as given: quoting is the caller's job.
+    let args = ["append", "--file", &path, "--mailbox", "\"Deleted items\""];
     let out = python_ok(&[&args[..], &login].concat());
     assert!(out.contains("\nappend OK"), "{out}");
     assert!(stored(&g, "[Gmail]/Trash").contains(&message("py-1")));

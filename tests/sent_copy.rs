@@ -229,3 +229,92 @@ fn sent_copy_by_setting() {
     }
     gw.assert_no_secrets(&[UPSTREAM_PASSWORD, LOCAL_PASSWORD]);
 }
+
+/// `provider`, with mutt — a real client that sends over SMTP and then saves its own copy in
+/// the Sent folder over IMAP (`record`): mailgate recognises the upload of the message it has
+/// just submitted and answers it OK without storing it, so once the provider files its copy
+/// (done here directly at Dovecot, as Gmail and Microsoft 365 do on their own) there is
+/// exactly one. An upload of a message mailgate did not submit is stored as usual.
+#[test]
+fn provider_files_and_the_clients_upload_is_not_stored_twice() {
+    let pf = Postfix::start(&["frank"], UPSTREAM_PASSWORD);
+    let d = imap_dovecot(&["frank"]);
+    let gw = GateConfig::new()
+        .server("auth_failure_delay_ms", 10)
+        .account(account(
+            "frank",
+            Upstream::plain(d.imap_addr()),
+            &pf,
+            "provider",
+        ))
+        .metrics(None)
+        .start();
+    let home = tempfile::tempdir().expect("tempdir");
+    let rc = home.path().join("muttrc");
+    let user = format!("frank%40{DOMAIN}");
+    fs::write(
+        &rc,
+        format!(
+            "set from=\"frank@{DOMAIN}\"\nset hostname=\"{DOMAIN}\"\n\
+             set smtp_url=\"smtp://{user}@127.0.0.1:{smtp}/\"\nset smtp_pass=\"{LOCAL_PASSWORD}\"\n\
+             set folder=\"imap://{user}@127.0.0.1:{imap}/\"\nset imap_pass=\"{LOCAL_PASSWORD}\"\n\
+             set record=\"=Sent Mail\"\nset copy=yes\nset ssl_starttls=no\nset ssl_force_tls=no\n",
+            smtp = gw.smtp_addr.port(),
+            imap = gw.imap_addr.port(),
+        ),
+    )
+    .expect("muttrc");
+    let mut cmd = std::process::Command::new("mutt");
+    cmd.args(["-n", "-F"])
+        .arg(&rc)
+        .args(["-s", "sent by mutt", "--", &format!("bob@{DOMAIN}")])
+        .env("HOME", home.path())
+        .env("TERM", "dumb");
+    let out = support::proc::run_with_timeout(
+        cmd,
+        Some(b"Hello from mutt.\n"),
+        support::proc::PROCESS_TIMEOUT,
+    );
+    assert!(
+        out.status.success(),
+        "mutt failed: {}{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+        gw.log()
+    );
+    let s = wait_for_copies(&gw, "duplicate_dropped", 1.0);
+    assert_eq!(copies(&s, "left_to_provider"), 1.0);
+    assert!(
+        sent_files(&d, "frank").is_empty(),
+        "the client's upload was stored"
+    );
+
+    // The provider files its copy of the delivered message: exactly one in Sent.
+    let delivered = pf.wait_for(&format!("bob@{DOMAIN}"));
+    let mut direct = support::ImapClient::connect(d.imap_addr());
+    direct.login(&format!("frank@{DOMAIN}"), UPSTREAM_PASSWORD);
+    let r = direct.append_sync("a1", "Sent Mail", &delivered);
+    assert!(
+        support::imap_client::tagged_status(&r, "a1").starts_with("OK"),
+        "{}",
+        String::from_utf8_lossy(&r)
+    );
+    assert_eq!(sent_files(&d, "frank").len(), 1);
+
+    // A message mailgate did not submit is stored when the client uploads it.
+    let mut c = gw.connect();
+    let r = c.command(
+        "L1",
+        &format!("LOGIN \"frank@{DOMAIN}\" \"{LOCAL_PASSWORD}\""),
+    );
+    assert!(support::imap_client::tagged_status(&r, "L1").starts_with("OK"));
+    let other = message("never-sent", "frank");
+    let r = c.append_sync("a2", "Sent Mail", &other);
+    assert!(
+        support::imap_client::tagged_status(&r, "a2").starts_with("OK"),
+        "{}",
+        String::from_utf8_lossy(&r)
+    );
+    assert_eq!(sent_files(&d, "frank").len(), 2);
+    assert_eq!(copies(&scrape(&gw), "duplicate_dropped"), 1.0);
+}

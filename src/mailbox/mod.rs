@@ -4,6 +4,7 @@
 //! sent message ([`SentCopy`]), with the memory of recent submissions that needs
 //! ([`submitted`]). Configuration, `check` and the IMAP session all use it.
 
+pub mod message_id;
 pub mod profile;
 pub mod role;
 pub mod sent_copy;

@@ -18,7 +18,6 @@ mod conversation_tests;
 pub mod data;
 mod envelope;
 pub mod limits;
-pub mod message_id;
 mod reply;
 pub mod sent_copy;
 mod session;

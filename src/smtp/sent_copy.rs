@@ -14,8 +14,8 @@
 //! [`MAX_UPLOADS`] uploads run at once. A message past any of them is sent as usual and not
 //! copied (logged, counted `not_copied`).
 
-use super::message_id::MessageIdScan;
 use crate::config::{Account, Config};
+use crate::mailbox::message_id::MessageIdScan;
 use crate::mailbox::{submitted, SentCopy};
 use crate::metrics::{self, SentCopyAction};
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -320,7 +320,10 @@ fn thunderbird_names_on_an_exchange_like_provider_with_mbsync() {
         "{out}"
     );
     assert_eq!(
-        maildir_bodies(&sent).iter().map(|m| plain(m)).collect::<Vec<_>>(),
+        maildir_bodies(&sent)
+            .iter()
+            .map(|m| plain(m))
+            .collect::<Vec<_>>(),
         [plain(&filed)],
         "{out}"
     );

@@ -19,7 +19,7 @@ pub mod view;
 
 pub use crate::mailbox::{Profile, Role};
 pub use mapping::Mapping;
-pub use view::View;
+pub use view::{SentWatch, View};
 
 use imap_codec::decode::Decoder;
 use imap_codec::imap_types::mailbox::Mailbox;

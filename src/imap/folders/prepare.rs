@@ -1,7 +1,7 @@
 //! At login: the folder view a session's rule works from, learned from the provider (or the
 //! account's cached list) when the session needs one.
 
-use super::{cache, learn, Folders, View};
+use super::{cache, learn, Folders, Role, SentWatch, View};
 use crate::config::{Account, ServerConfig};
 use crate::imap::upstream::LoggedIn;
 use crate::mailbox::SentCopy;
@@ -45,7 +45,13 @@ pub async fn view(
         },
     };
     let folders = Folders::learn(&entries);
-    let view = View::new(&entries, &folders, &account.folders.names, &up.capabilities);
+    let mut view = View::new(&entries, &folders, &account.folders.names, &up.capabilities);
+    if account.folders.sent_copy_effective == SentCopy::Provider {
+        view.sent_watch = folders.get(Role::Sent).map(|sent| SentWatch {
+            account: account.email.clone(),
+            sent: sent.name.clone(),
+        });
+    }
     if fresh {
         let found: Vec<String> = folders
             .roles
@@ -64,12 +70,17 @@ pub async fn view(
             warn!(folder = %name, "a client folder name is also a real folder at the provider: that folder cannot be reached through mailgate; choose another name in [account.folders]");
         }
     }
-    if !view.needed() && account.folders.sent_copy_effective != SentCopy::Provider {
+    if !view.needed() {
         // E.g. the client's names are the provider's already: nothing to change.
         return None;
     }
     if !view.provider_special_use {
         up.capabilities.push("SPECIAL-USE".to_owned());
+    }
+    if view.sent_watch.is_some() {
+        // A swallowed upload must not take other messages of the same command with it.
+        up.capabilities
+            .retain(|c| !c.eq_ignore_ascii_case("MULTIAPPEND"));
     }
     Some(Arc::new(view))
 }

@@ -22,6 +22,18 @@ pub struct View {
     /// The provider advertises LIST-EXTENDED (RFC 5258): several patterns and selection
     /// options in one LIST.
     pub provider_list_extended: bool,
+    /// `sent_copy = "provider"`: uploads to this Sent folder of messages mailgate just
+    /// submitted are answered without storing them.
+    pub sent_watch: Option<SentWatch>,
+}
+
+/// The Sent folder a session watches for duplicate uploads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SentWatch {
+    /// The account (the key of [`crate::mailbox::submitted`]).
+    pub account: String,
+    /// The provider's Sent folder (UTF-8 name).
+    pub sent: String,
 }
 
 impl View {
@@ -48,7 +60,13 @@ impl View {
             hidden,
             provider_special_use: has("SPECIAL-USE"),
             provider_list_extended: has("LIST-EXTENDED"),
+            sent_watch: None,
         }
+    }
+
+    /// Whether capability lists change on their way to the client.
+    pub fn edits_capabilities(&self) -> bool {
+        !self.provider_special_use || self.sent_watch.is_some()
     }
 
     /// Whether the session needs the rule at all: something to rename, mark or hide, or
@@ -58,5 +76,6 @@ impl View {
             || !self.add_attributes.is_empty()
             || !self.hidden.is_empty()
             || !self.provider_special_use
+            || self.sent_watch.is_some()
     }
 }

@@ -12,6 +12,8 @@
 //!   attributes and does the selection).
 //! - A tagged OK for the client's CREATE, DELETE or RENAME calls `on_change` (the account's
 //!   learned folders are stale).
+//! - With `sent_copy = "provider"`, an upload to the Sent folder of a message mailgate just
+//!   submitted is answered without storing it ([`sent`]), and MULTIAPPEND is not offered.
 //!
 //! Names are modified UTF-7 on the wire until the server confirms `ENABLE UTF8=ACCEPT` (or
 //! IMAP4rev2), UTF-8 after. A mailbox name sent as a literal is held ([`Verdict::Hold`]) and
@@ -22,8 +24,9 @@
 mod command;
 mod list;
 mod reply;
+mod sent;
 
-use super::{Line, Rewrite, Verdict};
+use super::{Line, Peeked, Rewrite, Verdict};
 use crate::imap::folders::syntax::push_string;
 use crate::imap::folders::{utf7, View};
 use crate::imap::framer::announcement;
@@ -46,6 +49,8 @@ pub struct FolderNames {
     changes: VecDeque<Vec<u8>>,
     /// The client's LIST, LSUB and XLIST commands awaiting their tagged reply, oldest first.
     lists: VecDeque<Pending>,
+    /// An upload to the Sent folder being peeked at (`sent_copy = "provider"`).
+    upload: Option<sent::Upload>,
 }
 
 impl FolderNames {
@@ -58,6 +63,7 @@ impl FolderNames {
             utf8: false,
             changes: VecDeque::new(),
             lists: VecDeque::new(),
+            upload: None,
         }
     }
 
@@ -129,7 +135,12 @@ impl Rewrite for FolderNames {
         let Some(c) = command::classify(line.bytes) else {
             return Verdict::Pass;
         };
-        same_literal(line.bytes, self.command_of(line.bytes, &c))
+        let verdict = same_literal(line.bytes, self.command_of(line.bytes, &c));
+        self.watch_upload(line, &c, verdict)
+    }
+
+    fn peek(&mut self, _line: Line<'_>, head: &[u8], _length: u64) -> Peeked {
+        self.upload_peeked(head)
     }
 
     fn response(&mut self, line: Line<'_>) -> Verdict {

@@ -24,7 +24,7 @@ pub mod gateway;
 pub use folders::FolderNames;
 pub use gateway::{filter_capabilities, hidden_capability, nonsync_limit, Gateway};
 
-use crate::imap::framer::Literal;
+use crate::imap::framer::{self, Literal};
 
 /// One held line, as a rule sees it.
 #[derive(Debug, Clone, Copy)]
@@ -95,10 +95,11 @@ pub const PEEK_MAX: usize = 64 * 1024;
 /// What a rule decides once it has seen the head of a literal ([`Verdict::Peek`]).
 #[derive(Debug, PartialEq, Eq)]
 pub enum Peeked {
-    /// The command goes on: the line (as the rules before this one left it, then shown to
-    /// the rules after it, whose answers are dropped: the client has had its `+`), the head,
-    /// the rest of the literal and of the command.
-    Forward,
+    /// The command goes on: the line (as the rules before this one left it, or as this rule
+    /// replaces it — announcing the same literal —, then shown to the rules after it, whose
+    /// answers are dropped: the client has had its `+`), the head, the rest of the literal
+    /// and of the command.
+    Forward(Option<Vec<u8>>),
     /// The command goes no further: the relay discards the rest of the literal and of the
     /// command (a MULTIAPPEND's further messages too) and answers the client with these
     /// bytes (between two server responses).
@@ -125,7 +126,7 @@ pub trait Rewrite: Send {
     /// [`PEEK_MAX`]) of the literal of `length` bytes the line announces.
     fn peek(&mut self, line: Line<'_>, head: &[u8], length: u64) -> Peeked {
         let _ = (line, head, length);
-        Peeked::Forward
+        Peeked::Forward(None)
     }
 }
 
@@ -208,16 +209,21 @@ impl Rules {
         let bytes = p.forward.as_deref().unwrap_or(line.bytes);
         let peeked = match self.rules.get_mut(p.index) {
             Some(rule) => rule.peek(Line { bytes, ..line }, head, length),
-            None => Peeked::Forward,
+            None => Peeked::Forward(None),
         };
         match peeked {
             Peeked::Swallow(answer) => AfterPeek::Swallow(answer),
-            Peeked::Forward => {
+            Peeked::Forward(replaced) => {
                 let can = Can {
                     hold: false,
                     peek: false,
                 };
-                let verdict = self.apply(line, can, p.index + 1, p.forward, |r, l| r.command(l));
+                // A replacement must announce the literal being peeked at, as it was.
+                let replaced = replaced.filter(|r| {
+                    framer::announcement(r).map(|l| l.length) == line.literal.map(|l| l.length)
+                });
+                let forward = replaced.or(p.forward);
+                let verdict = self.apply(line, can, p.index + 1, forward, |r, l| r.command(l));
                 AfterPeek::Forward(verdict)
             }
         }
@@ -342,7 +348,7 @@ mod tests {
         }
         fn peek(&mut self, line: Line<'_>, head: &[u8], length: u64) -> Peeked {
             match line.bytes.ends_with(b" {5}\r\n") && head == b"hello" && length == 5 {
-                true => Peeked::Forward,
+                true => Peeked::Forward(None),
                 false => Peeked::Swallow(line.bytes.to_vec()),
             }
         }

@@ -297,7 +297,7 @@ impl Rewrite for Peeker {
         self.seen.lock().unwrap().push(seen);
         match &self.swallow {
             Some(answer) => Peeked::Swallow(answer.clone()),
-            None => Peeked::Forward,
+            None => Peeked::Forward(None),
         }
     }
 }

@@ -7,7 +7,7 @@ use super::list::Pending;
 use super::{FolderNames, Names};
 use crate::imap::folders::pattern::matches;
 use crate::imap::folders::syntax::{line_end, splice, Kind as TokenKind, Scanner, Token};
-use crate::imap::folders::Role;
+use crate::imap::folders::{Role, View};
 use crate::imap::rewrite::{Line, Verdict, HOLD_MAX};
 use std::borrow::Cow;
 use std::ops::Range;
@@ -61,14 +61,14 @@ impl FolderNames {
             }
             return Verdict::Pass;
         }
-        if self.view.provider_special_use {
+        if !self.view.edits_capabilities() {
             return Verdict::Pass;
         }
         if is(b"CAPABILITY") {
-            return add_special_use(bytes, end, line_end(bytes));
+            return edit_capabilities(&self.view, bytes, end, line_end(bytes));
         }
         if is(b"OK") {
-            return capability_code(bytes, end);
+            return capability_code(&self.view, bytes, end);
         }
         Verdict::Pass
     }
@@ -82,8 +82,8 @@ impl FolderNames {
         if !self.lists.is_empty() || !self.changes.is_empty() {
             self.completed(tag, ok);
         }
-        if ok && !self.view.provider_special_use {
-            return capability_code(bytes, end);
+        if ok && self.view.edits_capabilities() {
+            return capability_code(&self.view, bytes, end);
         }
         Verdict::Pass
     }
@@ -366,20 +366,36 @@ fn status_reply(
     }
 }
 
-/// `line` with ` SPECIAL-USE` at `end` if the capabilities between `from` and `end` lack it.
-fn add_special_use(line: &[u8], from: usize, end: usize) -> Verdict {
+/// `line` with the capabilities between `from` and `end` as the view shows them: ` SPECIAL-USE`
+/// added where the provider lacks it, MULTIAPPEND removed while the Sent folder is watched
+/// (a swallowed upload must not take other messages of the same command with it).
+fn edit_capabilities(view: &View, line: &[u8], from: usize, end: usize) -> Verdict {
     let caps = line.get(from..end).unwrap_or_default();
-    if caps
+    let mut edits = Vec::new();
+    if view.sent_watch.is_some() {
+        let mut at = from;
+        for cap in caps.split(|&b| b == b' ') {
+            if cap.eq_ignore_ascii_case(b"MULTIAPPEND") {
+                // The word and the space before it.
+                edits.push((at.saturating_sub(1)..at + cap.len(), Vec::new()));
+            }
+            at += cap.len() + 1;
+        }
+    }
+    let has_special_use = caps
         .split(|&b| b == b' ')
-        .any(|c| c.eq_ignore_ascii_case(b"SPECIAL-USE"))
-    {
+        .any(|c| c.eq_ignore_ascii_case(b"SPECIAL-USE"));
+    if !has_special_use && !view.provider_special_use {
+        edits.push((end..end, b" SPECIAL-USE".to_vec()));
+    }
+    if edits.is_empty() {
         return Verdict::Pass;
     }
-    Verdict::Replace(splice(line, &[(end..end, b" SPECIAL-USE".to_vec())]))
+    Verdict::Replace(splice(line, &edits))
 }
 
 /// A status response's `[CAPABILITY …]` code, right after the status word (`from`).
-fn capability_code(line: &[u8], from: usize) -> Verdict {
+fn capability_code(view: &View, line: &[u8], from: usize) -> Verdict {
     const CODE: &[u8] = b" [CAPABILITY ";
     let Some(code) = line.get(from..from + CODE.len()) else {
         return Verdict::Pass;
@@ -390,7 +406,7 @@ fn capability_code(line: &[u8], from: usize) -> Verdict {
     let start = from + CODE.len() - 1;
     let stop = line_end(line);
     match line.get(start..stop).and_then(|l| memchr::memchr(b']', l)) {
-        Some(close) => add_special_use(line, start, start + close),
+        Some(close) => edit_capabilities(view, line, start, start + close),
         None => Verdict::Pass,
     }
 }

@@ -107,7 +107,7 @@ fn superoffice_names_on_a_gmail_like_provider() {
     let sent = message("sent-1");
     let r = c.append_sync("a1", "Sent Items", &sent);
     assert_tagged(&r, "a1", "OK");
-    assert_eq!(stored(&g, "[Gmail]/Sent Mail"), [sent.clone()]);
+    assert_eq!(stored(&g, "[Gmail]/Sent Mail"), std::slice::from_ref(&sent));
     let r = c.ok("s1", "SELECT \"Sent Items\"");
     assert!(contains(&r, b"* 1 EXISTS"), "{}", text(&r));
 

@@ -164,6 +164,34 @@ fn refused_sync_literals_small_converted_large_kept() {
     g.finish();
 }
 
+/// An APPEND whose arguments the server cannot read (here a mailbox name with a space, not
+/// quoted — what python's imaplib sends when the caller forgets the quotes) keeps its round
+/// trip: the server's refusal comes instead of a `+`, so the message is never sent and its
+/// lines can never run as commands (Dovecot refuses such an APPEND before its literal and
+/// reads whatever follows as commands).
+#[test]
+fn a_broken_append_keeps_its_round_trip() {
+    let g = gate(Mode::Plain);
+    let mut c = g.login();
+    let message = b"To: x@example.no\r\nSubject: a1 DELETE INBOX\r\n\r\nz9 LOGOUT\r\n";
+    c.send(format!("a1 APPEND Deleted items (\\Seen) {{{}}}\r\n", message.len()).as_bytes());
+    let r = c.read_until_tagged("a1");
+    assert!(!r.starts_with(b"+"), "{}", String::from_utf8_lossy(&r));
+    let status = tagged_status(&r, "a1");
+    assert!(
+        status.starts_with("NO") || status.starts_with("BAD"),
+        "{status}"
+    );
+    // The session goes on, with nothing of the message run as a command. (Dovecot takes the
+    // line after a broken APPEND as the rest of it, directly as through mailgate: hence two.)
+    c.send(b"n1 NOOP\r\nn2 NOOP\r\n");
+    let r = c.read_until_tagged("n2");
+    assert_tagged(&r, "n2", "OK");
+    assert!(!contains(&r, b"z9 "), "{}", String::from_utf8_lossy(&r));
+    c.ok("z1", "LOGOUT");
+    g.finish();
+}
+
 #[test]
 fn idle_sees_exists_after_another_connection_appends() {
     let g = gate(Mode::Implicit);

@@ -8,6 +8,7 @@
 //!   [`NONSYNC_CONVERT_MAX`]).
 
 use super::{command_name, Line, Rewrite, Verdict};
+use crate::imap::folders::syntax::{Kind as TokenKind, Scanner};
 
 /// mailgate's own rewrites; see the module documentation.
 pub struct Gateway {
@@ -39,7 +40,11 @@ impl Rewrite for Gateway {
                     None => Verdict::Pass,
                 }
             }
-            Some(l) if l.sync && l.length <= self.nonsync_literal_max => {
+            Some(l)
+                if l.sync
+                    && l.length <= self.nonsync_literal_max
+                    && (!line.starts || server_reads_the_literal(line.bytes)) =>
+            {
                 match nonsync_announcement(line.bytes) {
                     // The gateway gives the `+`; the server needs none.
                     Some(forward) => Verdict::ReplaceAndAnswer {
@@ -89,6 +94,40 @@ pub fn nonsync_limit<'a>(capabilities: impl IntoIterator<Item = &'a str>) -> u64
         }
     }
     limit
+}
+
+/// Whether the server will read the literal `line` announces even when it refuses the
+/// command: true for any command but APPEND, and for an APPEND of RFC 3501's form
+/// (`APPEND mailbox [(flags)] ["date-time"] {n}`). A server that finds an APPEND's arguments
+/// broken answers before the literal (Dovecot does) and then reads the literal's bytes as
+/// commands: after the gateway's own `+`, a client's message lines would run as commands. Such
+/// an APPEND keeps its round trip, so the server's answer comes before the data (CATENATE
+/// too: its parts are not checked here).
+fn server_reads_the_literal(line: &[u8]) -> bool {
+    let (tag, name) = command_name(line);
+    if !name.eq_ignore_ascii_case(b"APPEND") {
+        return true;
+    }
+    let mut s = Scanner::new(line, tag.len() + 1 + name.len());
+    let next = |s: &mut Scanner<'_>| s.next_token().ok().flatten();
+    if !next(&mut s).is_some_and(|mailbox| mailbox.is_string()) {
+        return false;
+    }
+    let mut token = next(&mut s);
+    if token.as_ref().is_some_and(|t| t.kind == TokenKind::Open) {
+        loop {
+            match next(&mut s).map(|t| t.kind) {
+                Some(TokenKind::Close) => break,
+                Some(TokenKind::Atom) => {}
+                _ => return false,
+            }
+        }
+        token = next(&mut s);
+    }
+    if token.as_ref().is_some_and(|t| t.kind == TokenKind::Quoted) {
+        token = next(&mut s);
+    }
+    matches!(token.map(|t| t.kind), Some(TokenKind::Trailing { .. })) && next(&mut s).is_none()
 }
 
 /// `line` with its final `{N}` announcement rewritten as `{N+}`; `None` if it has none.
@@ -182,6 +221,45 @@ const STATUS_WORDS: [&[u8]; 5] = [b"OK", b"NO", b"BAD", b"PREAUTH", b"BYE"];
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_well_formed_appends_lose_their_round_trip() {
+        for good in [
+            &b"a APPEND INBOX {5}\r\n"[..],
+            b"a APPEND \"Sent Items\" (\\Seen \\Draft) \"02-Dec-2026 10:00:00 +0100\" {5}\r\n",
+            b"a append Drafts () {5}\r\n",
+            b"a SEARCH CHARSET UTF-8 SUBJECT {5}\r\n",
+        ] {
+            assert!(
+                server_reads_the_literal(good),
+                "{}",
+                String::from_utf8_lossy(good)
+            );
+        }
+        for bad in [
+            &b"a APPEND Deleted items (\\Seen) {5}\r\n"[..],
+            b"a APPEND INBOX (\\Seen {5}\r\n",
+            b"a APPEND INBOX ((x)) {5}\r\n",
+            b"a APPEND {5}\r\n",
+            b"a APPEND INBOX CATENATE (TEXT {5}\r\n",
+        ] {
+            assert!(
+                !server_reads_the_literal(bad),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+        let mut g = Gateway::new(1 << 20);
+        let line = |bytes| Line {
+            bytes,
+            literal: crate::imap::framer::announcement(bytes),
+            starts: true,
+        };
+        assert_eq!(
+            g.command(line(b"a APPEND Deleted items (\\Seen) {5}\r\n")),
+            Verdict::Pass
+        );
+    }
 
     #[test]
     fn capability_lines_are_filtered() {

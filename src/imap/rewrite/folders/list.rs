@@ -108,7 +108,7 @@ pub(super) fn rewrite(names: Names<'_>, line: &[u8], c: &Command, kind: ListKind
         .iter()
         .map(|t| t.string(line).unwrap_or_default())
         .collect();
-    // Full patterns (RFC 3501 6.3.8: the reference is prefixed), client side, UTF-8.
+    // Full patterns (RFC 3501 6.3.8: the reference is prefixed), as the client wrote them.
     let full: Vec<Vec<u8>> = wires.iter().map(|w| [&reference[..], w].concat()).collect();
     let decoded: Option<Vec<String>> = full
         .iter()

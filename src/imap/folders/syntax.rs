@@ -96,15 +96,19 @@ pub struct Scanner<'a> {
     line: &'a [u8],
     pos: usize,
     end: usize,
+    /// The line has its line ending (only then can it announce a literal).
+    ended: bool,
 }
 
 impl<'a> Scanner<'a> {
     /// Tokens of `line` from byte `from` on.
     pub fn new(line: &'a [u8], from: usize) -> Scanner<'a> {
+        let end = line_end(line);
         Scanner {
             line,
             pos: from,
-            end: line_end(line),
+            end,
+            ended: end < line.len(),
         }
     }
 
@@ -188,6 +192,9 @@ impl<'a> Scanner<'a> {
         }
         let after = close + 1;
         if after == self.end {
+            if !self.ended {
+                return Err(Malformed);
+            }
             self.pos = after;
             return Ok(Kind::Trailing { length });
         }
@@ -360,6 +367,8 @@ mod tests {
             b"a SELECT {3}abc\r\n",
             b"a SELECT \"abc\r\n",
             b"a SELECT {99999999999999999999999}\r\n",
+            // Without its line ending a line announces nothing.
+            b"a SELECT {3}",
         ] {
             assert_eq!(
                 tokens(bad),

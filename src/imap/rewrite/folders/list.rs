@@ -14,7 +14,7 @@
 use super::command::{name_token, Command, ListKind, Stop};
 use super::Names;
 use crate::imap::folders::pattern::{covers_below, has_wildcards, matches, may_match_below};
-use crate::imap::folders::syntax::{line_end, Kind as TokenKind, Scanner, Token};
+use crate::imap::folders::syntax::{line_end, quotable, Kind as TokenKind, Scanner, Token};
 use std::borrow::Cow;
 use std::ops::Range;
 
@@ -108,14 +108,16 @@ pub(super) fn rewrite(names: Names<'_>, line: &[u8], c: &Command, kind: ListKind
         .iter()
         .map(|t| t.string(line).unwrap_or_default())
         .collect();
-    // Full patterns (RFC 3501 6.3.8: the reference is prefixed), client side, UTF-8.
+    // Full patterns (RFC 3501 6.3.8: the reference is prefixed), as the client wrote them.
     let full: Vec<Vec<u8>> = wires.iter().map(|w| [&reference[..], w].concat()).collect();
     let decoded: Option<Vec<String>> = full
         .iter()
         .map(|f| names.decode(f).map(Cow::into_owned))
         .collect();
-    // Delimiter queries (`""`), undecodable names and very long lists are not looked into.
+    // Delimiter queries (`""`), undecodable names, names that cannot be written as quoted
+    // strings (they stay as the client sent them) and very long lists are not looked into.
     let analysable = wires.iter().all(|w| !w.is_empty())
+        && full.iter().all(|f| quotable(f, names.utf8))
         && wires.len() <= MAX_PATTERNS
         && full.iter().map(Vec::len).sum::<usize>() <= MAX_PATTERN_BYTES;
     let clients = decoded.filter(|_| analysable).unwrap_or_default();

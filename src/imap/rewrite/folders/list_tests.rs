@@ -229,6 +229,9 @@ fn several_patterns_and_literals() {
     let long = format!("g LIST \"\" \"{}%\"\r\n", "x".repeat(4096));
     assert_eq!(cmd(&mut r, &long), long);
     assert!(r.lists.iter().rev().take(2).all(|p| p.patterns.is_empty()));
+    // Found by fuzzing: a pattern that cannot be quoted is not turned into a literal.
+    let nul = "h LIST \"\" (\"\0(\" \"*Sent*\")\r\n";
+    assert_eq!(cmd(&mut r, nul), nul);
 }
 
 #[test]

@@ -373,6 +373,11 @@ fn literal_names_are_held_and_quoted() {
         "a RENAME \"[Gmail]/Drafts\" \"Old\"\r\n"
     );
     assert_eq!(cmd(&mut r, "a RENAME Drafts {3}\r\n"), "HOLD");
+    // Found by fuzzing: without its line ending a line announces no literal to hold.
+    assert_eq!(
+        cmd(&mut r, "a RENAME {6}\r\nDrafts {3}"),
+        "a RENAME {6}\r\nDrafts {3}"
+    );
     // APPEND: the name may be held, the message never.
     assert_eq!(cmd(&mut r, "a APPEND {10}\r\n"), "HOLD");
     assert_eq!(

@@ -202,21 +202,12 @@ pub fn completion(response: &[u8], tag: &str) -> Option<(String, String)> {
 
 /// `mailbox` as an IMAP quoted string, if it can be one (7-bit, no CR, LF or NUL).
 pub fn quoted(mailbox: &[u8]) -> Option<Vec<u8>> {
-    if mailbox
-        .iter()
-        .any(|&b| b == 0 || b == b'\r' || b == b'\n' || b >= 0x80)
-    {
+    use crate::imap::folders::syntax::{push_string, quotable};
+    if !quotable(mailbox, false) {
         return None;
     }
     let mut out = Vec::with_capacity(mailbox.len() + 2);
-    out.push(b'"');
-    for &b in mailbox {
-        if b == b'"' || b == b'\\' {
-            out.push(b'\\');
-        }
-        out.push(b);
-    }
-    out.push(b'"');
+    push_string(&mut out, mailbox, false, false);
     Some(out)
 }
 

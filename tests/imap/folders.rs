@@ -43,6 +43,21 @@ impl Gate {
     }
 }
 
+/// Asserts that the LIST reply `list` marks `wire` (Sent, Drafts, Trash, Junk, Archive names)
+/// with their roles' attributes.
+fn assert_marked(list: &[u8], wire: &[&str]) {
+    for (name, attribute) in
+        wire.iter()
+            .zip(["\\Sent", "\\Drafts", "\\Trash", "\\Junk", "\\Archive"])
+    {
+        assert!(
+            attributes_of(list, name).iter().any(|a| a == attribute),
+            "{name} lacks {attribute}: {}",
+            text(list)
+        );
+    }
+}
+
 fn text(resp: &[u8]) -> String {
     String::from_utf8_lossy(resp).into_owned()
 }
@@ -221,17 +236,7 @@ fn localized_folders_without_special_use() {
     let caps = c.ok("k", "CAPABILITY");
     assert!(contains(&caps, b" SPECIAL-USE"), "{}", text(&caps));
     let list = c.ok("l1", "LIST \"\" \"*\"");
-    for (name, attribute) in
-        folders::NORWEGIAN
-            .iter()
-            .zip(["\\Sent", "\\Drafts", "\\Trash", "\\Junk", "\\Archive"])
-    {
-        assert!(
-            attributes_of(&list, name).iter().any(|a| a == attribute),
-            "{name} lacks {attribute}: {}",
-            text(&list)
-        );
-    }
+    assert_marked(&list, folders::NORWEGIAN);
     // RFC 6154's selection option: only the folders with a role.
     let special = names(&c.ok("l2", "LIST (SPECIAL-USE) \"\" \"*\""), "LIST");
     let mut want: Vec<String> = folders::NORWEGIAN.iter().map(|s| s.to_string()).collect();
@@ -266,17 +271,7 @@ fn localized_folders_without_special_use() {
     // Danish: recognised by name and marked.
     let mut c = g.login_email("da@example.no");
     let list = c.ok("l1", "LIST \"\" \"*\"");
-    for (name, attribute) in
-        folders::DANISH
-            .iter()
-            .zip(["\\Sent", "\\Drafts", "\\Trash", "\\Junk", "\\Archive"])
-    {
-        assert!(
-            attributes_of(&list, name).iter().any(|a| a == attribute),
-            "{name} lacks {attribute}: {}",
-            text(&list)
-        );
-    }
+    assert_marked(&list, folders::DANISH);
     c.ok("z", "LOGOUT");
 
     // Dutch with Outlook's names: a message saved to "Sent Items" lands in "Verzonden items".

@@ -18,8 +18,10 @@
 //! silence limit for commands and for data once authenticated (before AUTH succeeds, the
 //! pre-login silence time-out and whole-phase deadline instead, and a newer client may take
 //! this one's place, see [`crate::preauth`]), 20 protocol errors (`max_bad_commands` before
-//! AUTH), the configured number of failed AUTH attempts. Memory is a fixed read buffer and two chunk buffers whatever the
-//! message size. Replies are collected and sent when the client's pipelined input is used up
+//! AUTH), the configured number of failed AUTH attempts. Memory is a fixed read buffer and two
+//! chunk buffers whatever the message size — plus, with `sent_copy = "gateway"`, the copy of the
+//! message to file in Sent (at most 32 MiB, within a process-wide budget; see
+//! `smtp::sent_copy`). Replies are collected and sent when the client's pipelined input is used up
 //! (RFC 2920), so a pipelining client gets them in one write.
 
 use super::command::{self, Verb};

@@ -7,8 +7,8 @@
 //! `MAILGATE_BENCH_LOG` sets mailgate's RUST_LOG (default `info`, as in production);
 //! `MAILGATE_BENCH_STEPS` (comma-separated step names, e.g. `append,nagle-append`) runs only those;
 //! `MAILGATE_BENCH_FOLDERS=superoffice` (or another client profile) gives every account that
-//! `[account.folders] client`, with Dovecot holding folders it maps (Sent, Drafts, Trash), so
-//! the folder rule sees every line (compare the ratios with a run without it). The numbers reported in the README come
+//! `[account.folders] client`, so that the folder rule maps Dovecot's Sent, Drafts and Trash and
+//! sees every line (without it no session has the rule: compare the ratios of the two runs). The numbers reported in the README come
 //! from a full run on the project's 2-core machine; the client, mailgate and the servers share
 //! those two cores, so the ratios (not the absolute numbers) are what carries over.
 //!

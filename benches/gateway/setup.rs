@@ -62,16 +62,16 @@ pub fn setup(sz: &Sizes) -> Setup {
                   service anvil {\n  client_limit = 10000\n}\n\
                   service auth {\n  client_limit = 10000\n}\n"
         .to_string();
+    // Folders with RFC 6154 roles, marked as Dovecot marks them: the server advertises
+    // SPECIAL-USE, as Gmail does, so without `MAILGATE_BENCH_FOLDERS` no session needs the
+    // folder rule, and with it (a client profile) the rule maps these folders.
+    opts.extra.push_str(
+        "namespace inbox {\n  inbox = yes\n  separator = /\n\
+         mailbox Sent {\n    special_use = \\Sent\n    auto = subscribe\n  }\n\
+         mailbox Drafts {\n    special_use = \\Drafts\n    auto = subscribe\n  }\n\
+         mailbox Trash {\n    special_use = \\Trash\n    auto = subscribe\n  }\n}\n",
+    );
     let folders = std::env::var("MAILGATE_BENCH_FOLDERS").ok();
-    if folders.is_some() {
-        // Folders a client profile maps (Thunderbird's names, marked as Dovecot marks them).
-        opts.extra.push_str(
-            "namespace inbox {\n  inbox = yes\n  separator = /\n\
-             mailbox Sent {\n    special_use = \\Sent\n    auto = subscribe\n  }\n\
-             mailbox Drafts {\n    special_use = \\Drafts\n    auto = subscribe\n  }\n\
-             mailbox Trash {\n    special_use = \\Trash\n    auto = subscribe\n  }\n}\n",
-        );
-    }
     let dovecot = Dovecot::start(opts);
     for user in ["bench", "bulk", "big", "append"] {
         dovecot.add_user(user, UPSTREAM_PW);

@@ -211,6 +211,16 @@ fn sent_copy_by_setting() {
     let r = send_data(&gw, "dave", &message("down", "dave"));
     assert!(r.starts_with("250"), "{r}");
     let s = wait_for_copies(&gw, "append_failed", 1.0);
+    // The refused login is an upstream failure like a session's.
+    assert_eq!(
+        s.get(
+            "mailgate_upstream_errors_total",
+            &[("protocol", "imap"), ("kind", "connect")]
+        ),
+        Some(1.0),
+        "{}",
+        s.body
+    );
 
     assert_eq!(copies(&s, "appended"), 2.0, "{}", s.body);
     assert_eq!(copies(&s, "not_copied"), 0.0, "{}", s.body);

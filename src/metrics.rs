@@ -43,6 +43,10 @@ pub const CONFIG_RELOADS_TOTAL: &str = "mailgate_config_reloads_total";
 /// the refresh token: run `mailgate oauth authorize EMAIL`), `error` (endpoint unreachable or
 /// another failure; retried later).
 pub const OAUTH_REFRESH_TOTAL: &str = "mailgate_oauth_refresh_total";
+/// OAuth accounts by state after the last upkeep pass: `ok`, `expiring` (refreshing fails for
+/// now; the access token runs out), `needs_authorization` (run `mailgate oauth authorize
+/// EMAIL`).
+pub const OAUTH_ACCOUNTS: &str = "mailgate_oauth_accounts";
 /// Sent copies by action: `appended` (mailgate filed it in the Sent folder), `append_failed`
 /// (that upload failed; the message was sent all the same), `left_to_provider` (the provider
 /// files it; the submission was recorded so a client's upload of it can be dropped),
@@ -147,6 +151,10 @@ fn describe() {
         OAUTH_REFRESH_TOTAL,
         "OAuth access-token refreshes by result (revoked: run mailgate oauth authorize)."
     );
+    describe_gauge!(
+        OAUTH_ACCOUNTS,
+        "OAuth accounts by state after the last upkeep (needs_authorization: run mailgate oauth authorize)."
+    );
     describe_counter!(
         SENT_COPIES_TOTAL,
         "What happened to the Sent copy of each message the provider accepted, by action."
@@ -236,6 +244,18 @@ pub fn session_refused(protocol: &'static str) {
 /// Counts one OAuth token refresh (`ok`, `revoked`, `error`).
 pub fn oauth_refresh(result: &'static str) {
     counter!(OAUTH_REFRESH_TOTAL, "result" => result).increment(1);
+}
+
+/// Sets the OAuth accounts per state (`ok`, `expiring`, `needs_authorization`) after an
+/// upkeep pass.
+pub fn oauth_accounts(ok: usize, expiring: usize, needs_authorization: usize) {
+    for (state, n) in [
+        ("ok", ok),
+        ("expiring", expiring),
+        ("needs_authorization", needs_authorization),
+    ] {
+        gauge!(OAUTH_ACCOUNTS, "state" => state).set(n as f64);
+    }
 }
 
 /// What happened to the Sent copy of a message (the `action` label of [`SENT_COPIES_TOTAL`]).

@@ -18,7 +18,7 @@ use std::time::Duration;
 use support::idp::{CLIENT_ID, CLIENT_SECRET};
 use support::imap_client::{assert_tagged, contains, quote};
 use support::mailgate::BIN;
-use support::proc::{stop_child, wait_timeout, PROCESS_TIMEOUT};
+use support::proc::{poll, stop_child, wait_timeout, PROCESS_TIMEOUT};
 use support::{b64, Account, Dovecot, DovecotOpts, GateConfig, Idp, Mailgate, Upstream};
 
 const EMAIL: &str = "ola@example.no";
@@ -636,4 +636,51 @@ fn tokens_that_cannot_be_saved_are_kept_and_saved_later() {
     assert!(status.contains("last refresh ok at"), "{status}");
     assert_no_tokens(&idp, "the mailgate log", gate.log().as_bytes());
     assert_no_tokens(&idp, "oauth status", status.as_bytes());
+}
+
+/// Upkeep: an account nobody logs in to stays signed in across several refresh-token
+/// lifetimes (the identity provider ends a refresh token unused for 2 s; mailgate's upkeep,
+/// `oauth_upkeep_secs = 1`, uses it meanwhile), and a revoked refresh token shows in
+/// `mailgate_oauth_accounts` without any client logging in.
+#[test]
+fn upkeep_keeps_an_idle_account_signed_in() {
+    let idp = Idp::start(EMAIL);
+    let d = dovecot(&idp);
+    let gate = config(&idp, &d, &[])
+        .server("oauth_upkeep_secs", 1)
+        .metrics(None)
+        .start();
+    authorize_code(&gate.config_path, false);
+    idp.set_refresh_unused_lifetime(Duration::from_secs(2));
+    let metrics = gate.metrics_addr.expect("metrics");
+    let state = |s: &str| format!("mailgate_oauth_accounts{{state=\"{s}\"}} 1");
+
+    // Eight refreshes by upkeep alone: at least four lifetimes with no client.
+    let before = idp.refreshes();
+    let kept = poll(Duration::from_secs(120), Duration::from_millis(200), || {
+        (idp.refreshes() >= before + 8).then_some(())
+    });
+    assert!(kept.is_some(), "upkeep did not refresh:\n{}", gate.log());
+    let scraped = scrape(metrics);
+    assert!(scraped.lines().any(|l| l == state("ok")), "{scraped}");
+
+    // The refresh token is alive: a login whose access token Dovecot refuses refreshes it.
+    idp.expire_access_tokens();
+    assert_tagged(&imap_login(&gate), "L1", "OK");
+
+    // Revoked: upkeep says so, with no login.
+    idp.revoke_refresh_tokens();
+    let seen = poll(Duration::from_secs(60), Duration::from_millis(200), || {
+        let s = scrape(metrics);
+        s.lines()
+            .any(|l| l == state("needs_authorization"))
+            .then_some(())
+    });
+    assert!(seen.is_some(), "{}\n{}", scrape(metrics), gate.log());
+    assert!(
+        gate.log()
+            .contains("needs authorization; run `mailgate oauth authorize ola@example.no`"),
+        "{}",
+        gate.log()
+    );
 }

@@ -49,6 +49,7 @@ pub(super) struct ServerFile {
     pub(super) max_auth_failures: Option<u32>,
     pub(super) connect_timeout_secs: Option<u64>,
     pub(super) upstream_timeout_secs: Option<u64>,
+    pub(super) oauth_upkeep_secs: Option<u64>,
     pub(super) state_dir: Option<PathBuf>,
     pub(super) resolver: Option<Spanned<String>>,
     pub(super) allow_no_accounts: Option<bool>,

@@ -54,6 +54,9 @@ pub struct ServerConfig {
     pub connect_timeout: Duration,
     /// How long the upstream may take to answer one command before login completes.
     pub upstream_timeout: Duration,
+    /// OAuth upkeep: an account's refresh token is used at least this often, also when no
+    /// client logs in (`oauth_upkeep_secs`, default a day; `None`: off).
+    pub oauth_upkeep: Option<Duration>,
     /// Where mailgate keeps state it writes itself (OAuth tokens), apart from the config file,
     /// which mailgate never rewrites. Default: `state` beside the config file.
     pub state_dir: PathBuf,
@@ -178,6 +181,10 @@ pub(super) fn server(
         max_auth_failures: s.max_auth_failures.unwrap_or(3).max(1),
         connect_timeout: Duration::from_secs(s.connect_timeout_secs.unwrap_or(15).max(1)),
         upstream_timeout: Duration::from_secs(s.upstream_timeout_secs.unwrap_or(60).max(1)),
+        oauth_upkeep: match s.oauth_upkeep_secs.unwrap_or(86_400) {
+            0 => None,
+            secs => Some(Duration::from_secs(secs)),
+        },
         state_dir: base.join(s.state_dir.unwrap_or_else(|| PathBuf::from("state"))),
         resolver,
         allow_core_dumps: s.allow_core_dumps.unwrap_or(false),

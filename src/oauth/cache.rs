@@ -148,6 +148,55 @@ pub async fn access_token(
     record(&store, &mut cached, tokens.refresh_token, refreshed).await
 }
 
+/// What [`keep_alive`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeptAlive {
+    /// The refresh token was used within `max_age` (by a login or an earlier upkeep).
+    Fresh,
+    /// It was used now, successfully.
+    Refreshed,
+    /// Nothing to keep alive (app-only tokens are asked for again, not refreshed).
+    NotNeeded,
+}
+
+/// Upkeep: uses the account's refresh token when nothing has for `max_age`, so that it does
+/// not die of disuse (Microsoft ends one unused for 90 days). The same single-flight lock as a
+/// login's refresh: a login waiting meanwhile gets the new token.
+pub async fn keep_alive(
+    oauth: &OAuth2,
+    server: &ServerConfig,
+    max_age: std::time::Duration,
+) -> Result<KeptAlive, OAuthError> {
+    let store = AccountStore::open(oauth).await?;
+    let slot = slot(&oauth.state_dir, &oauth.account);
+    let mut cached = slot.lock().await;
+    if cached.unsaved.is_some() {
+        save(&store, &mut cached).await;
+    }
+    reread(&store, &mut cached).await?;
+    let Some(tokens) = cached.tokens.clone() else {
+        return Err(OAuthError::NotAuthorized {
+            account: oauth.account.clone(),
+        });
+    };
+    if tokens.grant == Grant::ClientCredentials {
+        return Ok(KeptAlive::NotNeeded);
+    }
+    let used = tokens
+        .last_refresh
+        .as_ref()
+        .filter(|l| l.result == "ok")
+        .map(|l| l.at);
+    if used.is_some_and(|at| unix_now().saturating_sub(at) < max_age.as_secs()) {
+        return Ok(KeptAlive::Fresh);
+    }
+    cached.backoff(&oauth.account)?;
+    let refreshed = refresh(oauth, server, &tokens).await?;
+    record(&store, &mut cached, tokens.refresh_token, refreshed)
+        .await
+        .map(|_| KeptAlive::Refreshed)
+}
+
 /// Adopts the stored tokens, unless they are the ones a failed save left behind (the newer
 /// tokens in memory win over those). Other stored tokens (a new authorization) clear the
 /// memory of a failed refresh.

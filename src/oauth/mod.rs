@@ -9,6 +9,7 @@ pub mod authorize;
 mod cache;
 pub mod store;
 pub mod token;
+pub mod upkeep;
 
 pub use cache::access_token;
 

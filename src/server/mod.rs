@@ -129,6 +129,9 @@ impl Server {
             }
         }
         reload::log_accounts(&state.config);
+        // OAuth upkeep follows the configuration of the moment (see `oauth::upkeep`).
+        let (config_tx, config_rx) = tokio::sync::watch::channel(state.config.clone());
+        tokio::spawn(crate::oauth::upkeep::run(config_rx, state.shutdown.clone()));
 
         let mut reloads = Reloads::default();
         let mut next = 0;
@@ -143,7 +146,10 @@ impl Server {
                         Some(r) => r.await,
                         None => std::future::pending().await,
                     }
-                }, if reloads.running.is_some() => reloads.ended(loaded, &mut state.config),
+                }, if reloads.running.is_some() => {
+                    reloads.ended(loaded, &mut state.config);
+                    config_tx.send_replace(state.config.clone());
+                }
                 _ = signals.term.recv() => break,
                 _ = signals.int.recv() => break,
             }

@@ -39,6 +39,11 @@ struct State {
     expires_in: u64,
     /// Refresh answers carry a new refresh token and revoke the one used (as Microsoft does).
     rotate: bool,
+    /// Refresh tokens unused for longer than this are refused (`invalid_grant`), as Microsoft
+    /// ends one unused for 90 days; `None`: they never expire.
+    refresh_unused_lifetime: Option<std::time::Duration>,
+    /// refresh token → when it was issued or last used.
+    refresh_used: HashMap<String, std::time::Instant>,
     /// Run once while the next refresh_token grant is served, before the answer goes out.
     on_refresh: Option<Box<dyn FnOnce() + Send>>,
     next: u64,
@@ -122,6 +127,12 @@ impl Idp {
     /// Every access token becomes inactive (introspection says `active: false`).
     pub fn expire_access_tokens(&self) {
         self.with(|s| s.access.values_mut().for_each(|v| v.1 = false));
+    }
+
+    /// Refresh tokens unused for longer than `lifetime` are refused from now on (the test
+    /// shortens the lifetime, not the clock).
+    pub fn set_refresh_unused_lifetime(&self, lifetime: std::time::Duration) {
+        self.with(|s| s.refresh_unused_lifetime = Some(lifetime));
     }
 
     /// Every refresh token is revoked (`invalid_grant` from now on).
@@ -288,6 +299,7 @@ fn issue(st: &mut State, user: &str, with_refresh: bool) -> String {
     let refresh = if with_refresh {
         let r = fresh(st, "rt");
         st.refresh.insert(r.clone(), (user.to_owned(), false));
+        st.refresh_used.insert(r.clone(), std::time::Instant::now());
         format!(",\"refresh_token\":\"{r}\"")
     } else {
         String::new()
@@ -349,6 +361,16 @@ fn token(st: &mut State, f: &HashMap<String, String>, default_user: &str) -> Str
         }
         "refresh_token" => {
             st.refreshes += 1;
+            let token = get("refresh_token");
+            let now = std::time::Instant::now();
+            let expired = match (st.refresh_unused_lifetime, st.refresh_used.get(&token)) {
+                (Some(lifetime), Some(used)) => now.duration_since(*used) > lifetime,
+                _ => false,
+            };
+            if expired {
+                return error("invalid_grant");
+            }
+            st.refresh_used.insert(token, now);
             match st.refresh.get(&get("refresh_token")).cloned() {
                 Some((user, false)) => {
                     if st.rotate {

@@ -1,0 +1,72 @@
+//! Upkeep: every OAuth account's refresh token is used at least every `oauth_upkeep_secs`
+//! (default a day), also when no client logs in for weeks, so that no refresh token dies of
+//! disuse (Microsoft ends one unused for 90 days, Google one unused for six months). A token
+//! that can no longer be refreshed is reported at once — a log line with the command to run,
+//! and `mailgate_oauth_accounts{state}` — instead of at the next client's failed login.
+//!
+//! The refresh goes through the same per-account lock as a login's ([`super::cache`]): at
+//! most one refresh per account in flight, and a login waiting meanwhile gets the new token.
+
+use super::cache::{keep_alive, KeptAlive};
+use crate::config::Config;
+use crate::session::Shutdown;
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+use tracing::{error, info, warn};
+
+/// Longest wait between two passes: an account added by a reload, or one whose refresh
+/// failed for a while, is looked at again within this.
+const MAX_TICK: Duration = Duration::from_secs(3600);
+
+/// Runs upkeep until `shutdown`, on the newest configuration `config` holds.
+pub async fn run(mut config: watch::Receiver<Arc<Config>>, mut shutdown: Shutdown) {
+    loop {
+        let current = config.borrow_and_update().clone();
+        let tick = match current.server.oauth_upkeep {
+            Some(max_age) => {
+                pass(&current, max_age).await;
+                (max_age / 4).clamp(Duration::from_secs(1), MAX_TICK)
+            }
+            None => MAX_TICK,
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(tick) => {}
+            changed = config.changed() => if changed.is_err() { return },
+            _ = shutdown.wait() => return,
+        }
+    }
+}
+
+/// One look at every OAuth account (once per token owner), and the state gauge after it.
+async fn pass(config: &Config, max_age: Duration) {
+    let mut seen = HashSet::new();
+    let (mut ok, mut expiring, mut needs) = (0, 0, 0);
+    for account in &config.accounts {
+        let Some(oauth) = account.imap.credential.oauth() else {
+            continue;
+        };
+        if !seen.insert((oauth.state_dir.clone(), oauth.account.to_ascii_lowercase())) {
+            continue;
+        }
+        match keep_alive(oauth, &config.server, max_age).await {
+            Ok(kept) => {
+                ok += 1;
+                if kept == KeptAlive::Refreshed {
+                    info!(account = %oauth.account, "OAuth upkeep: refresh token used, tokens renewed");
+                }
+            }
+            Err(e) if e.needs_authorize() => {
+                needs += 1;
+                error!(account = %oauth.account, error = %e, "OAuth upkeep: the account needs authorization; run `mailgate oauth authorize {}`", oauth.account);
+            }
+            Err(e) => {
+                // The access token still works until it expires; the next pass tries again.
+                expiring += 1;
+                warn!(account = %oauth.account, error = %e, "OAuth upkeep: refreshing fails for now; tried again later");
+            }
+        }
+    }
+    crate::metrics::oauth_accounts(ok, expiring, needs);
+}

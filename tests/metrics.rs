@@ -985,3 +985,53 @@ fn smtp_outcomes_are_counted_once_each() {
     let refs: Vec<&str> = secrets.iter().map(String::as_str).collect();
     gw.assert_no_secrets(&refs);
 }
+
+/// The alert rules shipped in `conf/alerts.yml`: Prometheus's own `promtool` checks them and
+/// runs their unit tests (`conf/alerts_test.yml`), and every mailgate series they use is one
+/// the README's metric table documents (so a renamed metric cannot leave a rule that never
+/// fires), with the labels they select on.
+#[test]
+fn alert_rules_pass_promtool_and_use_documented_series() {
+    let conf = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("conf");
+    for args in [
+        ["check", "rules", "alerts.yml"],
+        ["test", "rules", "alerts_test.yml"],
+    ] {
+        let mut cmd = std::process::Command::new("promtool");
+        cmd.args(args).current_dir(&conf);
+        let out = support::proc::run_with_timeout(cmd, None, support::proc::PROCESS_TIMEOUT);
+        assert!(
+            out.status.success(),
+            "promtool {args:?} (install Debian's prometheus):\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let rules = fs::read_to_string(conf.join("alerts.yml")).expect("conf/alerts.yml");
+    let documented = documented_metrics();
+    let mut used = 0;
+    for expr in rules.lines().filter_map(|l| l.trim().strip_prefix("expr:")) {
+        for (at, _) in expr.match_indices("mailgate_") {
+            let name: String = expr[at..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            let labels = documented
+                .get(&name)
+                .unwrap_or_else(|| panic!("{name} (alerts.yml) is not in the README's table"));
+            let selector = expr[at + name.len()..]
+                .strip_prefix('{')
+                .unwrap_or_default();
+            let selector = selector.split('}').next().unwrap_or_default();
+            for label in selector.split(',').filter_map(|m| m.split('=').next()) {
+                let label = label.trim();
+                assert!(
+                    label.is_empty() || labels.contains(label),
+                    "{name}{{{label}}} in alerts.yml: no such label in the README"
+                );
+            }
+            used += 1;
+        }
+    }
+    assert!(used >= 2, "alerts.yml selects no mailgate series");
+}

@@ -1008,30 +1008,66 @@ fn alert_rules_pass_promtool_and_use_documented_series() {
         );
     }
     let rules = fs::read_to_string(conf.join("alerts.yml")).expect("conf/alerts.yml");
+    let exprs = rules.lines().filter_map(|l| l.trim().strip_prefix("expr:"));
+    assert!(documented_series_in("alerts.yml", exprs) >= 2);
+}
+
+/// Every query of `conf/grafana-dashboard.json` selects series (and labels) the README
+/// documents.
+#[test]
+fn dashboard_queries_use_documented_series() {
+    let conf = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("conf");
+    let text = fs::read_to_string(conf.join("grafana-dashboard.json")).expect("dashboard");
+    let doc: serde_json::Value = serde_json::from_str(&text).expect("dashboard JSON");
+    let exprs: Vec<String> = doc["panels"]
+        .as_array()
+        .expect("panels")
+        .iter()
+        .flat_map(|p| p["targets"].as_array().cloned().unwrap_or_default())
+        .filter_map(|t| t["expr"].as_str().map(str::to_owned))
+        .collect();
+    let used = documented_series_in("grafana-dashboard.json", exprs.iter().map(String::as_str));
+    assert!(used >= exprs.len(), "a query selects no mailgate series");
+}
+
+/// Asserts that each `mailgate_…` series the PromQL `exprs` select is in the README's metric
+/// table with the labels they match on (Prometheus's own `instance`, `job` and `le` aside);
+/// returns how many series selections there were.
+fn documented_series_in<'a>(source: &str, exprs: impl Iterator<Item = &'a str>) -> usize {
     let documented = documented_metrics();
     let mut used = 0;
-    for expr in rules.lines().filter_map(|l| l.trim().strip_prefix("expr:")) {
+    for expr in exprs {
         for (at, _) in expr.match_indices("mailgate_") {
             let name: String = expr[at..]
                 .chars()
                 .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
                 .collect();
+            // Histograms are documented by their base name.
+            let base = ["_bucket", "_sum", "_count"]
+                .iter()
+                .find_map(|s| name.strip_suffix(s).filter(|b| documented.contains_key(*b)))
+                .unwrap_or(&name);
             let labels = documented
-                .get(&name)
-                .unwrap_or_else(|| panic!("{name} (alerts.yml) is not in the README's table"));
+                .get(base)
+                .unwrap_or_else(|| panic!("{name} ({source}) is not in the README's table"));
             let selector = expr[at + name.len()..]
                 .strip_prefix('{')
                 .unwrap_or_default();
             let selector = selector.split('}').next().unwrap_or_default();
-            for label in selector.split(',').filter_map(|m| m.split('=').next()) {
+            for label in selector
+                .split(',')
+                .filter_map(|m| m.split(['=', '!']).next())
+            {
                 let label = label.trim();
                 assert!(
-                    label.is_empty() || labels.contains(label),
-                    "{name}{{{label}}} in alerts.yml: no such label in the README"
+                    label.is_empty()
+                        || ["instance", "job", "le"].contains(&label)
+                        || labels.contains(label),
+                    "{name}{{{label}}} in {source}: no such label in the README"
                 );
             }
             used += 1;
         }
     }
-    assert!(used >= 2, "alerts.yml selects no mailgate series");
+    used
 }

@@ -194,9 +194,8 @@ pub(super) fn server(
 /// The listen addresses, the local certificate, and the rule that a listener off loopback
 /// needs TLS.
 fn listeners(s: &ServerFile, base: &Path, loc: Locator) -> Result<Listeners, ConfigError> {
-    let listen = |v: &Option<Spanned<String>>, field: &str, default: &str| match v {
-        // `default` is one of our own IP:port literals below, never input: it parses.
-        None => Ok(default.parse().expect("literal address is valid")),
+    let listen = |v: &Option<Spanned<String>>, field: &str, default_port: u16| match v {
+        None => Ok(SocketAddr::from(([127, 0, 0, 1], default_port))),
         Some(v) => v.get_ref().parse::<SocketAddr>().map_err(|_| {
             loc.at(
                 v.span().start,
@@ -205,11 +204,11 @@ fn listeners(s: &ServerFile, base: &Path, loc: Locator) -> Result<Listeners, Con
             )
         }),
     };
-    let imap_listen = listen(&s.imap_listen, "imap_listen", "127.0.0.1:1143")?;
-    let smtp_listen = listen(&s.smtp_listen, "smtp_listen", "127.0.0.1:1587")?;
+    let imap_listen = listen(&s.imap_listen, "imap_listen", 1143)?;
+    let smtp_listen = listen(&s.smtp_listen, "smtp_listen", 1587)?;
     let optional = |v: &Option<Spanned<String>>, field: &str| match v {
         None => Ok(None),
-        Some(_) => listen(v, field, "127.0.0.1:0").map(Some),
+        Some(_) => listen(v, field, 0).map(Some),
     };
     let imaps_listen = optional(&s.imaps_listen, "imaps_listen")?;
     let smtps_listen = optional(&s.smtps_listen, "smtps_listen")?;

@@ -12,6 +12,8 @@ pub mod login;
 pub mod pop3;
 pub mod relay;
 pub mod rewrite;
+#[cfg(test)]
+pub(crate) mod script;
 pub mod sent;
 pub mod upstream;
 

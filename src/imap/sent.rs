@@ -174,7 +174,7 @@ async fn logout(up: &mut LoggedIn, timeout: Duration) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::imap::exchange::scripted;
+    use crate::imap::script::scripted;
 
     const SECS: Duration = Duration::from_secs(10);
 

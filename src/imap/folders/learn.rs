@@ -74,7 +74,7 @@ fn command(capabilities: &[String]) -> (&'static str, &'static str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::imap::exchange::scripted;
+    use crate::imap::script::scripted;
 
     fn caps(list: &[&str]) -> Vec<String> {
         list.iter().map(|s| (*s).to_owned()).collect()

@@ -2,8 +2,9 @@
 //! shown to the rewrite rules and forwarded as they decide, literals passed on as they are
 //! (or kept aside for the rules: `hold`, `peek`).
 
-use super::hold::{nonsync, Held};
-use super::state::{Aside, Flow, State};
+use super::aside::{Aside, Held};
+use super::hold::nonsync;
+use super::state::{Flow, State};
 use super::Relay;
 use crate::imap::framer::{announcement, Frame, Literal};
 use crate::imap::rewrite::{command_name, Line, Verdict};

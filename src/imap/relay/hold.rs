@@ -6,47 +6,11 @@
 //! A whole that outgrows the hold limit, or a line longer than it, ends the hold: what is
 //! held goes on as it is (announcements converted) and the rest streams as usual.
 
-use super::dir::MAX_HELD;
-use super::state::{Aside, Flow, State, CONTINUE};
+use super::aside::{Aside, Held, Peeking};
+use super::state::{Flow, State, CONTINUE};
 use crate::imap::framer::{announcement, Literal};
 use crate::imap::rewrite::{Line, Verdict};
 use memchr::memchr;
-
-/// A command or response kept back for the rules.
-pub(super) struct Held {
-    /// The whole so far: the first line, each literal's data inline, the lines after them.
-    pub(super) bytes: Vec<u8>,
-    /// Whether the first line starts a command or response.
-    pub(super) starts: bool,
-}
-
-impl Held {
-    pub(super) fn new(line: &[u8], starts: bool) -> Held {
-        Held {
-            bytes: line.to_vec(),
-            starts,
-        }
-    }
-
-    /// Takes in more of the whole (literal data, a line) if it fits; `false` if the hold
-    /// must end.
-    fn keep(&mut self, more: &[u8]) -> bool {
-        let fits = self.bytes.len() + more.len() <= MAX_HELD;
-        if fits {
-            self.bytes.extend_from_slice(more);
-        }
-        fits
-    }
-
-    /// The whole as the rules see it, ending with a line that announces `literal`.
-    fn line(&self, literal: Option<Literal>) -> Line<'_> {
-        Line {
-            bytes: &self.bytes,
-            literal,
-            starts: self.starts,
-        }
-    }
-}
 
 impl State {
     /// Keeps back the client's command `held`, whose end announces `literal`, to hold it
@@ -56,7 +20,7 @@ impl State {
             self.local.extend_from_slice(CONTINUE);
         }
         let aside = match peek {
-            true => Aside::Peek(super::peek::Peeking::new(held, literal)),
+            true => Aside::Peek(Peeking::new(held, literal)),
             false => Aside::Hold(held),
         };
         self.c2s_aside = Some(Box::new(aside));

@@ -33,6 +33,7 @@
 //! conversation between frames), and here the loop that drives both directions and the
 //! time-outs.
 
+mod aside;
 mod dir;
 mod forward;
 mod hold;

@@ -11,37 +11,11 @@
 //!   (a MULTIAPPEND's further literals, each synchronizing one given its `+`) is discarded,
 //!   nothing goes upstream, and the client gets the rule's answer when its command has ended.
 
-use super::hold::{nonsync, Held};
-use super::state::{Aside, Flow, State, CONTINUE};
+use super::aside::Aside;
+use super::hold::nonsync;
+use super::state::{Flow, State, CONTINUE};
 use crate::imap::framer::{announcement, Literal};
-use crate::imap::rewrite::{AfterPeek, Line, Verdict, PEEK_MAX};
-
-/// A command kept back while the head of its literal is read.
-pub(super) struct Peeking {
-    /// The command as the rules were shown it (several lines when it was held first).
-    line: Held,
-    /// The literal its end announces.
-    literal: Literal,
-    /// The literal's first bytes read so far.
-    head: Vec<u8>,
-}
-
-impl Peeking {
-    pub(super) fn new(line: Held, literal: Literal) -> Peeking {
-        let mut peeking = Peeking {
-            line,
-            literal,
-            head: Vec::new(),
-        };
-        peeking.head.reserve_exact(peeking.want());
-        peeking
-    }
-
-    /// Bytes of the literal the rule is shown: all of it, up to [`PEEK_MAX`].
-    fn want(&self) -> usize {
-        usize::try_from(self.literal.length).map_or(PEEK_MAX, |l| l.min(PEEK_MAX))
-    }
-}
+use crate::imap::rewrite::{AfterPeek, Line, Verdict};
 
 impl State {
     /// While a head is read: how many more bytes of it the framer may take (no further, so

@@ -5,8 +5,7 @@
 //! [`Verdict::Hold`]: crate::imap::rewrite::Verdict::Hold
 //! [`Verdict::Peek`]: crate::imap::rewrite::Verdict::Peek
 
-use super::hold::Held;
-use super::peek::Peeking;
+use super::aside::{Aside, Held};
 use crate::imap::rewrite::Rules;
 
 /// The `+` the gateway gives a client's synchronizing literal it takes itself.
@@ -43,17 +42,6 @@ pub(super) struct Awaiting {
     /// For a peeked literal, whose `+` the relay gave: its head, sent when the server's `+`
     /// comes (that `+` is not passed on).
     pub(super) head: Option<Vec<u8>>,
-}
-
-/// What the relay does with the client's current command instead of passing it on.
-pub(super) enum Aside {
-    /// Collects it for the rules ([`Verdict::Hold`](crate::imap::rewrite::Verdict::Hold)).
-    Hold(Held),
-    /// Reads the head of its literal for a rule ([`Verdict::Peek`](crate::imap::rewrite::Verdict::Peek)).
-    Peek(Peeking),
-    /// Discards the rest of it; at its end the client gets the answer, if any (`None`: the
-    /// server refused it and said so itself).
-    Swallow(Option<Vec<u8>>),
 }
 
 /// What framing does after a frame.

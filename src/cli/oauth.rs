@@ -1,7 +1,7 @@
 //! `mailgate oauth`: getting an account's tokens, and what the token store holds for each.
 
 use anyhow::{Context, Result};
-use mailgate::config::Config;
+use mailgate::config::{Config, OAuth2};
 use mailgate::oauth::authorize;
 use mailgate::oauth::store::{Grant, Tokens};
 use std::path::{Path, PathBuf};
@@ -71,15 +71,30 @@ enum Flow {
 /// `oauth authorize EMAIL`: runs `flow` and stores the tokens.
 fn authorize_account(email: &str, flow: Flow, config: &Path, timeout_secs: u64) -> Result<()> {
     let cfg = Config::load(config)?;
-    let account = cfg
-        .account(email)
-        .with_context(|| format!("no account {email} in {}", config.display()))?;
-    let oauth = account.imap.credential.oauth().cloned().with_context(|| {
-        format!(
-            "account {email} has no [account.oauth2] table in {}",
-            config.display()
-        )
-    })?;
+    let oauth = match cfg.account(email) {
+        Some(account) => account.imap.credential.oauth().cloned().with_context(|| {
+            format!(
+                "account {email} has no [account.oauth2] table in {}",
+                config.display()
+            )
+        })?,
+        // The delegate of shared mailboxes need not be an account itself.
+        None => signing_in_as(&cfg, email)
+            .first()
+            .map(|a| (*a).clone())
+            .with_context(|| {
+                format!(
+                    "no account {email} in {}, and no account signs in as {email}",
+                    config.display()
+                )
+            })?,
+    };
+    let users = signing_in_as(&cfg, &oauth.identity)
+        .iter()
+        .map(|o| o.account.as_str())
+        .filter(|a| !a.eq_ignore_ascii_case(&oauth.identity))
+        .collect::<Vec<_>>()
+        .join(", ");
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -100,9 +115,14 @@ fn authorize_account(email: &str, flow: Flow, config: &Path, timeout_secs: u64) 
         Some(at) => format!("access token valid until {}", authorize::format_utc(at)),
         None => "access token without a stated expiry".into(),
     };
+    let used_by = if users.is_empty() {
+        String::new()
+    } else {
+        format!(" (signing in for {users})")
+    };
     println!(
-        "Authorized {}: {expiry}; {}; tokens stored encrypted in {}",
-        oauth.account,
+        "Authorized {}{used_by}: {expiry}; {}; tokens stored encrypted in {}",
+        oauth.identity,
         if tokens.refresh_token.is_some() {
             "refresh token stored"
         } else {
@@ -113,6 +133,15 @@ fn authorize_account(email: &str, flow: Flow, config: &Path, timeout_secs: u64) 
     // The stdin reader thread may still be blocked on a read: exit without waiting.
     rt.shutdown_background();
     Ok(())
+}
+
+/// The OAuth settings of every account whose tokens are `identity`'s.
+fn signing_in_as<'a>(cfg: &'a Config, identity: &str) -> Vec<&'a std::sync::Arc<OAuth2>> {
+    cfg.accounts
+        .iter()
+        .filter_map(|a| a.imap.credential.oauth())
+        .filter(|o| o.identity.eq_ignore_ascii_case(identity))
+        .collect()
 }
 
 /// `oauth status`: one line per OAuth account (two when tokens are not saved).
@@ -129,16 +158,17 @@ fn status(config: &Path) -> Result<()> {
             Ok(found) => (found.tokens, found.unsaved),
             Err(e) => (Err(e), None),
         };
+        let who = oauth.signing_in();
         match tokens {
-            Err(e) => println!("{}: error: {e}", account.email),
+            Err(e) => println!("{who}: error: {e}"),
             Ok(None) => println!(
-                "{}: no token (run `mailgate oauth authorize {}`)",
-                account.email, account.email
+                "{who}: no token (run `mailgate oauth authorize {}`)",
+                oauth.identity
             ),
-            Ok(Some(t)) => println!("{}", token_line(&account.email, &t, now)),
+            Ok(Some(t)) => println!("{who}: {}", token_line(&oauth.identity, &t, now)),
         }
         if let Some(note) = unsaved {
-            print_unsaved(&account.email, &note);
+            print_unsaved(&who, &oauth.identity, &note);
         }
     }
     if !any {
@@ -150,7 +180,8 @@ fn status(config: &Path) -> Result<()> {
     Ok(())
 }
 
-/// `oauth status`'s line for an account with stored tokens `t`.
+/// `oauth status`'s words for stored tokens `t` of `email` (the identity; the command to run
+/// names it).
 fn token_line(email: &str, t: &Tokens, now: u64) -> String {
     let expiry = match (t.access_token.is_some(), t.expires_at) {
         (false, _) => "no access token".to_owned(),
@@ -187,7 +218,7 @@ fn token_line(email: &str, t: &Tokens, now: u64) -> String {
         _ => String::new(),
     };
     format!(
-        "{email}: token present ({}, refresh token {}); {expiry}; {last}{hint}",
+        "token present ({}, refresh token {}); {expiry}; {last}{hint}",
         match t.grant {
             Grant::AuthorizationCode => "authorization code",
             Grant::DeviceCode => "device code",
@@ -203,14 +234,14 @@ fn token_line(email: &str, t: &Tokens, now: u64) -> String {
 
 /// `oauth status`'s line for tokens a running gateway could not save (the store's note:
 /// Unix time of the first failure, then the error; empty when the disk had no room for more).
-fn print_unsaved(email: &str, note: &str) {
+fn print_unsaved(who: &str, email: &str, note: &str) {
     let (since, error) = note.split_once(' ').unwrap_or((note, ""));
     let since = since.parse().map_or_else(
         |_| "an unknown time".to_owned(),
         mailgate::oauth::authorize::format_utc,
     );
     println!(
-        "{email}: NOT SAVED: since {since} the running gateway holds newer tokens than the token file and cannot save them ({}); it retries at each login. Fix the cause (disk space, the state folder) before restarting it, or run `mailgate oauth authorize {email}` after",
+        "{who}: NOT SAVED: since {since} the running gateway holds newer tokens than the token file and cannot save them ({}); it retries at each login. Fix the cause (disk space, the state folder) before restarting it, or run `mailgate oauth authorize {email}` after",
         if error.is_empty() { "see its log" } else { error }
     );
 }

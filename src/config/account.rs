@@ -192,10 +192,20 @@ fn smtp(
     });
     let smtp = match smtp_table {
         None => None,
-        Some((smtp_at, file)) => Some(
-            endpoint(file, email, cx.base, Some(&imap.credential), smtp_found)
-                .map_err(|e| cx.loc.field(smtp_at, name, "smtp", e))?,
-        ),
+        Some((smtp_at, file)) => {
+            let named = file.username.is_some();
+            let mut ep = endpoint(file, email, cx.base, Some(&imap.credential), smtp_found)
+                .map_err(|e| cx.loc.field(smtp_at, name, "smtp", e))?;
+            // A shared mailbox (an OAuth sign-in as its delegate) sends as the delegate: an
+            // unlicensed one cannot use SMTP AUTH itself (Microsoft 365). The client's MAIL
+            // FROM keeps the shared address, which the delegate's "send as" right allows.
+            if let (false, Some(oauth)) = (named, imap.credential.oauth()) {
+                if !oauth.identity.eq_ignore_ascii_case(email) {
+                    ep.username = oauth.identity.clone();
+                }
+            }
+            Some(ep)
+        }
     };
     Ok((smtp, inherited))
 }
@@ -251,7 +261,7 @@ fn servers(
 }
 
 /// A deliberately loose check: something@something, no spaces or control characters.
-fn is_address(s: &str) -> bool {
+pub(super) fn is_address(s: &str) -> bool {
     match s.rsplit_once('@') {
         Some((local, domain)) => {
             !local.is_empty()

@@ -187,6 +187,7 @@ impl Config {
         let mut accounts = Vec::new();
         let mut by_login = HashMap::new();
         let mut undiscovered = Vec::new();
+        let mut identities = oauth2::Identities::default();
         for (i, spanned) in file.account.into_iter().enumerate() {
             let at = spanned.span().start;
             let a = spanned.into_inner();
@@ -202,6 +203,11 @@ impl Config {
             }
             match account::account(a, email.clone(), &name, at, &cx)? {
                 Some(account) => {
+                    if let Some(o) = account.imap.credential.oauth() {
+                        if let Some(msg) = identities.add(&name, o) {
+                            return Err(loc.at(at, format!("{name}.oauth2"), msg));
+                        }
+                    }
                     by_login.insert(login, accounts.len());
                     accounts.push(Arc::new(account));
                 }

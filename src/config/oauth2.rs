@@ -29,13 +29,18 @@ pub struct OAuth2File {
     device_authorization_url: Option<String>,
     scopes: Option<Vec<String>>,
     mechanism: Option<Mechanism>,
+    sign_in_as: Option<String>,
 }
 
 /// Validated OAuth 2.0 settings of one account. Shared by its IMAP and SMTP endpoints.
 #[derive(Debug)]
 pub struct OAuth2 {
-    /// The account's email address: the token store's key and the SASL user name.
+    /// The account's email address (the mailbox).
     pub account: String,
+    /// Whose tokens these are: `sign_in_as` (the delegate of a shared mailbox), else the
+    /// account itself. The token store's and the refresh lock's key, so several shared
+    /// mailboxes of one delegate share one set of tokens and one refresh.
+    pub identity: String,
     /// The preset used, if any (decides e.g. the client-credentials scope).
     pub provider: Option<Provider>,
     /// The application (client) id registered with the provider.
@@ -56,6 +61,42 @@ pub struct OAuth2 {
     pub mechanism: Option<Mechanism>,
     /// Folder of the token store and its key.
     pub state_dir: PathBuf,
+}
+
+impl OAuth2 {
+    /// Who signs in, for messages: the identity, and the mailbox when it is another one.
+    pub fn signing_in(&self) -> String {
+        if self.identity.eq_ignore_ascii_case(&self.account) {
+            self.identity.clone()
+        } else {
+            format!("{} (for the mailbox {})", self.identity, self.account)
+        }
+    }
+}
+
+/// The OAuth identities seen so far while reading the accounts: accounts that sign in as the
+/// same user share one token file, so they must ask the same client at the same endpoint.
+#[derive(Default)]
+pub(super) struct Identities(std::collections::HashMap<String, (String, String, String)>);
+
+impl Identities {
+    /// Notes `o` of account `name`; the complaint when an earlier account signs in as the same
+    /// user with another client or token endpoint.
+    pub(super) fn add(&mut self, name: &str, o: &OAuth2) -> Option<String> {
+        let key = o.identity.to_ascii_lowercase();
+        let here = (
+            name.to_owned(),
+            o.client_id.clone(),
+            o.token_url.to_string(),
+        );
+        let (first, client, url) = self.0.entry(key).or_insert(here);
+        (*client != o.client_id || *url != o.token_url.to_string()).then(|| {
+            format!(
+                "signs in as {} like {first}, but with another client_id or token endpoint; accounts that sign in as one user share its tokens, so they must use the same [account.oauth2] client",
+                o.identity
+            )
+        })
+    }
 }
 
 impl OAuth2File {
@@ -129,8 +170,22 @@ impl OAuth2File {
             preset.app_scopes.iter().map(|s| (*s).to_owned()).collect()
         };
         let client_secret = self.client_secret(base)?;
+        let identity = match &self.sign_in_as {
+            None => account.to_owned(),
+            Some(who) => {
+                let who = who.trim();
+                if !super::account::is_address(who) {
+                    return Err(bad(
+                        "sign_in_as",
+                        format!("`{who}` is not an email address (the user who signs in for this mailbox)"),
+                    ));
+                }
+                who.to_owned()
+            }
+        };
         Ok(OAuth2 {
             account: account.to_owned(),
+            identity,
             provider: self.provider,
             client_id: self.client_id.trim().to_owned(),
             client_secret,
@@ -308,5 +363,60 @@ mod tests {
         // Without oauth2 a password is still required.
         let text = format!("[[account]]\nemail = \"o@x.no\"\nlocal_password_hash = \"{HASH}\"\n[account.imap]\nserver = \"h:993\"\n");
         assert!(Config::parse(&text, Path::new("/m.toml")).is_err());
+    }
+
+    /// A shared mailbox: the tokens are the delegate's (the store's key), the IMAP user is the
+    /// mailbox, SMTP authenticates as the delegate unless told otherwise.
+    #[test]
+    fn sign_in_as_a_delegate() {
+        let c = parse(
+            "provider = \"microsoft\"\nclient_id = \"abc\"\nsign_in_as = \"kari@example.no\"\n",
+        )
+        .unwrap();
+        let a = &c.accounts[0];
+        let o = a.imap.credential.oauth().unwrap();
+        assert_eq!(
+            (o.account.as_str(), o.identity.as_str()),
+            ("ola@example.no", "kari@example.no")
+        );
+        assert_eq!(
+            o.signing_in(),
+            "kari@example.no (for the mailbox ola@example.no)"
+        );
+        assert_eq!(a.imap.username, "ola@example.no");
+        assert_eq!(a.smtp.as_ref().unwrap().username, "kari@example.no");
+
+        let text = format!("[[account]]\nemail = \"ola@example.no\"\nlocal_password_hash = \"{HASH}\"\n\n[account.imap]\nserver = \"outlook.office365.com:993\"\n\n[account.smtp]\nserver = \"smtp.office365.com:587\"\ntls = \"starttls\"\nusername = \"ola@example.no\"\n\n[account.oauth2]\nprovider = \"microsoft\"\nclient_id = \"abc\"\nsign_in_as = \"kari@example.no\"\n");
+        let c = Config::parse(&text, Path::new("/m.toml")).unwrap();
+        assert_eq!(
+            c.accounts[0].smtp.as_ref().unwrap().username,
+            "ola@example.no"
+        );
+
+        let e = parse("provider = \"microsoft\"\nclient_id = \"abc\"\nsign_in_as = \"kari\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("account[0].oauth2.sign_in_as: `kari` is not an email address"),
+            "{e}"
+        );
+    }
+
+    /// Accounts that sign in as one user share its tokens: another client for it is an error.
+    #[test]
+    fn one_identity_one_client() {
+        let account = |email: &str, client: &str| {
+            format!("[[account]]\nemail = \"{email}\"\nlocal_password_hash = \"{HASH}\"\n[account.imap]\nserver = \"outlook.office365.com:993\"\n[account.oauth2]\nprovider = \"microsoft\"\nclient_id = \"{client}\"\nsign_in_as = \"kari@example.no\"\n")
+        };
+        let same = account("a@example.no", "abc") + &account("b@example.no", "abc");
+        assert!(Config::parse(&same, Path::new("/m.toml")).is_ok());
+        let other = account("a@example.no", "abc") + &account("b@example.no", "xyz");
+        let e = Config::parse(&other, Path::new("/m.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("account[1].oauth2: signs in as kari@example.no like account[0]"),
+            "{e}"
+        );
     }
 }

@@ -76,7 +76,7 @@ pub fn pkce_challenge(verifier: &str) -> String {
 
 /// Saves the account's new tokens in its store.
 fn save(oauth: &OAuth2, tokens: &Tokens) -> Result<(), StoreError> {
-    store::open(&oauth.state_dir)?.save(&oauth.account, tokens)
+    store::open(&oauth.state_dir)?.save(&oauth.identity, tokens)
 }
 
 /// Lines from standard input, read by a thread (a blocking read cannot be cancelled; the
@@ -125,8 +125,8 @@ pub async fn authorization_code(
     let redirect_uri = &request.redirect_uri;
     let _ = writeln!(
         out,
-        "Open this address in a browser and allow access for {}:\n\n{url}\n",
-        oauth.account
+        "Open this address in a browser, sign in as {} and allow access:\n\n{url}\n",
+        oauth.signing_in()
     );
     let _ = writeln!(out, "Waiting for the redirect to {redirect_uri} ... (on a machine without a browser: open the address elsewhere, then paste the address the browser ends on, starting with {redirect_uri}, here and press Enter)");
     let _ = out.flush();
@@ -173,7 +173,7 @@ impl Request {
             ("state", self.state.clone()),
             ("code_challenge", pkce_challenge(self.verifier.expose())),
             ("code_challenge_method", "S256".to_owned()),
-            ("login_hint", oauth.account.clone()),
+            ("login_hint", oauth.identity.clone()),
         ];
         if oauth.provider == Some(Provider::Google) {
             // Without these Google gives a refresh token only on the very first consent.
@@ -313,8 +313,10 @@ pub async fn device_code(
     let start = token::device_start(oauth, server).await?;
     let _ = writeln!(
         out,
-        "To allow access for {}, open {} and enter the code {}",
-        oauth.account, start.verification_uri, start.user_code
+        "To allow access as {}, open {} and enter the code {}",
+        oauth.signing_in(),
+        start.verification_uri,
+        start.user_code
     );
     if let Some(complete) = &start.verification_uri_complete {
         let _ = writeln!(out, "(or open {complete})");

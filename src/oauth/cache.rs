@@ -89,7 +89,7 @@ impl AccountStore {
         let store = blocking(move || store::open(&dir), &oauth.state_dir).await?;
         Ok(AccountStore {
             store,
-            account: oauth.account.clone(),
+            account: oauth.identity.clone(),
             state_dir: oauth.state_dir.clone(),
         })
     }
@@ -124,7 +124,7 @@ pub async fn access_token(
     rejected: Option<&Secret>,
 ) -> Result<Secret, OAuthError> {
     let store = AccountStore::open(oauth).await?;
-    let slot = slot(&oauth.state_dir, &oauth.account);
+    let slot = slot(&oauth.state_dir, &oauth.identity);
     let mut cached = slot.lock().await;
     if cached.unsaved.is_some() {
         save(&store, &mut cached).await;
@@ -137,13 +137,13 @@ pub async fn access_token(
     reread(&store, &mut cached).await?;
     let Some(tokens) = cached.tokens.clone() else {
         return Err(OAuthError::NotAuthorized {
-            account: oauth.account.clone(),
+            account: oauth.identity.clone(),
         });
     };
     if let Some(t) = usable(Some(&tokens), unix_now(), rejected) {
         return Ok(t);
     }
-    cached.backoff(&oauth.account)?;
+    cached.backoff(&oauth.identity)?;
     let refreshed = refresh(oauth, server, &tokens).await?;
     record(&store, &mut cached, tokens.refresh_token, refreshed).await
 }
@@ -168,7 +168,7 @@ pub async fn keep_alive(
     max_age: std::time::Duration,
 ) -> Result<KeptAlive, OAuthError> {
     let store = AccountStore::open(oauth).await?;
-    let slot = slot(&oauth.state_dir, &oauth.account);
+    let slot = slot(&oauth.state_dir, &oauth.identity);
     let mut cached = slot.lock().await;
     if cached.unsaved.is_some() {
         save(&store, &mut cached).await;
@@ -176,7 +176,7 @@ pub async fn keep_alive(
     reread(&store, &mut cached).await?;
     let Some(tokens) = cached.tokens.clone() else {
         return Err(OAuthError::NotAuthorized {
-            account: oauth.account.clone(),
+            account: oauth.identity.clone(),
         });
     };
     if tokens.grant == Grant::ClientCredentials {
@@ -190,7 +190,7 @@ pub async fn keep_alive(
     if used.is_some_and(|at| unix_now().saturating_sub(at) < max_age.as_secs()) {
         return Ok(KeptAlive::Fresh);
     }
-    cached.backoff(&oauth.account)?;
+    cached.backoff(&oauth.identity)?;
     let refreshed = refresh(oauth, server, &tokens).await?;
     record(&store, &mut cached, tokens.refresh_token, refreshed)
         .await
@@ -274,7 +274,7 @@ async fn refresh(
         (_, Some(refresh)) => token::refresh(oauth, refresh, server).await,
         (_, None) => {
             return Err(OAuthError::NotAuthorized {
-                account: oauth.account.clone(),
+                account: oauth.identity.clone(),
             })
         }
     };
@@ -282,7 +282,7 @@ async fn refresh(
     let refreshed = match result {
         Ok(resp) => {
             let new = tokens_from(tokens.grant, resp, tokens.refresh_token.as_ref(), at);
-            info!(account = %oauth.account, expires_in = new.expires_at.map(|e| e.saturating_sub(at)), "OAuth access token refreshed");
+            info!(account = %oauth.identity, expires_in = new.expires_at.map(|e| e.saturating_sub(at)), "OAuth access token refreshed");
             Refreshed {
                 tokens: new,
                 failure: None,

@@ -131,7 +131,7 @@ pub struct Status {
 pub fn status(oauth: &OAuth2) -> Result<Status, StoreError> {
     let store = store::open(&oauth.state_dir)?;
     Ok(Status {
-        tokens: store.load(&oauth.account),
-        unsaved: store.unsaved(&oauth.account),
+        tokens: store.load(&oauth.identity),
+        unsaved: store.unsaved(&oauth.identity),
     })
 }

@@ -8,9 +8,9 @@
 //! most one refresh per account in flight, and a login waiting meanwhile gets the new token.
 
 use super::cache::{keep_alive, KeptAlive};
-use crate::config::Config;
+use crate::config::{Config, OAuth2};
 use crate::session::Shutdown;
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -39,34 +39,56 @@ pub async fn run(mut config: watch::Receiver<Arc<Config>>, mut shutdown: Shutdow
     }
 }
 
-/// One look at every OAuth account (once per token owner), and the state gauge after it.
+/// The state gauge's label values, in its order.
+#[derive(Clone, Copy)]
+enum State {
+    Ok,
+    Expiring,
+    NeedsAuthorization,
+}
+
+/// One look at every OAuth account: one refresh per token owner (the shared mailboxes of a
+/// delegate share its tokens), then the state gauge, which counts accounts.
 async fn pass(config: &Config, max_age: Duration) {
-    let mut seen = HashSet::new();
-    let (mut ok, mut expiring, mut needs) = (0, 0, 0);
+    let mut by_owner = HashMap::new();
+    let mut counts = [0usize; 3];
     for account in &config.accounts {
         let Some(oauth) = account.imap.credential.oauth() else {
             continue;
         };
-        if !seen.insert((oauth.state_dir.clone(), oauth.account.to_ascii_lowercase())) {
-            continue;
+        let owner = (oauth.state_dir.clone(), oauth.identity.to_ascii_lowercase());
+        let state = match by_owner.get(&owner) {
+            Some(&state) => state,
+            None => {
+                let state = look_after(oauth, config, max_age).await;
+                by_owner.insert(owner, state);
+                state
+            }
+        };
+        counts[state as usize] += 1;
+    }
+    let [ok, expiring, needs] = counts;
+    crate::metrics::oauth_accounts(ok, expiring, needs);
+}
+
+/// Keeps one token owner's refresh token alive; its state.
+async fn look_after(oauth: &OAuth2, config: &Config, max_age: Duration) -> State {
+    let who = &oauth.identity;
+    match keep_alive(oauth, &config.server, max_age).await {
+        Ok(kept) => {
+            if kept == KeptAlive::Refreshed {
+                info!(account = %who, "OAuth upkeep: refresh token used, tokens renewed");
+            }
+            State::Ok
         }
-        match keep_alive(oauth, &config.server, max_age).await {
-            Ok(kept) => {
-                ok += 1;
-                if kept == KeptAlive::Refreshed {
-                    info!(account = %oauth.account, "OAuth upkeep: refresh token used, tokens renewed");
-                }
-            }
-            Err(e) if e.needs_authorize() => {
-                needs += 1;
-                error!(account = %oauth.account, error = %e, "OAuth upkeep: the account needs authorization; run `mailgate oauth authorize {}`", oauth.account);
-            }
-            Err(e) => {
-                // The access token still works until it expires; the next pass tries again.
-                expiring += 1;
-                warn!(account = %oauth.account, error = %e, "OAuth upkeep: refreshing fails for now; tried again later");
-            }
+        Err(e) if e.needs_authorize() => {
+            error!(account = %who, error = %e, "OAuth upkeep: the account needs authorization; run `mailgate oauth authorize {who}`");
+            State::NeedsAuthorization
+        }
+        Err(e) => {
+            // The access token still works until it expires; the next pass tries again.
+            warn!(account = %who, error = %e, "OAuth upkeep: refreshing fails for now; tried again later");
+            State::Expiring
         }
     }
-    crate::metrics::oauth_accounts(ok, expiring, needs);
 }

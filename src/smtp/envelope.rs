@@ -188,8 +188,25 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Smtp<'_, S> {
         if ok {
             return self.reply(&reply);
         }
-        info!(reply = %reply_text(r), "upstream refused MAIL FROM");
+        let advice = self.send_as_advice();
+        info!(reply = %reply_text(r), advice, "upstream refused MAIL FROM");
         self.refuse_mail(&reply);
+    }
+
+    /// For a refused sender when the account sends as another user (a shared mailbox's
+    /// delegate): that user needs the right to send as the account's address.
+    fn send_as_advice(&self) -> Option<String> {
+        let account = self.state.account()?;
+        let user = &account.smtp.as_ref()?.username;
+        let delegate = account.imap.credential.oauth()?;
+        let delegated = !delegate.identity.eq_ignore_ascii_case(&account.email)
+            && delegate.identity.eq_ignore_ascii_case(user);
+        delegated.then(|| {
+            format!(
+                "the provider authenticated {user}, which needs the right to send as {} (Microsoft 365: Add-RecipientPermission {} -AccessRights SendAs -Trustee {user})",
+                account.email, account.email
+            )
+        })
     }
 
     /// Connects and logs in upstream unless a connection is kept; `Ok(true)` when the kept
@@ -276,7 +293,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Smtp<'_, S> {
     /// The provider refused the deferred MAIL FROM with `m`: the reply to this RCPT and to
     /// every one after it.
     fn mail_refused(&mut self, m: &Reply) -> String {
-        info!(reply = %reply_text(m), "upstream refused MAIL FROM");
+        let advice = self.send_as_advice();
+        info!(reply = %reply_text(m), advice, "upstream refused MAIL FROM");
         let reply = relay_reply(m);
         let closed = m.code == 421;
         if closed {

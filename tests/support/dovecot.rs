@@ -149,6 +149,8 @@ pub struct DovecotOpts {
     /// Also offer XOAUTH2 and OAUTHBEARER, checking tokens with an `oauth2` passdb against
     /// this RFC 7662 introspection URL (the test identity provider).
     pub oauth2_introspection_url: Option<String>,
+    /// Lines appended to the `oauth2` passdb's settings (e.g. another `username_format`).
+    pub oauth2_extra: String,
     /// Settings appended to the generated config (the benchmark raises process and
     /// connection limits with it).
     pub extra: String,
@@ -163,6 +165,7 @@ impl DovecotOpts {
             imap: true,
             sasl_socket: false,
             oauth2_introspection_url: None,
+            oauth2_extra: String::new(),
             extra: String::new(),
         }
     }
@@ -175,6 +178,7 @@ impl DovecotOpts {
             imap: true,
             sasl_socket: false,
             oauth2_introspection_url: None,
+            oauth2_extra: String::new(),
             extra: String::new(),
         }
     }
@@ -187,6 +191,7 @@ impl DovecotOpts {
             imap: false,
             sasl_socket: true,
             oauth2_introspection_url: None,
+            oauth2_extra: String::new(),
             extra: String::new(),
         }
     }
@@ -625,7 +630,7 @@ fn config(
         Some(url) => {
             let _ = writeln!(c, "auth_mechanisms = plain login xoauth2 oauthbearer");
             let ext = p("oauth2.conf.ext");
-            let _ = fs::write(&ext, oauth2_ext(url));
+            let _ = fs::write(&ext, oauth2_ext(url) + &opts.oauth2_extra);
             own(Path::new(&ext), run_as);
             let _ = writeln!(
                 c,

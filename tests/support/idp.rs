@@ -36,6 +36,8 @@ struct State {
     devices: HashMap<String, (String, u32)>,
     refreshes: usize,
     introspections: usize,
+    /// The user of each token introspected, in order (`?` for an unknown token).
+    introspected: Vec<String>,
     expires_in: u64,
     /// Refresh answers carry a new refresh token and revoke the one used (as Microsoft does).
     rotate: bool,
@@ -105,6 +107,11 @@ impl Idp {
 
     pub fn introspections(&self) -> usize {
         self.with(|s| s.introspections)
+    }
+
+    /// Whose tokens were introspected (Dovecot checking a login), in order.
+    pub fn introspected_users(&self) -> Vec<String> {
+        self.with(|s| s.introspected.clone())
     }
 
     /// Lifetime (`expires_in`) of access tokens issued from now on.
@@ -426,6 +433,8 @@ fn device(st: &mut State, default_user: &str) -> String {
 fn introspect(st: &mut State, f: &HashMap<String, String>) -> String {
     st.introspections += 1;
     let token = f.get("token").cloned().unwrap_or_default();
+    let user = st.access.get(&token).map_or("?".into(), |(u, _)| u.clone());
+    st.introspected.push(user);
     match st.access.get(&token) {
         Some((user, true)) => json_response(
             "200 OK",

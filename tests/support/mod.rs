@@ -21,6 +21,7 @@ pub mod idp;
 pub mod imap_client;
 pub mod mailgate;
 pub mod messages;
+pub mod oauth_cli;
 pub mod postfix;
 pub mod proc;
 pub mod procstat;

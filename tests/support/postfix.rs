@@ -114,6 +114,19 @@ impl Postfix {
     /// [`Postfix::start`] with the SASL Dovecot started from `opts` (a `sasl_only` base, e.g.
     /// with `oauth2_introspection_url` so that Postfix accepts XOAUTH2 and OAUTHBEARER).
     pub fn start_with(users: &[&str], password: &str, opts: DovecotOpts) -> Postfix {
+        Postfix::start_checking_senders(users, password, opts, &[])
+    }
+
+    /// [`Postfix::start_with`], and with `sender_logins` (sender address, SASL login) Postfix
+    /// lets a logged-in user send only as the addresses it owns by that list
+    /// (`reject_sender_login_mismatch`), as a provider checks a "send as" right. Empty: no
+    /// such check.
+    pub fn start_checking_senders(
+        users: &[&str],
+        password: &str,
+        opts: DovecotOpts,
+        sender_logins: &[(&str, &str)],
+    ) -> Postfix {
         let dir = tempfile::Builder::new()
             .prefix("mailgate-postfix-")
             .tempdir()
@@ -144,7 +157,23 @@ impl Postfix {
         }
         let sasl = dovecot.sasl_socket().expect("sasl socket").to_path_buf();
 
-        fs::write(c.join("main.cf"), main_cf(&d, &sasl)).expect("main.cf");
+        let mut main = main_cf(&d, &sasl);
+        if !sender_logins.is_empty() {
+            let map: String = sender_logins
+                .iter()
+                .map(|(sender, login)| format!("{sender} {login}\n"))
+                .collect();
+            fs::write(c.join("sender_logins"), map).expect("sender_logins");
+            main = main.replace(
+                "smtpd_sender_restrictions = ",
+                "smtpd_sender_restrictions = reject_sender_login_mismatch, ",
+            );
+            main.push_str(&format!(
+                "smtpd_sender_login_maps = texthash:{}/conf/sender_logins\n",
+                d.display()
+            ));
+        }
+        fs::write(c.join("main.cf"), main).expect("main.cf");
         fs::write(
             c.join("rcpt_access"),
             format!("refused@{DOMAIN} REJECT Recipient refused by the test policy\n"),

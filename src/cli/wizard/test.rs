@@ -24,9 +24,9 @@ pub(super) fn sign_in_and_test(
         // As before the split: a question left unanswered ends set-up with the tokens kept.
         Err(LiveTestFailed::Asking(e)) => Err(e),
         Err(LiveTestFailed::Test(e)) => {
-            if let Some(oauth) = &signed_in {
+            if let Some(oauth) = signed_in.as_ref().filter(|s| !s.had_tokens) {
                 let removed = mailgate::oauth::store::open(&oauth.state_dir)
-                    .and_then(|store| store.remove(&oauth.account));
+                    .and_then(|store| store.remove(&oauth.identity));
                 if let Err(why) = removed {
                     eprintln!("warning: the tokens of this sign-in could not be removed: {why}");
                 }
@@ -44,6 +44,11 @@ fn sign_in(w: &Wizard, target: &Target, plan: &Plan) -> Result<SignedIn> {
         .first()
         .and_then(|a| a.imap.credential.oauth().cloned())
         .context("the new account has no OAuth settings")?;
+    // Tokens the identity already had belong to accounts that sign in as it too (shared
+    // mailboxes): the new ones replace them, and a failed test here must not remove them.
+    let had_tokens = mailgate::oauth::store::open(&oauth.state_dir)
+        .and_then(|store| store.load(&oauth.identity))
+        .is_ok_and(|t| t.is_some());
     let deadline = std::time::Duration::from_secs(w.args.timeout_secs.max(1));
     let mut out = std::io::stdout();
     w.rt.block_on(mailgate::oauth::authorize::authorization_code(
@@ -55,14 +60,18 @@ fn sign_in(w: &Wizard, target: &Target, plan: &Plan) -> Result<SignedIn> {
     ))?;
     Ok(SignedIn {
         state_dir: oauth.state_dir.clone(),
-        account: oauth.account.clone(),
+        identity: oauth.identity.clone(),
+        had_tokens,
     })
 }
 
 /// Where the tokens of a sign-in are stored.
 struct SignedIn {
     state_dir: PathBuf,
-    account: String,
+    /// Whose tokens they are.
+    identity: String,
+    /// The identity had tokens before this sign-in.
+    had_tokens: bool,
 }
 
 /// IMAP login and SMTP AUTH at the provider. At the terminal, a certificate from an untrusted

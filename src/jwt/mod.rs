@@ -105,6 +105,23 @@ pub enum KeyError {
     },
 }
 
+impl KeyError {
+    /// The file the error is about.
+    pub fn path(&self) -> &Path {
+        match self {
+            KeyError::Read { path, .. }
+            | KeyError::TooLarge { path }
+            | KeyError::NotFound { path, .. }
+            | KeyError::BadPem { path, .. }
+            | KeyError::NotRsa { path, .. }
+            | KeyError::Size { path, .. }
+            | KeyError::Invalid { path }
+            | KeyError::Certificate { path, .. }
+            | KeyError::ServiceAccount { path, .. } => path,
+        }
+    }
+}
+
 /// Signing failed: only the system's random generator can make RSA signing fail.
 #[derive(Debug, thiserror::Error)]
 #[error("cannot sign the JWT assertion: the system random number generator failed")]

@@ -18,6 +18,7 @@ pub mod coredump;
 pub mod diagnosis;
 pub mod discover;
 pub mod imap;
+pub mod jwt;
 pub mod logbuf;
 pub mod logfmt;
 pub mod mailbox;

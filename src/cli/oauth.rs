@@ -16,7 +16,8 @@ pub enum OauthCommand {
         /// Device-code flow: prints a code to enter on another device; no terminal input.
         #[arg(long, conflicts_with = "client_credentials")]
         device: bool,
-        /// Client-credentials flow (Microsoft 365 app-only access; needs the client secret).
+        /// Client-credentials flow (Microsoft 365 app-only access; needs the client secret or
+        /// certificate).
         #[arg(long)]
         client_credentials: bool,
         /// Configuration file.
@@ -66,6 +67,8 @@ enum Flow {
     Device,
     /// Client credentials (app-only access).
     ClientCredentials,
+    /// A service account's assertion (Google domain-wide delegation).
+    ServiceAccount,
 }
 
 /// `oauth authorize EMAIL`: runs `flow` and stores the tokens.
@@ -99,11 +102,17 @@ fn authorize_account(email: &str, flow: Flow, config: &Path, timeout_secs: u64) 
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
+    // A service account has one way to get tokens, whatever the flags say.
+    let flow = match oauth.service_account {
+        Some(_) => Flow::ServiceAccount,
+        None => flow,
+    };
     let deadline = std::time::Duration::from_secs(timeout_secs.max(1));
     let mut out = std::io::stdout();
     let tokens = rt.block_on(async {
         match flow {
             Flow::ClientCredentials => authorize::client_credentials(&oauth, &cfg.server).await,
+            Flow::ServiceAccount => authorize::service_account(&oauth, &cfg.server).await,
             Flow::Device => authorize::device_code(&oauth, &cfg.server, &mut out, deadline).await,
             Flow::Browser => {
                 let pasted = authorize::stdin_lines();
@@ -223,6 +232,7 @@ fn token_line(email: &str, t: &Tokens, now: u64) -> String {
             Grant::AuthorizationCode => "authorization code",
             Grant::DeviceCode => "device code",
             Grant::ClientCredentials => "client credentials",
+            Grant::JwtBearer => "service account (JWT bearer)",
         },
         if t.refresh_token.is_some() {
             "present"

@@ -30,7 +30,7 @@ pub use crate::net::TlsMode;
 pub use account::Account;
 pub use endpoint::{Credential, Endpoint};
 pub use folders::Folders;
-pub use oauth2::OAuth2;
+pub use oauth2::{ClientAuth, OAuth2};
 pub use server::{LocalTls, MetricsConfig, ServerConfig, ThrottleConfig};
 
 use crate::provider::Discovery;

@@ -7,11 +7,15 @@
 //! would hand refresh tokens and client secrets to anyone on the path. Loopback addresses are
 //! the one exception (a local identity provider, the tests), because nothing leaves the host.
 
+mod credentials;
+
+pub use credentials::ClientAuth;
+
 use super::locate::FieldError;
+use crate::jwt::ServiceAccount;
 use crate::net::http::HttpUrl;
 use crate::provider::{IdentityPreset, OAuthProvider as Provider};
 use crate::sasl::Mechanism;
-use crate::secret::Secret;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
@@ -20,9 +24,12 @@ use std::path::{Path, PathBuf};
 #[serde(deny_unknown_fields)]
 pub struct OAuth2File {
     provider: Option<Provider>,
-    client_id: String,
+    client_id: Option<String>,
     client_secret_env: Option<String>,
     client_secret_file: Option<PathBuf>,
+    client_certificate_file: Option<PathBuf>,
+    client_key_file: Option<PathBuf>,
+    service_account_key_file: Option<PathBuf>,
     tenant: Option<String>,
     authorize_url: Option<String>,
     token_url: Option<String>,
@@ -45,8 +52,11 @@ pub struct OAuth2 {
     pub provider: Option<Provider>,
     /// The application (client) id registered with the provider.
     pub client_id: String,
-    /// The client secret, for confidential clients.
-    pub client_secret: Option<Secret>,
+    /// How the client authenticates itself at the token endpoint (secret, certificate).
+    pub client_auth: ClientAuth,
+    /// A Google service account: tokens are had by a signed assertion for the account's
+    /// mailbox, with no user sign-in (`None`: user-delegated or client credentials).
+    pub service_account: Option<ServiceAccount>,
     /// Where the user approves access (authorization-code flow).
     pub authorize_url: Option<HttpUrl>,
     /// Where codes, refresh tokens and device codes are exchanged for tokens.
@@ -109,9 +119,8 @@ impl OAuth2File {
         state_dir: &Path,
     ) -> Result<OAuth2, FieldError> {
         let bad = FieldError::new;
-        if self.client_id.trim().is_empty() {
-            return Err(bad("client_id", "is empty".into()));
-        }
+        let service_account = self.service_account(base)?;
+        let client_id = self.client_id(service_account.as_ref())?;
         let tenant = self.tenant()?;
         let preset = self
             .provider
@@ -138,14 +147,20 @@ impl OAuth2File {
             self.authorize_url.clone(),
             preset.authorize,
         )?;
-        let token_url =
-            url("token_url", self.token_url.clone(), preset.token)?.ok_or_else(|| {
-                bad(
-                    "token_url",
-                    "is missing: set provider = \"google\" | \"microsoft\" or give token_url"
-                        .into(),
-                )
-            })?;
+        // A service account key names its token endpoint: used when nothing else does.
+        let from_key = (self.token_url.is_none() && preset.token.is_none())
+            .then(|| service_account.as_ref().and_then(|k| k.token_uri.clone()))
+            .flatten();
+        let token_url = match from_key {
+            Some(uri) => url("service_account_key_file", Some(uri), None)?,
+            None => url("token_url", self.token_url.clone(), preset.token)?,
+        }
+        .ok_or_else(|| {
+            bad(
+                "token_url",
+                "is missing: set provider = \"google\" | \"microsoft\" or give token_url".into(),
+            )
+        })?;
         let device_authorization_url = url(
             "device_authorization_url",
             self.device_authorization_url.clone(),
@@ -169,26 +184,21 @@ impl OAuth2File {
         } else {
             preset.app_scopes.iter().map(|s| (*s).to_owned()).collect()
         };
-        let client_secret = self.client_secret(base)?;
-        let identity = match &self.sign_in_as {
-            None => account.to_owned(),
-            Some(who) => {
-                let who = who.trim();
-                if !super::account::is_address(who) {
-                    return Err(bad(
-                        "sign_in_as",
-                        format!("`{who}` is not an email address (the user who signs in for this mailbox)"),
-                    ));
-                }
-                who.to_owned()
-            }
-        };
+        if service_account.is_some() && scopes.is_empty() {
+            return Err(bad(
+                "scopes",
+                "a service account needs the scope to ask for (e.g. [\"https://mail.google.com/\"])".into(),
+            ));
+        }
+        let client_auth = self.client_auth(base)?;
+        let identity = self.identity(account, service_account.is_some())?;
         Ok(OAuth2 {
             account: account.to_owned(),
             identity,
             provider: self.provider,
-            client_id: self.client_id.trim().to_owned(),
-            client_secret,
+            client_id,
+            client_auth,
+            service_account,
             authorize_url,
             token_url,
             device_authorization_url,
@@ -197,6 +207,46 @@ impl OAuth2File {
             mechanism: self.mechanism,
             state_dir: state_dir.to_owned(),
         })
+    }
+
+    /// Whose tokens the account uses: `sign_in_as`, else the account itself.
+    fn identity(&self, account: &str, service_account: bool) -> Result<String, FieldError> {
+        let bad = FieldError::new;
+        match &self.sign_in_as {
+            None => Ok(account.to_owned()),
+            // A service account's token is the mailbox's own (`sub`): no one signs in for it.
+            Some(_) if service_account => Err(bad(
+                "sign_in_as",
+                "does not go with service_account_key_file (the service account asks for each mailbox's own token)".into(),
+            )),
+            Some(who) => {
+                let who = who.trim();
+                if !super::account::is_address(who) {
+                    return Err(bad(
+                        "sign_in_as",
+                        format!("`{who}` is not an email address (the user who signs in for this mailbox)"),
+                    ));
+                }
+                Ok(who.to_owned())
+            }
+        }
+    }
+
+    /// The client id as given, else (a service account) the key file's.
+    fn client_id(&self, service_account: Option<&ServiceAccount>) -> Result<String, FieldError> {
+        let given = self.client_id.as_deref().map(str::trim);
+        match (given, service_account) {
+            (Some(""), _) => Err(FieldError::new("client_id", "is empty".into())),
+            (Some(id), _) => Ok(id.to_owned()),
+            (None, Some(key)) => Ok(key
+                .client_id
+                .clone()
+                .unwrap_or_else(|| key.client_email.clone())),
+            (None, None) => Err(FieldError::new(
+                "client_id",
+                "is missing: the application (client) id registered with the provider".into(),
+            )),
+        }
     }
 
     /// Microsoft's tenant (`common` unless given); an error with any other provider.
@@ -222,38 +272,6 @@ impl OAuth2File {
                 t.clone()
             }
             (None, _) => "common".to_owned(),
-        })
-    }
-
-    /// The client secret from `client_secret_env` or `client_secret_file`, if one is given.
-    fn client_secret(&self, base: &Path) -> Result<Option<Secret>, FieldError> {
-        let bad = FieldError::new;
-        Ok(match (&self.client_secret_env, &self.client_secret_file) {
-            (Some(_), Some(_)) => {
-                return Err(bad(
-                    "client_secret_env",
-                    "give only one of client_secret_env and client_secret_file".into(),
-                ))
-            }
-            (Some(var), None) => match std::env::var(var) {
-                Ok(v) if !v.is_empty() => Some(Secret::new(v)),
-                _ => {
-                    return Err(bad(
-                        "client_secret_env",
-                        format!("environment variable `{var}` is not set"),
-                    ))
-                }
-            },
-            (None, Some(file)) => {
-                let file = base.join(file);
-                Some(crate::secret::read_file(&file).map_err(|e| {
-                    bad(
-                        "client_secret_file",
-                        format!("cannot read {}: {e}", file.display()),
-                    )
-                })?)
-            }
-            (None, None) => None,
         })
     }
 }

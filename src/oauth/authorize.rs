@@ -8,6 +8,7 @@
 //! - Device code (RFC 8628): prints the verification address and user code, polls at the
 //!   provider's interval, slows down on `slow_down`, and needs no terminal input.
 //! - Client credentials: app-only tokens (Microsoft 365), no user involved.
+//! - Service account (Google domain-wide delegation): a signed assertion, no user involved.
 //!
 //! Every wait is bounded by the flow's deadline; nothing prints or logs a token.
 
@@ -355,13 +356,32 @@ pub async fn device_code(
     Err(AuthorizeError::Timeout(limit.as_secs()))
 }
 
-/// App-only tokens with the client secret (Microsoft 365 client credentials).
+/// App-only tokens with the client secret or certificate (Microsoft 365 client credentials).
 pub async fn client_credentials(
     oauth: &OAuth2,
     server: &ServerConfig,
 ) -> Result<Tokens, AuthorizeError> {
     let resp = token::client_credentials(oauth, server).await?;
-    let tokens = tokens_from(Grant::ClientCredentials, resp, None, unix_now());
+    keep(oauth, Grant::ClientCredentials, resp)
+}
+
+/// A service account's token for the account's mailbox. The gateway asks by itself when it
+/// needs one; asking here checks that the key and its domain-wide delegation work.
+pub async fn service_account(
+    oauth: &OAuth2,
+    server: &ServerConfig,
+) -> Result<Tokens, AuthorizeError> {
+    let resp = token::jwt_bearer(oauth, server).await?;
+    keep(oauth, Grant::JwtBearer, resp)
+}
+
+/// Stores the tokens of an app-only grant's answer.
+fn keep(
+    oauth: &OAuth2,
+    grant: Grant,
+    resp: token::TokenResponse,
+) -> Result<Tokens, AuthorizeError> {
+    let tokens = tokens_from(grant, resp, None, unix_now());
     save(oauth, &tokens)?;
     Ok(tokens)
 }

@@ -32,11 +32,14 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 use tracing::{error, info, warn};
 
+mod failed;
+use failed::{failed, Failed};
+
 #[derive(Default)]
 struct Cached {
     tokens: Option<Tokens>,
-    /// When the last refresh failed, why, and whether the refresh token was revoked.
-    failed: Option<(Instant, String, bool)>,
+    /// When the last refresh failed, why, and how.
+    failed: Option<(Instant, String, Failed)>,
     /// `tokens` are newer than the store's: saving them failed.
     unsaved: Option<Unsaved>,
 }
@@ -135,7 +138,12 @@ pub async fn access_token(
     // Another process (`mailgate oauth authorize`, another gateway) may have written newer
     // tokens: read the store before deciding to refresh.
     reread(&store, &mut cached).await?;
-    let Some(tokens) = cached.tokens.clone() else {
+    // A service account needs no sign-in: its first token is asked for here.
+    let first = oauth
+        .service_account
+        .as_ref()
+        .map(|_| Tokens::none(Grant::JwtBearer));
+    let Some(tokens) = cached.tokens.clone().or(first) else {
         return Err(OAuthError::NotAuthorized {
             account: oauth.identity.clone(),
         });
@@ -167,6 +175,9 @@ pub async fn keep_alive(
     server: &ServerConfig,
     max_age: std::time::Duration,
 ) -> Result<KeptAlive, OAuthError> {
+    if oauth.service_account.is_some() {
+        return Ok(KeptAlive::NotNeeded);
+    }
     let store = AccountStore::open(oauth).await?;
     let slot = slot(&oauth.state_dir, &oauth.identity);
     let mut cached = slot.lock().await;
@@ -179,7 +190,7 @@ pub async fn keep_alive(
             account: oauth.identity.clone(),
         });
     };
-    if tokens.grant == Grant::ClientCredentials {
+    if tokens.grant.is_app_only() {
         return Ok(KeptAlive::NotNeeded);
     }
     let used = tokens
@@ -221,32 +232,26 @@ impl Cached {
     /// The last refresh's failure again, without a new request, while it still stands: a
     /// revoked refresh token until the store changes, another failure for [`FAILURE_BACKOFF`].
     fn backoff(&self, account: &str) -> Result<(), OAuthError> {
-        let Some((at, detail, revoked)) = &self.failed else {
+        let Some((at, detail, how)) = &self.failed else {
             return Ok(());
         };
         let account = account.to_owned();
-        if *revoked {
-            return Err(OAuthError::Revoked {
-                account,
-                detail: detail.clone(),
-            });
+        if *how == Failed::Revoked {
+            return Err(how.error(account, detail.clone()));
         }
         if at.elapsed() < FAILURE_BACKOFF {
-            return Err(OAuthError::Refresh {
-                account,
-                detail: format!("{detail} (retried after {} s)", FAILURE_BACKOFF.as_secs()),
-            });
+            let detail = format!("{detail} (retried after {} s)", FAILURE_BACKOFF.as_secs());
+            return Err(how.error(account, detail));
         }
         Ok(())
     }
 }
 
 /// What a refresh request brought: the tokens to keep (new ones, or the old ones with the
-/// failure noted in `last_refresh`) and, if it failed, whether the refresh token was revoked
-/// and why.
+/// failure noted in `last_refresh`) and, if it failed, how and why.
 struct Refreshed {
     tokens: Tokens,
-    failure: Option<(bool, String)>,
+    failure: Option<(Failed, String)>,
     /// Unix time of the request.
     at: u64,
 }
@@ -256,20 +261,27 @@ impl Refreshed {
     fn label(&self) -> &'static str {
         match self.failure {
             None => "ok",
-            Some((true, _)) => "revoked",
-            Some((false, _)) => "error",
+            Some((Failed::Revoked, _)) => "revoked",
+            Some((Failed::Refused | Failed::Down, _)) => "error",
         }
     }
 }
 
-/// Asks the token endpoint for a new access token (with the refresh token, or the client
-/// credentials) and counts the outcome.
+/// Asks the token endpoint for a new access token (with the refresh token, the client
+/// credentials or the service account's assertion) and counts the outcome.
 async fn refresh(
     oauth: &OAuth2,
     server: &ServerConfig,
     tokens: &Tokens,
 ) -> Result<Refreshed, OAuthError> {
-    let result = match (tokens.grant, &tokens.refresh_token) {
+    let grant = match oauth.service_account {
+        Some(_) => Grant::JwtBearer,
+        None => tokens.grant,
+    };
+    let result = match (grant, &tokens.refresh_token) {
+        (Grant::JwtBearer, _) if oauth.service_account.is_some() => {
+            token::jwt_bearer(oauth, server).await
+        }
         (Grant::ClientCredentials, _) => token::client_credentials(oauth, server).await,
         (_, Some(refresh)) => token::refresh(oauth, refresh, server).await,
         (_, None) => {
@@ -281,7 +293,7 @@ async fn refresh(
     let at = unix_now();
     let refreshed = match result {
         Ok(resp) => {
-            let new = tokens_from(tokens.grant, resp, tokens.refresh_token.as_ref(), at);
+            let new = tokens_from(grant, resp, tokens.refresh_token.as_ref(), at);
             info!(account = %oauth.identity, expires_in = new.expires_at.map(|e| e.saturating_sub(at)), "OAuth access token refreshed");
             Refreshed {
                 tokens: new,
@@ -290,17 +302,22 @@ async fn refresh(
             }
         }
         Err(e) => {
-            let revoked = e.code() == Some("invalid_grant");
+            let how = failed(grant, &e);
             let detail = refresh_detail(&e);
             let mut old = tokens.clone();
             old.last_refresh = Some(LastRefresh {
                 at,
-                result: if revoked { "revoked" } else { "error" }.into(),
+                result: if how == Failed::Revoked {
+                    "revoked"
+                } else {
+                    "error"
+                }
+                .into(),
                 detail: detail.clone(),
             });
             Refreshed {
                 tokens: old,
-                failure: Some((revoked, detail)),
+                failure: Some((how, detail)),
                 at,
             }
         }
@@ -357,13 +374,9 @@ async fn record(
                 detail: "the new access token expires at once".into(),
             })
         }
-        Some((revoked, detail)) => {
-            cached.failed = Some((Instant::now(), detail.clone(), revoked));
-            let err = if revoked {
-                OAuthError::Revoked { account, detail }
-            } else {
-                OAuthError::Refresh { account, detail }
-            };
+        Some((how, detail)) => {
+            cached.failed = Some((Instant::now(), detail.clone(), how));
+            let err = how.error(account, detail);
             warn!(account = %store.account, result = label, error = %err, "OAuth token refresh failed");
             Err(err)
         }
@@ -580,7 +593,7 @@ mod tests {
         assert_eq!(refresh, Some(Secret::from("r3")));
 
         let (memory, store, mut cached) = rotated();
-        cached.failed = Some((Instant::now(), "invalid_grant".into(), true));
+        cached.failed = Some((Instant::now(), "invalid_grant".into(), Failed::Revoked));
         memory.save(ACCOUNT, &tokens("r3")).unwrap();
         reread(&store, &mut cached).await.unwrap();
         assert!(cached.unsaved.is_none() && cached.failed.is_none());
@@ -592,18 +605,18 @@ mod tests {
     #[test]
     fn failed_refreshes_are_repeated_without_a_request() {
         let mut cached = Cached {
-            failed: Some((Instant::now(), "invalid_grant".into(), true)),
+            failed: Some((Instant::now(), "invalid_grant".into(), Failed::Revoked)),
             ..Cached::default()
         };
         assert!(matches!(
             cached.backoff(ACCOUNT),
             Err(OAuthError::Revoked { .. })
         ));
-        cached.failed = Some((Instant::now(), "HTTP 503".into(), false));
+        cached.failed = Some((Instant::now(), "HTTP 503".into(), Failed::Down));
         let e = cached.backoff(ACCOUNT).unwrap_err().to_string();
         assert!(e.contains("HTTP 503 (retried after 5 s)"), "{e}");
         if let Some(long_ago) = Instant::now().checked_sub(FAILURE_BACKOFF * 2) {
-            cached.failed = Some((long_ago, "HTTP 503".into(), false));
+            cached.failed = Some((long_ago, "HTTP 503".into(), Failed::Down));
             assert!(cached.backoff(ACCOUNT).is_ok());
         }
     }

@@ -42,6 +42,16 @@ pub enum OAuthError {
         /// The provider's error code and description.
         detail: String,
     },
+    /// The identity provider refused the app's own credentials (a service account's key or
+    /// its domain-wide delegation, a client certificate or secret): asked again after the
+    /// back-off, but the operator must fix them.
+    #[error("the identity provider refused the app credentials for {account} ({detail}); check the key or certificate and its permissions, then `mailgate oauth authorize {account}` tries them")]
+    Refused {
+        /// The account.
+        account: String,
+        /// The provider's error code and description.
+        detail: String,
+    },
     /// The token file or key cannot be used.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -61,6 +71,7 @@ impl OAuthError {
         match self {
             OAuthError::NotAuthorized { account }
             | OAuthError::Revoked { account, .. }
+            | OAuthError::Refused { account, .. }
             | OAuthError::Refresh { account, .. }
             | OAuthError::Store(StoreError::Corrupt { account, .. }) => Some(account),
             OAuthError::Store(_) => None,
@@ -70,6 +81,9 @@ impl OAuthError {
     /// What a mail client is told, after the protocol's status (`NO [AUTHENTICATIONFAILED]`,
     /// `451 4.7.0`): one sentence, the command the operator must run when there is one.
     pub fn client_text(&self) -> String {
+        if let OAuthError::Refused { .. } = self {
+            return "the identity provider refused mailgate's app credentials for this account (service account key or its delegation, or client certificate); the administrator must check them (see the mailgate log)".into();
+        }
         match (self.needs_authorize(), self.account()) {
             (true, Some(account)) => format!("mailgate has no valid OAuth authorization for this account (revoked or never made); the administrator must run `mailgate oauth authorize {account}`"),
             (true, None) => "mailgate has no valid OAuth authorization for this account; the administrator must run `mailgate oauth authorize` for it".into(),
@@ -77,12 +91,14 @@ impl OAuthError {
         }
     }
 
-    /// Whether the operator must run `mailgate oauth authorize` (as opposed to waiting).
+    /// Whether the operator must act (run `mailgate oauth authorize`, or fix an app's
+    /// credentials), as opposed to waiting.
     pub fn needs_authorize(&self) -> bool {
         matches!(
             self,
             OAuthError::NotAuthorized { .. }
                 | OAuthError::Revoked { .. }
+                | OAuthError::Refused { .. }
                 | OAuthError::Store(StoreError::Corrupt { .. })
         )
     }

@@ -60,8 +60,19 @@ pub enum Grant {
     AuthorizationCode,
     /// Device code: renewed with the refresh token.
     DeviceCode,
-    /// Client credentials (app-only): renewed by asking again with the client secret.
+    /// Client credentials (app-only): renewed by asking again with the client secret or
+    /// certificate.
     ClientCredentials,
+    /// A service account's signed assertion (RFC 7523; Google domain-wide delegation):
+    /// renewed by asking again with a new assertion.
+    JwtBearer,
+}
+
+impl Grant {
+    /// Whether tokens of this grant are renewed by asking again (no refresh token, no user).
+    pub fn is_app_only(self) -> bool {
+        matches!(self, Grant::ClientCredentials | Grant::JwtBearer)
+    }
 }
 
 /// The outcome of the last refresh, for `mailgate oauth status`.
@@ -90,6 +101,21 @@ pub struct Tokens {
     pub scope: Option<String>,
     /// The last refresh attempt.
     pub last_refresh: Option<LastRefresh>,
+}
+
+impl Tokens {
+    /// No tokens yet, of `grant`: what an app-only account starts from before its first
+    /// request.
+    pub fn none(grant: Grant) -> Tokens {
+        Tokens {
+            grant,
+            refresh_token: None,
+            access_token: None,
+            expires_at: None,
+            scope: None,
+            last_refresh: None,
+        }
+    }
 }
 
 /// Where an account's tokens are kept. The calls block (files, …): async code runs them on

@@ -2,12 +2,15 @@
 //!
 //! Client authentication is `client_secret_post` (client id and, for confidential clients, the
 //! secret in the form): Google and Microsoft both accept it, and it keeps the secret out of
-//! headers that proxies log. Responses are parsed into [`TokenResponse`], whose secrets print
+//! headers that proxies log. A client with a certificate sends a signed client assertion
+//! instead, a new one for each request (RFC 7523 section 2.2). A Google service account asks
+//! with a signed grant assertion and no client authentication (RFC 7523 section 2.1). Responses are parsed into [`TokenResponse`], whose secrets print
 //! as `***`; error responses keep only the `error` code and a bounded, cleaned description,
 //! which never holds a token.
 
-use crate::config::OAuth2;
 use crate::config::ServerConfig;
+use crate::config::{ClientAuth, OAuth2};
+use crate::jwt::SignError;
 use crate::net::http::{self, HttpError, HttpUrl};
 use crate::secret::Secret;
 use serde_json::Value;
@@ -43,7 +46,15 @@ pub enum TokenError {
     /// The flow needs an endpoint the config does not have.
     #[error("{0}")]
     NotConfigured(String),
+    /// The assertion could not be signed.
+    #[error(transparent)]
+    Sign(#[from] SignError),
 }
+
+/// `grant_type` of a service account's request (RFC 7523 section 2.1).
+pub const JWT_BEARER_GRANT: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
+/// `client_assertion_type` of a client certificate's assertion (RFC 7523 section 2.2).
+pub const JWT_BEARER_CLIENT: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
 impl TokenError {
     /// The OAuth error code, if the endpoint sent one.
@@ -98,17 +109,39 @@ fn number(v: &Value) -> Option<u64> {
         .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
 }
 
-/// POSTs `params` plus the client's id and secret; the parsed JSON object on 2xx.
+/// Whether a request names and authenticates the client.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Client {
+    /// Client id and secret or assertion (every flow but a service account's).
+    Authenticated,
+    /// Nothing: the grant assertion is the whole credential.
+    Anonymous,
+}
+
+/// POSTs `params` plus, for [`Client::Authenticated`], the client's id and secret or a new
+/// client assertion; the parsed JSON object on 2xx.
 async fn post(
     oauth: &OAuth2,
     url: &HttpUrl,
     params: &[(&str, &str)],
+    client: Client,
     server: &ServerConfig,
 ) -> Result<(u16, serde_json::Map<String, Value>), TokenError> {
     let mut all: Vec<(&str, &str)> = params.to_vec();
-    all.push(("client_id", &oauth.client_id));
-    if let Some(secret) = &oauth.client_secret {
-        all.push(("client_secret", secret.expose()));
+    let assertion;
+    if client == Client::Authenticated {
+        all.push(("client_id", &oauth.client_id));
+        match &oauth.client_auth {
+            ClientAuth::None => {}
+            ClientAuth::Secret(secret) => all.push(("client_secret", secret.expose())),
+            ClientAuth::Certificate(cert) => {
+                // The audience is the token endpoint, also for the device endpoint (Entra).
+                let audience = oauth.token_url.to_string();
+                assertion = cert.assertion(&oauth.client_id, &audience, super::unix_now())?;
+                all.push(("client_assertion_type", JWT_BEARER_CLIENT));
+                all.push(("client_assertion", assertion.expose()));
+            }
+        }
     }
     let body = http::form(&all);
     let resp = http::post_form(
@@ -149,8 +182,18 @@ async fn request(
     params: &[(&str, &str)],
     server: &ServerConfig,
 ) -> Result<TokenResponse, TokenError> {
+    request_as(oauth, params, Client::Authenticated, server).await
+}
+
+/// [`request`], with or without the client's authentication.
+async fn request_as(
+    oauth: &OAuth2,
+    params: &[(&str, &str)],
+    client: Client,
+    server: &ServerConfig,
+) -> Result<TokenResponse, TokenError> {
     let url = &oauth.token_url;
-    let (status, mut obj) = post(oauth, url, params, server).await?;
+    let (status, mut obj) = post(oauth, url, params, client, server).await?;
     let mut take = |k: &str| match obj.remove(k) {
         Some(Value::String(s)) if !s.is_empty() => Some(Secret::new(s)),
         _ => None,
@@ -207,14 +250,15 @@ pub async fn exchange_code(
     .await
 }
 
-/// App-only tokens with the client secret (RFC 6749 4.4); Microsoft 365's client credentials.
+/// App-only tokens with the client secret or certificate (RFC 6749 4.4); Microsoft 365's
+/// client credentials.
 pub async fn client_credentials(
     oauth: &OAuth2,
     server: &ServerConfig,
 ) -> Result<TokenResponse, TokenError> {
-    if oauth.client_secret.is_none() {
+    if !oauth.client_auth.is_confidential() {
         return Err(TokenError::NotConfigured(
-            "the client-credentials flow needs client_secret_env or client_secret_file".into(),
+            "the client-credentials flow needs client_secret_env, client_secret_file, or client_certificate_file and client_key_file".into(),
         ));
     }
     let scope = oauth.client_credentials_scopes.join(" ");
@@ -224,6 +268,30 @@ pub async fn client_credentials(
         server,
     )
     .await
+}
+
+/// A service account's tokens for the account's mailbox: a new grant assertion (RFC 7523
+/// section 2.1), no client authentication, no refresh token.
+pub async fn jwt_bearer(
+    oauth: &OAuth2,
+    server: &ServerConfig,
+) -> Result<TokenResponse, TokenError> {
+    let Some(key) = &oauth.service_account else {
+        return Err(TokenError::NotConfigured(
+            "this account has no service_account_key_file".into(),
+        ));
+    };
+    let assertion = key.assertion(
+        &oauth.account,
+        &oauth.scopes.join(" "),
+        &oauth.token_url.to_string(),
+        super::unix_now(),
+    )?;
+    let params = [
+        ("grant_type", JWT_BEARER_GRANT),
+        ("assertion", assertion.expose()),
+    ];
+    request_as(oauth, &params, Client::Anonymous, server).await
 }
 
 /// Starts the device flow (RFC 8628 3.1).
@@ -237,7 +305,8 @@ pub async fn device_start(
         ));
     };
     let scope = oauth.scopes.join(" ");
-    let (status, obj) = post(oauth, url, &[("scope", &scope)], server).await?;
+    let params = [("scope", scope.as_str())];
+    let (status, obj) = post(oauth, url, &params, Client::Authenticated, server).await?;
     let text = |k: &str| obj.get(k).and_then(Value::as_str).map(clean);
     let bad = |reason: &str| TokenError::BadResponse {
         url: url.to_string(),

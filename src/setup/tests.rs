@@ -210,7 +210,12 @@ fn the_shipped_example_account_is_removed_whole_and_only_unchanged() {
     // The block is the file's end: what stays is the shipped text before it, metrics on,
     // no account left (so the one setup appends is the only one).
     assert!(NEW_FILE.starts_with(&t.text), "{}", t.text);
-    assert!(t.text.ends_with("# tenant = \"common\"\n"), "{}", t.text);
+    assert!(
+        t.text
+            .ends_with("# service_account_key_file = \"google-sa.json\"\n"),
+        "{}",
+        t.text
+    );
     assert!(t.doc.get("metrics").is_some());
     assert!(t.doc.get("account").is_none());
     // An example made someone's own (another address) is theirs: never removed.

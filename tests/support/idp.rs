@@ -7,10 +7,15 @@
 //! what Dovecot's `oauth2` passdb asks). Tests steer it: expire access tokens, revoke refresh
 //! tokens, change token lifetimes, and read how many refreshes it served.
 //!
+//! App-only identities: `/token` also takes Google's JWT bearer grant of a registered service
+//! account and client assertions of a registered client certificate (RFC 7523), checking
+//! signature and claims as the real providers do (`tests/support/jwt_check.rs`) and recording
+//! what it verified.
+//!
 //! Device flow: the first poll of a device code answers `authorization_pending`, the second
 //! `slow_down`, the third gives tokens (the user "approved" meanwhile).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -20,9 +25,15 @@ use std::time::Duration;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
+use serde_json::Value;
+
+use super::jwt_check::{self, Jwt};
 
 pub const CLIENT_ID: &str = "mailgate-test-client";
 pub const CLIENT_SECRET: &str = "client-secret-Zq81";
+pub const JWT_BEARER_GRANT: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
+pub const JWT_BEARER_CLIENT: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+pub const GMAIL_SCOPE: &str = "https://mail.google.com/";
 
 #[derive(Default)]
 struct State {
@@ -51,6 +62,21 @@ struct State {
     next: u64,
     /// Every request (line, form, Authorization header), for assertions on what was sent.
     requests: Vec<String>,
+    /// Its own token endpoint: the audience assertions must name.
+    token_url: String,
+    /// Service accounts: client_email → RSA public key (PKCS#1 DER).
+    service_accounts: HashMap<String, Vec<u8>>,
+    /// The client's certificates: SHA-1 thumbprint (x5t) → RSA public key.
+    client_certs: HashMap<String, Vec<u8>>,
+    /// `jti`s of client assertions accepted (each is good once).
+    jtis: HashSet<String>,
+    /// Every assertion received, as sent.
+    assertions: Vec<String>,
+    /// JWT bearer grant requests, and the claims of the ones verified.
+    jwt_grants: usize,
+    grants_verified: Vec<Value>,
+    /// Claims of the client assertions verified.
+    clients_verified: Vec<Value>,
 }
 
 pub struct Idp {
@@ -68,6 +94,7 @@ impl Idp {
         let addr = listener.local_addr().expect("idp addr");
         let state = Arc::new(Mutex::new(State {
             expires_in: 3600,
+            token_url: format!("http://{addr}/token"),
             ..State::default()
         }));
         let stop = Arc::new(AtomicBool::new(false));
@@ -169,6 +196,40 @@ impl Idp {
         })
     }
 
+    /// A service account whose assertions verify with `public_der` (PKCS#1 RSA public key).
+    pub fn register_service_account(&self, client_email: &str, public_der: &[u8]) {
+        self.with(|s| {
+            s.service_accounts
+                .insert(client_email.to_owned(), public_der.to_vec())
+        });
+    }
+
+    /// A certificate of the client (thumbprint `x5t`, its key `public_der`) whose client
+    /// assertions authenticate it.
+    pub fn register_client_certificate(&self, x5t: &str, public_der: &[u8]) {
+        self.with(|s| s.client_certs.insert(x5t.to_owned(), public_der.to_vec()));
+    }
+
+    /// JWT bearer grant requests so far (verified or not).
+    pub fn jwt_grants(&self) -> usize {
+        self.with(|s| s.jwt_grants)
+    }
+
+    /// The claims of every verified service account assertion.
+    pub fn verified_grants(&self) -> Vec<Value> {
+        self.with(|s| s.grants_verified.clone())
+    }
+
+    /// The claims of every verified client assertion.
+    pub fn verified_client_assertions(&self) -> Vec<Value> {
+        self.with(|s| s.clients_verified.clone())
+    }
+
+    /// Every assertion received, as sent (for "never logged" checks).
+    pub fn assertions(&self) -> Vec<String> {
+        self.with(|s| s.assertions.clone())
+    }
+
     /// Request lines and form fields seen (for assertions on what mailgate sent).
     pub fn requests(&self) -> Vec<String> {
         self.with(|s| s.requests.clone())
@@ -242,9 +303,14 @@ fn json_response(status: &str, body: &str) -> String {
 }
 
 fn error(code: &str) -> String {
+    refuse(code, &format!("test idp says {code}"))
+}
+
+/// An OAuth error with the reason in `error_description`.
+fn refuse(code: &str, why: &str) -> String {
     json_response(
         "400 Bad Request",
-        &format!("{{\"error\":\"{code}\",\"error_description\":\"test idp says {code}\"}}"),
+        &format!("{{\"error\":\"{code}\",\"error_description\":\"{why}\"}}"),
     )
 }
 
@@ -349,6 +415,13 @@ fn authorize(st: &mut State, q: &HashMap<String, String>) -> String {
 
 fn token(st: &mut State, f: &HashMap<String, String>, default_user: &str) -> String {
     let get = |k: &str| f.get(k).cloned().unwrap_or_default();
+    if get("grant_type") == JWT_BEARER_GRANT {
+        return jwt_grant(st, &get("assertion"));
+    }
+    let by_assertion = match client_assertion(st, f) {
+        Ok(by_assertion) => by_assertion,
+        Err(why) => return refuse("invalid_client", why),
+    };
     if get("client_id") != CLIENT_ID {
         return error("invalid_client");
     }
@@ -409,12 +482,81 @@ fn token(st: &mut State, f: &HashMap<String, String>, default_user: &str) -> Str
             }
         }
         "client_credentials" => {
-            if get("client_secret") != CLIENT_SECRET {
+            if !by_assertion && get("client_secret") != CLIENT_SECRET {
                 return error("invalid_client");
             }
             issue(st, default_user, false)
         }
         _ => error("unsupported_grant_type"),
+    }
+}
+
+/// A service account's grant (RFC 7523 2.1): signed by a registered service account, for a
+/// mailbox (`sub`), the Gmail scope, this endpoint, at most an hour; tokens for `sub`.
+fn jwt_grant(st: &mut State, assertion: &str) -> String {
+    st.jwt_grants += 1;
+    st.assertions.push(assertion.to_owned());
+    let checked = Jwt::decode(assertion).and_then(|jwt| {
+        let key = st
+            .service_accounts
+            .get(jwt.claim("iss"))
+            .ok_or("iss is not a registered service account")?;
+        jwt.verify(key)?;
+        let (now, iat, exp) = (jwt_check::now(), jwt.time("iat"), jwt.time("exp"));
+        match () {
+            _ if jwt.claim("sub").is_empty() => Err("no sub"),
+            _ if jwt.claim("scope") != GMAIL_SCOPE => Err("scope is not the Gmail scope"),
+            _ if jwt.claim("aud") != st.token_url => Err("aud is not this token endpoint"),
+            _ if exp <= now || iat > now + 60 => Err("not valid now"),
+            _ if exp.saturating_sub(iat) > 3600 => Err("valid for more than an hour"),
+            _ => Ok(jwt),
+        }
+    });
+    match checked {
+        Ok(jwt) => {
+            st.grants_verified.push(jwt.claims.clone());
+            let sub = jwt.claim("sub").to_owned();
+            issue(st, &sub, false)
+        }
+        Err(why) => refuse("invalid_grant", why),
+    }
+}
+
+/// A client assertion (RFC 7523 2.2), if the form has one: signed with a registered
+/// certificate's key found by its thumbprint, for this client and this endpoint, unexpired,
+/// its `jti` new. `Ok(false)`: none sent.
+fn client_assertion(st: &mut State, f: &HashMap<String, String>) -> Result<bool, &'static str> {
+    let Some(kind) = f.get("client_assertion_type") else {
+        return Ok(false);
+    };
+    if kind != JWT_BEARER_CLIENT {
+        return Err("unknown client_assertion_type");
+    }
+    if f.contains_key("client_secret") {
+        return Err("both a client secret and an assertion");
+    }
+    let assertion = f.get("client_assertion").cloned().unwrap_or_default();
+    st.assertions.push(assertion.clone());
+    let jwt = Jwt::decode(&assertion)?;
+    let key = st
+        .client_certs
+        .get(jwt.header_field("x5t"))
+        .ok_or("x5t is not the thumbprint of a registered certificate")?;
+    jwt.verify(key)?;
+    let now = jwt_check::now();
+    match () {
+        _ if jwt.claim("iss") != CLIENT_ID || jwt.claim("sub") != CLIENT_ID => {
+            Err("iss and sub must be the client id")
+        }
+        _ if jwt.claim("aud") != st.token_url => Err("aud is not this token endpoint"),
+        _ if jwt.time("exp") <= now || jwt.time("nbf") > now + 60 => Err("not valid now"),
+        _ if !st.jtis.insert(jwt.claim("jti").to_owned()) || jwt.claim("jti").is_empty() => {
+            Err("jti seen before")
+        }
+        _ => {
+            st.clients_verified.push(jwt.claims.clone());
+            Ok(true)
+        }
     }
 }
 

@@ -6,6 +6,7 @@
 //! unused items are expected.
 #![allow(dead_code, unused_imports)]
 
+pub mod app_keys;
 pub mod autoconfig;
 pub mod bad_certs;
 pub mod certs;
@@ -19,6 +20,7 @@ pub mod folders;
 pub mod gate;
 pub mod idp;
 pub mod imap_client;
+pub mod jwt_check;
 pub mod mailgate;
 pub mod messages;
 pub mod oauth_cli;

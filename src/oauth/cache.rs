@@ -281,7 +281,7 @@ async fn refresh(
     let at = unix_now();
     let refreshed = match result {
         Ok(resp) => {
-            let new = tokens_from(tokens.grant, resp, tokens.refresh_token.as_ref(), at);
+            let new = tokens_from(tokens.grant, resp, Some(tokens), at);
             info!(account = %oauth.account, expires_in = new.expires_at.map(|e| e.saturating_sub(at)), "OAuth access token refreshed");
             Refreshed {
                 tokens: new,
@@ -495,6 +495,7 @@ mod tests {
             refresh_token: Some(Secret::from(refresh)),
             access_token: Some(Secret::from("access")),
             expires_at: Some(unix_now() + 3600),
+            refresh_expires_at: None,
             scope: None,
             last_refresh: Some(LastRefresh {
                 at: 1_000,

@@ -86,6 +86,9 @@ pub struct Tokens {
     pub access_token: Option<Secret>,
     /// Unix time when the access token expires.
     pub expires_at: Option<u64>,
+    /// Unix time when the refresh token expires, where the provider said
+    /// (`refresh_token_expires_in`); `None`: unknown (most providers never say).
+    pub refresh_expires_at: Option<u64>,
     /// Scopes the provider granted (space separated), for status output.
     pub scope: Option<String>,
     /// The last refresh attempt.

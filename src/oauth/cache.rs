@@ -197,6 +197,14 @@ pub async fn keep_alive(
         .map(|_| KeptAlive::Refreshed)
 }
 
+/// What `f` makes of the account's tokens as the cache holds them (as the last [`keep_alive`]
+/// or login left them): no request, no store read. Upkeep's expiry metrics.
+pub async fn peek<T>(oauth: &OAuth2, f: impl FnOnce(Option<&Tokens>) -> T) -> T {
+    let slot = slot(&oauth.state_dir, &oauth.account);
+    let cached = slot.lock().await;
+    f(cached.tokens.as_ref())
+}
+
 /// Adopts the stored tokens, unless they are the ones a failed save left behind (the newer
 /// tokens in memory win over those). Other stored tokens (a new authorization) clear the
 /// memory of a failed refresh.

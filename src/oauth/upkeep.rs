@@ -2,13 +2,17 @@
 //! (default a day), also when no client logs in for weeks, so that no refresh token dies of
 //! disuse (Microsoft ends one unused for 90 days, Google one unused for six months). A token
 //! that can no longer be refreshed is reported at once — a log line with the command to run,
-//! and `mailgate_oauth_accounts{state}` — instead of at the next client's failed login.
+//! `mailgate_oauth_accounts{state}`, and the token file's last refresh result, which `mailgate
+//! oauth status` shows — instead of at the next client's failed login. Each pass also sets the
+//! token expiry gauges and the time it ended (an alert sees upkeep stop).
 //!
 //! The refresh goes through the same per-account lock as a login's ([`super::cache`]): at
 //! most one refresh per account in flight, and a login waiting meanwhile gets the new token.
 
-use super::cache::{keep_alive, KeptAlive};
-use crate::config::Config;
+use super::cache::{keep_alive, peek, KeptAlive};
+use super::{unix_now, OAuthError};
+use crate::config::{Config, OAuth2};
+use crate::metrics::{self, TokenExpiry};
 use crate::session::Shutdown;
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -39,10 +43,11 @@ pub async fn run(mut config: watch::Receiver<Arc<Config>>, mut shutdown: Shutdow
     }
 }
 
-/// One look at every OAuth account (once per token owner), and the state gauge after it.
+/// One look at every OAuth account (once per token owner), and the metrics after it.
 async fn pass(config: &Config, max_age: Duration) {
     let mut seen = HashSet::new();
     let (mut ok, mut expiring, mut needs) = (0, 0, 0);
+    let mut expiries = Vec::new();
     for account in &config.accounts {
         let Some(oauth) = account.imap.credential.oauth() else {
             continue;
@@ -50,10 +55,11 @@ async fn pass(config: &Config, max_age: Duration) {
         if !seen.insert((oauth.state_dir.clone(), oauth.account.to_ascii_lowercase())) {
             continue;
         }
-        match keep_alive(oauth, &config.server, max_age).await {
+        let outcome = keep_alive(oauth, &config.server, max_age).await;
+        match &outcome {
             Ok(kept) => {
                 ok += 1;
-                if kept == KeptAlive::Refreshed {
+                if *kept == KeptAlive::Refreshed {
                     info!(account = %oauth.account, "OAuth upkeep: refresh token used, tokens renewed");
                 }
             }
@@ -67,6 +73,34 @@ async fn pass(config: &Config, max_age: Duration) {
                 warn!(account = %oauth.account, error = %e, "OAuth upkeep: refreshing fails for now; tried again later");
             }
         }
+        expiries.push(expiry(oauth, &outcome).await);
     }
-    crate::metrics::oauth_accounts(ok, expiring, needs);
+    metrics::oauth_accounts(ok, expiring, needs);
+    metrics::oauth_expiries(&expiries);
+    metrics::oauth_upkeep_ran(unix_now());
+}
+
+/// The account's token expiries as upkeep left them (read from the cache: no request just for
+/// the metric). A refresh token that needs authorization has no expiry worth alerting on; a
+/// store that could not be read leaves both unknown.
+async fn expiry(oauth: &OAuth2, outcome: &Result<KeptAlive, OAuthError>) -> TokenExpiry {
+    let (access, refresh) = match outcome {
+        Err(OAuthError::Store(_)) => (None, None),
+        _ => {
+            peek(oauth, |t| {
+                t.map_or((None, None), |t| {
+                    let access = t.access_token.as_ref().and(t.expires_at);
+                    let refresh = t.refresh_token.as_ref().and(t.refresh_expires_at);
+                    (access, refresh)
+                })
+            })
+            .await
+        }
+    };
+    let working = !matches!(outcome, Err(e) if e.needs_authorize());
+    TokenExpiry {
+        account: oauth.account.clone(),
+        access,
+        refresh: refresh.filter(|_| working),
+    }
 }

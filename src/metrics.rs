@@ -10,8 +10,10 @@
 
 use metrics::{counter, gauge, histogram, Counter};
 use metrics_exporter_prometheus::{BuildError, Matcher, PrometheusBuilder};
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
 
 /// Sessions accepted, by protocol (`imap`, `smtp`).
 pub const SESSIONS_TOTAL: &str = "mailgate_sessions_total";
@@ -47,6 +49,16 @@ pub const OAUTH_REFRESH_TOTAL: &str = "mailgate_oauth_refresh_total";
 /// now; the access token runs out), `needs_authorization` (run `mailgate oauth authorize
 /// EMAIL`).
 pub const OAUTH_ACCOUNTS: &str = "mailgate_oauth_accounts";
+/// The Unix time at which the first of the OAuth accounts' access tokens expires, as of the
+/// last upkeep pass.
+pub const OAUTH_ACCESS_EARLIEST_EXPIRY: &str =
+    "mailgate_oauth_access_token_earliest_expiry_timestamp_seconds";
+/// The Unix time at which the first of the OAuth accounts' refresh tokens expires, among those
+/// whose provider said (and that still work), as of the last upkeep pass.
+pub const OAUTH_REFRESH_EARLIEST_EXPIRY: &str =
+    "mailgate_oauth_refresh_token_earliest_expiry_timestamp_seconds";
+/// The Unix time at which the last OAuth upkeep pass ended.
+pub const OAUTH_UPKEEP_LAST_RUN: &str = "mailgate_oauth_upkeep_last_run_timestamp_seconds";
 /// Sent copies by action: `appended` (mailgate filed it in the Sent folder), `append_failed`
 /// (that upload failed; the message was sent all the same), `left_to_provider` (the provider
 /// files it; the submission was recorded so a client's upload of it can be dropped),
@@ -60,6 +72,12 @@ pub const BUILD_INFO: &str = "mailgate_build_info";
 pub const ACCOUNT_LOGINS_TOTAL: &str = "mailgate_account_logins_total";
 /// Per account (only with `per_account = true`): bytes by account and direction.
 pub const ACCOUNT_BYTES_TOTAL: &str = "mailgate_account_bytes_total";
+/// Per account (only with `per_account = true`): when its access token expires.
+pub const ACCOUNT_OAUTH_ACCESS_EXPIRY: &str =
+    "mailgate_account_oauth_access_token_expiry_timestamp_seconds";
+/// Per account (only with `per_account = true`): when its refresh token expires, where known.
+pub const ACCOUNT_OAUTH_REFRESH_EXPIRY: &str =
+    "mailgate_account_oauth_refresh_token_expiry_timestamp_seconds";
 
 /// Histogram buckets for upstream connect+login time: providers answer in 50 ms to a few
 /// seconds; the time-outs cap it at a minute.
@@ -154,6 +172,31 @@ fn describe() {
     describe_gauge!(
         OAUTH_ACCOUNTS,
         "OAuth accounts by state after the last upkeep (needs_authorization: run mailgate oauth authorize)."
+    );
+    describe_gauge!(
+        OAUTH_ACCESS_EARLIEST_EXPIRY,
+        Unit::Seconds,
+        "Unix time when the first OAuth access token expires (as of the last upkeep; a login refreshes it)."
+    );
+    describe_gauge!(
+        OAUTH_REFRESH_EARLIEST_EXPIRY,
+        Unit::Seconds,
+        "Unix time when the first OAuth refresh token whose expiry the provider stated expires (run mailgate oauth authorize before)."
+    );
+    describe_gauge!(
+        OAUTH_UPKEEP_LAST_RUN,
+        Unit::Seconds,
+        "Unix time when the last OAuth upkeep pass ended."
+    );
+    describe_gauge!(
+        ACCOUNT_OAUTH_ACCESS_EXPIRY,
+        Unit::Seconds,
+        "Unix time when the account's OAuth access token expires (as of the last upkeep)."
+    );
+    describe_gauge!(
+        ACCOUNT_OAUTH_REFRESH_EXPIRY,
+        Unit::Seconds,
+        "Unix time when the account's OAuth refresh token expires, where the provider stated it."
     );
     describe_counter!(
         SENT_COPIES_TOTAL,
@@ -256,6 +299,84 @@ pub fn oauth_accounts(ok: usize, expiring: usize, needs_authorization: usize) {
     ] {
         gauge!(OAUTH_ACCOUNTS, "state" => state).set(n as f64);
     }
+}
+
+/// One OAuth account's token expiries (Unix times; `None`: unknown) after an upkeep pass.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenExpiry {
+    /// The account (the token file's).
+    pub account: String,
+    /// When the access token expires.
+    pub access: Option<u64>,
+    /// When the refresh token expires (`None` also when it no longer works).
+    pub refresh: Option<u64>,
+}
+
+/// An expiry gauge: its name and account (empty for the aggregates, which have no label).
+type ExpirySeries = (&'static str, String);
+
+/// The expiry series shown so far. The exporter cannot remove a series, so one that has no
+/// value any more (its account went in a reload, its expiry became unknown) is set to NaN,
+/// which no alert comparison matches and `min` skips.
+static EXPIRY_SHOWN: Mutex<BTreeSet<ExpirySeries>> = Mutex::new(BTreeSet::new());
+
+/// Sets the expiry gauges after an upkeep pass over `found`: the earliest of each kind, and,
+/// with `per_account`, each account's.
+pub fn oauth_expiries(found: &[TokenExpiry]) {
+    let mut shown = EXPIRY_SHOWN.lock().unwrap_or_else(|e| e.into_inner());
+    for ((name, account), value) in expiry_values(&mut shown, found, per_account()) {
+        if account.is_empty() {
+            gauge!(name).set(value);
+        } else {
+            gauge!(name, "account" => account).set(value);
+        }
+    }
+}
+
+/// The values to set for `found`, given the series `shown` so far (updated): every known
+/// expiry, and NaN for each series shown before that has none now.
+fn expiry_values(
+    shown: &mut BTreeSet<ExpirySeries>,
+    found: &[TokenExpiry],
+    per_account: bool,
+) -> BTreeMap<ExpirySeries, f64> {
+    let mut values = BTreeMap::new();
+    type Expiry = fn(&TokenExpiry) -> Option<u64>;
+    let kinds: [(&'static str, &'static str, Expiry); 2] = [
+        (
+            OAUTH_ACCESS_EARLIEST_EXPIRY,
+            ACCOUNT_OAUTH_ACCESS_EXPIRY,
+            |e| e.access,
+        ),
+        (
+            OAUTH_REFRESH_EARLIEST_EXPIRY,
+            ACCOUNT_OAUTH_REFRESH_EXPIRY,
+            |e| e.refresh,
+        ),
+    ];
+    for (earliest, each, at) in kinds {
+        if let Some(first) = found.iter().filter_map(at).min() {
+            values.insert((earliest, String::new()), first as f64);
+        }
+        for e in found.iter().filter(|_| per_account) {
+            if let Some(t) = at(e) {
+                values.insert((each, e.account.clone()), t as f64);
+            }
+        }
+    }
+    let gone: Vec<ExpirySeries> = shown
+        .iter()
+        .filter(|s| !values.contains_key(*s))
+        .cloned()
+        .collect();
+    *shown = values.keys().cloned().collect();
+    values.extend(gone.into_iter().map(|s| (s, f64::NAN)));
+    values
+}
+
+/// Notes the end of an upkeep pass (Unix time).
+pub fn oauth_upkeep_ran(at: u64) {
+    gauge!(OAUTH_UPKEEP_LAST_RUN).set(at as f64);
 }
 
 /// What happened to the Sent copy of a message (the `action` label of [`SENT_COPIES_TOTAL`]).
@@ -434,5 +555,55 @@ mod tests {
         assert_eq!(imap_command_label(b"UID", b"FROB"), "other");
         assert_eq!(imap_command_label(b"X-GM-RAW", b""), "other");
         assert_eq!(imap_command_label(b"", b""), "other");
+    }
+
+    fn expiry(account: &str, access: Option<u64>, refresh: Option<u64>) -> TokenExpiry {
+        TokenExpiry {
+            account: account.into(),
+            access,
+            refresh,
+        }
+    }
+
+    /// The earliest expiry of each kind without an account label; per-account series only
+    /// when asked; a series that has no value any more is set to NaN once, then left alone.
+    #[test]
+    fn expiry_series_follow_the_accounts() {
+        let key = |name, account: &str| (name, account.to_owned());
+        let mut shown = BTreeSet::new();
+        let two = [
+            expiry("a@x", Some(5_000), None),
+            expiry("b@x", Some(4_000), Some(90_000)),
+        ];
+        let v = expiry_values(&mut shown, &two, false);
+        let want = BTreeMap::from([
+            (key(OAUTH_ACCESS_EARLIEST_EXPIRY, ""), 4_000.0),
+            (key(OAUTH_REFRESH_EARLIEST_EXPIRY, ""), 90_000.0),
+        ]);
+        assert_eq!(v, want);
+
+        let v = expiry_values(&mut shown, &two, true);
+        assert_eq!(v.len(), 5, "{v:?}");
+        assert_eq!(v[&key(ACCOUNT_OAUTH_ACCESS_EXPIRY, "a@x")], 5_000.0);
+        assert_eq!(v[&key(ACCOUNT_OAUTH_REFRESH_EXPIRY, "b@x")], 90_000.0);
+        assert!(!v.contains_key(&key(ACCOUNT_OAUTH_REFRESH_EXPIRY, "a@x")));
+
+        // b@x went in a reload: its series and the refresh aggregate become NaN.
+        let v = expiry_values(&mut shown, &two[..1], true);
+        assert_eq!(v[&key(OAUTH_ACCESS_EARLIEST_EXPIRY, "")], 5_000.0);
+        for gone in [
+            key(OAUTH_REFRESH_EARLIEST_EXPIRY, ""),
+            key(ACCOUNT_OAUTH_ACCESS_EXPIRY, "b@x"),
+            key(ACCOUNT_OAUTH_REFRESH_EXPIRY, "b@x"),
+        ] {
+            assert!(v[&gone].is_nan(), "{gone:?}: {v:?}");
+        }
+        assert_eq!(v.len(), 5, "{v:?}");
+        let v = expiry_values(&mut shown, &two[..1], true);
+        assert_eq!(v.len(), 2, "{v:?}");
+        assert!(expiry_values(&mut shown, &[], true)
+            .values()
+            .all(|v| v.is_nan()));
+        assert!(expiry_values(&mut shown, &[], true).is_empty());
     }
 }

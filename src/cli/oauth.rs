@@ -5,6 +5,7 @@ use mailgate::config::{Config, OAuth2};
 use mailgate::oauth::authorize;
 use mailgate::oauth::store::{Grant, Tokens};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 // (No doc comment: clap would take it into the help text.)
 #[derive(clap::Subcommand)]
@@ -27,7 +28,7 @@ pub enum OauthCommand {
         #[arg(long, default_value_t = 600)]
         timeout_secs: u64,
     },
-    /// Per account: whether a token is stored, when it expires, the last refresh result.
+    /// Per account: whether a token is stored, when it expires, the last refresh result, upkeep.
     Status {
         /// Configuration file.
         #[arg(long, short, default_value = mailgate::config::DEFAULT_PATH)]
@@ -174,7 +175,10 @@ fn status(config: &Path) -> Result<()> {
                 "{who}: no token (run `mailgate oauth authorize {}`)",
                 oauth.identity
             ),
-            Ok(Some(t)) => println!("{who}: {}", token_line(&oauth.identity, &t, now)),
+            Ok(Some(t)) => println!(
+                "{who}: {}",
+                token_line(&oauth.identity, &t, now, cfg.server.oauth_upkeep)
+            ),
         }
         if let Some(note) = unsaved {
             print_unsaved(&who, &oauth.identity, &note);
@@ -190,19 +194,16 @@ fn status(config: &Path) -> Result<()> {
 }
 
 /// `oauth status`'s words for stored tokens `t` of `email` (the identity; the command to run
-/// names it).
-fn token_line(email: &str, t: &Tokens, now: u64) -> String {
-    let expiry = match (t.access_token.is_some(), t.expires_at) {
+/// names it), `upkeep` being the config's `oauth_upkeep_secs` (`None`: off).
+fn token_line(email: &str, t: &Tokens, now: u64, upkeep: Option<Duration>) -> String {
+    let access = match (t.access_token.is_some(), t.expires_at) {
         (false, _) => "no access token".to_owned(),
         (true, None) => "access token without expiry".to_owned(),
-        (true, Some(at)) if at > now => format!(
-            "access token expires {} (in {} s)",
-            authorize::format_utc(at),
-            at - now
-        ),
-        (true, Some(at)) => {
-            format!("access token expired {}", authorize::format_utc(at))
-        }
+        (true, Some(at)) => format!("access token {}", expiry(at, now)),
+    };
+    let refresh = match (&t.refresh_token, t.refresh_expires_at) {
+        (Some(_), Some(at)) => format!("; refresh token {}", expiry(at, now)),
+        _ => String::new(),
     };
     let last = match &t.last_refresh {
         None => "never refreshed".to_owned(),
@@ -220,14 +221,8 @@ fn token_line(email: &str, t: &Tokens, now: u64) -> String {
             r.detail
         ),
     };
-    let hint = match t.last_refresh.as_ref().map(|r| r.result.as_str()) {
-        Some("revoked") => {
-            format!("; run `mailgate oauth authorize {email}`")
-        }
-        _ => String::new(),
-    };
     format!(
-        "token present ({}, refresh token {}); {expiry}; {last}{hint}",
+        "token present ({}, refresh token {}); {access}{refresh}; {last}{}",
         match t.grant {
             Grant::AuthorizationCode => "authorization code",
             Grant::DeviceCode => "device code",
@@ -238,8 +233,44 @@ fn token_line(email: &str, t: &Tokens, now: u64) -> String {
             "present"
         } else {
             "absent"
-        }
+        },
+        next_step(email, t, now, upkeep)
     )
+}
+
+/// "expires TIME (in N s)" or "expired TIME".
+fn expiry(at: u64, now: u64) -> String {
+    if at > now {
+        format!("expires {} (in {} s)", authorize::format_utc(at), at - now)
+    } else {
+        format!("expired {}", authorize::format_utc(at))
+    }
+}
+
+/// What happens to the refresh token next: the command to run when it was refused, or when
+/// upkeep uses it again (the first pass after `oauth_upkeep_secs` since its last use).
+fn next_step(email: &str, t: &Tokens, now: u64, upkeep: Option<Duration>) -> String {
+    let last = t.last_refresh.as_ref();
+    if last.is_some_and(|r| r.result == "revoked") {
+        return format!("; needs authorization: run `mailgate oauth authorize {email}`");
+    }
+    if t.grant == Grant::ClientCredentials || t.refresh_token.is_none() {
+        return String::new();
+    }
+    let Some(every) = upkeep else {
+        return "; upkeep off: only logins use the refresh token".into();
+    };
+    let due = last
+        .filter(|r| r.result == "ok")
+        .map(|r| r.at.saturating_add(every.as_secs()))
+        .filter(|&due| due > now);
+    match due {
+        Some(due) => format!(
+            "; kept alive by upkeep: next use due {}",
+            authorize::format_utc(due)
+        ),
+        None => "; kept alive by upkeep: next use at its next pass".into(),
+    }
 }
 
 /// `oauth status`'s line for tokens a running gateway could not save (the store's note:
@@ -254,4 +285,72 @@ fn print_unsaved(who: &str, email: &str, note: &str) {
         "{who}: NOT SAVED: since {since} the running gateway holds newer tokens than the token file and cannot save them ({}); it retries at each login. Fix the cause (disk space, the state folder) before restarting it, or run `mailgate oauth authorize {email}` after",
         if error.is_empty() { "see its log" } else { error }
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mailgate::oauth::store::LastRefresh;
+    use mailgate::secret::Secret;
+
+    const NOW: u64 = 1_800_000_000;
+
+    fn tokens(result: &str) -> Tokens {
+        Tokens {
+            grant: Grant::AuthorizationCode,
+            refresh_token: Some(Secret::from("r")),
+            access_token: Some(Secret::from("a")),
+            expires_at: Some(NOW + 600),
+            refresh_expires_at: Some(NOW + 86_400),
+            scope: None,
+            last_refresh: Some(LastRefresh {
+                at: NOW - 100,
+                result: result.into(),
+                detail: String::new(),
+            }),
+        }
+    }
+
+    #[test]
+    fn status_line_says_expiries_and_what_upkeep_does_next() {
+        let day = Some(Duration::from_secs(86_400));
+        let line = token_line("a@b.c", &tokens("ok"), NOW, day);
+        let want = [
+            "token present (authorization code, refresh token present)",
+            "; access token expires 2027-01-15 08:10:00 UTC (in 600 s)",
+            "; refresh token expires 2027-01-16 08:00:00 UTC (in 86400 s)",
+            "; last refresh ok at 2027-01-15 07:58:20 UTC",
+            "; kept alive by upkeep: next use due 2027-01-16 07:58:20 UTC",
+        ]
+        .concat();
+        assert_eq!(line, want);
+
+        let line = token_line("a@b.c", &tokens("revoked"), NOW, day);
+        assert!(
+            line.ends_with(
+                "last refresh revoked at 2027-01-15 07:58:20 UTC; needs authorization: run `mailgate oauth authorize a@b.c`"
+            ),
+            "{line}"
+        );
+        let line = token_line("a@b.c", &tokens("error"), NOW, day);
+        assert!(
+            line.ends_with("; kept alive by upkeep: next use at its next pass"),
+            "{line}"
+        );
+        let line = token_line("a@b.c", &tokens("ok"), NOW, None);
+        assert!(
+            line.ends_with("; upkeep off: only logins use the refresh token"),
+            "{line}"
+        );
+
+        let mut app = tokens("ok");
+        app.grant = Grant::ClientCredentials;
+        app.refresh_token = None;
+        app.expires_at = Some(NOW - 5);
+        let line = token_line("a@b.c", &app, NOW, day);
+        assert!(
+            line.ends_with("access token expired 2027-01-15 07:59:55 UTC; last refresh ok at 2027-01-15 07:58:20 UTC"),
+            "{line}"
+        );
+    }
 }

@@ -1,5 +1,6 @@
 //! `[[account]]`: who logs in, and the servers and credential behind the account.
 
+use super::address::is_address;
 use super::endpoint::{endpoint, Credential, Endpoint};
 use super::file::{AccountFile, EndpointFile};
 use super::locate::{key_offset, Locator};
@@ -258,16 +259,4 @@ fn servers(
             },
         },
     }))
-}
-
-/// A deliberately loose check: something@something, no spaces or control characters.
-pub(super) fn is_address(s: &str) -> bool {
-    match s.rsplit_once('@') {
-        Some((local, domain)) => {
-            !local.is_empty()
-                && !domain.is_empty()
-                && !s.chars().any(|c| c.is_whitespace() || c.is_control())
-        }
-        None => false,
-    }
 }

@@ -17,6 +17,7 @@
 //! discovered are listed in [`Config::undiscovered`] for `crate::discover::resolve`.
 
 mod account;
+mod address;
 mod endpoint;
 mod file;
 mod folders;

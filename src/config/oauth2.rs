@@ -221,7 +221,7 @@ impl OAuth2File {
             )),
             Some(who) => {
                 let who = who.trim();
-                if !super::account::is_address(who) {
+                if !super::address::is_address(who) {
                     return Err(bad(
                         "sign_in_as",
                         format!("`{who}` is not an email address (the user who signs in for this mailbox)"),

@@ -208,6 +208,14 @@ pub async fn keep_alive(
         .map(|_| KeptAlive::Refreshed)
 }
 
+/// What `f` makes of the account's tokens as the cache holds them (as the last [`keep_alive`]
+/// or login left them): no request, no store read. Upkeep's expiry metrics.
+pub async fn peek<T>(oauth: &OAuth2, f: impl FnOnce(Option<&Tokens>) -> T) -> T {
+    let slot = slot(&oauth.state_dir, &oauth.identity);
+    let cached = slot.lock().await;
+    f(cached.tokens.as_ref())
+}
+
 /// Adopts the stored tokens, unless they are the ones a failed save left behind (the newer
 /// tokens in memory win over those). Other stored tokens (a new authorization) clear the
 /// memory of a failed refresh.
@@ -293,7 +301,7 @@ async fn refresh(
     let at = unix_now();
     let refreshed = match result {
         Ok(resp) => {
-            let new = tokens_from(grant, resp, tokens.refresh_token.as_ref(), at);
+            let new = tokens_from(grant, resp, Some(tokens), at);
             info!(account = %oauth.identity, expires_in = new.expires_at.map(|e| e.saturating_sub(at)), "OAuth access token refreshed");
             Refreshed {
                 tokens: new,
@@ -508,6 +516,7 @@ mod tests {
             refresh_token: Some(Secret::from(refresh)),
             access_token: Some(Secret::from("access")),
             expires_at: Some(unix_now() + 3600),
+            refresh_expires_at: None,
             scope: None,
             last_refresh: Some(LastRefresh {
                 at: 1_000,

@@ -14,7 +14,6 @@ pub mod upkeep;
 pub use cache::access_token;
 
 use crate::config::OAuth2;
-use crate::secret::Secret;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use store::{Grant, LastRefresh, StoreError, Tokens};
 use token::TokenResponse;
@@ -112,19 +111,25 @@ pub fn unix_now() -> u64 {
         .unwrap_or(0)
 }
 
-/// Tokens from a token response, keeping the old refresh token when the provider sent none
-/// (providers that do not rotate refresh tokens omit it on refresh).
-pub fn tokens_from(
-    grant: Grant,
-    resp: TokenResponse,
-    old_refresh: Option<&Secret>,
-    now: u64,
-) -> Tokens {
+/// Tokens from a token response. `old` are the tokens the request renewed (`None` for a new
+/// authorization): their refresh token is kept when the provider sent none (providers that do
+/// not rotate refresh tokens omit it on refresh), and with it its expiry unless the provider
+/// states one.
+pub fn tokens_from(grant: Grant, resp: TokenResponse, old: Option<&Tokens>, now: u64) -> Tokens {
+    let refresh_expires_at = match (resp.refresh_expires_in, &resp.refresh_token) {
+        (Some(secs), _) => Some(now.saturating_add(secs)),
+        // A new refresh token whose lifetime the provider did not state.
+        (None, Some(_)) => None,
+        (None, None) => old.and_then(|t| t.refresh_expires_at),
+    };
     Tokens {
         grant,
-        refresh_token: resp.refresh_token.or_else(|| old_refresh.cloned()),
+        refresh_token: resp
+            .refresh_token
+            .or_else(|| old.and_then(|t| t.refresh_token.clone())),
         access_token: Some(resp.access_token),
         expires_at: resp.expires_in.map(|s| now.saturating_add(s)),
+        refresh_expires_at,
         scope: resp.scope,
         last_refresh: Some(LastRefresh {
             at: now,
@@ -150,4 +155,44 @@ pub fn status(oauth: &OAuth2) -> Result<Status, StoreError> {
         tokens: store.load(&oauth.identity),
         unsaved: store.unsaved(&oauth.identity),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::secret::Secret;
+
+    fn response(refresh: Option<&str>, refresh_expires_in: Option<u64>) -> TokenResponse {
+        TokenResponse {
+            access_token: Secret::from("a2"),
+            refresh_token: refresh.map(Secret::from),
+            expires_in: Some(3600),
+            refresh_expires_in,
+            scope: None,
+        }
+    }
+
+    /// The refresh token's expiry: the provider's word when it says one; else the old one
+    /// while the old refresh token is kept; unknown for a new refresh token.
+    #[test]
+    fn refresh_expiry_follows_the_refresh_token() {
+        let grant = Grant::AuthorizationCode;
+        let first = tokens_from(grant, response(Some("r1"), Some(86_400)), None, 1_000);
+        assert_eq!(first.refresh_expires_at, Some(87_400));
+        assert_eq!(first.expires_at, Some(4_600));
+
+        let kept = tokens_from(grant, response(None, None), Some(&first), 2_000);
+        assert_eq!(kept.refresh_token, Some(Secret::from("r1")));
+        assert_eq!(kept.refresh_expires_at, Some(87_400));
+
+        let stated = tokens_from(grant, response(None, Some(50_000)), Some(&first), 2_000);
+        assert_eq!(stated.refresh_expires_at, Some(52_000));
+
+        let rotated = tokens_from(grant, response(Some("r2"), None), Some(&first), 2_000);
+        assert_eq!(rotated.refresh_token, Some(Secret::from("r2")));
+        assert_eq!(rotated.refresh_expires_at, None);
+
+        let never = tokens_from(grant, response(Some("r1"), None), None, 1_000);
+        assert_eq!(never.refresh_expires_at, None);
+    }
 }

@@ -97,6 +97,9 @@ pub struct Tokens {
     pub access_token: Option<Secret>,
     /// Unix time when the access token expires.
     pub expires_at: Option<u64>,
+    /// Unix time when the refresh token expires, where the provider said
+    /// (`refresh_token_expires_in`); `None`: unknown (most providers never say).
+    pub refresh_expires_at: Option<u64>,
     /// Scopes the provider granted (space separated), for status output.
     pub scope: Option<String>,
     /// The last refresh attempt.
@@ -112,6 +115,7 @@ impl Tokens {
             refresh_token: None,
             access_token: None,
             expires_at: None,
+            refresh_expires_at: None,
             scope: None,
             last_refresh: None,
         }

@@ -75,6 +75,9 @@ pub struct TokenResponse {
     pub refresh_token: Option<Secret>,
     /// Lifetime in seconds.
     pub expires_in: Option<u64>,
+    /// The refresh token's lifetime in seconds, where the provider states one
+    /// (`refresh_token_expires_in`: Microsoft for some clients, Google for time-limited grants).
+    pub refresh_expires_in: Option<u64>,
     /// Granted scopes.
     pub scope: Option<String>,
 }
@@ -193,7 +196,16 @@ async fn request_as(
     server: &ServerConfig,
 ) -> Result<TokenResponse, TokenError> {
     let url = &oauth.token_url;
-    let (status, mut obj) = post(oauth, url, params, client, server).await?;
+    let (status, obj) = post(oauth, url, params, client, server).await?;
+    token_response(url, status, obj)
+}
+
+/// The tokens of a successful answer's JSON object.
+fn token_response(
+    url: &HttpUrl,
+    status: u16,
+    mut obj: serde_json::Map<String, Value>,
+) -> Result<TokenResponse, TokenError> {
     let mut take = |k: &str| match obj.remove(k) {
         Some(Value::String(s)) if !s.is_empty() => Some(Secret::new(s)),
         _ => None,
@@ -208,6 +220,7 @@ async fn request_as(
         access_token,
         refresh_token,
         expires_in: obj.get("expires_in").and_then(number),
+        refresh_expires_in: obj.get("refresh_token_expires_in").and_then(number),
         scope: obj.get("scope").and_then(Value::as_str).map(clean),
     })
 }
@@ -354,4 +367,48 @@ pub async fn device_poll(
         server,
     )
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(json: &str) -> Result<TokenResponse, TokenError> {
+        let url = HttpUrl::parse("https://login.example/token").expect("url");
+        token_response(
+            &url,
+            200,
+            serde_json::from_str(json).expect("a JSON object"),
+        )
+    }
+
+    /// `refresh_token_expires_in` as a number (Microsoft) or a string (as some providers send
+    /// `expires_in`); absent or unreadable: unknown.
+    #[test]
+    fn refresh_token_lifetime_is_read_as_number_or_string() {
+        let r = parse(r#"{"access_token":"a","refresh_token":"r","expires_in":3599,"refresh_token_expires_in":86399}"#).unwrap();
+        assert_eq!(
+            (r.expires_in, r.refresh_expires_in),
+            (Some(3599), Some(86399))
+        );
+        let r = parse(
+            r#"{"access_token":"a","expires_in":"3599","refresh_token_expires_in":" 604799 "}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            (r.expires_in, r.refresh_expires_in),
+            (Some(3599), Some(604799))
+        );
+        assert!(r.refresh_token.is_none());
+        for odd in [r#""soon""#, "-5", "1.5", "null", "{}"] {
+            let json = format!(r#"{{"access_token":"a","refresh_token_expires_in":{odd}}}"#);
+            assert_eq!(parse(&json).unwrap().refresh_expires_in, None, "{odd}");
+        }
+        let r = parse(r#"{"access_token":"a"}"#).unwrap();
+        assert_eq!(r.refresh_expires_in, None);
+        assert!(matches!(
+            parse(r#"{"refresh_token_expires_in":5}"#),
+            Err(TokenError::BadResponse { .. })
+        ));
+    }
 }

@@ -5,7 +5,8 @@
 //! `POST /token` (authorization_code with PKCE S256 check, refresh_token, device_code,
 //! client_credentials), `POST /device` (device authorization) and `POST /introspect` (RFC 7662,
 //! what Dovecot's `oauth2` passdb asks). Tests steer it: expire access tokens, revoke refresh
-//! tokens, change token lifetimes, and read how many refreshes it served.
+//! tokens, change token lifetimes (also the refresh tokens' stated ones), and read how many
+//! refreshes it served.
 //!
 //! App-only identities: `/token` also takes Google's JWT bearer grant of a registered service
 //! account and client assertions of a registered client certificate (RFC 7523), checking
@@ -57,6 +58,12 @@ struct State {
     refresh_unused_lifetime: Option<std::time::Duration>,
     /// refresh token → when it was issued or last used.
     refresh_used: HashMap<String, std::time::Instant>,
+    /// Refresh tokens end this many seconds after they are issued, however often they are
+    /// used, and token answers say so (`refresh_token_expires_in`, as Google does for
+    /// time-limited grants); `None`: they never end and answers do not say.
+    refresh_lifetime: Option<u64>,
+    /// refresh token → when it ends (with `refresh_lifetime`).
+    refresh_ends: HashMap<String, std::time::Instant>,
     /// Run once while the next refresh_token grant is served, before the answer goes out.
     on_refresh: Option<Box<dyn FnOnce() + Send>>,
     next: u64,
@@ -167,6 +174,12 @@ impl Idp {
     /// shortens the lifetime, not the clock).
     pub fn set_refresh_unused_lifetime(&self, lifetime: std::time::Duration) {
         self.with(|s| s.refresh_unused_lifetime = Some(lifetime));
+    }
+
+    /// Refresh tokens issued from now on end `secs` after they are issued, and every token
+    /// answer states the refresh token's time left (`refresh_token_expires_in`).
+    pub fn set_refresh_token_expires_in(&self, secs: u64) {
+        self.with(|s| s.refresh_lifetime = Some(secs));
     }
 
     /// Every refresh token is revoked (`invalid_grant` from now on).
@@ -367,16 +380,40 @@ fn fresh(st: &mut State, prefix: &str) -> String {
 }
 
 fn issue(st: &mut State, user: &str, with_refresh: bool) -> String {
+    issue_stating(st, user, with_refresh, None)
+}
+
+/// [`issue`], the answer stating `refresh_left` seconds for the refresh token used (when no
+/// new one is issued).
+fn issue_stating(
+    st: &mut State,
+    user: &str,
+    with_refresh: bool,
+    refresh_left: Option<u64>,
+) -> String {
     let access = fresh(st, "at");
     st.access.insert(access.clone(), (user.to_owned(), true));
-    let refresh = if with_refresh {
+    let mut refresh = if with_refresh {
         let r = fresh(st, "rt");
         st.refresh.insert(r.clone(), (user.to_owned(), false));
-        st.refresh_used.insert(r.clone(), std::time::Instant::now());
+        let now = std::time::Instant::now();
+        st.refresh_used.insert(r.clone(), now);
+        if let Some(secs) = st.refresh_lifetime {
+            st.refresh_ends
+                .insert(r.clone(), now + Duration::from_secs(secs));
+        }
         format!(",\"refresh_token\":\"{r}\"")
     } else {
         String::new()
     };
+    let stated = if with_refresh {
+        st.refresh_lifetime
+    } else {
+        refresh_left
+    };
+    if let Some(secs) = stated {
+        refresh.push_str(&format!(",\"refresh_token_expires_in\":{secs}"));
+    }
     json_response(
         "200 OK",
         &format!(
@@ -447,7 +484,8 @@ fn token(st: &mut State, f: &HashMap<String, String>, default_user: &str) -> Str
                 (Some(lifetime), Some(used)) => now.duration_since(*used) > lifetime,
                 _ => false,
             };
-            if expired {
+            let ends = st.refresh_ends.get(&token).copied();
+            if expired || ends.is_some_and(|end| end <= now) {
                 return error("invalid_grant");
             }
             st.refresh_used.insert(token, now);
@@ -461,7 +499,8 @@ fn token(st: &mut State, f: &HashMap<String, String>, default_user: &str) -> Str
                         f();
                     }
                     let rotate = st.rotate;
-                    issue(st, &user, rotate)
+                    let left = ends.map(|end| end.duration_since(now).as_secs());
+                    issue_stating(st, &user, rotate, left)
                 }
                 _ => error("invalid_grant"),
             }

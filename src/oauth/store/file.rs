@@ -42,6 +42,9 @@ struct Wire {
     refresh_token: Option<String>,
     access_token: Option<String>,
     expires_at: Option<u64>,
+    /// Added later: files written before it lack it (unknown), and older readers skip it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    refresh_expires_at: Option<u64>,
     scope: Option<String>,
     last_refresh: Option<LastRefresh>,
 }
@@ -123,23 +126,7 @@ impl TokenStore for FileStore {
             account: account.to_owned(),
             reason,
         };
-        if bytes.len() < MAGIC.len() + NONCE_LEN + TAG_LEN || !bytes.starts_with(MAGIC) {
-            return Err(corrupt("not a mailgate token file"));
-        }
-        let (nonce, ciphertext) = bytes[MAGIC.len()..].split_at(NONCE_LEN);
-        let cipher = XChaCha20Poly1305::new(self.key.as_ref().into());
-        let aad = aad(account);
-        let plain = Zeroizing::new(
-            cipher
-                .decrypt(
-                    XNonce::from_slice(nonce),
-                    Payload {
-                        msg: ciphertext,
-                        aad: &aad,
-                    },
-                )
-                .map_err(|_| corrupt("authentication failed"))?,
-        );
+        let plain = self.unseal(account, &bytes).map_err(corrupt)?;
         let wire: Wire =
             serde_json::from_slice(&plain).map_err(|_| corrupt("unreadable content"))?;
         let Wire {
@@ -148,6 +135,7 @@ impl TokenStore for FileStore {
             refresh_token,
             access_token,
             expires_at,
+            refresh_expires_at,
             scope,
             last_refresh,
         } = wire;
@@ -156,6 +144,7 @@ impl TokenStore for FileStore {
             refresh_token: refresh_token.map(Secret::new),
             access_token: access_token.map(Secret::new),
             expires_at,
+            refresh_expires_at,
             scope,
             last_refresh,
         }))
@@ -214,22 +203,40 @@ impl FileStore {
             refresh_token: tokens.refresh_token.as_ref().map(|s| s.expose().to_owned()),
             access_token: tokens.access_token.as_ref().map(|s| s.expose().to_owned()),
             expires_at: tokens.expires_at,
+            refresh_expires_at: tokens.refresh_expires_at,
             scope: tokens.scope.clone(),
             last_refresh: tokens.last_refresh.clone(),
         };
         let plain = Zeroizing::new(serde_json::to_vec(&wire).unwrap_or_default());
         drop(wire.refresh_token.map(Zeroizing::new));
         drop(wire.access_token.map(Zeroizing::new));
+        let bytes = self.seal(account, &plain)?;
+        let path = self.path(account);
+        // The store stays open for the process's life: a folder removed meanwhile is made
+        // again, as opening it did when every use opened it anew.
+        make_dir(&self.dir, self.owner)?;
+        remove_stale_temps(&path);
+        write_atomic_as(&path, &bytes, 0o600, self.owner, hook).map_err(|source| StoreError::Io {
+            path,
+            what: "cannot write the token file",
+            error: source,
+        })
+    }
+}
+
+impl FileStore {
+    /// The file's bytes for `plain`, the account's tokens as JSON: magic, a fresh nonce and
+    /// the ciphertext bound to the account.
+    fn seal(&self, account: &str, plain: &[u8]) -> Result<Vec<u8>, StoreError> {
         let mut nonce = [0u8; NONCE_LEN];
         rand::rngs::OsRng.fill_bytes(&mut nonce);
         let cipher = XChaCha20Poly1305::new(self.key.as_ref().into());
         let aad = aad(account);
-        let path = self.path(account);
         let ciphertext = cipher
             .encrypt(
                 XNonce::from_slice(&nonce),
                 Payload {
-                    msg: &plain,
+                    msg: plain,
                     aad: &aad,
                 },
             )
@@ -241,15 +248,25 @@ impl FileStore {
         bytes.extend_from_slice(MAGIC);
         bytes.extend_from_slice(&nonce);
         bytes.extend_from_slice(&ciphertext);
-        // The store stays open for the process's life: a folder removed meanwhile is made
-        // again, as opening it did when every use opened it anew.
-        make_dir(&self.dir, self.owner)?;
-        remove_stale_temps(&path);
-        write_atomic_as(&path, &bytes, 0o600, self.owner, hook).map_err(|source| StoreError::Io {
-            path,
-            what: "cannot write the token file",
-            error: source,
-        })
+        Ok(bytes)
+    }
+
+    /// The JSON that [`FileStore::seal`] sealed, or why the bytes are not that.
+    fn unseal(&self, account: &str, bytes: &[u8]) -> Result<Zeroizing<Vec<u8>>, &'static str> {
+        if bytes.len() < MAGIC.len() + NONCE_LEN + TAG_LEN || !bytes.starts_with(MAGIC) {
+            return Err("not a mailgate token file");
+        }
+        let (nonce, ciphertext) = bytes[MAGIC.len()..].split_at(NONCE_LEN);
+        let cipher = XChaCha20Poly1305::new(self.key.as_ref().into());
+        let aad = aad(account);
+        let payload = Payload {
+            msg: ciphertext,
+            aad: &aad,
+        };
+        cipher
+            .decrypt(XNonce::from_slice(nonce), payload)
+            .map(Zeroizing::new)
+            .map_err(|_| "authentication failed")
     }
 }
 
@@ -444,6 +461,7 @@ mod tests {
             refresh_token: Some(Secret::from(refresh)),
             access_token: Some(Secret::from(access)),
             expires_at: Some(1_900_000_000),
+            refresh_expires_at: Some(1_907_776_000),
             scope: Some("mail".into()),
             last_refresh: None,
         }
@@ -532,6 +550,32 @@ mod tests {
         fs::remove_file(dir.path().join(KEY_FILE)).unwrap();
         store.save("a@b.c", &tokens("x", "y")).unwrap();
         assert!(FileStore::open(dir.path()).unwrap().load("a@b.c").is_err());
+    }
+
+    /// A file written before `refresh_expires_at` existed (this JSON is what that code wrote)
+    /// loads, with the refresh token's expiry unknown; a file without a known expiry is
+    /// written without the field, so older readers keep reading it.
+    #[test]
+    fn files_from_before_refresh_expiry_still_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FileStore::open(dir.path()).unwrap();
+        let old = br#"{"version":1,"grant":"authorization_code","refresh_token":"r","access_token":"a","expires_at":1900000000,"scope":"mail","last_refresh":{"at":1000,"result":"ok","detail":""}}"#;
+        fs::write(store.path("a@b.c"), store.seal("a@b.c", old).unwrap()).unwrap();
+        let mut want = tokens("a", "r");
+        want.refresh_expires_at = None;
+        want.last_refresh = Some(LastRefresh {
+            at: 1000,
+            result: "ok".into(),
+            detail: String::new(),
+        });
+        assert_eq!(store.load("a@b.c").unwrap(), Some(want.clone()));
+
+        store.save("a@b.c", &want).unwrap();
+        assert_eq!(store.load("a@b.c").unwrap(), Some(want.clone()));
+        let raw = fs::read(store.path("a@b.c")).unwrap();
+        let plain = store.unseal("a@b.c", &raw).unwrap();
+        let text = String::from_utf8_lossy(&plain);
+        assert!(!text.contains("refresh_expires_at"), "{text}");
     }
 
     #[test]

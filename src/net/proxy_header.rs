@@ -133,6 +133,9 @@ fn v1(buf: &[u8]) -> Result<Step, HeaderError> {
         }
         return Ok(Step::Need(need));
     };
+    if lf >= V1_MAX {
+        return Err(HeaderError::TooLong);
+    }
     if lf == 0 || buf[lf - 1] != b'\r' {
         return Err(HeaderError::Malformed);
     }
@@ -359,6 +362,11 @@ mod tests {
         fits.extend_from_slice(b"\r\n");
         assert_eq!(fits.len(), V1_MAX);
         assert_eq!(drive(&fits).0.unwrap().len, V1_MAX);
+        // Given all at once, too.
+        let mut over = [b"PROXY UNKNOWN ".as_slice(), &[b'x'; 92]].concat();
+        over.extend_from_slice(b"\r\n");
+        assert_eq!(parse(&over), Err(HeaderError::TooLong));
+        assert_eq!(parse(&fits), Ok(Step::Done(drive(&fits).0.unwrap())));
     }
 
     #[test]

@@ -73,9 +73,9 @@ fn setup(proxy: &str, tls: Option<&Pki>) -> Setup {
     }
 }
 
-/// The table for the IMAP listener behind a proxy on 127.0.0.1.
-fn imap_behind(trusted: &str) -> String {
-    format!("listeners = [\"imap\"]\ntrusted = [\"{trusted}\"]\nheader_timeout_ms = {HEADER_TIMEOUT_MS}\n")
+/// The table for `listener` behind a proxy that connects from `trusted`.
+fn behind(listener: &str, trusted: &str) -> String {
+    format!("listeners = [\"{listener}\"]\ntrusted = [\"{trusted}\"]\nheader_timeout_ms = {HEADER_TIMEOUT_MS}\n")
 }
 
 /// A plaintext line connection from `source` to `target`.
@@ -161,7 +161,7 @@ fn v2_header(source: SocketAddr, destination: SocketAddr) -> Vec<u8> {
 /// clear is fine) and mailgate logs each with its own address, never HAProxy's 127.0.0.1.
 #[test]
 fn clients_through_haproxy_are_seen_with_their_own_addresses() {
-    let s = setup(&imap_behind("127.0.0.1/32"), None);
+    let s = setup(&behind("imap", "127.0.0.1/32"), None);
     let gate = s.mailgate.imap_addr;
     let haproxy = Haproxy::start(&[
         Frontend::new(gate, "send-proxy-v2"),
@@ -195,7 +195,7 @@ fn clients_through_haproxy_are_seen_with_their_own_addresses() {
 /// HAProxy, 127.0.0.3 through the same HAProxy still logs in.
 #[test]
 fn clients_behind_one_proxy_are_throttled_apart() {
-    let s = setup(&imap_behind("127.0.0.1/32"), None);
+    let s = setup(&behind("imap", "127.0.0.1/32"), None);
     let haproxy = Haproxy::start(&[Frontend::new(s.mailgate.imap_addr, "send-proxy-v2")]);
     let front = haproxy.addrs[0];
     let mut guesser = greeted([127, 0, 0, 2], front);
@@ -223,16 +223,19 @@ fn clients_behind_one_proxy_are_throttled_apart() {
 /// listener through HAProxy from 127.0.0.1 is local and logs in.
 #[test]
 fn a_client_the_header_names_remote_is_not_local() {
-    let s = setup(&imap_behind("127.0.0.1/32"), None);
+    let s = setup(&behind("imap", "127.0.0.1/32"), None);
     let gate = s.mailgate.imap_addr;
     let mut raw = TcpStream::connect(gate).expect("connect");
-    raw.write_all(&v2_header(
+    // The first command in the same write as the header: it must reach the session whole.
+    let mut bytes = v2_header(
         "192.0.2.7:40007".parse().unwrap(),
         "127.0.0.1:143".parse().unwrap(),
-    ))
-    .expect("header");
+    );
+    bytes.extend_from_slice(b"a0 NOOP\r\n");
+    raw.write_all(&bytes).expect("header");
     let mut c = Conn::plain_over(raw);
     assert!(c.line().expect("greeting").starts_with("* OK"));
+    assert_eq!(c.until("a0 ").pop().unwrap(), "a0 OK NOOP completed.\r\n");
     let r = login(&mut c, "a1", LOCAL_PW);
     assert_eq!(
         r,
@@ -249,7 +252,7 @@ fn a_client_the_header_names_remote_is_not_local() {
 /// header from 127.0.0.1 (by hand, or HAProxy's) is closed without a greeting.
 #[test]
 fn a_header_from_an_untrusted_source_is_refused() {
-    let s = setup(&imap_behind("127.0.0.9/32"), None);
+    let s = setup(&behind("imap", "127.0.0.9/32"), None);
     let gate = s.mailgate.imap_addr;
     let mut raw = TcpStream::connect(gate).expect("connect");
     raw.write_all(b"PROXY TCP4 127.0.0.2 127.0.0.1 40000 143\r\n")
@@ -272,7 +275,7 @@ fn a_header_from_an_untrusted_source_is_refused() {
 /// `header_timeout_ms`). A session through HAProxy meanwhile is unaffected; mailgate runs on.
 #[test]
 fn connections_without_a_valid_header_are_closed() {
-    let mut s = setup(&imap_behind("127.0.0.0/8"), None);
+    let mut s = setup(&behind("imap", "127.0.0.0/8"), None);
     let gate = s.mailgate.imap_addr;
     let haproxy = Haproxy::start(&[Frontend::new(gate, "send-proxy-v2")]);
     let mut bystander = greeted([127, 0, 0, 3], haproxy.addrs[0]);
@@ -322,10 +325,7 @@ fn connections_without_a_valid_header_are_closed() {
 #[test]
 fn implicit_tls_behind_haproxy_and_its_health_checks() {
     let pki = Pki::new();
-    let proxy = format!(
-        "listeners = [\"imaps\"]\ntrusted = [\"127.0.0.1\"]\nheader_timeout_ms = {HEADER_TIMEOUT_MS}\n"
-    );
-    let s = setup(&proxy, Some(&pki));
+    let s = setup(&behind("imaps", "127.0.0.1"), Some(&pki));
     let imaps = logged_addr(&s.mailgate, "imaps listening on");
     let haproxy = Haproxy::start(&[Frontend::new(imaps, "send-proxy-v2 check inter 300ms")]);
     let mut c = Conn::implicit_over(connect_from([127, 0, 0, 2], haproxy.addrs[0]), &pki.ca);
@@ -351,4 +351,43 @@ fn implicit_tls_behind_haproxy_and_its_health_checks() {
     // The plain IMAP listener is not behind the proxy: a direct client is served as before.
     let mut direct = Conn::plain(s.mailgate.imap_addr);
     assert!(direct.line().expect("greeting").starts_with("* OK"));
+}
+
+/// SMTP behind `send-proxy` (v1): a loopback client through HAProxy is offered AUTH and logs
+/// in; a remote client named by a hand-written v1 header is not offered AUTH in clear and is
+/// refused it (538), as a remote client without TLS.
+#[test]
+fn smtp_behind_a_v1_proxy() {
+    let s = setup(&behind("smtp", "127.0.0.1"), None);
+    let smtp = s.mailgate.smtp_addr;
+    let auth = format!(
+        "AUTH PLAIN {}\r\n",
+        support::b64(format!("\0{EMAIL}\0{LOCAL_PW}").as_bytes())
+    );
+    let haproxy = Haproxy::start(&[Frontend::new(smtp, "send-proxy")]);
+    let mut c = conn_from([127, 0, 0, 3], haproxy.addrs[0]);
+    assert!(c.line().expect("greeting").starts_with("220 "));
+    c.send(b"EHLO client.test\r\n").expect("send");
+    let ehlo = c.until("250 ");
+    assert!(
+        ehlo.iter().any(|l| l.contains("AUTH PLAIN LOGIN")),
+        "{ehlo:?}"
+    );
+    c.send(auth.as_bytes()).expect("send");
+    let r = c.line().expect("reply");
+    assert!(r.starts_with("235 "), "{r}");
+    logged(&s.mailgate, &["peer=127.0.0.3:", "proto=\"smtp\""]);
+
+    let mut raw = TcpStream::connect(smtp).expect("connect");
+    raw.write_all(b"PROXY TCP4 192.0.2.7 127.0.0.1 40007 587\r\n")
+        .expect("header");
+    let mut c = Conn::plain_over(raw);
+    assert!(c.line().expect("greeting").starts_with("220 "));
+    c.send(b"EHLO client.test\r\n").expect("send");
+    let ehlo = c.until("250 ");
+    assert!(!ehlo.iter().any(|l| l.contains("AUTH")), "{ehlo:?}");
+    c.send(auth.as_bytes()).expect("send");
+    let r = c.line().expect("reply");
+    assert!(r.starts_with("538 5.7.11 "), "{r}");
+    logged(&s.mailgate, &["peer=192.0.2.7:40007", "session started"]);
 }

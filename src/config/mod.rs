@@ -33,7 +33,7 @@ pub use account::Account;
 pub use endpoint::{Credential, Endpoint};
 pub use folders::Folders;
 pub use oauth2::OAuth2;
-pub use proxy::ProxyProtocol;
+pub use proxy::{ProxyProtocol, LISTENER_NAMES as PROXY_LISTENER_NAMES};
 pub use server::{LocalTls, MetricsConfig, ServerConfig, ThrottleConfig};
 
 use crate::provider::Discovery;

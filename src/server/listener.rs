@@ -54,6 +54,13 @@ pub struct Spec {
     pub addr: SocketAddr,
 }
 
+impl Spec {
+    /// Its name in the log and in `[server.proxy_protocol] listeners` (`imap`, `smtps`, …).
+    pub fn name(&self) -> &'static str {
+        self.key.strip_suffix("_listen").unwrap_or(self.key)
+    }
+}
+
 /// The listeners `server` asks for, in the order they are logged (the test support waits for
 /// the IMAP and SMTP lines, in that order, before the others).
 pub fn configured(server: &ServerConfig) -> Vec<Spec> {
@@ -129,10 +136,7 @@ impl Listener {
 
     /// Its name in the log (`imap`, `smtps`, …).
     pub fn name(&self) -> &'static str {
-        self.spec
-            .key
-            .strip_suffix("_listen")
-            .unwrap_or(self.spec.key)
+        self.spec.name()
     }
 
     /// The address it is bound to (the port chosen by the system for port 0).
@@ -310,5 +314,8 @@ mod tests {
         let all = kinds(&server);
         assert_eq!(all[2], (Proto::Imap, Tls::Implicit, "imaps_listen"));
         assert_eq!(all[3], (Proto::Smtp, Tls::Implicit, "smtps_listen"));
+        // `[server.proxy_protocol] listeners` takes exactly these names.
+        let names: Vec<_> = configured(&server).iter().map(Spec::name).collect();
+        assert_eq!(names, crate::config::PROXY_LISTENER_NAMES);
     }
 }

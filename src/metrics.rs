@@ -39,6 +39,10 @@ pub const SMTP_MESSAGES_TOTAL: &str = "mailgate_smtp_messages_total";
 pub const SMTP_MESSAGE_BYTES: &str = "mailgate_smtp_message_bytes";
 /// Connections refused because `max_sessions` was reached, by protocol.
 pub const SESSIONS_REFUSED_TOTAL: &str = "mailgate_sessions_refused_total";
+/// Connections to a listener behind a proxy closed before their session, by reason:
+/// `untrusted` (not from `[server.proxy_protocol] trusted`), `timeout`, `closed`, `not_proxy`,
+/// `too_long`, `malformed`, `unsupported` (the PROXY header's faults).
+pub const PROXY_HEADER_REJECTED_TOTAL: &str = "mailgate_proxy_header_rejected_total";
 /// Configuration reloads by result (`ok`, `error`).
 pub const CONFIG_RELOADS_TOTAL: &str = "mailgate_config_reloads_total";
 /// OAuth 2.0 access-token refreshes by result: `ok`, `revoked` (the identity provider refused
@@ -164,6 +168,10 @@ fn describe() {
         Unit::Bytes,
         "Sizes of messages the provider accepted."
     );
+    describe_counter!(
+        PROXY_HEADER_REJECTED_TOTAL,
+        "Connections to a listener behind a proxy closed before their session, by reason."
+    );
     describe_counter!(CONFIG_RELOADS_TOTAL, "Configuration reloads by result.");
     describe_counter!(
         OAUTH_REFRESH_TOTAL,
@@ -282,6 +290,11 @@ pub fn smtp_body_bytes(counters: Option<&ByteCounters>, n: u64) {
 /// Counts a connection refused at the session limit.
 pub fn session_refused(protocol: &'static str) {
     counter!(SESSIONS_REFUSED_TOTAL, "protocol" => protocol).increment(1);
+}
+
+/// Counts a connection to a listener behind a proxy closed before its session.
+pub fn proxy_header_rejected(reason: &'static str) {
+    counter!(PROXY_HEADER_REJECTED_TOTAL, "reason" => reason).increment(1);
 }
 
 /// Counts one OAuth token refresh (`ok`, `revoked`, `error`).

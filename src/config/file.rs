@@ -33,6 +33,7 @@ pub(super) struct ServerFile {
     pub(super) imaps_listen: Option<Spanned<String>>,
     pub(super) smtps_listen: Option<Spanned<String>>,
     pub(super) tls: Option<Spanned<LocalTlsFile>>,
+    pub(super) proxy_protocol: Option<Spanned<ProxyProtocolFile>>,
     pub(super) login_throttle_threshold: Option<u32>,
     pub(super) login_throttle_max_delay_ms: Option<u64>,
     pub(super) login_lockout_secs: Option<u64>,
@@ -62,6 +63,16 @@ pub(super) struct ServerFile {
 pub(super) struct LocalTlsFile {
     pub(super) cert: Spanned<String>,
     pub(super) key: Spanned<String>,
+}
+
+/// `[server.proxy_protocol]`: the listeners a proxy in front of mailgate speaks to with a
+/// PROXY header, and where that proxy connects from.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ProxyProtocolFile {
+    pub(super) listeners: Spanned<Vec<Spanned<String>>>,
+    pub(super) trusted: Spanned<Vec<Spanned<String>>>,
+    pub(super) header_timeout_ms: Option<Spanned<u64>>,
 }
 
 #[derive(Debug, Deserialize)]

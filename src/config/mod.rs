@@ -10,7 +10,8 @@
 //! Errors name the file, line, column and the field path (`account[0].imap.tls`), the way an
 //! operator wants to read them.
 //!
-//! By file: `file.rs` the schema as written; `server.rs` `[server]` and `[metrics]`;
+//! By file: `file.rs` the schema as written; `server.rs` `[server]` and `[metrics]`; `proxy.rs`
+//! `[server.proxy_protocol]`;
 //! `account.rs` `[[account]]` (identity, where its servers come from); `endpoint.rs` one
 //! server table (target and credential); `oauth2.rs` `[account.oauth2]`; `folders.rs` `[account.folders]`; `locate.rs` placing
 //! an error in the file. Parsing never touches the network: accounts whose servers must be
@@ -23,6 +24,7 @@ mod file;
 mod folders;
 mod locate;
 mod oauth2;
+mod proxy;
 mod server;
 #[cfg(test)]
 mod tests;
@@ -32,6 +34,7 @@ pub use account::Account;
 pub use endpoint::{Credential, Endpoint};
 pub use folders::Folders;
 pub use oauth2::{ClientAuth, OAuth2};
+pub use proxy::{ProxyProtocol, LISTENER_NAMES as PROXY_LISTENER_NAMES};
 pub use server::{LocalTls, MetricsConfig, ServerConfig, ThrottleConfig};
 
 use crate::provider::Discovery;

@@ -2,6 +2,7 @@
 
 use super::file::{MetricsFile, ServerFile};
 use super::locate::Locator;
+use super::proxy::ProxyProtocol;
 use super::ConfigError;
 use crate::net::tls;
 use std::net::SocketAddr;
@@ -24,6 +25,8 @@ pub struct ServerConfig {
     /// `[server.tls]`: the certificate for STARTTLS and the implicit-TLS listeners. Built at
     /// load, so a reload (SIGHUP) picks up a renewed certificate for new sessions.
     pub tls: Option<LocalTls>,
+    /// `[server.proxy_protocol]`: the listeners behind a proxy that sends a PROXY header.
+    pub proxy_protocol: Option<ProxyProtocol>,
     /// Failed-login throttling across connections.
     pub throttle: ThrottleConfig,
     /// Largest message accepted for submission, in bytes (advertised as SIZE).
@@ -124,6 +127,21 @@ pub(super) fn server(
     loc: Locator,
 ) -> Result<ServerConfig, ConfigError> {
     let l = listeners(&s, base, loc)?;
+    let proxy_protocol = match &s.proxy_protocol {
+        None => None,
+        Some(p) => {
+            let configured: Vec<&str> = [
+                ("imap", true),
+                ("smtp", true),
+                ("imaps", l.imaps_listen.is_some()),
+                ("smtps", l.smtps_listen.is_some()),
+            ]
+            .into_iter()
+            .filter_map(|(name, set)| set.then_some(name))
+            .collect();
+            Some(super::proxy::proxy_protocol(p, &configured, loc)?)
+        }
+    };
     let idle_timeout = match &s.idle_timeout_secs {
         None => Duration::from_secs(30 * 60),
         Some(v) if *v.get_ref() < 30 * 60 => {
@@ -163,6 +181,7 @@ pub(super) fn server(
         imaps_listen: l.imaps_listen,
         smtps_listen: l.smtps_listen,
         tls: l.tls,
+        proxy_protocol,
         throttle: ThrottleConfig {
             threshold: s.login_throttle_threshold.unwrap_or(5),
             max_delay: Duration::from_millis(s.login_throttle_max_delay_ms.unwrap_or(15_000)),

@@ -10,10 +10,13 @@
 //! reload (which may wait on discovery) runs beside accept and the signals, never blocking them.
 //!
 //! The server holds a list of [`Listener`]s (protocol, TLS kind, address); a new kind of
-//! listener is a new row in [`listener::configured`].
+//! listener is a new row in [`listener::configured`]. A listener named in
+//! `[server.proxy_protocol]` sits behind a proxy: its connections come from trusted networks
+//! and start with a PROXY header (`proxy.rs`), whose client address is the session's.
 
 mod connection;
 pub mod listener;
+mod proxy;
 mod reload;
 
 use crate::config::Config;
@@ -114,13 +117,15 @@ impl Server {
         let (trigger, shutdown) = crate::session::shutdown_channel();
         let max = self.config.server.max_sessions;
         let mut state = Accepting {
-            limit: Arc::new(Semaphore::new(max)),
-            admission: Admission::new(
-                self.config.server.max_preauth_sessions,
-                self.config.server.max_connections_per_ip,
-            ),
-            config: self.config,
-            shutdown,
+            shared: Shared {
+                limit: Arc::new(Semaphore::new(max)),
+                admission: Admission::new(
+                    self.config.server.max_preauth_sessions,
+                    self.config.server.max_connections_per_ip,
+                ),
+                config: self.config,
+                shutdown,
+            },
             next_id: 1,
         };
         for l in &self.listeners {
@@ -128,10 +133,13 @@ impl Server {
                 info!("{} listening on {addr}", l.name());
             }
         }
-        reload::log_accounts(&state.config);
+        reload::log_accounts(&state.shared.config);
         // OAuth upkeep follows the configuration of the moment (see `oauth::upkeep`).
-        let (config_tx, config_rx) = tokio::sync::watch::channel(state.config.clone());
-        tokio::spawn(crate::oauth::upkeep::run(config_rx, state.shutdown.clone()));
+        let (config_tx, config_rx) = tokio::sync::watch::channel(state.shared.config.clone());
+        tokio::spawn(crate::oauth::upkeep::run(
+            config_rx,
+            state.shared.shutdown.clone(),
+        ));
 
         let mut reloads = Reloads::default();
         let mut next = 0;
@@ -140,15 +148,15 @@ impl Server {
                 (i, accepted) = listener::accept_any(&self.listeners, &mut next) => {
                     state.accepted(&self.listeners[i], accepted).await;
                 }
-                _ = signals.hup.recv() => reloads.signal(&state.config),
+                _ = signals.hup.recv() => reloads.signal(&state.shared.config),
                 loaded = async {
                     match reloads.running.as_mut() {
                         Some(r) => r.await,
                         None => std::future::pending().await,
                     }
                 }, if reloads.running.is_some() => {
-                    reloads.ended(loaded, &mut state.config);
-                    config_tx.send_replace(state.config.clone());
+                    reloads.ended(loaded, &mut state.shared.config);
+                    config_tx.send_replace(state.shared.config.clone());
                 }
                 _ = signals.term.recv() => break,
                 _ = signals.int.recv() => break,
@@ -159,7 +167,7 @@ impl Server {
         drop(self.listeners);
         trigger.fire();
         let all = u32::try_from(max).unwrap_or(u32::MAX);
-        match tokio::time::timeout(SHUTDOWN_GRACE, state.limit.acquire_many(all)).await {
+        match tokio::time::timeout(SHUTDOWN_GRACE, state.shared.limit.acquire_many(all)).await {
             Ok(_) => info!("all sessions ended"),
             Err(_) => warn!(
                 grace_secs = SHUTDOWN_GRACE.as_secs(),
@@ -209,16 +217,25 @@ fn start_side_services(config: &Config) -> Result<Option<crate::control::Control
 
 /// What the accept loop hands each new connection.
 struct Accepting {
+    shared: Shared,
+    next_id: u64,
+}
+
+/// What every connection shares: the configuration of the moment, the session slots, the
+/// pre-login and per-address counts, the shutdown signal.
+#[derive(Clone)]
+struct Shared {
     config: Arc<Config>,
     limit: Arc<Semaphore>,
     admission: Arc<Admission>,
     shutdown: crate::session::Shutdown,
-    next_id: u64,
 }
 
 impl Accepting {
-    /// A connection came on `on` (or accepting failed): admitted against the per-address
-    /// limit, it is served in a task of its own.
+    /// A connection came on `on` (or accepting failed). On a listener behind a proxy it must
+    /// come from a trusted network, and its PROXY header is read in the connection's task
+    /// (the accept loop never waits on a client); then it is admitted against the
+    /// per-address limit (with the client's own address) and served in a task of its own.
     async fn accepted(
         &mut self,
         on: &Listener,
@@ -234,10 +251,46 @@ impl Accepting {
             }
         };
         let _ = stream.set_nodelay(true);
-        let client = on.client(&stream, peer);
-        let Spec { proto, tls, .. } = on.spec;
         let id = self.next_id;
         self.next_id += 1;
+        let shared = self.shared.clone();
+        let proxy = shared.config.server.proxy_protocol.as_ref();
+        let Some(proxy) = proxy.filter(|p| p.covers(on.name())) else {
+            let client = on.client(&stream, peer, None);
+            if let Some(conn) = shared.admit(on.spec, stream, client, id) {
+                tokio::spawn(connection::connection(conn));
+            }
+            return;
+        };
+        if !proxy.trusts(peer.ip()) {
+            proxy::rejected(on.name(), peer, &proxy::Rejected::Untrusted);
+            return;
+        }
+        let within = proxy.header_timeout;
+        let (spec, name) = (on.spec, on.name());
+        let local = stream.local_addr().ok();
+        tokio::spawn(async move {
+            let mut stream = stream;
+            // Boxed: the header buffer costs heap only while the header is read.
+            match Box::pin(proxy::read_header(&mut stream, within)).await {
+                Err(why) => proxy::rejected(name, peer, &why),
+                Ok(header) => {
+                    let client = listener::client(peer, local, Some(&header.addresses));
+                    if let Some(conn) = shared.admit(spec, stream, client, id) {
+                        connection::connection(conn).await;
+                    }
+                }
+            }
+        });
+    }
+}
+
+impl Shared {
+    /// Admits a connection against `max_connections_per_ip` (refused with a BYE or 421 in a
+    /// task of its own), or returns it ready to take a session slot.
+    fn admit(self, spec: Spec, stream: TcpStream, client: Client, id: u64) -> Option<Conn> {
+        let Spec { proto, tls, .. } = spec;
+        let peer = client.peer;
         let ticket = match self.admission.admit(id, peer.ip()) {
             Ok(t) => t,
             Err(Refused::PerIp) => {
@@ -245,20 +298,20 @@ impl Accepting {
                 warn!(%peer, limit, "per-address connection limit reached (max_connections_per_ip); connection refused");
                 crate::metrics::session_refused(proto.label());
                 connection::refuse_later(stream, proto, tls, Refusal::PerIp);
-                return;
+                return None;
             }
         };
-        tokio::spawn(connection::connection(Conn {
+        Some(Conn {
             proto,
             tls,
             stream,
             client,
             id,
             ticket,
-            config: self.config.clone(),
-            shutdown: self.shutdown.clone(),
-            limit: self.limit.clone(),
-            admission: self.admission.clone(),
-        }));
+            config: self.config,
+            shutdown: self.shutdown,
+            limit: self.limit,
+            admission: self.admission,
+        })
     }
 }

@@ -18,6 +18,7 @@ pub mod fast_client;
 pub mod faultproxy;
 pub mod folders;
 pub mod gate;
+pub mod haproxy;
 pub mod idp;
 pub mod imap_client;
 pub mod jwt_check;

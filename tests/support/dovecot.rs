@@ -531,7 +531,7 @@ fn wait_ready(
             return None;
         }
         let imap_ok = imap_port == 0 || greeting_ok(addr);
-        let sasl_ok = sasl_socket.map_or(true, auth_handshake_ok);
+        let sasl_ok = sasl_socket.is_none_or(auth_handshake_ok);
         (imap_ok && sasl_ok).then_some(true)
     });
     match ready {

@@ -2,7 +2,8 @@
 //! table's trigger notifies on every change, whoever makes it), and each notification bumps
 //! [`changes`], which the server treats as a SIGHUP: the file and the store's accounts are read
 //! again and swapped in for new sessions. A lost connection is made again every second; once
-//! it is back, one more bump, since notifications sent meanwhile were lost.
+//! it is back, one more bump, since notifications sent meanwhile were lost (and one at the
+//! first LISTEN, for changes between reading the accounts and listening).
 
 use super::{DbError, Shared};
 use crate::config::StoreConfig;
@@ -16,18 +17,19 @@ use tracing::{info, warn};
 const CHANNEL: &str = "mailgate_accounts";
 const RETRY: Duration = Duration::from_secs(1);
 
-fn sender() -> &'static watch::Sender<u64> {
-    static TX: OnceLock<watch::Sender<u64>> = OnceLock::new();
-    TX.get_or_init(|| watch::channel(0).0)
+fn channel() -> &'static (watch::Sender<u64>, watch::Receiver<u64>) {
+    static CHANNEL: OnceLock<(watch::Sender<u64>, watch::Receiver<u64>)> = OnceLock::new();
+    CHANNEL.get_or_init(|| watch::channel(0))
 }
 
-/// Changes when the store's accounts may have changed.
+/// Changes when the store's accounts may have changed: a clone of the first receiver, which
+/// never marks a value seen, so a change made before the caller asked is not missed.
 pub fn changes() -> watch::Receiver<u64> {
-    sender().subscribe()
+    channel().1.clone()
 }
 
 fn bump() {
-    sender().send_modify(|n| *n = n.wrapping_add(1));
+    channel().0.send_modify(|n| *n = n.wrapping_add(1));
 }
 
 /// Starts listening for account changes of the store of `settings` (once per process), until
@@ -84,10 +86,14 @@ async fn listen_once(settings: &StoreConfig, first: &mut bool) -> Result<(), DbE
         driver.abort();
         return Err(e);
     }
-    if !std::mem::take(first) {
-        info!("listening for account changes in the shared store again; reloading in case some were missed");
-        bump();
+    // Changes made between reading the accounts and this LISTEN (at start, or while the
+    // connection was down) sent notifications nobody heard: one reload covers them.
+    if std::mem::take(first) {
+        info!("listening for account changes in the shared store");
+    } else {
+        info!("listening for account changes in the shared store again");
     }
+    bump();
     while rx.recv().await.is_some() {
         bump();
     }

@@ -65,6 +65,11 @@ pub async fn migrate(client: &Client, settings: &StoreConfig) -> Result<(), DbEr
 
 async fn steps(client: &Client, settings: &StoreConfig) -> Result<(), DbError> {
     let q = |what| move |e: tokio_postgres::Error| DbError::query(what, &e);
+    // "already exists, skipping" is no news.
+    client
+        .batch_execute("SET LOCAL client_min_messages = warning")
+        .await
+        .map_err(q("setting up the migration"))?;
     client
         .execute("SELECT pg_advisory_xact_lock($1, 0)", &[&LOCK_CLASS])
         .await

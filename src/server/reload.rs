@@ -20,8 +20,7 @@ pub struct Hup {
 impl Hup {
     /// SIGHUP and the store's changes.
     pub fn new(signal: Signal) -> Hup {
-        let mut store = crate::pgstore::changes();
-        store.mark_unchanged();
+        let store = crate::pgstore::changes();
         Hup { signal, store }
     }
 

@@ -361,4 +361,20 @@ mod tests {
         assert_eq!(login_result(&revoked), "upstream_auth_failed");
         assert_eq!(login_result(&down), "upstream_unavailable");
     }
+
+    /// The shared store down: a temporary failure in both protocols, by its kind, never a
+    /// refused credential.
+    #[test]
+    fn store_unavailable_is_temporary() {
+        use crate::oauth::store::StoreError;
+        use crate::oauth::OAuthError;
+        let down = UpstreamError::from(OAuthError::Store(StoreError::Unavailable {
+            reason: "connection refused".into(),
+        }));
+        assert_eq!(down.kind(), FailureKind::StoreUnavailable);
+        assert!(imap_login_text(&down).starts_with("NO [UNAVAILABLE] mailgate's account store"));
+        assert!(smtp_login_reply(&down).starts_with("451 4.3.0 "));
+        assert_eq!(login_result(&down), "upstream_unavailable");
+        assert_eq!(down.kind().label(), "store");
+    }
 }

@@ -26,6 +26,8 @@ mod oauth2;
 mod server;
 mod store;
 #[cfg(test)]
+mod store_tests;
+#[cfg(test)]
 mod tests;
 
 pub use crate::net::TlsMode;

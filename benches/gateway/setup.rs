@@ -176,7 +176,10 @@ pub fn start_gate(config: &GateConfig, store: Option<&super::store::Store>) -> M
     let level = std::env::var("MAILGATE_BENCH_LOG").unwrap_or_else(|_| "info".to_string());
     // Logging as in production (the test harness writes every line at once instead).
     let flush = mailgate::logbuf::DEFAULT_DELAY.as_millis().to_string();
-    let env = [("RUST_LOG", level.as_str()), ("MAILGATE_LOG_FLUSH_MS", &flush)];
+    let env = [
+        ("RUST_LOG", level.as_str()),
+        ("MAILGATE_LOG_FLUSH_MS", &flush),
+    ];
     match store {
         Some(store) => store.start_gate(config, &env),
         None => config.start_with_env(&env),

@@ -271,11 +271,13 @@ fn database_down_fails_only_what_needs_it() {
         refused.starts_with("NO [UNAVAILABLE]") && refused.contains("account store"),
         "{refused}"
     );
-    assert!(
-        a.log().contains("the shared store is unavailable"),
-        "{}",
+    // The log line may come a moment after the answer.
+    let logged = poll(PROPAGATION, Duration::from_millis(20), || {
         a.log()
-    );
+            .contains("the shared store is unavailable")
+            .then_some(())
+    });
+    assert!(logged.is_some(), "{}", a.log());
     assert_eq!(idp.refreshes(), 0);
 
     pg.start_again();

@@ -77,6 +77,7 @@ impl FailureKind {
             K::Protocol | K::NoStarttls | K::NoOAuthMechanism => "protocol",
             K::Auth => "auth",
             K::OAuthUnavailable | K::OAuthRevoked => "oauth",
+            K::StoreUnavailable => "store",
         }
     }
 }
@@ -86,6 +87,13 @@ impl std::fmt::Display for FailureKind {
         f.write_str(self.label())
     }
 }
+
+/// A login that needed the shared store while it is down: temporary, and never "wrong
+/// password" (the client's own password was right, or not yet judged).
+const STORE_IMAP: &str =
+    "NO [UNAVAILABLE] mailgate's account store cannot be reached right now; try again later.";
+const STORE_SMTP: &str =
+    "451 4.3.0 mailgate's account store cannot be reached right now; try again later";
 
 /// The IMAP client's tagged answer (after the tag) when the upstream login failed. An OAuth
 /// failure has its own words (see [`crate::oauth::OAuthError::client_text`]).
@@ -99,6 +107,7 @@ pub fn imap_text(kind: FailureKind) -> &'static str {
         K::Timeout | K::DnsTimeout => "NO [UNAVAILABLE] The mail provider's server did not answer in time; try again later.",
         K::Protocol | K::NoStarttls | K::NoOAuthMechanism => "NO [UNAVAILABLE] The mail provider's server could not be used as configured (see the mailgate log).",
         K::OAuthUnavailable | K::OAuthRevoked => "NO [UNAVAILABLE] mailgate could not get an OAuth access token (see the mailgate log).",
+        K::StoreUnavailable => STORE_IMAP,
     }
 }
 
@@ -114,6 +123,7 @@ pub fn smtp_reply(kind: FailureKind) -> &'static str {
         K::NotTls | K::ExpectsTls => "451 4.7.5 mailgate's TLS setting for the mail provider's server does not fit its port (implicit TLS and STARTTLS swapped); the administrator can run `mailgate check` to see the fix",
         K::Protocol | K::NoStarttls | K::NoOAuthMechanism => "451 4.4.2 The connection to the mail provider failed; the message was not sent, try again later",
         K::OAuthUnavailable | K::OAuthRevoked => "451 4.7.0 mailgate could not get an OAuth access token for this account; see the mailgate log",
+        K::StoreUnavailable => STORE_SMTP,
     }
 }
 
@@ -122,6 +132,7 @@ pub fn smtp_reply(kind: FailureKind) -> &'static str {
 /// `UNAVAILABLE` when waiting may help.
 pub fn imap_login_text(error: &UpstreamError) -> Cow<'static, str> {
     match (error.kind(), error) {
+        (FailureKind::StoreUnavailable, _) => STORE_IMAP.into(),
         (FailureKind::OAuthRevoked, UpstreamError::OAuth { source }) => {
             format!("NO [AUTHENTICATIONFAILED] {}.", source.client_text()).into()
         }
@@ -138,6 +149,7 @@ pub fn imap_login_text(error: &UpstreamError) -> Cow<'static, str> {
 /// a 5xx would bounce it.
 pub fn smtp_login_reply(error: &UpstreamError) -> Cow<'static, str> {
     match error {
+        _ if error.kind() == FailureKind::StoreUnavailable => STORE_SMTP.into(),
         UpstreamError::OAuth { source } => format!("451 4.7.0 {}", source.client_text()).into(),
         other => smtp_reply(other.kind()).into(),
     }
@@ -188,6 +200,7 @@ pub fn advice(
         (_, UpstreamError::NoOAuthMechanism { reason, .. }) => format!(
             "the server offers no OAuth mechanism here: remove [account.oauth2] and use an app password, or check the server ({reason})"
         ),
+        (K::StoreUnavailable, _) => "the shared store (PostgreSQL) cannot be reached: check the database and [store] postgres; logins that need it fail with a temporary error until it is back".into(),
         (_, UpstreamError::OAuth { source }) => format!(
             "no usable OAuth token ({source}): run `mailgate oauth authorize {email}`"
         ),
@@ -347,5 +360,21 @@ mod tests {
             .starts_with("451 4.7.0 mailgate has no valid OAuth authorization"));
         assert_eq!(login_result(&revoked), "upstream_auth_failed");
         assert_eq!(login_result(&down), "upstream_unavailable");
+    }
+
+    /// The shared store down: a temporary failure in both protocols, by its kind, never a
+    /// refused credential.
+    #[test]
+    fn store_unavailable_is_temporary() {
+        use crate::oauth::store::StoreError;
+        use crate::oauth::OAuthError;
+        let down = UpstreamError::from(OAuthError::Store(StoreError::Unavailable {
+            reason: "connection refused".into(),
+        }));
+        assert_eq!(down.kind(), FailureKind::StoreUnavailable);
+        assert!(imap_login_text(&down).starts_with("NO [UNAVAILABLE] mailgate's account store"));
+        assert!(smtp_login_reply(&down).starts_with("451 4.3.0 "));
+        assert_eq!(login_result(&down), "upstream_unavailable");
+        assert_eq!(down.kind().label(), "store");
     }
 }

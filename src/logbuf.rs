@@ -50,7 +50,7 @@ impl Shared {
         let now = Instant::now();
         let quiet = st
             .last_write
-            .map_or(true, |t| now.duration_since(t) >= st.delay);
+            .is_none_or(|t| now.duration_since(t) >= st.delay);
         if st.delay.is_zero() || (quiet && !st.pending) {
             write_stderr(line);
             st.last_write = Some(now);

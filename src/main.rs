@@ -8,6 +8,7 @@ mod cli;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
+use cli::account::AccountCommand;
 use cli::cert::CertCommand;
 use cli::oauth::OauthCommand;
 use cli::run::LogFormat;
@@ -81,6 +82,15 @@ enum Command {
     /// Local TLS certificates for `[server.tls]`.
     #[command(subcommand)]
     Cert(CertCommand),
+    /// The accounts of the shared store (`[store]`): every node serves a change within a
+    /// second.
+    Account {
+        #[command(subcommand)]
+        command: AccountCommand,
+        /// Configuration file (its `[store]` names the database).
+        #[arg(long, short, default_value = config::DEFAULT_PATH, global = true)]
+        config: PathBuf,
+    },
     /// Failed-login lock-outs of the running mailgate (through its control socket).
     Throttle {
         #[command(subcommand)]
@@ -134,6 +144,7 @@ fn dispatch(command: Command, dumps_before: &mailgate::coredump::Before) -> Resu
         Command::Check { .. } => Ok(()),
         Command::Cert(cmd) => cli::cert::run(cmd),
         Command::Throttle { command, config } => cli::throttle::run(command, &config),
+        Command::Account { command, config } => cli::account::run(command, &config),
         Command::HashPassword => cli::password::hash_password(),
     }
 }

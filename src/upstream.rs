@@ -9,6 +9,8 @@
 
 use crate::net::connect::{self as net, ConnectError, Observe};
 use crate::net::Target;
+use crate::oauth::store::StoreError;
+use crate::oauth::OAuthError;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -120,6 +122,9 @@ pub enum FailureKind {
     /// No OAuth access token until `mailgate oauth authorize` runs again: the refresh token was
     /// revoked, the account never authorized, or its token file unreadable.
     OAuthRevoked,
+    /// The shared store (PostgreSQL) the login needed (a token to read or refresh) cannot be
+    /// reached: waiting may help; the client's password was not judged.
+    StoreUnavailable,
 }
 
 impl UpstreamError {
@@ -140,6 +145,9 @@ impl UpstreamError {
             UpstreamError::Protocol { .. } | UpstreamError::Closed { .. } => FailureKind::Protocol,
             UpstreamError::Auth { .. } => FailureKind::Auth,
             UpstreamError::NoOAuthMechanism { .. } => FailureKind::NoOAuthMechanism,
+            UpstreamError::OAuth {
+                source: OAuthError::Store(StoreError::Unavailable { .. }),
+            } => FailureKind::StoreUnavailable,
             UpstreamError::OAuth { source } if source.needs_authorize() => {
                 FailureKind::OAuthRevoked
             }

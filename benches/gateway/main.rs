@@ -26,6 +26,7 @@ mod minimal_relay;
 mod setup;
 mod smtp;
 mod stats;
+mod store;
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -379,7 +380,7 @@ fn main() {
             // Held sessions and memory, each in a fresh mailgate so that memory freed by earlier
             // work (which the allocator keeps for reuse) neither hides nor inflates the figures.
             eprintln!("holding {} sessions…", sz.held_sessions);
-            let fresh = start_gate(&s.config);
+            let fresh = start_gate(&s.config, s.store.as_ref());
             let pid = fresh.pid();
             // One login first: the login cache entry and argon2's one-time cost are not per session.
             gate_session(fresh.imap_addr, m, "bench").logout();
@@ -415,7 +416,7 @@ fn main() {
 
         if step_enabled("rss") {
             // RSS while relaying the 50 MiB message: sampled from another thread.
-            let fresh = start_gate(&s.config);
+            let fresh = start_gate(&s.config, s.store.as_ref());
             let pid = fresh.pid();
             let mut c = gate_session(fresh.imap_addr, m, "big");
             c.ok("s", "EXAMINE INBOX");

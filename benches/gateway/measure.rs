@@ -20,7 +20,7 @@ pub fn measure_pair<T>(
         cpu.add(step, CpuSample::read(cpu.pid).since(&before), ops);
         g
     };
-    Some(if round % 2 == 0 {
+    Some(if round.is_multiple_of(2) {
         let d = f(true);
         (d, gate(&mut f))
     } else {

@@ -14,6 +14,8 @@ pub struct Setup {
     /// The same for Postfix, whose certificate comes from its own test CA.
     pub smtp_tls: Arc<rustls::ClientConfig>,
     pub _dovecot: Dovecot,
+    /// `MAILGATE_BENCH_STORE=postgres`: the shared store holding the accounts.
+    pub store: Option<super::store::Store>,
     pub mailgate: Mailgate,
     /// Direct address and the mailgate account for each upstream mode.
     pub modes: Vec<Mode>,
@@ -150,7 +152,8 @@ pub fn setup(sz: &Sizes) -> Setup {
                 .smtp(smtp.login(&bench, UPSTREAM_PW)),
         );
     }
-    let mailgate = start_gate(&config);
+    let store = super::store::wanted().then(|| super::store::Store::start(&config));
+    let mailgate = start_gate(&config, store.as_ref());
     mailgate::net::tls::install_crypto_provider();
     let tls = mailgate::net::tls::client_config(Some(&pki.ca)).expect("test CA");
     let smtp_tls = mailgate::net::tls::client_config(Some(&postfix.ca_file)).expect("Postfix CA");
@@ -161,17 +164,26 @@ pub fn setup(sz: &Sizes) -> Setup {
         _pki: pki,
         postfix,
         _dovecot: dovecot,
+        store,
         mailgate,
         modes,
     }
 }
 
-/// Starts mailgate on `config` with the benchmark's log level.
-pub fn start_gate(config: &GateConfig) -> Mailgate {
+/// Starts mailgate on `config` (its accounts in `store`, when given) with the benchmark's log
+/// level.
+pub fn start_gate(config: &GateConfig, store: Option<&super::store::Store>) -> Mailgate {
     let level = std::env::var("MAILGATE_BENCH_LOG").unwrap_or_else(|_| "info".to_string());
     // Logging as in production (the test harness writes every line at once instead).
     let flush = mailgate::logbuf::DEFAULT_DELAY.as_millis().to_string();
-    config.start_with_env(&[("RUST_LOG", &level), ("MAILGATE_LOG_FLUSH_MS", &flush)])
+    let env = [
+        ("RUST_LOG", level.as_str()),
+        ("MAILGATE_LOG_FLUSH_MS", &flush),
+    ];
+    match store {
+        Some(store) => store.start_gate(config, &env),
+        None => config.start_with_env(&env),
+    }
 }
 
 /// Which parts run (`MAILGATE_BENCH_ONLY`).

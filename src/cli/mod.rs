@@ -1,6 +1,7 @@
 //! The commands of the `mailgate` binary, one module each; `main.rs` parses the arguments and
 //! calls into these.
 
+pub mod account;
 pub mod ask;
 pub mod cert;
 pub mod check;

@@ -74,7 +74,9 @@ enum Flow {
 
 /// `oauth authorize EMAIL`: runs `flow` and stores the tokens.
 fn authorize_account(email: &str, flow: Flow, config: &Path, timeout_secs: u64) -> Result<()> {
-    let cfg = Config::load(config)?;
+    let rt = super::runtime()?;
+    // With a `[store]`, its accounts too, and the tokens go to the store.
+    let cfg = rt.block_on(mailgate::discover::load(config))?;
     let oauth = match cfg.account(email) {
         Some(account) => account.imap.credential.oauth().cloned().with_context(|| {
             format!(
@@ -99,10 +101,6 @@ fn authorize_account(email: &str, flow: Flow, config: &Path, timeout_secs: u64) 
         .filter(|a| !a.eq_ignore_ascii_case(&oauth.identity))
         .collect::<Vec<_>>()
         .join(", ");
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
     // A service account has one way to get tokens, whatever the flags say.
     let flow = match oauth.service_account {
         Some(_) => Flow::ServiceAccount,
@@ -156,7 +154,9 @@ fn signing_in_as<'a>(cfg: &'a Config, identity: &str) -> Vec<&'a std::sync::Arc<
 
 /// `oauth status`: one line per OAuth account (two when tokens are not saved).
 fn status(config: &Path) -> Result<()> {
-    let cfg = Config::load(config)?;
+    // Kept while the tokens are read: a shared store's calls run on it.
+    let rt = super::runtime()?;
+    let cfg = rt.block_on(mailgate::discover::load(config))?;
     let now = mailgate::oauth::unix_now();
     let mut any = false;
     for account in &cfg.accounts {

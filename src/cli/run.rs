@@ -36,6 +36,10 @@ pub fn run(
     let rt = super::runtime()?;
     rt.block_on(async {
         let cfg = mailgate::discover::resolve(config).await?;
+        if let Some(store) = &cfg.store {
+            // Account changes in the store reload every node (see `pgstore::listen`).
+            mailgate::pgstore::listen(store);
+        }
         if cfg.server.allow_core_dumps {
             match mailgate::coredump::allow(dumps_before) {
                 Ok(()) => tracing::warn!("core dumps allowed (allow_core_dumps = true): a dump holds passwords and tokens"),

@@ -163,48 +163,57 @@ fn credential(
     inherited: Option<&Credential>,
 ) -> Result<Credential, FieldError> {
     let bad = FieldError::new;
-    let sources = [
-        e.password.is_some(),
-        e.password_env.is_some(),
-        e.password_file.is_some(),
-    ];
-    let credential = match (sources.iter().filter(|s| **s).count(), inherited) {
-        (0, Some(inherited)) => inherited.clone(),
-        (0, None) => {
-            return Err(bad(
-                "password_env",
-                "no upstream credential: set one of password_env, password_file or password".into(),
-            ))
-        }
-        (1, _) => Credential::Password(if let Some(p) = &e.password {
-            Secret::new(p.clone())
-        } else if let Some(var) = &e.password_env {
-            match std::env::var(var) {
-                Ok(v) if !v.is_empty() => Secret::new(v),
-                _ => {
-                    return Err(bad(
-                        "password_env",
-                        format!("environment variable `{var}` is not set"),
-                    ))
-                }
-            }
-        } else {
-            let file = base.join(e.password_file.clone().unwrap_or_default());
-            crate::secret::read_file(&file).map_err(|err| {
+    let given = one_secret(
+        "password",
+        e.password.as_deref(),
+        e.password_env.as_deref(),
+        e.password_file.as_deref(),
+        base,
+    )?;
+    match (given, inherited) {
+        (Some(secret), _) => Ok(Credential::Password(secret)),
+        (None, Some(inherited)) => Ok(inherited.clone()),
+        (None, None) => Err(bad(
+            "password_env",
+            "no upstream credential: set one of password_env, password_file or password".into(),
+        )),
+    }
+}
+
+/// The secret that one of `KEY`, `KEY_env` and `KEY_file` gives (`inline`, `env`, `file`), at
+/// most one of them; `None` when none is set. A relative file is read against `base`.
+pub(super) fn one_secret(
+    key: &str,
+    inline: Option<&str>,
+    env: Option<&str>,
+    file: Option<&Path>,
+    base: &Path,
+) -> Result<Option<Secret>, FieldError> {
+    let bad = FieldError::new;
+    match (inline, env, file) {
+        (None, None, None) => Ok(None),
+        (Some(value), None, None) => Ok(Some(Secret::new(value.to_owned()))),
+        (None, Some(var), None) => match std::env::var(var) {
+            Ok(v) if !v.is_empty() => Ok(Some(Secret::new(v))),
+            _ => Err(bad(
+                &format!("{key}_env"),
+                format!("environment variable `{var}` is not set"),
+            )),
+        },
+        (None, None, Some(file)) => {
+            let file = base.join(file);
+            crate::secret::read_file(&file).map(Some).map_err(|err| {
                 bad(
-                    "password_file",
+                    &format!("{key}_file"),
                     format!("cannot read {}: {err}", file.display()),
                 )
-            })?
-        }),
-        _ => {
-            return Err(bad(
-                "password",
-                "give only one of password, password_env and password_file".into(),
-            ))
+            })
         }
-    };
-    Ok(credential)
+        _ => Err(bad(
+            key,
+            format!("give only one of {key}, {key}_env and {key}_file"),
+        )),
+    }
 }
 
 /// "host:port", "[v6]:port" → (host, port).

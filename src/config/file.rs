@@ -15,6 +15,28 @@ pub(super) struct FileConfig {
     #[serde(default)]
     pub(super) account: Vec<Spanned<AccountFile>>,
     pub(super) metrics: Option<MetricsFile>,
+    pub(super) store: Option<Spanned<StoreFile>>,
+}
+
+/// `[store]`: the shared store on PostgreSQL.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct StoreFile {
+    pub(super) postgres: Option<String>,
+    pub(super) postgres_env: Option<String>,
+    pub(super) postgres_file: Option<PathBuf>,
+    pub(super) key_file: Option<PathBuf>,
+    pub(super) key_env: Option<String>,
+    pub(super) ca_file: Option<PathBuf>,
+}
+
+/// The tables of a file of accounts for the shared store (`mailgate account add`): nothing
+/// but `[[account]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct AccountsFile {
+    #[serde(default)]
+    pub(super) account: Vec<Spanned<AccountFile>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -26,6 +26,9 @@ mod locate;
 mod oauth2;
 mod proxy;
 mod server;
+mod store;
+#[cfg(test)]
+mod store_tests;
 #[cfg(test)]
 mod tests;
 
@@ -36,9 +39,10 @@ pub use folders::Folders;
 pub use oauth2::{ClientAuth, OAuth2};
 pub use proxy::{ProxyProtocol, LISTENER_NAMES as PROXY_LISTENER_NAMES};
 pub use server::{LocalTls, MetricsConfig, ServerConfig, ThrottleConfig};
+pub use store::{StoreConfig, StoreKey};
 
 use crate::provider::Discovery;
-use file::FileConfig;
+use file::{AccountFile, AccountsFile, FileConfig};
 use locate::Locator;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -109,6 +113,21 @@ pub struct Config {
     /// Accounts left out because their servers need network discovery (no servers in the file
     /// and no preset for the domain); `crate::discover::resolve` fills them in.
     pub undiscovered: Vec<String>,
+    /// `[store]`: the shared store on PostgreSQL, whose accounts join the file's.
+    pub store: Option<StoreConfig>,
+    /// Accounts of the store left out, and why (named in the file too, or invalid): the
+    /// caller logs them; the other accounts serve on.
+    pub store_skipped: Vec<(String, String)>,
+}
+
+/// An account kept in the shared store: its `[[account]]` table as a TOML document of its own
+/// (`email = …`, `[imap]`, …), under its lower-cased address.
+#[derive(Debug, Clone)]
+pub struct StoredAccount {
+    /// The address, lower-cased (the row's key).
+    pub email: String,
+    /// The table's text (holds the upstream password, if any).
+    pub text: crate::secret::Secret,
 }
 
 /// The config file's text, or [`ConfigError::Read`].
@@ -142,13 +161,26 @@ impl Config {
         path: &Path,
         discovered: &HashMap<String, Discovery>,
     ) -> Result<Config, ConfigError> {
-        Config::parse_inner(text, path, discovered, true)
+        Config::parse_inner(text, path, discovered, true, &[])
+    }
+
+    /// [`Config::parse_with`] plus the accounts of the shared store. An account named in the
+    /// file and in the store is the file's (the store's is left out, see
+    /// [`Config::store_skipped`]); a store account that does not validate is left out too,
+    /// so that one bad row never stops a node.
+    pub fn parse_stored(
+        text: &str,
+        path: &Path,
+        discovered: &HashMap<String, Discovery>,
+        stored: &[StoredAccount],
+    ) -> Result<Config, ConfigError> {
+        Config::parse_inner(text, path, discovered, true, stored)
     }
 
     /// The `[server]` settings of `text`, whether or not it has accounts (`mailgate setup`
     /// reads them before the file has its first account).
     pub fn parse_server(text: &str, path: &Path) -> Result<ServerConfig, ConfigError> {
-        Config::parse_inner(text, path, &HashMap::new(), false).map(|c| c.server)
+        Config::parse_inner(text, path, &HashMap::new(), false, &[]).map(|c| c.server)
     }
 
     /// [`Config::parse_server`] of the file at `path` (`mailgate throttle` needs only
@@ -163,6 +195,7 @@ impl Config {
         path: &Path,
         discovered: &HashMap<String, Discovery>,
         need_accounts: bool,
+        stored: &[StoredAccount],
     ) -> Result<Config, ConfigError> {
         if need_accounts && text.trim().is_empty() {
             return Err(ConfigError::Empty {
@@ -171,7 +204,9 @@ impl Config {
         }
         let loc = Locator { text, path };
         let file: FileConfig = toml::from_str(text).map_err(|e| loc.toml(&e))?;
-        if need_accounts && file.account.is_empty() && file.server.allow_no_accounts != Some(true) {
+        // With a store, the accounts live there: a file without any is the normal case.
+        let accountless = file.account.is_empty() && file.store.is_none();
+        if need_accounts && accountless && file.server.allow_no_accounts != Some(true) {
             return Err(ConfigError::NoAccounts {
                 path: path.to_owned(),
             });
@@ -182,49 +217,36 @@ impl Config {
             .unwrap_or_else(|| PathBuf::from("."));
         let server = server::server(file.server, &base, loc)?;
         let metrics = server::metrics(file.metrics, loc)?;
+        let store = match file.store {
+            None => None,
+            Some(spanned) => {
+                let at = spanned.span().start;
+                let s = store::store(spanned.into_inner(), &base)
+                    .map_err(|e| loc.at(at, format!("store{}", e.field), e.message))?;
+                Some(s)
+            }
+        };
         let cx = account::Context {
             loc,
             base: &base,
             state_dir: &server.state_dir,
             discovered,
         };
-        let mut accounts = Vec::new();
-        let mut by_login = HashMap::new();
-        let mut undiscovered = Vec::new();
-        let mut identities = oauth2::Identities::default();
+        let mut built = Built::default();
         for (i, spanned) in file.account.into_iter().enumerate() {
             let at = spanned.span().start;
-            let a = spanned.into_inner();
-            let name = format!("account[{i}]");
-            let email = account::check_identity(&a, &name, at, loc)?;
-            let login = email.to_ascii_lowercase();
-            if by_login.contains_key(&login) {
-                return Err(loc.at(
-                    at,
-                    format!("{name}.email"),
-                    format!("`{email}` is configured twice"),
-                ));
-            }
-            match account::account(a, email.clone(), &name, at, &cx)? {
-                Some(account) => {
-                    if let Some(o) = account.imap.credential.oauth() {
-                        if let Some(msg) = identities.add(&name, o) {
-                            return Err(loc.at(at, format!("{name}.oauth2"), msg));
-                        }
-                    }
-                    by_login.insert(login, accounts.len());
-                    accounts.push(Arc::new(account));
-                }
-                None => undiscovered.push(email),
-            }
+            built.add(spanned.into_inner(), &format!("account[{i}]"), at, &cx)?;
         }
+        let store_skipped = built.add_stored(stored, &cx);
         Ok(Config {
             path: path.to_owned(),
             server,
-            accounts,
+            accounts: built.accounts,
             metrics,
-            by_login,
-            undiscovered,
+            by_login: built.by_login,
+            undiscovered: built.undiscovered,
+            store,
+            store_skipped,
         })
     }
 
@@ -234,4 +256,145 @@ impl Config {
             .get(&login.trim().to_ascii_lowercase())
             .map(|&i| &self.accounts[i])
     }
+}
+
+/// The accounts validated so far.
+#[derive(Default)]
+struct Built {
+    accounts: Vec<Arc<Account>>,
+    by_login: HashMap<String, usize>,
+    undiscovered: Vec<String>,
+    identities: oauth2::Identities,
+}
+
+impl Built {
+    /// Validates table `a` (`name` is `account[i]`, `at` its offset) and adds it; returns its
+    /// address.
+    fn add(
+        &mut self,
+        a: AccountFile,
+        name: &str,
+        at: usize,
+        cx: &account::Context,
+    ) -> Result<String, ConfigError> {
+        let loc = cx.loc;
+        let email = account::check_identity(&a, name, at, loc)?;
+        let login = email.to_ascii_lowercase();
+        if self.by_login.contains_key(&login) {
+            return Err(loc.at(
+                at,
+                format!("{name}.email"),
+                format!("`{email}` is configured twice"),
+            ));
+        }
+        match account::account(a, email.clone(), name, at, cx)? {
+            Some(account) => {
+                if let Some(o) = account.imap.credential.oauth() {
+                    if let Some(msg) = self.identities.add(name, o) {
+                        return Err(loc.at(at, format!("{name}.oauth2"), msg));
+                    }
+                }
+                self.by_login.insert(login, self.accounts.len());
+                self.accounts.push(Arc::new(account));
+            }
+            None => self.undiscovered.push(email.clone()),
+        }
+        Ok(email)
+    }
+
+    /// Adds the store's accounts that the file does not name and that validate; returns the
+    /// others with the reason.
+    fn add_stored(
+        &mut self,
+        stored: &[StoredAccount],
+        cx: &account::Context,
+    ) -> Vec<(String, String)> {
+        let mut skipped = Vec::new();
+        for s in stored {
+            if self.by_login.contains_key(&s.email) || self.undiscovered_has(&s.email) {
+                skipped.push((
+                    s.email.clone(),
+                    "the config file has an account of this address too; the file's is used"
+                        .to_owned(),
+                ));
+                continue;
+            }
+            let path = PathBuf::from(format!("store:{}", s.email));
+            let cx = account::Context {
+                loc: Locator {
+                    text: s.text.expose(),
+                    path: &path,
+                },
+                ..*cx
+            };
+            if let Err(e) = self.add_table(s, &cx) {
+                skipped.push((s.email.clone(), e.to_string()));
+            }
+        }
+        skipped
+    }
+
+    fn undiscovered_has(&self, login: &str) -> bool {
+        self.undiscovered
+            .iter()
+            .any(|e| e.eq_ignore_ascii_case(login))
+    }
+
+    /// One stored table, which must name the address it is kept under.
+    fn add_table(&mut self, s: &StoredAccount, cx: &account::Context) -> Result<(), ConfigError> {
+        let loc = cx.loc;
+        let a: AccountFile = toml::from_str(s.text.expose()).map_err(|e| loc.toml(&e))?;
+        if !a.email.trim().eq_ignore_ascii_case(&s.email) {
+            return Err(loc.at(
+                0,
+                "account.email".into(),
+                format!("is not `{}`, the address the store keeps it under", s.email),
+            ));
+        }
+        self.add(a, "account", 0, cx).map(|_| ())
+    }
+}
+
+/// The `[[account]]` tables of `text` (a file of nothing but them, read from `path`), each
+/// validated as the config file's accounts are, with `server`'s `state_dir` and relative paths
+/// against the config file's folder `base`: (lower-cased address, the table as a TOML document
+/// of its own). What `mailgate account add` puts into the shared store.
+pub fn account_tables(
+    text: &str,
+    path: &Path,
+    server: &ServerConfig,
+    base: &Path,
+) -> Result<Vec<StoredAccount>, ConfigError> {
+    let loc = Locator { text, path };
+    let file: AccountsFile = toml::from_str(text).map_err(|e| loc.toml(&e))?;
+    let raw: toml::Table = toml::from_str(text).map_err(|e| loc.toml(&e))?;
+    let cx = account::Context {
+        loc,
+        base,
+        state_dir: &server.state_dir,
+        discovered: &HashMap::new(),
+    };
+    let mut built = Built::default();
+    let tables = raw.get("account").and_then(toml::Value::as_array);
+    let mut out = Vec::new();
+    for (i, spanned) in file.account.into_iter().enumerate() {
+        let at = spanned.span().start;
+        let email = built.add(spanned.into_inner(), &format!("account[{i}]"), at, &cx)?;
+        let table = tables
+            .and_then(|t| t.get(i))
+            .and_then(toml::Value::as_table);
+        let text = table
+            .and_then(|t| toml::to_string(t).ok())
+            .unwrap_or_default();
+        out.push(StoredAccount {
+            email: email.to_ascii_lowercase(),
+            text: crate::secret::Secret::new(text),
+        });
+    }
+    if out.is_empty() {
+        return Err(ConfigError::NoAccounts {
+            path: path.to_owned(),
+        });
+    }
+    Ok(out)
 }

@@ -18,7 +18,7 @@
 pub mod autoconfig;
 mod resolve;
 
-pub use resolve::{resolve, ResolveError};
+pub use resolve::{load, resolve, ResolveError};
 
 use crate::net::dns::Resolver;
 use crate::net::http::HttpUrl;

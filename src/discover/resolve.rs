@@ -26,6 +26,9 @@ pub enum ResolveError {
         /// The preset names.
         known: String,
     },
+    /// The shared store (`[store]`) cannot be used; at reload the old accounts stay.
+    #[error(transparent)]
+    Store(#[from] crate::pgstore::DbError),
 }
 
 /// Reads the file and discovers the servers of accounts that need the network (`mailgate
@@ -35,7 +38,7 @@ pub enum ResolveError {
 /// "authentication failed" and no hint; at reload the old configuration stays.
 pub async fn resolve(path: &Path) -> Result<Config, ResolveError> {
     let text = config::read(path)?;
-    let first = Config::parse(&text, path)?;
+    let (first, stored) = with_store(&text, path).await?;
     if first.undiscovered.is_empty() {
         return Ok(first);
     }
@@ -57,5 +60,41 @@ pub async fn resolve(path: &Path) -> Result<Config, ResolveError> {
             })?;
         found.insert(email.to_ascii_lowercase(), d);
     }
-    Ok(Config::parse_with(&text, path, &found)?)
+    let (stored, unreadable) = stored;
+    let mut config = Config::parse_stored(&text, path, &found, &stored)?;
+    config.store_skipped.extend(unreadable);
+    log_skipped(&config);
+    Ok(config)
+}
+
+/// Reads the file and the shared store's accounts, without discovery (the commands that only
+/// read accounts: `oauth`, `check`, `account`). Without `[store]`, [`Config::load`].
+pub async fn load(path: &Path) -> Result<Config, ResolveError> {
+    let text = config::read(path)?;
+    Ok(with_store(&text, path).await?.0)
+}
+
+type Stored = (Vec<config::StoredAccount>, Vec<(String, String)>);
+
+/// The config of `text` with the store's accounts (when it names a store), and those accounts
+/// for the pass after discovery.
+async fn with_store(text: &str, path: &Path) -> Result<(Config, Stored), ResolveError> {
+    let first = Config::parse(text, path)?;
+    if first.store.is_none() {
+        return Ok((first, (Vec::new(), Vec::new())));
+    }
+    let (stored, unreadable) = crate::pgstore::stored_accounts(&first).await?;
+    let mut config = Config::parse_stored(text, path, &HashMap::new(), &stored)?;
+    config.store_skipped.extend(unreadable.iter().cloned());
+    if config.undiscovered.is_empty() {
+        log_skipped(&config);
+    }
+    Ok((config, (stored, unreadable)))
+}
+
+/// Says which of the store's accounts are left out, and why.
+fn log_skipped(config: &Config) {
+    for (email, why) in &config.store_skipped {
+        tracing::warn!(account = %email, "shared store account not used: {why}");
+    }
 }

@@ -12,6 +12,10 @@
 //! failed is not retried for [`FAILURE_BACKOFF`] (an identity provider that is down is not
 //! hammered by every login), and a revoked refresh token is not retried until the store changes.
 //!
+//! Several gateways on one shared store (PostgreSQL) make one refresh between them: the store's
+//! own lock ([`TokenStore::refresh_lock`]) is taken inside the account's mutex, the tokens are
+//! read again under it, and it is released once the new tokens are saved.
+//!
 //! Tokens that could not be saved (a full disk, a broken folder) are never dropped: a provider
 //! that rotates refresh tokens (Microsoft, Google may) has already invalidated the one in the
 //! store, so the newest tokens stay in memory and win over the older stored ones, the save is
@@ -19,7 +23,7 @@
 //! oauth status` say so meanwhile. Only stored tokens with another refresh token than the one
 //! the failed save left behind (a new `mailgate oauth authorize`) replace them.
 
-use super::store::{self, Grant, LastRefresh, StoreError, TokenStore, Tokens};
+use super::store::{self, Grant, LastRefresh, RefreshLock, StoreError, TokenStore, Tokens};
 use super::token::{self, TokenError};
 use super::{authorize, tokens_from, unix_now, OAuthError, FAILURE_BACKOFF, REFRESH_MARGIN};
 use crate::config::OAuth2;
@@ -74,7 +78,7 @@ fn usable(tokens: Option<&Tokens>, now: u64, rejected: Option<&Secret>) -> Optio
     let access = t.access_token.as_ref()?;
     let fresh = t
         .expires_at
-        .map_or(true, |at| at > now.saturating_add(REFRESH_MARGIN.as_secs()));
+        .is_none_or(|at| at > now.saturating_add(REFRESH_MARGIN.as_secs()));
     (fresh && Some(access) != rejected).then(|| access.clone())
 }
 
@@ -152,8 +156,43 @@ pub async fn access_token(
         return Ok(t);
     }
     cached.backoff(&oauth.identity)?;
+    let (lock, tokens) = lock_and_reread(&store, &mut cached, tokens).await?;
+    if let Some(t) = usable(Some(&tokens), unix_now(), rejected) {
+        return Ok(t);
+    }
     let refreshed = refresh(oauth, server, &tokens).await?;
-    record(&store, &mut cached, tokens.refresh_token, refreshed).await
+    let result = record(&store, &mut cached, tokens.refresh_token, refreshed).await;
+    // Released only now: the new tokens are saved, so a process waiting on it reads them.
+    drop(lock);
+    result
+}
+
+/// Takes the store's cross-process refresh lock, if it has one (a shared store; the file
+/// store has none), and then reads the tokens again: another process may have refreshed while
+/// this one waited. Returns the lock and the tokens to go on from (`tokens` without a lock, or
+/// when the store has none under it).
+async fn lock_and_reread(
+    store: &AccountStore,
+    cached: &mut Cached,
+    tokens: Tokens,
+) -> Result<(Option<RefreshLock>, Tokens), OAuthError> {
+    let lock = store.run(|s, account| s.refresh_lock(account)).await?;
+    if lock.is_none() {
+        return Ok((None, tokens));
+    }
+    reread(store, cached).await?;
+    let tokens = cached.tokens.clone().unwrap_or(tokens);
+    Ok((lock, tokens))
+}
+
+/// Whether the refresh token was used (successfully) within `max_age`.
+fn used_within(tokens: &Tokens, max_age: std::time::Duration) -> bool {
+    let used = tokens
+        .last_refresh
+        .as_ref()
+        .filter(|l| l.result == "ok")
+        .map(|l| l.at);
+    used.is_some_and(|at| unix_now().saturating_sub(at) < max_age.as_secs())
 }
 
 /// What [`keep_alive`] did.
@@ -193,19 +232,20 @@ pub async fn keep_alive(
     if tokens.grant.is_app_only() {
         return Ok(KeptAlive::NotNeeded);
     }
-    let used = tokens
-        .last_refresh
-        .as_ref()
-        .filter(|l| l.result == "ok")
-        .map(|l| l.at);
-    if used.is_some_and(|at| unix_now().saturating_sub(at) < max_age.as_secs()) {
+    if used_within(&tokens, max_age) {
         return Ok(KeptAlive::Fresh);
     }
     cached.backoff(&oauth.identity)?;
+    let (lock, tokens) = lock_and_reread(&store, &mut cached, tokens).await?;
+    if used_within(&tokens, max_age) {
+        return Ok(KeptAlive::Fresh);
+    }
     let refreshed = refresh(oauth, server, &tokens).await?;
-    record(&store, &mut cached, tokens.refresh_token, refreshed)
+    let result = record(&store, &mut cached, tokens.refresh_token, refreshed)
         .await
-        .map(|_| KeptAlive::Refreshed)
+        .map(|_| KeptAlive::Refreshed);
+    drop(lock);
+    result
 }
 
 /// What `f` makes of the account's tokens as the cache holds them (as the last [`keep_alive`]

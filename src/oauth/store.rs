@@ -7,6 +7,7 @@
 //! same way, so a config reload (new `Config` values, the same `state_dir`) keeps both.
 
 mod file;
+pub(crate) mod wire;
 
 pub use file::{write_atomic, write_atomic_as, FileStore, WriteStep};
 
@@ -49,6 +50,12 @@ pub enum StoreError {
         account: String,
         /// What failed.
         reason: &'static str,
+    },
+    /// A shared store (PostgreSQL) cannot be reached or failed the request: waiting may help.
+    #[error("the shared store is unavailable: {reason}")]
+    Unavailable {
+        /// Why (the database's words; never a secret).
+        reason: String,
     },
 }
 
@@ -145,19 +152,48 @@ pub trait TokenStore: Send + Sync {
 
     /// Removes the note once the tokens are saved.
     fn clear_unsaved(&self, account: &str);
+
+    /// Takes the store's own lock on the account's refresh, shared by every process using the
+    /// store, held until the returned value is dropped: the run-time cache holds it around
+    /// "read again, refresh if still needed, save" so that several gateways on one store make
+    /// one refresh between them. `None`: the store has no such lock (the file store, one
+    /// gateway per state folder, where the in-process lock is enough). Blocks while another
+    /// process holds it.
+    fn refresh_lock(&self, account: &str) -> Result<Option<RefreshLock>, StoreError> {
+        let _ = account;
+        Ok(None)
+    }
+}
+
+/// A store's lock on one account's refresh (see [`TokenStore::refresh_lock`]): released
+/// when dropped.
+pub struct RefreshLock(#[allow(dead_code)] Box<dyn Send>);
+
+impl RefreshLock {
+    /// The lock that `guard` holds until it is dropped.
+    pub fn new(guard: impl Send + 'static) -> RefreshLock {
+        RefreshLock(Box::new(guard))
+    }
+}
+
+fn opened() -> std::sync::MutexGuard<'static, HashMap<PathBuf, Arc<dyn TokenStore>>> {
+    static OPENED: OnceLock<Mutex<HashMap<PathBuf, Arc<dyn TokenStore>>>> = OnceLock::new();
+    OPENED
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+}
+
+/// Makes `store` the token store of `state_dir` in this process, instead of the file store:
+/// the shared store, once its configuration is loaded (see `crate::pgstore`).
+pub fn install(state_dir: &Path, store: Arc<dyn TokenStore>) {
+    opened().insert(state_dir.to_owned(), store);
 }
 
 /// The store of `state_dir`, opened on first use (making the folder and the key) and then
 /// shared: one per state folder and process. A failed open is not kept, so the next use tries
 /// again. Blocks on first use.
 pub fn open(state_dir: &Path) -> Result<Arc<dyn TokenStore>, StoreError> {
-    static OPENED: OnceLock<Mutex<HashMap<PathBuf, Arc<dyn TokenStore>>>> = OnceLock::new();
-    let opened = || {
-        OPENED
-            .get_or_init(Default::default)
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-    };
     if let Some(store) = opened().get(state_dir) {
         return Ok(store.clone());
     }

@@ -181,7 +181,7 @@ impl Server {
 /// The signals the server acts on.
 struct Signals {
     term: Signal,
-    hup: Signal,
+    hup: reload::Hup,
     int: Signal,
 }
 
@@ -190,7 +190,7 @@ impl Signals {
         let on = |kind| signal(kind).map_err(ServerError::Signals);
         Ok(Signals {
             term: on(SignalKind::terminate())?,
-            hup: on(SignalKind::hangup())?,
+            hup: reload::Hup::new(on(SignalKind::hangup())?),
             int: on(SignalKind::interrupt())?,
         })
     }

@@ -1,11 +1,44 @@
-//! Config reload on SIGHUP, beside the accept loop: reading the file again (with discovery),
-//! what a reload cannot change, and the account lines logged after start and each reload.
+//! Config reload on SIGHUP (or a change of the shared store's accounts), beside the accept
+//! loop: reading the file again (with discovery), what a reload cannot change, and the account
+//! lines logged after start and each reload.
 
 use super::listener;
 use crate::config::Config;
 use crate::discover::ResolveError;
 use std::sync::Arc;
+use tokio::signal::unix::Signal;
 use tracing::{error, info, warn};
+
+/// What starts a reload: SIGHUP, or a change of the shared store's accounts (see
+/// [`crate::pgstore::changes`]; never fires without a `[store]`), so that an account added on
+/// one node serves on every node without a signal.
+pub struct Hup {
+    signal: Signal,
+    store: tokio::sync::watch::Receiver<u64>,
+}
+
+impl Hup {
+    /// SIGHUP and the store's changes.
+    pub fn new(signal: Signal) -> Hup {
+        let store = crate::pgstore::changes();
+        Hup { signal, store }
+    }
+
+    /// The next reason to reload; `None` when neither can fire again.
+    pub async fn recv(&mut self) -> Option<()> {
+        tokio::select! {
+            got = self.signal.recv() => got,
+            changed = self.store.changed() => match changed {
+                Ok(()) => {
+                    info!("the shared store's accounts changed");
+                    Some(())
+                }
+                // The sender is process-wide and never dropped; should it be, SIGHUP remains.
+                Err(_) => self.signal.recv().await,
+            },
+        }
+    }
+}
 
 /// A configuration reload running next to the accept loop (see [`super::Server::run`]).
 pub type Reload =
@@ -30,7 +63,7 @@ impl Reloads {
             self.again = true;
             info!("SIGHUP during a reload: the file is read again when it ends");
         } else {
-            info!("SIGHUP: reading the configuration");
+            info!("SIGHUP or store change: reading the configuration");
             self.running = Some(start(config));
         }
     }

@@ -47,7 +47,7 @@ impl Throttle {
     pub fn clear(&self, login: Option<&str>) -> usize {
         let now = Instant::now();
         let name = login.map(name_key);
-        let wanted = |n: &String| name.as_ref().map_or(true, |w| w == n);
+        let wanted = |n: &String| name.as_ref().is_none_or(|w| w == n);
         let mut lifted = 0;
         if let Some(mut state) = self.lock() {
             let State {

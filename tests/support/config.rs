@@ -260,6 +260,13 @@ impl Account {
         self
     }
 
+    /// The `[[account]]` table and its sub-tables, as a file of accounts holds them.
+    pub fn to_toml(&self) -> String {
+        let mut out = String::new();
+        self.write(&mut out);
+        out
+    }
+
     fn write(&self, out: &mut String) {
         let _ = writeln!(out);
         self.table.write(out, "[[account]]");

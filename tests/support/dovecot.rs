@@ -531,7 +531,7 @@ fn wait_ready(
             return None;
         }
         let imap_ok = imap_port == 0 || greeting_ok(addr);
-        let sasl_ok = sasl_socket.map_or(true, auth_handshake_ok);
+        let sasl_ok = sasl_socket.is_none_or(auth_handshake_ok);
         (imap_ok && sasl_ok).then_some(true)
     });
     match ready {
@@ -621,6 +621,9 @@ fn config(
     let _ = writeln!(c, "mail_location = maildir:~/Maildir");
     // Store appended messages byte for byte (CRLF kept), so tests can compare files.
     let _ = writeln!(c, "mail_save_crlf = yes");
+    // Tests open dozens of sessions of one user from 127.0.0.1 at once (mailgate's own
+    // connections): Dovecot's default of 10 per user and address would refuse some of them.
+    let _ = writeln!(c, "mail_max_userip_connections = 1000");
     let _ = writeln!(c, "mailbox_idle_check_interval = 1 secs");
     let _ = writeln!(c, "disable_plaintext_auth = no");
     match &opts.oauth2_introspection_url {

@@ -50,6 +50,8 @@ struct State {
     introspections: usize,
     /// The user of each token introspected, in order (`?` for an unknown token).
     introspected: Vec<String>,
+    /// Each token introspected, in order.
+    introspected_tokens: Vec<String>,
     expires_in: u64,
     /// Refresh answers carry a new refresh token and revoke the one used (as Microsoft does).
     rotate: bool,
@@ -146,6 +148,11 @@ impl Idp {
     /// Whose tokens were introspected (Dovecot checking a login), in order.
     pub fn introspected_users(&self) -> Vec<String> {
         self.with(|s| s.introspected.clone())
+    }
+
+    /// Each token introspected (Dovecot checking a login), in order.
+    pub fn introspected_tokens(&self) -> Vec<String> {
+        self.with(|s| s.introspected_tokens.clone())
     }
 
     /// Lifetime (`expires_in`) of access tokens issued from now on.
@@ -616,6 +623,7 @@ fn introspect(st: &mut State, f: &HashMap<String, String>) -> String {
     let token = f.get("token").cloned().unwrap_or_default();
     let user = st.access.get(&token).map_or("?".into(), |(u, _)| u.clone());
     st.introspected.push(user);
+    st.introspected_tokens.push(token.clone());
     match st.access.get(&token) {
         Some((user, true)) => json_response(
             "200 OK",

@@ -26,6 +26,7 @@ pub mod mailgate;
 pub mod messages;
 pub mod oauth_cli;
 pub mod postfix;
+pub mod postgres;
 pub mod proc;
 pub mod procstat;
 pub mod scrape;

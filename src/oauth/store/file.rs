@@ -13,14 +13,11 @@
 //! cut). A reader sees the old or the new file, never a mix: a kill at any step leaves at most a
 //! stray temp file, which readers ignore and the next write of that account removes.
 
-use super::{Grant, LastRefresh};
+use super::wire;
 use super::{StoreError, TokenStore, Tokens};
 use crate::owner::Owner;
-use crate::secret::Secret;
-use chacha20poly1305::aead::{Aead, KeyInit, Payload};
-use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use crate::sealed;
 use rand::RngCore;
-use serde::{Deserialize, Serialize};
 use std::fs;
 use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
@@ -28,26 +25,8 @@ use std::path::{Path, PathBuf};
 use zeroize::Zeroizing;
 
 const MAGIC: &[u8; 8] = b"MGTOKEN1";
-const NONCE_LEN: usize = 24;
-const TAG_LEN: usize = 16;
 const KEY_FILE: &str = "oauth.key";
 const TOKENS_DIR: &str = "tokens";
-
-/// The file's plaintext. Strings, because `Secret` is deliberately not serializable; the
-/// conversion zeroizes them.
-#[derive(Serialize, Deserialize)]
-struct Wire {
-    version: u32,
-    grant: Grant,
-    refresh_token: Option<String>,
-    access_token: Option<String>,
-    expires_at: Option<u64>,
-    /// Added later: files written before it lack it (unknown), and older readers skip it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    refresh_expires_at: Option<u64>,
-    scope: Option<String>,
-    last_refresh: Option<LastRefresh>,
-}
 
 /// Steps of an atomic write, for tests that stop the write at each of them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -127,27 +106,8 @@ impl TokenStore for FileStore {
             reason,
         };
         let plain = self.unseal(account, &bytes).map_err(corrupt)?;
-        let wire: Wire =
-            serde_json::from_slice(&plain).map_err(|_| corrupt("unreadable content"))?;
-        let Wire {
-            version: _,
-            grant,
-            refresh_token,
-            access_token,
-            expires_at,
-            refresh_expires_at,
-            scope,
-            last_refresh,
-        } = wire;
-        Ok(Some(Tokens {
-            grant,
-            refresh_token: refresh_token.map(Secret::new),
-            access_token: access_token.map(Secret::new),
-            expires_at,
-            refresh_expires_at,
-            scope,
-            last_refresh,
-        }))
+        let tokens = wire::from_json(&plain).ok_or_else(|| corrupt("unreadable content"))?;
+        Ok(Some(tokens))
     }
 
     /// Deletes the account's tokens, if any: `mailgate setup` undoes its sign-in this way when
@@ -197,19 +157,7 @@ impl FileStore {
         tokens: &Tokens,
         hook: &mut dyn FnMut(WriteStep) -> io::Result<()>,
     ) -> Result<(), StoreError> {
-        let wire = Wire {
-            version: 1,
-            grant: tokens.grant,
-            refresh_token: tokens.refresh_token.as_ref().map(|s| s.expose().to_owned()),
-            access_token: tokens.access_token.as_ref().map(|s| s.expose().to_owned()),
-            expires_at: tokens.expires_at,
-            refresh_expires_at: tokens.refresh_expires_at,
-            scope: tokens.scope.clone(),
-            last_refresh: tokens.last_refresh.clone(),
-        };
-        let plain = Zeroizing::new(serde_json::to_vec(&wire).unwrap_or_default());
-        drop(wire.refresh_token.map(Zeroizing::new));
-        drop(wire.access_token.map(Zeroizing::new));
+        let plain = wire::to_json(tokens);
         let bytes = self.seal(account, &plain)?;
         let path = self.path(account);
         // The store stays open for the process's life: a folder removed meanwhile is made
@@ -225,48 +173,18 @@ impl FileStore {
 }
 
 impl FileStore {
-    /// The file's bytes for `plain`, the account's tokens as JSON: magic, a fresh nonce and
-    /// the ciphertext bound to the account.
+    /// The file's bytes for `plain`, the account's tokens as JSON, sealed for the account
+    /// (see [`crate::sealed`]).
     fn seal(&self, account: &str, plain: &[u8]) -> Result<Vec<u8>, StoreError> {
-        let mut nonce = [0u8; NONCE_LEN];
-        rand::rngs::OsRng.fill_bytes(&mut nonce);
-        let cipher = XChaCha20Poly1305::new(self.key.as_ref().into());
-        let aad = aad(account);
-        let ciphertext = cipher
-            .encrypt(
-                XNonce::from_slice(&nonce),
-                Payload {
-                    msg: plain,
-                    aad: &aad,
-                },
-            )
-            .map_err(|_| StoreError::Key {
-                path: self.key_path.clone(),
-                reason: "encryption failed".into(),
-            })?;
-        let mut bytes = Vec::with_capacity(MAGIC.len() + NONCE_LEN + ciphertext.len());
-        bytes.extend_from_slice(MAGIC);
-        bytes.extend_from_slice(&nonce);
-        bytes.extend_from_slice(&ciphertext);
-        Ok(bytes)
+        sealed::seal(&self.key, MAGIC, account, plain).ok_or_else(|| StoreError::Key {
+            path: self.key_path.clone(),
+            reason: "encryption failed".into(),
+        })
     }
 
     /// The JSON that [`FileStore::seal`] sealed, or why the bytes are not that.
     fn unseal(&self, account: &str, bytes: &[u8]) -> Result<Zeroizing<Vec<u8>>, &'static str> {
-        if bytes.len() < MAGIC.len() + NONCE_LEN + TAG_LEN || !bytes.starts_with(MAGIC) {
-            return Err("not a mailgate token file");
-        }
-        let (nonce, ciphertext) = bytes[MAGIC.len()..].split_at(NONCE_LEN);
-        let cipher = XChaCha20Poly1305::new(self.key.as_ref().into());
-        let aad = aad(account);
-        let payload = Payload {
-            msg: ciphertext,
-            aad: &aad,
-        };
-        cipher
-            .decrypt(XNonce::from_slice(nonce), payload)
-            .map(Zeroizing::new)
-            .map_err(|_| "authentication failed")
+        sealed::unseal(&self.key, MAGIC, account, bytes).map_err(sealed::Unsealed::reason)
     }
 }
 
@@ -275,12 +193,6 @@ fn unsaved_path(token: &Path) -> PathBuf {
     let mut p = token.as_os_str().to_owned();
     p.push(".unsaved");
     PathBuf::from(p)
-}
-
-fn aad(account: &str) -> Vec<u8> {
-    let mut aad = MAGIC.to_vec();
-    aad.extend_from_slice(account.to_ascii_lowercase().as_bytes());
-    aad
 }
 
 /// Makes `dir` (mode 0700, given to `owner`) unless it exists.
@@ -453,7 +365,9 @@ fn load_or_create_key(
 
 #[cfg(test)]
 mod tests {
+    use super::super::{Grant, LastRefresh};
     use super::*;
+    use crate::secret::Secret;
 
     fn tokens(access: &str, refresh: &str) -> Tokens {
         Tokens {

@@ -35,7 +35,7 @@ impl FolderNames {
             return verdict;
         };
         let name = line.bytes.get(c.name.clone()).unwrap_or_default();
-        if !name.eq_ignore_ascii_case(b"APPEND") || !line.literal.is_some_and(|l| l.length > 0) {
+        if !name.eq_ignore_ascii_case(b"APPEND") || line.literal.is_none_or(|l| l.length == 0) {
             return verdict;
         }
         let bytes = match &verdict {

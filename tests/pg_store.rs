@@ -1,0 +1,327 @@
+//! The shared store on PostgreSQL end to end: a real PostgreSQL (`tests/support/postgres.rs`),
+//! real Dovecot upstreams, the test identity provider, and two or more real `mailgate` nodes on
+//! one database. Accounts added or removed with `mailgate account` (or plain SQL) serve on every
+//! node without a signal; fifty logins over two nodes with an expiring token make one refresh;
+//! with the database down, running sessions and logins that need nothing from it go on, and the
+//! others get a temporary failure until it is back.
+//!
+//! Run: `cargo test --test pg_store`
+
+mod support;
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::sync::{Arc, Barrier};
+use std::time::Duration;
+
+use support::config::toml_str;
+use support::idp::CLIENT_ID;
+use support::imap_client::{assert_tagged, quote, tagged_status};
+use support::mailgate::run;
+use support::oauth_cli::authorize_code_as;
+use support::postgres::{key_file, store_toml, Postgres};
+use support::proc::poll;
+use support::{Account, Dovecot, DovecotOpts, GateConfig, Idp, Mailgate, Upstream};
+use tempfile::TempDir;
+
+const EMAIL: &str = "ola@example.no";
+const OAUTH_EMAIL: &str = "kari@example.no";
+const LOCAL_PW: &str = "Local-pw-71c3b2";
+const UPSTREAM_PW: &str = "Upstream-pw-4f09aa";
+/// How long a change may take to reach a node before the test fails (the behaviour asserted is
+/// that it arrives; this only bounds the wait).
+const PROPAGATION: Duration = Duration::from_secs(15);
+
+/// The config of a node: no accounts in the file, the store with `key`.
+fn node_toml(pg: &Postgres, key: &Path) -> String {
+    let file = GateConfig::new()
+        .server("auth_failure_delay_ms", 0)
+        .to_toml();
+    format!("{file}{}", store_toml(pg, key))
+}
+
+fn node(pg: &Postgres, key: &Path) -> Mailgate {
+    Mailgate::start(&node_toml(pg, key))
+}
+
+/// A config file for the commands (`mailgate account`, `mailgate oauth`), in `dir`.
+fn cli_config(dir: &Path, pg: &Postgres, key: &Path) -> PathBuf {
+    let path = dir.join(format!(
+        "cli-{}.toml",
+        key.file_name().unwrap().to_string_lossy()
+    ));
+    std::fs::write(&path, node_toml(pg, key)).unwrap();
+    path
+}
+
+fn account(config: &Path, args: &[&str], stdin: Option<&str>) -> Output {
+    let mut all = vec!["account"];
+    all.extend_from_slice(args);
+    let config = config.display().to_string();
+    all.extend_from_slice(&["--config", &config]);
+    run(&all, stdin.map(str::as_bytes))
+}
+
+fn ok(out: &Output) -> String {
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{text}");
+    text
+}
+
+fn password_account(dovecot: &Dovecot) -> Account {
+    let imap =
+        Upstream::plain(format!("127.0.0.1:{}", dovecot.imap_port)).login(EMAIL, UPSTREAM_PW);
+    Account::password(EMAIL, LOCAL_PW).imap(imap)
+}
+
+fn oauth_account(dovecot: &Dovecot, idp: &Idp) -> Account {
+    Account::password(OAUTH_EMAIL, LOCAL_PW)
+        .imap(Upstream::plain(format!("127.0.0.1:{}", dovecot.imap_port)))
+        .oauth2("client_id", CLIENT_ID)
+        .oauth2("authorize_url", idp.url("/authorize"))
+        .oauth2("token_url", idp.url("/token"))
+        .oauth2("scopes", ["mail"].as_slice())
+}
+
+/// The tagged status of `LOGIN email LOCAL_PW` on `node` (`OK …`, `NO […] …`).
+fn login(node: &Mailgate, email: &str) -> String {
+    let mut c = node.connect();
+    let r = c.command("L1", &format!("LOGIN {} {}", quote(email), quote(LOCAL_PW)));
+    tagged_status(&r, "L1")
+}
+
+/// Waits until `node` answers a login of `email` with a status starting with `want`.
+fn until_login(node: &Mailgate, email: &str, want: &str) {
+    let mut last = String::new();
+    let seen = poll(PROPAGATION, Duration::from_millis(50), || {
+        last = login(node, email);
+        last.starts_with(want).then_some(())
+    });
+    assert!(
+        seen.is_some(),
+        "login of {email} still answers {last:?}\n{}",
+        node.log()
+    );
+}
+
+/// Accounts added with `mailgate account add` on one node serve on the other without a
+/// signal; sealed in the database; removal (by the command or plain SQL) refuses them on both,
+/// while a session begun before keeps its account.
+#[test]
+fn accounts_change_on_every_node_without_a_signal() {
+    let pg = Postgres::start();
+    let dovecot = Dovecot::start(DovecotOpts::plaintext_only());
+    dovecot.add_user(EMAIL, UPSTREAM_PW);
+    let keys = TempDir::new().unwrap();
+    let key = key_file(keys.path(), 1);
+    let a = node(&pg, &key);
+    let b = node(&pg, &key);
+    assert!(login(&b, EMAIL).starts_with("NO"));
+
+    let table = password_account(&dovecot).to_toml();
+    let added = ok(&account(&a.config_path, &["add", "-"], Some(&table)));
+    assert!(added.contains(&format!("Stored {EMAIL}")), "{added}");
+    until_login(&b, EMAIL, "OK");
+    assert!(login(&a, EMAIL).starts_with("OK"));
+
+    let rows = pg.psql("SELECT email, encode(sealed, 'hex') FROM mailgate_accounts");
+    assert!(rows.starts_with(EMAIL), "{rows}");
+    let clear = [UPSTREAM_PW, "local_password_hash", "127.0.0.1"];
+    for secret in clear {
+        let hex: String = secret.bytes().map(|b| format!("{b:02x}")).collect();
+        assert!(
+            !rows.contains(secret) && !rows.contains(&hex),
+            "{secret} in clear"
+        );
+    }
+    let listed = ok(&account(&a.config_path, &["list"], None));
+    assert!(listed.contains(EMAIL), "{listed}");
+
+    let mut held = b.connect();
+    let r = held.command("L1", &format!("LOGIN {} {}", quote(EMAIL), quote(LOCAL_PW)));
+    assert_tagged(&r, "L1", "OK");
+    let removed = ok(&account(&a.config_path, &["remove", EMAIL], None));
+    assert!(removed.contains("Removed"), "{removed}");
+    until_login(&a, EMAIL, "NO");
+    until_login(&b, EMAIL, "NO");
+    assert_tagged(&held.command("s1", "SELECT INBOX"), "s1", "OK");
+
+    // Plain SQL edits notify the nodes too.
+    ok(&account(&b.config_path, &["add", "-"], Some(&table)));
+    until_login(&a, EMAIL, "OK");
+    pg.psql("DELETE FROM mailgate_accounts");
+    until_login(&a, EMAIL, "NO");
+    until_login(&b, EMAIL, "NO");
+    assert!(a.log().contains("the shared store's accounts changed"));
+}
+
+/// Fifty concurrent logins spread over two nodes, with an access token about to expire, make
+/// exactly one refresh at the identity provider, and every login on both nodes then uses the new
+/// token (never the old one).
+#[test]
+fn one_refresh_across_nodes() {
+    let idp = Idp::start(OAUTH_EMAIL);
+    let mut opts = DovecotOpts::plaintext_only();
+    opts.oauth2_introspection_url = Some(idp.url("/introspect"));
+    let dovecot = Dovecot::start(opts);
+    dovecot.add_user(OAUTH_EMAIL, UPSTREAM_PW);
+    let pg = Postgres::start();
+    let keys = TempDir::new().unwrap();
+    let key = key_file(keys.path(), 2);
+    let cli = cli_config(keys.path(), &pg, &key);
+    let table = oauth_account(&dovecot, &idp).to_toml();
+    ok(&account(&cli, &["add", "-"], Some(&table)));
+    // Authorized with a token that has less than the refresh margin left.
+    idp.set_expires_in(30);
+    let out = authorize_code_as(&cli, OAUTH_EMAIL, false).join("\n");
+    assert!(out.contains("Authorized"), "{out}");
+    idp.set_expires_in(3600);
+    let old = idp.issued_tokens();
+    let tokens = pg.psql("SELECT identity, encode(sealed, 'escape') FROM mailgate_tokens");
+    assert!(tokens.starts_with(OAUTH_EMAIL), "{tokens}");
+    assert!(
+        old.iter().all(|t| !tokens.contains(t.as_str())),
+        "a token in clear"
+    );
+
+    let nodes = Arc::new([node(&pg, &key), node(&pg, &key)]);
+    let introspected = idp.introspected_tokens().len();
+    let start = Arc::new(Barrier::new(50));
+    let logins: Vec<_> = (0..50)
+        .map(|i| {
+            let (nodes, start) = (nodes.clone(), start.clone());
+            std::thread::spawn(move || {
+                let node = &nodes[i % 2];
+                let mut c = node.connect();
+                start.wait();
+                let r = c.command(
+                    "L1",
+                    &format!("LOGIN {} {}", quote(OAUTH_EMAIL), quote(LOCAL_PW)),
+                );
+                tagged_status(&r, "L1")
+            })
+        })
+        .collect();
+    for (i, l) in logins.into_iter().enumerate() {
+        let status = l.join().unwrap();
+        assert!(
+            status.starts_with("OK"),
+            "login {i}: {status}\n{}\n{}",
+            nodes[i % 2].log(),
+            dovecot.log()
+        );
+    }
+    assert_eq!(idp.refreshes(), 1, "{:?}", idp.requests());
+    let new: Vec<String> = idp
+        .issued_tokens()
+        .into_iter()
+        .filter(|t| !old.contains(t))
+        .collect();
+    assert_eq!(new.len(), 1, "one new access token");
+    let used: HashSet<String> = idp.introspected_tokens()[introspected..]
+        .iter()
+        .cloned()
+        .collect();
+    assert_eq!(
+        used,
+        HashSet::from([new[0].clone()]),
+        "every login used the new token"
+    );
+}
+
+/// The database stopped: a running session goes on, a login that needs nothing from the
+/// database works, a login that needs a token from it gets `NO [UNAVAILABLE]` (the reason in
+/// the log), and the same login works once the database is back.
+#[test]
+fn database_down_fails_only_what_needs_it() {
+    let idp = Idp::start(OAUTH_EMAIL);
+    let mut opts = DovecotOpts::plaintext_only();
+    opts.oauth2_introspection_url = Some(idp.url("/introspect"));
+    let dovecot = Dovecot::start(opts);
+    dovecot.add_user(EMAIL, UPSTREAM_PW);
+    dovecot.add_user(OAUTH_EMAIL, UPSTREAM_PW);
+    let mut pg = Postgres::start();
+    let keys = TempDir::new().unwrap();
+    let key = key_file(keys.path(), 3);
+    let cli = cli_config(keys.path(), &pg, &key);
+    let tables = format!(
+        "{}{}",
+        password_account(&dovecot).to_toml(),
+        oauth_account(&dovecot, &idp).to_toml()
+    );
+    ok(&account(&cli, &["add", "-"], Some(&tables)));
+    idp.set_expires_in(30);
+    authorize_code_as(&cli, OAUTH_EMAIL, false);
+    idp.set_expires_in(3600);
+    let a = node(&pg, &key);
+
+    let mut held = a.connect();
+    let r = held.command("L1", &format!("LOGIN {} {}", quote(EMAIL), quote(LOCAL_PW)));
+    assert_tagged(&r, "L1", "OK");
+    pg.stop();
+    assert_tagged(&held.command("s1", "SELECT INBOX"), "s1", "OK");
+    assert!(login(&a, EMAIL).starts_with("OK"));
+    let refused = login(&a, OAUTH_EMAIL);
+    assert!(
+        refused.starts_with("NO [UNAVAILABLE]") && refused.contains("account store"),
+        "{refused}"
+    );
+    // The log line may come a moment after the answer.
+    let logged = poll(PROPAGATION, Duration::from_millis(20), || {
+        a.log()
+            .contains("the shared store is unavailable")
+            .then_some(())
+    });
+    assert!(logged.is_some(), "{}", a.log());
+    assert_eq!(idp.refreshes(), 0);
+
+    pg.start_again();
+    until_login(&a, OAUTH_EMAIL, "OK");
+    assert_eq!(idp.refreshes(), 1);
+    assert_tagged(&held.command("n1", "NOOP"), "n1", "OK");
+}
+
+/// The schema is made on first use and versioned; a newer schema and another key are refused
+/// with what to do; an invalid account table is refused at `account add`, placed in its input.
+#[test]
+fn schema_key_and_table_checks() {
+    let pg = Postgres::start();
+    let keys = TempDir::new().unwrap();
+    let key = key_file(keys.path(), 4);
+    let cli = cli_config(keys.path(), &pg, &key);
+    let empty = ok(&account(&cli, &["list"], None));
+    assert!(empty.contains("no accounts"), "{empty}");
+    assert_eq!(pg.psql("SELECT version FROM mailgate_schema").trim(), "1");
+
+    let other = cli_config(keys.path(), &pg, &key_file(keys.path(), 5));
+    let refused = account(&other, &["list"], None);
+    let text = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        !refused.status.success() && text.contains("another key"),
+        "{text}"
+    );
+
+    let bad = format!(
+        "[[account]]\nemail = {}\nlocal_password_hash = \"plain\"\n",
+        toml_str(EMAIL)
+    );
+    let refused = account(&cli, &["add", "-"], Some(&bad));
+    let text = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        !refused.status.success() && text.contains("-:1:1: account[0].local_password_hash"),
+        "{text}"
+    );
+
+    pg.psql("UPDATE mailgate_schema SET version = 99");
+    let refused = account(&cli, &["list"], None);
+    let text = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        !refused.status.success() && text.contains("newer than this mailgate knows"),
+        "{text}"
+    );
+}

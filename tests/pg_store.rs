@@ -3,7 +3,7 @@
 //! one database. Accounts added or removed with `mailgate account` (or plain SQL) serve on every
 //! node without a signal; fifty logins over two nodes with an expiring token make one refresh;
 //! with the database down, running sessions and logins that need nothing from it go on, and the
-//! others get a temporary failure until it is back.
+//! others get a temporary failure until it is back; TLS to the database is checked against its CA.
 //!
 //! Run: `cargo test --test pg_store`
 
@@ -323,5 +323,48 @@ fn schema_key_and_table_checks() {
     assert!(
         !refused.status.success() && text.contains("newer than this mailgate knows"),
         "{text}"
+    );
+}
+
+/// TLS to the database (`sslmode=require`, the server taking TCP only over TLS): refused
+/// without the database's CA (the certificate is checked), served with `[store] ca_file`, and
+/// the node's connections are TLS ones.
+#[test]
+fn the_store_over_tls() {
+    let pki = support::Pki::new();
+    let pg = Postgres::start_tls(&pki.server);
+    let dovecot = Dovecot::start(DovecotOpts::plaintext_only());
+    dovecot.add_user(EMAIL, UPSTREAM_PW);
+    let keys = TempDir::new().unwrap();
+    let key = key_file(keys.path(), 6);
+    let untrusted = cli_config(keys.path(), &pg, &key);
+    let refused = account(&untrusted, &["list"], None);
+    let text = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        !refused.status.success() && text.contains("certificate"),
+        "{text}"
+    );
+
+    let with_ca = format!(
+        "{}ca_file = {}\n",
+        node_toml(&pg, &key),
+        toml_str(&pki.ca.display().to_string())
+    );
+    let cli = keys.path().join("tls.toml");
+    std::fs::write(&cli, &with_ca).unwrap();
+    ok(&account(
+        &cli,
+        &["add", "-"],
+        Some(&password_account(&dovecot).to_toml()),
+    ));
+    let node = Mailgate::start(&with_ca);
+    assert!(login(&node, EMAIL).starts_with("OK"), "{}", node.log());
+    let over_tls = pg.psql(&format!(
+        "SELECT count(*) FROM pg_stat_ssl JOIN pg_stat_activity USING (pid) WHERE ssl AND usename = '{}'",
+        support::postgres::USER
+    ));
+    assert!(
+        over_tls.trim().parse::<u32>().unwrap_or(0) >= 1,
+        "{over_tls}"
     );
 }

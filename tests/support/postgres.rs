@@ -25,6 +25,9 @@ pub struct Postgres {
     dir: TempDir,
     pub port: u16,
     running: bool,
+    /// Only TLS connections over TCP are accepted (`hostssl`), and [`Postgres::url`] asks
+    /// for it (`sslmode=require`).
+    tls: bool,
 }
 
 /// The newest installed major version's binary `name`.
@@ -71,6 +74,16 @@ impl Postgres {
 
     /// A new cluster, started.
     pub fn start() -> Postgres {
+        Postgres::start_with(None)
+    }
+
+    /// A new cluster that takes TCP connections only over TLS, with `cert` (the test PKI's
+    /// server certificate: localhost and 127.0.0.1), started.
+    pub fn start_tls(cert: &super::certs::CertFiles) -> Postgres {
+        Postgres::start_with(Some(cert))
+    }
+
+    fn start_with(tls: Option<&super::certs::CertFiles>) -> Postgres {
         assert!(
             Postgres::available(),
             "PostgreSQL is not installed ({VERSIONS}); `apt-get install postgresql`"
@@ -101,10 +114,36 @@ impl Postgres {
             .arg(format!("--pwfile={}", pwfile.display()))
             .arg("--no-sync");
         run(init, "initdb");
+        if let Some(cert) = tls {
+            let data = dir.path().join("data");
+            for (from, to) in [(&cert.cert, "server.crt"), (&cert.key, "server.key")] {
+                fs::copy(from, data.join(to)).expect("copy the server certificate");
+                fs::set_permissions(data.join(to), fs::Permissions::from_mode(0o600)).unwrap();
+                if who.drop_from_root {
+                    chown(data.join(to), Some(who.uid), Some(who.gid)).unwrap();
+                }
+            }
+            let mut conf = fs::OpenOptions::new()
+                .append(true)
+                .open(data.join("postgresql.conf"))
+                .expect("postgresql.conf");
+            use std::io::Write as _;
+            writeln!(
+                conf,
+                "ssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'"
+            )
+            .unwrap();
+            fs::write(
+                data.join("pg_hba.conf"),
+                "local all all trust\nhostssl all all 127.0.0.1/32 scram-sha-256\n",
+            )
+            .expect("pg_hba.conf");
+        }
         let mut pg = Postgres {
             dir,
             port: free_port(),
             running: false,
+            tls: tls.is_some(),
         };
         pg.start_again();
         pg
@@ -150,8 +189,9 @@ impl Postgres {
 
     /// The connection string mailgate gets.
     pub fn url(&self) -> String {
+        let mode = if self.tls { "require" } else { "disable" };
         format!(
-            "postgres://{USER}:{PASSWORD}@127.0.0.1:{}/postgres?sslmode=disable",
+            "postgres://{USER}:{PASSWORD}@127.0.0.1:{}/postgres?sslmode={mode}",
             self.port
         )
     }

@@ -9,17 +9,14 @@
 
 mod support;
 
-use std::collections::HashSet;
-use std::path::{Path, PathBuf};
-use std::process::Output;
-use std::sync::{Arc, Barrier};
+use std::path::Path;
 use std::time::Duration;
 
 use support::config::toml_str;
-use support::idp::CLIENT_ID;
 use support::imap_client::{assert_tagged, quote, tagged_status};
-use support::mailgate::run;
-use support::oauth_cli::authorize_code_as;
+use support::nodes::{
+    account, assert_one_refresh, authorize_expiring, cli_config, logins_at_once, ok,
+};
 use support::postgres::{key_file, store_toml, Postgres};
 use support::proc::poll;
 use support::{Account, Dovecot, DovecotOpts, GateConfig, Idp, Mailgate, Upstream};
@@ -45,34 +42,6 @@ fn node(pg: &Postgres, key: &Path) -> Mailgate {
     Mailgate::start(&node_toml(pg, key))
 }
 
-/// A config file for the commands (`mailgate account`, `mailgate oauth`), in `dir`.
-fn cli_config(dir: &Path, pg: &Postgres, key: &Path) -> PathBuf {
-    let path = dir.join(format!(
-        "cli-{}.toml",
-        key.file_name().unwrap().to_string_lossy()
-    ));
-    std::fs::write(&path, node_toml(pg, key)).unwrap();
-    path
-}
-
-fn account(config: &Path, args: &[&str], stdin: Option<&str>) -> Output {
-    let mut all = vec!["account"];
-    all.extend_from_slice(args);
-    let config = config.display().to_string();
-    all.extend_from_slice(&["--config", &config]);
-    run(&all, stdin.map(str::as_bytes))
-}
-
-fn ok(out: &Output) -> String {
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "{text}");
-    text
-}
-
 fn password_account(dovecot: &Dovecot) -> Account {
     let imap =
         Upstream::plain(format!("127.0.0.1:{}", dovecot.imap_port)).login(EMAIL, UPSTREAM_PW);
@@ -80,12 +49,7 @@ fn password_account(dovecot: &Dovecot) -> Account {
 }
 
 fn oauth_account(dovecot: &Dovecot, idp: &Idp) -> Account {
-    Account::password(OAUTH_EMAIL, LOCAL_PW)
-        .imap(Upstream::plain(format!("127.0.0.1:{}", dovecot.imap_port)))
-        .oauth2("client_id", CLIENT_ID)
-        .oauth2("authorize_url", idp.url("/authorize"))
-        .oauth2("token_url", idp.url("/token"))
-        .oauth2("scopes", ["mail"].as_slice())
+    support::nodes::oauth_account(OAUTH_EMAIL, LOCAL_PW, dovecot.imap_addr(), idp)
 }
 
 /// The tagged status of `LOGIN email LOCAL_PW` on `node` (`OK …`, `NO […] …`).
@@ -177,11 +141,7 @@ fn one_refresh_across_nodes() {
     let table = oauth_account(&dovecot, &idp).to_toml();
     ok(&account(&cli, &["add", "-"], Some(&table)));
     // Authorized with a token that has less than the refresh margin left.
-    idp.set_expires_in(30);
-    let out = authorize_code_as(&cli, OAUTH_EMAIL, false).join("\n");
-    assert!(out.contains("Authorized"), "{out}");
-    idp.set_expires_in(3600);
-    let old = idp.issued_tokens();
+    let old = authorize_expiring(&idp, &cli, OAUTH_EMAIL);
     let tokens = pg.psql("SELECT identity, encode(sealed, 'escape') FROM mailgate_tokens");
     assert!(tokens.starts_with(OAUTH_EMAIL), "{tokens}");
     assert!(
@@ -189,26 +149,11 @@ fn one_refresh_across_nodes() {
         "a token in clear"
     );
 
-    let nodes = Arc::new([node(&pg, &key), node(&pg, &key)]);
+    let nodes = [node(&pg, &key), node(&pg, &key)];
     let introspected = idp.introspected_tokens().len();
-    let start = Arc::new(Barrier::new(50));
-    let logins: Vec<_> = (0..50)
-        .map(|i| {
-            let (nodes, start) = (nodes.clone(), start.clone());
-            std::thread::spawn(move || {
-                let node = &nodes[i % 2];
-                let mut c = node.connect();
-                start.wait();
-                let r = c.command(
-                    "L1",
-                    &format!("LOGIN {} {}", quote(OAUTH_EMAIL), quote(LOCAL_PW)),
-                );
-                tagged_status(&r, "L1")
-            })
-        })
-        .collect();
-    for (i, l) in logins.into_iter().enumerate() {
-        let status = l.join().unwrap();
+    let addrs = [nodes[0].imap_addr, nodes[1].imap_addr];
+    let statuses = logins_at_once(&addrs, 50, OAUTH_EMAIL, LOCAL_PW);
+    for (i, status) in statuses.iter().enumerate() {
         assert!(
             status.starts_with("OK"),
             "login {i}: {status}\n{}\n{}",
@@ -216,22 +161,7 @@ fn one_refresh_across_nodes() {
             dovecot.log()
         );
     }
-    assert_eq!(idp.refreshes(), 1, "{:?}", idp.requests());
-    let new: Vec<String> = idp
-        .issued_tokens()
-        .into_iter()
-        .filter(|t| !old.contains(t))
-        .collect();
-    assert_eq!(new.len(), 1, "one new access token");
-    let used: HashSet<String> = idp.introspected_tokens()[introspected..]
-        .iter()
-        .cloned()
-        .collect();
-    assert_eq!(
-        used,
-        HashSet::from([new[0].clone()]),
-        "every login used the new token"
-    );
+    assert_one_refresh(&idp, &old, introspected);
 }
 
 /// The database stopped: a running session goes on, a login that needs nothing from the
@@ -255,9 +185,7 @@ fn database_down_fails_only_what_needs_it() {
         oauth_account(&dovecot, &idp).to_toml()
     );
     ok(&account(&cli, &["add", "-"], Some(&tables)));
-    idp.set_expires_in(30);
-    authorize_code_as(&cli, OAUTH_EMAIL, false);
-    idp.set_expires_in(3600);
+    authorize_expiring(&idp, &cli, OAUTH_EMAIL);
     let a = node(&pg, &key);
 
     let mut held = a.connect();

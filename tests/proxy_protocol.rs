@@ -8,13 +8,13 @@
 
 mod support;
 
-use std::io::{ErrorKind, Read, Write};
+use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 use support::config::metrics_toml;
 use support::haproxy::{Frontend, Haproxy};
 use support::imap_client::quote;
-use support::proc::{connect_from, poll};
+use support::proc::{closed_without_a_word, connect_from, poll};
 use support::scrape::{fetch, Scrape};
 use support::tls_client::{logged_addr, Conn};
 use support::{Account, Dovecot, DovecotOpts, GateConfig, Mailgate, Pki, Upstream};
@@ -98,45 +98,6 @@ fn greeted(source: [u8; 4], addr: SocketAddr) -> Conn {
     c
 }
 
-/// The connection ends without a byte from mailgate (closed, or reset for the unread bytes).
-#[track_caller]
-fn closed_without_a_word(mut s: TcpStream) {
-    s.set_read_timeout(Some(Duration::from_secs(30)))
-        .expect("timeout");
-    let mut got = Vec::new();
-    let mut buf = [0u8; 512];
-    loop {
-        match s.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => got.extend_from_slice(&buf[..n]),
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted
-                ) =>
-            {
-                break
-            }
-            Err(e) => panic!("still open after 30 s ({e}); read {got:?}"),
-        }
-    }
-    assert!(
-        got.is_empty(),
-        "mailgate answered: {:?}",
-        String::from_utf8_lossy(&got)
-    );
-}
-
-/// Waits for a log line containing all of `parts`.
-fn logged(gate: &Mailgate, parts: &[&str]) -> String {
-    poll(Duration::from_secs(30), Duration::from_millis(20), || {
-        gate.lines()
-            .into_iter()
-            .find(|l| parts.iter().all(|p| l.contains(p)))
-    })
-    .unwrap_or_else(|| panic!("no line with {parts:?} in:\n{}", gate.log()))
-}
-
 fn scrape(gate: &Mailgate) -> Scrape {
     let addr = gate.metrics_addr.expect("metrics");
     Scrape::parse(fetch(addr).expect("scrape")).expect("parse scrape")
@@ -179,8 +140,8 @@ fn clients_through_haproxy_are_seen_with_their_own_addresses() {
         c.until("a3 ");
     }
     for peer in ["peer=127.0.0.2:", "peer=127.0.0.3:"] {
-        logged(&s.mailgate, &[peer, "session started"]);
-        logged(&s.mailgate, &[peer, "account="]);
+        s.mailgate.logged(&[peer, "session started"]);
+        s.mailgate.logged(&[peer, "account="]);
     }
     let log = s.mailgate.log();
     assert!(
@@ -214,7 +175,9 @@ fn clients_behind_one_proxy_are_throttled_apart() {
     let mut other = greeted([127, 0, 0, 3], front);
     let r = login(&mut other, "o1", LOCAL_PW);
     assert!(r.starts_with("o1 OK"), "{r}");
-    let failed = logged(&s.mailgate, &["local login failed", "peer=127.0.0.2:"]);
+    let failed = s
+        .mailgate
+        .logged(&["local login failed", "peer=127.0.0.2:"]);
     assert!(!failed.contains("127.0.0.1:"), "{failed}");
 }
 
@@ -241,7 +204,8 @@ fn a_client_the_header_names_remote_is_not_local() {
         r,
         "a1 NO [PRIVACYREQUIRED] Use STARTTLS first: this listener does not take passwords in clear.\r\n"
     );
-    logged(&s.mailgate, &["peer=192.0.2.7:40007", "session started"]);
+    s.mailgate
+        .logged(&["peer=192.0.2.7:40007", "session started"]);
 
     let haproxy = Haproxy::start(&[Frontend::new(gate, "send-proxy-v2")]);
     let mut local = greeted([127, 0, 0, 1], haproxy.addrs[0]);
@@ -261,7 +225,9 @@ fn a_header_from_an_untrusted_source_is_refused() {
     let haproxy = Haproxy::start(&[Frontend::new(gate, "send-proxy-v2")]);
     let through = connect_from([127, 0, 0, 2], haproxy.addrs[0]);
     closed_without_a_word(through);
-    let line = logged(&s.mailgate, &["reason=\"untrusted\"", "peer=127.0.0.1:"]);
+    let line = s
+        .mailgate
+        .logged(&["reason=\"untrusted\"", "peer=127.0.0.1:"]);
     assert!(line.contains("listener=\"imap\""), "{line}");
     assert!(!s.mailgate.log().contains("session started"));
     poll(Duration::from_secs(30), Duration::from_millis(50), || {
@@ -298,10 +264,8 @@ fn connections_without_a_valid_header_are_closed() {
         closed_without_a_word(raw);
     }
     for reason in ["timeout", "not_proxy", "malformed", "too_long"] {
-        logged(
-            &s.mailgate,
-            &["peer=127.0.0.2:", &format!("reason=\"{reason}\"")],
-        );
+        s.mailgate
+            .logged(&["peer=127.0.0.2:", &format!("reason=\"{reason}\"")]);
     }
     let want = |reason: &str| cases.iter().filter(|(_, r)| *r == reason).count() as f64;
     poll(Duration::from_secs(30), Duration::from_millis(50), || {
@@ -331,7 +295,7 @@ fn implicit_tls_behind_haproxy_and_its_health_checks() {
     let mut c = Conn::implicit_over(connect_from([127, 0, 0, 2], haproxy.addrs[0]), &pki.ca);
     assert!(c.line().expect("greeting").starts_with("* OK"));
     assert!(login(&mut c, "a1", LOCAL_PW).starts_with("a1 OK"));
-    logged(&s.mailgate, &["peer=127.0.0.2:", "account="]);
+    s.mailgate.logged(&["peer=127.0.0.2:", "account="]);
     // Two checks at least: sessions from HAProxy's own address, none refused.
     poll(Duration::from_secs(30), Duration::from_millis(50), || {
         let checks = s
@@ -376,7 +340,7 @@ fn smtp_behind_a_v1_proxy() {
     c.send(auth.as_bytes()).expect("send");
     let r = c.line().expect("reply");
     assert!(r.starts_with("235 "), "{r}");
-    logged(&s.mailgate, &["peer=127.0.0.3:", "proto=\"smtp\""]);
+    s.mailgate.logged(&["peer=127.0.0.3:", "proto=\"smtp\""]);
 
     let mut raw = TcpStream::connect(smtp).expect("connect");
     raw.write_all(b"PROXY TCP4 192.0.2.7 127.0.0.1 40007 587\r\n")
@@ -389,5 +353,6 @@ fn smtp_behind_a_v1_proxy() {
     c.send(auth.as_bytes()).expect("send");
     let r = c.line().expect("reply");
     assert!(r.starts_with("538 5.7.11 "), "{r}");
-    logged(&s.mailgate, &["peer=192.0.2.7:40007", "session started"]);
+    s.mailgate
+        .logged(&["peer=192.0.2.7:40007", "session started"]);
 }

@@ -1,7 +1,8 @@
 //! A real HAProxy (Debian's `haproxy`, installed by .ci/run) in front of mailgate: `mode tcp`
-//! frontends on free loopback ports, each passing its connections to one backend server with
-//! the given `server` options (`send-proxy-v2`, `send-proxy`, `check …`). Runs in the
-//! foreground (`-db`) as a child of the test, with its config in a temp dir; stopped by PID.
+//! frontends on free loopback ports, each passing its connections to its backend servers in
+//! turn (`balance roundrobin`) with the given `server` options (`send-proxy-v2`, `send-proxy`,
+//! `check …`). Runs in the foreground (`-db`) as a child of the test, with its config in a temp
+//! dir; stopped by PID.
 
 use super::proc::{free_port, poll, stop_child};
 use std::fmt::Write as _;
@@ -12,14 +13,19 @@ use std::time::Duration;
 
 /// One frontend: where it sends connections and how (`server` line options).
 pub struct Frontend {
-    pub backend: SocketAddr,
+    pub backends: Vec<SocketAddr>,
     pub options: String,
 }
 
 impl Frontend {
     pub fn new(backend: SocketAddr, options: &str) -> Frontend {
+        Frontend::balanced(&[backend], options)
+    }
+
+    /// Connections spread over `backends` in turn, each `server` line with `options`.
+    pub fn balanced(backends: &[SocketAddr], options: &str) -> Frontend {
         Frontend {
-            backend,
+            backends: backends.to_vec(),
             options: options.to_string(),
         }
     }
@@ -82,13 +88,21 @@ impl Haproxy {
         std::fs::read_to_string(self.dir.path().join("stderr")).unwrap_or_default()
     }
 
+    /// Whether HAProxy has reported server `server` of frontend `frontend`'s backend down
+    /// (its health check failed; with `fall 1`, at the first failure).
+    pub fn marked_down(&self, frontend: usize, server: usize) -> bool {
+        self.stderr()
+            .contains(&format!("Server b{frontend}/m{server} is DOWN"))
+    }
+
     /// The config file it runs.
     pub fn config_path(&self) -> PathBuf {
         self.dir.path().join("haproxy.cfg")
     }
 }
 
-/// `mode tcp` frontends `f0`, `f1`, … each with its backend `b0`, `b1`, … of one server `m`.
+/// `mode tcp` frontends `f0`, `f1`, … each with its backend `b0`, `b1`, … of servers `m0`,
+/// `m1`, …
 fn config_text(frontends: &[Frontend], addrs: &[SocketAddr]) -> String {
     let mut c = String::from(
         "global\n    maxconn 200\n\ndefaults\n    mode tcp\n    timeout connect 10s\n    timeout client 120s\n    timeout server 120s\n",
@@ -96,9 +110,11 @@ fn config_text(frontends: &[Frontend], addrs: &[SocketAddr]) -> String {
     for (i, (f, addr)) in frontends.iter().zip(addrs).enumerate() {
         let _ = write!(
             c,
-            "\nfrontend f{i}\n    bind {addr}\n    default_backend b{i}\n\nbackend b{i}\n    server m {} {}\n",
-            f.backend, f.options
+            "\nfrontend f{i}\n    bind {addr}\n    default_backend b{i}\n\nbackend b{i}\n    balance roundrobin\n"
         );
+        for (j, backend) in f.backends.iter().enumerate() {
+            let _ = writeln!(c, "    server m{j} {backend} {}", f.options);
+        }
     }
     c
 }

@@ -214,6 +214,16 @@ impl Mailgate {
         self.lines.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
+    /// Waits (bounded) for a line containing all of `parts`; panics with the log if none comes.
+    pub fn logged(&self, parts: &[&str]) -> String {
+        poll(Duration::from_secs(30), Duration::from_millis(20), || {
+            self.lines()
+                .into_iter()
+                .find(|l| parts.iter().all(|p| l.contains(p)))
+        })
+        .unwrap_or_else(|| panic!("no line with {parts:?} in:\n{}", self.log()))
+    }
+
     /// [`Mailgate::lines`] as one text, for failure messages.
     pub fn log(&self) -> String {
         self.lines().join("\n")

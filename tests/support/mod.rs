@@ -24,6 +24,7 @@ pub mod imap_client;
 pub mod jwt_check;
 pub mod mailgate;
 pub mod messages;
+pub mod nodes;
 pub mod oauth_cli;
 pub mod postfix;
 pub mod postgres;

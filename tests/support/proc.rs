@@ -3,7 +3,7 @@
 //!
 //! Only processes the tests started are ever signalled, and always by their own PID.
 
-use std::io::{self, Read, Write};
+use std::io::{self, ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::thread;
@@ -235,4 +235,34 @@ pub fn connect_from(source: [u8; 4], target: SocketAddr) -> TcpStream {
         .unwrap_or_else(|e| panic!("connect {target} from {source:?}: {e}"));
     stream.set_nonblocking(false).expect("blocking");
     stream
+}
+
+/// The connection ends without a byte from the server (closed, or reset for the bytes it did
+/// not read); panics if it answers or stays open for 30 s.
+#[track_caller]
+pub fn closed_without_a_word(mut s: TcpStream) {
+    s.set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    let mut got = Vec::new();
+    let mut buf = [0u8; 512];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted
+                ) =>
+            {
+                break
+            }
+            Err(e) => panic!("still open after 30 s ({e}); read {got:?}"),
+        }
+    }
+    assert!(
+        got.is_empty(),
+        "the server answered: {:?}",
+        String::from_utf8_lossy(&got)
+    );
 }

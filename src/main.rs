@@ -51,7 +51,8 @@ enum Command {
         #[arg(long, short, default_value = config::DEFAULT_PATH)]
         config: PathBuf,
     },
-    /// Validate a configuration file without starting.
+    /// Validate a configuration file without starting (with a `[store]`, the shared store's
+    /// accounts too).
     CheckConfig {
         /// Configuration file.
         #[arg(long, short, default_value = config::DEFAULT_PATH)]
@@ -77,7 +78,8 @@ enum Command {
     /// OAuth 2.0 tokens for accounts with `[account.oauth2]`.
     #[command(subcommand)]
     Oauth(OauthCommand),
-    /// Add an account: settings found, credential tested live, account appended to the config.
+    /// Add an account: settings found, credential tested live, account appended to the config
+    /// (or, with a `[store]`, written to the shared store).
     Setup(Box<SetupArgs>),
     /// Local TLS certificates for `[server.tls]`.
     #[command(subcommand)]

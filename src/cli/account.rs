@@ -2,6 +2,8 @@
 //! change notifies every running node, which reloads within a second; sessions already
 //! running keep the account they started with.
 
+mod remove;
+
 use anyhow::{bail, Context, Result};
 use mailgate::config::{self, Config};
 use mailgate::pgstore::Shared;
@@ -19,7 +21,8 @@ pub enum AccountCommand {
     },
     /// Print the shared store's accounts, with when each was last written.
     List,
-    /// Remove an account from the shared store.
+    /// Remove an account from the shared store, and the OAuth tokens of the user it signed in
+    /// as when no remaining account (the store's or this node's file's) signs in as that user.
     Remove {
         /// Its email address.
         email: String,
@@ -42,11 +45,8 @@ pub fn run(command: AccountCommand, config: &Path) -> Result<()> {
             AccountCommand::Add { file } => add(&shared, &cfg, config, &file).await,
             AccountCommand::List => list(&shared, &cfg).await,
             AccountCommand::Remove { email } => {
-                if !shared.remove_account(&email).await? {
-                    bail!("the shared store has no account {email}");
-                }
-                println!("Removed {email} from the shared store.");
-                Ok(())
+                let base = config.parent().unwrap_or(Path::new("."));
+                remove::remove(&shared, &cfg, base, &email).await
             }
         }
     })

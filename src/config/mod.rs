@@ -319,7 +319,7 @@ impl Built {
                 ));
                 continue;
             }
-            let path = PathBuf::from(format!("store:{}", s.email));
+            let path = stored_path(s);
             let cx = account::Context {
                 loc: Locator {
                     text: s.text.expose(),
@@ -353,6 +353,35 @@ impl Built {
         }
         self.add(a, "account", 0, cx).map(|_| ())
     }
+}
+
+/// How messages name a stored account (there is no file).
+fn stored_path(s: &StoredAccount) -> PathBuf {
+    PathBuf::from(format!("store:{}", s.email))
+}
+
+/// One account of the shared store, alone, as a node with `server` loads it (relative paths
+/// against the config file's folder `base`): `None` when its servers need discovery. What
+/// `mailgate account remove` reads to learn whose OAuth tokens the accounts use.
+pub fn stored_account(
+    s: &StoredAccount,
+    server: &ServerConfig,
+    base: &Path,
+) -> Result<Option<Arc<Account>>, ConfigError> {
+    let path = stored_path(s);
+    let discovered = HashMap::new();
+    let cx = account::Context {
+        loc: Locator {
+            text: s.text.expose(),
+            path: &path,
+        },
+        base,
+        state_dir: &server.state_dir,
+        discovered: &discovered,
+    };
+    let mut built = Built::default();
+    built.add_table(s, &cx)?;
+    Ok(built.accounts.pop())
 }
 
 /// The `[[account]]` tables of `text` (a file of nothing but them, read from `path`), each

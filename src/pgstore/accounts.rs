@@ -11,6 +11,15 @@ use crate::secret::Secret;
 
 const MAGIC: &[u8; 8] = b"MGACCT01";
 
+/// Whether a write replaces a stored account of the same address.
+#[derive(Clone, Copy)]
+enum Write {
+    /// Added or replaced (`mailgate account add`).
+    Replace,
+    /// Added only when the address is new (`mailgate setup`).
+    AddOnly,
+}
+
 /// One account as `mailgate account list` shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AccountRow {
@@ -56,6 +65,22 @@ impl Shared {
 
     /// Adds the accounts or replaces them, all in one statement (one notification).
     pub async fn put_accounts(&self, accounts: &[StoredAccount]) -> Result<(), DbError> {
+        self.write_accounts(accounts, Write::Replace)
+            .await
+            .map(|_| ())
+    }
+
+    /// Adds the account unless the store has one of its address (`mailgate setup`, which adds
+    /// and never replaces); whether it was added. One statement, so two set-ups of one
+    /// address at once cannot both succeed.
+    pub async fn add_account(&self, account: &StoredAccount) -> Result<bool, DbError> {
+        self.write_accounts(std::slice::from_ref(account), Write::AddOnly)
+            .await
+            .map(|n| n > 0)
+    }
+
+    /// Writes the accounts sealed in one statement; how many rows were written.
+    async fn write_accounts(&self, accounts: &[StoredAccount], how: Write) -> Result<u64, DbError> {
         let emails: Vec<String> = accounts
             .iter()
             .map(|a| a.email.to_ascii_lowercase())
@@ -68,20 +93,26 @@ impl Shared {
                     .unwrap_or_default()
             })
             .collect();
+        let statement = match how {
+            Write::Replace => {
+                "INSERT INTO mailgate_accounts (email, sealed)
+                 SELECT * FROM unnest($1::text[], $2::bytea[])
+                 ON CONFLICT (email) DO UPDATE SET sealed = EXCLUDED.sealed, updated_at = now()"
+            }
+            Write::AddOnly => {
+                "INSERT INTO mailgate_accounts (email, sealed)
+                 SELECT * FROM unnest($1::text[], $2::bytea[])
+                 ON CONFLICT (email) DO NOTHING"
+            }
+        };
         bounded("writing accounts", async {
             let client = self.client().await?;
             client
-                .execute(
-                    "INSERT INTO mailgate_accounts (email, sealed)
-                     SELECT * FROM unnest($1::text[], $2::bytea[])
-                     ON CONFLICT (email) DO UPDATE SET sealed = EXCLUDED.sealed, updated_at = now()",
-                    &[&emails, &sealed],
-                )
+                .execute(statement, &[&emails, &sealed])
                 .await
                 .map_err(|e| DbError::query("writing accounts", &e))
         })
         .await
-        .map(|_| ())
     }
 
     /// Removes the account; whether there was one.

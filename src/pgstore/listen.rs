@@ -57,6 +57,7 @@ async fn listen_once(settings: &StoreConfig, first: &mut bool) -> Result<(), DbE
     let tls = super::tls::MakeRustls(settings.tls.clone());
     let (client, mut connection) = super::bounded("connecting", async {
         shared.pg.connect(tls).await.map_err(|e| DbError::Connect {
+            at: super::place(&shared.pg),
             reason: super::reason(&e),
         })
     })

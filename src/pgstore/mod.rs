@@ -47,8 +47,10 @@ pub enum DbError {
         reason: String,
     },
     /// The database cannot be reached or refused the connection.
-    #[error("cannot connect to the shared store (PostgreSQL): {reason}")]
+    #[error("cannot connect to the shared store (PostgreSQL at {at}): {reason}")]
     Connect {
+        /// Where: host, port and database (never the user or password).
+        at: String,
         /// Why.
         reason: String,
     },
@@ -123,6 +125,36 @@ fn reason(e: &tokio_postgres::Error) -> String {
     }
 }
 
+/// Where `pg` connects, for messages: hosts and ports, and the database; nothing else of the
+/// connection string (it may hold the password).
+fn place(pg: &tokio_postgres::Config) -> String {
+    use tokio_postgres::config::Host;
+    let ports = pg.get_ports();
+    let hosts: Vec<String> = pg
+        .get_hosts()
+        .iter()
+        .enumerate()
+        .map(|(i, h)| {
+            let host = match h {
+                Host::Tcp(name) => name.clone(),
+                Host::Unix(dir) => dir.display().to_string(),
+            };
+            // One port for all hosts, or one each; 5432 when none is given.
+            let port = ports.get(i).or(ports.first()).copied().unwrap_or(5432);
+            format!("{host}:{port}")
+        })
+        .collect();
+    let hosts = if hosts.is_empty() {
+        "the default host".to_owned()
+    } else {
+        hosts.join(",")
+    };
+    match pg.get_dbname() {
+        Some(db) => format!("{hosts}, database {db}"),
+        None => hosts,
+    }
+}
+
 /// `f` within [`TIMEOUT`].
 async fn bounded<T>(
     what: &'static str,
@@ -179,11 +211,11 @@ impl Shared {
     async fn connect(&self) -> Result<Client, DbError> {
         let tls = tls::MakeRustls(self.settings.tls.clone());
         let connect = async {
-            let (client, connection) = self
-                .pg
-                .connect(tls)
-                .await
-                .map_err(|e| DbError::Connect { reason: reason(&e) })?;
+            let (client, connection) =
+                self.pg.connect(tls).await.map_err(|e| DbError::Connect {
+                    at: place(&self.pg),
+                    reason: reason(&e),
+                })?;
             tokio::spawn(async move {
                 if let Err(e) = connection.await {
                     tracing::debug!(error = %reason(&e), "shared store connection ended");
@@ -223,4 +255,28 @@ pub async fn stored_accounts(
     let shared = Shared::open(settings).await?;
     crate::oauth::store::install(&config.server.state_dir, PgTokens::shared(shared.clone()));
     shared.accounts().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Messages name the hosts, ports and database, never the user or password.
+    #[test]
+    fn place_names_the_database_not_the_credentials() {
+        let at = |s: &str| place(&tokio_postgres::Config::from_str(s).unwrap());
+        assert_eq!(
+            at("postgres://mg:Pw-secret@db.example.no:6432/mailgate?sslmode=require"),
+            "db.example.no:6432, database mailgate"
+        );
+        assert_eq!(
+            at("host=a,b port=5433 user=mg password=Pw-secret"),
+            "a:5433,b:5433"
+        );
+        assert_eq!(
+            at("host=/run/postgresql dbname=m"),
+            "/run/postgresql:5432, database m"
+        );
+        assert!(!at("postgres://mg:Pw-secret@h/d").contains("Pw-secret"));
+    }
 }

@@ -10,7 +10,8 @@ use toml_edit::{value, DocumentMut, Item, Table};
 /// How the new account's upstream password is written.
 #[derive(Clone, Copy)]
 pub(super) enum CredentialLine<'a> {
-    /// Inline (only for the in-memory live-test config, never written to disk).
+    /// Inline: the in-memory live-test config, and the shared store's account (sealed whole
+    /// there); never written to a file.
     Inline(&'a Secret),
     /// `password_file = "…"`.
     File(&'a str),
@@ -64,6 +65,18 @@ pub(super) fn account_table(plan: &Plan, credential: CredentialLine) -> Table {
         .decor_mut()
         .set_prefix(format!("\n# {} — added by `mailgate setup`.\n", plan.email));
     account
+}
+
+/// `doc` with `plan`'s account as its one `[[account]]` (`credential` as its credential).
+pub(super) fn accounts_doc(
+    mut doc: DocumentMut,
+    plan: &Plan,
+    credential: CredentialLine,
+) -> DocumentMut {
+    let mut accounts = toml_edit::ArrayOfTables::new();
+    accounts.push(account_table(plan, credential));
+    doc.insert("account", Item::ArrayOfTables(accounts));
+    doc
 }
 
 /// The preset the servers are written as (`provider = "…"`), when they came from one.

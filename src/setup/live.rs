@@ -1,7 +1,6 @@
 //! The live test: the gateway's own upstream login code, run on the account as it will load.
 
-use super::account::CredentialLine;
-use super::{Credential, Plan, SetupError, Target};
+use super::{Plan, SetupError, Target};
 use crate::check::folders::FolderReport;
 use crate::config::Config;
 use crate::net::ConnectError;
@@ -21,11 +20,7 @@ pub struct Tested {
 /// stored.
 pub async fn live_test(target: &Target, plan: &Plan) -> Result<Tested, SetupError> {
     let none = Secret::default();
-    let password = match &plan.credential {
-        Credential::Password(p) => p,
-        Credential::OAuth { .. } => &none,
-    };
-    let cfg = target.load_alone(plan, CredentialLine::Inline(password))?;
+    let cfg = target.load_alone(plan, super::store::inline_credential(plan, &none))?;
     let account = cfg
         .accounts
         .first()

@@ -13,6 +13,10 @@
 //!   and readable by the group that runs mailgate, and nothing depends on an environment
 //!   variable being set at every start. OAuth accounts store no password: the tokens go to the
 //!   encrypted token store of `mailgate oauth authorize`.
+//! - With a `[store]` in the file, the account goes to the shared store instead
+//!   ([`store_account`]): the same table, the provider password inline (the store seals the
+//!   whole table, and every node must read it, so a node-local credential file would not do),
+//!   checked as `mailgate account add` checks its input; the file is not touched.
 //! - Settings from a preset are written as `provider = "…"` (a preset update then reaches the
 //!   account); settings found by MX, autoconfig or a guess, or given on the command line, are
 //!   written out as `server`/`tls`, so a start-up does not depend on discovery again.
@@ -23,6 +27,7 @@ mod account;
 mod credential;
 mod instructions;
 mod live;
+mod store;
 mod target;
 #[cfg(test)]
 mod tests;
@@ -30,6 +35,7 @@ mod tests;
 pub use credential::{credential_path, write};
 pub use instructions::{client_instructions, generate_password};
 pub use live::{live_test, Tested};
+pub use store::store_account;
 pub use target::{Target, EXAMPLE_EMAIL, NEW_FILE};
 
 use crate::discover::Discovery;

@@ -1,7 +1,7 @@
 //! The config file being added to: its text and parsed document, the shipped example
 //! account, the `[server]` listen addresses, and the new account loaded as mailgate will.
 
-use super::account::{account_table, CredentialLine};
+use super::account::{accounts_doc, CredentialLine};
 use super::{Plan, SetupError};
 use crate::config::Config;
 use crate::secret::Secret;
@@ -190,6 +190,22 @@ impl Target {
         })
     }
 
+    /// The file's `[store]`, validated, when it has one: the new account then goes to the
+    /// shared store and the file stays as it is. The whole file is loaded as `mailgate run`
+    /// loads it (without discovery), so a file this node could not run on stops set-up here,
+    /// with the error placed in it.
+    pub fn store(&self) -> Result<Option<crate::config::StoreConfig>, SetupError> {
+        if self.doc.get("store").is_none() {
+            return Ok(None);
+        }
+        Config::parse(&self.text, &self.path)
+            .map(|c| c.store)
+            .map_err(|e| SetupError::Config {
+                path: self.path.clone(),
+                reason: e.to_string(),
+            })
+    }
+
     fn server_only(&self) -> String {
         let mut d = DocumentMut::new();
         if let Some(server) = self.doc.get("server") {
@@ -211,14 +227,11 @@ impl Target {
         plan: &Plan,
         credential: CredentialLine,
     ) -> Result<Config, SetupError> {
-        let mut d: DocumentMut = self
+        let d: DocumentMut = self
             .server_only()
             .parse()
             .map_err(|e: toml_edit::TomlError| SetupError::Invalid(e.message().to_owned()))?;
-        let mut accounts = toml_edit::ArrayOfTables::new();
-        accounts.push(account_table(plan, credential));
-        d.insert("account", Item::ArrayOfTables(accounts));
-        let text = Zeroizing::new(d.to_string());
+        let text = Zeroizing::new(accounts_doc(d, plan, credential).to_string());
         Config::parse(&text, &self.path).map_err(|e| SetupError::Invalid(e.to_string()))
     }
 }

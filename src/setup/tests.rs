@@ -247,3 +247,48 @@ fn instructions_and_generated_passwords() {
     assert_eq!(a.expose().len(), 20);
     assert_ne!(a, generate_password());
 }
+
+/// For the shared store: the file's table with the provider password inline, read back as
+/// `mailgate account add` reads it and loaded as a node loads it; an OAuth account holds no
+/// password; an account that does not validate is refused.
+#[test]
+fn the_store_gets_the_table_with_the_password_inline() {
+    let t = target(FILE, "ola@icloud.com").unwrap();
+    assert!(t.store().unwrap().is_none());
+    let s = store_account(&t, &icloud_plan()).unwrap();
+    assert_eq!(s.email, "ola@icloud.com");
+    let table: toml::Table = toml::from_str(s.text.expose()).unwrap();
+    assert_eq!(table["provider"].as_str(), Some("icloud"));
+    assert_eq!(table["imap"]["password"].as_str(), Some("app-pw"));
+    assert!(!s.text.expose().contains("password_file"), "{table}");
+    let node = "[server]\nallow_no_accounts = true\n";
+    let cfg =
+        Config::parse_stored(node, &t.path, &Default::default(), std::slice::from_ref(&s)).unwrap();
+    let a = cfg.account("ola@icloud.com").unwrap();
+    assert_eq!(a.imap.credential.password().unwrap().expose(), "app-pw");
+
+    let mut oauth = icloud_plan();
+    oauth.credential = Credential::OAuth {
+        provider: None,
+        endpoints: Some((
+            "https://idp.example.no/authorize".into(),
+            "https://idp.example.no/token".into(),
+        )),
+        scopes: vec!["mail".into()],
+        client_id: "cid".into(),
+        client_secret_env: None,
+        tenant: None,
+    };
+    let s = store_account(&t, &oauth).unwrap();
+    let table: toml::Table = toml::from_str(s.text.expose()).unwrap();
+    assert_eq!(table["oauth2"]["client_id"].as_str(), Some("cid"));
+    let imap = table.get("imap").and_then(|i| i.as_table());
+    assert!(imap.is_none_or(|i| !i.contains_key("password")), "{table}");
+
+    let mut bad = icloud_plan();
+    bad.ca_file = Some("/nonexistent/ca.pem".into());
+    assert!(matches!(
+        store_account(&t, &bad),
+        Err(SetupError::Invalid(_))
+    ));
+}

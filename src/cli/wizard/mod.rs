@@ -5,6 +5,7 @@
 mod credential;
 mod file;
 mod servers;
+mod store;
 mod test;
 
 use super::ask::ask;
@@ -132,6 +133,8 @@ struct Wizard<'a> {
     /// The new account's address.
     email: String,
     rt: tokio::runtime::Runtime,
+    /// The shared store the account goes to, when the file has a `[store]`.
+    store: Option<std::sync::Arc<mailgate::pgstore::Shared>>,
 }
 
 /// Adds an account: settings, credential, local password, sign-in and live test, then the
@@ -148,8 +151,13 @@ pub fn run(args: SetupArgs) -> Result<()> {
         bail!("`{email}` is not an email address");
     }
     let mut target = Target::open(&args.config, &email)?;
-    file::drop_example(&mut target, interactive)?;
-    file::set_listeners(&mut target, &args, interactive)?;
+    let rt = super::runtime()?;
+    let store = store::open(&rt, &target, &args, &email)?;
+    // With a store the file is not written: nothing in it changes.
+    if store.is_none() {
+        file::drop_example(&mut target, interactive)?;
+        file::set_listeners(&mut target, &args, interactive)?;
+    }
     let server = target.server()?;
     let ca_file = args
         .ca_file
@@ -160,7 +168,8 @@ pub fn run(args: SetupArgs) -> Result<()> {
         args: &args,
         interactive,
         email,
-        rt: super::runtime()?,
+        rt,
+        store,
     };
 
     // 1. Settings.
@@ -192,8 +201,8 @@ pub fn run(args: SetupArgs) -> Result<()> {
     Ok(())
 }
 
-/// Writes the account and prints what to type into the mail client (`generated`: the local
-/// password, when the user did not choose it).
+/// Writes the account (to the shared store, or the file) and prints what to type into the mail
+/// client (`generated`: the local password, when the user did not choose it).
 fn finish(
     w: &Wizard,
     target: &Target,
@@ -202,15 +211,23 @@ fn finish(
     generated: Option<&Secret>,
 ) -> Result<()> {
     let email = &w.email;
-    let secret_file = s::write(target, plan, &server.state_dir)?;
-    println!("Added {email} to {}.", w.args.config.display());
-    if let Some(f) = secret_file {
-        println!(
-            "The provider password is in {} (mode 0600, readable only by its owner).",
-            f.display()
-        );
+    match &w.store {
+        Some(shared) => {
+            store::save(w, shared, target, plan)?;
+            println!();
+        }
+        None => {
+            let secret_file = s::write(target, plan, &server.state_dir)?;
+            println!("Added {email} to {}.", w.args.config.display());
+            if let Some(f) = secret_file {
+                println!(
+                    "The provider password is in {} (mode 0600, readable only by its owner).",
+                    f.display()
+                );
+            }
+            println!("Restart mailgate or send it SIGHUP (systemctl reload mailgate) to serve the new account.\n");
+        }
     }
-    println!("Restart mailgate or send it SIGHUP (systemctl reload mailgate) to serve the new account.\n");
     print!(
         "{}",
         s::client_instructions(server, email, generated, plan.found.smtp.is_some())

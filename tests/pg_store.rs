@@ -166,12 +166,18 @@ fn one_refresh_across_nodes() {
 
 /// The database stopped: a running session goes on, a login that needs nothing from the
 /// database works, a login that needs a token from it gets `NO [UNAVAILABLE]` (the reason in
-/// the log), and the same login works once the database is back.
+/// the log), SMTP submission that needs a token gets `451 4.3.0` (temporary: the client keeps
+/// the message), and both work once the database is back.
 #[test]
 fn database_down_fails_only_what_needs_it() {
     let idp = Idp::start(OAUTH_EMAIL);
     let mut opts = DovecotOpts::plaintext_only();
     opts.oauth2_introspection_url = Some(idp.url("/introspect"));
+    let sasl = DovecotOpts {
+        oauth2_introspection_url: Some(idp.url("/introspect")),
+        ..DovecotOpts::sasl_only()
+    };
+    let postfix = support::Postfix::start_with(&["rcpt"], "unused-password", sasl);
     let dovecot = Dovecot::start(opts);
     dovecot.add_user(EMAIL, UPSTREAM_PW);
     dovecot.add_user(OAUTH_EMAIL, UPSTREAM_PW);
@@ -182,7 +188,9 @@ fn database_down_fails_only_what_needs_it() {
     let tables = format!(
         "{}{}",
         password_account(&dovecot).to_toml(),
-        oauth_account(&dovecot, &idp).to_toml()
+        oauth_account(&dovecot, &idp)
+            .smtp(postfix.starttls_upstream())
+            .to_toml()
     );
     ok(&account(&cli, &["add", "-"], Some(&tables)));
     authorize_expiring(&idp, &cli, OAUTH_EMAIL);
@@ -206,11 +214,26 @@ fn database_down_fails_only_what_needs_it() {
             .then_some(())
     });
     assert!(logged.is_some(), "{}", a.log());
+    let (mut smtp, _) = support::smtp_client::Raw::connect(a.smtp_addr);
+    assert!(smtp.login(OAUTH_EMAIL, LOCAL_PW).starts_with("235"));
+    let from = smtp.cmd(&format!("MAIL FROM:<{OAUTH_EMAIL}>"));
+    assert!(
+        from.starts_with("451 4.3.0") && from.contains("account store"),
+        "{from}"
+    );
     assert_eq!(idp.refreshes(), 0);
 
     pg.start_again();
     until_login(&a, OAUTH_EMAIL, "OK");
     assert_eq!(idp.refreshes(), 1);
+    // The same SMTP session, once the store is back.
+    let from = smtp.cmd(&format!("MAIL FROM:<{OAUTH_EMAIL}>"));
+    assert!(from.starts_with("250"), "{from}");
+    assert!(smtp.cmd("RCPT TO:<rcpt@example.test>").starts_with("250"));
+    assert!(smtp.cmd("DATA").starts_with("354"));
+    assert!(smtp
+        .cmd("Subject: after the store came back\r\n\r\nbody\r\n.")
+        .starts_with("250"));
     assert_tagged(&held.command("n1", "NOOP"), "n1", "OK");
 }
 

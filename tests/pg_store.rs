@@ -32,8 +32,11 @@ const PROPAGATION: Duration = Duration::from_secs(15);
 
 /// The config of a node: no accounts in the file, the store with `key`.
 fn node_toml(pg: &Postgres, key: &Path) -> String {
+    // The tests poll logins until a change arrives: the failures on the way must not lock the
+    // account out (throttling has its own tests).
     let file = GateConfig::new()
         .server("auth_failure_delay_ms", 0)
+        .server("login_throttle_threshold", 1000)
         .to_toml();
     format!("{file}{}", store_toml(pg, key))
 }
@@ -73,8 +76,8 @@ fn until_login(node: &Mailgate, email: &str, want: &str) {
     );
 }
 
-/// Accounts added with `mailgate account add` on one node serve on the other without a
-/// signal; sealed in the database; removal (by the command or plain SQL) refuses them on both,
+/// Accounts added (or changed) with `mailgate account add` on one node serve on the other
+/// without a signal; sealed in the database; removal (by the command or plain SQL) refuses them on both,
 /// while a session begun before keeps its account.
 #[test]
 fn accounts_change_on_every_node_without_a_signal() {
@@ -118,6 +121,24 @@ fn accounts_change_on_every_node_without_a_signal() {
     // Plain SQL edits notify the nodes too.
     ok(&account(&b.config_path, &["add", "-"], Some(&table)));
     until_login(&a, EMAIL, "OK");
+
+    // A changed account (a new local password, stored over the old one on node b) takes
+    // effect on node a: the new password logs in, the old one no longer does.
+    const NEW_PW: &str = "Local-pw-changed-2d8e";
+    let imap = Upstream::plain(dovecot.imap_addr()).login(EMAIL, UPSTREAM_PW);
+    let changed = Account::password(EMAIL, NEW_PW).imap(imap).to_toml();
+    ok(&account(&b.config_path, &["add", "-"], Some(&changed)));
+    let with = |pw: &str| {
+        let mut c = a.connect();
+        let r = c.command("L1", &format!("LOGIN {} {}", quote(EMAIL), quote(pw)));
+        tagged_status(&r, "L1")
+    };
+    let switched = poll(PROPAGATION, Duration::from_millis(50), || {
+        with(NEW_PW).starts_with("OK").then_some(())
+    });
+    assert!(switched.is_some(), "{}", a.log());
+    assert!(with(LOCAL_PW).starts_with("NO"));
+
     pg.psql("DELETE FROM mailgate_accounts");
     until_login(&a, EMAIL, "NO");
     until_login(&b, EMAIL, "NO");

@@ -15,12 +15,17 @@
 //! The NOOP and SMTP steps also run through [`minimal_relay`] (this binary started again with
 //! `--minimal-relay`), printed beside mailgate's figures as the floor any relay pays here.
 //!
+//! `MAILGATE_BENCH_DELAY_MS=15` (one way) adds the latency steps `poll` and `smtp-one` behind a
+//! delay proxy ([`latency`]); `-- --delay-selfcheck` checks the proxy instead of benchmarking.
+//!
 //! Every loop is bounded by a count; every socket has a read time-out; all traffic is on
 //! 127.0.0.1; the servers and relays started here are stopped by PID when the benchmark ends.
 
 #[path = "../../tests/support/mod.rs"]
 mod support;
 
+mod delay;
+mod latency;
 mod measure;
 mod minimal_relay;
 mod setup;
@@ -61,6 +66,8 @@ struct Sizes {
     nagle_appends: usize,
     held_sessions: usize,
     smtp_messages: usize,
+    /// Poll cycles and single SMTP messages per side and round (latency mode).
+    latency_cycles: usize,
 }
 
 fn sizes() -> Sizes {
@@ -81,6 +88,7 @@ fn sizes() -> Sizes {
         nagle_appends: 100 / d,
         held_sessions: 1000 / d,
         smtp_messages: 1000 / d,
+        latency_cycles: if quick { 5 } else { 10 },
     }
 }
 
@@ -92,6 +100,16 @@ fn main() {
             .and_then(|a| a.parse().ok())
             .expect("target address");
         minimal_relay::serve(target);
+        return;
+    }
+    if args.iter().any(|a| a == delay::SELFCHECK_ARG) {
+        match delay::selfcheck() {
+            Ok(()) => println!("delay proxy: self-check passed"),
+            Err(e) => {
+                eprintln!("delay proxy: self-check failed: {e}");
+                std::process::exit(1);
+            }
+        }
         return;
     }
     let sz = sizes();
@@ -453,6 +471,10 @@ fn main() {
 
     if part("smtp") && step_enabled("smtp") {
         smtp(&s, &sz, &mut rows, &mut notes);
+    }
+    // After the SMTP step: its delivery count must not see these messages.
+    if let Some(l) = &s.latency {
+        latency::latency(&s, l, &sz, &mut rows, &mut notes);
     }
 
     // The report.

@@ -13,7 +13,9 @@ pub struct Setup {
     pub tls: Arc<rustls::ClientConfig>,
     /// The same for Postfix, whose certificate comes from its own test CA.
     pub smtp_tls: Arc<rustls::ClientConfig>,
-    pub _dovecot: Dovecot,
+    pub dovecot: Dovecot,
+    /// `MAILGATE_BENCH_DELAY_MS`: the delay proxies in front of Dovecot and Postfix.
+    pub latency: Option<super::latency::Latency>,
     /// `MAILGATE_BENCH_STORE=postgres`: the shared store holding the accounts.
     pub store: Option<super::store::Store>,
     pub mailgate: Mailgate,
@@ -152,6 +154,10 @@ pub fn setup(sz: &Sizes) -> Setup {
                 .smtp(smtp.login(&bench, UPSTREAM_PW)),
         );
     }
+    let latency = super::latency::Latency::wanted(&dovecot, &postfix);
+    if let Some(l) = &latency {
+        config = l.accounts(config, &pki.ca, &postfix.ca_file);
+    }
     let store = super::store::wanted().then(|| super::store::Store::start(&config));
     let mailgate = start_gate(&config, store.as_ref());
     mailgate::net::tls::install_crypto_provider();
@@ -163,7 +169,8 @@ pub fn setup(sz: &Sizes) -> Setup {
         smtp_tls,
         _pki: pki,
         postfix,
-        _dovecot: dovecot,
+        dovecot,
+        latency,
         store,
         mailgate,
         modes,

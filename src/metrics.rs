@@ -31,6 +31,13 @@ pub const UPSTREAM_ERRORS_TOTAL: &str = "mailgate_upstream_errors_total";
 pub const BYTES_TOTAL: &str = "mailgate_bytes_total";
 /// IMAP commands relayed after login, by command name (known names; anything else `other`).
 pub const IMAP_COMMANDS_TOTAL: &str = "mailgate_imap_commands_total";
+/// Logins with `[server.warm_sessions]` on, by result: `hit` (a kept upstream connection was
+/// used), `miss` (none was kept: a new one was opened).
+pub const IMAP_WARM_LOGINS_TOTAL: &str = "mailgate_imap_warm_logins_total";
+/// Upstream connections not kept or no longer kept, by reason (see `imap::warm::Reason`).
+pub const IMAP_WARM_DISCARDED_TOTAL: &str = "mailgate_imap_warm_discarded_total";
+/// Upstream connections kept now for an account's next login.
+pub const IMAP_WARM_CONNECTIONS: &str = "mailgate_imap_warm_connections";
 /// SMTP messages by result: `ok` (the provider accepted it), `rejected` (the provider refused
 /// it for good, 5xx), `deferred` (4xx: the client was told to retry), `too_big` (over
 /// `max_message_size`, never sent).
@@ -162,6 +169,18 @@ fn describe() {
     describe_counter!(UPSTREAM_ERRORS_TOTAL, "Upstream failures by kind.");
     describe_counter!(BYTES_TOTAL, Unit::Bytes, "Bytes relayed after login.");
     describe_counter!(IMAP_COMMANDS_TOTAL, "IMAP commands relayed after login.");
+    describe_counter!(
+        IMAP_WARM_LOGINS_TOTAL,
+        "IMAP logins with warm sessions on, by result (hit: a kept upstream connection was used)."
+    );
+    describe_counter!(
+        IMAP_WARM_DISCARDED_TOTAL,
+        "Upstream IMAP connections not kept or no longer kept, by reason."
+    );
+    describe_gauge!(
+        IMAP_WARM_CONNECTIONS,
+        "Upstream IMAP connections kept now for an account's next login."
+    );
     describe_counter!(SMTP_MESSAGES_TOTAL, "SMTP messages by result.");
     describe_histogram!(
         SMTP_MESSAGE_BYTES,
@@ -285,6 +304,21 @@ pub fn smtp_body_bytes(counters: Option<&ByteCounters>, n: u64) {
         None => counter!(BYTES_TOTAL, "protocol" => "smtp", "direction" => "client_to_upstream")
             .increment(n),
     }
+}
+
+/// Counts a login with warm sessions on: `hit` or `miss`.
+pub fn imap_warm_login(result: &'static str) {
+    counter!(IMAP_WARM_LOGINS_TOTAL, "result" => result).increment(1);
+}
+
+/// Counts an upstream connection not kept, or no longer kept, for `reason`.
+pub fn imap_warm_discarded(reason: &'static str) {
+    counter!(IMAP_WARM_DISCARDED_TOTAL, "reason" => reason).increment(1);
+}
+
+/// The number of upstream connections kept now.
+pub fn imap_warm_connections(n: usize) {
+    gauge!(IMAP_WARM_CONNECTIONS).set(n as f64);
 }
 
 /// Counts a connection refused at the session limit.

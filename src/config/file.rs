@@ -56,6 +56,7 @@ pub(super) struct ServerFile {
     pub(super) smtps_listen: Option<Spanned<String>>,
     pub(super) tls: Option<Spanned<LocalTlsFile>>,
     pub(super) proxy_protocol: Option<Spanned<ProxyProtocolFile>>,
+    pub(super) warm_sessions: Option<WarmSessionsFile>,
     pub(super) login_throttle_threshold: Option<u32>,
     pub(super) login_throttle_max_delay_ms: Option<u64>,
     pub(super) login_lockout_secs: Option<u64>,
@@ -95,6 +96,15 @@ pub(super) struct ProxyProtocolFile {
     pub(super) listeners: Spanned<Vec<Spanned<String>>>,
     pub(super) trusted: Spanned<Vec<Spanned<String>>>,
     pub(super) header_timeout_ms: Option<Spanned<u64>>,
+}
+
+/// `[server.warm_sessions]`: upstream IMAP connections kept for the account's next login.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct WarmSessionsFile {
+    pub(super) keep_secs: Option<Spanned<u64>>,
+    pub(super) per_account: Option<Spanned<usize>>,
+    pub(super) max_total: Option<Spanned<usize>>,
 }
 
 #[derive(Debug, Deserialize)]

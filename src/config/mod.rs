@@ -31,6 +31,7 @@ mod store;
 mod store_tests;
 #[cfg(test)]
 mod tests;
+mod warm;
 
 pub use crate::net::TlsMode;
 pub use account::Account;
@@ -40,6 +41,7 @@ pub use oauth2::{ClientAuth, OAuth2};
 pub use proxy::{ProxyProtocol, LISTENER_NAMES as PROXY_LISTENER_NAMES};
 pub use server::{LocalTls, MetricsConfig, ServerConfig, ThrottleConfig};
 pub use store::{StoreConfig, StoreKey};
+pub use warm::WarmSessions;
 
 use crate::provider::Discovery;
 use file::{AccountFile, AccountsFile, FileConfig};

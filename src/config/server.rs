@@ -27,6 +27,8 @@ pub struct ServerConfig {
     pub tls: Option<LocalTls>,
     /// `[server.proxy_protocol]`: the listeners behind a proxy that sends a PROXY header.
     pub proxy_protocol: Option<ProxyProtocol>,
+    /// `[server.warm_sessions]`: upstream IMAP connections kept for the account's next login.
+    pub warm_sessions: super::warm::WarmSessions,
     /// Failed-login throttling across connections.
     pub throttle: ThrottleConfig,
     /// Largest message accepted for submission, in bytes (advertised as SIZE).
@@ -182,6 +184,7 @@ pub(super) fn server(
         smtps_listen: l.smtps_listen,
         tls: l.tls,
         proxy_protocol,
+        warm_sessions: super::warm::warm_sessions(s.warm_sessions.as_ref(), loc)?,
         throttle: ThrottleConfig {
             threshold: s.login_throttle_threshold.unwrap_or(5),
             max_delay: Duration::from_millis(s.login_throttle_max_delay_ms.unwrap_or(15_000)),

@@ -310,3 +310,49 @@ fn local_tls_files_are_checked_at_load() {
     assert_eq!(tls.cert, g.cert);
     assert!(c.server.imaps_listen.is_some());
 }
+
+#[test]
+fn warm_sessions_are_off_unless_set_and_bounded() {
+    let c = parse(&account("")).unwrap();
+    assert!(!c.server.warm_sessions.on());
+    // As a table or as dotted keys under [server]: the same settings.
+    for text in [
+        "[server.warm_sessions]\nkeep_secs = 90\nper_account = 3\n",
+        "[server]\nwarm_sessions.keep_secs = 90\nwarm_sessions.per_account = 3\n",
+    ] {
+        let w = parse(&format!("{text}{}", account("")))
+            .unwrap()
+            .server
+            .warm_sessions;
+        assert_eq!(
+            (w.on(), w.keep, w.per_account, w.max_total),
+            (true, Duration::from_secs(90), 3, 1000)
+        );
+    }
+    for (text, want) in [
+        (
+            "keep_secs = 601",
+            "2:13: server.warm_sessions.keep_secs: must be at most 600",
+        ),
+        (
+            "per_account = 11",
+            "2:15: server.warm_sessions.per_account: must be between 1 and 10",
+        ),
+        (
+            "per_account = 0",
+            "2:15: server.warm_sessions.per_account: must be between 1 and 10",
+        ),
+        (
+            "max_total = 0",
+            "2:13: server.warm_sessions.max_total: must be at least 1",
+        ),
+    ] {
+        let e = parse(&format!("[server.warm_sessions]\n{text}\n{}", account("")))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with(&format!("/etc/mailgate/test.toml:{want}")),
+            "{e}"
+        );
+    }
+}

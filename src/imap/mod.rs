@@ -16,6 +16,7 @@ pub mod rewrite;
 pub(crate) mod script;
 pub mod sent;
 pub mod upstream;
+pub mod warm;
 
 use crate::session::NoTls;
 use std::time::Instant;
@@ -97,18 +98,25 @@ async fn converse<S: AsyncRead + AsyncWrite + Unpin + 'static>(
         }
         login::Outcome::Relay {
             upstream,
+            origin,
             account,
             client_leftover,
             folders,
         } => {
+            let (track, handle) = match warm::rule(&upstream, &session.config) {
+                Some((track, handle)) => (Some(Box::new(track) as _), Some(handle)),
+                None => (None, None),
+            };
+            let rules = rules(&upstream, &account, folders, track);
+            let capabilities = upstream.capabilities;
             let opts = relay::Options {
                 counters: crate::metrics::ByteCounters::new("imap", &account.email),
                 idle_timeout: session.config.server.idle_timeout,
                 upstream_timeout: session.config.server.upstream_timeout,
                 shutdown: session.shutdown.clone(),
-                rules: rules(&upstream, &account, folders),
+                rules,
             };
-            let stats = relay::run(
+            let (stats, handed_back) = relay::run(
                 stream,
                 client_leftover,
                 upstream.stream,
@@ -116,6 +124,21 @@ async fn converse<S: AsyncRead + AsyncWrite + Unpin + 'static>(
                 opts,
             )
             .await;
+            if let Some(handle) = handle {
+                let handed_back = handed_back.map(|stream| upstream::LoggedIn {
+                    stream,
+                    capabilities,
+                    leftover: Vec::new(),
+                });
+                warm::after_relay(
+                    &handle,
+                    handed_back,
+                    origin,
+                    account,
+                    session.config.clone(),
+                    session.shutdown.clone(),
+                );
+            }
             info!(
                 duration_ms = started.elapsed().as_millis() as u64,
                 bytes_from_client = stats.from_client,
@@ -132,12 +155,14 @@ async fn converse<S: AsyncRead + AsyncWrite + Unpin + 'static>(
 
 /// The relay's rewrite rules for a session with this upstream: the folder names when the
 /// session needs them (first: it may hold a literal mailbox name the others must see
-/// rewritten), then mailgate's own. A new rule (see [`rewrite::Rewrite`]) is added to this
-/// list.
+/// rewritten), then mailgate's own, then `last` (the warm sessions' [`warm::Track`], which
+/// must see what goes upstream after every other rule). A new rule (see
+/// [`rewrite::Rewrite`]) is added to this list.
 fn rules(
     upstream: &upstream::LoggedIn,
     account: &crate::config::Account,
     folders: Option<std::sync::Arc<folders::View>>,
+    last: Option<Box<dyn rewrite::Rewrite>>,
 ) -> rewrite::Rules {
     let caps = upstream.capabilities.iter().map(String::as_str);
     let nonsync = rewrite::nonsync_limit(caps);
@@ -150,5 +175,6 @@ fn rules(
         )));
     }
     list.push(Box::new(rewrite::Gateway::new(nonsync)));
+    list.extend(last);
     rewrite::Rules::new(list).with_nonsync_literal_max(nonsync)
 }

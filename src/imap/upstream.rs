@@ -315,6 +315,58 @@ pub async fn logout(
     Ok(format!("{status} {text}"))
 }
 
+/// Runs `command` (one that takes no continuation: NOOP, UNSELECT) on a logged-in connection,
+/// bounded as a login step, and gives the connection back when the server answered `OK` and
+/// sent nothing else but untagged responses other than `BYE`. Anything else — a tagged answer
+/// to another command, a `+`, a `BYE`, a closed connection — means the connection is not in
+/// the state its keeper believed (the warm sessions' proof of a clean, live connection).
+pub async fn exchange(
+    up: LoggedIn,
+    command: &[u8],
+    step: &'static str,
+    address: String,
+    timeout: Duration,
+) -> Result<LoggedIn, UpstreamError> {
+    let LoggedIn {
+        stream,
+        capabilities,
+        leftover,
+    } = up;
+    let mut conn = Conn::new(stream, leftover, address, timeout);
+    conn.next_tag = 1000;
+    conn.begin();
+    let tag = conn.tag();
+    conn.send(&[tag.as_bytes(), b" ", command, b"\r\n"].concat(), step)
+        .await?;
+    loop {
+        let resp = conn.read_line(step).await?;
+        if let Some((status, text)) = tagged(&resp, &tag) {
+            if status != "OK" {
+                return Err(conn.protocol(format!("{step} failed: {status} {text}")));
+            }
+            return Ok(LoggedIn {
+                stream: conn.stream,
+                capabilities,
+                leftover: conn.buf,
+            });
+        }
+        let untagged = resp.starts_with(b"* ");
+        if !untagged
+            || resp[2..]
+                .get(..4)
+                .is_some_and(|w| w.eq_ignore_ascii_case(b"BYE "))
+        {
+            return Err(conn.protocol(format!(
+                "{step}: unexpected {:?}",
+                truncate(&printable(&resp), 80)
+            )));
+        }
+        if crate::imap::framer::announcement(&resp).is_some() {
+            return Err(conn.protocol(format!("unexpected literal in a response ({step})")));
+        }
+    }
+}
+
 /// Checks the greeting; returns the capabilities it carries, if any.
 fn greeting_status(conn: &Conn, line: &[u8]) -> Result<Option<Vec<String>>, UpstreamError> {
     let text = printable(line);

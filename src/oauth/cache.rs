@@ -249,7 +249,8 @@ pub async fn keep_alive(
 }
 
 /// What `f` makes of the account's tokens as the cache holds them (as the last [`keep_alive`]
-/// or login left them): no request, no store read. Upkeep's expiry metrics.
+/// or login left them): no request, no store read. Upkeep's expiry metrics, and the expiry
+/// of the token a warm upstream connection logged in with.
 pub async fn peek<T>(oauth: &OAuth2, f: impl FnOnce(Option<&Tokens>) -> T) -> T {
     let slot = slot(&oauth.state_dir, &oauth.identity);
     let cached = slot.lock().await;

@@ -11,7 +11,7 @@ pub mod store;
 pub mod token;
 pub mod upkeep;
 
-pub use cache::access_token;
+pub use cache::{access_token, peek};
 
 use crate::config::OAuth2;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

@@ -134,6 +134,7 @@ impl Server {
             }
         }
         reload::log_accounts(&state.shared.config);
+        crate::imap::warm::config_in_use(&state.shared.config);
         // OAuth upkeep follows the configuration of the moment (see `oauth::upkeep`).
         let (config_tx, config_rx) = tokio::sync::watch::channel(state.shared.config.clone());
         tokio::spawn(crate::oauth::upkeep::run(

@@ -79,6 +79,8 @@ impl Reloads {
                     warn!("listen addresses, max_sessions, max_preauth_sessions, max_connections_per_ip and [metrics] change only on restart");
                 }
                 *config = Arc::new(new);
+                // No upstream connection kept under the old configuration is used again.
+                crate::imap::warm::config_in_use(config);
                 crate::metrics::config_reload(true);
                 info!(accounts = config.accounts.len(), "configuration reloaded");
                 log_accounts(config);

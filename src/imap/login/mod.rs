@@ -19,7 +19,8 @@ pub use machine::{CAPABILITIES, MAX_LINE, MAX_LITERAL};
 
 use crate::diagnosis::{self, Protocol};
 use crate::imap::pop3;
-use crate::imap::upstream::{self, LoggedIn};
+use crate::imap::upstream::LoggedIn;
+use crate::imap::warm::{self, Origin};
 use crate::imap::Session;
 use crate::metrics;
 use crate::preauth::{self, Limit};
@@ -56,6 +57,8 @@ pub enum Outcome {
     Relay {
         /// The upstream connection.
         upstream: LoggedIn,
+        /// Where it came from (a new login or a kept one).
+        origin: crate::imap::warm::Origin,
         /// The account logged in.
         account: Arc<crate::config::Account>,
         /// Client bytes already read after the login command.
@@ -98,22 +101,23 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
             }
             Next::Verify { login, password } => {
                 let (next, logged_in) = match check(c.session, &login, password).await {
-                    Ok((mut up, account)) => {
+                    Ok((mut up, origin, account)) => {
                         // Before the client hears OK: the folders decide its capabilities.
                         let server = &c.session.config.server;
                         let folders =
                             crate::imap::folders::prepare::view(&account, &mut up, server).await;
                         let next = machine.checked(Checked::LoggedIn(&up.capabilities));
-                        (next, Some((up, account, folders)))
+                        (next, Some((up, origin, account, folders)))
                     }
                     Err(failed) => (machine.checked(failed), None),
                 };
                 c.send(&machine.output()).await?;
                 match (next, logged_in) {
-                    (Next::Relay, Some((upstream, account, folders))) => {
+                    (Next::Relay, Some((upstream, origin, account, folders))) => {
                         let client_leftover = machine.leftover(&c.buf[c.start..c.end]);
                         return Ok(Outcome::Relay {
                             upstream,
+                            origin,
                             account,
                             client_leftover,
                             folders,
@@ -131,12 +135,13 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
 }
 
 /// Checks the credentials locally (with throttling), then logs in upstream with the stored
-/// credential: the upstream connection, or how it failed.
+/// credential (or takes a kept connection, see [`crate::imap::warm`]): the upstream
+/// connection, or how it failed.
 async fn check(
     session: &Session,
     login: &str,
     password: Secret,
-) -> Result<(LoggedIn, Arc<crate::config::Account>), Checked<'static>> {
+) -> Result<(LoggedIn, Origin, Arc<crate::config::Account>), Checked<'static>> {
     let config = session.config.clone();
     let account = match throttle::verify(&config, "imap", session.peer.ip(), login, password).await
     {
@@ -146,15 +151,17 @@ async fn check(
     };
     tracing::Span::current().record("account", account.email.as_str());
     let started = std::time::Instant::now();
-    match upstream::login(&account, &config.server).await {
-        Ok(up) => {
-            metrics::upstream_connected("imap", started.elapsed().as_secs_f64());
+    match warm::login(&account, &config).await {
+        Ok((up, origin)) => {
+            if !origin.warm {
+                metrics::upstream_connected("imap", started.elapsed().as_secs_f64());
+            }
             metrics::login("imap", "ok", Some(&account.email));
-            info!(upstream = %account.imap.address(), tls = account.imap.target.tls.as_str(), "logged in");
+            info!(upstream = %account.imap.address(), tls = account.imap.target.tls.as_str(), warm = origin.warm, "logged in");
             if let Some(ticket) = &session.ticket {
                 ticket.logged_in();
             }
-            Ok((up, account))
+            Ok((up, origin, account))
         }
         Err(e) => {
             let advice = diagnosis::log_advice(&e, Protocol::Imap, &account.email);

@@ -186,6 +186,16 @@ impl State {
                 self.local.extend_from_slice(&reply);
                 return Flow::Go;
             }
+            Verdict::End(reply) => {
+                debug_assert!(
+                    literal.is_none(),
+                    "a rule ended the relay on a literal's line"
+                );
+                self.local.extend_from_slice(&reply);
+                // Nothing after this command goes upstream: the connection is handed back.
+                self.ending = true;
+                return Flow::Stop;
+            }
             Verdict::ReplaceAndAnswer { forward, answer } => {
                 self.local.extend_from_slice(&answer);
                 send(&forward)
@@ -226,6 +236,7 @@ impl State {
         }
         if starts {
             self.command_starts(bytes);
+            self.rules.unseen();
         }
         out.extend_from_slice(bytes);
         match end {

@@ -66,6 +66,7 @@ impl State {
     pub(super) fn give_up_command(&mut self, out: &mut Vec<u8>) {
         if let Some(Aside::Hold(held)) = self.c2s_aside.take().map(|a| *a) {
             out.extend_from_slice(&nonsync(&held.bytes, true));
+            self.rules.unseen();
         }
     }
 
@@ -123,6 +124,7 @@ fn emit_response(out: &mut Vec<u8>, bytes: &[u8], verdict: Verdict) {
         Verdict::Pass | Verdict::Hold | Verdict::Peek => out.extend_from_slice(bytes),
         Verdict::Replace(forward)
         | Verdict::Answer(forward)
+        | Verdict::End(forward)
         | Verdict::ReplaceAndAnswer { forward, .. } => out.extend_from_slice(&forward),
     }
 }

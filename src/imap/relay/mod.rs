@@ -93,6 +93,10 @@ pub enum End {
     Shutdown,
     /// The upstream sent nothing for the upstream time-out in the middle of a response.
     UpstreamStalled,
+    /// A rule answered the client's last command and ended the relay
+    /// ([`Verdict::End`](crate::imap::rewrite::Verdict::End)): the upstream connection is
+    /// handed back to the caller, open.
+    HandedBack,
 }
 
 impl End {
@@ -108,6 +112,7 @@ impl End {
             End::UpstreamStalled => {
                 "upstream stalled in the middle of a response (upstream_timeout_secs)"
             }
+            End::HandedBack => "client logged out (upstream connection kept)",
         }
     }
 }
@@ -157,13 +162,16 @@ struct Relay {
 
 /// Relays between `client` and `upstream` until one side closes, the client idles out or the
 /// gateway shuts down. `*_leftover` are bytes already read from each side and not yet relayed.
+/// The upstream connection comes back when a rule ended the relay ([`End::HandedBack`]):
+/// every byte read from it has then gone to the client, and nothing the client sent after
+/// the ending command went to it.
 pub async fn run<C: AsyncRead + AsyncWrite + Unpin + 'static>(
     mut client: C,
     client_leftover: Vec<u8>,
     mut upstream: UpstreamStream,
     upstream_leftover: Vec<u8>,
     mut opts: Options,
-) -> Stats {
+) -> (Stats, Option<UpstreamStream>) {
     // Bytes read during login but not yet relayed are relayed traffic too.
     opts.counters.add_to_upstream(client_leftover.len() as u64);
     opts.counters.add_to_client(upstream_leftover.len() as u64);
@@ -224,12 +232,13 @@ pub async fn run<C: AsyncRead + AsyncWrite + Unpin + 'static>(
     .await;
     // Best effort: a TLS client gets close_notify; a failed shutdown changes nothing.
     let _ = tokio::time::timeout(Duration::from_secs(5), client.shutdown()).await;
-    Stats {
+    let stats = Stats {
         from_client: relay.c2s.bytes,
         from_upstream: relay.s2c.bytes,
         spliced: relay.c2s.spliced + relay.s2c.spliced,
         end,
-    }
+    };
+    (stats, (end == End::HandedBack).then_some(upstream))
 }
 
 /// The client's and the upstream's sockets when both are plain TCP: the case where literals
@@ -432,6 +441,11 @@ impl Relay {
         }
         if self.c2s.pending_input() {
             self.frame_c2s();
+            if self.st.ending {
+                // The rule's answer is the last thing the client gets.
+                self.closing = Some((End::HandedBack, b""));
+                return Ok(true);
+            }
             if !self.c2s.pending_input() && self.c2s_mid_command() {
                 quickack(&*client);
             }

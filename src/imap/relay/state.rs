@@ -32,6 +32,9 @@ pub(super) struct State {
     pub(super) c2s_aside: Option<Box<Aside>>,
     /// A server response held for the rules ([`Verdict::Hold`](crate::imap::rewrite::Verdict::Hold)).
     pub(super) s2c_hold: Option<Box<Held>>,
+    /// A rule ended the relay ([`Verdict::End`](crate::imap::rewrite::Verdict::End)): once its
+    /// answer is written, the upstream connection is handed back.
+    pub(super) ending: bool,
 }
 
 /// A client command whose synchronizing literal announcement went upstream: the client's
@@ -67,6 +70,7 @@ impl State {
             c2s_after_literal: false,
             c2s_aside: None,
             s2c_hold: None,
+            ending: false,
         }
     }
 

@@ -52,6 +52,13 @@ pub enum Verdict {
     /// Commands only, and only a line that announces no literal: the line goes no further and
     /// mailgate answers the client with these bytes (between two server responses).
     Answer(Vec<u8>),
+    /// Commands only, and only a line that announces no literal: as [`Verdict::Answer`], and
+    /// the relay then ends: once these bytes are written it reads and forwards nothing more
+    /// and hands the upstream connection back ([`End::HandedBack`]) — a LOGOUT the gateway
+    /// answers itself to keep the connection (`imap::warm`).
+    ///
+    /// [`End::HandedBack`]: crate::imap::relay::End::HandedBack
+    End(Vec<u8>),
     /// Commands only: `forward` goes on in the line's place (as with [`Verdict::Replace`])
     /// and the client is also sent `answer` — e.g. the `+` for a literal whose announcement
     /// was made non-synchronizing.
@@ -128,6 +135,11 @@ pub trait Rewrite: Send {
         let _ = (line, head, length);
         Peeked::Forward(None)
     }
+
+    /// A client command went upstream without this rule seeing all of its lines: one longer
+    /// than the relay's hold limit (passed on in pieces), or a held command given up. A rule
+    /// that follows the conversation can no longer know what the server was asked.
+    fn unseen(&mut self) {}
 }
 
 /// What becomes of a peeked command ([`Rules::peek`]).
@@ -188,6 +200,13 @@ impl Rules {
             peek,
         };
         self.apply(line, can, 0, None, |r, l| r.command(l))
+    }
+
+    /// A client command went upstream unseen by the rules (see [`Rewrite::unseen`]).
+    pub fn unseen(&mut self) {
+        for rule in &mut self.rules {
+            rule.unseen();
+        }
     }
 
     /// The verdict of all rules on a response line.
@@ -275,6 +294,13 @@ impl Rules {
                         b = a;
                     }
                     return Verdict::Answer(b);
+                }
+                Verdict::End(mut b) => {
+                    if let Some(mut a) = answer {
+                        a.append(&mut b);
+                        b = a;
+                    }
+                    return Verdict::End(b);
                 }
                 Verdict::ReplaceAndAnswer {
                     forward: f,

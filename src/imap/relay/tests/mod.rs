@@ -3,6 +3,7 @@
 //! ordinary traffic passes byte for byte. Each script ends with a NOOP round trip and both
 //! sides closing, so a byte too many in either direction shows.
 
+mod end;
 mod hold;
 mod peek;
 
@@ -36,7 +37,7 @@ async fn sockets(
 ) -> (
     TcpStream,
     TcpStream,
-    impl std::future::Future<Output = Stats> + Send,
+    impl std::future::Future<Output = (Stats, Option<UpstreamStream>)> + Send,
     crate::session::Trigger,
 ) {
     let front = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -73,7 +74,7 @@ impl Pair {
         Pair {
             client,
             server,
-            relay: tokio::spawn(relay),
+            relay: tokio::spawn(async move { relay.await.0 }),
             _trigger,
         }
     }

@@ -1,0 +1,181 @@
+//! Warm upstream sessions (`[server.warm_sessions]`): when a client logs out, the gateway may
+//! keep its logged-in upstream connection for a short time and give it to the account's next
+//! login, which then costs the provider one round trip (a NOOP proving it alive) instead of
+//! TCP, TLS, greeting and authentication — what a client that polls every minute pays on
+//! every poll, as up-imapproxy spares webmail.
+//!
+//! A connection is kept only when the gateway can prove it clean ([`track`]): the client's
+//! LOGOUT is then answered by the gateway, the connection is brought back to the state of a
+//! fresh login (UNSELECT when a mailbox is selected, else NOOP — either proves no answer of
+//! the old session is still on its way) and parked in its own task ([`keeper`]) until a login
+//! asks for it, `keep_secs` pass, the provider closes it, or a reload ends it ([`pool`]).
+//! Before it is handed out, a NOOP proves it alive; a dead one is replaced by the next kept
+//! one or a new login, and the client notices nothing. Per account at most `per_account` are
+//! kept (providers limit simultaneous connections per account; Gmail to 15).
+
+mod keeper;
+pub mod pool;
+mod reason;
+pub mod track;
+
+pub use pool::config_in_use;
+pub use reason::Reason;
+pub use track::{Ending, Handle, Track};
+
+use crate::config::{Account, Config, Credential};
+use crate::imap::upstream::{self, LoggedIn};
+use crate::session::Shutdown;
+use crate::upstream::UpstreamError;
+use keeper::Kept;
+use pool::Ask;
+use std::sync::Arc;
+use tokio::sync::oneshot;
+use tracing::info;
+
+/// Where a session's upstream connection came from, and what keeping it needs to know.
+pub struct Origin {
+    /// It was kept from an earlier session.
+    pub warm: bool,
+    /// When the OAuth access token it logged in with expires (Unix seconds).
+    token_expires: Option<u64>,
+}
+
+/// A logged-in upstream connection for `account`: a kept one when there is one alive, else a
+/// new login (see [`upstream::login`]).
+pub async fn login(
+    account: &Account,
+    config: &Arc<Config>,
+) -> Result<(LoggedIn, Origin), UpstreamError> {
+    if config.server.warm_sessions.on() {
+        if let Some(found) = take(account, config).await {
+            crate::metrics::imap_warm_login("hit");
+            return Ok(found);
+        }
+        crate::metrics::imap_warm_login("miss");
+    }
+    let up = upstream::login(account, &config.server).await?;
+    let token_expires = match &account.imap.credential {
+        Credential::OAuth2(oauth) => {
+            crate::oauth::peek(oauth, |t| t.and_then(|t| t.expires_at)).await
+        }
+        Credential::Password(_) => None,
+    };
+    let origin = Origin {
+        warm: false,
+        token_expires,
+    };
+    Ok((up, origin))
+}
+
+/// The account's kept connections, most recent first, until one proves alive.
+async fn take(account: &Account, config: &Arc<Config>) -> Option<(LoggedIn, Origin)> {
+    let key = pool::key(&account.email);
+    // Bounded: each round takes an entry out of the pool, which holds at most per_account.
+    loop {
+        let (found, unusable) = pool::take(&key, config, crate::oauth::unix_now());
+        for (entry, reason) in unusable {
+            entry.ask(Ask::Discard(reason));
+        }
+        let entry = found?;
+        let token_expires = entry.token_expires();
+        let (tx, rx) = oneshot::channel();
+        if !entry.ask(Ask::HandOver(tx)) {
+            continue; // its task ended by itself a moment ago
+        }
+        let Ok(up) = rx.await else { continue };
+        let server = &config.server;
+        match upstream::exchange(
+            up,
+            b"NOOP",
+            "NOOP",
+            account.imap.address(),
+            server.upstream_timeout,
+        )
+        .await
+        {
+            Ok(up) => {
+                let origin = Origin {
+                    warm: true,
+                    token_expires,
+                };
+                return Some((up, origin));
+            }
+            Err(e) => {
+                crate::metrics::imap_warm_discarded(Reason::Stale.label());
+                info!(account = %account.email, error = %e, "warm upstream connection found dead; using another");
+            }
+        }
+    }
+}
+
+/// The rule that decides whether this session's connection may be kept (last in the
+/// session's rules), and its handle; `None` when warm sessions are off.
+pub fn rule(up: &LoggedIn, config: &Config) -> Option<(Track, Handle)> {
+    config
+        .server
+        .warm_sessions
+        .on()
+        .then(|| Track::new(&up.capabilities))
+}
+
+/// After the relay: keeps the connection the relay handed back, or counts why it was not.
+/// `handed_back` is the connection when the rule ended the relay.
+pub fn after_relay(
+    handle: &Handle,
+    handed_back: Option<LoggedIn>,
+    origin: Origin,
+    account: Arc<Account>,
+    config: Arc<Config>,
+    shutdown: Shutdown,
+) {
+    match (handle.ending(), handed_back) {
+        (Ending::HandedBack { selected }, Some(up)) => {
+            // In a task of its own: the session is over for the client and its slot.
+            tokio::spawn(keep(up, selected, origin, account, config, shutdown));
+        }
+        (Ending::Declined(why), _) => {
+            crate::metrics::imap_warm_discarded(Reason::State.label());
+            info!(account = %account.email, why, "upstream connection not kept: its state could not be proven clean");
+        }
+        _ => {}
+    }
+}
+
+/// Brings a handed-back connection to the state of a fresh login and parks it.
+async fn keep(
+    up: LoggedIn,
+    selected: bool,
+    origin: Origin,
+    account: Arc<Account>,
+    config: Arc<Config>,
+    shutdown: Shutdown,
+) {
+    let server = &config.server;
+    let (command, step): (&[u8], _) = match selected {
+        true => (b"UNSELECT", "UNSELECT"),
+        false => (b"NOOP", "NOOP"),
+    };
+    let address = account.imap.address();
+    let up = match upstream::exchange(up, command, step, address, server.upstream_timeout).await {
+        Ok(up) => up,
+        Err(e) => {
+            crate::metrics::imap_warm_discarded(Reason::Cleanup.label());
+            info!(account = %account.email, error = %e, "upstream connection not kept: it did not come back clean");
+            return;
+        }
+    };
+    let key = pool::key(&account.email);
+    let (id, ask) = match pool::admit(&key, &config, origin.token_expires) {
+        Ok(admitted) => admitted,
+        Err(reason) => return keeper::end(up, &account, server, reason).await,
+    };
+    let until = tokio::time::Instant::now() + server.warm_sessions.keep;
+    let kept = Kept {
+        up,
+        account,
+        config,
+        key,
+        id,
+    };
+    keeper::keep(kept, ask, until, shutdown).await;
+}

@@ -1,0 +1,180 @@
+//! The kept connections of the whole process, by account: who may keep one, how many, and
+//! the hand-over to the next login. Each kept connection lives in its own task
+//! ([`super::keeper`]); the pool holds the way to ask that task for it.
+
+use super::reason::Reason;
+use crate::config::Config;
+use crate::imap::upstream::LoggedIn;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
+use tokio::sync::oneshot;
+
+/// What the pool asks of a kept connection's task.
+pub enum Ask {
+    /// A login wants the connection.
+    HandOver(oneshot::Sender<LoggedIn>),
+    /// End it, for this reason.
+    Discard(Reason),
+}
+
+/// One kept connection, as the pool knows it.
+pub(super) struct Entry {
+    id: u64,
+    ask: oneshot::Sender<Ask>,
+    /// When the OAuth access token it logged in with expires (Unix seconds), if it did.
+    token_expires: Option<u64>,
+}
+
+impl Entry {
+    /// When the OAuth access token its connection logged in with expires (Unix seconds).
+    pub(super) fn token_expires(&self) -> Option<u64> {
+        self.token_expires
+    }
+
+    /// Asks its task for the connection (or to end it).
+    pub(super) fn ask(self, ask: Ask) -> bool {
+        self.ask.send(ask).is_ok()
+    }
+}
+
+#[derive(Default)]
+struct Pool {
+    /// The configuration sessions start with now; a connection logged in under another is
+    /// never kept or handed out.
+    current: Weak<Config>,
+    accounts: HashMap<String, Vec<Entry>>,
+    total: usize,
+    next_id: u64,
+}
+
+fn pool() -> MutexGuard<'static, Pool> {
+    static POOL: OnceLock<Mutex<Pool>> = OnceLock::new();
+    let m = POOL.get_or_init(Mutex::default);
+    // A panic while holding the lock cannot leave the map inconsistent in a way that matters
+    // more than losing the pool: carry on with what is there.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The pool's key for an account.
+pub(super) fn key(email: &str) -> String {
+    email.to_ascii_lowercase()
+}
+
+/// Sessions start with `config` from now on: every connection logged in under another is
+/// ended (the account's credential or servers may have changed; a reload is rare enough that
+/// keeping unchanged accounts' connections is not worth a comparison that could miss one).
+pub fn config_in_use(config: &Arc<Config>) {
+    let ended: Vec<(Entry, Reason)> = {
+        let mut p = pool();
+        if Weak::ptr_eq(&p.current, &Arc::downgrade(config)) {
+            return;
+        }
+        p.current = Arc::downgrade(config);
+        p.total = 0;
+        let accounts = std::mem::take(&mut p.accounts);
+        accounts
+            .into_iter()
+            .flat_map(|(key, entries)| {
+                let gone = !config
+                    .accounts
+                    .iter()
+                    .any(|a| a.email.eq_ignore_ascii_case(&key));
+                let reason = if gone {
+                    Reason::Removed
+                } else {
+                    Reason::Reload
+                };
+                entries.into_iter().map(move |e| (e, reason))
+            })
+            .collect()
+    };
+    crate::metrics::imap_warm_connections(0);
+    for (entry, reason) in ended {
+        entry.ask(Ask::Discard(reason));
+    }
+}
+
+/// A place for a connection of the account `key` logged in under `config`: its id and the
+/// receiving end its task listens on, or why it may not be kept.
+pub(super) fn admit(
+    key: &str,
+    config: &Arc<Config>,
+    token_expires: Option<u64>,
+) -> Result<(u64, oneshot::Receiver<Ask>), Reason> {
+    let warm = &config.server.warm_sessions;
+    let mut p = pool();
+    if !Weak::ptr_eq(&p.current, &Arc::downgrade(config)) {
+        return Err(Reason::Reload);
+    }
+    let kept = p.accounts.get(key).map_or(0, Vec::len);
+    if kept >= warm.per_account || p.total >= warm.max_total {
+        return Err(Reason::Full);
+    }
+    p.next_id += 1;
+    let id = p.next_id;
+    let (ask, rx) = oneshot::channel();
+    p.accounts.entry(key.to_owned()).or_default().push(Entry {
+        id,
+        ask,
+        token_expires,
+    });
+    p.total += 1;
+    crate::metrics::imap_warm_connections(p.total);
+    Ok((id, rx))
+}
+
+/// The account's most recently kept connection usable for a session that started under
+/// `config`, and the ones found unusable on the way (with why), all out of the pool.
+pub(super) fn take(
+    key: &str,
+    config: &Arc<Config>,
+    now: u64,
+) -> (Option<Entry>, Vec<(Entry, Reason)>) {
+    let mut p = pool();
+    let current = Weak::ptr_eq(&p.current, &Arc::downgrade(config));
+    let mut unusable = Vec::new();
+    let mut found = None;
+    if let Some(entries) = p.accounts.get_mut(key) {
+        while let Some(e) = entries.pop() {
+            if !current {
+                // This session's config is not the current one: leave the pool alone.
+                entries.push(e);
+                break;
+            }
+            // The token must outlive the hand-over by a margin, as a fresh login's would.
+            if e.token_expires.is_some_and(|t| t <= now + 60) {
+                unusable.push((e, Reason::TokenExpired));
+                continue;
+            }
+            found = Some(e);
+            break;
+        }
+        if entries.is_empty() {
+            p.accounts.remove(key);
+        }
+    }
+    p.total -= unusable.len() + usize::from(found.is_some());
+    crate::metrics::imap_warm_connections(p.total);
+    (found, unusable)
+}
+
+/// Removes the entry `id` of `key` if it is still there (its task ended it by itself).
+pub(super) fn forget(key: &str, id: u64) {
+    let mut p = pool();
+    let Some(entries) = p.accounts.get_mut(key) else {
+        return;
+    };
+    let before = entries.len();
+    entries.retain(|e| e.id != id);
+    let removed = before - entries.len();
+    if entries.is_empty() {
+        p.accounts.remove(key);
+    }
+    p.total -= removed;
+    crate::metrics::imap_warm_connections(p.total);
+}
+
+/// How many connections the account `key` has kept now.
+pub fn kept(key_of: &str) -> usize {
+    pool().accounts.get(&key(key_of)).map_or(0, Vec::len)
+}

@@ -1,0 +1,403 @@
+//! What the warm pool must know of a session before it may keep the upstream connection: the
+//! last rule of the session's rules, which follows every command that goes upstream and every
+//! tagged answer, and answers the client's LOGOUT itself when it can prove the connection
+//! clean.
+//!
+//! Clean means the next session could not tell the connection from a fresh login:
+//! - no command in flight (an IDLE is in flight until its tagged answer);
+//! - every command was one that leaves no state in the session beyond the selected mailbox
+//!   (the list below); no ENABLE, no CONDSTORE/QRESYNC-enabling parameter (RFC 7162 3.1: they
+//!   turn CONDSTORE on for the rest of the session), no COMPRESS (the gateway refuses it
+//!   anyway), no command the rule did not see whole;
+//! - no `BYE` from the server, no tagged answer the rule cannot place, no SELECT that ended
+//!   in `BAD` (the selected state is then unknown);
+//! - a selected mailbox only when the server can UNSELECT (never CLOSE: it expunges).
+//!
+//! The \Recent flags are the server's: a message some session has seen is no longer recent
+//! for any later session, on a new connection as on a kept one.
+
+use crate::imap::rewrite::{command_name, Line, Rewrite, Verdict};
+use std::sync::{Arc, Mutex};
+
+/// Commands that leave nothing behind in the session but the selected mailbox, which the
+/// hand-back undoes (IDLE is over once answered; SEARCHRES's `$` and CONTEXT's updates end
+/// with the mailbox).
+const STATELESS: &[&[u8]] = &[
+    b"CAPABILITY",
+    b"NOOP",
+    b"CHECK",
+    b"SELECT",
+    b"EXAMINE",
+    b"CREATE",
+    b"DELETE",
+    b"RENAME",
+    b"SUBSCRIBE",
+    b"UNSUBSCRIBE",
+    b"LIST",
+    b"LSUB",
+    b"XLIST",
+    b"STATUS",
+    b"APPEND",
+    b"CLOSE",
+    b"UNSELECT",
+    b"EXPUNGE",
+    b"SEARCH",
+    b"FETCH",
+    b"STORE",
+    b"COPY",
+    b"MOVE",
+    b"SORT",
+    b"THREAD",
+    b"IDLE",
+    b"NAMESPACE",
+    b"ID",
+    b"GETQUOTA",
+    b"GETQUOTAROOT",
+    b"GETACL",
+    b"MYRIGHTS",
+    b"LISTRIGHTS",
+    b"GETMETADATA",
+    b"REPLACE",
+];
+
+/// The sub-commands of UID that may follow.
+const UID_STATELESS: &[&[u8]] = &[
+    b"FETCH", b"STORE", b"COPY", b"MOVE", b"SEARCH", b"EXPUNGE", b"SORT", b"THREAD", b"REPLACE",
+];
+
+/// Words that make a command CONDSTORE-enabling (RFC 7162 3.1), or belong to QRESYNC.
+const ENABLING: &[&[u8]] = &[
+    b"MODSEQ",
+    b"CHANGEDSINCE",
+    b"CONDSTORE",
+    b"QRESYNC",
+    b"VANISHED",
+];
+
+/// Commands in flight the rule follows; a client that pipelines more is not worth the count.
+const MAX_IN_FLIGHT: usize = 64;
+
+/// How the session's upstream connection ended, as the rule saw it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    /// Still relaying (or ended some other way: client gone, time-out, upstream closed).
+    Open,
+    /// The rule answered the client's LOGOUT and ended the relay; the connection is clean
+    /// but for the selected mailbox, if `selected`.
+    HandedBack {
+        /// A mailbox is selected: UNSELECT before the connection is kept.
+        selected: bool,
+    },
+    /// The client's LOGOUT went upstream: the connection could not be proven clean.
+    Declined(&'static str),
+}
+
+/// The caller's view of the rule (the rule itself lives in the relay).
+#[derive(Clone)]
+pub struct Handle(Arc<Mutex<Ending>>);
+
+impl Handle {
+    /// How the relay left the connection.
+    pub fn ending(&self) -> Ending {
+        self.0.lock().map(|e| *e).unwrap_or(Ending::Open)
+    }
+
+    fn set(&self, ending: Ending) {
+        if let Ok(mut e) = self.0.lock() {
+            *e = ending;
+        }
+    }
+}
+
+/// What a command does to the selected state when it succeeds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Select,
+    Deselect,
+    Other,
+}
+
+struct Pending {
+    tag: Vec<u8>,
+    kind: Kind,
+}
+
+/// The rule; see the module documentation.
+pub struct Track {
+    in_flight: Vec<Pending>,
+    selected: bool,
+    /// Why the connection can no longer be kept, once known.
+    unclean: Option<&'static str>,
+    can_unselect: bool,
+    handle: Handle,
+}
+
+impl Track {
+    /// The rule for a connection whose server announced `capabilities` after login, and the
+    /// handle the session keeps.
+    pub fn new(capabilities: &[String]) -> (Track, Handle) {
+        let can_unselect = capabilities
+            .iter()
+            .any(|c| c.eq_ignore_ascii_case("UNSELECT") || c.eq_ignore_ascii_case("IMAP4rev2"));
+        let handle = Handle(Arc::new(Mutex::new(Ending::Open)));
+        let track = Track {
+            in_flight: Vec::new(),
+            selected: false,
+            unclean: None,
+            can_unselect,
+            handle: handle.clone(),
+        };
+        (track, handle)
+    }
+
+    fn taint(&mut self, why: &'static str) {
+        self.unclean.get_or_insert(why);
+    }
+
+    /// Whether LOGOUT may be answered here, or why not.
+    fn clean(&self) -> Result<bool, &'static str> {
+        if let Some(why) = self.unclean {
+            return Err(why);
+        }
+        if !self.in_flight.is_empty() {
+            return Err("a command was in flight");
+        }
+        if self.selected && !self.can_unselect {
+            return Err("a mailbox is selected and the server has no UNSELECT");
+        }
+        Ok(self.selected)
+    }
+
+    fn logout(&mut self, tag: &[u8]) -> Verdict {
+        match self.clean() {
+            Ok(selected) => {
+                self.handle.set(Ending::HandedBack { selected });
+                let mut answer = b"* BYE Logging out\r\n".to_vec();
+                answer.extend_from_slice(tag);
+                answer.extend_from_slice(b" OK Logout completed.\r\n");
+                Verdict::End(answer)
+            }
+            Err(why) => {
+                self.handle.set(Ending::Declined(why));
+                Verdict::Pass
+            }
+        }
+    }
+}
+
+impl Rewrite for Track {
+    fn command(&mut self, line: Line<'_>) -> Verdict {
+        if !line.starts {
+            // The rest of a command after a literal, or IDLE's DONE.
+            return Verdict::Pass;
+        }
+        let (tag, name) = command_name(line.bytes);
+        if name.eq_ignore_ascii_case(b"LOGOUT") && line.literal.is_none() {
+            return self.logout(tag);
+        }
+        let kind = if name.eq_ignore_ascii_case(b"SELECT") || name.eq_ignore_ascii_case(b"EXAMINE")
+        {
+            Kind::Select
+        } else if name.eq_ignore_ascii_case(b"CLOSE") || name.eq_ignore_ascii_case(b"UNSELECT") {
+            Kind::Deselect
+        } else {
+            Kind::Other
+        };
+        if !stateless(name, line.bytes) {
+            self.taint("a command that changes the session's state");
+        } else if enabling(line.bytes) {
+            self.taint("a CONDSTORE-enabling command");
+        }
+        if self.in_flight.len() >= MAX_IN_FLIGHT {
+            self.taint("too many commands in flight");
+        } else {
+            self.in_flight.push(Pending {
+                tag: tag.to_vec(),
+                kind,
+            });
+        }
+        Verdict::Pass
+    }
+
+    fn response(&mut self, line: Line<'_>) -> Verdict {
+        let bytes = line.bytes;
+        if !line.starts || bytes.first() == Some(&b'+') {
+            return Verdict::Pass;
+        }
+        if let Some(rest) = bytes.strip_prefix(b"* ") {
+            if rest
+                .get(..3)
+                .is_some_and(|w| w.eq_ignore_ascii_case(b"BYE"))
+            {
+                self.taint("the server said BYE");
+            }
+            return Verdict::Pass;
+        }
+        let (tag, status) = command_name(bytes);
+        let Some(i) = self.in_flight.iter().position(|p| p.tag == tag) else {
+            self.taint("an answer to a command the rule did not see");
+            return Verdict::Pass;
+        };
+        let done = self.in_flight.swap_remove(i);
+        let ok = status.eq_ignore_ascii_case(b"OK");
+        match done.kind {
+            Kind::Select if ok => self.selected = true,
+            // A failed SELECT leaves no mailbox selected (RFC 9051 6.3.2).
+            Kind::Select if status.eq_ignore_ascii_case(b"NO") => self.selected = false,
+            Kind::Select => self.taint("a SELECT answered BAD"),
+            Kind::Deselect if ok => self.selected = false,
+            Kind::Deselect | Kind::Other => {}
+        }
+        Verdict::Pass
+    }
+
+    fn unseen(&mut self) {
+        self.taint("a command the rule did not see whole");
+    }
+}
+
+/// Whether the command `name` (its line `bytes`) is on the list.
+fn stateless(name: &[u8], bytes: &[u8]) -> bool {
+    let listed = |list: &[&[u8]], word: &[u8]| list.iter().any(|w| w.eq_ignore_ascii_case(word));
+    if name.eq_ignore_ascii_case(b"UID") {
+        let sub = bytes
+            .split(|&b| b == b' ' || b == b'\r' || b == b'\n')
+            .nth(2)
+            .unwrap_or_default();
+        return listed(UID_STATELESS, sub);
+    }
+    listed(STATELESS, name)
+}
+
+/// Whether the line names a CONDSTORE/QRESYNC word anywhere (a mailbox of that name too:
+/// keeping the connection is never worth a doubt).
+fn enabling(bytes: &[u8]) -> bool {
+    let upper = bytes.to_ascii_uppercase();
+    ENABLING
+        .iter()
+        .any(|w| upper.windows(w.len()).any(|window| window == *w))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn command(t: &mut Track, bytes: &[u8]) -> Verdict {
+        t.command(Line {
+            bytes,
+            literal: crate::imap::framer::announcement(bytes),
+            starts: true,
+        })
+    }
+
+    fn response(t: &mut Track, bytes: &[u8]) {
+        assert_eq!(
+            t.response(Line {
+                bytes,
+                literal: None,
+                starts: true,
+            }),
+            Verdict::Pass
+        );
+    }
+
+    fn caps(list: &str) -> Vec<String> {
+        list.split(' ').map(str::to_owned).collect()
+    }
+
+    #[test]
+    fn a_poll_is_handed_back_selected() {
+        let (mut t, handle) = Track::new(&caps("IMAP4rev1 UNSELECT"));
+        assert_eq!(command(&mut t, b"a SELECT INBOX\r\n"), Verdict::Pass);
+        response(&mut t, b"* 3 EXISTS\r\n");
+        response(&mut t, b"a OK [READ-WRITE] Select completed.\r\n");
+        assert_eq!(
+            command(&mut t, b"b UID FETCH 4:* (FLAGS)\r\n"),
+            Verdict::Pass
+        );
+        response(&mut t, b"b OK Fetch completed.\r\n");
+        assert_eq!(
+            command(&mut t, b"c LOGOUT\r\n"),
+            Verdict::End(b"* BYE Logging out\r\nc OK Logout completed.\r\n".to_vec())
+        );
+        assert_eq!(handle.ending(), Ending::HandedBack { selected: true });
+    }
+
+    #[test]
+    fn failed_select_and_unselect_leave_nothing_selected() {
+        let (mut t, handle) = Track::new(&caps("IMAP4rev1"));
+        command(&mut t, b"a SELECT INBOX\r\n");
+        response(&mut t, b"a OK done\r\n");
+        command(&mut t, b"b SELECT Nope\r\n");
+        response(&mut t, b"b NO [NONEXISTENT] no\r\n");
+        assert!(matches!(command(&mut t, b"c LOGOUT\r\n"), Verdict::End(_)));
+        assert_eq!(handle.ending(), Ending::HandedBack { selected: false });
+    }
+
+    #[test]
+    fn what_makes_a_connection_unclean() {
+        let cases: &[&[&[u8]]] = &[
+            &[b"a ENABLE UTF8=ACCEPT\r\n", b"a OK\r\n"],
+            &[b"a SELECT INBOX (CONDSTORE)\r\n", b"a OK\r\n"],
+            &[b"a UID FETCH 1:* (FLAGS) (CHANGEDSINCE 5)\r\n", b"a OK\r\n"],
+            &[b"a STATUS INBOX (HIGHESTMODSEQ)\r\n", b"a OK\r\n"],
+            &[b"a COMPRESS DEFLATE\r\n", b"a OK\r\n"],
+            &[b"a UNAUTHENTICATE\r\n", b"a OK\r\n"],
+            &[b"a XYZZY\r\n", b"a OK\r\n"],
+            &[b"a UID XYZZY 1\r\n", b"a OK\r\n"],
+            // In flight: an IDLE not answered yet, a NOOP whose answer has not come.
+            &[b"a IDLE\r\n", b"+ idling\r\n"],
+            &[b"a NOOP\r\n"],
+            &[b"a NOOP\r\n", b"* BYE going away\r\n", b"a OK\r\n"],
+            &[b"a NOOP\r\n", b"zz OK what\r\n"],
+            &[b"a SELECT INBOX\r\n", b"a BAD syntax\r\n"],
+        ];
+        for case in cases {
+            let (mut t, handle) = Track::new(&caps("IMAP4rev1 UNSELECT"));
+            assert_eq!(command(&mut t, case[0]), Verdict::Pass);
+            for r in &case[1..] {
+                response(&mut t, r);
+            }
+            assert_eq!(command(&mut t, b"z LOGOUT\r\n"), Verdict::Pass, "{case:?}");
+            assert!(matches!(handle.ending(), Ending::Declined(_)), "{case:?}");
+        }
+    }
+
+    #[test]
+    fn selected_without_unselect_is_not_kept() {
+        let (mut t, handle) = Track::new(&caps("IMAP4rev1"));
+        command(&mut t, b"a EXAMINE INBOX\r\n");
+        response(&mut t, b"a OK\r\n");
+        assert_eq!(command(&mut t, b"z LOGOUT\r\n"), Verdict::Pass);
+        assert!(matches!(handle.ending(), Ending::Declined(_)));
+        // IMAP4rev2 has UNSELECT built in.
+        let (mut t, handle) = Track::new(&caps("IMAP4rev2"));
+        command(&mut t, b"a EXAMINE INBOX\r\n");
+        response(&mut t, b"a OK\r\n");
+        assert!(matches!(command(&mut t, b"z LOGOUT\r\n"), Verdict::End(_)));
+        assert_eq!(handle.ending(), Ending::HandedBack { selected: true });
+    }
+
+    #[test]
+    fn an_idle_answered_is_over() {
+        let (mut t, handle) = Track::new(&caps("IMAP4rev1"));
+        command(&mut t, b"a IDLE\r\n");
+        response(&mut t, b"+ idling\r\n");
+        t.command(Line {
+            bytes: b"DONE\r\n",
+            literal: None,
+            starts: false,
+        });
+        response(&mut t, b"a OK Idle completed.\r\n");
+        assert!(matches!(command(&mut t, b"z LOGOUT\r\n"), Verdict::End(_)));
+        assert_eq!(handle.ending(), Ending::HandedBack { selected: false });
+    }
+
+    #[test]
+    fn an_unseen_command_taints() {
+        let (mut t, handle) = Track::new(&caps("IMAP4rev1"));
+        t.unseen();
+        assert_eq!(command(&mut t, b"z LOGOUT\r\n"), Verdict::Pass);
+        assert!(matches!(handle.ending(), Ending::Declined(_)));
+    }
+}

@@ -167,7 +167,7 @@ type Handshakes = [u32; 4];
 
 /// Does each act of `script`, then asserts the handshakes so far.
 fn play(gw: &Mailgate, script: &[(Act, Handshakes)]) {
-    for &(act, want) in script {
+    for (step, &(act, want)) in script.iter().enumerate() {
         match act {
             Act::Imap(user) => imap_login(gw, user),
             Act::Submit(user) => submit(gw, user),
@@ -191,7 +191,8 @@ fn play(gw: &Mailgate, script: &[(Act, Handshakes)]) {
         assert_eq!(
             got,
             want,
-            "handshakes [imap full, imap resumed, smtp full, smtp resumed] after {act:?}\n\
+            "handshakes [imap full, imap resumed, smtp full, smtp resumed] after step {step}, \
+             {act:?}\n\
              scrape:\n{}\nlog:\n{}",
             s.body,
             gw.log()

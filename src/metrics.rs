@@ -89,6 +89,9 @@ pub const ACCOUNT_OAUTH_ACCESS_EXPIRY: &str =
 /// Per account (only with `per_account = true`): when its refresh token expires, where known.
 pub const ACCOUNT_OAUTH_REFRESH_EXPIRY: &str =
     "mailgate_account_oauth_refresh_token_expiry_timestamp_seconds";
+/// TLS handshakes with the provider, by protocol and `resumed` (`true`: the server took up a
+/// session of an earlier connection, saving a round trip and the certificate check).
+pub const UPSTREAM_TLS_HANDSHAKES_TOTAL: &str = "mailgate_upstream_tls_handshakes_total";
 
 /// Histogram buckets for upstream connect+login time: providers answer in 50 ms to a few
 /// seconds; the time-outs cap it at a minute.
@@ -241,6 +244,10 @@ fn describe() {
         ACCOUNT_BYTES_TOTAL,
         Unit::Bytes,
         "Bytes relayed by account."
+    );
+    describe_counter!(
+        UPSTREAM_TLS_HANDSHAKES_TOTAL,
+        "TLS handshakes with the provider, by whether an earlier session was resumed."
     );
 }
 
@@ -589,6 +596,14 @@ pub fn imap_command_label(name: &[u8], sub: &[u8]) -> &'static str {
 /// Counts one IMAP command relayed after login.
 pub fn imap_command(label: &'static str) {
     counter!(IMAP_COMMANDS_TOTAL, "command" => label).increment(1);
+}
+
+/// Counts one completed TLS handshake with the provider; `resumed`: the server took up an
+/// earlier connection's session.
+pub fn upstream_tls_handshake(protocol: &'static str, resumed: bool) {
+    let resumed = if resumed { "true" } else { "false" };
+    counter!(UPSTREAM_TLS_HANDSHAKES_TOTAL, "protocol" => protocol, "resumed" => resumed)
+        .increment(1);
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ use crate::net::connect::{self as net, ConnectError, Observe};
 use crate::net::Target;
 use crate::oauth::store::StoreError;
 use crate::oauth::OAuthError;
+use rustls::HandshakeKind;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -279,14 +280,21 @@ pub async fn tcp_connect_traced(
 }
 
 /// The TLS handshake (see [`net::tls_handshake`]), recording the session's facts in `trace`
-/// and using its TLS configuration if it has one.
+/// and using its TLS configuration if it has one; counted under `protocol` (`imap`, `smtp`)
+/// with whether the server resumed an earlier session.
 pub async fn tls_handshake_traced(
     target: &Target,
     tcp: TcpStream,
     timeout: Duration,
+    protocol: &'static str,
     trace: &mut Trace,
 ) -> Result<UpstreamStream, UpstreamError> {
-    Ok(net::tls_handshake(target, tcp, timeout, trace).await?)
+    let stream = net::tls_handshake(target, tcp, timeout, trace).await?;
+    if let UpstreamStream::Tls(tls) = &stream {
+        let kind = tls.get_ref().1.handshake_kind();
+        crate::metrics::upstream_tls_handshake(protocol, kind == Some(HandshakeKind::Resumed));
+    }
+    Ok(stream)
 }
 
 pub use crate::net::connect::await_greeting;

@@ -142,7 +142,7 @@ fn target(e: &EndpointFile, base: &Path, found: Option<&Found>) -> Result<Target
     let tls_config = match tls {
         TlsMode::None => None,
         _ => Some(
-            tls::client_config(ca_file.as_deref())
+            tls::upstream_config(ca_file.as_deref(), port)
                 .map_err(|err| bad("ca_file", err.to_string()))?,
         ),
     };

@@ -224,7 +224,8 @@ pub async fn login_traced(
     let peer = tcp.peer_addr().ok();
     let stream = match ep.target.tls {
         TlsMode::Implicit => {
-            upstream::tls_handshake_traced(&ep.target, tcp, server.connect_timeout, trace).await?
+            upstream::tls_handshake_traced(&ep.target, tcp, server.connect_timeout, "imap", trace)
+                .await?
         }
         TlsMode::Starttls | TlsMode::None => UpstreamStream::Plain(tcp),
     };
@@ -265,7 +266,8 @@ pub async fn login_traced(
             });
         };
         let tls =
-            upstream::tls_handshake_traced(&ep.target, tcp, server.connect_timeout, trace).await?;
+            upstream::tls_handshake_traced(&ep.target, tcp, server.connect_timeout, "imap", trace)
+                .await?;
         conn = Conn::new(tls, Vec::new(), ep.address(), server.upstream_timeout);
         conn.next_tag = 1;
         caps = None; // capabilities before TLS must not be trusted (RFC 9051 6.2.1)

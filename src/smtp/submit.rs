@@ -109,8 +109,14 @@ impl Upstream {
         };
         let stream = match endpoint.target.tls {
             TlsMode::Implicit => {
-                upstream::tls_handshake_traced(&endpoint.target, tcp, server.connect_timeout, trace)
-                    .await?
+                upstream::tls_handshake_traced(
+                    &endpoint.target,
+                    tcp,
+                    server.connect_timeout,
+                    "smtp",
+                    trace,
+                )
+                .await?
             }
             TlsMode::Starttls | TlsMode::None => UpstreamStream::Plain(tcp),
         };
@@ -432,6 +438,7 @@ async fn starttls(
             &endpoint.target,
             tcp,
             server.connect_timeout,
+            "smtp",
             trace,
         )
         .await?,

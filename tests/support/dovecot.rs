@@ -132,6 +132,13 @@ pub fn run_as() -> &'static RunAs {
     })
 }
 
+/// [`DovecotOpts::extra`] for a Dovecot that resumes TLS sessions: one imap-login process
+/// serves every connection. By default each connection gets a login process of its own
+/// (`service_count = 1`), and OpenSSL makes its session ticket keys per process, so no later
+/// connection could use a ticket.
+pub const ONE_LOGIN_PROCESS: &str =
+    "service imap-login {\n  service_count = 0\n  process_min_avail = 1\n  process_limit = 1\n}\n";
+
 /// What the Dovecot instance offers.
 #[derive(Clone, Debug)]
 pub struct DovecotOpts {

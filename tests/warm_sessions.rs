@@ -3,7 +3,8 @@
 //! login gets a connection a fresh one could not be told from — no selected mailbox, no
 //! enabled extension, the server's own \Recent, no IDLE left running. A connection the server
 //! killed is replaced unnoticed; a reload, the account's removal and a changed credential end
-//! kept connections; the per-account limit holds under 100 concurrent logins.
+//! kept connections; the per-account limit holds under 100 concurrent logins; an OAuth
+//! account's connection is reused too.
 //!
 //! What the tests count: Dovecot's own log (`Login: user=<…>` once per upstream login,
 //! `Logged out` / `Disconnected` once per upstream connection ended), mailgate's metrics, and
@@ -17,10 +18,11 @@ use std::net::SocketAddr;
 use std::process::Command;
 use std::time::Duration;
 
+use support::app_keys::AppKey;
 use support::imap_client::{assert_tagged, contains, ImapClient};
 use support::proc::{poll, sighup};
 use support::scrape::{fetch, Scrape};
-use support::{Account, Dovecot, DovecotOpts, GateConfig, Mailgate, Upstream};
+use support::{Account, Dovecot, DovecotOpts, GateConfig, Idp, Mailgate, Upstream};
 
 const LOCAL_PW: &str = "Warm-local-pw-41c2";
 const USER: &str = "ola";
@@ -410,4 +412,48 @@ fn the_per_account_limit_holds_under_100_concurrent_logins() {
     );
     assert_eq!(hits + misses, CLIENTS as f64);
     assert_eq!(misses, logins as f64, "every miss is one upstream login");
+}
+
+/// An OAuth account (a service account, which needs no sign-in): its kept connection is
+/// reused, with no new token and no new login at the provider. (That a connection whose token
+/// is within the refresh margin is not reused is `imap::warm::pool`'s unit test: a token the
+/// token cache takes is never inside the margin yet, so only time could show it here.)
+#[test]
+fn an_oauth_connection_is_reused() {
+    const SERVICE_ACCOUNT: &str = "mailgate@proj.iam.gserviceaccount.com";
+    let idp = Idp::start(EMAIL);
+    let mut opts = DovecotOpts::plaintext_only();
+    opts.oauth2_introspection_url = Some(idp.url("/introspect"));
+    let dc = Dovecot::start(opts);
+    dc.add_user(EMAIL, "Upstream-pw-unused-7c1d");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let key = AppKey::new(dir.path(), "sa");
+    let key_file = dir.path().join("sa.json");
+    key.service_account_file(
+        &key_file,
+        SERVICE_ACCOUNT,
+        "https://oauth2.googleapis.com/token",
+    );
+    idp.register_service_account(SERVICE_ACCOUNT, &key.public_der);
+    let account = Account::password(EMAIL, LOCAL_PW)
+        .imap(Upstream::plain(format!("127.0.0.1:{}", dc.imap_port)))
+        .oauth2("provider", "google")
+        .oauth2("token_url", idp.url("/token"))
+        .oauth2(
+            "service_account_key_file",
+            key_file.to_str().expect("utf-8"),
+        );
+    let gate = GateConfig::new()
+        .server("warm_sessions.keep_secs", 60u64)
+        .metrics(None)
+        .account(account)
+        .start();
+    let logins = || dovecot_count(&dc, &format!("Login: user=<{EMAIL}>"));
+    logout(login(&gate));
+    await_kept(&gate, 1);
+    let mut c = login(&gate);
+    assert_eq!((hits(&gate), logins(), idp.jwt_grants()), (1.0, 1, 1));
+    assert_tagged(&c.command("a1", "SELECT INBOX"), "a1", "OK");
+    logout(c);
+    await_kept(&gate, 1);
 }

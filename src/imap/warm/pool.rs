@@ -141,8 +141,11 @@ pub(super) fn take(
                 entries.push(e);
                 break;
             }
-            // The token must outlive the hand-over by a margin, as a fresh login's would.
-            if e.token_expires.is_some_and(|t| t <= now + 60) {
+            // Usable while its token is one the token cache would still hand out.
+            let margin = crate::oauth::REFRESH_MARGIN.as_secs();
+            if e.token_expires
+                .is_some_and(|t| t <= now.saturating_add(margin))
+            {
                 unusable.push((e, Reason::TokenExpired));
                 continue;
             }
@@ -177,4 +180,48 @@ pub(super) fn forget(key: &str, id: u64) {
 /// How many connections the account `key` has kept now.
 pub fn kept(key_of: &str) -> usize {
     pool().accounts.get(&key(key_of)).map_or(0, Vec::len)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> Arc<Config> {
+        let text = "[server.warm_sessions]\nkeep_secs = 60\nper_account = 2\n\n[[account]]\nemail = \"ola@example.no\"\nlocal_password_hash = \"$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHQ$RdescudvJCsgt3ub+b+dWRWJTmaaJObG\"\n\n[account.imap]\nserver = \"imap.example.no:993\"\npassword = \"x\"\n";
+        Arc::new(Config::parse(text, std::path::Path::new("/etc/mailgate/test.toml")).unwrap())
+    }
+
+    /// The per-account limit, the token's margin, most recent first, and a reload ending
+    /// everything (the one test of the process-wide pool).
+    #[test]
+    fn admit_take_and_reload() {
+        let c = config();
+        config_in_use(&c);
+        let key = key("OLA@example.no");
+        let (first, _rx1) = admit(&key, &c, None).unwrap();
+        let (second, _rx2) = admit(&key, &c, Some(1_000)).unwrap();
+        assert_eq!(admit(&key, &c, None).err(), Some(Reason::Full));
+        assert_eq!(kept("ola@example.no"), 2);
+
+        // A token good for more than the refresh margin: taken, the most recent first.
+        let (found, unusable) = take(&key, &c, 1_000 - 61);
+        assert_eq!(found.map(|e| e.id), Some(second));
+        assert!(unusable.is_empty());
+        let (second, _rx2) = admit(&key, &c, Some(1_000)).unwrap();
+        // Within the margin: set aside as expired, and the next one is taken.
+        let (found, unusable) = take(&key, &c, 1_000 - 60);
+        assert_eq!(found.map(|e| e.id), Some(first));
+        let ids: Vec<_> = unusable.iter().map(|(e, r)| (e.id, *r)).collect();
+        assert_eq!(ids, [(second, Reason::TokenExpired)]);
+        assert_eq!(kept("ola@example.no"), 0);
+
+        // A session under an older config neither takes nor gives back.
+        let (_, _rx) = admit(&key, &c, None).unwrap();
+        let newer = config();
+        config_in_use(&newer);
+        assert_eq!(kept("ola@example.no"), 0);
+        assert!(take(&key, &c, 0).0.is_none());
+        assert_eq!(admit(&key, &c, None).err(), Some(Reason::Reload));
+        assert!(admit(&key, &newer, None).is_ok());
+    }
 }

@@ -15,8 +15,9 @@
 //! The NOOP and SMTP steps also run through [`minimal_relay`] (this binary started again with
 //! `--minimal-relay`), printed beside mailgate's figures as the floor any relay pays here.
 //!
-//! `MAILGATE_BENCH_DELAY_MS=15` (one way) adds the latency steps `poll` and `smtp-one` behind a
-//! delay proxy ([`latency`]); `-- --delay-selfcheck` checks the proxy instead of benchmarking.
+//! `MAILGATE_BENCH_DELAY_MS=15` (one way) adds the latency steps `poll`, `poll-warm` (through a
+//! second mailgate with warm sessions on, [`warm`]) and `smtp-one` behind a delay proxy
+//! ([`latency`]); `-- --delay-selfcheck` checks the proxy instead of benchmarking.
 //!
 //! Every loop is bounded by a count; every socket has a read time-out; all traffic is on
 //! 127.0.0.1; the servers and relays started here are stopped by PID when the benchmark ends.
@@ -32,6 +33,7 @@ mod setup;
 mod smtp;
 mod stats;
 mod store;
+mod warm;
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;

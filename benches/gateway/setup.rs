@@ -7,7 +7,7 @@ use super::*;
 pub struct Setup {
     /// mailgate's config, to start fresh instances for the memory measurements.
     pub config: GateConfig,
-    pub _pki: Pki,
+    pub pki: Pki,
     pub postfix: Postfix,
     /// TLS client configuration trusting the test CA (for direct TLS sessions).
     pub tls: Arc<rustls::ClientConfig>,
@@ -167,7 +167,7 @@ pub fn setup(sz: &Sizes) -> Setup {
         config,
         tls,
         smtp_tls,
-        _pki: pki,
+        pki,
         postfix,
         dovecot,
         latency,

@@ -70,14 +70,21 @@ fn upstream_logins(dc: &Dovecot) -> usize {
     dovecot_count(dc, &format!("Login: user=<{USER}>"))
 }
 
-/// Upstream connections of the test user Dovecot has ended (logged out or disconnected).
-fn upstream_ended(dc: &Dovecot) -> usize {
+/// Dovecot's log lines of the test user's IMAP processes containing `needle`. Each
+/// connection's end is one line, `imap(ola)<pid><session>: Info: Disconnected: Logged out …`
+/// after a LOGOUT, `… Disconnected: Connection closed …` or a kick's reason otherwise.
+fn user_lines(dc: &Dovecot, needle: &str) -> usize {
     let user = format!("imap({USER})");
     std::fs::read_to_string(dc.dir().join("dovecot.log"))
         .unwrap_or_default()
         .lines()
-        .filter(|l| l.contains(&user) && (l.contains("Logged out") || l.contains("Disconnected")))
+        .filter(|l| l.contains(&user) && l.contains(needle))
         .count()
+}
+
+/// Upstream connections of the test user Dovecot has ended (logged out or disconnected).
+fn upstream_ended(dc: &Dovecot) -> usize {
+    user_lines(dc, "Disconnected")
 }
 
 fn scrape(gate: &Mailgate) -> Scrape {
@@ -456,4 +463,40 @@ fn an_oauth_connection_is_reused() {
     assert_tagged(&c.command("a1", "SELECT INBOX"), "a1", "OK");
     logout(c);
     await_kept(&gate, 1);
+}
+
+/// With warm sessions off, a LOGOUT with nothing in flight is answered by the gateway (the
+/// client does not wait for the provider) and the upstream connection is logged out behind
+/// it; a LOGOUT pipelined behind a command goes to the provider, whose answer the client gets.
+#[test]
+fn logout_is_answered_by_the_gateway_when_nothing_is_in_flight() {
+    let dc = dovecot();
+    let gate =
+        GateConfig::new()
+            .limits(&[("auth_failure_delay_ms", 0)])
+            .account(Account::password(EMAIL, LOCAL_PW).imap(
+                Upstream::plain(format!("127.0.0.1:{}", dc.imap_port)).login(USER, UPSTREAM_PW),
+            ))
+            .start();
+    let logged_out = || user_lines(&dc, "Disconnected: Logged out");
+
+    let mut c = login(&gate);
+    c.ok("a1", "SELECT INBOX");
+    let resp = c.command("a2", "LOGOUT");
+    assert_eq!(resp, b"* BYE Logging out\r\na2 OK Logout completed.\r\n");
+    let seen = poll(WAIT, STEP, || (logged_out() == 1).then_some(()));
+    assert!(seen.is_some(), "the upstream connection was logged out");
+
+    // Pipelined: the NOOP is in flight when LOGOUT comes, so both go to Dovecot, which
+    // answers LOGOUT with its own words (and its timing).
+    let mut c = login(&gate);
+    c.send(b"b1 NOOP\r\nb2 LOGOUT\r\n");
+    let resp = c.read_until_tagged("b2");
+    let text = String::from_utf8_lossy(&resp);
+    assert!(
+        text.contains("b1 OK NOOP completed") && text.contains("secs)"),
+        "{text}"
+    );
+    let seen = poll(WAIT, STEP, || (logged_out() == 2).then_some(()));
+    assert!(seen.is_some(), "Dovecot logged the second session out");
 }

@@ -103,11 +103,8 @@ async fn converse<S: AsyncRead + AsyncWrite + Unpin + 'static>(
             client_leftover,
             folders,
         } => {
-            let (track, handle) = match warm::rule(&upstream, &session.config) {
-                Some((track, handle)) => (Some(Box::new(track) as _), Some(handle)),
-                None => (None, None),
-            };
-            let rules = rules(&upstream, &account, folders, track);
+            let (track, handle) = warm::rule(&upstream);
+            let rules = rules(&upstream, &account, folders, Box::new(track));
             let capabilities = upstream.capabilities;
             let opts = relay::Options {
                 counters: crate::metrics::ByteCounters::new("imap", &account.email),
@@ -124,21 +121,19 @@ async fn converse<S: AsyncRead + AsyncWrite + Unpin + 'static>(
                 opts,
             )
             .await;
-            if let Some(handle) = handle {
-                let handed_back = handed_back.map(|stream| upstream::LoggedIn {
-                    stream,
-                    capabilities,
-                    leftover: Vec::new(),
-                });
-                warm::after_relay(
-                    &handle,
-                    handed_back,
-                    origin,
-                    account,
-                    session.config.clone(),
-                    session.shutdown.clone(),
-                );
-            }
+            let handed_back = handed_back.map(|stream| upstream::LoggedIn {
+                stream,
+                capabilities,
+                leftover: Vec::new(),
+            });
+            warm::after_relay(
+                &handle,
+                handed_back,
+                origin,
+                account,
+                session.config.clone(),
+                session.shutdown.clone(),
+            );
             info!(
                 duration_ms = started.elapsed().as_millis() as u64,
                 bytes_from_client = stats.from_client,
@@ -155,14 +150,14 @@ async fn converse<S: AsyncRead + AsyncWrite + Unpin + 'static>(
 
 /// The relay's rewrite rules for a session with this upstream: the folder names when the
 /// session needs them (first: it may hold a literal mailbox name the others must see
-/// rewritten), then mailgate's own, then `last` (the warm sessions' [`warm::Track`], which
+/// rewritten), then mailgate's own, then `last` ([`warm::Track`], which answers LOGOUT and
 /// must see what goes upstream after every other rule). A new rule (see
 /// [`rewrite::Rewrite`]) is added to this list.
 fn rules(
     upstream: &upstream::LoggedIn,
     account: &crate::config::Account,
     folders: Option<std::sync::Arc<folders::View>>,
-    last: Option<Box<dyn rewrite::Rewrite>>,
+    last: Box<dyn rewrite::Rewrite>,
 ) -> rewrite::Rules {
     let caps = upstream.capabilities.iter().map(String::as_str);
     let nonsync = rewrite::nonsync_limit(caps);
@@ -175,6 +170,6 @@ fn rules(
         )));
     }
     list.push(Box::new(rewrite::Gateway::new(nonsync)));
-    list.extend(last);
+    list.push(last);
     rewrite::Rules::new(list).with_nonsync_literal_max(nonsync)
 }

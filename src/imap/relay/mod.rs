@@ -112,7 +112,7 @@ impl End {
             End::UpstreamStalled => {
                 "upstream stalled in the middle of a response (upstream_timeout_secs)"
             }
-            End::HandedBack => "client logged out (upstream connection kept)",
+            End::HandedBack => "client logged out",
         }
     }
 }

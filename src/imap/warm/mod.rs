@@ -5,8 +5,9 @@
 //! every poll, as up-imapproxy spares webmail.
 //!
 //! A connection is kept only when the gateway can prove it clean ([`track`]): the client's
-//! LOGOUT is then answered by the gateway, the connection is brought back to the state of a
-//! fresh login (UNSELECT when a mailbox is selected, else NOOP — either proves no answer of
+//! LOGOUT is then answered by the gateway (as it is whenever nothing is in flight, warm
+//! sessions on or off: the client need not wait for the provider's answer to it), the
+//! connection is brought back to the state of a fresh login (UNSELECT when a mailbox is selected, else NOOP — either proves no answer of
 //! the old session is still on its way) and parked in its own task ([`keeper`]) until a login
 //! asks for it, `keep_secs` pass, the provider closes it, or a reload ends it ([`pool`]).
 //! Before it is handed out, a NOOP proves it alive; a dead one is replaced by the next kept
@@ -108,18 +109,15 @@ async fn take(account: &Account, config: &Arc<Config>) -> Option<(LoggedIn, Orig
     }
 }
 
-/// The rule that decides whether this session's connection may be kept (last in the
-/// session's rules), and its handle; `None` when warm sessions are off.
-pub fn rule(up: &LoggedIn, config: &Config) -> Option<(Track, Handle)> {
-    config
-        .server
-        .warm_sessions
-        .on()
-        .then(|| Track::new(&up.capabilities))
+/// The rule that answers the client's LOGOUT when nothing is in flight and decides whether
+/// the connection may be kept (last in the session's rules), and its handle.
+pub fn rule(up: &LoggedIn) -> (Track, Handle) {
+    Track::new(&up.capabilities)
 }
 
-/// After the relay: keeps the connection the relay handed back, or counts why it was not.
-/// `handed_back` is the connection when the rule ended the relay.
+/// After the relay: keeps the connection the relay handed back, or logs it out (in the
+/// background: the client has had its answer); counts why it was not kept when warm sessions
+/// are on. `handed_back` is the connection when the rule ended the relay.
 pub fn after_relay(
     handle: &Handle,
     handed_back: Option<LoggedIn>,
@@ -128,16 +126,34 @@ pub fn after_relay(
     config: Arc<Config>,
     shutdown: Shutdown,
 ) {
-    match (handle.ending(), handed_back) {
-        (Ending::HandedBack { selected }, Some(up)) => {
+    let warm = config.server.warm_sessions.on();
+    let unclean = match (handle.ending(), handed_back) {
+        (
+            Ending::LoggedOut {
+                selected,
+                unclean: None,
+            },
+            Some(up),
+        ) if warm => {
             // In a task of its own: the session is over for the client and its slot.
             tokio::spawn(keep(up, selected, origin, account, config, shutdown));
+            return;
         }
-        (Ending::Declined(why), _) => {
-            crate::metrics::imap_warm_discarded(Reason::State.label());
-            info!(account = %account.email, why, "upstream connection not kept: its state could not be proven clean");
+        (Ending::LoggedOut { unclean, .. }, Some(up)) => {
+            tokio::spawn(async move {
+                let _ = upstream::logout(up, &account.imap, &config.server).await;
+            });
+            unclean
         }
-        _ => {}
+        (Ending::Passed(why), _) => Some(why),
+        _ => None,
+    };
+    if let (true, Some(why)) = (warm, unclean) {
+        crate::metrics::imap_warm_discarded(Reason::State.label());
+        info!(
+            why,
+            "upstream connection not kept: its state could not be proven clean"
+        );
     }
 }
 

@@ -1,16 +1,22 @@
-//! What the warm pool must know of a session before it may keep the upstream connection: the
-//! last rule of the session's rules, which follows every command that goes upstream and every
-//! tagged answer, and answers the client's LOGOUT itself when it can prove the connection
-//! clean.
+//! What the gateway must know of a session's upstream connection when the client logs out:
+//! the last of the session's rules, which follows every command that goes upstream and every
+//! tagged answer.
 //!
-//! Clean means the next session could not tell the connection from a fresh login:
-//! - no command in flight (an IDLE is in flight until its tagged answer);
+//! When no command is in flight at LOGOUT (an IDLE is in flight until its tagged answer), the
+//! rule answers the client itself (`* BYE`, tagged `OK`) and the relay hands the connection
+//! back ([`Verdict::End`]): the client is done one round trip to the provider sooner, and the
+//! gateway keeps the connection (warm sessions) or logs it out in the background. Otherwise
+//! — commands in flight, or one the rule did not see whole — the LOGOUT goes upstream as
+//! it came.
+//!
+//! The connection may be kept only if it is also clean, so that the next session could not
+//! tell it from a fresh login:
 //! - every command was one that leaves no state in the session beyond the selected mailbox
 //!   (the list below); no ENABLE, no CONDSTORE/QRESYNC-enabling parameter (RFC 7162 3.1: they
 //!   turn CONDSTORE on for the rest of the session), no COMPRESS (the gateway refuses it
-//!   anyway), no command the rule did not see whole;
-//! - no `BYE` from the server, no tagged answer the rule cannot place, no SELECT that ended
-//!   in `BAD` (the selected state is then unknown);
+//!   anyway);
+//! - no `BYE` from the server, no SELECT that ended in `BAD` (the selected state is then
+//!   unknown);
 //! - a selected mailbox only when the server can UNSELECT (never CLOSE: it expunges).
 //!
 //! The \Recent flags are the server's: a message some session has seen is no longer recent
@@ -82,14 +88,15 @@ const MAX_IN_FLIGHT: usize = 64;
 pub enum Ending {
     /// Still relaying (or ended some other way: client gone, time-out, upstream closed).
     Open,
-    /// The rule answered the client's LOGOUT and ended the relay; the connection is clean
-    /// but for the selected mailbox, if `selected`.
-    HandedBack {
+    /// The rule answered the client's LOGOUT and ended the relay; no command was in flight.
+    LoggedOut {
         /// A mailbox is selected: UNSELECT before the connection is kept.
         selected: bool,
+        /// Why the connection may not be kept, if it may not.
+        unclean: Option<&'static str>,
     },
-    /// The client's LOGOUT went upstream: the connection could not be proven clean.
-    Declined(&'static str),
+    /// The client's LOGOUT went upstream: the rule could not be sure nothing was in flight.
+    Passed(&'static str),
 }
 
 /// The caller's view of the rule (the rule itself lives in the relay).
@@ -128,6 +135,8 @@ pub struct Track {
     selected: bool,
     /// Why the connection can no longer be kept, once known.
     unclean: Option<&'static str>,
+    /// Why `in_flight` can no longer be trusted, once known.
+    blind: Option<&'static str>,
     can_unselect: bool,
     handle: Handle,
 }
@@ -144,6 +153,7 @@ impl Track {
             in_flight: Vec::new(),
             selected: false,
             unclean: None,
+            blind: None,
             can_unselect,
             handle: handle.clone(),
         };
@@ -154,34 +164,33 @@ impl Track {
         self.unclean.get_or_insert(why);
     }
 
-    /// Whether LOGOUT may be answered here, or why not.
-    fn clean(&self) -> Result<bool, &'static str> {
-        if let Some(why) = self.unclean {
-            return Err(why);
-        }
-        if !self.in_flight.is_empty() {
-            return Err("a command was in flight");
-        }
-        if self.selected && !self.can_unselect {
-            return Err("a mailbox is selected and the server has no UNSELECT");
-        }
-        Ok(self.selected)
+    /// The rule no longer knows what is in flight (and so neither whether it is clean).
+    fn blind(&mut self, why: &'static str) {
+        self.blind.get_or_insert(why);
+        self.taint(why);
     }
 
     fn logout(&mut self, tag: &[u8]) -> Verdict {
-        match self.clean() {
-            Ok(selected) => {
-                self.handle.set(Ending::HandedBack { selected });
-                let mut answer = b"* BYE Logging out\r\n".to_vec();
-                answer.extend_from_slice(tag);
-                answer.extend_from_slice(b" OK Logout completed.\r\n");
-                Verdict::End(answer)
-            }
-            Err(why) => {
-                self.handle.set(Ending::Declined(why));
-                Verdict::Pass
-            }
+        let passed = match (self.blind, self.in_flight.is_empty()) {
+            (Some(why), _) => Some(why),
+            (None, false) => Some("a command was in flight"),
+            (None, true) => None,
+        };
+        if let Some(why) = passed {
+            self.handle.set(Ending::Passed(why));
+            return Verdict::Pass;
         }
+        if self.selected && !self.can_unselect {
+            self.taint("a mailbox is selected and the server has no UNSELECT");
+        }
+        self.handle.set(Ending::LoggedOut {
+            selected: self.selected,
+            unclean: self.unclean,
+        });
+        let mut answer = b"* BYE Logging out\r\n".to_vec();
+        answer.extend_from_slice(tag);
+        answer.extend_from_slice(b" OK Logout completed.\r\n");
+        Verdict::End(answer)
     }
 }
 
@@ -209,7 +218,7 @@ impl Rewrite for Track {
             self.taint("a CONDSTORE-enabling command");
         }
         if self.in_flight.len() >= MAX_IN_FLIGHT {
-            self.taint("too many commands in flight");
+            self.blind("too many commands in flight");
         } else {
             self.in_flight.push(Pending {
                 tag: tag.to_vec(),
@@ -235,7 +244,7 @@ impl Rewrite for Track {
         }
         let (tag, status) = command_name(bytes);
         let Some(i) = self.in_flight.iter().position(|p| p.tag == tag) else {
-            self.taint("an answer to a command the rule did not see");
+            self.blind("an answer to a command the rule did not see");
             return Verdict::Pass;
         };
         let done = self.in_flight.swap_remove(i);
@@ -252,7 +261,7 @@ impl Rewrite for Track {
     }
 
     fn unseen(&mut self) {
-        self.taint("a command the rule did not see whole");
+        self.blind("a command the rule did not see whole");
     }
 }
 
@@ -305,6 +314,20 @@ mod tests {
         list.split(' ').map(str::to_owned).collect()
     }
 
+    /// `case`'s command and responses, then LOGOUT: its verdict and the ending.
+    fn session_then_logout(case: &[&[u8]]) -> (Verdict, Ending) {
+        let (mut t, handle) = Track::new(&caps("IMAP4rev1 UNSELECT"));
+        assert_eq!(command(&mut t, case[0]), Verdict::Pass);
+        for r in &case[1..] {
+            response(&mut t, r);
+        }
+        (command(&mut t, b"z LOGOUT\r\n"), handle.ending())
+    }
+
+    fn ended(selected: bool, unclean: Option<&'static str>) -> Ending {
+        Ending::LoggedOut { selected, unclean }
+    }
+
     #[test]
     fn a_poll_is_handed_back_selected() {
         let (mut t, handle) = Track::new(&caps("IMAP4rev1 UNSELECT"));
@@ -320,7 +343,7 @@ mod tests {
             command(&mut t, b"c LOGOUT\r\n"),
             Verdict::End(b"* BYE Logging out\r\nc OK Logout completed.\r\n".to_vec())
         );
-        assert_eq!(handle.ending(), Ending::HandedBack { selected: true });
+        assert_eq!(handle.ending(), ended(true, None));
     }
 
     #[test]
@@ -331,9 +354,11 @@ mod tests {
         command(&mut t, b"b SELECT Nope\r\n");
         response(&mut t, b"b NO [NONEXISTENT] no\r\n");
         assert!(matches!(command(&mut t, b"c LOGOUT\r\n"), Verdict::End(_)));
-        assert_eq!(handle.ending(), Ending::HandedBack { selected: false });
+        assert_eq!(handle.ending(), ended(false, None));
     }
 
+    /// Sessions the rule still answers LOGOUT for (nothing in flight), but whose connection
+    /// may not be kept.
     #[test]
     fn what_makes_a_connection_unclean() {
         let cases: &[&[&[u8]]] = &[
@@ -345,21 +370,35 @@ mod tests {
             &[b"a UNAUTHENTICATE\r\n", b"a OK\r\n"],
             &[b"a XYZZY\r\n", b"a OK\r\n"],
             &[b"a UID XYZZY 1\r\n", b"a OK\r\n"],
-            // In flight: an IDLE not answered yet, a NOOP whose answer has not come.
-            &[b"a IDLE\r\n", b"+ idling\r\n"],
-            &[b"a NOOP\r\n"],
             &[b"a NOOP\r\n", b"* BYE going away\r\n", b"a OK\r\n"],
-            &[b"a NOOP\r\n", b"zz OK what\r\n"],
             &[b"a SELECT INBOX\r\n", b"a BAD syntax\r\n"],
         ];
         for case in cases {
-            let (mut t, handle) = Track::new(&caps("IMAP4rev1 UNSELECT"));
-            assert_eq!(command(&mut t, case[0]), Verdict::Pass);
-            for r in &case[1..] {
-                response(&mut t, r);
-            }
-            assert_eq!(command(&mut t, b"z LOGOUT\r\n"), Verdict::Pass, "{case:?}");
-            assert!(matches!(handle.ending(), Ending::Declined(_)), "{case:?}");
+            let (logout, ending) = session_then_logout(case);
+            assert!(matches!(logout, Verdict::End(_)), "{case:?}");
+            let unclean = matches!(
+                ending,
+                Ending::LoggedOut {
+                    unclean: Some(_),
+                    ..
+                }
+            );
+            assert!(unclean, "{case:?}");
+        }
+    }
+
+    /// Sessions whose LOGOUT goes upstream: something is (or may be) in flight.
+    #[test]
+    fn what_makes_logout_go_upstream() {
+        let cases: &[&[&[u8]]] = &[
+            &[b"a IDLE\r\n", b"+ idling\r\n"],
+            &[b"a NOOP\r\n"],
+            &[b"a NOOP\r\n", b"zz OK what\r\n"],
+        ];
+        for case in cases {
+            let (logout, ending) = session_then_logout(case);
+            assert_eq!(logout, Verdict::Pass, "{case:?}");
+            assert!(matches!(ending, Ending::Passed(_)), "{case:?}");
         }
     }
 
@@ -368,14 +407,20 @@ mod tests {
         let (mut t, handle) = Track::new(&caps("IMAP4rev1"));
         command(&mut t, b"a EXAMINE INBOX\r\n");
         response(&mut t, b"a OK\r\n");
-        assert_eq!(command(&mut t, b"z LOGOUT\r\n"), Verdict::Pass);
-        assert!(matches!(handle.ending(), Ending::Declined(_)));
+        assert!(matches!(command(&mut t, b"z LOGOUT\r\n"), Verdict::End(_)));
+        assert!(matches!(
+            handle.ending(),
+            Ending::LoggedOut {
+                selected: true,
+                unclean: Some(_)
+            }
+        ));
         // IMAP4rev2 has UNSELECT built in.
         let (mut t, handle) = Track::new(&caps("IMAP4rev2"));
         command(&mut t, b"a EXAMINE INBOX\r\n");
         response(&mut t, b"a OK\r\n");
         assert!(matches!(command(&mut t, b"z LOGOUT\r\n"), Verdict::End(_)));
-        assert_eq!(handle.ending(), Ending::HandedBack { selected: true });
+        assert_eq!(handle.ending(), ended(true, None));
     }
 
     #[test]
@@ -390,14 +435,14 @@ mod tests {
         });
         response(&mut t, b"a OK Idle completed.\r\n");
         assert!(matches!(command(&mut t, b"z LOGOUT\r\n"), Verdict::End(_)));
-        assert_eq!(handle.ending(), Ending::HandedBack { selected: false });
+        assert_eq!(handle.ending(), ended(false, None));
     }
 
     #[test]
-    fn an_unseen_command_taints() {
+    fn an_unseen_command_sends_logout_upstream() {
         let (mut t, handle) = Track::new(&caps("IMAP4rev1"));
         t.unseen();
         assert_eq!(command(&mut t, b"z LOGOUT\r\n"), Verdict::Pass);
-        assert!(matches!(handle.ending(), Ending::Declined(_)));
+        assert!(matches!(handle.ending(), Ending::Passed(_)));
     }
 }

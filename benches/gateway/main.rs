@@ -353,6 +353,15 @@ fn main() {
                 r - d,
                 g - d
             ));
+            // The latency issue's floor: mailgate's own cost per NOOP over a relay that
+            // does no work, measured in the same rounds.
+            rows.push(Row {
+                name: label("NOOP p50, minimal relay in the direct column"),
+                unit: "ms",
+                direct: r,
+                gate: g,
+                target: Target::DiffAtMost(0.01),
+            });
         }
         rows.push(Row {
             name: label("NOOP p99"),

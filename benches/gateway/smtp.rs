@@ -147,6 +147,7 @@ pub fn smtp(s: &Setup, sz: &Sizes, rows: &mut Vec<Row>, notes: &mut Vec<String>)
             lat_g.extend(g.1);
         }
         notes.extend(cpu.note(m.name));
+        let label = |what: &str| format!("{what} ({})", m.name);
         if !rate_r.is_empty() {
             let (d, r, g) = (
                 median(rate_d.clone()),
@@ -160,8 +161,14 @@ pub fn smtp(s: &Setup, sz: &Sizes, rows: &mut Vec<Row>, notes: &mut Vec<String>)
                 r / d,
                 g / d
             ));
+            rows.push(Row {
+                name: label("SMTP rate, minimal relay in the direct column"),
+                unit: "msg/s",
+                direct: r,
+                gate: g,
+                target: Target::RatioAtLeast(0.97),
+            });
         }
-        let label = |what: &str| format!("{what} ({})", m.name);
         rows.push(Row {
             name: label(&format!(
                 "SMTP {} × 10 KiB over {conns} connections",

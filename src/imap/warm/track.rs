@@ -248,6 +248,10 @@ impl Rewrite for Track {
             return Verdict::Pass;
         };
         let done = self.in_flight.swap_remove(i);
+        if self.in_flight.is_empty() {
+            // An idle session holds nothing here (sessions idle for hours, by the thousand).
+            self.in_flight = Vec::new();
+        }
         let ok = status.eq_ignore_ascii_case(b"OK");
         match done.kind {
             Kind::Select if ok => self.selected = true,

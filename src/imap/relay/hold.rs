@@ -40,6 +40,8 @@ impl State {
         };
         if !held.keep(bytes) {
             out.extend_from_slice(&nonsync(&held.bytes, true));
+            // The rules saw the start of this command only as held: it goes on unseen.
+            self.rules.unseen();
             return self.shown_command(out, bytes, literal, starts);
         }
         match (self.rules.command(held.line(literal)), literal) {

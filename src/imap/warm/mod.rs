@@ -33,6 +33,11 @@ use std::sync::Arc;
 use tokio::sync::oneshot;
 use tracing::info;
 
+/// Longest wait for a kept connection's NOOP before it is given up for a new login. A
+/// provider answers a NOOP at once; a closed connection is known at once (its task reads
+/// it); only one dropped without a word on the way waits this long.
+const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Where a session's upstream connection came from, and what keeping it needs to know.
 pub struct Origin {
     /// It was kept from an earlier session.
@@ -84,16 +89,11 @@ async fn take(account: &Account, config: &Arc<Config>) -> Option<(LoggedIn, Orig
             continue; // its task ended by itself a moment ago
         }
         let Ok(up) = rx.await else { continue };
-        let server = &config.server;
-        match upstream::exchange(
-            up,
-            b"NOOP",
-            "NOOP",
-            account.imap.address(),
-            server.upstream_timeout,
-        )
-        .await
-        {
+        // A connection dropped silently on the way (a firewall's idle time-out) answers
+        // nothing: it may cost the login this much, not a whole upstream_timeout.
+        let timeout = config.server.upstream_timeout.min(PROBE_TIMEOUT);
+        let address = account.imap.address();
+        match upstream::exchange(up, b"NOOP", "NOOP", address, timeout).await {
             Ok(up) => {
                 let origin = Origin {
                     warm: true,
@@ -173,7 +173,14 @@ async fn keep(
     };
     let address = account.imap.address();
     let up = match upstream::exchange(up, command, step, address, server.upstream_timeout).await {
-        Ok(up) => up,
+        // Anything after the tagged OK came unasked: the connection is not as quiet as a
+        // fresh one.
+        Ok(up) if up.leftover.is_empty() => up,
+        Ok(_) => {
+            crate::metrics::imap_warm_discarded(Reason::Cleanup.label());
+            info!(account = %account.email, "upstream connection not kept: the server sent more after {step}");
+            return;
+        }
         Err(e) => {
             crate::metrics::imap_warm_discarded(Reason::Cleanup.label());
             info!(account = %account.email, error = %e, "upstream connection not kept: it did not come back clean");

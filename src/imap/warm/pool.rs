@@ -71,6 +71,7 @@ pub fn config_in_use(config: &Arc<Config>) {
         }
         p.current = Arc::downgrade(config);
         p.total = 0;
+        crate::metrics::imap_warm_connections(0);
         let accounts = std::mem::take(&mut p.accounts);
         accounts
             .into_iter()
@@ -88,7 +89,6 @@ pub fn config_in_use(config: &Arc<Config>) {
             })
             .collect()
     };
-    crate::metrics::imap_warm_connections(0);
     for (entry, reason) in ended {
         entry.ask(Ask::Discard(reason));
     }

@@ -83,6 +83,9 @@ const ENABLING: &[&[u8]] = &[
 /// Commands in flight the rule follows; a client that pipelines more is not worth the count.
 const MAX_IN_FLIGHT: usize = 64;
 
+/// Longest tag the rule keeps (a client's tags are a few bytes; the line limit is 64 KiB).
+const MAX_TAG: usize = 64;
+
 /// How the session's upstream connection ended, as the rule saw it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Ending {
@@ -121,6 +124,7 @@ impl Handle {
 enum Kind {
     Select,
     Deselect,
+    Idle,
     Other,
 }
 
@@ -137,6 +141,8 @@ pub struct Track {
     unclean: Option<&'static str>,
     /// Why `in_flight` can no longer be trusted, once known.
     blind: Option<&'static str>,
+    /// The last client line announced a literal: the next line continues its command.
+    rest_due: bool,
     can_unselect: bool,
     handle: Handle,
 }
@@ -154,6 +160,7 @@ impl Track {
             selected: false,
             unclean: None,
             blind: None,
+            rest_due: false,
             can_unselect,
             handle: handle.clone(),
         };
@@ -162,6 +169,15 @@ impl Track {
 
     fn taint(&mut self, why: &'static str) {
         self.unclean.get_or_insert(why);
+        // A response may still come between the LOGOUT's answer and the hand-back.
+        if let Ending::LoggedOut {
+            selected,
+            unclean: None,
+        } = self.handle.ending()
+        {
+            let unclean = Some(why);
+            self.handle.set(Ending::LoggedOut { selected, unclean });
+        }
     }
 
     /// The rule no longer knows what is in flight (and so neither whether it is clean).
@@ -196,12 +212,23 @@ impl Track {
 
 impl Rewrite for Track {
     fn command(&mut self, line: Line<'_>) -> Verdict {
+        if line.bytes.is_empty() {
+            // A line an earlier rule dropped: nothing went upstream.
+            return Verdict::Pass;
+        }
+        let rest_due = std::mem::replace(&mut self.rest_due, line.literal.is_some());
         if !line.starts {
-            // The rest of a command after a literal, or IDLE's DONE.
+            self.continued(line.bytes, rest_due);
             return Verdict::Pass;
         }
         let (tag, name) = command_name(line.bytes);
-        if name.eq_ignore_ascii_case(b"LOGOUT") && line.literal.is_none() {
+        if tag.len() > MAX_TAG || matches!(tag, b"" | b"*" | b"+") {
+            // Not a tag a server would answer (or one not worth keeping): follow no further.
+            self.blind("a command with an unusable tag");
+            return Verdict::Pass;
+        }
+        if name.eq_ignore_ascii_case(b"LOGOUT") && line.bytes.len() == tag.len() + 9 {
+            // `tag LOGOUT\r\n` exactly: anything after it is the server's to refuse.
             return self.logout(tag);
         }
         let kind = if name.eq_ignore_ascii_case(b"SELECT") || name.eq_ignore_ascii_case(b"EXAMINE")
@@ -209,6 +236,8 @@ impl Rewrite for Track {
             Kind::Select
         } else if name.eq_ignore_ascii_case(b"CLOSE") || name.eq_ignore_ascii_case(b"UNSELECT") {
             Kind::Deselect
+        } else if name.eq_ignore_ascii_case(b"IDLE") {
+            Kind::Idle
         } else {
             Kind::Other
         };
@@ -217,7 +246,10 @@ impl Rewrite for Track {
         } else if enabling(line.bytes) {
             self.taint("a CONDSTORE-enabling command");
         }
-        if self.in_flight.len() >= MAX_IN_FLIGHT {
+        if self.in_flight.iter().any(|p| p.tag == tag) {
+            // Answers could no longer be told apart.
+            self.blind("a tag used twice at once");
+        } else if self.in_flight.len() >= MAX_IN_FLIGHT {
             self.blind("too many commands in flight");
         } else {
             self.in_flight.push(Pending {
@@ -230,14 +262,14 @@ impl Rewrite for Track {
 
     fn response(&mut self, line: Line<'_>) -> Verdict {
         let bytes = line.bytes;
-        if !line.starts || bytes.first() == Some(&b'+') {
+        if !line.starts || bytes.is_empty() || bytes.first() == Some(&b'+') {
+            // The rest of a response after a literal, a line an earlier rule dropped, or a
+            // continuation request.
             return Verdict::Pass;
         }
         if let Some(rest) = bytes.strip_prefix(b"* ") {
-            if rest
-                .get(..3)
-                .is_some_and(|w| w.eq_ignore_ascii_case(b"BYE"))
-            {
+            let word = rest.split(|&b| b == b' ' || b == b'\r').next();
+            if word.is_some_and(|w| w.eq_ignore_ascii_case(b"BYE")) {
                 self.taint("the server said BYE");
             }
             return Verdict::Pass;
@@ -247,7 +279,7 @@ impl Rewrite for Track {
             self.blind("an answer to a command the rule did not see");
             return Verdict::Pass;
         };
-        let done = self.in_flight.swap_remove(i);
+        let done = self.in_flight.remove(i);
         if self.in_flight.is_empty() {
             // An idle session holds nothing here (sessions idle for hours, by the thousand).
             self.in_flight = Vec::new();
@@ -255,17 +287,38 @@ impl Rewrite for Track {
         let ok = status.eq_ignore_ascii_case(b"OK");
         match done.kind {
             Kind::Select if ok => self.selected = true,
-            // A failed SELECT leaves no mailbox selected (RFC 9051 6.3.2).
-            Kind::Select if status.eq_ignore_ascii_case(b"NO") => self.selected = false,
+            // A failed SELECT leaves no mailbox selected (RFC 9051 6.3.2); not every server
+            // may do so, so after one that had a mailbox selected nothing is kept.
+            Kind::Select if self.selected => self.taint("a SELECT failed with a mailbox selected"),
+            Kind::Select if status.eq_ignore_ascii_case(b"NO") => {}
             Kind::Select => self.taint("a SELECT answered BAD"),
             Kind::Deselect if ok => self.selected = false,
-            Kind::Deselect | Kind::Other => {}
+            Kind::Deselect | Kind::Idle | Kind::Other => {}
         }
         Verdict::Pass
     }
 
     fn unseen(&mut self) {
         self.blind("a command the rule did not see whole");
+    }
+}
+
+impl Track {
+    /// A client line that continues something: the rest of a command after its literal (when
+    /// one was announced), or IDLE's DONE. Anything else means the relay and the server see
+    /// the conversation differently than this rule (a refused IDLE whose next command the
+    /// relay took for DONE): follow no further.
+    fn continued(&mut self, bytes: &[u8], rest_due: bool) {
+        if rest_due {
+            if enabling(bytes) {
+                self.taint("a CONDSTORE-enabling command");
+            }
+            return;
+        }
+        let idling = self.in_flight.iter().any(|p| p.kind == Kind::Idle);
+        if !(idling && bytes.eq_ignore_ascii_case(b"DONE\r\n")) {
+            self.blind("a line that continues no command");
+        }
     }
 }
 
@@ -351,13 +404,15 @@ mod tests {
     }
 
     #[test]
-    fn failed_select_and_unselect_leave_nothing_selected() {
+    fn failed_select_and_close_leave_nothing_selected() {
         let (mut t, handle) = Track::new(&caps("IMAP4rev1"));
-        command(&mut t, b"a SELECT INBOX\r\n");
-        response(&mut t, b"a OK done\r\n");
-        command(&mut t, b"b SELECT Nope\r\n");
-        response(&mut t, b"b NO [NONEXISTENT] no\r\n");
-        assert!(matches!(command(&mut t, b"c LOGOUT\r\n"), Verdict::End(_)));
+        command(&mut t, b"a SELECT Nope\r\n");
+        response(&mut t, b"a NO [NONEXISTENT] no\r\n");
+        command(&mut t, b"b SELECT INBOX\r\n");
+        response(&mut t, b"b OK done\r\n");
+        command(&mut t, b"c CLOSE\r\n");
+        response(&mut t, b"c OK done\r\n");
+        assert!(matches!(command(&mut t, b"z LOGOUT\r\n"), Verdict::End(_)));
         assert_eq!(handle.ending(), ended(false, None));
     }
 
@@ -394,10 +449,13 @@ mod tests {
     /// Sessions whose LOGOUT goes upstream: something is (or may be) in flight.
     #[test]
     fn what_makes_logout_go_upstream() {
+        let long_tag = [vec![b'a'; 65], b" NOOP\r\n".to_vec()].concat();
         let cases: &[&[&[u8]]] = &[
             &[b"a IDLE\r\n", b"+ idling\r\n"],
             &[b"a NOOP\r\n"],
             &[b"a NOOP\r\n", b"zz OK what\r\n"],
+            &[&long_tag],
+            &[b"* NOOP\r\n"],
         ];
         for case in cases {
             let (logout, ending) = session_then_logout(case);
@@ -446,7 +504,109 @@ mod tests {
     fn an_unseen_command_sends_logout_upstream() {
         let (mut t, handle) = Track::new(&caps("IMAP4rev1"));
         t.unseen();
-        assert_eq!(command(&mut t, b"z LOGOUT\r\n"), Verdict::Pass);
+        assert_passed_logout(&mut t, &handle);
+    }
+
+    /// LOGOUT is answered here, and the connection may not be kept.
+    fn assert_unclean_logout(t: &mut Track, handle: &Handle) {
+        assert!(matches!(command(t, b"z LOGOUT\r\n"), Verdict::End(_)));
+        let unclean = matches!(
+            handle.ending(),
+            Ending::LoggedOut {
+                unclean: Some(_),
+                ..
+            }
+        );
+        assert!(unclean, "{:?}", handle.ending());
+    }
+
+    /// LOGOUT goes upstream.
+    fn assert_passed_logout(t: &mut Track, handle: &Handle) {
+        assert_eq!(command(t, b"z LOGOUT\r\n"), Verdict::Pass);
         assert!(matches!(handle.ending(), Ending::Passed(_)));
+    }
+
+    fn continues(t: &mut Track, bytes: &[u8]) {
+        let literal = crate::imap::framer::announcement(bytes);
+        let starts = false;
+        assert_eq!(
+            t.command(Line {
+                bytes,
+                literal,
+                starts
+            }),
+            Verdict::Pass
+        );
+    }
+
+    /// A line an earlier rule replaced by nothing (the folder rule hiding a LIST entry) is
+    /// no answer to anything.
+    #[test]
+    fn a_dropped_line_is_nothing() {
+        let (mut t, handle) = Track::new(&caps("IMAP4rev1"));
+        command(&mut t, b"a LIST \"\" *\r\n");
+        response(&mut t, b"");
+        response(&mut t, b"a OK List completed.\r\n");
+        assert!(matches!(command(&mut t, b"z LOGOUT\r\n"), Verdict::End(_)));
+        assert_eq!(handle.ending(), ended(false, None));
+    }
+
+    /// After a literal the rest of a command is checked too; a line that continues nothing
+    /// (an IDLE the server refused, whose next command the relay took for DONE) stops the
+    /// rule following.
+    #[test]
+    fn continuation_lines() {
+        let (mut t, handle) = Track::new(&caps("IMAP4rev1 UNSELECT"));
+        command(&mut t, b"a SELECT {5}\r\n");
+        continues(&mut t, b" (CONDSTORE)\r\n");
+        response(&mut t, b"a OK\r\n");
+        assert_unclean_logout(&mut t, &handle);
+
+        let (mut t, handle) = Track::new(&caps("IMAP4rev1"));
+        command(&mut t, b"a IDLE\r\n");
+        response(&mut t, b"a NO not now\r\n");
+        continues(&mut t, b"b ENABLE CONDSTORE\r\n");
+        assert_passed_logout(&mut t, &handle);
+    }
+
+    /// `LOGOUT` with arguments is the server's to refuse; a tag used twice at once makes
+    /// answers ambiguous.
+    #[test]
+    fn odd_logouts_and_tags() {
+        let (mut t, handle) = Track::new(&caps("IMAP4rev1"));
+        assert_eq!(command(&mut t, b"a LOGOUT now\r\n"), Verdict::Pass);
+        assert_eq!(handle.ending(), Ending::Open);
+
+        let (mut t, handle) = Track::new(&caps("IMAP4rev1 UNSELECT"));
+        command(&mut t, b"a SELECT X\r\n");
+        command(&mut t, b"a CLOSE\r\n");
+        response(&mut t, b"a OK\r\n");
+        response(&mut t, b"a OK\r\n");
+        assert_passed_logout(&mut t, &handle);
+    }
+
+    /// A failed SELECT with a mailbox selected: whether the server deselected is its own
+    /// affair, so nothing is kept. A BYE after the LOGOUT's answer still counts.
+    #[test]
+    fn doubtful_selected_state_and_late_bye() {
+        let (mut t, handle) = Track::new(&caps("IMAP4rev1 UNSELECT"));
+        command(&mut t, b"a SELECT INBOX\r\n");
+        response(&mut t, b"a OK\r\n");
+        command(&mut t, b"b SELECT Nope\r\n");
+        response(&mut t, b"b NO [NONEXISTENT] no\r\n");
+        assert_unclean_logout(&mut t, &handle);
+
+        let (mut t, handle) = Track::new(&caps("IMAP4rev1"));
+        assert!(matches!(command(&mut t, b"z LOGOUT\r\n"), Verdict::End(_)));
+        assert_eq!(handle.ending(), ended(false, None));
+        response(&mut t, b"* BYE\r\n");
+        let unclean = matches!(
+            handle.ending(),
+            Ending::LoggedOut {
+                unclean: Some(_),
+                ..
+            }
+        );
+        assert!(unclean);
     }
 }

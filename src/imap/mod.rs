@@ -103,8 +103,7 @@ async fn converse<S: AsyncRead + AsyncWrite + Unpin + 'static>(
             client_leftover,
             folders,
         } => {
-            let (track, handle) = warm::rule(&upstream);
-            let rules = rules(&upstream, &account, folders, Box::new(track));
+            let rules = rules(&upstream, &account, folders);
             let capabilities = upstream.capabilities;
             let opts = relay::Options {
                 counters: crate::metrics::ByteCounters::new("imap", &account.email),
@@ -113,7 +112,7 @@ async fn converse<S: AsyncRead + AsyncWrite + Unpin + 'static>(
                 shutdown: session.shutdown.clone(),
                 rules,
             };
-            let (stats, handed_back) = relay::run(
+            let (stats, handed_back, ending) = relay::run(
                 stream,
                 client_leftover,
                 upstream.stream,
@@ -127,7 +126,7 @@ async fn converse<S: AsyncRead + AsyncWrite + Unpin + 'static>(
                 leftover: Vec::new(),
             });
             warm::after_relay(
-                &handle,
+                ending,
                 handed_back,
                 origin,
                 account,
@@ -150,14 +149,12 @@ async fn converse<S: AsyncRead + AsyncWrite + Unpin + 'static>(
 
 /// The relay's rewrite rules for a session with this upstream: the folder names when the
 /// session needs them (first: it may hold a literal mailbox name the others must see
-/// rewritten), then mailgate's own, then `last` ([`warm::Track`], which answers LOGOUT and
-/// must see what goes upstream after every other rule). A new rule (see
-/// [`rewrite::Rewrite`]) is added to this list.
+/// rewritten), then mailgate's own; after them the [`rewrite::Track`] for this server, which
+/// answers LOGOUT. A new rule (see [`rewrite::Rewrite`]) is added to this list.
 fn rules(
     upstream: &upstream::LoggedIn,
     account: &crate::config::Account,
     folders: Option<std::sync::Arc<folders::View>>,
-    last: Box<dyn rewrite::Rewrite>,
 ) -> rewrite::Rules {
     let caps = upstream.capabilities.iter().map(String::as_str);
     let nonsync = rewrite::nonsync_limit(caps);
@@ -170,6 +167,7 @@ fn rules(
         )));
     }
     list.push(Box::new(rewrite::Gateway::new(nonsync)));
-    list.push(last);
-    rewrite::Rules::new(list).with_nonsync_literal_max(nonsync)
+    rewrite::Rules::new(list)
+        .with_nonsync_literal_max(nonsync)
+        .with_track(rewrite::Track::new(&upstream.capabilities))
 }

@@ -44,7 +44,7 @@ mod state;
 #[cfg(test)]
 mod tests;
 
-use crate::imap::rewrite::Rules;
+use crate::imap::rewrite::{Ending, Rules};
 use crate::metrics::ByteCounters;
 use crate::upstream::UpstreamStream;
 use dir::Dir;
@@ -164,14 +164,14 @@ struct Relay {
 /// gateway shuts down. `*_leftover` are bytes already read from each side and not yet relayed.
 /// The upstream connection comes back when a rule ended the relay ([`End::HandedBack`]):
 /// every byte read from it has then gone to the client, and nothing the client sent after
-/// the ending command went to it.
+/// the ending command went to it. With it comes what the rules' track saw of the end.
 pub async fn run<C: AsyncRead + AsyncWrite + Unpin + 'static>(
     mut client: C,
     client_leftover: Vec<u8>,
     mut upstream: UpstreamStream,
     upstream_leftover: Vec<u8>,
     mut opts: Options,
-) -> (Stats, Option<UpstreamStream>) {
+) -> (Stats, Option<UpstreamStream>, Ending) {
     // Bytes read during login but not yet relayed are relayed traffic too.
     opts.counters.add_to_upstream(client_leftover.len() as u64);
     opts.counters.add_to_client(upstream_leftover.len() as u64);
@@ -241,7 +241,8 @@ pub async fn run<C: AsyncRead + AsyncWrite + Unpin + 'static>(
         spliced: relay.c2s.spliced + relay.s2c.spliced,
         end,
     };
-    (stats, (end == End::HandedBack).then_some(upstream))
+    let ending = relay.st.rules.ending();
+    (stats, (end == End::HandedBack).then_some(upstream), ending)
 }
 
 /// The client's and the upstream's sockets when both are plain TCP: the case where literals

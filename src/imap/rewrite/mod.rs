@@ -20,9 +20,11 @@
 
 pub mod folders;
 pub mod gateway;
+pub mod track;
 
 pub use folders::FolderNames;
 pub use gateway::{filter_capabilities, hidden_capability, nonsync_limit, Gateway};
+pub use track::{Ending, Track};
 
 use crate::imap::framer::{self, Literal};
 
@@ -167,15 +169,49 @@ pub struct Rules {
     nonsync_literal_max: u64,
     /// Set by a [`Verdict::Peek`] until [`Rules::peek`].
     peeking: Option<Box<Peeking>>,
+    /// After the rules, every line as it goes on: what is in flight upstream, and the
+    /// client's LOGOUT (see [`track`]). Not one of `rules`: it sees what the others decided,
+    /// and it is every session's, so it is kept inline.
+    track: Track,
 }
 
 impl Rules {
-    /// These rules, in this order.
+    /// These rules, in this order (and a [`Track`] for a server of no capabilities: see
+    /// [`Rules::with_track`]).
     pub fn new(rules: Vec<Box<dyn Rewrite>>) -> Rules {
         Rules {
             rules,
             nonsync_literal_max: 0,
             peeking: None,
+            track: Track::new(&[]),
+        }
+    }
+
+    /// The session's [`Track`] (made for its server's capabilities).
+    pub fn with_track(mut self, track: Track) -> Rules {
+        self.track = track;
+        self
+    }
+
+    /// How the session's upstream connection ended, as the [`Track`] saw it.
+    pub fn ending(&self) -> Ending {
+        self.track.ending()
+    }
+
+    /// Shows the track a command line as it goes upstream after `verdict`; its own verdict
+    /// (the LOGOUT it answers) counts only for a line the rules passed unchanged.
+    fn follow_command(&mut self, line: Line<'_>, verdict: Verdict) -> Verdict {
+        match verdict {
+            Verdict::Pass => match self.track.command(line) {
+                Verdict::End(answer) => Verdict::End(answer),
+                _ => Verdict::Pass,
+            },
+            Verdict::Replace(ref f) | Verdict::ReplaceAndAnswer { forward: ref f, .. } => {
+                self.track.command(Line { bytes: f, ..line });
+                verdict
+            }
+            // Nothing went upstream (yet).
+            v => v,
         }
     }
 
@@ -199,7 +235,8 @@ impl Rules {
             hold: holdable(line),
             peek,
         };
-        self.apply(line, can, 0, None, |r, l| r.command(l))
+        let verdict = self.apply(line, can, 0, None, |r, l| r.command(l));
+        self.follow_command(line, verdict)
     }
 
     /// A client command went upstream unseen by the rules (see [`Rewrite::unseen`]).
@@ -207,6 +244,7 @@ impl Rules {
         for rule in &mut self.rules {
             rule.unseen();
         }
+        self.track.unseen();
     }
 
     /// The verdict of all rules on a response line.
@@ -215,7 +253,17 @@ impl Rules {
             hold: holdable(line),
             peek: false,
         };
-        self.apply(line, can, 0, None, |r, l| r.response(l))
+        let verdict = self.apply(line, can, 0, None, |r, l| r.response(l));
+        match &verdict {
+            Verdict::Pass => {
+                self.track.response(line);
+            }
+            Verdict::Replace(f) => {
+                self.track.response(Line { bytes: f, ..line });
+            }
+            _ => {}
+        }
+        verdict
     }
 
     /// After [`Verdict::Peek`] on `line` (as it was shown to the rules): shows `head` to the
@@ -243,7 +291,8 @@ impl Rules {
                 });
                 let forward = replaced.or(p.forward);
                 let verdict = self.apply(line, can, p.index + 1, forward, |r, l| r.command(l));
-                AfterPeek::Forward(verdict)
+                // A peeked line announces a literal: never a LOGOUT the track would answer.
+                AfterPeek::Forward(self.follow_command(line, verdict))
             }
         }
     }

@@ -4,7 +4,7 @@
 //! TCP, TLS, greeting and authentication — what a client that polls every minute pays on
 //! every poll, as up-imapproxy spares webmail.
 //!
-//! A connection is kept only when the gateway can prove it clean ([`track`]): the client's
+//! A connection is kept only when the gateway can prove it clean ([`crate::imap::rewrite::track`]): the client's
 //! LOGOUT is then answered by the gateway (as it is whenever nothing is in flight, warm
 //! sessions on or off: the client need not wait for the provider's answer to it), the
 //! connection is brought back to the state of a fresh login (UNSELECT when a mailbox is selected, else NOOP — either proves no answer of
@@ -17,13 +17,12 @@
 mod keeper;
 pub mod pool;
 mod reason;
-pub mod track;
 
 pub use pool::config_in_use;
 pub use reason::Reason;
-pub use track::{Ending, Handle, Track};
 
 use crate::config::{Account, Config, Credential};
+use crate::imap::rewrite::Ending;
 use crate::imap::upstream::{self, LoggedIn};
 use crate::session::Shutdown;
 use crate::upstream::UpstreamError;
@@ -109,17 +108,11 @@ async fn take(account: &Account, config: &Arc<Config>) -> Option<(LoggedIn, Orig
     }
 }
 
-/// The rule that answers the client's LOGOUT when nothing is in flight and decides whether
-/// the connection may be kept (last in the session's rules), and its handle.
-pub fn rule(up: &LoggedIn) -> (Track, Handle) {
-    Track::new(&up.capabilities)
-}
-
 /// After the relay: keeps the connection the relay handed back, or logs it out (in the
 /// background: the client has had its answer); counts why it was not kept when warm sessions
 /// are on. `handed_back` is the connection when the rule ended the relay.
 pub fn after_relay(
-    handle: &Handle,
+    ending: Ending,
     handed_back: Option<LoggedIn>,
     origin: Origin,
     account: Arc<Account>,
@@ -127,7 +120,7 @@ pub fn after_relay(
     shutdown: Shutdown,
 ) {
     let warm = config.server.warm_sessions.on();
-    let unclean = match (handle.ending(), handed_back) {
+    let unclean = match (ending, handed_back) {
         (
             Ending::LoggedOut {
                 selected,

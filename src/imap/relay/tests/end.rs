@@ -27,7 +27,7 @@ async fn end_hands_the_upstream_back() {
     send(&mut client, b"x LOGOUT\r\ny NOOP\r\n").await;
     expect(&mut client, b"* BYE bye\r\nx OK done\r\n").await;
     assert_eq!(rest(&mut client).await, b"", "nothing after the answer");
-    let (stats, upstream) = tokio::time::timeout(PATIENCE, relay)
+    let (stats, upstream, _) = tokio::time::timeout(PATIENCE, relay)
         .await
         .unwrap()
         .unwrap();
@@ -47,7 +47,7 @@ async fn other_ends_hand_nothing_back() {
     let relay = tokio::spawn(relay);
     round_trip(&mut client, &mut server).await;
     client.shutdown().await.unwrap();
-    let (stats, upstream) = tokio::time::timeout(PATIENCE, relay)
+    let (stats, upstream, _) = tokio::time::timeout(PATIENCE, relay)
         .await
         .unwrap()
         .unwrap();

@@ -297,7 +297,7 @@ fn a_held_command_is_counted_once() {
                 round_trip(&mut client, &mut server).await;
                 client.shutdown().await.unwrap();
             };
-            let ((stats, _), ()) = tokio::join!(relay, script);
+            let ((stats, _, _), ()) = tokio::join!(relay, script);
             assert_eq!(stats.end, End::ClientClosed);
         });
     });

@@ -37,7 +37,8 @@ async fn sockets(
 ) -> (
     TcpStream,
     TcpStream,
-    impl std::future::Future<Output = (Stats, Option<UpstreamStream>)> + Send,
+    impl std::future::Future<Output = (Stats, Option<UpstreamStream>, crate::imap::rewrite::Ending)>
+        + Send,
     crate::session::Trigger,
 ) {
     let front = TcpListener::bind("127.0.0.1:0").await.unwrap();

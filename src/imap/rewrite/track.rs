@@ -22,8 +22,7 @@
 //! The \Recent flags are the server's: a message some session has seen is no longer recent
 //! for any later session, on a new connection as on a kept one.
 
-use crate::imap::rewrite::{command_name, Line, Rewrite, Verdict};
-use std::sync::{Arc, Mutex};
+use super::{command_name, Line, Rewrite, Verdict};
 
 /// Commands that leave nothing behind in the session but the selected mailbox, which the
 /// hand-back undoes (IDLE is over once answered; SEARCHRES's `$` and CONTEXT's updates end
@@ -102,23 +101,6 @@ pub enum Ending {
     Passed(&'static str),
 }
 
-/// The caller's view of the rule (the rule itself lives in the relay).
-#[derive(Clone)]
-pub struct Handle(Arc<Mutex<Ending>>);
-
-impl Handle {
-    /// How the relay left the connection.
-    pub fn ending(&self) -> Ending {
-        self.0.lock().map(|e| *e).unwrap_or(Ending::Open)
-    }
-
-    fn set(&self, ending: Ending) {
-        if let Ok(mut e) = self.0.lock() {
-            *e = ending;
-        }
-    }
-}
-
 /// What a command does to the selected state when it succeeds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -144,40 +126,54 @@ pub struct Track {
     /// The last client line announced a literal: the next line continues its command.
     rest_due: bool,
     can_unselect: bool,
-    handle: Handle,
+    /// What the client's LOGOUT did, once it came.
+    logout: Logout,
+}
+
+/// What the client's LOGOUT did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Logout {
+    NotYet,
+    /// Answered here; a mailbox was selected, or not.
+    Answered {
+        selected: bool,
+    },
+    /// Sent upstream, for this reason.
+    Passed(&'static str),
 }
 
 impl Track {
-    /// The rule for a connection whose server announced `capabilities` after login, and the
-    /// handle the session keeps.
-    pub fn new(capabilities: &[String]) -> (Track, Handle) {
+    /// The rule for a connection whose server announced `capabilities` after login.
+    pub fn new(capabilities: &[String]) -> Track {
         let can_unselect = capabilities
             .iter()
             .any(|c| c.eq_ignore_ascii_case("UNSELECT") || c.eq_ignore_ascii_case("IMAP4rev2"));
-        let handle = Handle(Arc::new(Mutex::new(Ending::Open)));
-        let track = Track {
+        Track {
             in_flight: Vec::new(),
             selected: false,
             unclean: None,
             blind: None,
             rest_due: false,
             can_unselect,
-            handle: handle.clone(),
-        };
-        (track, handle)
+            logout: Logout::NotYet,
+        }
+    }
+
+    /// How the session's upstream connection ended, as the rule saw it (a response that came
+    /// between the LOGOUT's answer and the hand-back counts too).
+    pub fn ending(&self) -> Ending {
+        match self.logout {
+            Logout::NotYet => Ending::Open,
+            Logout::Answered { selected } => Ending::LoggedOut {
+                selected,
+                unclean: self.unclean,
+            },
+            Logout::Passed(why) => Ending::Passed(why),
+        }
     }
 
     fn taint(&mut self, why: &'static str) {
         self.unclean.get_or_insert(why);
-        // A response may still come between the LOGOUT's answer and the hand-back.
-        if let Ending::LoggedOut {
-            selected,
-            unclean: None,
-        } = self.handle.ending()
-        {
-            let unclean = Some(why);
-            self.handle.set(Ending::LoggedOut { selected, unclean });
-        }
     }
 
     /// The rule no longer knows what is in flight (and so neither whether it is clean).
@@ -193,16 +189,15 @@ impl Track {
             (None, true) => None,
         };
         if let Some(why) = passed {
-            self.handle.set(Ending::Passed(why));
+            self.logout = Logout::Passed(why);
             return Verdict::Pass;
         }
         if self.selected && !self.can_unselect {
             self.taint("a mailbox is selected and the server has no UNSELECT");
         }
-        self.handle.set(Ending::LoggedOut {
+        self.logout = Logout::Answered {
             selected: self.selected,
-            unclean: self.unclean,
-        });
+        };
         let mut answer = b"* BYE Logging out\r\n".to_vec();
         answer.extend_from_slice(tag);
         answer.extend_from_slice(b" OK Logout completed.\r\n");
@@ -373,12 +368,12 @@ mod tests {
 
     /// `case`'s command and responses, then LOGOUT: its verdict and the ending.
     fn session_then_logout(case: &[&[u8]]) -> (Verdict, Ending) {
-        let (mut t, handle) = Track::new(&caps("IMAP4rev1 UNSELECT"));
+        let mut t = Track::new(&caps("IMAP4rev1 UNSELECT"));
         assert_eq!(command(&mut t, case[0]), Verdict::Pass);
         for r in &case[1..] {
             response(&mut t, r);
         }
-        (command(&mut t, b"z LOGOUT\r\n"), handle.ending())
+        (command(&mut t, b"z LOGOUT\r\n"), t.ending())
     }
 
     fn ended(selected: bool, unclean: Option<&'static str>) -> Ending {
@@ -387,7 +382,7 @@ mod tests {
 
     #[test]
     fn a_poll_is_handed_back_selected() {
-        let (mut t, handle) = Track::new(&caps("IMAP4rev1 UNSELECT"));
+        let mut t = Track::new(&caps("IMAP4rev1 UNSELECT"));
         assert_eq!(command(&mut t, b"a SELECT INBOX\r\n"), Verdict::Pass);
         response(&mut t, b"* 3 EXISTS\r\n");
         response(&mut t, b"a OK [READ-WRITE] Select completed.\r\n");
@@ -400,12 +395,12 @@ mod tests {
             command(&mut t, b"c LOGOUT\r\n"),
             Verdict::End(b"* BYE Logging out\r\nc OK Logout completed.\r\n".to_vec())
         );
-        assert_eq!(handle.ending(), ended(true, None));
+        assert_eq!(t.ending(), ended(true, None));
     }
 
     #[test]
     fn failed_select_and_close_leave_nothing_selected() {
-        let (mut t, handle) = Track::new(&caps("IMAP4rev1"));
+        let mut t = Track::new(&caps("IMAP4rev1"));
         command(&mut t, b"a SELECT Nope\r\n");
         response(&mut t, b"a NO [NONEXISTENT] no\r\n");
         command(&mut t, b"b SELECT INBOX\r\n");
@@ -413,7 +408,7 @@ mod tests {
         command(&mut t, b"c CLOSE\r\n");
         response(&mut t, b"c OK done\r\n");
         assert!(matches!(command(&mut t, b"z LOGOUT\r\n"), Verdict::End(_)));
-        assert_eq!(handle.ending(), ended(false, None));
+        assert_eq!(t.ending(), ended(false, None));
     }
 
     /// Sessions the rule still answers LOGOUT for (nothing in flight), but whose connection
@@ -466,28 +461,28 @@ mod tests {
 
     #[test]
     fn selected_without_unselect_is_not_kept() {
-        let (mut t, handle) = Track::new(&caps("IMAP4rev1"));
+        let mut t = Track::new(&caps("IMAP4rev1"));
         command(&mut t, b"a EXAMINE INBOX\r\n");
         response(&mut t, b"a OK\r\n");
         assert!(matches!(command(&mut t, b"z LOGOUT\r\n"), Verdict::End(_)));
         assert!(matches!(
-            handle.ending(),
+            t.ending(),
             Ending::LoggedOut {
                 selected: true,
                 unclean: Some(_)
             }
         ));
         // IMAP4rev2 has UNSELECT built in.
-        let (mut t, handle) = Track::new(&caps("IMAP4rev2"));
+        let mut t = Track::new(&caps("IMAP4rev2"));
         command(&mut t, b"a EXAMINE INBOX\r\n");
         response(&mut t, b"a OK\r\n");
         assert!(matches!(command(&mut t, b"z LOGOUT\r\n"), Verdict::End(_)));
-        assert_eq!(handle.ending(), ended(true, None));
+        assert_eq!(t.ending(), ended(true, None));
     }
 
     #[test]
     fn an_idle_answered_is_over() {
-        let (mut t, handle) = Track::new(&caps("IMAP4rev1"));
+        let mut t = Track::new(&caps("IMAP4rev1"));
         command(&mut t, b"a IDLE\r\n");
         response(&mut t, b"+ idling\r\n");
         t.command(Line {
@@ -497,33 +492,33 @@ mod tests {
         });
         response(&mut t, b"a OK Idle completed.\r\n");
         assert!(matches!(command(&mut t, b"z LOGOUT\r\n"), Verdict::End(_)));
-        assert_eq!(handle.ending(), ended(false, None));
+        assert_eq!(t.ending(), ended(false, None));
     }
 
     #[test]
     fn an_unseen_command_sends_logout_upstream() {
-        let (mut t, handle) = Track::new(&caps("IMAP4rev1"));
+        let mut t = Track::new(&caps("IMAP4rev1"));
         t.unseen();
-        assert_passed_logout(&mut t, &handle);
+        assert_passed_logout(&mut t);
     }
 
     /// LOGOUT is answered here, and the connection may not be kept.
-    fn assert_unclean_logout(t: &mut Track, handle: &Handle) {
+    fn assert_unclean_logout(t: &mut Track) {
         assert!(matches!(command(t, b"z LOGOUT\r\n"), Verdict::End(_)));
         let unclean = matches!(
-            handle.ending(),
+            t.ending(),
             Ending::LoggedOut {
                 unclean: Some(_),
                 ..
             }
         );
-        assert!(unclean, "{:?}", handle.ending());
+        assert!(unclean, "{:?}", t.ending());
     }
 
     /// LOGOUT goes upstream.
-    fn assert_passed_logout(t: &mut Track, handle: &Handle) {
+    fn assert_passed_logout(t: &mut Track) {
         assert_eq!(command(t, b"z LOGOUT\r\n"), Verdict::Pass);
-        assert!(matches!(handle.ending(), Ending::Passed(_)));
+        assert!(matches!(t.ending(), Ending::Passed(_)));
     }
 
     fn continues(t: &mut Track, bytes: &[u8]) {
@@ -543,12 +538,12 @@ mod tests {
     /// no answer to anything.
     #[test]
     fn a_dropped_line_is_nothing() {
-        let (mut t, handle) = Track::new(&caps("IMAP4rev1"));
+        let mut t = Track::new(&caps("IMAP4rev1"));
         command(&mut t, b"a LIST \"\" *\r\n");
         response(&mut t, b"");
         response(&mut t, b"a OK List completed.\r\n");
         assert!(matches!(command(&mut t, b"z LOGOUT\r\n"), Verdict::End(_)));
-        assert_eq!(handle.ending(), ended(false, None));
+        assert_eq!(t.ending(), ended(false, None));
     }
 
     /// After a literal the rest of a command is checked too; a line that continues nothing
@@ -556,52 +551,52 @@ mod tests {
     /// rule following.
     #[test]
     fn continuation_lines() {
-        let (mut t, handle) = Track::new(&caps("IMAP4rev1 UNSELECT"));
+        let mut t = Track::new(&caps("IMAP4rev1 UNSELECT"));
         command(&mut t, b"a SELECT {5}\r\n");
         continues(&mut t, b" (CONDSTORE)\r\n");
         response(&mut t, b"a OK\r\n");
-        assert_unclean_logout(&mut t, &handle);
+        assert_unclean_logout(&mut t);
 
-        let (mut t, handle) = Track::new(&caps("IMAP4rev1"));
+        let mut t = Track::new(&caps("IMAP4rev1"));
         command(&mut t, b"a IDLE\r\n");
         response(&mut t, b"a NO not now\r\n");
         continues(&mut t, b"b ENABLE CONDSTORE\r\n");
-        assert_passed_logout(&mut t, &handle);
+        assert_passed_logout(&mut t);
     }
 
     /// `LOGOUT` with arguments is the server's to refuse; a tag used twice at once makes
     /// answers ambiguous.
     #[test]
     fn odd_logouts_and_tags() {
-        let (mut t, handle) = Track::new(&caps("IMAP4rev1"));
+        let mut t = Track::new(&caps("IMAP4rev1"));
         assert_eq!(command(&mut t, b"a LOGOUT now\r\n"), Verdict::Pass);
-        assert_eq!(handle.ending(), Ending::Open);
+        assert_eq!(t.ending(), Ending::Open);
 
-        let (mut t, handle) = Track::new(&caps("IMAP4rev1 UNSELECT"));
+        let mut t = Track::new(&caps("IMAP4rev1 UNSELECT"));
         command(&mut t, b"a SELECT X\r\n");
         command(&mut t, b"a CLOSE\r\n");
         response(&mut t, b"a OK\r\n");
         response(&mut t, b"a OK\r\n");
-        assert_passed_logout(&mut t, &handle);
+        assert_passed_logout(&mut t);
     }
 
     /// A failed SELECT with a mailbox selected: whether the server deselected is its own
     /// affair, so nothing is kept. A BYE after the LOGOUT's answer still counts.
     #[test]
     fn doubtful_selected_state_and_late_bye() {
-        let (mut t, handle) = Track::new(&caps("IMAP4rev1 UNSELECT"));
+        let mut t = Track::new(&caps("IMAP4rev1 UNSELECT"));
         command(&mut t, b"a SELECT INBOX\r\n");
         response(&mut t, b"a OK\r\n");
         command(&mut t, b"b SELECT Nope\r\n");
         response(&mut t, b"b NO [NONEXISTENT] no\r\n");
-        assert_unclean_logout(&mut t, &handle);
+        assert_unclean_logout(&mut t);
 
-        let (mut t, handle) = Track::new(&caps("IMAP4rev1"));
+        let mut t = Track::new(&caps("IMAP4rev1"));
         assert!(matches!(command(&mut t, b"z LOGOUT\r\n"), Verdict::End(_)));
-        assert_eq!(handle.ending(), ended(false, None));
+        assert_eq!(t.ending(), ended(false, None));
         response(&mut t, b"* BYE\r\n");
         let unclean = matches!(
-            handle.ending(),
+            t.ending(),
             Ending::LoggedOut {
                 unclean: Some(_),
                 ..

@@ -4,12 +4,12 @@ use super::address::is_address;
 use super::endpoint::{endpoint, Credential, Endpoint};
 use super::file::{AccountFile, EndpointFile};
 use super::locate::{key_offset, Locator};
+use super::located::Located;
 use super::ConfigError;
 use crate::provider::{self, Discovery, Source};
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
-use toml::Spanned;
 
 /// One mailbox served through the gateway.
 #[derive(Debug)]
@@ -131,7 +131,7 @@ pub(super) fn account(
         }
     }
     let imap_default = oauth.map(Credential::OAuth2);
-    let imap_file = a.imap.map(Spanned::into_inner).unwrap_or_default();
+    let imap_file = a.imap.map(Located::into_inner).unwrap_or_default();
     let imap_found = found.as_ref().map(|d| &d.imap);
     let imap = endpoint(
         imap_file,
@@ -175,7 +175,7 @@ pub(super) fn account(
 /// defaults to the IMAP one: most providers use one password. Without an `[account.smtp]`
 /// table, a preset or discovery still gives the server.
 fn smtp(
-    table: Option<Spanned<EndpointFile>>,
+    table: Option<Located<EndpointFile>>,
     email: &str,
     at: usize,
     name: &str,

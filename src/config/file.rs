@@ -1,6 +1,7 @@
 //! The file as written: structs that mirror the TOML one to one, so that serde rejects typos
 //! and unknown keys with a position. Validation turns them into [`super::Config`].
 
+use super::located::Located;
 use super::oauth2::OAuth2File;
 use super::TlsMode;
 use serde::Deserialize;
@@ -13,9 +14,9 @@ pub(super) struct FileConfig {
     #[serde(default)]
     pub(super) server: ServerFile,
     #[serde(default)]
-    pub(super) account: Vec<Spanned<AccountFile>>,
+    pub(super) account: Vec<Located<AccountFile>>,
     pub(super) metrics: Option<MetricsFile>,
-    pub(super) store: Option<Spanned<StoreFile>>,
+    pub(super) store: Option<Located<StoreFile>>,
 }
 
 /// `[store]`: the shared store on PostgreSQL.
@@ -36,7 +37,7 @@ pub(super) struct StoreFile {
 #[serde(deny_unknown_fields)]
 pub(super) struct AccountsFile {
     #[serde(default)]
-    pub(super) account: Vec<Spanned<AccountFile>>,
+    pub(super) account: Vec<Located<AccountFile>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -54,8 +55,8 @@ pub(super) struct ServerFile {
     pub(super) smtp_listen: Option<Spanned<String>>,
     pub(super) imaps_listen: Option<Spanned<String>>,
     pub(super) smtps_listen: Option<Spanned<String>>,
-    pub(super) tls: Option<Spanned<LocalTlsFile>>,
-    pub(super) proxy_protocol: Option<Spanned<ProxyProtocolFile>>,
+    pub(super) tls: Option<Located<LocalTlsFile>>,
+    pub(super) proxy_protocol: Option<Located<ProxyProtocolFile>>,
     pub(super) warm_sessions: Option<WarmSessionsFile>,
     pub(super) login_throttle_threshold: Option<u32>,
     pub(super) login_throttle_max_delay_ms: Option<u64>,
@@ -115,10 +116,10 @@ pub(super) struct AccountFile {
     #[serde(default)]
     pub(super) aliases: Vec<String>,
     pub(super) provider: Option<Spanned<String>>,
-    pub(super) imap: Option<Spanned<EndpointFile>>,
-    pub(super) smtp: Option<Spanned<EndpointFile>>,
+    pub(super) imap: Option<Located<EndpointFile>>,
+    pub(super) smtp: Option<Located<EndpointFile>>,
     pub(super) oauth2: Option<Spanned<OAuth2File>>,
-    pub(super) folders: Option<Spanned<FoldersFile>>,
+    pub(super) folders: Option<Located<FoldersFile>>,
 }
 
 /// `[account.folders]`.

@@ -23,6 +23,7 @@ mod endpoint;
 mod file;
 mod folders;
 mod locate;
+mod located;
 mod oauth2;
 mod proxy;
 mod server;

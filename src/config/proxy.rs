@@ -4,11 +4,11 @@
 
 use super::file::ProxyProtocolFile;
 use super::locate::Locator;
+use super::located::Located;
 use super::ConfigError;
 use ipnet::IpNet;
 use std::net::IpAddr;
 use std::time::Duration;
-use toml::Spanned;
 
 /// The listener names a table may list: the `[server]` keys without `_listen`, as the log
 /// names them (`imap listening on …`).
@@ -47,7 +47,7 @@ impl ProxyProtocol {
 
 /// Validates the table; `configured` names the listeners `[server]` sets.
 pub(super) fn proxy_protocol(
-    file: &Spanned<ProxyProtocolFile>,
+    file: &Located<ProxyProtocolFile>,
     configured: &[&str],
     loc: Locator,
 ) -> Result<ProxyProtocol, ConfigError> {

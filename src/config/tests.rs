@@ -356,3 +356,25 @@ fn warm_sessions_are_off_unless_set_and_bounded() {
         );
     }
 }
+
+/// Tables written as dotted keys are the same tables (toml gives them no span; the config
+/// used to refuse them with "expected a borrowed string").
+#[test]
+fn dotted_key_tables_are_tables() {
+    let dotted = format!(
+        "[server]\nproxy_protocol.listeners = [\"imap\"]\nproxy_protocol.trusted = [\"127.0.0.1\"]\n\n\
+         [[account]]\nemail = \"ola@example.no\"\nlocal_password_hash = \"{HASH}\"\n\
+         imap.server = \"imap.example.no:993\"\nimap.password = \"x\"\nfolders.sent = \"Sent Items\"\n"
+    );
+    let c = parse(&dotted).unwrap();
+    let proxy = c.server.proxy_protocol.as_ref().expect("proxy_protocol");
+    assert_eq!(proxy.listeners, ["imap"]);
+    let a = c.account("ola@example.no").unwrap();
+    assert_eq!(a.imap.target.host, "imap.example.no");
+    assert_eq!(a.imap.credential.password().unwrap().expose(), "x");
+    // A table-level error of a dotted table still names the field.
+    let e = parse(&dotted.replace("[\"imap\"]", "[]"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("server.proxy_protocol.listeners"), "{e}");
+}

@@ -8,6 +8,9 @@
 
 // Long functions hide the steps a reader needs to see; clippy.toml sets the bound (100 lines).
 #![warn(clippy::too_many_lines)]
+// Production code never unwraps: a failure is an error value. The one invariant that may
+// `expect` says why where it does (and allows it there); tests are free to unwrap.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod account;
 pub mod cert;

@@ -3,6 +3,9 @@
 
 // As in the library: clippy.toml bounds a function at 100 lines.
 #![warn(clippy::too_many_lines)]
+// Production code never unwraps: a failure is an error value. The one invariant that may
+// `expect` says why where it does (and allows it there); tests are free to unwrap.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 mod cli;
 

@@ -69,6 +69,10 @@ fn system_roots() -> &'static RootCertStore {
     })
 }
 
+// The one `expect` of the product: ring's default provider is compiled in with TLS 1.2 and
+// 1.3 (the crate's `ring` and `tls12` features), so no input or network event can make it
+// lack the default protocol versions.
+#[allow(clippy::expect_used)]
 fn build(roots: RootCertStore) -> Arc<ClientConfig> {
     install_crypto_provider();
     let provider = Arc::new(rustls::crypto::ring::default_provider());

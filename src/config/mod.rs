@@ -322,7 +322,7 @@ impl Built {
                 ));
                 continue;
             }
-            let path = stored_path(s);
+            let path = stored_path(&s.email);
             let cx = account::Context {
                 loc: Locator {
                     text: s.text.expose(),
@@ -358,9 +358,9 @@ impl Built {
     }
 }
 
-/// How messages name a stored account (there is no file).
-fn stored_path(s: &StoredAccount) -> PathBuf {
-    PathBuf::from(format!("store:{}", s.email))
+/// How messages name a stored account of address `email` (there is no file).
+pub fn stored_path(email: &str) -> PathBuf {
+    PathBuf::from(format!("store:{email}"))
 }
 
 /// One account of the shared store, alone, as a node with `server` loads it (relative paths
@@ -371,7 +371,7 @@ pub fn stored_account(
     server: &ServerConfig,
     base: &Path,
 ) -> Result<Option<Arc<Account>>, ConfigError> {
-    let path = stored_path(s);
+    let path = stored_path(&s.email);
     let discovered = HashMap::new();
     let cx = account::Context {
         loc: Locator {

@@ -302,6 +302,16 @@ impl Framer {
     }
 }
 
+/// Whether a server line is an untagged `BYE` (`* BYE …`, any case, text or not): the server
+/// is closing the connection.
+pub fn is_bye(line: &[u8]) -> bool {
+    let Some(rest) = line.strip_prefix(b"* ") else {
+        return false;
+    };
+    let word = rest.split(|&b| matches!(b, b' ' | b'\r' | b'\n')).next();
+    word.is_some_and(|w| w.eq_ignore_ascii_case(b"BYE"))
+}
+
 /// The literal a complete line (ending in LF) announces: `{N}`, `{N+}` just before the line
 /// ending. A number too large for u64 is not an announcement (the peer will reject the line).
 pub fn announcement(line: &[u8]) -> Option<Literal> {

@@ -7,7 +7,7 @@ use super::account::{accounts_doc, CredentialLine};
 use super::{Credential, Plan, SetupError, Target};
 use crate::config::{self, StoredAccount};
 use crate::secret::Secret;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use toml_edit::DocumentMut;
 use zeroize::Zeroizing;
 
@@ -21,7 +21,7 @@ pub fn store_account(target: &Target, plan: &Plan) -> Result<StoredAccount, Setu
     let server = target.server()?;
     let base = target.path.parent().unwrap_or(Path::new("."));
     // Errors name the account as the store's rows are named, not the config file.
-    let path = PathBuf::from(format!("store:{}", plan.email));
+    let path = config::stored_path(&plan.email);
     let mut tables = config::account_tables(&text, &path, &server, base)
         .map_err(|e| SetupError::Invalid(e.to_string()))?;
     match (tables.pop(), tables.is_empty()) {

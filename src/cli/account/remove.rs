@@ -18,7 +18,7 @@ pub(super) async fn remove(
     email: &str,
 ) -> Result<()> {
     let key = email.trim().to_ascii_lowercase();
-    let (stored, _) = shared.accounts().await?;
+    let (stored, unopened) = shared.accounts().await?;
     let removed = stored.iter().find(|s| s.email == key);
     let identity = removed.map(|s| signs_in_as(s, cfg, base));
     if !shared.remove_account(email).await? {
@@ -38,7 +38,10 @@ pub(super) async fn remove(
             return Ok(());
         }
     };
-    let (users, unknown) = users_of(&identity, shared, cfg, base).await?;
+    // The store's other accounts, as read before the removal.
+    let others = stored.iter().filter(|s| s.email != key);
+    let unopened = unopened.into_iter().filter(|(e, _)| *e != key);
+    let (users, unknown) = users_of(&identity, others, unopened, cfg, base);
     if !users.is_empty() {
         println!(
             "Kept the OAuth tokens of {identity}: {} still sign{} in as {identity}.",
@@ -82,12 +85,13 @@ fn signs_in_as(s: &StoredAccount, cfg: &Config, base: &Path) -> Result<Option<St
 
 /// The remaining accounts that sign in as `identity` (the file's and the store's), and those
 /// that cannot be read here (they might).
-async fn users_of(
+fn users_of<'a>(
     identity: &str,
-    shared: &Shared,
+    stored: impl Iterator<Item = &'a StoredAccount>,
+    unopened: impl Iterator<Item = (String, String)>,
     cfg: &Config,
     base: &Path,
-) -> Result<(Vec<String>, Vec<String>)> {
+) -> (Vec<String>, Vec<String>) {
     let uses = |id: Option<&str>| id.is_some_and(|id| id.eq_ignore_ascii_case(identity));
     let mut users: Vec<String> = cfg
         .accounts
@@ -100,14 +104,13 @@ async fn users_of(
         .iter()
         .map(|e| format!("{e} (config file)"))
         .collect();
-    let (stored, unopened) = shared.accounts().await?;
-    for s in &stored {
+    for s in stored {
         match signs_in_as(s, cfg, base) {
             Ok(id) if uses(id.as_deref()) => users.push(s.email.clone()),
             Ok(_) => {}
             Err(_) => unknown.push(s.email.clone()),
         }
     }
-    unknown.extend(unopened.into_iter().map(|(e, _)| e));
-    Ok((users, unknown))
+    unknown.extend(unopened.map(|(e, _)| e));
+    (users, unknown)
 }

@@ -210,10 +210,10 @@ pub async fn run<C: AsyncRead + AsyncWrite + Unpin + 'static>(
         let polled = relay.poll(cx, &mut client, &mut upstream);
         // Checked after the relay has read all there was: a byte that arrived with the
         // timer's wake-up is counted first.
-        // Also while a LOGOUT's answer waits for the end of the server's response: the
-        // hand-back must not wait on a server that stopped in the middle of one.
-        let watch = matches!(relay.closing, None | Some((End::HandedBack, _)));
-        if polled.is_pending() && watch && stall.as_mut().poll(cx).is_ready() {
+        // Also while the gateway's last words (a BYE, a LOGOUT's answer) wait for the end of
+        // the server's response: a server that stopped in the middle of one must not hold
+        // the session open. Once they are queued only the client is written to.
+        if polled.is_pending() && !relay.bye_queued && stall.as_mut().poll(cx).is_ready() {
             stall.as_mut().reset(Instant::now() + stall_every);
             let _ = stall.as_mut().poll(cx);
             if relay.stalled() {

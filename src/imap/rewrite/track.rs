@@ -262,9 +262,8 @@ impl Rewrite for Track {
             // continuation request.
             return Verdict::Pass;
         }
-        if let Some(rest) = bytes.strip_prefix(b"* ") {
-            let word = rest.split(|&b| b == b' ' || b == b'\r').next();
-            if word.is_some_and(|w| w.eq_ignore_ascii_case(b"BYE")) {
+        if bytes.starts_with(b"* ") {
+            if crate::imap::framer::is_bye(bytes) {
                 self.taint("the server said BYE");
             }
             return Verdict::Pass;
@@ -333,10 +332,12 @@ fn stateless(name: &[u8], bytes: &[u8]) -> bool {
 /// Whether the line names a CONDSTORE/QRESYNC word anywhere (a mailbox of that name too:
 /// keeping the connection is never worth a doubt).
 fn enabling(bytes: &[u8]) -> bool {
-    let upper = bytes.to_ascii_uppercase();
-    ENABLING
-        .iter()
-        .any(|w| upper.windows(w.len()).any(|window| window == *w))
+    // No copy: every command line of a session comes through here.
+    ENABLING.iter().any(|w| {
+        bytes
+            .windows(w.len())
+            .any(|window| window.eq_ignore_ascii_case(w))
+    })
 }
 
 #[cfg(test)]

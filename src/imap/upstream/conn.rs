@@ -189,8 +189,7 @@ impl Conn {
 /// the state its keeper believed (the warm sessions' proof of a clean, live connection).
 pub async fn exchange(
     up: LoggedIn,
-    command: &[u8],
-    step: &'static str,
+    command: &'static str,
     address: String,
     timeout: Duration,
 ) -> Result<LoggedIn, UpstreamError> {
@@ -203,7 +202,9 @@ pub async fn exchange(
     conn.next_tag = 1000;
     conn.begin();
     let tag = conn.tag();
-    conn.send(&[tag.as_bytes(), b" ", command, b"\r\n"].concat(), step)
+    // The command names its step in errors.
+    let step = command;
+    conn.send(format!("{tag} {command}\r\n").as_bytes(), step)
         .await?;
     loop {
         let resp = conn.read_line(step).await?;
@@ -217,12 +218,7 @@ pub async fn exchange(
                 leftover: conn.buf,
             });
         }
-        let untagged = resp.starts_with(b"* ");
-        if !untagged
-            || resp[2..]
-                .get(..4)
-                .is_some_and(|w| w.eq_ignore_ascii_case(b"BYE "))
-        {
+        if !resp.starts_with(b"* ") || crate::imap::framer::is_bye(&resp) {
             return Err(conn.protocol(format!(
                 "{step}: unexpected {:?}",
                 truncate(&printable(&resp), 80)

@@ -61,7 +61,7 @@ pub(super) async fn keep(
 /// Ends a connection that is not kept (any more), for `reason`: counted, logged, and logged
 /// out when it can still take a LOGOUT.
 pub(super) async fn end(up: LoggedIn, account: &Account, server: &ServerConfig, reason: Reason) {
-    crate::metrics::imap_warm_discarded(reason.label());
+    reason.count();
     info!(account = %account.email, reason = reason.label(), "warm upstream connection ended");
     if reason.logout() {
         // Best effort, bounded by upstream_timeout: the provider ends it either way.

@@ -15,7 +15,7 @@
 //! kept (providers limit simultaneous connections per account; Gmail to 15).
 
 mod keeper;
-pub mod pool;
+mod pool;
 mod reason;
 
 pub use pool::config_in_use;
@@ -59,11 +59,12 @@ pub async fn login(
         crate::metrics::imap_warm_login("miss");
     }
     let up = upstream::login(account, &config.server).await?;
+    // Only a connection that may be kept needs to know its token's expiry.
     let token_expires = match &account.imap.credential {
-        Credential::OAuth2(oauth) => {
+        Credential::OAuth2(oauth) if config.server.warm_sessions.on() => {
             crate::oauth::peek(oauth, |t| t.and_then(|t| t.expires_at)).await
         }
-        Credential::Password(_) => None,
+        _ => None,
     };
     let origin = Origin {
         warm: false,
@@ -92,7 +93,7 @@ async fn take(account: &Account, config: &Arc<Config>) -> Option<(LoggedIn, Orig
         // nothing: it may cost the login this much, not a whole upstream_timeout.
         let timeout = config.server.upstream_timeout.min(PROBE_TIMEOUT);
         let address = account.imap.address();
-        match upstream::exchange(up, b"NOOP", "NOOP", address, timeout).await {
+        match upstream::exchange(up, "NOOP", address, timeout).await {
             Ok(up) => {
                 let origin = Origin {
                     warm: true,
@@ -101,7 +102,7 @@ async fn take(account: &Account, config: &Arc<Config>) -> Option<(LoggedIn, Orig
                 return Some((up, origin));
             }
             Err(e) => {
-                crate::metrics::imap_warm_discarded(Reason::Stale.label());
+                Reason::Stale.count();
                 info!(account = %account.email, error = %e, "warm upstream connection found dead; using another");
             }
         }
@@ -142,7 +143,7 @@ pub fn after_relay(
         _ => None,
     };
     if let (true, Some(why)) = (warm, unclean) {
-        crate::metrics::imap_warm_discarded(Reason::State.label());
+        Reason::State.count();
         info!(
             why,
             "upstream connection not kept: its state could not be proven clean"
@@ -160,22 +161,19 @@ async fn keep(
     shutdown: Shutdown,
 ) {
     let server = &config.server;
-    let (command, step): (&[u8], _) = match selected {
-        true => (b"UNSELECT", "UNSELECT"),
-        false => (b"NOOP", "NOOP"),
-    };
+    let command = if selected { "UNSELECT" } else { "NOOP" };
     let address = account.imap.address();
-    let up = match upstream::exchange(up, command, step, address, server.upstream_timeout).await {
+    let up = match upstream::exchange(up, command, address, server.upstream_timeout).await {
         // Anything after the tagged OK came unasked: the connection is not as quiet as a
         // fresh one.
         Ok(up) if up.leftover.is_empty() => up,
         Ok(_) => {
-            crate::metrics::imap_warm_discarded(Reason::Cleanup.label());
-            info!(account = %account.email, "upstream connection not kept: the server sent more after {step}");
+            Reason::Cleanup.count();
+            info!(account = %account.email, "upstream connection not kept: the server sent more after {command}");
             return;
         }
         Err(e) => {
-            crate::metrics::imap_warm_discarded(Reason::Cleanup.label());
+            Reason::Cleanup.count();
             info!(account = %account.email, error = %e, "upstream connection not kept: it did not come back clean");
             return;
         }

@@ -177,14 +177,14 @@ pub(super) fn forget(key: &str, id: u64) {
     crate::metrics::imap_warm_connections(p.total);
 }
 
-/// How many connections the account `key` has kept now.
-pub fn kept(key_of: &str) -> usize {
-    pool().accounts.get(&key(key_of)).map_or(0, Vec::len)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// How many connections the account `key_of` has kept now.
+    fn kept(key_of: &str) -> usize {
+        pool().accounts.get(&key(key_of)).map_or(0, Vec::len)
+    }
 
     fn config() -> Arc<Config> {
         let text = "[server.warm_sessions]\nkeep_secs = 60\nper_account = 2\n\n[[account]]\nemail = \"ola@example.no\"\nlocal_password_hash = \"$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHQ$RdescudvJCsgt3ub+b+dWRWJTmaaJObG\"\n\n[account.imap]\nserver = \"imap.example.no:993\"\npassword = \"x\"\n";

@@ -43,6 +43,11 @@ impl Reason {
         }
     }
 
+    /// Counts one connection not kept for this reason.
+    pub fn count(self) {
+        crate::metrics::imap_warm_discarded(self.label());
+    }
+
     /// Whether the connection is still worth a LOGOUT (it is open and clean enough to
     /// take one); otherwise it is just closed.
     pub fn logout(self) -> bool {

@@ -41,6 +41,20 @@ async fn sockets(
         + Send,
     crate::session::Trigger,
 ) {
+    sockets_with(rules, Duration::from_secs(600)).await
+}
+
+/// [`sockets`] with this upstream time-out.
+async fn sockets_with(
+    rules: Rules,
+    upstream_timeout: Duration,
+) -> (
+    TcpStream,
+    TcpStream,
+    impl std::future::Future<Output = (Stats, Option<UpstreamStream>, crate::imap::rewrite::Ending)>
+        + Send,
+    crate::session::Trigger,
+) {
     let front = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let back = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let client = TcpStream::connect(front.local_addr().unwrap())
@@ -54,7 +68,7 @@ async fn sockets(
     let (trigger, shutdown) = crate::session::shutdown_channel();
     let opts = Options {
         idle_timeout: Duration::from_secs(600),
-        upstream_timeout: Duration::from_secs(600),
+        upstream_timeout,
         shutdown,
         counters: ByteCounters::new("imap", "test"),
         rules,

@@ -19,7 +19,7 @@ impl Rewrite for EndOnLogout {
 #[tokio::test]
 async fn end_hands_the_upstream_back() {
     let (mut client, mut server, relay, _trigger) =
-        sockets(with_gateway(vec![Box::new(EndOnLogout)], 0)).await;
+        sockets(with_gateway(vec![Box::new(EndOnLogout)], 0), NO_STALL).await;
     let relay = tokio::spawn(relay);
     round_trip(&mut client, &mut server).await;
     // An unsolicited response on its way, then LOGOUT with a command pipelined after it.
@@ -44,7 +44,7 @@ async fn end_hands_the_upstream_back() {
 #[tokio::test]
 async fn other_ends_hand_nothing_back() {
     let (mut client, mut server, relay, _trigger) =
-        sockets(with_gateway(vec![Box::new(EndOnLogout)], 0)).await;
+        sockets(with_gateway(vec![Box::new(EndOnLogout)], 0), NO_STALL).await;
     let relay = tokio::spawn(relay);
     round_trip(&mut client, &mut server).await;
     client.shutdown().await.unwrap();
@@ -65,7 +65,7 @@ async fn last_words_do_not_wait_on_a_stalled_upstream() {
     for shutdown in [false, true] {
         let rules = with_gateway(vec![Box::new(EndOnLogout)], 0);
         let (mut client, mut server, relay, trigger) =
-            sockets_with(rules, Duration::from_millis(100)).await;
+            sockets(rules, Duration::from_millis(100)).await;
         let relay = tokio::spawn(relay);
         round_trip(&mut client, &mut server).await;
         // One write: once the client has the first line, the relay holds the second's start.

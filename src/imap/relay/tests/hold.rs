@@ -286,7 +286,7 @@ fn a_held_command_is_counted_once() {
     metrics::with_local_recorder(&commands, || {
         runtime.block_on(async {
             let rules = with_gateway(vec![Holder::rule(b"RENAME", 2, true)], 0);
-            let (mut client, mut server, relay, _trigger) = sockets(rules).await;
+            let (mut client, mut server, relay, _trigger) = sockets(rules, NO_STALL).await;
             let script = async {
                 send(&mut client, b"a RENAME {3}\r\n").await;
                 expect(&mut client, PLUS).await;

@@ -23,6 +23,9 @@ const PATIENCE: Duration = Duration::from_secs(20);
 /// The gateway's own `+`.
 const PLUS: &[u8] = b"+ Ready for literal data\r\n";
 
+/// An upstream time-out no script reaches.
+const NO_STALL: Duration = Duration::from_secs(600);
+
 /// A running relay and both of its peers.
 struct Pair {
     client: TcpStream,
@@ -31,21 +34,9 @@ struct Pair {
     _trigger: crate::session::Trigger,
 }
 
-/// The client's and the server's ends of a relay not started yet, and the relay.
+/// The client's and the server's ends of a relay not started yet (with this upstream
+/// time-out), and the relay.
 async fn sockets(
-    rules: Rules,
-) -> (
-    TcpStream,
-    TcpStream,
-    impl std::future::Future<Output = (Stats, Option<UpstreamStream>, crate::imap::rewrite::Ending)>
-        + Send,
-    crate::session::Trigger,
-) {
-    sockets_with(rules, Duration::from_secs(600)).await
-}
-
-/// [`sockets`] with this upstream time-out.
-async fn sockets_with(
     rules: Rules,
     upstream_timeout: Duration,
 ) -> (
@@ -85,7 +76,7 @@ async fn sockets_with(
 
 impl Pair {
     async fn start(rules: Rules) -> Pair {
-        let (client, server, relay, _trigger) = sockets(rules).await;
+        let (client, server, relay, _trigger) = sockets(rules, NO_STALL).await;
         Pair {
             client,
             server,

@@ -102,10 +102,14 @@ pub fn smtp(s: &Setup, sz: &Sizes, rows: &mut Vec<Row>, notes: &mut Vec<String>)
             user: format!("{}-smtp@{PF_DOMAIN}", m.prefix),
             password: LOCAL_PW,
         };
-        let relay = relays
-            .entry(direct_addr)
-            .or_insert_with(|| minimal_relay::Relay::start(direct_addr));
-        let relay_side = direct_side(relay.addr);
+        let relay = relays.entry(direct_addr).or_insert_with(|| {
+            minimal_relay::Relay::start(direct_addr, m.tls.then_some(s.postfix.ca_file.as_path()))
+        });
+        // Plain to the relay: with a TLS upstream it does the TLS, as mailgate does.
+        let relay_side = SmtpSide {
+            tls: None,
+            ..direct_side(relay.addr)
+        };
         let (mut rate_d, mut rate_g, mut rate_r) = (Vec::new(), Vec::new(), Vec::new());
         let (mut lat_d, mut lat_g) = (Vec::new(), Vec::new());
         if step_enabled("smtp") {

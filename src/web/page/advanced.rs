@@ -3,7 +3,7 @@
 //! the password. Prefilled from a preset of the address's domain when there is one (no
 //! network); shown with a sentence why when recognition failed.
 
-use super::connect::{local_password, MAX_EMAIL};
+use super::fields::{local_password, MAX_EMAIL};
 use super::{html, layout};
 use crate::discover::{self, Discovery, Found};
 use crate::net::TlsMode;

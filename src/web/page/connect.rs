@@ -4,7 +4,7 @@
 //! with the `#advanced-link` always; recognition failing gives the advanced form. Discovery is
 //! `mailgate setup`'s: [`crate::discover::discover`] with the server's resolver.
 
-use super::fields::{local_password, query_value, MAX_EMAIL};
+use super::fields::{local_password, query_value, security_name, MAX_EMAIL};
 use super::{advanced, html, layout};
 use crate::config::WebOAuthApp;
 use crate::discover::{self, DiscoverError, Discovery, Source};
@@ -145,10 +145,10 @@ fn found_page(v: &Visitor, d: &Discovery, app: Option<&WebOAuthApp>) -> Markup {
                 dt { (t.found_how) }
                 dd id="how" { (how(t, &d.imap.source)) }
                 dt { (t.found_imap) }
-                dd { code { (d.imap.address()) " (" (d.imap.tls.as_str()) ")" } }
+                dd { code { (d.imap.address()) } " · " (security_name(t, d.imap.tls)) }
                 @if let Some(s) = &d.smtp {
                     dt { (t.found_smtp) }
-                    dd { code { (s.address()) " (" (s.tls.as_str()) ")" } }
+                    dd { code { (s.address()) } " · " (security_name(t, s.tls)) }
                 }
             }
             @if d.plaintext_warning().is_some() { p.note { (t.found_plaintext) } }

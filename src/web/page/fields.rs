@@ -1,5 +1,6 @@
 //! Form parts more than one page uses.
 
+use crate::net::TlsMode;
 use crate::web::lang::Text;
 use maud::{html as markup, Markup};
 
@@ -26,4 +27,13 @@ pub fn query_value(s: &str) -> String {
         }
     }
     out
+}
+
+/// A TLS mode in the page's words (SSL/TLS, STARTTLS, none).
+pub fn security_name(t: &Text, mode: TlsMode) -> &'static str {
+    match mode {
+        TlsMode::Implicit => t.security_tls,
+        TlsMode::Starttls => t.security_starttls,
+        TlsMode::None => t.security_none,
+    }
 }

@@ -1,0 +1,43 @@
+//! The pages that say no: 403 (no or a wrong CSRF token, or not signed in), 404, and the
+//! routes a later step fills.
+
+use super::{html, layout::page};
+use crate::web::guard::Visitor;
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::Extension;
+
+/// A page of one sentence.
+fn sentence(v: &Visitor, status: StatusCode, title: &str, text: &str) -> Response {
+    html(status, page(v, title, maud::html! { p { (text) } }))
+}
+
+/// 403: the form's CSRF token is missing or wrong.
+pub fn forbidden(v: &Visitor) -> Response {
+    sentence(
+        v,
+        StatusCode::FORBIDDEN,
+        v.text.forbidden_title,
+        v.text.forbidden_text,
+    )
+}
+
+/// 404 for every path without a page.
+pub async fn not_found(Extension(v): Extension<Visitor>) -> Response {
+    sentence(
+        &v,
+        StatusCode::NOT_FOUND,
+        v.text.not_found_title,
+        v.text.not_found_text,
+    )
+}
+
+/// wave 2: a placeholder for the routes the next step fills (never answers success).
+pub async fn not_built(Extension(v): Extension<Visitor>) -> Response {
+    sentence(
+        &v,
+        StatusCode::NOT_IMPLEMENTED,
+        v.text.not_built_title,
+        v.text.not_built_text,
+    )
+}

@@ -33,8 +33,11 @@ pub fn credential_path(target: &Target, state_dir: &Path, email: &str) -> (PathB
 }
 
 /// Writes the credential file (0600, folder 0700, both the state folder's owner) and appends
-/// the account to the config file (temporary file + rename; the file's mode, owner and group
-/// are kept). Returns the credential file, if any.
+/// the account to the config file, or — for a target from [`Target::open_edit`] — replaces
+/// its `[[account]]` table, the rest of the file byte for byte (temporary file + rename; the
+/// file's mode, owner and group are kept). An edit with [`Credential::Keep`] leaves the
+/// credential file as it is; one to OAuth deletes it. Returns the credential file written, if
+/// any.
 pub fn write(
     target: &Target,
     plan: &Plan,
@@ -52,12 +55,17 @@ pub fn write(
             let (abs, written) = credential_path(target, state_dir, &plan.email);
             Some((p, abs, written))
         }
-        Credential::OAuth { .. } => None,
+        Credential::OAuth { .. } | Credential::Keep => None,
     };
-    let line = secret
-        .as_ref()
-        .map_or("", |(_, _, written)| written.as_str());
-    let text = appended(target, account_table(plan, CredentialLine::File(line)))?;
+    let line = match (&plan.credential, &secret) {
+        (Credential::Keep, _) => CredentialLine::Kept(super::edit::kept(target)?),
+        (_, Some((_, _, written))) => CredentialLine::File(written),
+        (_, None) => CredentialLine::File(""),
+    };
+    let text = match target.old.as_ref().and_then(|o| o.index) {
+        Some(index) => super::edit::replaced(target, index, account_table(plan, line))?,
+        None => appended(target, account_table(plan, line))?,
+    };
     // The credential file first: a config naming a file that is not there would not load.
     if let Some((p, abs, _)) = &secret {
         let dir = abs.parent().unwrap_or(Path::new("."));
@@ -92,11 +100,17 @@ pub fn write(
         ),
     };
     if let Err(e) = write_atomic_as(&target.path, text.as_bytes(), mode, owner, &mut |_| Ok(())) {
-        // No account names the credential file now: do not leave the secret behind.
-        if let Some(f) = &secret_file {
+        // No account names the credential file now: do not leave the secret behind (an edit's
+        // file is the account's own, named by the file as it is).
+        if let Some(f) = secret_file.as_ref().filter(|_| !target.is_edit()) {
             let _ = std::fs::remove_file(f);
         }
         return Err(werr(&target.path, e));
+    }
+    if target.is_edit() && matches!(plan.credential, Credential::OAuth { .. }) {
+        // The account signs in with OAuth now: its old password is not kept around.
+        let (abs, _) = credential_path(target, state_dir, &plan.email);
+        let _ = std::fs::remove_file(abs);
     }
     Ok(secret_file)
 }

@@ -20,7 +20,7 @@ pub struct Tested {
 /// stored.
 pub async fn live_test(target: &Target, plan: &Plan) -> Result<Tested, SetupError> {
     let none = Secret::default();
-    let cfg = target.load_alone(plan, super::store::inline_credential(plan, &none))?;
+    let cfg = target.load_alone(plan, super::store::inline_credential(target, plan, &none)?)?;
     let account = cfg
         .accounts
         .first()

@@ -24,7 +24,9 @@
 //!   [`crate::smtp::submit::Upstream::connect`] on the account as it will be loaded.
 
 mod account;
+mod block;
 mod credential;
+mod edit;
 mod instructions;
 mod live;
 mod store;
@@ -33,6 +35,7 @@ mod target;
 mod tests;
 
 pub use credential::{credential_path, write};
+pub use edit::save_stored;
 pub use instructions::{client_instructions, generate_password};
 pub use live::{live_test, Tested};
 pub use store::store_account;
@@ -61,6 +64,17 @@ pub enum SetupError {
         /// The address.
         email: String,
     },
+    /// The account to change or remove is not there.
+    #[error("{path} has no account {email}")]
+    NoAccount {
+        /// The file (for the shared store: `store:EMAIL`).
+        path: PathBuf,
+        /// The address.
+        email: String,
+    },
+    /// The shared store failed.
+    #[error("the shared store: {0}")]
+    Store(#[from] crate::pgstore::DbError),
     /// The new account does not validate (e.g. a bad CA file).
     #[error("the new account is not valid: {0}")]
     Invalid(String),
@@ -94,6 +108,9 @@ pub enum SetupError {
 pub enum Credential {
     /// A password or app password.
     Password(Secret),
+    /// The password the account has now, unchanged: only for an edit
+    /// ([`Target::open_edit`]), whose live test uses the stored password.
+    Keep,
     /// OAuth 2.0 (`[account.oauth2]`).
     OAuth {
         /// `google` / `microsoft`, or `None` with explicit endpoints.

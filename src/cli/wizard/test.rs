@@ -17,7 +17,7 @@ pub(super) fn sign_in_and_test(
 ) -> Result<Option<FolderReport>> {
     let signed_in = match &plan.credential {
         Credential::OAuth { .. } => Some(sign_in(w, target, plan)?),
-        Credential::Password(_) => None,
+        Credential::Password(_) | Credential::Keep => None,
     };
     match live_test(w, target, plan) {
         Ok(folders) => Ok(folders),

@@ -84,22 +84,7 @@ pub fn write(
         write_atomic_as(abs, &bytes, 0o600, owner, &mut |_| Ok(())).map_err(|e| werr(abs, e))?;
     }
     let secret_file = secret.map(|(_, abs, _)| abs);
-    // A new file holds no secret: owner read-write, group read (for a `mailgate` group). A
-    // replaced one keeps its mode, owner and group, or the service could not read it.
-    let (mode, owner) = match std::fs::metadata(&target.path) {
-        Ok(m) => (m.permissions().mode() & 0o7777, Owner::of(&target.path)),
-        Err(_) => (
-            0o640,
-            target.path.parent().and_then(|d| {
-                Owner::for_new_in(if d.as_os_str().is_empty() {
-                    Path::new(".")
-                } else {
-                    d
-                })
-            }),
-        ),
-    };
-    if let Err(e) = write_atomic_as(&target.path, text.as_bytes(), mode, owner, &mut |_| Ok(())) {
+    if let Err(e) = write_config(target, &text) {
         // No account names the credential file now: do not leave the secret behind (an edit's
         // file is the account's own, named by the file as it is).
         if let Some(f) = secret_file.as_ref().filter(|_| !target.is_edit()) {
@@ -113,6 +98,34 @@ pub fn write(
         let _ = std::fs::remove_file(abs);
     }
     Ok(secret_file)
+}
+
+/// Replaces the config file with `text` (temporary file + rename). A new file holds no secret:
+/// owner read-write, group read (for a `mailgate` group). A replaced one keeps its mode, owner
+/// and group, or the service could not read it.
+pub(super) fn write_config(target: &Target, text: &str) -> std::io::Result<()> {
+    use crate::owner::Owner;
+    use std::os::unix::fs::PermissionsExt;
+    let (mode, owner) = match std::fs::metadata(&target.path) {
+        Ok(m) => (m.permissions().mode() & 0o7777, Owner::of(&target.path)),
+        Err(_) => (
+            0o640,
+            target.path.parent().and_then(|d| {
+                Owner::for_new_in(if d.as_os_str().is_empty() {
+                    Path::new(".")
+                } else {
+                    d
+                })
+            }),
+        ),
+    };
+    crate::oauth::store::write_atomic_as(
+        &target.path,
+        text.as_bytes(),
+        mode,
+        owner,
+        &mut |_| Ok(()),
+    )
 }
 
 /// The credentials folder: made with mode 0700 for `owner`, or, when it exists, tightened to

@@ -29,6 +29,7 @@ mod credential;
 mod edit;
 mod instructions;
 mod live;
+mod remove;
 mod store;
 mod target;
 #[cfg(test)]
@@ -38,6 +39,7 @@ pub use credential::{credential_path, write};
 pub use edit::save_stored;
 pub use instructions::{client_instructions, generate_password};
 pub use live::{live_test, Tested};
+pub use remove::{remove, Place, Removed, Tokens, Unreadable};
 pub use store::store_account;
 pub use target::{Target, EXAMPLE_EMAIL, NEW_FILE};
 

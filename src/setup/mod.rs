@@ -30,6 +30,7 @@ mod edit;
 mod instructions;
 mod live;
 mod remove;
+mod servers;
 mod store;
 mod target;
 #[cfg(test)]
@@ -40,6 +41,9 @@ pub use edit::save_stored;
 pub use instructions::{client_instructions, generate_password};
 pub use live::{live_test, Tested};
 pub use remove::{remove, Place, Removed, Tokens, Unreadable};
+pub use servers::{
+    default_security, host_port, manual, security, AddressError, Manual, ManualError, Which,
+};
 pub use store::store_account;
 pub use target::{Target, EXAMPLE_EMAIL, NEW_FILE};
 

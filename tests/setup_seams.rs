@@ -100,7 +100,40 @@ fn an_edited_account_is_tested_then_written_and_works_through_mailgate() {
         fs::read_to_string(&cred).unwrap(),
         format!("{UPSTREAM_PW}\n")
     );
-    Config::load(&path).unwrap();
+    let cfg = Config::load(&path).unwrap();
+
+    // Check now: the same steps on the account as loaded, recorded for the overview.
+    let checked = rt
+        .block_on(setup::check_account(&cfg, "OLA@example.test"))
+        .unwrap();
+    let kinds: Vec<_> = checked
+        .steps
+        .iter()
+        .map(|s| (s.kind, s.outcome.is_ok()))
+        .collect();
+    use setup::StepKind::{FolderList, ImapLogin, SmtpAuth};
+    assert_eq!(
+        kinds,
+        [(ImapLogin, true), (FolderList, true), (SmtpAuth, true)]
+    );
+    assert!(checked.folders.is_some());
+    let broken = rt
+        .block_on(setup::check_account(&cfg, "other@example.test"))
+        .unwrap();
+    assert!(!broken.passed());
+    assert_eq!(broken.steps.len(), 1, "{broken:?}");
+    assert_eq!(broken.steps[0].kind, ImapLogin);
+    assert!(rt
+        .block_on(setup::check_account(&cfg, "nobody@example.test"))
+        .is_none());
+    let rows = setup::overview(&cfg);
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0].email, EMAIL);
+    assert_eq!(rows[0].auth, setup::Auth::Password);
+    assert_eq!(rows[0].imap, imaps);
+    assert_eq!(rows[0].last_check.as_ref(), Some(&checked));
+    assert_eq!(rows[0].token, None);
+    assert!(!rows[1].last_check.as_ref().unwrap().passed());
 
     let gate = Mailgate::start_file(&path, &[]);
     let login = gate.imap_login(EMAIL, LOCAL_PW);
@@ -194,4 +227,8 @@ fn oauth_begin_and_finish_as_a_web_page_drives_them() {
         .unwrap()
         .unwrap();
     assert_eq!(stored.refresh_token, tokens.refresh_token);
+    assert!(matches!(
+        setup::overview(&cfg)[0].token,
+        Some(setup::TokenState::Present { .. })
+    ));
 }

@@ -24,6 +24,7 @@
 //!   [`crate::smtp::submit::Upstream::connect`] on the account as it will be loaded.
 
 mod account;
+mod accounts;
 mod block;
 mod credential;
 mod edit;
@@ -36,6 +37,10 @@ mod target;
 #[cfg(test)]
 mod tests;
 
+pub use accounts::{
+    check_account, overview, AccountState, Auth, CheckOutcome, Step, StepFailure, StepKind,
+    TokenState,
+};
 pub use credential::{credential_path, write};
 pub use edit::save_stored;
 pub use instructions::{client_instructions, generate_password};

@@ -60,6 +60,32 @@ pub(super) fn replaced(
     Ok(text)
 }
 
+/// [`Target::open_edit`], then — when the file does not have the account itself — its row of
+/// the shared store `shared` (the file's `[store]`, opened by the caller).
+pub async fn open_edit_shared(
+    path: &std::path::Path,
+    email: &str,
+    shared: Option<&Shared>,
+) -> Result<Target, SetupError> {
+    let mut target = Target::open_edit(path, email)?;
+    if target.is_edit() {
+        return Ok(target);
+    }
+    let no_account = || SetupError::NoAccount {
+        path: crate::config::stored_path(email),
+        email: email.to_owned(),
+    };
+    let shared = shared.ok_or_else(no_account)?;
+    let key = email.trim().to_ascii_lowercase();
+    let (rows, _) = shared.accounts().await?;
+    let row = rows
+        .iter()
+        .find(|r| r.email == key)
+        .ok_or_else(no_account)?;
+    target.stored(row)?;
+    Ok(target)
+}
+
 /// Writes the tested account `plan` into the shared store: a new one is added (refused with
 /// [`SetupError::Duplicate`] when the address arrived there meanwhile), an edited one
 /// ([`Target::open_edit`] + [`Target::stored`]) replaces its row.

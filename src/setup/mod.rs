@@ -42,7 +42,7 @@ pub use accounts::{
     TokenState,
 };
 pub use credential::{credential_path, write};
-pub use edit::save_stored;
+pub use edit::{open_edit_shared, save_stored};
 pub use instructions::{client_instructions, generate_password};
 pub use live::{live_test, Tested};
 pub use remove::{remove, Place, Removed, Tokens, Unreadable};

@@ -111,8 +111,13 @@ impl Target {
             row.text.expose().parse().map_err(|_| {
                 SetupError::Invalid("the stored account is not a TOML table".into())
             })?;
-        let table = table_at(&doc, 0)
-            .ok_or_else(|| SetupError::Invalid("the stored row holds no account".into()))?;
+        // The row holds the table's keys at the top (`config::account_tables`).
+        let table = doc.as_table().clone();
+        if table.get("email").is_none() {
+            return Err(SetupError::Invalid(
+                "the stored row holds no account".into(),
+            ));
+        }
         self.old = Some(Old { table, index: None });
         Ok(())
     }

@@ -32,6 +32,7 @@ mod instructions;
 mod live;
 mod remove;
 mod servers;
+mod sign_in;
 mod store;
 mod target;
 #[cfg(test)]
@@ -49,6 +50,7 @@ pub use remove::{remove, Place, Removed, Tokens, Unreadable};
 pub use servers::{
     default_security, host_port, manual, security, AddressError, Manual, ManualError, Which,
 };
+pub use sign_in::SignIn;
 pub use store::store_account;
 pub use target::{Target, EXAMPLE_EMAIL, NEW_FILE};
 

@@ -13,6 +13,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod account;
+pub mod activity;
 pub mod cert;
 pub mod check;
 pub mod config;

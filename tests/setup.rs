@@ -13,48 +13,12 @@ use support::config::toml_str;
 use support::idp::CLIENT_ID;
 use support::mailgate::{cached_hash, BIN};
 use support::proc::{free_port, python_done, run_with_timeout, PROCESS_TIMEOUT};
-use support::{DovecotOpts, Idp, Mailgate, Pki, Postfix};
+use support::upstreams::{Upstreams, UPSTREAM_PW};
+use support::{DovecotOpts, Idp, Mailgate, Postfix};
 
-const UPSTREAM_PW: &str = "upstream-Secret-71";
 const LOCAL_PW: &str = "local-Secret-38";
 
-/// Dovecot (IMAP on implicit TLS, and Postfix's SASL) and Postfix, both trusting users
-/// `ola@example.test` and `kari@example.test`, plus one CA file that trusts both servers.
-struct Upstreams {
-    postfix: Postfix,
-    _pki: Pki,
-    dir: tempfile::TempDir,
-    ca: PathBuf,
-}
-
 impl Upstreams {
-    fn start() -> Upstreams {
-        let pki = Pki::new();
-        let postfix = Postfix::start_with(
-            &["ola", "kari"],
-            UPSTREAM_PW,
-            DovecotOpts {
-                imap: true,
-                sasl_socket: true,
-                ..DovecotOpts::tls(&pki.server)
-            },
-        );
-        let dir = tempfile::tempdir().unwrap();
-        let ca = dir.path().join("ca.pem");
-        let both = format!(
-            "{}{}",
-            fs::read_to_string(&pki.ca).unwrap(),
-            fs::read_to_string(&postfix.ca_file).unwrap()
-        );
-        fs::write(&ca, both).unwrap();
-        Upstreams {
-            postfix,
-            _pki: pki,
-            dir,
-            ca,
-        }
-    }
-
     /// The `--imap-server … --smtp-tls …` options for these servers.
     fn server_args(&self) -> Vec<String> {
         let imaps = self.postfix.dovecot.imaps_addr().expect("imaps port");

@@ -144,6 +144,63 @@ fn setup_writes_the_account_into_the_store() {
         "{said}"
     );
     assert_eq!(fs::read(&config).unwrap(), before);
+    edit_then_remove_in_the_store(&config, &dovecot, &pg);
+    until_login(&node, "NO");
+    assert_eq!(fs::read(&config).unwrap(), before);
+}
+
+/// The library's edit of a stored account (the password kept, tested live first) replaces
+/// its row; its removal removes the row.
+fn edit_then_remove_in_the_store(config: &Path, dovecot: &Dovecot, pg: &Postgres) {
+    use mailgate::setup::{self, Credential, Manual, Place, Plan};
+    mailgate::net::tls::install_crypto_provider();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let settings = mailgate::config::Config::load(config)
+        .unwrap()
+        .store
+        .unwrap();
+    let shared = rt
+        .block_on(mailgate::pgstore::Shared::open(&settings))
+        .unwrap();
+    let target = rt
+        .block_on(setup::open_edit_shared(config, EMAIL, Some(&shared)))
+        .unwrap();
+    assert!(target.is_edit());
+    let imap = dovecot.imap_addr().to_string();
+    let manual = Manual {
+        imap: &imap,
+        imap_tls: mailgate::config::TlsMode::None,
+        smtp: None,
+        username: None,
+    };
+    let plan = Plan {
+        email: EMAIL.into(),
+        found: setup::manual(EMAIL, &manual).unwrap(),
+        credential: Credential::Keep,
+        ca_file: None,
+        local_password_hash: support::mailgate::cached_hash(LOCAL_PW),
+        client: Some(mailgate::mailbox::Profile::Outlook),
+    };
+    rt.block_on(setup::live_test(&target, &plan)).unwrap();
+    rt.block_on(setup::save_stored(&shared, &target, &plan))
+        .unwrap();
+    let (rows, _) = rt.block_on(shared.accounts()).unwrap();
+    assert_eq!(rows.len(), 1);
+    let text = rows[0].text.expose();
+    assert!(text.contains("client = \"outlook\""), "the edit is stored");
+    assert!(
+        text.contains(UPSTREAM_PW),
+        "the kept password is stored with it"
+    );
+    let removed = rt
+        .block_on(setup::remove(config, EMAIL, Some(&shared)))
+        .unwrap();
+    assert_eq!(removed.from, Place::Store);
+    assert_eq!(removed.tokens, setup::Tokens::None);
+    assert_eq!(
+        pg.psql("SELECT count(*) FROM mailgate_accounts").trim(),
+        "0"
+    );
 }
 
 /// `mailgate check EMAIL` and `check-config` read the store's accounts as `mailgate run` does;

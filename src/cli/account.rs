@@ -21,8 +21,9 @@ pub enum AccountCommand {
     },
     /// Print the shared store's accounts, with when each was last written.
     List,
-    /// Remove an account from the shared store, and the OAuth tokens of the user it signed in
-    /// as when no remaining account (the store's or this node's file's) signs in as that user.
+    /// Remove an account — the config file's `[[account]]` (and its password file), or the
+    /// shared store's — and the OAuth tokens of the user it signed in as when no remaining
+    /// account (the store's or this node's file's) signs in as that user.
     Remove {
         /// Its email address.
         email: String,
@@ -33,6 +34,10 @@ pub enum AccountCommand {
 pub fn run(command: AccountCommand, config: &Path) -> Result<()> {
     mailgate::net::tls::install_crypto_provider();
     let cfg = Config::load(config)?;
+    if let (AccountCommand::Remove { email }, None) = (&command, &cfg.store) {
+        // A file's own account: no store to open.
+        return super::runtime()?.block_on(remove::remove(None, config, email));
+    }
     let Some(settings) = cfg.store.clone() else {
         bail!(
             "{} has no [store]: its accounts are the [[account]] tables in the file (edit it, or `mailgate setup`)",
@@ -44,10 +49,7 @@ pub fn run(command: AccountCommand, config: &Path) -> Result<()> {
         match command {
             AccountCommand::Add { file } => add(&shared, &cfg, config, &file).await,
             AccountCommand::List => list(&shared, &cfg).await,
-            AccountCommand::Remove { email } => {
-                let base = config.parent().unwrap_or(Path::new("."));
-                remove::remove(&shared, &cfg, base, &email).await
-            }
+            AccountCommand::Remove { email } => remove::remove(Some(&shared), config, &email).await,
         }
     })
 }

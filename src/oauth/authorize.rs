@@ -106,12 +106,8 @@ pub async fn authorization_code(
     pasted: mpsc::Receiver<String>,
     deadline: Duration,
 ) -> Result<Tokens, AuthorizeError> {
-    let Some(authorize_url) = &oauth.authorize_url else {
-        return Err(AuthorizeError::NotConfigured(
-            "no authorize_url for this account: set provider or authorize_url, or use --device"
-                .into(),
-        ));
-    };
+    // Said before a listener is opened.
+    authorize_url(oauth)?;
     let listener = TcpListener::bind("127.0.0.1:0")
         .await
         .map_err(AuthorizeError::Listen)?;
@@ -119,15 +115,13 @@ pub async fn authorization_code(
         .local_addr()
         .map_err(AuthorizeError::Listen)?
         .port();
-    let request = Request::new(port);
-    let params = request.params(oauth);
-    let params: Vec<(&str, &str)> = params.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let url = authorize_url.with_query(&params);
-    let redirect_uri = &request.redirect_uri;
+    let redirect_uri = format!("http://127.0.0.1:{port}/");
+    let pending = begin(oauth, &redirect_uri)?;
     let _ = writeln!(
         out,
-        "Open this address in a browser, sign in as {} and allow access:\n\n{url}\n",
-        oauth.signing_in()
+        "Open this address in a browser, sign in as {} and allow access:\n\n{}\n",
+        oauth.signing_in(),
+        pending.url
     );
     let _ = writeln!(out, "Waiting for the redirect to {redirect_uri} ... (on a machine without a browser: open the address elsewhere, then paste the address the browser ends on, starting with {redirect_uri}, here and press Enter)");
     let _ = out.flush();
@@ -138,51 +132,106 @@ pub async fn authorization_code(
         stdin_open: true,
         served: 0,
     };
-    let code = wait_for_code(&mut redirects, &request.state, out, deadline).await?;
-    let resp = token::exchange_code(oauth, &code, &request.verifier, redirect_uri, server).await?;
+    let state = pending.state.expose();
+    let code = wait_for_code(&mut redirects, state, out, deadline).await?;
+    finish(oauth, &pending, &code, state, server).await
+}
+
+/// An authorization request on its way through the browser: the address to send the browser
+/// to, and what ties the answer to it. Neither secret is ever shown or logged.
+pub struct Pending {
+    /// The identity provider's authorization address, with the request in its query.
+    pub url: String,
+    /// Where the browser comes back to (`redirect_uri`).
+    pub redirect_uri: String,
+    /// Echoed by the redirect: a redirect without it is not an answer to this request
+    /// (login forgery). Random, 16 bytes.
+    pub state: Secret,
+    /// The PKCE verifier (S256): only its challenge goes to the browser.
+    pub verifier: Secret,
+}
+
+impl std::fmt::Debug for Pending {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pending")
+            .field("redirect_uri", &self.redirect_uri)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Starts the authorization-code flow (PKCE S256, a random `state`, `login_hint` = the user
+/// who signs in) for the browser to come back to `redirect_uri`: the loopback listener of
+/// `mailgate oauth authorize`, or the connect page's callback. The caller keeps the
+/// [`Pending`] (the page: in the session) until [`finish`].
+pub fn begin(oauth: &OAuth2, redirect_uri: &str) -> Result<Pending, AuthorizeError> {
+    let authorize_url = authorize_url(oauth)?;
+    let verifier = Secret::new(random_text(32));
+    let state = Secret::new(random_text(16));
+    let mut params = vec![
+        ("response_type", "code".to_owned()),
+        ("client_id", oauth.client_id.clone()),
+        ("redirect_uri", redirect_uri.to_owned()),
+        ("scope", oauth.scopes.join(" ")),
+        ("state", state.expose().to_owned()),
+        ("code_challenge", pkce_challenge(verifier.expose())),
+        ("code_challenge_method", "S256".to_owned()),
+        ("login_hint", oauth.identity.clone()),
+    ];
+    if oauth.provider == Some(Provider::Google) {
+        // Without these Google gives a refresh token only on the very first consent.
+        params.push(("access_type", "offline".to_owned()));
+        params.push(("prompt", "consent".to_owned()));
+    }
+    let params: Vec<(&str, &str)> = params.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    Ok(Pending {
+        url: authorize_url.with_query(&params),
+        redirect_uri: redirect_uri.to_owned(),
+        state,
+        verifier,
+    })
+}
+
+/// Where the user approves access: the account's authorization endpoint.
+fn authorize_url(oauth: &OAuth2) -> Result<&http::HttpUrl, AuthorizeError> {
+    oauth.authorize_url.as_ref().ok_or_else(|| {
+        AuthorizeError::NotConfigured(
+            "no authorize_url for this account: set provider or authorize_url, or use --device"
+                .into(),
+        )
+    })
+}
+
+/// Ends the flow [`begin`] started: `returned_state` (the redirect's) must be `pending`'s
+/// (compared in constant time; else [`AuthorizeError::StateMismatch`] and nothing is asked),
+/// then `code` is exchanged for tokens, which are stored in the account's token store.
+pub async fn finish(
+    oauth: &OAuth2,
+    pending: &Pending,
+    code: &Secret,
+    returned_state: &str,
+    server: &ServerConfig,
+) -> Result<Tokens, AuthorizeError> {
+    use subtle::ConstantTimeEq;
+    let same: bool = pending
+        .state
+        .expose()
+        .as_bytes()
+        .ct_eq(returned_state.as_bytes())
+        .into();
+    if !same {
+        return Err(AuthorizeError::StateMismatch);
+    }
+    let resp = token::exchange_code(
+        oauth,
+        code,
+        &pending.verifier,
+        &pending.redirect_uri,
+        server,
+    )
+    .await?;
     let tokens = tokens_from(Grant::AuthorizationCode, resp, None, unix_now());
     save(oauth, &tokens)?;
     Ok(tokens)
-}
-
-/// One authorization request: where the browser comes back to, and the secrets that tie the
-/// answer to it.
-struct Request {
-    redirect_uri: String,
-    /// The PKCE verifier: only its challenge goes to the browser.
-    verifier: Secret,
-    /// Echoed by the redirect: a redirect without it is not an answer to this request.
-    state: String,
-}
-
-impl Request {
-    fn new(port: u16) -> Request {
-        Request {
-            redirect_uri: format!("http://127.0.0.1:{port}/"),
-            verifier: Secret::new(random_text(32)),
-            state: random_text(16),
-        }
-    }
-
-    /// The authorization address's query parameters.
-    fn params(&self, oauth: &OAuth2) -> Vec<(&'static str, String)> {
-        let mut params = vec![
-            ("response_type", "code".to_owned()),
-            ("client_id", oauth.client_id.clone()),
-            ("redirect_uri", self.redirect_uri.clone()),
-            ("scope", oauth.scopes.join(" ")),
-            ("state", self.state.clone()),
-            ("code_challenge", pkce_challenge(self.verifier.expose())),
-            ("code_challenge_method", "S256".to_owned()),
-            ("login_hint", oauth.identity.clone()),
-        ];
-        if oauth.provider == Some(Provider::Google) {
-            // Without these Google gives a refresh token only on the very first consent.
-            params.push(("access_type", "offline".to_owned()));
-            params.push(("prompt", "consent".to_owned()));
-        }
-        params
-    }
 }
 
 /// Where redirects come from: the loopback listener (the browser) and pasted lines.

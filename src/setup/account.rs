@@ -15,6 +15,25 @@ pub(super) enum CredentialLine<'a> {
     Inline(&'a Secret),
     /// `password_file = "…"`.
     File(&'a str),
+    /// The password lines of the account being changed (its whole old table), copied: an
+    /// edit that keeps the stored password.
+    Kept(&'a Table),
+}
+
+/// The keys that name an upstream password.
+const PASSWORD_KEYS: [&str; 3] = ["password", "password_file", "password_env"];
+
+/// The old account's upstream password lines for `which` (`imap` or `smtp`), if it has any.
+pub(super) fn kept_lines<'a>(old: &'a Table, which: &str) -> Vec<(&'a str, &'a Item)> {
+    old.get(which)
+        .and_then(Item::as_table_like)
+        .map(|t| {
+            PASSWORD_KEYS
+                .iter()
+                .filter_map(|k| t.get(k).map(|v| (*k, v)))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// The `[[account]]` table for `plan`.
@@ -45,7 +64,13 @@ pub(super) fn account_table(plan: &Plan, credential: CredentialLine) -> Table {
         account.insert("imap", Item::Table(imap));
     }
     if let Some(smtp) = &plan.found.smtp {
-        let t = endpoint_table(plan, preset_id, smtp, None);
+        let mut t = endpoint_table(plan, preset_id, smtp, None);
+        // A password of SMTP's own (else SMTP uses IMAP's) is kept as well.
+        if let CredentialLine::Kept(old) = credential {
+            for (k, v) in kept_lines(old, "smtp") {
+                t.insert(k, v.clone());
+            }
+        }
         if !t.is_empty() {
             account.insert("smtp", Item::Table(t));
         }
@@ -118,6 +143,11 @@ fn endpoint_table(
     let oauth = matches!(plan.credential, Credential::OAuth { .. });
     match credential.filter(|_| !oauth) {
         None => {}
+        Some(CredentialLine::Kept(old)) => {
+            for (k, v) in kept_lines(old, "imap") {
+                t.insert(k, v.clone());
+            }
+        }
         Some(CredentialLine::Inline(s)) => {
             t.insert("password", value(s.expose()));
         }

@@ -33,8 +33,11 @@ pub fn credential_path(target: &Target, state_dir: &Path, email: &str) -> (PathB
 }
 
 /// Writes the credential file (0600, folder 0700, both the state folder's owner) and appends
-/// the account to the config file (temporary file + rename; the file's mode, owner and group
-/// are kept). Returns the credential file, if any.
+/// the account to the config file, or — for a target from [`Target::open_edit`] — replaces
+/// its `[[account]]` table, the rest of the file byte for byte (temporary file + rename; the
+/// file's mode, owner and group are kept). An edit with [`Credential::Keep`] leaves the
+/// credential file as it is; one to OAuth deletes it. Returns the credential file written, if
+/// any.
 pub fn write(
     target: &Target,
     plan: &Plan,
@@ -52,12 +55,17 @@ pub fn write(
             let (abs, written) = credential_path(target, state_dir, &plan.email);
             Some((p, abs, written))
         }
-        Credential::OAuth { .. } => None,
+        Credential::OAuth { .. } | Credential::Keep => None,
     };
-    let line = secret
-        .as_ref()
-        .map_or("", |(_, _, written)| written.as_str());
-    let text = appended(target, account_table(plan, CredentialLine::File(line)))?;
+    let line = match (&plan.credential, &secret) {
+        (Credential::Keep, _) => CredentialLine::Kept(super::edit::kept(target)?),
+        (_, Some((_, _, written))) => CredentialLine::File(written),
+        (_, None) => CredentialLine::File(""),
+    };
+    let text = match target.old.as_ref().and_then(|o| o.index) {
+        Some(index) => super::edit::replaced(target, index, account_table(plan, line))?,
+        None => appended(target, account_table(plan, line))?,
+    };
     // The credential file first: a config naming a file that is not there would not load.
     if let Some((p, abs, _)) = &secret {
         let dir = abs.parent().unwrap_or(Path::new("."));
@@ -76,8 +84,28 @@ pub fn write(
         write_atomic_as(abs, &bytes, 0o600, owner, &mut |_| Ok(())).map_err(|e| werr(abs, e))?;
     }
     let secret_file = secret.map(|(_, abs, _)| abs);
-    // A new file holds no secret: owner read-write, group read (for a `mailgate` group). A
-    // replaced one keeps its mode, owner and group, or the service could not read it.
+    if let Err(e) = write_config(target, &text) {
+        // No account names the credential file now: do not leave the secret behind (an edit's
+        // file is the account's own, named by the file as it is).
+        if let Some(f) = secret_file.as_ref().filter(|_| !target.is_edit()) {
+            let _ = std::fs::remove_file(f);
+        }
+        return Err(werr(&target.path, e));
+    }
+    if target.is_edit() && matches!(plan.credential, Credential::OAuth { .. }) {
+        // The account signs in with OAuth now: its old password is not kept around.
+        let (abs, _) = credential_path(target, state_dir, &plan.email);
+        let _ = std::fs::remove_file(abs);
+    }
+    Ok(secret_file)
+}
+
+/// Replaces the config file with `text` (temporary file + rename). A new file holds no secret:
+/// owner read-write, group read (for a `mailgate` group). A replaced one keeps its mode, owner
+/// and group, or the service could not read it.
+pub(super) fn write_config(target: &Target, text: &str) -> std::io::Result<()> {
+    use crate::owner::Owner;
+    use std::os::unix::fs::PermissionsExt;
     let (mode, owner) = match std::fs::metadata(&target.path) {
         Ok(m) => (m.permissions().mode() & 0o7777, Owner::of(&target.path)),
         Err(_) => (
@@ -91,14 +119,13 @@ pub fn write(
             }),
         ),
     };
-    if let Err(e) = write_atomic_as(&target.path, text.as_bytes(), mode, owner, &mut |_| Ok(())) {
-        // No account names the credential file now: do not leave the secret behind.
-        if let Some(f) = &secret_file {
-            let _ = std::fs::remove_file(f);
-        }
-        return Err(werr(&target.path, e));
-    }
-    Ok(secret_file)
+    crate::oauth::store::write_atomic_as(
+        &target.path,
+        text.as_bytes(),
+        mode,
+        owner,
+        &mut |_| Ok(()),
+    )
 }
 
 /// The credentials folder: made with mode 0700 for `owner`, or, when it exists, tightened to

@@ -1,10 +1,14 @@
-//! The live test: the gateway's own upstream login code, run on the account as it will load.
+//! The live test: the gateway's own upstream login code, run on the account as it will load
+//! (set-up), or as it is loaded now ([`super::check_account`]).
 
 use super::{Plan, SetupError, Target};
 use crate::check::folders::FolderReport;
-use crate::config::Config;
+use crate::config::{Account, Config, ServerConfig};
 use crate::net::ConnectError;
+use crate::provider::Preset;
 use crate::secret::Secret;
+use crate::upstream::UpstreamError;
+use std::path::Path;
 
 /// What a passed live test found.
 pub struct Tested {
@@ -20,16 +24,46 @@ pub struct Tested {
 /// stored.
 pub async fn live_test(target: &Target, plan: &Plan) -> Result<Tested, SetupError> {
     let none = Secret::default();
-    let cfg = target.load_alone(plan, super::store::inline_credential(plan, &none))?;
+    let cfg = target.load_alone(plan, super::store::inline_credential(target, plan, &none)?)?;
     let account = cfg
         .accounts
         .first()
         .ok_or_else(|| SetupError::Invalid("the account did not load".into()))?;
-    let folders = match crate::imap::upstream::login(account, &cfg.server).await {
+    let ran = run(account, &cfg.server, true).await;
+    let failed = |step, e: &UpstreamError| {
+        let f = failure(plan.found.preset, plan.ca_file.as_deref(), e);
+        SetupError::LiveTest {
+            step,
+            reason: f.reason,
+            advice: f.advice,
+            untrusted_certificate: f.untrusted,
+        }
+    };
+    let folders = ran.imap.map_err(|e| failed("IMAP login", &e))?;
+    if let Some(Err(e)) = &ran.smtp {
+        return Err(failed("SMTP AUTH", e));
+    }
+    Ok(Tested {
+        config: cfg,
+        folders,
+    })
+}
+
+/// What the steps found: the IMAP login (with the folders, `None` when the server would not
+/// list them), and the SMTP login (`None`: no SMTP server, or not tried after a failed IMAP
+/// login when `stop_early`).
+pub(super) struct Ran {
+    pub(super) imap: Result<Option<FolderReport>, UpstreamError>,
+    pub(super) smtp: Option<Result<(), UpstreamError>>,
+}
+
+/// The steps on `account`: IMAP login and folder list, then SMTP AUTH.
+pub(super) async fn run(account: &Account, server: &ServerConfig, stop_early: bool) -> Ran {
+    let imap = match crate::imap::upstream::login(account, server).await {
         Ok(mut logged_in) => {
             use tokio::io::AsyncWriteExt;
             let folders =
-                crate::imap::folders::learn::list(&mut logged_in, cfg.server.upstream_timeout)
+                crate::imap::folders::learn::list(&mut logged_in, server.upstream_timeout)
                     .await
                     .ok()
                     .map(|entries| crate::check::folders::report(&entries, &account.folders));
@@ -39,30 +73,42 @@ pub async fn live_test(target: &Target, plan: &Plan) -> Result<Tested, SetupErro
                 logged_in.stream.write_all(b"mgz LOGOUT\r\n"),
             )
             .await;
-            folders
+            Ok(folders)
         }
-        Err(e) => return Err(live_test_error(plan, "IMAP login", &e)),
+        Err(e) => Err(e),
     };
-    if let Some(smtp) = &account.smtp {
-        match crate::smtp::submit::Upstream::connect(smtp, &cfg.server).await {
-            Ok(up) => up.quit().await,
-            Err(e) => return Err(live_test_error(plan, "SMTP AUTH", &e)),
-        }
-    }
-    Ok(Tested {
-        config: cfg,
-        folders,
-    })
+    let smtp = match &account.smtp {
+        Some(_) if stop_early && imap.is_err() => None,
+        Some(smtp) => Some(
+            match crate::smtp::submit::Upstream::connect(smtp, server).await {
+                Ok(up) => {
+                    up.quit().await;
+                    Ok(())
+                }
+                Err(e) => Err(e),
+            },
+        ),
+        None => None,
+    };
+    Ran { imap, smtp }
 }
 
-/// A failed live test step: the error in words that fit set-up (nothing is stored yet), and
-/// one line of advice from the error's kind and the preset's facts.
-fn live_test_error(
-    plan: &Plan,
-    step: &'static str,
-    e: &crate::upstream::UpstreamError,
-) -> SetupError {
-    use crate::upstream::{TlsFailure, UpstreamError};
+/// A failed step in words that fit set-up (nothing is stored yet), and one line of advice from
+/// the error's kind and the preset's facts.
+pub(super) struct Failure {
+    pub(super) reason: String,
+    pub(super) advice: String,
+    /// The server's certificate chains to no trusted root: a CA file would fix it.
+    pub(super) untrusted: bool,
+}
+
+/// [`Failure`] of `e`, with the advice of `preset` (its app-password link) and `ca_file`.
+pub(super) fn failure(
+    preset: Option<&'static Preset>,
+    ca_file: Option<&Path>,
+    e: &UpstreamError,
+) -> Failure {
+    use crate::upstream::TlsFailure;
     let untrusted = matches!(
         e,
         UpstreamError::Net(ConnectError::Tls {
@@ -79,14 +125,14 @@ fn live_test_error(
         other => other.to_string(),
     };
     let advice = match e {
-        UpstreamError::Auth { .. } => match plan.found.preset {
+        UpstreamError::Auth { .. } => match preset {
             Some(p) if !p.advice.is_empty() => {
                 let link = p.help.app_password.or(p.help.enable_imap).unwrap_or_default();
                 format!("{}: {} {link}", p.name, p.advice).trim_end().to_owned()
             }
             _ => "check the password (many providers want an app password when 2-step verification is on)".into(),
         },
-        _ if untrusted => match &plan.ca_file {
+        _ if untrusted => match ca_file {
             None => "the server's certificate is not trusted: give its CA file with --ca-file".into(),
             Some(f) => format!(
                 "the server's certificate is not trusted, not even with the CA file {}: give the CA that issued it",
@@ -95,10 +141,9 @@ fn live_test_error(
         },
         _ => String::new(),
     };
-    SetupError::LiveTest {
-        step,
+    Failure {
         reason,
         advice,
-        untrusted_certificate: untrusted,
+        untrusted,
     }
 }

@@ -24,17 +24,33 @@
 //!   [`crate::smtp::submit::Upstream::connect`] on the account as it will be loaded.
 
 mod account;
+mod accounts;
+mod block;
 mod credential;
+mod edit;
 mod instructions;
 mod live;
+mod remove;
+mod servers;
+mod sign_in;
 mod store;
 mod target;
 #[cfg(test)]
 mod tests;
 
+pub use accounts::{
+    check_account, overview, AccountState, Auth, CheckOutcome, Step, StepFailure, StepKind,
+    TokenState,
+};
 pub use credential::{credential_path, write};
+pub use edit::{open_edit_shared, save_stored};
 pub use instructions::{client_instructions, generate_password};
 pub use live::{live_test, Tested};
+pub use remove::{remove, Place, Removed, Tokens, Unreadable};
+pub use servers::{
+    default_security, host_port, manual, security, AddressError, Manual, ManualError, Which,
+};
+pub use sign_in::SignIn;
 pub use store::store_account;
 pub use target::{Target, EXAMPLE_EMAIL, NEW_FILE};
 
@@ -61,6 +77,17 @@ pub enum SetupError {
         /// The address.
         email: String,
     },
+    /// The account to change or remove is not there.
+    #[error("{path} has no account {email}")]
+    NoAccount {
+        /// The file (for the shared store: `store:EMAIL`).
+        path: PathBuf,
+        /// The address.
+        email: String,
+    },
+    /// The shared store failed.
+    #[error("the shared store: {0}")]
+    Store(#[from] crate::pgstore::DbError),
     /// The new account does not validate (e.g. a bad CA file).
     #[error("the new account is not valid: {0}")]
     Invalid(String),
@@ -94,6 +121,9 @@ pub enum SetupError {
 pub enum Credential {
     /// A password or app password.
     Password(Secret),
+    /// The password the account has now, unchanged: only for an edit
+    /// ([`Target::open_edit`]), whose live test uses the stored password.
+    Keep,
     /// OAuth 2.0 (`[account.oauth2]`).
     OAuth {
         /// `google` / `microsoft`, or `None` with explicit endpoints.

@@ -16,7 +16,12 @@ use zeroize::Zeroizing;
 pub fn store_account(target: &Target, plan: &Plan) -> Result<StoredAccount, SetupError> {
     let none = Secret::default();
     let text = Zeroizing::new(
-        accounts_doc(DocumentMut::new(), plan, inline_credential(plan, &none)).to_string(),
+        accounts_doc(
+            DocumentMut::new(),
+            plan,
+            inline_credential(target, plan, &none)?,
+        )
+        .to_string(),
     );
     let server = target.server()?;
     let base = target.path.parent().unwrap_or(Path::new("."));
@@ -32,11 +37,16 @@ pub fn store_account(target: &Target, plan: &Plan) -> Result<StoredAccount, Setu
     }
 }
 
-/// The upstream password inline, or nothing (OAuth: the token is the credential); `none` is
-/// the empty secret to point at.
-pub(super) fn inline_credential<'a>(plan: &'a Plan, none: &'a Secret) -> CredentialLine<'a> {
-    match &plan.credential {
+/// The upstream password inline, the changed account's own password lines (kept), or nothing
+/// (OAuth: the token is the credential); `none` is the empty secret to point at.
+pub(super) fn inline_credential<'a>(
+    target: &'a Target,
+    plan: &'a Plan,
+    none: &'a Secret,
+) -> Result<CredentialLine<'a>, SetupError> {
+    Ok(match &plan.credential {
         Credential::Password(p) => CredentialLine::Inline(p),
         Credential::OAuth { .. } => CredentialLine::Inline(none),
-    }
+        Credential::Keep => CredentialLine::Kept(super::edit::kept(target)?),
+    })
 }

@@ -29,12 +29,34 @@ pub struct Target {
     pub path: PathBuf,
     pub(super) text: String,
     pub(super) doc: DocumentMut,
+    /// The account being changed, for an edit ([`Target::open_edit`]).
+    pub(super) old: Option<Old>,
+}
+
+/// The account an edit replaces.
+pub(super) struct Old {
+    /// Its `[[account]]` table as it is now (the file's, or the stored row's).
+    pub(super) table: toml_edit::Table,
+    /// Its place among the file's `[[account]]` tables; `None` for a shared store's row.
+    pub(super) index: Option<usize>,
 }
 
 impl Target {
     /// Reads the config file (a missing one starts as [`NEW_FILE`]) and refuses a second
     /// account for `email`.
     pub fn open(path: &Path, email: &str) -> Result<Target, SetupError> {
+        let target = Target::read(path, true)?;
+        if super::block::index_of(&target.doc, email).is_some() {
+            return Err(SetupError::Duplicate {
+                path: path.to_owned(),
+                email: email.to_owned(),
+            });
+        }
+        Ok(target)
+    }
+
+    /// The file's text and document (`new_ok`: a missing file starts as [`NEW_FILE`]).
+    fn read(path: &Path, new_ok: bool) -> Result<Target, SetupError> {
         let bad = |reason: String| SetupError::Config {
             path: path.to_owned(),
             reason,
@@ -42,33 +64,68 @@ impl Target {
         let text = match std::fs::read_to_string(path) {
             Ok(t) => t,
             // A first set-up: start from the defaults, so one command gives a working file.
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => NEW_FILE.to_owned(),
+            Err(e) if new_ok && e.kind() == std::io::ErrorKind::NotFound => NEW_FILE.to_owned(),
             Err(e) => return Err(bad(e.to_string())),
         };
         let doc: DocumentMut = text.parse().map_err(|e: toml_edit::TomlError| {
             bad(format!("not valid TOML: {}", e.message().trim()))
         })?;
-        let exists = doc
-            .get("account")
-            .and_then(Item::as_array_of_tables)
-            .is_some_and(|accounts| {
-                accounts.iter().any(|a| {
-                    a.get("email")
-                        .and_then(Item::as_str)
-                        .is_some_and(|e| e.trim().eq_ignore_ascii_case(email.trim()))
-                })
-            });
-        if exists {
-            return Err(SetupError::Duplicate {
-                path: path.to_owned(),
-                email: email.to_owned(),
-            });
-        }
         Ok(Target {
             path: path.to_owned(),
             text,
             doc,
+            old: None,
         })
+    }
+
+    /// Reads the config file to change (or remove) the account `email`: the file's own
+    /// `[[account]]`, or — when the file has none for it but a `[store]` — the shared store's,
+    /// given afterwards with [`Target::stored`].
+    pub fn open_edit(path: &Path, email: &str) -> Result<Target, SetupError> {
+        let mut target = Target::read(path, false)?;
+        match super::block::index_of(&target.doc, email) {
+            Some(index) => {
+                target.old = table_at(&target.doc, index).map(|table| Old {
+                    table,
+                    index: Some(index),
+                });
+            }
+            None if target.doc.get("store").is_some() => {}
+            None => {
+                return Err(SetupError::NoAccount {
+                    path: path.to_owned(),
+                    email: email.to_owned(),
+                })
+            }
+        }
+        Ok(target)
+    }
+
+    /// The shared store's row of the account being edited (for a target from
+    /// [`Target::open_edit`] whose file does not have the account itself).
+    pub fn stored(&mut self, row: &crate::config::StoredAccount) -> Result<(), SetupError> {
+        if self.old.as_ref().is_some_and(|o| o.index.is_some()) {
+            return Ok(());
+        }
+        let doc: DocumentMut =
+            row.text.expose().parse().map_err(|_| {
+                SetupError::Invalid("the stored account is not a TOML table".into())
+            })?;
+        // The row holds the table's keys at the top (`config::account_tables`).
+        let table = doc.as_table().clone();
+        if table.get("email").is_none() {
+            return Err(SetupError::Invalid(
+                "the stored row holds no account".into(),
+            ));
+        }
+        self.old = Some(Old { table, index: None });
+        Ok(())
+    }
+
+    /// Whether this target changes an account (it came from [`Target::open_edit`] and the
+    /// account was found).
+    pub fn is_edit(&self) -> bool {
+        self.old.is_some()
     }
 
     /// Whether the file did not exist (it starts as [`NEW_FILE`]).
@@ -234,4 +291,12 @@ impl Target {
         let text = Zeroizing::new(accounts_doc(d, plan, credential).to_string());
         Config::parse(&text, &self.path).map_err(|e| SetupError::Invalid(e.to_string()))
     }
+}
+
+/// The `index`-th `[[account]]` table of `doc`, cloned.
+fn table_at(doc: &DocumentMut, index: usize) -> Option<toml_edit::Table> {
+    doc.get("account")?
+        .as_array_of_tables()?
+        .get(index)
+        .cloned()
 }

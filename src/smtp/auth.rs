@@ -139,6 +139,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Smtp<'_, S> {
         if std::mem::take(&mut self.login_uncounted) {
             let account = self.state.account().map(|a| a.email.as_str());
             metrics::login("smtp", result, account);
+            // `ok` is the one success label (see `diagnosis::login_result`).
+            if let Some(email) = account.filter(|_| result == "ok") {
+                crate::activity::login(email, crate::activity::Protocol::Smtp);
+            }
         }
     }
 }

@@ -34,6 +34,7 @@ pub mod scrape;
 pub mod smtp_client;
 pub mod standin;
 pub mod tls_client;
+pub mod upstreams;
 pub mod web_client;
 
 pub use certs::Pki;

@@ -4,8 +4,9 @@
 use super::{TlsArg, Wizard};
 use crate::cli::ask::{ask, ask_until};
 use anyhow::{bail, Context, Result};
-use mailgate::config::{self, ServerConfig};
-use mailgate::discover::{self, Discovery, Found, Source};
+use mailgate::config::{ServerConfig, TlsMode};
+use mailgate::discover::{self, Discovery, Source};
+use mailgate::setup::{self, Manual, Which};
 use std::path::PathBuf;
 
 /// The settings to use: found (or given), printed, and confirmed.
@@ -63,27 +64,23 @@ fn find(w: &Wizard, server: &ServerConfig, ca_file: Option<&PathBuf>) -> Result<
 
 /// The servers given as options (`imap`, `imap_tls`, and the SMTP ones if any).
 fn given(w: &Wizard, imap: &str, imap_tls: TlsArg) -> Result<Discovery> {
-    let (args, email) = (w.args, &w.email);
-    let given = |text: &str, tls: TlsArg, what: &str| -> Result<Found> {
-        let (host, port) = server_arg(text, what)?;
-        Ok(Found {
-            host,
-            port,
-            tls: tls.into(),
-            username: email.clone(),
-            source: Source::Given,
-        })
+    let args = w.args;
+    let manual = Manual {
+        imap,
+        imap_tls: imap_tls.into(),
+        // clap requires both or neither.
+        smtp: args
+            .smtp_server
+            .as_deref()
+            .zip(args.smtp_tls.map(Into::into)),
+        username: None,
     };
-    Ok(Discovery {
-        email: email.clone(),
-        preset: discover::domain_of(email).and_then(|d| mailgate::provider::by_domain(&d)),
-        imap: given(imap, imap_tls, "--imap-server")?,
-        smtp: match (&args.smtp_server, args.smtp_tls) {
-            (Some(smtp), Some(tls)) => Some(given(smtp, tls, "--smtp-server")?),
-            // clap requires both or neither.
-            _ => None,
-        },
-        notes: Vec::new(),
+    setup::manual(&w.email, &manual).map_err(|e| {
+        let option = match e.which {
+            Which::Imap => "--imap-server",
+            Which::Smtp => "--smtp-server",
+        };
+        anyhow::anyhow!("{option} {}", e.error)
     })
 }
 
@@ -120,87 +117,52 @@ fn confirm(w: &Wizard, found: Discovery) -> Result<Discovery> {
 
 /// The servers typed in, as a mail client's manual set-up asks for them: when discovery finds
 /// nothing, or the settings it found are declined. Each server's security defaults from its
-/// port (143, 587 and 25 are STARTTLS ports; anything else is taken as implicit TLS); the user
-/// name defaults to the email address.
+/// port ([`setup::default_security`]); the user name defaults to the email address.
 fn ask_servers(email: &str) -> Result<Discovery> {
     // `optional`: an empty answer means none (an account that only receives has no SMTP).
-    let endpoint = |what: &str, example: &str, optional: bool| -> Result<Option<Found>> {
-        let question = if optional {
-            format!("{what} server (host:port, e.g. {example}; empty: none, receive only): ")
-        } else {
-            format!("{what} server (host:port, e.g. {example}): ")
-        };
-        let Some((host, port)) = ask_until(&question, |t| {
-            if optional && t.trim().is_empty() {
+    let endpoint =
+        |what: &str, example: &str, optional: bool| -> Result<Option<(String, TlsMode)>> {
+            let question = if optional {
+                format!("{what} server (host:port, e.g. {example}; empty: none, receive only): ")
+            } else {
+                format!("{what} server (host:port, e.g. {example}): ")
+            };
+            let Some((text, port)) = ask_until(&question, |t| {
+                if optional && t.trim().is_empty() {
+                    return Ok(None);
+                }
+                let (_, port) = setup::host_port(t).map_err(|e| anyhow::anyhow!("{what} {e}"))?;
+                Ok(Some((t.trim().to_owned(), port)))
+            })?
+            else {
                 return Ok(None);
-            }
-            server_arg(t, what).map(Some)
-        })?
-        else {
-            return Ok(None);
+            };
+            let default = setup::default_security(port);
+            let tls = ask_until(
+                &format!(
+                    "{what} security [implicit/starttls/none] ({}): ",
+                    default.as_str()
+                ),
+                |t| match t {
+                    "" => Ok(default),
+                    word => setup::security(word)
+                        .with_context(|| format!("`{word}`: answer implicit, starttls or none")),
+                },
+            )?;
+            Ok(Some((text, tls)))
         };
-        let default = match port {
-            143 | 587 | 25 => config::TlsMode::Starttls,
-            _ => config::TlsMode::Implicit,
-        };
-        let tls = ask_until(
-            &format!(
-                "{what} security [implicit/starttls/none] ({}): ",
-                default.as_str()
-            ),
-            |t| match t.to_ascii_lowercase().as_str() {
-                "" => Ok(default),
-                "implicit" | "ssl" | "tls" => Ok(config::TlsMode::Implicit),
-                "starttls" => Ok(config::TlsMode::Starttls),
-                "none" => Ok(config::TlsMode::None),
-                other => bail!("`{other}`: answer implicit, starttls or none"),
-            },
-        )?;
-        Ok(Some(Found {
-            host,
-            port,
-            tls,
-            username: email.to_owned(),
-            source: Source::Given,
-        }))
-    };
     // Not optional, so never `None`; the context only names the impossible case.
-    let mut imap =
+    let (imap, imap_tls) =
         endpoint("IMAP", "imap.example.com:993", false)?.context("an IMAP server is needed")?;
-    let mut smtp = endpoint("SMTP", "smtp.example.com:465", true)?;
+    let smtp = endpoint("SMTP", "smtp.example.com:465", true)?;
     let user = ask(&format!("User name at the provider ({email}): "))?;
-    if !user.is_empty() {
-        imap.username = user.clone();
-        if let Some(smtp) = &mut smtp {
-            smtp.username = user;
-        }
-    }
-    Ok(Discovery {
-        email: email.to_owned(),
-        preset: mailgate::discover::domain_of(email)
-            .and_then(|d| mailgate::provider::by_domain(&d)),
-        imap,
-        smtp,
-        notes: Vec::new(),
-    })
-}
-
-/// `host:port` from the command line.
-fn server_arg(text: &str, what: &str) -> Result<(String, u16)> {
-    let (host, port) = text
-        .trim()
-        .rsplit_once(':')
-        .with_context(|| format!("{what} `{text}` is not HOST:PORT"))?;
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    let port: u16 = port
-        .parse()
-        .ok()
-        .filter(|p| *p != 0)
-        .with_context(|| format!("{what} `{text}`: bad port"))?;
-    if host.is_empty() {
-        bail!("{what} `{text}`: no host");
-    }
-    Ok((host.to_owned(), port))
+    let manual = Manual {
+        imap: &imap,
+        imap_tls,
+        smtp: smtp.as_ref().map(|(t, tls)| (t.as_str(), *tls)),
+        username: Some(&user),
+    };
+    Ok(setup::manual(email, &manual)?)
 }
 
 /// "Settings found" for discovered ones, "Settings given" for typed or given ones.

@@ -42,12 +42,12 @@ pub(super) fn open(
 /// Writes the tested account into the shared store; refused when the address arrived there
 /// while set-up ran (never replaced).
 pub(super) fn save(w: &Wizard, shared: &Shared, target: &Target, plan: &Plan) -> Result<()> {
-    let account = s::store_account(target, plan)?;
-    if !w.rt.block_on(shared.add_account(&account))? {
-        bail!(
+    match w.rt.block_on(s::save_stored(shared, target, plan)) {
+        Err(s::SetupError::Duplicate { .. }) => bail!(
             "the shared store got an account {} while setup ran; nothing was changed (see `mailgate account list`)",
             plan.email
-        );
+        ),
+        other => other?,
     }
     println!(
         "Added {} to the shared store (PostgreSQL); every node serves it within a second.",

@@ -3,10 +3,9 @@
 use super::credential::ca_file_arg;
 use super::Wizard;
 use crate::cli::ask::{ask_until, ASK_TRIES};
-use anyhow::{Context, Result};
+use anyhow::Result;
 use mailgate::check::folders::FolderReport;
 use mailgate::setup::{self as s, Credential, Plan, Target};
-use std::path::PathBuf;
 
 /// Signs in (OAuth accounts), then tests the account live; a failed test removes the tokens
 /// of this sign-in, since the account is not added. Returns the folders the test found.
@@ -17,61 +16,35 @@ pub(super) fn sign_in_and_test(
 ) -> Result<Option<FolderReport>> {
     let signed_in = match &plan.credential {
         Credential::OAuth { .. } => Some(sign_in(w, target, plan)?),
-        Credential::Password(_) => None,
+        Credential::Password(_) | Credential::Keep => None,
     };
     match live_test(w, target, plan) {
         Ok(folders) => Ok(folders),
         // As before the split: a question left unanswered ends set-up with the tokens kept.
         Err(LiveTestFailed::Asking(e)) => Err(e),
         Err(LiveTestFailed::Test(e)) => {
-            if let Some(oauth) = signed_in.as_ref().filter(|s| !s.had_tokens) {
-                let removed = mailgate::oauth::store::open(&oauth.state_dir)
-                    .and_then(|store| store.remove(&oauth.identity));
-                if let Err(why) = removed {
-                    eprintln!("warning: the tokens of this sign-in could not be removed: {why}");
-                }
+            if let Some(Err(why)) = signed_in.map(|s| s.undo()) {
+                eprintln!("warning: the tokens of this sign-in could not be removed: {why}");
             }
             Err(e.into())
         }
     }
 }
 
-/// The browser sign-in for the new account's OAuth settings; returns where its tokens went.
-fn sign_in(w: &Wizard, target: &Target, plan: &Plan) -> Result<SignedIn> {
-    let cfg = target.load_account(plan)?;
-    let oauth = cfg
-        .accounts
-        .first()
-        .and_then(|a| a.imap.credential.oauth().cloned())
-        .context("the new account has no OAuth settings")?;
-    // Tokens the identity already had belong to accounts that sign in as it too (shared
-    // mailboxes): the new ones replace them, and a failed test here must not remove them.
-    let had_tokens = mailgate::oauth::store::open(&oauth.state_dir)
-        .and_then(|store| store.load(&oauth.identity))
-        .is_ok_and(|t| t.is_some());
+/// The browser sign-in for the new account's OAuth settings.
+fn sign_in(w: &Wizard, target: &Target, plan: &Plan) -> Result<s::SignIn> {
+    let signed_in = s::SignIn::prepare(target, plan)?;
+    let server = target.server()?;
     let deadline = std::time::Duration::from_secs(w.args.timeout_secs.max(1));
     let mut out = std::io::stdout();
     w.rt.block_on(mailgate::oauth::authorize::authorization_code(
-        &oauth,
-        &cfg.server,
+        &signed_in.oauth,
+        &server,
         &mut out,
         mailgate::oauth::authorize::stdin_lines(),
         deadline,
     ))?;
-    Ok(SignedIn {
-        state_dir: oauth.state_dir.clone(),
-        identity: oauth.identity.clone(),
-        had_tokens,
-    })
-}
-
-/// Where the tokens of a sign-in are stored.
-struct SignedIn {
-    state_dir: PathBuf,
-    /// Whose tokens they are.
-    identity: String,
-    /// The identity had tokens before this sign-in.
-    had_tokens: bool,
+    Ok(signed_in)
 }
 
 /// IMAP login and SMTP AUTH at the provider. At the terminal, a certificate from an untrusted

@@ -157,6 +157,7 @@ async fn check(
                 metrics::upstream_connected("imap", started.elapsed().as_secs_f64());
             }
             metrics::login("imap", "ok", Some(&account.email));
+            crate::activity::login(&account.email, crate::activity::Protocol::Imap);
             info!(upstream = %account.imap.address(), tls = account.imap.target.tls.as_str(), warm = origin.warm, "logged in");
             if let Some(ticket) = &session.ticket {
                 ticket.logged_in();

@@ -1,0 +1,106 @@
+//! Edits checked on the file's text: the one table replaced, every other byte kept.
+
+use super::super::{write, Credential, Plan, SetupError, Target};
+use crate::discover::{Discovery, Found, Source};
+use crate::secret::Secret;
+
+const HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHQ$RdescudvJCsgt3ub+b+dWRWJTmaaJObG";
+
+const HEAD: &str = "# my gateway\n[server]\nimap_listen = \"127.0.0.1:2143\" # local only\n\n# first, by hand\n[[account]]\nemail = \"a@example.no\"\nlocal_password_hash = \"x\"\n[account.imap]\nserver = \"h:993\"\npassword_env = \"P\"\n";
+const OLD: &str = "\n# B@example.no — added by `mailgate setup`.\n[[account]]\nemail = \"B@example.no\"\nlocal_password_hash = \"y\"\n[account.imap]\nserver = \"old.example.no:993\"\ntls = \"implicit\"\n# The provider password, in a file only its owner can read (mode 0600)\npassword_file = \"state/credentials/B@example.no.password\"\n";
+const TAIL: &str = "\n# metrics, by hand\n[metrics]\nlisten = \"127.0.0.1:9187\" # keep\n";
+
+fn file(text: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mailgate.toml");
+    std::fs::write(&path, text).unwrap();
+    (dir, path)
+}
+
+fn plan(email: &str, host: &str, credential: Credential) -> Plan {
+    let found = |port| Found {
+        host: host.into(),
+        port,
+        tls: crate::config::TlsMode::Starttls,
+        username: "b-user".into(),
+        source: Source::Given,
+    };
+    Plan {
+        email: email.into(),
+        found: Discovery {
+            email: email.into(),
+            preset: None,
+            imap: found(143),
+            smtp: Some(found(587)),
+            notes: Vec::new(),
+        },
+        credential,
+        ca_file: None,
+        local_password_hash: HASH.into(),
+        client: None,
+    }
+}
+
+#[test]
+fn an_edit_replaces_the_table_and_keeps_every_other_byte() {
+    let text = format!("{HEAD}{OLD}{TAIL}");
+    let (dir, path) = file(&text);
+    let t = Target::open_edit(&path, "b@EXAMPLE.no").unwrap();
+    assert!(t.is_edit());
+    let p = plan("B@example.no", "new.example.no", Credential::Keep);
+    let written = write(&t, &p, &dir.path().join("state")).unwrap();
+    assert_eq!(written, None, "a kept password writes no credential file");
+    let out = std::fs::read_to_string(&path).unwrap();
+    let kept_above = format!("{HEAD}\n# B@example.no — added by `mailgate setup`.\n[[account]]\n");
+    assert!(out.starts_with(&kept_above), "{out}");
+    assert!(out.ends_with(TAIL), "{out}");
+    let table = &out[kept_above.len() - "[[account]]\n".len()..out.len() - TAIL.len()];
+    assert!(table.contains("server = \"new.example.no:143\""), "{table}");
+    assert!(table.contains("server = \"new.example.no:587\""), "{table}");
+    assert!(table.contains("username = \"b-user\""), "{table}");
+    assert!(
+        table.contains("password_file = \"state/credentials/B@example.no.password\""),
+        "the kept password's line: {table}"
+    );
+    assert!(!table.contains("old.example.no"), "{table}");
+    assert!(
+        !table.contains("added by"),
+        "one note, the old one: {table}"
+    );
+}
+
+#[test]
+fn a_new_password_rewrites_the_credential_file() {
+    let text = format!("{HEAD}{OLD}{TAIL}");
+    let (dir, path) = file(&text);
+    let t = Target::open_edit(&path, "b@example.no").unwrap();
+    let p = plan(
+        "B@example.no",
+        "new.example.no",
+        Credential::Password(Secret::new("new-pw".into())),
+    );
+    let state = dir.path().join("state");
+    let written = write(&t, &p, &state).unwrap().unwrap();
+    assert_eq!(std::fs::read_to_string(&written).unwrap(), "new-pw\n");
+    let out = std::fs::read_to_string(&path).unwrap();
+    assert!(out.starts_with(HEAD) && out.ends_with(TAIL), "{out}");
+    assert!(out.contains("password_file = \"state/credentials/B@example.no.password\""));
+}
+
+#[test]
+fn keep_needs_an_existing_password() {
+    let text = format!("{HEAD}{OLD}{TAIL}");
+    let (dir, path) = file(&text);
+    // A new account has nothing to keep.
+    let t = Target::open(&path, "c@example.no").unwrap();
+    let p = plan("c@example.no", "h", Credential::Keep);
+    assert!(matches!(
+        write(&t, &p, dir.path()),
+        Err(SetupError::Invalid(_))
+    ));
+    assert!(matches!(
+        Target::open_edit(&path, "nobody@example.no"),
+        Err(SetupError::NoAccount { .. })
+    ));
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), text);
+}

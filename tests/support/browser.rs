@@ -226,6 +226,23 @@ impl Browser {
         });
     }
 
+    /// Submits the form `#form_id` with its (first) submit button, as a person would.
+    pub fn submit(&self, form_id: &str) {
+        let css = format!(
+            "form#{form_id} button[type=\"submit\"], form#{form_id} input[type=\"submit\"]"
+        );
+        let client = self.client();
+        self.run(&format!("submit #{form_id}"), async {
+            client.find(Locator::Css(&css)).await?.click().await
+        });
+    }
+
+    /// Runs `script` in the page (WebDriver's "execute script", which the page's CSP does not
+    /// govern) and returns its value.
+    pub fn script(&self, script: &str) -> serde_json::Value {
+        self.run("execute script", self.client().execute(script, Vec::new()))
+    }
+
     /// Waits (bounded) until an element matching the CSS selector is on the page.
     pub fn wait_for(&self, css: &str) {
         let client = self.client();

@@ -42,3 +42,4 @@ pub mod smtp;
 pub mod throttle;
 pub mod upstream;
 pub mod verifier;
+pub mod web;

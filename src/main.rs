@@ -63,6 +63,13 @@ enum Command {
     },
     /// Hash a local password for `local_password_hash` (reads it from stdin or a prompt).
     HashPassword,
+    /// Set the connect page's operator password (`[web] operator_password_hash`; asked twice,
+    /// or read from stdin).
+    WebPassword {
+        /// Configuration file.
+        #[arg(long, short, default_value = config::DEFAULT_PATH)]
+        config: PathBuf,
+    },
     /// Find the IMAP/SMTP settings for an address (preset, MX, autoconfig, guess); logs in
     /// nowhere.
     Discover {
@@ -151,5 +158,6 @@ fn dispatch(command: Command, dumps_before: &mailgate::coredump::Before) -> Resu
         Command::Throttle { command, config } => cli::throttle::run(command, &config),
         Command::Account { command, config } => cli::account::run(command, &config),
         Command::HashPassword => cli::password::hash_password(),
+        Command::WebPassword { config } => cli::web::web_password(&config),
     }
 }

@@ -10,6 +10,7 @@ pub mod oauth;
 pub mod password;
 pub mod run;
 pub mod throttle;
+pub mod web;
 pub mod wizard;
 
 use anyhow::{Context, Result};

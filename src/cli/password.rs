@@ -6,7 +6,7 @@ use std::io::{BufRead, IsTerminal};
 
 /// Reads the password and prints its hash.
 pub fn hash_password() -> Result<()> {
-    let password = read_password()?;
+    let password = read_password("Local password: ")?;
     let hash = mailgate::account::hash_password(&password)
         .map_err(|e| anyhow::anyhow!("hashing failed: {e}"))?;
     println!("{hash}");
@@ -14,9 +14,9 @@ pub fn hash_password() -> Result<()> {
 }
 
 /// The password from a terminal prompt (asked twice) or the first line of stdin.
-fn read_password() -> Result<Secret> {
+pub fn read_password(prompt: &str) -> Result<Secret> {
     if std::io::stdin().is_terminal() {
-        let first = Secret::new(rpassword::prompt_password("Local password: ")?);
+        let first = Secret::new(rpassword::prompt_password(prompt)?);
         let second = Secret::new(rpassword::prompt_password("Again: ")?);
         if first != second {
             bail!("the two passwords differ");

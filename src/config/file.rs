@@ -17,6 +17,7 @@ pub(super) struct FileConfig {
     pub(super) account: Vec<Located<AccountFile>>,
     pub(super) metrics: Option<MetricsFile>,
     pub(super) store: Option<Located<StoreFile>>,
+    pub(super) web: Option<Located<super::web::WebFile>>,
 }
 
 /// `[store]`: the shared store on PostgreSQL.

@@ -11,7 +11,7 @@
 //! operator wants to read them.
 //!
 //! By file: `file.rs` the schema as written; `server.rs` `[server]` and `[metrics]`; `proxy.rs`
-//! `[server.proxy_protocol]`;
+//! `[server.proxy_protocol]`; `web.rs` `[web]`;
 //! `account.rs` `[[account]]` (identity, where its servers come from); `endpoint.rs` one
 //! server table (target and credential); `oauth2.rs` `[account.oauth2]`; `folders.rs` `[account.folders]`; `locate.rs` placing
 //! an error in the file. Parsing never touches the network: accounts whose servers must be
@@ -33,6 +33,7 @@ mod store_tests;
 #[cfg(test)]
 mod tests;
 mod warm;
+mod web;
 
 pub use crate::net::TlsMode;
 pub use account::Account;
@@ -43,6 +44,7 @@ pub use proxy::{ProxyProtocol, LISTENER_NAMES as PROXY_LISTENER_NAMES};
 pub use server::{LocalTls, MetricsConfig, ServerConfig, ThrottleConfig};
 pub use store::{StoreConfig, StoreKey};
 pub use warm::WarmSessions;
+pub use web::{WebConfig, WebOAuthApp};
 
 use crate::provider::Discovery;
 use file::{AccountFile, AccountsFile, FileConfig};
@@ -121,6 +123,8 @@ pub struct Config {
     /// Accounts of the store left out, and why (named in the file too, or invalid): the
     /// caller logs them; the other accounts serve on.
     pub store_skipped: Vec<(String, String)>,
+    /// `[web]`: the connect page; `None` when the file has no `[web]` table.
+    pub web: Option<WebConfig>,
 }
 
 /// An account kept in the shared store: its `[[account]]` table as a TOML document of its own
@@ -220,6 +224,7 @@ impl Config {
             .unwrap_or_else(|| PathBuf::from("."));
         let server = server::server(file.server, &base, loc)?;
         let metrics = server::metrics(file.metrics, loc)?;
+        let web = web::web(file.web, &base, loc)?;
         let store = match file.store {
             None => None,
             Some(spanned) => {
@@ -250,6 +255,7 @@ impl Config {
             undiscovered: built.undiscovered,
             store,
             store_skipped,
+            web,
         })
     }
 

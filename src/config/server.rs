@@ -1,6 +1,6 @@
 //! `[server]` and `[metrics]`: listeners, limits and time-outs, defaults applied.
 
-use super::file::{MetricsFile, ServerFile};
+use super::file::{LocalTlsFile, MetricsFile, ServerFile};
 use super::locate::Locator;
 use super::proxy::ProxyProtocol;
 use super::ConfigError;
@@ -236,19 +236,7 @@ fn listeners(s: &ServerFile, base: &Path, loc: Locator) -> Result<Listeners, Con
     let smtps_listen = optional(&s.smtps_listen, "smtps_listen")?;
     let local_tls = match &s.tls {
         None => None,
-        Some(t) => {
-            let t = t.get_ref();
-            let cert = base.join(t.cert.get_ref());
-            let key = base.join(t.key.get_ref());
-            let config = tls::server_config(&cert, &key).map_err(|e| {
-                let (at, field) = match e {
-                    tls::TlsError::ServerKey { .. } => (t.key.span().start, "server.tls.key"),
-                    _ => (t.cert.span().start, "server.tls.cert"),
-                };
-                loc.at(at, field.into(), e.to_string())
-            })?;
-            Some(LocalTls { cert, key, config })
-        }
+        Some(t) => Some(local_tls(t.get_ref(), "server.tls", base, loc)?),
     };
     // Without TLS a listener that is reachable from elsewhere would carry local passwords
     // in clear over a network (Dovecot's `ssl = required` / Postfix's
@@ -285,6 +273,26 @@ fn listeners(s: &ServerFile, base: &Path, loc: Locator) -> Result<Listeners, Con
         smtps_listen,
         tls: local_tls,
     })
+}
+
+/// The certificate and key of a TLS table (`[server.tls]`, `[web.tls]`; `table` names it in
+/// errors) and the rustls server configuration made from them.
+pub(super) fn local_tls(
+    t: &LocalTlsFile,
+    table: &str,
+    base: &Path,
+    loc: Locator,
+) -> Result<LocalTls, ConfigError> {
+    let cert = base.join(t.cert.get_ref());
+    let key = base.join(t.key.get_ref());
+    let config = tls::server_config(&cert, &key).map_err(|e| {
+        let (at, field) = match e {
+            tls::TlsError::ServerKey { .. } => (t.key.span().start, "key"),
+            _ => (t.cert.span().start, "cert"),
+        };
+        loc.at(at, format!("{table}.{field}"), e.to_string())
+    })?;
+    Ok(LocalTls { cert, key, config })
 }
 
 /// Validates `[metrics]`.

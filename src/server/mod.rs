@@ -63,6 +63,8 @@ pub enum ServerError {
 pub struct Server {
     /// In the order of [`listener::configured`].
     listeners: Vec<Listener>,
+    /// The connect page's listener (`[web]`), if configured.
+    web: Option<crate::web::Bound>,
     config: Arc<Config>,
 }
 
@@ -73,8 +75,19 @@ impl Server {
         for spec in listener::configured(&config.server) {
             listeners.push(Listener::bind(spec).await?);
         }
+        let web = crate::web::bind(&config)
+            .await
+            .map_err(|error| ServerError::Bind {
+                addr: config
+                    .web
+                    .as_ref()
+                    .map_or(([0, 0, 0, 0], 0).into(), |w| w.listen),
+                what: "web",
+                error,
+            })?;
         Ok(Server {
             listeners,
+            web,
             config: Arc::new(config),
         })
     }
@@ -141,6 +154,13 @@ impl Server {
             config_rx,
             state.shared.shutdown.clone(),
         ));
+        if let Some(web) = self.web {
+            if let Ok(addr) = web.local_addr() {
+                info!("web listening on {addr}");
+            }
+            let (rx, shutdown) = (config_tx.subscribe(), state.shared.shutdown.clone());
+            tokio::spawn(crate::web::serve(web, rx, shutdown));
+        }
 
         let mut reloads = Reloads::default();
         let mut next = 0;

@@ -76,7 +76,7 @@ impl Reloads {
         match loaded {
             Ok(new) => {
                 if restart_only_changed(config, &new) {
-                    warn!("listen addresses, max_sessions, max_preauth_sessions, max_connections_per_ip and [metrics] change only on restart");
+                    warn!("listen addresses, max_sessions, max_preauth_sessions, max_connections_per_ip, [metrics] and [web] listen/tls change only on restart");
                 }
                 *config = Arc::new(new);
                 // No upstream connection kept under the old configuration is used again.
@@ -113,6 +113,14 @@ fn restart_only_changed(old: &Config, new: &Config) -> bool {
         || n.max_connections_per_ip != o.max_connections_per_ip
         || new.metrics.as_ref().map(|m| (m.listen, m.per_account))
             != old.metrics.as_ref().map(|m| (m.listen, m.per_account))
+        || new
+            .web
+            .as_ref()
+            .map(|w| (w.listen, w.tls.as_ref().map(|t| (&t.cert, &t.key))))
+            != old
+                .web
+                .as_ref()
+                .map(|w| (w.listen, w.tls.as_ref().map(|t| (&t.cert, &t.key))))
 }
 
 /// Logs each account with its resolved upstream and where the servers came from (never a

@@ -1,0 +1,172 @@
+//! The connect page (`[web]`): a small server-rendered site where people add, check, edit and
+//! remove the accounts of this gateway in a browser, the way the CRM's own set-up dialog works.
+//! No JavaScript: every page is HTML from [`maud`] templates, every word from [`lang`].
+//!
+//! `server` binds the listener at start ([`bind`]) and runs [`serve`] next to the mail
+//! listeners; the pages read the configuration of the moment from a watch channel, so a reload
+//! (a new operator password, new OAuth apps) applies at once. What guards every page is in
+//! [`guard`]; the pages are in `page/`; the HTTP connections (TLS, time-outs, graceful
+//! shutdown) in `conn.rs`.
+
+mod conn;
+pub mod guard;
+pub mod lang;
+mod page;
+
+pub use conn::{bind, serve, Bound, Peer};
+
+use crate::config::Config;
+use axum::routing::{get, post};
+use axum::Router;
+use std::sync::Arc;
+use tokio::sync::watch;
+
+/// What every request shares. Cheap to clone.
+#[derive(Clone)]
+pub struct App {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: watch::Receiver<Arc<Config>>,
+    sessions: guard::Sessions,
+    one_time: guard::OneTime,
+    secure: bool,
+}
+
+impl App {
+    /// The page's state over the configuration watch; `secure`: served over TLS.
+    pub fn new(config: watch::Receiver<Arc<Config>>, secure: bool) -> App {
+        App {
+            inner: Arc::new(Inner {
+                config,
+                sessions: guard::Sessions::default(),
+                one_time: guard::OneTime::default(),
+                secure,
+            }),
+        }
+    }
+
+    /// The configuration of the moment.
+    pub fn config(&self) -> Arc<Config> {
+        self.inner.config.borrow().clone()
+    }
+
+    /// The browser sessions.
+    pub fn sessions(&self) -> &guard::Sessions {
+        &self.inner.sessions
+    }
+
+    /// The one-time sign-in link.
+    pub fn one_time(&self) -> &guard::OneTime {
+        &self.inner.one_time
+    }
+
+    /// Whether the page is served over TLS (cookies get `Secure`).
+    pub fn secure(&self) -> bool {
+        self.inner.secure
+    }
+
+    /// The page's base address (`[web] public_url`).
+    pub fn public_url(&self) -> String {
+        self.config()
+            .web
+            .as_ref()
+            .map(|w| w.public_url.clone())
+            .unwrap_or_default()
+    }
+
+    /// The origins of the identity providers the `[[web.oauth]]` apps send the browser to.
+    pub fn idp_origins(&self) -> Vec<String> {
+        let config = self.config();
+        let mut out: Vec<String> = Vec::new();
+        for app in config.web.iter().flat_map(|w| &w.oauth) {
+            let url = match (&app.endpoints, app.provider) {
+                (Some((authorize, _)), _) => Some(authorize.clone()),
+                (None, Some(p)) => {
+                    p.preset(app.tenant.as_deref().unwrap_or("common"))
+                        .authorize
+                }
+                (None, None) => None,
+            };
+            if let Some(o) = url.as_deref().and_then(origin) {
+                if !out.contains(&o) {
+                    out.push(o);
+                }
+            }
+        }
+        out
+    }
+}
+
+/// `scheme://host[:port]` of an http(s) URL, if it is one whose origin can stand in a CSP.
+fn origin(url: &str) -> Option<String> {
+    let (scheme, rest) = url.split_once("://")?;
+    if scheme != "https" && scheme != "http" {
+        return None;
+    }
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let fine = |c: char| c.is_ascii_alphanumeric() || "-.:[]".contains(c);
+    (!authority.is_empty() && authority.chars().all(fine))
+        .then(|| format!("{scheme}://{authority}"))
+}
+
+/// Every route of the page. The ones marked `wave 2` are filled by the next step.
+pub fn router(app: App) -> Router {
+    use page::*;
+    Router::new()
+        .route("/", get(root))
+        .route("/style.css", get(style::css))
+        .route("/signin", get(signin::show).post(signin::submit))
+        .route("/signout", post(signin::sign_out))
+        .route("/connect", get(connect::show).post(connect::submit))
+        .route("/connect/advanced", get(advanced::show))
+        .route("/help", get(help::show))
+        // wave 2: the account is tested live and written (`setup`'s code).
+        .route("/connect/password", post(refusal::not_built))
+        // wave 2: OAuth authorization code + PKCE.
+        .route("/connect/oauth", post(refusal::not_built))
+        // wave 2
+        .route("/oauth/callback", get(refusal::not_built))
+        // wave 2: the accounts list and its actions.
+        .route("/accounts", get(refusal::not_built))
+        // wave 2
+        .route("/accounts/check", post(refusal::not_built))
+        // wave 2
+        .route("/accounts/reauthorize", post(refusal::not_built))
+        // wave 2
+        .route(
+            "/accounts/edit",
+            get(refusal::not_built).post(refusal::not_built),
+        )
+        // wave 2
+        .route(
+            "/accounts/remove",
+            get(refusal::not_built).post(refusal::not_built),
+        )
+        .fallback(refusal::not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            guard::layer,
+        ))
+        .layer(axum::extract::DefaultBodyLimit::max(guard::MAX_FORM))
+        .with_state(app)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn origins_of_idp_urls() {
+        assert_eq!(
+            super::origin("https://login.microsoftonline.com/common/oauth2/v2.0/authorize")
+                .as_deref(),
+            Some("https://login.microsoftonline.com")
+        );
+        assert_eq!(
+            super::origin("http://127.0.0.1:9/a?b").as_deref(),
+            Some("http://127.0.0.1:9")
+        );
+        assert_eq!(super::origin("javascript:x"), None);
+        assert_eq!(super::origin("https://a b/"), None);
+    }
+}

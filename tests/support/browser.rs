@@ -33,6 +33,8 @@ const DRIVER_ATTEMPTS: usize = 5;
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
 /// Bound on closing the session at drop (Chromium's shutdown).
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(20);
+/// The tallest window a screenshot grows to.
+const MAX_SHOT_HEIGHT: u32 = 4000;
 /// Upper bound on one plain HTTP response.
 const MAX_RESPONSE: u64 = 4 * 1024 * 1024;
 
@@ -53,6 +55,12 @@ const CHROMIUM_ARGS: &[&str] = &[
     "--disable-dev-shm-usage",
     "--window-size=1100,900",
 ];
+
+/// Marks the document shown now (see [`Browser::leave_by`]).
+const MARK_PAGE: &str = "window.mailgateLeftPage = true; return null;";
+/// Whether an unmarked document has loaded.
+const NEW_PAGE_LOADED: &str =
+    "return window.mailgateLeftPage !== true && document.readyState === 'complete';";
 
 /// A headless Chromium session and the chromedriver serving it.
 pub struct Browser {
@@ -193,6 +201,15 @@ impl Browser {
         })
     }
 
+    /// The current value of the form field (input or select) matching the CSS selector.
+    pub fn value(&self, css: &str) -> String {
+        let client = self.client();
+        let value = self.run(&format!("value of {css}"), async {
+            client.find(Locator::Css(css)).await?.prop("value").await
+        });
+        value.unwrap_or_default()
+    }
+
     /// Types `value` into the field named `field` of the form `#form_id` (cleared first).
     pub fn fill(&self, form_id: &str, field: &str, value: &str) {
         let css = format!("form#{form_id} [name=\"{field}\"]");
@@ -217,23 +234,39 @@ impl Browser {
         });
     }
 
-    /// Clicks the element with this id; a submit button's click returns once the next page
-    /// has loaded (chromedriver waits for the navigation it started).
+    /// Clicks the element with this id (a link or a button) and waits for the next page.
     pub fn click(&self, id: &str) {
-        let client = self.client();
-        self.run(&format!("click #{id}"), async {
-            client.find(Locator::Id(id)).await?.click().await
-        });
+        self.leave_by(&format!("#{id}"), Locator::Id(id));
     }
 
-    /// Submits the form `#form_id` with its (first) submit button, as a person would.
+    /// Submits the form `#form_id` with its (first) submit button, as a person would, and
+    /// waits for the next page.
     pub fn submit(&self, form_id: &str) {
         let css = format!(
             "form#{form_id} button[type=\"submit\"], form#{form_id} input[type=\"submit\"]"
         );
+        self.leave_by(&format!("#{form_id}'s submit button"), Locator::Css(&css));
+    }
+
+    /// Clicks `target`, then waits (bounded) until another document has loaded: a click can
+    /// return before its navigation starts, and the next page may have the same address (a
+    /// form posted to itself), so the old document is marked and its mark must be gone.
+    fn leave_by(&self, what: &str, target: Locator<'_>) {
         let client = self.client();
-        self.run(&format!("submit #{form_id}"), async {
-            client.find(Locator::Css(&css)).await?.click().await
+        self.run(&format!("click {what}"), async {
+            client.execute(MARK_PAGE, Vec::new()).await?;
+            client.find(target).await?.click().await
+        });
+        self.run(&format!("the page after clicking {what}"), async {
+            loop {
+                // Fails while the old page unloads: then it is not there yet either.
+                if let Ok(v) = client.execute(NEW_PAGE_LOADED, Vec::new()).await {
+                    if v == serde_json::Value::Bool(true) {
+                        return Ok::<(), fantoccini::error::CmdError>(());
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
         });
     }
 
@@ -275,9 +308,29 @@ impl Browser {
             .join("; ")
     }
 
-    /// Saves a PNG of the page shown now as `<target dir>/screenshots/<name>.png`.
+    /// Saves a PNG of the whole page shown now as `<target dir>/screenshots/<name>.png`.
+    /// WebDriver captures the viewport only, so a longer page gets a taller window for the
+    /// shot (at most [`MAX_SHOT_HEIGHT`]), then the window is put back.
     pub fn screenshot(&self, name: &str) -> PathBuf {
-        let png = self.run("screenshot", self.client().screenshot());
+        let client = self.client();
+        let sizes = self.script(
+            "return [window.outerWidth, window.outerHeight, window.innerHeight, \
+             document.documentElement.scrollHeight];",
+        );
+        let size = |i: usize| sizes[i].as_u64().and_then(|v| u32::try_from(v).ok());
+        let (width, outer, inner, page) = (size(0), size(1), size(2), size(3));
+        let taller = match (width, outer, inner, page) {
+            (Some(w), Some(o), Some(i), Some(p)) if p > i => {
+                let h = (o - i.min(o) + p).min(MAX_SHOT_HEIGHT);
+                self.run("grow the window", client.set_window_size(w, h));
+                Some((w, o))
+            }
+            _ => None,
+        };
+        let png = self.run("screenshot", client.screenshot());
+        if let Some((w, o)) = taller {
+            self.run("restore the window", client.set_window_size(w, o));
+        }
         let dir = screenshot_dir();
         fs::create_dir_all(&dir).expect("create screenshots dir");
         let path = dir.join(format!("{name}.png"));

@@ -7,7 +7,7 @@
 use anyhow::{bail, Context, Result};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use toml_edit::{DocumentMut, Item, Table, Value};
+use toml_edit::{DocumentMut, Item, Value};
 
 /// Where `[web]` listens when the file has no `[web]` table yet.
 const DEFAULT_LISTEN: &str = "127.0.0.1:8025";
@@ -46,11 +46,17 @@ pub fn web_password(path: &Path) -> Result<()> {
 /// the new text and whether `[web]` was added.
 fn with_hash(text: &str, hash: &str) -> Result<(String, bool)> {
     let mut doc: DocumentMut = text.parse().context("the file is not valid TOML")?;
-    let added = !doc.contains_key("web");
-    if added {
-        let mut web = Table::new();
-        web.insert("listen", toml_edit::value(DEFAULT_LISTEN));
-        doc.insert("web", Item::Table(web));
+    if !doc.contains_key("web") {
+        // Appended as text: toml_edit would put a new table before the file's last comments.
+        let mut new = text.to_owned();
+        if !new.is_empty() && !new.ends_with('\n') {
+            new.push('\n');
+        }
+        let (listen, hash) = (Value::from(DEFAULT_LISTEN), Value::from(hash));
+        new.push_str(&format!(
+            "\n[web]\nlisten = {listen}\noperator_password_hash = {hash}\n"
+        ));
+        return Ok((new, true));
     }
     let Some(web) = doc.get_mut("web").and_then(Item::as_table_like_mut) else {
         bail!("`web` is not a table");
@@ -68,7 +74,7 @@ fn with_hash(text: &str, hash: &str) -> Result<(String, bool)> {
             web.insert("operator_password_hash", Item::Value(value));
         }
     }
-    Ok((doc.to_string(), added))
+    Ok((doc.to_string(), false))
 }
 
 #[cfg(test)]

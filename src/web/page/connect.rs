@@ -94,7 +94,7 @@ pub fn oauth_app<'a>(apps: &'a [WebOAuthApp], d: &Discovery) -> Option<&'a WebOA
     let domain = discover::domain_of(&d.email)?;
     let wanted = d.preset.and_then(|p| p.oauth_provider());
     apps.iter()
-        .find(|a| a.domains.iter().any(|x| *x == domain))
+        .find(|a| a.domains.contains(&domain))
         .or_else(|| {
             wanted.and_then(|p| {
                 apps.iter()

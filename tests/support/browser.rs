@@ -31,6 +31,8 @@ const DRIVER_ATTEMPTS: usize = 5;
 /// Bound on one WebDriver command (a page load included). Generous: a loaded 2-core machine
 /// runs Chromium and a debug mailgate; nothing asserts on durations.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
+/// Bound on waiting for an element (inside [`COMMAND_TIMEOUT`], so its own error shows).
+const WAIT_TIMEOUT: Duration = Duration::from_secs(50);
 /// Bound on closing the session at drop (Chromium's shutdown).
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(20);
 /// The tallest window a screenshot grows to.
@@ -282,7 +284,7 @@ impl Browser {
         self.run(&format!("wait for {css}"), async {
             client
                 .wait()
-                .at_most(COMMAND_TIMEOUT)
+                .at_most(WAIT_TIMEOUT)
                 .for_element(Locator::Css(css))
                 .await
                 .map(|_| ())

@@ -17,7 +17,7 @@ pub(super) struct FileConfig {
     pub(super) account: Vec<Located<AccountFile>>,
     pub(super) metrics: Option<MetricsFile>,
     pub(super) store: Option<Located<StoreFile>>,
-    pub(super) web: Option<Located<super::web::WebFile>>,
+    pub(super) web: Option<Located<WebFile>>,
 }
 
 /// `[store]`: the shared store on PostgreSQL.
@@ -166,4 +166,32 @@ impl EndpointFile {
             None
         }
     }
+}
+
+/// `[web]` as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct WebFile {
+    pub(super) listen: Spanned<String>,
+    pub(super) tls: Option<Located<LocalTlsFile>>,
+    pub(super) operator_password_hash: Option<Spanned<String>>,
+    pub(super) public_url: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(super) oauth: Vec<Located<WebOAuthFile>>,
+}
+
+/// `[[web.oauth]]` as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct WebOAuthFile {
+    pub(super) provider: Option<crate::provider::OAuthProvider>,
+    pub(super) authorize_url: Option<String>,
+    pub(super) token_url: Option<String>,
+    #[serde(default)]
+    pub(super) domains: Vec<String>,
+    pub(super) client_id: String,
+    pub(super) client_secret_env: Option<String>,
+    pub(super) tenant: Option<String>,
+    #[serde(default)]
+    pub(super) scopes: Vec<String>,
 }

@@ -2,44 +2,15 @@
 //! listeners, a `listen` off loopback needs TLS (`[web.tls]`, the shape of `[server.tls]`):
 //! the page carries the operator password, session cookies and the providers' passwords.
 
-use super::file::LocalTlsFile;
+use super::file::{WebFile, WebOAuthFile};
 use super::locate::{FieldError, Locator};
 use super::located::Located;
 use super::server::{local_tls, LocalTls};
 use super::ConfigError;
 use crate::provider::OAuthProvider;
-use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::Path;
 use toml::Spanned;
-
-/// `[web]` as written.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct WebFile {
-    listen: Spanned<String>,
-    tls: Option<Located<LocalTlsFile>>,
-    operator_password_hash: Option<Spanned<String>>,
-    public_url: Option<Spanned<String>>,
-    #[serde(default)]
-    oauth: Vec<Located<WebOAuthFile>>,
-}
-
-/// `[[web.oauth]]` as written.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct WebOAuthFile {
-    provider: Option<OAuthProvider>,
-    authorize_url: Option<String>,
-    token_url: Option<String>,
-    #[serde(default)]
-    domains: Vec<String>,
-    client_id: String,
-    client_secret_env: Option<String>,
-    tenant: Option<String>,
-    #[serde(default)]
-    scopes: Vec<String>,
-}
 
 /// `[web]`, validated.
 #[derive(Debug, Clone)]

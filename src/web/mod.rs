@@ -5,10 +5,11 @@
 //! `server` binds the listener at start ([`bind`]) and runs [`serve`] next to the mail
 //! listeners; the pages read the configuration of the moment from a watch channel, so a reload
 //! (a new operator password, new OAuth apps) applies at once. What guards every page is in
-//! [`guard`]; the pages are in `page/`; the HTTP connections (TLS, time-outs, graceful
+//! [`guard`] and `front.rs`; the pages are in `page/`; the HTTP connections (TLS, time-outs, graceful
 //! shutdown) in `conn.rs`.
 
 mod conn;
+mod front;
 pub mod guard;
 pub mod lang;
 mod page;
@@ -147,7 +148,7 @@ pub fn router(app: App) -> Router {
         .fallback(refusal::not_found)
         .layer(axum::middleware::from_fn_with_state(
             app.clone(),
-            guard::layer,
+            front::layer,
         ))
         .layer(axum::extract::DefaultBodyLimit::max(guard::MAX_FORM))
         .with_state(app)

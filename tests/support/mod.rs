@@ -35,6 +35,7 @@ pub mod scrape;
 pub mod smtp_client;
 pub mod standin;
 pub mod tls_client;
+pub mod web_client;
 
 pub use certs::Pki;
 pub use config::{Account, GateConfig, Upstream};

@@ -1,8 +1,6 @@
-//! What stands in front of every page: the security headers on every response (404s and the
-//! style sheet included), the session cookie, sign-in required for all but `/signin` and
-//! `/style.css`, and the CSRF token checked on every POST before its handler runs (so a
-//! handler added later cannot forget it). Handlers get a [`Visitor`]: language, session,
-//! CSRF token.
+//! What guards the pages: sessions and their cookie, CSRF tokens, the sign-in checks, and the
+//! security headers every response carries. `super::front` applies them to every request;
+//! handlers get a [`Visitor`]: language, session, CSRF token.
 
 mod sessions;
 pub mod signin;
@@ -10,13 +8,10 @@ pub mod signin;
 pub use sessions::{Session, Sessions};
 pub use signin::OneTime;
 
-use super::lang::{self, Text};
-use super::App;
-use axum::body::{to_bytes, Body};
-use axum::extract::{Request, State};
-use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+pub use sessions::same;
+
+use super::lang::Text;
+use axum::http::{header, HeaderMap, HeaderValue};
 
 /// The session cookie's name.
 pub const COOKIE: &str = "mailgate_session";
@@ -45,57 +40,13 @@ impl Visitor {
 }
 
 /// Paths open without signing in.
-fn public(path: &str) -> bool {
+pub fn public(path: &str) -> bool {
     matches!(path, "/signin" | "/style.css")
-}
-
-/// The middleware (see the module's documentation).
-pub async fn layer(State(app): State<App>, req: Request, next: Next) -> Response {
-    let text = lang::pick(
-        req.headers()
-            .get(header::ACCEPT_LANGUAGE)
-            .and_then(|v| v.to_str().ok()),
-    );
-    let session = cookie(req.headers()).and_then(|c| app.sessions().get(c));
-    let visitor = Visitor { text, session };
-    let mut resp = if !public(req.uri().path()) && !visitor.signed_in() {
-        match *req.method() {
-            Method::GET | Method::HEAD => super::page::see_other("/signin"),
-            _ => super::page::refusal::forbidden(&visitor),
-        }
-    } else if req.method() == Method::POST {
-        checked_post(req, visitor, next).await
-    } else {
-        let mut req = req;
-        req.extensions_mut().insert(visitor);
-        next.run(req).await
-    };
-    headers(resp.headers_mut(), &app);
-    resp
-}
-
-/// A POST whose form carries the session's CSRF token goes on (the body re-attached); any
-/// other is answered 403 and its handler never runs.
-async fn checked_post(req: Request, visitor: Visitor, next: Next) -> Response {
-    let (mut parts, body) = req.into_parts();
-    let Ok(bytes) = to_bytes(body, MAX_FORM).await else {
-        return StatusCode::PAYLOAD_TOO_LARGE.into_response();
-    };
-    let expected = visitor.session.as_ref().map(|s| s.csrf.as_bytes());
-    let given = form_field(&bytes, "csrf");
-    let ok = matches!((expected, given), (Some(e), Some(g)) if sessions::same(e, g));
-    if !ok {
-        tracing::warn!(path = %parts.uri.path(), "connect page: POST without a valid CSRF token refused");
-        return super::page::refusal::forbidden(&visitor);
-    }
-    parts.extensions.insert(visitor);
-    next.run(Request::from_parts(parts, Body::from(bytes)))
-        .await
 }
 
 /// The raw value of `name` in a urlencoded form (the tokens are base64url, which a browser
 /// sends unencoded).
-fn form_field<'a>(body: &'a [u8], name: &str) -> Option<&'a [u8]> {
+pub fn form_field<'a>(body: &'a [u8], name: &str) -> Option<&'a [u8]> {
     body.split(|&b| b == b'&').find_map(|pair| {
         let mut kv = pair.splitn(2, |&b| b == b'=');
         (kv.next()? == name.as_bytes()).then(|| kv.next().unwrap_or_default())
@@ -103,7 +54,7 @@ fn form_field<'a>(body: &'a [u8], name: &str) -> Option<&'a [u8]> {
 }
 
 /// The session cookie's value from the `Cookie` headers.
-fn cookie(headers: &HeaderMap) -> Option<&str> {
+pub fn cookie(headers: &HeaderMap) -> Option<&str> {
     headers
         .get_all(header::COOKIE)
         .iter()
@@ -124,11 +75,11 @@ pub fn set_cookie(id: Option<&str>, secure: bool) -> HeaderValue {
 
 /// The headers every response carries. `form-action` also names the identity providers the
 /// OAuth form redirects to (a browser applies it to the redirect after the POST).
-fn headers(h: &mut HeaderMap, app: &App) {
+pub fn headers(h: &mut HeaderMap, idp_origins: &[String]) {
     let mut form_action = String::from("'self'");
-    for origin in app.idp_origins() {
+    for origin in idp_origins {
         form_action.push(' ');
-        form_action.push_str(&origin);
+        form_action.push_str(origin);
     }
     let csp = format!("default-src 'none'; style-src 'self'; img-src 'self'; form-action {form_action}; frame-ancestors 'none'; base-uri 'none'");
     if let Ok(v) = HeaderValue::from_str(&csp) {

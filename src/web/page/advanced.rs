@@ -3,7 +3,7 @@
 //! the password. Prefilled from a preset of the address's domain when there is one (no
 //! network); shown with a sentence why when recognition failed.
 
-use super::connect::{local_password, MAX_EMAIL};
+use super::fields::{local_password, security_name, MAX_EMAIL};
 use super::{html, layout};
 use crate::discover::{self, Discovery, Found};
 use crate::net::TlsMode;
@@ -82,15 +82,15 @@ fn address(f: Option<&Found>) -> String {
 fn security(t: &Text, name: &str, chosen: Option<TlsMode>) -> Markup {
     let chosen = chosen.unwrap_or(TlsMode::Implicit);
     let options = [
-        ("tls", TlsMode::Implicit, t.security_tls),
-        ("starttls", TlsMode::Starttls, t.security_starttls),
-        ("none", TlsMode::None, t.security_none),
+        ("tls", TlsMode::Implicit),
+        ("starttls", TlsMode::Starttls),
+        ("none", TlsMode::None),
     ];
     markup! {
         label for=(name) { (t.security_label) }
         select id=(name) name=(name) {
-            @for (value, mode, words) in options {
-                option value=(value) selected[mode == chosen] { (words) }
+            @for (value, mode) in options {
+                option value=(value) selected[mode == chosen] { (security_name(t, mode)) }
             }
         }
     }

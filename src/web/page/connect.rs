@@ -4,6 +4,7 @@
 //! with the `#advanced-link` always; recognition failing gives the advanced form. Discovery is
 //! `mailgate setup`'s: [`crate::discover::discover`] with the server's resolver.
 
+use super::fields::{local_password, query_value, security_name, MAX_EMAIL};
 use super::{advanced, html, layout};
 use crate::config::WebOAuthApp;
 use crate::discover::{self, DiscoverError, Discovery, Source};
@@ -22,8 +23,6 @@ use std::time::Duration;
 const STEP_TIMEOUT: Duration = Duration::from_secs(5);
 /// The whole discovery, at most (MX, several autoconfig URLs, probes).
 const DISCOVERY_TIMEOUT: Duration = Duration::from_secs(60);
-/// The longest address taken (RFC 5321's path limit).
-pub const MAX_EMAIL: usize = 254;
 
 /// The address form.
 #[derive(Deserialize)]
@@ -146,10 +145,10 @@ fn found_page(v: &Visitor, d: &Discovery, app: Option<&WebOAuthApp>) -> Markup {
                 dt { (t.found_how) }
                 dd id="how" { (how(t, &d.imap.source)) }
                 dt { (t.found_imap) }
-                dd { code { (d.imap.address()) " (" (d.imap.tls.as_str()) ")" } }
+                dd { code { (d.imap.address()) } " · " (security_name(t, d.imap.tls)) }
                 @if let Some(s) = &d.smtp {
                     dt { (t.found_smtp) }
-                    dd { code { (s.address()) " (" (s.tls.as_str()) ")" } }
+                    dd { code { (s.address()) } " · " (security_name(t, s.tls)) }
                 }
             }
             @if d.plaintext_warning().is_some() { p.note { (t.found_plaintext) } }
@@ -199,26 +198,4 @@ fn password_form(v: &Visitor, email: &str, app_help: Option<&str>) -> Markup {
             button type="submit" id="connect-button" { (t.connect_button) }
         }
     }
-}
-
-/// The optional local password field, shared with the advanced form.
-pub fn local_password(t: &Text) -> Markup {
-    markup! {
-        label for="local_password" { (t.local_password_label) }
-        input type="password" id="local_password" name="local_password" autocomplete="new-password";
-        p.hint { (t.local_password_hint) }
-    }
-}
-
-/// A value for a URL query, percent-encoded (everything but unreserved characters).
-pub fn query_value(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }

@@ -2,6 +2,7 @@
 
 pub mod advanced;
 pub mod connect;
+pub mod fields;
 pub mod help;
 pub mod layout;
 pub mod refusal;

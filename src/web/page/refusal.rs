@@ -7,41 +7,37 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use axum::Extension;
 
+/// A page of one sentence.
+fn sentence(v: &Visitor, status: StatusCode, title: &str, text: &str) -> Response {
+    html(status, page(v, title, maud::html! { p { (text) } }))
+}
+
 /// 403: the form's CSRF token is missing or wrong.
 pub fn forbidden(v: &Visitor) -> Response {
-    let t = v.text;
-    html(
+    sentence(
+        v,
         StatusCode::FORBIDDEN,
-        page(
-            v,
-            t.forbidden_title,
-            maud::html! { p { (t.forbidden_text) } },
-        ),
+        v.text.forbidden_title,
+        v.text.forbidden_text,
     )
 }
 
 /// 404 for every path without a page.
 pub async fn not_found(Extension(v): Extension<Visitor>) -> Response {
-    let t = v.text;
-    html(
+    sentence(
+        &v,
         StatusCode::NOT_FOUND,
-        page(
-            &v,
-            t.not_found_title,
-            maud::html! { p { (t.not_found_text) } },
-        ),
+        v.text.not_found_title,
+        v.text.not_found_text,
     )
 }
 
 /// wave 2: a placeholder for the routes the next step fills (never answers success).
 pub async fn not_built(Extension(v): Extension<Visitor>) -> Response {
-    let t = v.text;
-    html(
+    sentence(
+        &v,
         StatusCode::NOT_IMPLEMENTED,
-        page(
-            &v,
-            t.not_built_title,
-            maud::html! { p { (t.not_built_text) } },
-        ),
+        v.text.not_built_title,
+        v.text.not_built_text,
     )
 }

@@ -1,0 +1,39 @@
+//! Form parts more than one page uses.
+
+use crate::net::TlsMode;
+use crate::web::lang::Text;
+use maud::{html as markup, Markup};
+
+/// The longest address taken (RFC 5321's path limit).
+pub const MAX_EMAIL: usize = 254;
+
+/// The optional local password field, shared with the advanced form.
+pub fn local_password(t: &Text) -> Markup {
+    markup! {
+        label for="local_password" { (t.local_password_label) }
+        input type="password" id="local_password" name="local_password" autocomplete="new-password";
+        p.hint { (t.local_password_hint) }
+    }
+}
+
+/// A value for a URL query, percent-encoded (everything but unreserved characters).
+pub fn query_value(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// A TLS mode in the page's words (SSL/TLS, STARTTLS, none).
+pub fn security_name(t: &Text, mode: TlsMode) -> &'static str {
+    match mode {
+        TlsMode::Implicit => t.security_tls,
+        TlsMode::Starttls => t.security_starttls,
+        TlsMode::None => t.security_none,
+    }
+}

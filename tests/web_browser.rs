@@ -40,7 +40,9 @@ struct Site {
     gate: Mailgate,
     /// `http://127.0.0.1:PORT`.
     base: String,
-    /// The one-time sign-in token (sites without an operator password).
+    /// The one-time sign-in link from mailgate's stdout, and its token (sites without an
+    /// operator password).
+    link: Option<String>,
     token: Option<String>,
     operator_password: Option<&'static str>,
     /// Every session cookie value a browser held so far.
@@ -85,19 +87,24 @@ impl Site {
         dns: DnsServer,
     ) -> Site {
         let base = format!("http://{listen}");
-        let token = operator_password.is_none().then(|| {
+        // The link exactly as printed (the one a person would open), checked against `base`.
+        let link = operator_password.is_none().then(|| {
             let line = gate.logged(&["stdout: ", "/signin?token="]);
             let link = line
                 .split_whitespace()
                 .find(|w| w.contains("/signin?token="))
                 .expect("the link");
             assert!(link.starts_with(&base), "link not on {base}: {line}");
-            let token = link.split("token=").nth(1).unwrap_or_default();
-            token.trim_end_matches([')', '.', ',']).to_string()
+            link.trim_end_matches([')', '.', ',']).to_string()
         });
+        let token = link
+            .as_deref()
+            .and_then(|l| l.split("token=").nth(1))
+            .map(str::to_string);
         Site {
             gate,
             base,
+            link,
             token,
             operator_password,
             cookies: RefCell::new(Vec::new()),
@@ -113,6 +120,11 @@ impl Site {
         self.token
             .as_deref()
             .expect("a site with the one-time link")
+    }
+
+    /// The one-time link as mailgate printed it.
+    fn link(&self) -> &str {
+        self.link.as_deref().expect("a site with the one-time link")
     }
 
     /// The secrets no page may contain.
@@ -170,7 +182,7 @@ impl Site {
                 b.fill("signin", "password", pw);
                 b.submit("signin");
             }
-            None => b.goto(&self.url(&format!("/signin?token={}", self.token()))),
+            None => b.goto(self.link()),
         }
         self.check(b);
         assert_ne!(
@@ -261,7 +273,7 @@ fn the_one_time_link_signs_in_once_and_stays_out_of_the_log() {
     assert_eq!(b.path(), "/connect");
     // Used once: a second browser cannot use it again, and is not signed in.
     let other = Browser::start("en");
-    other.goto(&site.url(&format!("/signin?token={}", site.token())));
+    other.goto(site.link());
     site.check_source(&other);
     assert!(other.exists("#signin-error"), "{}", other.source());
     assert_eq!(other.text("#signin-error"), EN.signin_link_invalid);

@@ -3,6 +3,7 @@
 //! A session starts anonymous (the sign-in form needs a CSRF token too) and gets a new id
 //! when it signs in, so an id planted before sign-in is worth nothing after it.
 
+use crate::secret::Secret;
 use base64::Engine;
 use rand::RngCore;
 use std::collections::HashMap;
@@ -17,6 +18,8 @@ const IDLE_SIGNED_IN: Duration = Duration::from_secs(2 * 3600);
 const IDLE_ANONYMOUS: Duration = Duration::from_secs(15 * 60);
 /// However busy, a session ends after this long.
 const LIFETIME: Duration = Duration::from_secs(12 * 3600);
+/// Values a session keeps at most (see [`Sessions::put`]).
+const MAX_KEPT: usize = 8;
 
 /// What a session id is kept as.
 pub type Key = [u8; 32];
@@ -44,6 +47,8 @@ pub fn same(a: &[u8], b: &[u8]) -> bool {
 struct Entry {
     csrf: String,
     signed_in: bool,
+    /// Short-lived values of a flow in progress (an OAuth `state` and PKCE verifier, …).
+    kept: Vec<(&'static str, Secret)>,
     created: Instant,
     used: Instant,
 }
@@ -96,6 +101,7 @@ impl Sessions {
                 Entry {
                     csrf: csrf.clone(),
                     signed_in,
+                    kept: Vec::new(),
                     created: now,
                     used: now,
                 },
@@ -134,6 +140,31 @@ impl Sessions {
         }
     }
 
+    /// Keeps `value` under `name` in the session (replacing an earlier one; the oldest goes
+    /// past [`MAX_KEPT`]); false when the session is gone.
+    pub fn put(&self, key: &Key, name: &'static str, value: Secret) -> bool {
+        let Ok(mut map) = self.map.lock() else {
+            return false;
+        };
+        let Some(entry) = map.get_mut(key) else {
+            return false;
+        };
+        entry.kept.retain(|(n, _)| *n != name);
+        if entry.kept.len() >= MAX_KEPT {
+            entry.kept.remove(0);
+        }
+        entry.kept.push((name, value));
+        true
+    }
+
+    /// Takes the value kept under `name` out of the session (it is there once).
+    pub fn take(&self, key: &Key, name: &str) -> Option<Secret> {
+        let mut map = self.map.lock().ok()?;
+        let kept = &mut map.get_mut(key)?.kept;
+        let at = kept.iter().position(|(n, _)| *n == name)?;
+        Some(kept.remove(at).1)
+    }
+
     /// Signs in: ends `old` (if any) and returns a new signed-in session's cookie value.
     pub fn sign_in(&self, old: Option<&Key>) -> String {
         if let Some(k) = old {
@@ -161,6 +192,23 @@ mod tests {
         assert!(s.get(&new).is_none());
         assert!(s.get("made up").is_none());
         assert!(same(b"abc", b"abc") && !same(b"abc", b"abd") && !same(b"ab", b"abc"));
+    }
+
+    #[test]
+    fn values_are_kept_once() {
+        let s = Sessions::default();
+        let (_, session) = s.create(true);
+        assert!(s.put(&session.key, "state", Secret::from("a")));
+        assert!(s.put(&session.key, "state", Secret::from("b")));
+        assert_eq!(s.take(&session.key, "state").unwrap().expose(), "b");
+        assert!(s.take(&session.key, "state").is_none());
+        for i in 0..20 {
+            let name: &'static str =
+                ["n0", "n1", "n2", "n3", "n4", "n5", "n6", "n7", "n8", "n9"][i % 10];
+            s.put(&session.key, name, Secret::from("x"));
+        }
+        assert!(s.map.lock().unwrap()[&session.key].kept.len() <= MAX_KEPT);
+        assert!(!s.put(&[0; 32], "state", Secret::from("x")));
     }
 
     #[test]

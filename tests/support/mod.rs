@@ -9,6 +9,7 @@
 pub mod app_keys;
 pub mod autoconfig;
 pub mod bad_certs;
+pub mod browser;
 pub mod certs;
 pub mod config;
 pub mod dns;

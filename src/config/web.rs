@@ -23,10 +23,25 @@ pub struct WebConfig {
     /// sign-in link is printed at start instead.
     pub operator_password_hash: Option<String>,
     /// The page's address as the browser sees it, without a trailing `/` (the OAuth redirect
-    /// is `{public_url}/oauth/callback`).
+    /// is `{public_url}/oauth/callback`). Without `public_url` in the file: `listen`'s; see
+    /// [`WebConfig::base_url`] for a port the system chose.
     pub public_url: String,
+    /// `public_url` was given in the file (not derived from `listen`).
+    pub public_url_given: bool,
     /// The OAuth apps behind "Sign in with …".
     pub oauth: Vec<WebOAuthApp>,
+}
+
+impl WebConfig {
+    /// The page's address for links and the OAuth redirect: `public_url`, except that a
+    /// derived one of `listen = "…:0"` names the port the listener got (`bound`).
+    pub fn base_url(&self, bound: SocketAddr) -> String {
+        if self.public_url_given || self.listen.port() != 0 {
+            return self.public_url.clone();
+        }
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://{bound}")
+    }
 }
 
 /// One `[[web.oauth]]` app.
@@ -108,6 +123,7 @@ pub(super) fn web(
         tls,
         operator_password_hash: w.operator_password_hash.map(Spanned::into_inner),
         public_url,
+        public_url_given: w.public_url.is_some(),
         oauth,
     }))
 }

@@ -125,3 +125,24 @@ fn oauth_apps_need_a_provider_or_endpoints_and_domains() {
         "{e}"
     );
 }
+
+#[test]
+fn base_url_names_the_port_the_system_chose() {
+    let bound: std::net::SocketAddr = "127.0.0.1:40123".parse().unwrap();
+    let chosen = parse("[web]\nlisten = \"127.0.0.1:0\"\n")
+        .unwrap()
+        .web
+        .unwrap();
+    assert_eq!(chosen.base_url(bound), "http://127.0.0.1:40123");
+    let fixed = parse("[web]\nlisten = \"127.0.0.1:8025\"\n")
+        .unwrap()
+        .web
+        .unwrap();
+    assert_eq!(fixed.base_url(bound), "http://127.0.0.1:8025");
+    let given =
+        parse("[web]\nlisten = \"127.0.0.1:0\"\npublic_url = \"https://mail.example.com\"\n")
+            .unwrap()
+            .web
+            .unwrap();
+    assert_eq!(given.base_url(bound), "https://mail.example.com");
+}

@@ -154,12 +154,15 @@ impl Server {
             config_rx,
             state.shared.shutdown.clone(),
         ));
+        // The connect page asks for a reload after it changed the accounts (capacity 1: a
+        // request waiting already reads the file after every change before it).
+        let (web_reload, mut web_reloads) = tokio::sync::mpsc::channel(1);
         if let Some(web) = self.web {
             if let Ok(addr) = web.local_addr() {
                 info!("web listening on {addr}");
             }
             let (rx, shutdown) = (config_tx.subscribe(), state.shared.shutdown.clone());
-            tokio::spawn(crate::web::serve(web, rx, shutdown));
+            tokio::spawn(crate::web::serve(web, rx, web_reload, shutdown));
         }
 
         let mut reloads = Reloads::default();
@@ -170,6 +173,10 @@ impl Server {
                     state.accepted(&self.listeners[i], accepted).await;
                 }
                 _ = signals.hup.recv() => reloads.signal(&state.shared.config),
+                Some(()) = web_reloads.recv() => {
+                    info!("the connect page changed the accounts");
+                    reloads.signal(&state.shared.config);
+                }
                 loaded = async {
                     match reloads.running.as_mut() {
                         Some(r) => r.await,

@@ -55,8 +55,18 @@ pub async fn bind(config: &Config) -> std::io::Result<Option<Bound>> {
 
 /// Serves the page until `shutdown`. Without an operator password, prints the one-time
 /// sign-in link on standard output (never into the log).
-pub async fn serve(bound: Bound, config: watch::Receiver<Arc<Config>>, mut shutdown: Shutdown) {
-    let app = App::new(config, bound.tls.is_some());
+/// `reload`: where the pages ask the server to read the accounts again after changing them.
+pub async fn serve(
+    bound: Bound,
+    config: watch::Receiver<Arc<Config>>,
+    reload: tokio::sync::mpsc::Sender<()>,
+    mut shutdown: Shutdown,
+) {
+    let Ok(addr) = bound.local_addr() else {
+        tracing::error!("connect page: the listener has no address; not serving");
+        return;
+    };
+    let app = App::new(config, bound.tls.is_some(), addr, reload);
     let cfg = app.config();
     if cfg
         .web

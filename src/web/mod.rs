@@ -19,8 +19,14 @@ pub use conn::{bind, serve, Bound, Peer};
 use crate::config::Config;
 use axum::routing::{get, post};
 use axum::Router;
+use std::net::SocketAddr;
 use std::sync::Arc;
-use tokio::sync::watch;
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+
+/// How long a page waits for the server to load a configuration it changed (the reload reads
+/// the file and runs discovery for accounts that need it, each step bounded by its time-out).
+const APPLY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What every request shares. Cheap to clone.
 #[derive(Clone)]
@@ -33,19 +39,45 @@ struct Inner {
     sessions: guard::Sessions,
     one_time: guard::OneTime,
     secure: bool,
+    /// The listener's address.
+    bound: SocketAddr,
+    /// Asks the server to read the configuration again (as SIGHUP does).
+    reload: mpsc::Sender<()>,
 }
 
 impl App {
-    /// The page's state over the configuration watch; `secure`: served over TLS.
-    pub fn new(config: watch::Receiver<Arc<Config>>, secure: bool) -> App {
+    /// The page's state over the configuration watch; `secure`: served over TLS; `bound`: the
+    /// listener's address; `reload`: where a page that changed the accounts asks the server to
+    /// read them again.
+    pub fn new(
+        config: watch::Receiver<Arc<Config>>,
+        secure: bool,
+        bound: SocketAddr,
+        reload: mpsc::Sender<()>,
+    ) -> App {
         App {
             inner: Arc::new(Inner {
                 config,
                 sessions: guard::Sessions::default(),
                 one_time: guard::OneTime::default(),
                 secure,
+                bound,
+                reload,
             }),
         }
+    }
+
+    /// After a page changed the accounts: asks the server to reload and waits until the
+    /// configuration in use satisfies `applied` (e.g. has the new account). `false` when it
+    /// did not within [`APPLY_TIMEOUT`] (the reload failed, or the server is shutting down):
+    /// the change is saved and serves from the next reload or start.
+    pub async fn apply(&self, applied: impl Fn(&Config) -> bool) -> bool {
+        let mut watch = self.inner.config.clone();
+        // A full channel holds a request already, which reads the file after this change.
+        let _ = self.inner.reload.try_send(());
+        let wait = watch.wait_for(|c| applied(c));
+        let seen = matches!(tokio::time::timeout(APPLY_TIMEOUT, wait).await, Ok(Ok(_)));
+        seen
     }
 
     /// The configuration of the moment.
@@ -68,12 +100,12 @@ impl App {
         self.inner.secure
     }
 
-    /// The page's base address (`[web] public_url`).
+    /// The page's base address (`[web] public_url`, or the listener's).
     pub fn public_url(&self) -> String {
         self.config()
             .web
             .as_ref()
-            .map(|w| w.public_url.clone())
+            .map(|w| w.base_url(self.inner.bound))
             .unwrap_or_default()
     }
 

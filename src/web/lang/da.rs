@@ -88,4 +88,8 @@ pub static DA: Text = Text {
     step_capabilities: "Serverens liste over, hvad den understøtter, kunne ikke bruges.",
     step_login: "Udbyderen afviste brugernavnet eller adgangskoden. Tjek adgangskoden, brug en appadgangskode, eller bekræft det blokerede login hos udbyderen.",
     step_logout: "Login virker; serveren afsluttede bare sessionen uordentligt. Det påvirker ikke mailgate.",
+
+    step_imap_login: "Log ind på den indgående server (IMAP)",
+    step_folder_list: "Vis mapperne",
+    step_smtp_auth: "Log ind på den udgående server (SMTP)",
 };

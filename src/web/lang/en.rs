@@ -88,4 +88,8 @@ pub static EN: Text = Text {
     step_capabilities: "The server's list of what it supports could not be used.",
     step_login: "The provider refused the user name or password. Check the password, use an app password, or confirm the blocked sign-in at the provider.",
     step_logout: "Signing in works; the server only ended the session untidily. This does not affect mailgate.",
+
+    step_imap_login: "Log in to the incoming server (IMAP)",
+    step_folder_list: "List the folders",
+    step_smtp_auth: "Log in to the outgoing server (SMTP)",
 };

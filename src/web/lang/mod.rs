@@ -104,6 +104,10 @@ pub struct Text {
     pub step_capabilities: &'static str,
     pub step_login: &'static str,
     pub step_logout: &'static str,
+
+    pub step_imap_login: &'static str,
+    pub step_folder_list: &'static str,
+    pub step_smtp_auth: &'static str,
 }
 
 /// Every language, English first (the fallback).

@@ -88,4 +88,8 @@ pub static NB: Text = Text {
     step_capabilities: "Serverens liste over hva den støtter, kunne ikke brukes.",
     step_login: "Leverandøren avviste brukernavnet eller passordet. Sjekk passordet, bruk et app-passord, eller bekreft den blokkerte innloggingen hos leverandøren.",
     step_logout: "Innloggingen virker; serveren avsluttet bare økten uryddig. Det har ingen betydning for mailgate.",
+
+    step_imap_login: "Logg inn på innkommende server (IMAP)",
+    step_folder_list: "List mappene",
+    step_smtp_auth: "Logg inn på utgående server (SMTP)",
 };

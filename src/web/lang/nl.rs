@@ -88,4 +88,8 @@ pub static NL: Text = Text {
     step_capabilities: "De lijst van wat de server ondersteunt, was niet bruikbaar.",
     step_login: "De provider weigerde de gebruikersnaam of het wachtwoord. Controleer het wachtwoord, gebruik een app-wachtwoord, of bevestig de geblokkeerde aanmelding bij de provider.",
     step_logout: "Aanmelden werkt; de server sloot de sessie alleen niet netjes af. Dat heeft geen invloed op mailgate.",
+
+    step_imap_login: "Aanmelden bij de inkomende server (IMAP)",
+    step_folder_list: "De mappen ophalen",
+    step_smtp_auth: "Aanmelden bij de uitgaande server (SMTP)",
 };

@@ -7,6 +7,7 @@ pub mod help;
 pub mod layout;
 pub mod refusal;
 pub mod signin;
+pub mod steps;
 pub mod style;
 
 use axum::http::{header, HeaderValue, StatusCode};

@@ -161,10 +161,8 @@ pub fn router(app: App) -> Router {
         .route("/connect/oauth", post(refusal::not_built))
         // wave 2
         .route("/oauth/callback", get(refusal::not_built))
-        // wave 2: the accounts list and its actions.
-        .route("/accounts", get(refusal::not_built))
-        // wave 2
-        .route("/accounts/check", post(refusal::not_built))
+        .route("/accounts", get(accounts::show))
+        .route("/accounts/check", post(check::submit))
         // wave 2
         .route("/accounts/reauthorize", post(refusal::not_built))
         // wave 2
@@ -172,11 +170,7 @@ pub fn router(app: App) -> Router {
             "/accounts/edit",
             get(refusal::not_built).post(refusal::not_built),
         )
-        // wave 2
-        .route(
-            "/accounts/remove",
-            get(refusal::not_built).post(refusal::not_built),
-        )
+        .route("/accounts/remove", get(remove::show).post(remove::submit))
         .fallback(refusal::not_found)
         .layer(axum::middleware::from_fn_with_state(
             app.clone(),

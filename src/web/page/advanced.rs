@@ -34,21 +34,27 @@ pub async fn show(Extension(v): Extension<Visitor>, Query(q): Query<EmailQuery>)
     html(StatusCode::OK, layout::page(&v, t.advanced_title, body))
 }
 
-/// The `#advanced` form; `why`: the sentence and the details when recognition failed.
+/// The `#advanced` form; `why`: the sentence and what discovery tried when recognition
+/// failed (technical, so folded away; each line once).
 pub fn form(
     v: &Visitor,
     email: &str,
     prefill: Option<&Discovery>,
-    why: Option<(&str, String)>,
+    why: Option<(&str, Vec<String>)>,
 ) -> Markup {
     let t = v.text;
     let imap = prefill.map(|d| &d.imap);
     let smtp = prefill.and_then(|d| d.smtp.as_ref());
     let username = imap.map(|f| f.username.as_str()).filter(|u| *u != email);
     markup! {
-        @if let Some((sentence, detail)) = why {
+        @if let Some((sentence, tried)) = why {
             p.note id="not-recognised" { (sentence) }
-            pre.detail { (detail) }
+            @if !tried.is_empty() {
+                details id="tried" {
+                    summary { (t.discovery_details) }
+                    ul.detail { @for line in distinct(&tried) { li { (line) } } }
+                }
+            }
         } @else {
             p { (t.advanced_intro) }
         }
@@ -72,6 +78,17 @@ pub fn form(
             button type="submit" id="connect-button" { (t.connect_button) }
         }
     }
+}
+
+/// `lines` in order, each once.
+fn distinct(lines: &[String]) -> Vec<&str> {
+    let mut out: Vec<&str> = Vec::new();
+    for l in lines {
+        if !out.contains(&l.as_str()) {
+            out.push(l);
+        }
+    }
+    out
 }
 
 fn address(f: Option<&Found>) -> String {

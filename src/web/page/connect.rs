@@ -4,7 +4,7 @@
 //! with the `#advanced-link` always; recognition failing gives the advanced form. Discovery is
 //! `mailgate setup`'s: [`crate::discover::discover`] with the server's resolver.
 
-use super::fields::{local_password, query_value, security_name, MAX_EMAIL};
+use super::fields::{local_password, query_value, security_name, with_part, MAX_EMAIL};
 use super::{advanced, html, layout};
 use crate::config::WebOAuthApp;
 use crate::discover::{self, DiscoverError, Discovery, Source};
@@ -24,11 +24,12 @@ const STEP_TIMEOUT: Duration = Duration::from_secs(5);
 /// The whole discovery, at most (MX, several autoconfig URLs, probes).
 const DISCOVERY_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// The address form.
+/// The address form (also the `email` of the accounts' forms and links).
 #[derive(Deserialize)]
 pub struct EmailForm {
+    /// The address as sent.
     #[serde(default)]
-    email: String,
+    pub email: String,
 }
 
 /// `GET /connect`.
@@ -77,11 +78,12 @@ pub async fn submit(
             html(StatusCode::OK, layout::page(&v, t.found_title, body))
         }
         Err(e) => {
-            let why = match &e {
-                DiscoverError::NotAnAddress(_) => t.not_an_address,
-                _ => t.not_recognised,
+            let (why, tried) = match &e {
+                DiscoverError::NotAnAddress(_) => (t.not_an_address, Vec::new()),
+                DiscoverError::NotFound { tried, .. } => (t.not_recognised, tried.clone()),
+                DiscoverError::Autoconfig { .. } => (t.not_recognised, vec![e.to_string()]),
             };
-            let body = advanced::form(&v, email, None, Some((why, e.to_string())));
+            let body = advanced::form(&v, email, None, Some((why, tried)));
             html(StatusCode::OK, layout::page(&v, t.advanced_title, body))
         }
     }
@@ -160,8 +162,8 @@ fn found_page(v: &Visitor, d: &Discovery, app: Option<&WebOAuthApp>) -> Markup {
                 input type="hidden" name="email" value=(d.email);
                 button type="submit" { (t.sign_in_with) " " (button_name(app, d)) }
             }
-        } @else if identity.is_some() {
-            p.note { (t.oauth_not_set_up) }
+        } @else if let Some(p) = identity {
+            p.note id="oauth-not-set-up" { (with_part(t.oauth_not_set_up, "{provider}", markup! { (lang::brand(p)) })) }
         }
         @if password_ok && (app.is_none() || app_help.is_some()) {
             (password_form(v, &d.email, app_help))

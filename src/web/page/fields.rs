@@ -37,3 +37,21 @@ pub fn security_name(t: &Text, mode: TlsMode) -> &'static str {
         TlsMode::None => t.security_none,
     }
 }
+
+/// `text` with its `placeholder` (e.g. `{command}`) replaced by `part`, so a sentence in any
+/// word order can hold markup; `text` as it is when it has no placeholder.
+pub fn with_part(text: &str, placeholder: &str, part: Markup) -> Markup {
+    match text.split_once(placeholder) {
+        Some((before, after)) => markup! { (before) (part) (after) },
+        None => markup! { (text) },
+    }
+}
+
+/// The command that sets the operator password, in a sentence's `{command}`.
+pub fn with_command(text: &str) -> Markup {
+    with_part(
+        text,
+        "{command}",
+        markup! { code { "mailgate web-password" } },
+    )
+}

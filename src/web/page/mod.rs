@@ -1,11 +1,14 @@
 //! The pages: one file each, all in the shell of `layout.rs`, every word from `super::lang`.
 
+pub mod accounts;
 pub mod advanced;
+pub mod check;
 pub mod connect;
 pub mod fields;
 pub mod help;
 pub mod layout;
 pub mod refusal;
+pub mod remove;
 pub mod signin;
 pub mod steps;
 pub mod style;

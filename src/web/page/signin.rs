@@ -1,6 +1,7 @@
 //! `/signin` (the operator password form `#signin`, or the one-time link `?token=`) and
 //! `/signout`. A successful sign-in gets a new session id (see `guard::sessions`).
 
+use super::fields::with_command;
 use super::{html, layout, see_other};
 use crate::secret::Secret;
 use crate::web::guard::{self, signin::Refused, Visitor};
@@ -126,7 +127,7 @@ fn form(app: &App, mut v: Visitor, status: StatusCode, error: Option<&str>) -> R
 fn body(v: &Visitor, has_password: bool, error: Option<&str>) -> Markup {
     let t = v.text;
     markup! {
-        @if let Some(e) = error { p.error id="signin-error" { (e) } }
+        @if let Some(e) = error { p.error id="signin-error" { (with_command(e)) } }
         @if has_password {
             p { (t.signin_with_password) }
             form id="signin" method="post" action="/signin" {
@@ -136,7 +137,7 @@ fn body(v: &Visitor, has_password: bool, error: Option<&str>) -> Markup {
                 button type="submit" { (t.signin_button) }
             }
         } @else {
-            p { (t.signin_with_link) }
+            p { (with_command(t.signin_with_link)) }
         }
     }
 }

@@ -9,7 +9,7 @@ mod support;
 use std::net::SocketAddr;
 use support::dns::{DnsServer, Rec};
 use support::mailgate::{parse_listen_line, run};
-use support::web_client::{request, Reply, WebSession};
+use support::web_client::{request, Response, WebSession};
 use support::Mailgate;
 
 const OPERATOR_PW: &str = "operator-Secret-55";
@@ -38,7 +38,7 @@ fn link_token(gate: &Mailgate) -> String {
         .to_owned()
 }
 
-fn assert_guarded(r: &Reply, what: &str) {
+fn assert_guarded(r: &Response, what: &str) {
     let want = [
         ("x-frame-options", "DENY"),
         ("x-content-type-options", "nosniff"),
@@ -80,7 +80,7 @@ fn assert_clean(s: &WebSession, secrets: &[&str]) {
 }
 
 /// The session cookie of a reply that signed in (303 to the start page).
-fn signed_in(s: &WebSession, r: &Reply) -> String {
+fn signed_in(s: &WebSession, r: &Response) -> String {
     assert_eq!(
         (r.status, r.header("location")),
         (303, Some("/")),
@@ -91,14 +91,14 @@ fn signed_in(s: &WebSession, r: &Reply) -> String {
 }
 
 /// `POST /connect` with an address.
-fn connect(s: &mut WebSession, csrf: &str, email: &str) -> Reply {
+fn connect(s: &mut WebSession, csrf: &str, email: &str) -> Response {
     let r = s.post("/connect", &[("csrf", csrf), ("email", email)]);
     assert_eq!(r.status, 200, "{email}: {}", r.body);
     r
 }
 
 /// Whether the page has an element of this id.
-fn has(r: &Reply, id: &str) -> bool {
+fn has(r: &Response, id: &str) -> bool {
     r.body.contains(&format!("id=\"{id}\""))
 }
 
@@ -205,7 +205,14 @@ fn one_time_link_headers_csrf_languages_and_discovery() {
     assert!(has(&r, "oauth"));
     // Microsoft without an app: said so, no password form (it takes OAuth only).
     let r = connect(&mut s, &csrf, "per@outlook.com");
-    assert!(r.body.contains("[[web.oauth]]") && !has(&r, "password-form"));
+    assert!(has(&r, "oauth-not-set-up") && !has(&r, "password-form"));
+    assert!(r
+        .body
+        .contains("Ask the administrator to enable sign-in with Microsoft"));
+    assert!(
+        !r.body.contains("[[web.oauth]]"),
+        "operator wording on a user's page"
+    );
     // Nothing found: the advanced form, with why.
     let r = connect(&mut s, &csrf, "nils@nothing.test");
     assert!(
@@ -303,7 +310,8 @@ fn operator_password_from_web_password_and_the_throttle() {
     assert!(!gate.log().contains("sign in once with"));
 
     assert_clean(&s, &[OPERATOR_PW, &signed]);
-    let raw = request(addr, "GET", "/style.css", &[], None);
+    let raw =
+        request("GET", &format!("http://{addr}/style.css"), &[], None).expect("GET /style.css");
     assert_guarded(&raw, "css");
     gate.stop();
     gate.assert_no_secrets(&[OPERATOR_PW, &signed]);

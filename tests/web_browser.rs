@@ -6,9 +6,15 @@
 //! password, the one-time token, every session cookie value the browser held); screenshots
 //! go to `<target dir>/screenshots/`.
 
+/// The Accounts table and *Check now*.
+#[path = "web_browser/accounts.rs"]
+mod accounts;
 /// Wave 2: connecting a password account (tests ignored until its route is built).
 #[path = "web_browser/password.rs"]
 mod password;
+/// Removing an account.
+#[path = "web_browser/remove.rs"]
+mod remove;
 mod support;
 
 use std::cell::RefCell;
@@ -230,9 +236,15 @@ impl Site {
 /// A site with the one-time link, and an English browser signed in with it.
 fn signed_in() -> (Site, Browser) {
     let site = Site::start(None);
+    let b = signed_in_to(&site);
+    (site, b)
+}
+
+/// An English browser signed in to `site`.
+fn signed_in_to(site: &Site) -> Browser {
     let b = Browser::start("en");
     site.sign_in(&b);
-    (site, b)
+    b
 }
 
 /// The text of the page's `<h1>`.
@@ -276,7 +288,11 @@ fn the_one_time_link_signs_in_once_and_stays_out_of_the_log() {
     other.goto(site.link());
     site.check_source(&other);
     assert!(other.exists("#signin-error"), "{}", other.source());
-    assert_eq!(other.text("#signin-error"), EN.signin_link_invalid);
+    // The command in the sentence is code, not text with backticks.
+    let command = "mailgate web-password";
+    let sentence = EN.signin_link_invalid.replace("{command}", command);
+    assert_eq!(other.text("#signin-error"), sentence);
+    assert_eq!(other.text("#signin-error code"), command);
     site.visit(&other, "/connect");
     assert_eq!(other.path(), "/signin");
     // The link went to stdout once, and nowhere else.
@@ -389,6 +405,23 @@ fn the_advanced_form_on_request_and_when_recognition_fails() {
     // advanced form, saying why, with the address kept and the servers empty.
     site.connect(&b, "per@nowhere.test");
     assert_eq!(b.text("#not-recognised"), EN.not_recognised);
+    // What discovery tried is folded away, each line once (and no raw error text).
+    assert!(!b.exists("pre") && b.exists("details#tried:not([open])"));
+    let tried =
+        b.script("return Array.from(document.querySelectorAll('#tried li'), e => e.textContent);");
+    let tried: Vec<&str> = tried
+        .as_array()
+        .expect("a list")
+        .iter()
+        .filter_map(|l| l.as_str())
+        .collect();
+    assert!(!tried.is_empty());
+    let once: std::collections::HashSet<&str> = tried.iter().copied().collect();
+    assert_eq!(
+        once.len(),
+        tried.len(),
+        "a line twice in what discovery tried: {tried:?}"
+    );
     assert_eq!(b.value(&field("email")), "per@nowhere.test");
     assert_eq!(b.value(&field("imap_server")), "");
     b.fill("advanced", "imap_server", "127.0.0.1:1");

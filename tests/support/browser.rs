@@ -1,8 +1,8 @@
 //! A real browser for the connect page's tests: Debian's headless Chromium driven over
 //! WebDriver (fantoccini) through `/usr/bin/chromedriver` on a loopback port this picks, with
 //! a synchronous API (the tests are plain `#[test]` functions; each `Browser` owns a small
-//! tokio runtime and blocks on it). Also a plain HTTP/1.0 client for requests the browser
-//! cannot make (a POST without the CSRF field, reading response headers).
+//! tokio runtime and blocks on it). The plain HTTP client for requests the browser cannot make
+//! (a POST without the CSRF field, reading response headers) is `web_client`'s, re-exported.
 //!
 //! Every wait is bounded; chromedriver is ended by its own PID when the `Browser` is dropped,
 //! after the WebDriver session (and with it Chromium) is closed.
@@ -22,6 +22,7 @@ use serde_json::json;
 use tempfile::TempDir;
 
 use super::proc::{free_port, poll, stop_child, PROCESS_TIMEOUT};
+pub use super::web_client::{form_body, request, Response};
 
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 const CHROMIUM: &str = "/usr/bin/chromium";
@@ -37,8 +38,6 @@ const WAIT_TIMEOUT: Duration = Duration::from_secs(50);
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(20);
 /// The tallest window a screenshot grows to.
 const MAX_SHOT_HEIGHT: u32 = 4000;
-/// Upper bound on one plain HTTP response.
-const MAX_RESPONSE: u64 = 4 * 1024 * 1024;
 
 /// Chromium's switches: headless and without a sandbox (the tests run as root in a container),
 /// and without anything that would reach beyond loopback on its own (QUIC, background
@@ -239,6 +238,12 @@ impl Browser {
     /// Clicks the element with this id (a link or a button) and waits for the next page.
     pub fn click(&self, id: &str) {
         self.leave_by(&format!("#{id}"), Locator::Id(id));
+    }
+
+    /// Clicks the element matching the CSS selector (e.g. one row's button) and waits for
+    /// the next page.
+    pub fn press(&self, css: &str) {
+        self.leave_by(css, Locator::Css(css));
     }
 
     /// Submits the form `#form_id` with its (first) submit button, as a person would, and
@@ -444,169 +449,4 @@ pub fn assert_no_secret(page: &str, source: &str, secrets: &[&str]) {
             secret.len()
         );
     }
-}
-
-/// A plain HTTP response: status code, headers (names lower-cased, in order) and body.
-#[derive(Debug)]
-pub struct Response {
-    pub status: u16,
-    pub headers: Vec<(String, String)>,
-    pub body: String,
-}
-
-impl Response {
-    /// The first header named `name` (any case).
-    pub fn header(&self, name: &str) -> Option<&str> {
-        let name = name.to_ascii_lowercase();
-        self.headers
-            .iter()
-            .find(|(n, _)| *n == name)
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-/// One HTTP/1.1 request to `url` (`http://IP:PORT/path`) outside the browser, e.g. a POST
-/// with the browser's cookie but no CSRF field. `Connection: close`, so the response ends at
-/// the close (chromedriver refuses HTTP/1.0). Bounded in time and bytes.
-pub fn request(
-    method: &str,
-    url: &str,
-    headers: &[(&str, &str)],
-    body: Option<&str>,
-) -> Result<Response, String> {
-    let rest = url
-        .strip_prefix("http://")
-        .ok_or_else(|| format!("not an http:// address: {url}"))?;
-    let (host, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-    let path = if path.is_empty() { "/" } else { path };
-    let addr: SocketAddr = host.parse().map_err(|e| format!("{host}: {e}"))?;
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(10))
-        .map_err(|e| format!("connect {addr}: {e}"))?;
-    let timeout = Some(Duration::from_secs(30));
-    s.set_read_timeout(timeout).map_err(|e| e.to_string())?;
-    s.set_write_timeout(timeout).map_err(|e| e.to_string())?;
-    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n");
-    for (name, value) in headers {
-        let _ = write!(head, "{name}: {value}\r\n");
-    }
-    if let Some(body) = body {
-        let _ = write!(head, "Content-Length: {}\r\n", body.len());
-    }
-    head.push_str("\r\n");
-    head.push_str(body.unwrap_or_default());
-    s.write_all(head.as_bytes())
-        .map_err(|e| format!("send to {addr}: {e}"))?;
-    let raw = read_response(&mut s).map_err(|e| format!("read from {addr}: {e}"))?;
-    parse_response(&String::from_utf8_lossy(&raw))
-}
-
-/// Reads one response: up to its `Content-Length` when it has one (chromedriver keeps the
-/// connection open despite `Connection: close`), else to the end of the stream.
-fn read_response(s: &mut TcpStream) -> std::io::Result<Vec<u8>> {
-    let mut raw = Vec::new();
-    let mut buf = [0u8; 16 * 1024];
-    loop {
-        if let Some(end) = complete_length(&raw) {
-            if raw.len() >= end {
-                raw.truncate(end);
-                return Ok(raw);
-            }
-        }
-        let n = s.read(&mut buf)?;
-        if n == 0 {
-            return Ok(raw);
-        }
-        raw.extend_from_slice(&buf[..n]);
-        if raw.len() as u64 > MAX_RESPONSE {
-            return Err(std::io::Error::other("response too large"));
-        }
-    }
-}
-
-/// Where a response with a complete head and a `Content-Length` ends.
-fn complete_length(raw: &[u8]) -> Option<usize> {
-    let head_end = raw.windows(4).position(|w| w == b"\r\n\r\n")? + 4;
-    let head = String::from_utf8_lossy(&raw[..head_end]);
-    let length = head.split("\r\n").find_map(|l| {
-        let (name, value) = l.split_once(':')?;
-        name.trim()
-            .eq_ignore_ascii_case("content-length")
-            .then(|| value.trim().parse::<usize>().ok())?
-    })?;
-    Some(head_end + length)
-}
-
-fn parse_response(raw: &str) -> Result<Response, String> {
-    let (head, body) = raw
-        .split_once("\r\n\r\n")
-        .ok_or_else(|| format!("no end of headers in {} bytes", raw.len()))?;
-    let mut lines = head.split("\r\n");
-    let status_line = lines.next().unwrap_or_default();
-    let status = status_line
-        .split(' ')
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .ok_or_else(|| format!("bad status line {status_line:?}"))?;
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string()))
-        .collect();
-    let chunked = headers
-        .iter()
-        .any(|(n, v)| n == "transfer-encoding" && v.eq_ignore_ascii_case("chunked"));
-    let body = if chunked {
-        dechunk(body)?
-    } else {
-        body.to_string()
-    };
-    Ok(Response {
-        status,
-        headers,
-        body,
-    })
-}
-
-/// The body of a `Transfer-Encoding: chunked` response (trailers ignored).
-fn dechunk(mut rest: &str) -> Result<String, String> {
-    let mut body = String::new();
-    loop {
-        let (size_line, after) = rest.split_once("\r\n").ok_or("chunked body cut short")?;
-        let size_text = size_line.split(';').next().unwrap_or_default().trim();
-        let size = usize::from_str_radix(size_text, 16)
-            .map_err(|_| format!("bad chunk size {size_text:?}"))?;
-        if size == 0 {
-            return Ok(body);
-        }
-        let chunk = after.get(..size).ok_or("chunk cut short")?;
-        body.push_str(chunk);
-        rest = after
-            .get(size..)
-            .and_then(|r| r.strip_prefix("\r\n"))
-            .ok_or("no line end after a chunk")?;
-    }
-}
-
-/// `application/x-www-form-urlencoded` of `fields`.
-pub fn form_body(fields: &[(&str, &str)]) -> String {
-    fields
-        .iter()
-        .map(|(k, v)| format!("{}={}", form_escape(k), form_escape(v)))
-        .collect::<Vec<_>>()
-        .join("&")
-}
-
-fn form_escape(s: &str) -> String {
-    let mut out = String::new();
-    for b in s.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'*' => {
-                out.push(b as char)
-            }
-            b' ' => out.push('+'),
-            _ => {
-                let _ = write!(out, "%{b:02X}");
-            }
-        }
-    }
-    out
 }

@@ -15,11 +15,11 @@ use crate::support::browser::Browser;
 use crate::support::postfix::DOMAIN;
 use crate::support::{DovecotOpts, Postfix};
 
-const UPSTREAM_PW: &str = "upstream-Secret-9d41";
+pub const UPSTREAM_PW: &str = "upstream-Secret-9d41";
 const LOCAL_PW: &str = "local-Secret-2c7f";
 
 /// Dovecot (plain IMAP, and Postfix's SASL) and Postfix for `ola@example.test`.
-fn upstreams() -> Postfix {
+pub fn upstreams() -> Postfix {
     Postfix::start_with(
         &["ola"],
         UPSTREAM_PW,

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use super::password::{upstreams, UPSTREAM_PW};
-use super::{signed_in_to, title, Site};
+use super::{signed_in, signed_in_to, title, Site};
 use crate::support::browser::Browser;
 use crate::support::config::toml_str;
 use crate::support::dns::DnsServer;
@@ -216,4 +216,20 @@ fn a_wrong_stored_password_fails_the_check_with_advice() {
     let body = format!("csrf={token}&email=nobody%40example.test");
     let resp = s.send(&b, "POST", "/accounts/check", Some(&body));
     assert_eq!(resp.status, 404, "{}", resp.body);
+}
+
+#[test]
+fn without_accounts_the_page_says_so_and_links_to_connect() {
+    let (s, b) = signed_in();
+    s.visit(&b, "/accounts");
+    assert!(!b.exists("table#accounts"));
+    let sentence = b.text("#no-accounts");
+    assert!(sentence.starts_with(EN.accounts_none), "{sentence}");
+    assert_eq!(
+        b.attr("#no-accounts a", "href").as_deref(),
+        Some("/connect")
+    );
+    // Nothing to check or remove.
+    let resp = s.send(&b, "GET", "/accounts/remove?email=ola%40example.test", None);
+    assert_eq!(resp.status, 404);
 }

@@ -263,6 +263,9 @@ mod tests {
                 t.help_imap,
                 t.step_logout,
                 t.not_recognised,
+                t.accounts_title,
+                t.remove_untouched,
+                t.error_details,
             ];
             assert!(all.iter().all(|s| !s.trim().is_empty()), "{}", t.code);
         }

@@ -6,7 +6,10 @@
 //! password, the one-time token, every session cookie value the browser held); screenshots
 //! go to `<target dir>/screenshots/`.
 
-/// Wave 2: connecting a password account (tests ignored until its route is built).
+/// Editing an account.
+#[path = "web_browser/edit.rs"]
+mod edit;
+/// Connecting a password account.
 #[path = "web_browser/password.rs"]
 mod password;
 mod support;

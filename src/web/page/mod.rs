@@ -1,11 +1,16 @@
 //! The pages: one file each, all in the shell of `layout.rs`, every word from `super::lang`.
 
+pub mod account_form;
 pub mod advanced;
 pub mod connect;
+pub mod done;
+pub mod edit;
 pub mod fields;
 pub mod help;
 pub mod layout;
+pub mod password;
 pub mod refusal;
+pub mod save;
 pub mod signin;
 pub mod steps;
 pub mod style;

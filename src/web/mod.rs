@@ -166,16 +166,13 @@ pub fn router(app: App) -> Router {
         .route("/connect/advanced", get(advanced::show))
         .route("/help", get(help::show))
         .route("/connect/password", post(password::submit))
-        // wave 2: OAuth authorization code + PKCE.
-        .route("/connect/oauth", post(refusal::not_built))
-        // wave 2
-        .route("/oauth/callback", get(refusal::not_built))
+        .route("/connect/oauth", post(oauth::connect))
+        .route("/oauth/callback", get(oauth::callback))
         // wave 2: the accounts list and its actions.
         .route("/accounts", get(refusal::not_built))
         // wave 2
         .route("/accounts/check", post(refusal::not_built))
-        // wave 2
-        .route("/accounts/reauthorize", post(refusal::not_built))
+        .route("/accounts/reauthorize", post(oauth::reauthorize))
         .route("/accounts/edit", get(edit::show).post(edit::submit))
         // wave 2
         .route(

@@ -11,10 +11,11 @@ use crate::net::TlsMode;
 use crate::secret::Secret;
 use crate::setup::{self, AddressError, Manual, ManualError, Which};
 use crate::web::lang::Text;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
-/// Every field an account form may have (absent ones empty).
-#[derive(Deserialize, Default)]
+/// Every field an account form may have (absent ones empty). Serialized (for a sign-in in
+/// progress) without the passwords.
+#[derive(Deserialize, Serialize, Default)]
 pub struct AccountForm {
     #[serde(default)]
     pub email: String,
@@ -31,9 +32,9 @@ pub struct AccountForm {
     /// The preset the found page used (its id); its servers are the built-in table's.
     #[serde(default)]
     pub preset: String,
-    #[serde(default)]
+    #[serde(default, skip_serializing)]
     password: String,
-    #[serde(default)]
+    #[serde(default, skip_serializing)]
     local_password: String,
 }
 

@@ -6,7 +6,7 @@
 use super::{html, layout, steps};
 use crate::check::folders::FolderReport;
 use crate::secret::Secret;
-use crate::setup::CheckOutcome;
+use crate::setup::{CheckOutcome, Plan};
 use crate::web::guard::Visitor;
 use crate::web::lang::Text;
 use crate::web::App;
@@ -14,22 +14,16 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use maud::{html as markup, Markup};
 
-/// What the done page shows.
-pub struct Done<'a> {
-    /// The address (the client's user name).
-    pub email: &'a str,
-    /// Whether the account has an SMTP server (else no outgoing settings).
-    pub sends: bool,
-    /// The local password, typed or generated: shown once, here.
-    pub local_password: &'a Secret,
-    /// The passed test.
-    pub tested: &'a CheckOutcome,
-    /// Whether the server serves the account already.
-    pub applied: bool,
-}
-
-/// The `#done` page.
-pub fn page(v: &Visitor, app: &App, d: &Done) -> Response {
+/// The `#done` page for `plan`'s account, written after `tested` passed; `local_password`:
+/// typed or generated, shown here once; `applied`: the server serves the account already.
+pub fn page(
+    v: &Visitor,
+    app: &App,
+    plan: &Plan,
+    local_password: &Secret,
+    tested: &CheckOutcome,
+    applied: bool,
+) -> Response {
     let t = v.text;
     let config = app.config();
     let server = &config.server;
@@ -42,8 +36,8 @@ pub fn page(v: &Visitor, app: &App, d: &Done) -> Response {
         None => t.security_none,
     };
     let body = markup! {
-        (steps::list(t, &d.tested.steps))
-        @if !d.applied { p.note id="not-applied" { (t.not_applied) } }
+        (steps::list(t, &tested.steps))
+        @if !applied { p.note id="not-applied" { (t.not_applied) } }
         section id="done" {
             p { (t.done_intro) }
             dl {
@@ -52,7 +46,7 @@ pub fn page(v: &Visitor, app: &App, d: &Done) -> Response {
                 dt { (t.imap_port_label) }
                 dd id="imap-port" { (imap.port()) }
                 dt { (t.smtp_port_label) }
-                @if d.sends {
+                @if plan.found.smtp.is_some() {
                     dd id="smtp-port" { (smtp.port()) }
                 } @else {
                     dd { (t.no_smtp) }
@@ -60,11 +54,11 @@ pub fn page(v: &Visitor, app: &App, d: &Done) -> Response {
                 dt { (t.client_security_label) }
                 dd id="security" { (security) }
                 dt { (t.client_user_label) }
-                dd id="client-user" { (d.email) }
+                dd id="client-user" { (plan.email) }
                 dt { (t.client_password_label) }
-                dd { code id="local-password" { (d.local_password.expose()) } br; span.hint { (t.local_password_once) } }
+                dd { code id="local-password" { (local_password.expose()) } br; span.hint { (t.local_password_once) } }
             }
-            (folders(t, d.tested.folders.as_ref()))
+            (folders(t, tested.folders.as_ref()))
         }
     };
     html(StatusCode::OK, layout::page(v, t.done_title, body))

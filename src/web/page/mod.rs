@@ -8,6 +8,7 @@ pub mod edit;
 pub mod fields;
 pub mod help;
 pub mod layout;
+pub mod oauth;
 pub mod password;
 pub mod refusal;
 pub mod save;

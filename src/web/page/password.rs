@@ -5,7 +5,7 @@
 
 use super::account_form::{sentence, AccountForm, FormError};
 use super::advanced::{servers_form, Kind, Prefill};
-use super::done::{self, Done};
+use super::done;
 use super::save::{self, Saved};
 use super::{html, layout, steps};
 use crate::setup::{self, Credential, SetupError, Step, Target};
@@ -65,14 +65,7 @@ pub async fn submit(
     let written = save::test_and_write(&app, &target, &plan, shared.as_deref()).await;
     match written {
         Ok(Saved::Written { tested, applied }) => {
-            let d = Done {
-                email: &plan.email,
-                sends: plan.found.smtp.is_some(),
-                local_password: &local,
-                tested: &tested,
-                applied,
-            };
-            done::page(&v, &app, &d)
+            done::page(&v, &app, &plan, &local, &tested, applied)
         }
         Ok(Saved::Failed(tested)) => again(t.test_failed, Some(&tested.steps)),
         Err(SetupError::Duplicate { .. }) => again(t.duplicate_account, None),

@@ -119,6 +119,21 @@ fn an_oauth_account_connects_through_the_provider_and_is_reauthorized() {
     let login = w.site.gate.imap_login(EMAIL, &local);
     assert!(login.contains("auth OK"), "{login}");
 
+    // Its edit form changes servers only; saved unchanged, the sign-in settings stay.
+    w.site.visit(&b, "/accounts/edit?email=ola%40example.test");
+    assert!(
+        b.exists("form#edit [name=\"imap_server\"]"),
+        "{}",
+        b.source()
+    );
+    assert!(!b.exists("form#edit [name=\"password\"]"));
+    assert!(!b.exists("form#edit [name=\"local_password\"]"));
+    b.submit("edit");
+    w.check(&b);
+    assert!(b.exists("#edited"), "{}", b.source());
+    let config = fs::read_to_string(&w.site.gate.config_path).expect("config");
+    assert!(config.contains("[account.oauth2]"), "{config}");
+
     // The provider revokes the tokens: logins fail until the account signs in again.
     w.idp.revoke_refresh_tokens();
     w.idp.expire_access_tokens();

@@ -9,7 +9,13 @@
 /// The Accounts table and *Check now*.
 #[path = "web_browser/accounts.rs"]
 mod accounts;
-/// Wave 2: connecting a password account (tests ignored until its route is built).
+/// Editing an account.
+#[path = "web_browser/edit.rs"]
+mod edit;
+/// Connecting and re-authorizing an OAuth account.
+#[path = "web_browser/oauth.rs"]
+mod oauth;
+/// Connecting a password account.
 #[path = "web_browser/password.rs"]
 mod password;
 /// Removing an account.
@@ -60,6 +66,12 @@ impl Site {
     /// No accounts, `[web]` on a free loopback port; `operator_password`: set its hash, else
     /// the one-time link is read from mailgate's stdout.
     fn start(operator_password: Option<&'static str>) -> Site {
+        Site::start_with(operator_password, "")
+    }
+
+    /// [`Site::start`] with `extra` appended to the config after `[web]` (e.g. a
+    /// `[[web.oauth]]` app).
+    fn start_with(operator_password: Option<&'static str>, extra: &str) -> Site {
         // The resolver knows one domain, by MX; every other name does not exist.
         let dns = DnsServer::start(&[(MX_DOMAIN, Rec::Mx(10, "aspmx.l.google.com".into()))]);
         let mut last = String::new();
@@ -77,6 +89,7 @@ impl Site {
                 let hash = toml_str(&cached_hash(pw));
                 toml.push_str(&format!("operator_password_hash = {hash}\n"));
             }
+            toml.push_str(extra);
             match Mailgate::try_start(&toml, &[], "text") {
                 Ok(gate) => return Site::started(gate, listen, operator_password, dns),
                 Err(e) if e.contains("in use") => last = e,

@@ -162,7 +162,13 @@ impl Server {
                 info!("web listening on {addr}");
             }
             let (rx, shutdown) = (config_tx.subscribe(), state.shared.shutdown.clone());
-            tokio::spawn(crate::web::serve(web, rx, web_reload, shutdown));
+            // The done page names the ports the mail listeners got (also for `…:0`).
+            let listening = self
+                .listeners
+                .iter()
+                .filter_map(|l| Some((l.name(), l.local_addr().ok()?)))
+                .collect();
+            tokio::spawn(crate::web::serve(web, rx, web_reload, listening, shutdown));
         }
 
         let mut reloads = Reloads::default();

@@ -77,6 +77,11 @@ pub(super) fn account_table(plan: &Plan, credential: CredentialLine) -> Table {
     }
     if let Some(t) = oauth_table(&plan.credential) {
         account.insert("oauth2", Item::Table(t));
+    } else if let CredentialLine::Kept(old) = credential {
+        // An OAuth account edited with its credential kept: its sign-in settings, as they are.
+        if let Some(t) = old.get("oauth2") {
+            account.insert("oauth2", t.clone());
+        }
     }
     if let Some(client) = plan.client.filter(|c| *c != crate::mailbox::Profile::None) {
         let mut folders = Table::new();

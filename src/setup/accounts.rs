@@ -3,7 +3,7 @@
 //! *Check now* ([`check_account`]), the live test's own steps on a loaded account, with one
 //! line of advice per failed step.
 
-use super::live::{failure, run};
+use super::live::run;
 use crate::activity::{self, Login, Recent};
 use crate::check::folders::FolderReport;
 use crate::config::Config;
@@ -72,46 +72,7 @@ pub async fn check_account(config: &Config, email: &str) -> Option<CheckOutcome>
     let account = config.account(email)?;
     let ran = run(account, &config.server, false).await;
     let preset = crate::provider::by_imap_host(&account.imap.target.host);
-    let failed = |e: &crate::upstream::UpstreamError| {
-        let f = failure(preset, None, e);
-        StepFailure {
-            kind: Some(e.kind()),
-            reason: f.reason,
-            advice: f.advice,
-        }
-    };
-    let mut steps = Vec::new();
-    let mut folders = None;
-    match &ran.imap {
-        Ok(listed) => {
-            steps.push(Step {
-                kind: StepKind::ImapLogin,
-                outcome: Ok(()),
-            });
-            folders = listed.clone();
-            steps.push(Step {
-                kind: StepKind::FolderList,
-                outcome: match listed {
-                    Some(_) => Ok(()),
-                    None => Err(StepFailure {
-                        kind: None,
-                        reason: "the server would not list the folders".into(),
-                        advice: String::new(),
-                    }),
-                },
-            });
-        }
-        Err(e) => steps.push(Step {
-            kind: StepKind::ImapLogin,
-            outcome: Err(failed(e)),
-        }),
-    }
-    if let Some(smtp) = &ran.smtp {
-        steps.push(Step {
-            kind: StepKind::SmtpAuth,
-            outcome: smtp.as_ref().map(|_| ()).map_err(failed),
-        });
-    }
+    let (steps, folders) = super::steps::steps_of(&ran, preset, None);
     let outcome = CheckOutcome {
         at: activity::unix_now(),
         steps,

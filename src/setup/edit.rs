@@ -8,12 +8,12 @@ use crate::pgstore::Shared;
 use toml_edit::{DocumentMut, Table};
 
 /// The old account's table, for [`super::Credential::Keep`]: refused for a new account and for
-/// one without a password to keep (an OAuth account).
+/// one with neither a password nor OAuth settings to keep.
 pub(super) fn kept(target: &Target) -> Result<&Table, SetupError> {
     let old = target.old.as_ref().ok_or_else(|| {
         SetupError::Invalid("there is no stored password to keep for a new account".into())
     })?;
-    if kept_lines(&old.table, "imap").is_empty() {
+    if kept_lines(&old.table, "imap").is_empty() && old.table.get("oauth2").is_none() {
         return Err(SetupError::Invalid(
             "the account has no stored password to keep: give one".into(),
         ));

@@ -104,3 +104,30 @@ fn keep_needs_an_existing_password() {
     ));
     assert_eq!(std::fs::read_to_string(&path).unwrap(), text);
 }
+
+#[test]
+fn keep_on_an_oauth_account_keeps_its_sign_in_settings() {
+    let oauth = "\n[[account]]\nemail = \"c@example.no\"\nlocal_password_hash = \"z\"\n[account.imap]\nserver = \"old.example.no:993\"\n[account.oauth2]\nclient_id = \"app\"\nauthorize_url = \"https://idp.example.no/a\"\ntoken_url = \"https://idp.example.no/t\"\nscopes = [\"mail\"]\n";
+    let text = format!("{HEAD}{oauth}{TAIL}");
+    let (dir, path) = file(&text);
+    let t = Target::open_edit(&path, "c@example.no").unwrap();
+    write(
+        &t,
+        &plan("c@example.no", "new.example.no", Credential::Keep),
+        dir.path(),
+    )
+    .unwrap();
+    let after = std::fs::read_to_string(&path).unwrap();
+    assert!(after.starts_with(HEAD) && after.ends_with(TAIL), "{after}");
+    assert!(after.contains("server = \"new.example.no:143\""), "{after}");
+    assert!(
+        after.contains("[account.oauth2]\nclient_id = \"app\""),
+        "{after}"
+    );
+    assert!(
+        after.contains("token_url = \"https://idp.example.no/t\""),
+        "{after}"
+    );
+    let account = &after[HEAD.len()..];
+    assert!(!account.contains("password_file") && !account.contains("password ="));
+}

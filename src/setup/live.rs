@@ -23,12 +23,8 @@ pub struct Tested {
 /// password inline, in memory only), and lists the folders. For OAuth, tokens must already be
 /// stored.
 pub async fn live_test(target: &Target, plan: &Plan) -> Result<Tested, SetupError> {
-    let none = Secret::default();
-    let cfg = target.load_alone(plan, super::store::inline_credential(target, plan, &none)?)?;
-    let account = cfg
-        .accounts
-        .first()
-        .ok_or_else(|| SetupError::Invalid("the account did not load".into()))?;
+    let cfg = loaded(target, plan)?;
+    let account = first(&cfg)?;
     let ran = run(account, &cfg.server, true).await;
     let failed = |step, e: &UpstreamError| {
         let f = failure(plan.found.preset, plan.ca_file.as_deref(), e);
@@ -47,6 +43,21 @@ pub async fn live_test(target: &Target, plan: &Plan) -> Result<Tested, SetupErro
         config: cfg,
         folders,
     })
+}
+
+/// The account of `plan` as it will load (the password inline, in memory only), alone in a
+/// config with the file's `[server]`.
+pub(super) fn loaded(target: &Target, plan: &Plan) -> Result<Config, SetupError> {
+    let none = Secret::default();
+    target.load_alone(plan, super::store::inline_credential(target, plan, &none)?)
+}
+
+/// The one account of a config from [`loaded`].
+pub(super) fn first(cfg: &Config) -> Result<&Account, SetupError> {
+    cfg.accounts
+        .first()
+        .map(|a| &**a)
+        .ok_or_else(|| SetupError::Invalid("the account did not load".into()))
 }
 
 /// What the steps found: the IMAP login (with the folders, `None` when the server would not

@@ -33,6 +33,7 @@ mod live;
 mod remove;
 mod servers;
 mod sign_in;
+mod steps;
 mod store;
 mod target;
 #[cfg(test)]
@@ -51,6 +52,7 @@ pub use servers::{
     default_security, host_port, manual, security, AddressError, Manual, ManualError, Which,
 };
 pub use sign_in::SignIn;
+pub use steps::live_steps;
 pub use store::store_account;
 pub use target::{Target, EXAMPLE_EMAIL, NEW_FILE};
 
@@ -121,8 +123,8 @@ pub enum SetupError {
 pub enum Credential {
     /// A password or app password.
     Password(Secret),
-    /// The password the account has now, unchanged: only for an edit
-    /// ([`Target::open_edit`]), whose live test uses the stored password.
+    /// The credential the account has now, unchanged (its password, or its OAuth settings
+    /// and stored tokens): only for an edit ([`Target::open_edit`]), whose live test uses it.
     Keep,
     /// OAuth 2.0 (`[account.oauth2]`).
     OAuth {

@@ -55,18 +55,20 @@ pub async fn bind(config: &Config) -> std::io::Result<Option<Bound>> {
 
 /// Serves the page until `shutdown`. Without an operator password, prints the one-time
 /// sign-in link on standard output (never into the log).
-/// `reload`: where the pages ask the server to read the accounts again after changing them.
+/// `reload`: where the pages ask the server to read the accounts again after changing them;
+/// `listening`: the mail listeners' names (`imap`, `smtp`, …) and bound addresses.
 pub async fn serve(
     bound: Bound,
     config: watch::Receiver<Arc<Config>>,
     reload: tokio::sync::mpsc::Sender<()>,
+    listening: Vec<(&'static str, std::net::SocketAddr)>,
     mut shutdown: Shutdown,
 ) {
     let Ok(addr) = bound.local_addr() else {
         tracing::error!("connect page: the listener has no address; not serving");
         return;
     };
-    let app = App::new(config, bound.tls.is_some(), addr, reload);
+    let app = App::new(config, bound.tls.is_some(), addr, reload, listening);
     let cfg = app.config();
     if cfg
         .web

@@ -43,17 +43,20 @@ struct Inner {
     bound: SocketAddr,
     /// Asks the server to read the configuration again (as SIGHUP does).
     reload: mpsc::Sender<()>,
+    /// The mail listeners (`imap`, `smtp`, …) and the addresses they are bound to.
+    listening: Vec<(&'static str, SocketAddr)>,
 }
 
 impl App {
     /// The page's state over the configuration watch; `secure`: served over TLS; `bound`: the
     /// listener's address; `reload`: where a page that changed the accounts asks the server to
-    /// read them again.
+    /// read them again; `listening`: the mail listeners' names and bound addresses.
     pub fn new(
         config: watch::Receiver<Arc<Config>>,
         secure: bool,
         bound: SocketAddr,
         reload: mpsc::Sender<()>,
+        listening: Vec<(&'static str, SocketAddr)>,
     ) -> App {
         App {
             inner: Arc::new(Inner {
@@ -63,6 +66,7 @@ impl App {
                 secure,
                 bound,
                 reload,
+                listening,
             }),
         }
     }
@@ -78,6 +82,12 @@ impl App {
         let wait = watch.wait_for(|c| applied(c));
         let seen = matches!(tokio::time::timeout(APPLY_TIMEOUT, wait).await, Ok(Ok(_)));
         seen
+    }
+
+    /// Where the mail listener `name` (`imap`, `smtp`, `imaps`, `smtps`) is bound, if it is.
+    pub fn listening(&self, name: &str) -> Option<SocketAddr> {
+        let found = self.inner.listening.iter().find(|(n, _)| *n == name);
+        found.map(|(_, a)| *a)
     }
 
     /// The configuration of the moment.
@@ -144,7 +154,7 @@ fn origin(url: &str) -> Option<String> {
         .then(|| format!("{scheme}://{authority}"))
 }
 
-/// Every route of the page. The ones marked `wave 2` are filled by the next step.
+/// Every route of the page.
 pub fn router(app: App) -> Router {
     use page::*;
     Router::new()
@@ -155,21 +165,13 @@ pub fn router(app: App) -> Router {
         .route("/connect", get(connect::show).post(connect::submit))
         .route("/connect/advanced", get(advanced::show))
         .route("/help", get(help::show))
-        // wave 2: the account is tested live and written (`setup`'s code).
-        .route("/connect/password", post(refusal::not_built))
-        // wave 2: OAuth authorization code + PKCE.
-        .route("/connect/oauth", post(refusal::not_built))
-        // wave 2
-        .route("/oauth/callback", get(refusal::not_built))
+        .route("/connect/password", post(password::submit))
+        .route("/connect/oauth", post(oauth::connect))
+        .route("/oauth/callback", get(oauth::callback))
         .route("/accounts", get(accounts::show))
         .route("/accounts/check", post(check::submit))
-        // wave 2
-        .route("/accounts/reauthorize", post(refusal::not_built))
-        // wave 2
-        .route(
-            "/accounts/edit",
-            get(refusal::not_built).post(refusal::not_built),
-        )
+        .route("/accounts/reauthorize", post(oauth::reauthorize))
+        .route("/accounts/edit", get(edit::show).post(edit::submit))
         .route("/accounts/remove", get(remove::show).post(remove::submit))
         .fallback(refusal::not_found)
         .layer(axum::middleware::from_fn_with_state(

@@ -2,9 +2,7 @@
 //! real Dovecot (IMAP) and Postfix (submission), both without TLS on loopback (the advanced
 //! form has no CA field, so the plain ports keep these tests free of trust questions), the
 //! live test's steps, the final page, and the account then working through mailgate.
-//!
-//! Ignored until `/connect/password` replaces its 501 placeholder (webcore's wave 2): the
-//! element ids are the shared design's (`#steps` with `li.ok`/`li.fail`, `#done`,
+//! The element ids are the shared design's (`#steps` with `li.ok`/`li.fail`, `#done`,
 //! `#client-server`, `#imap-port`, `#smtp-port`, `#client-user`, `#local-password`,
 //! `#security`, `#folders`).
 
@@ -16,7 +14,7 @@ use crate::support::postfix::DOMAIN;
 use crate::support::{DovecotOpts, Postfix};
 
 pub const UPSTREAM_PW: &str = "upstream-Secret-9d41";
-const LOCAL_PW: &str = "local-Secret-2c7f";
+pub const LOCAL_PW: &str = "local-Secret-2c7f";
 
 /// Dovecot (plain IMAP, and Postfix's SASL) and Postfix for `ola@example.test`.
 pub fn upstreams() -> Postfix {
@@ -34,27 +32,38 @@ pub fn upstreams() -> Postfix {
 /// submits it.
 fn connect_by_hand(site: &Site, b: &Browser, up: &Postfix, password: &str) {
     site.visit(b, &format!("/connect/advanced?email=ola%40{DOMAIN}"));
-    b.fill(
-        "advanced",
-        "imap_server",
-        &up.dovecot.imap_addr().to_string(),
-    );
-    b.choose("advanced", "imap_security", "none");
-    b.fill(
-        "advanced",
-        "smtp_server",
-        &format!("127.0.0.1:{}", up.plain_port),
-    );
-    b.choose("advanced", "smtp_security", "none");
-    b.fill("advanced", "username", "ola");
+    fill_servers(b, up, true);
+    // The user name at Dovecot is the address: the field stays empty.
     b.fill("advanced", "password", password);
     b.fill("advanced", "local_password", LOCAL_PW);
     b.submit("advanced");
-    site.check_with(b, &[UPSTREAM_PW, LOCAL_PW]);
+    check_result(site, b);
+}
+
+/// Fills `#advanced` with Dovecot's plain IMAP port and, if `smtp`, Postfix's plain
+/// submission port (else no SMTP server: the account only receives).
+pub fn fill_servers(b: &Browser, up: &Postfix, smtp: bool) {
+    let imap = up.dovecot.imap_addr().to_string();
+    b.fill("advanced", "imap_server", &imap);
+    b.choose("advanced", "imap_security", "none");
+    if smtp {
+        let server = format!("127.0.0.1:{}", up.plain_port);
+        b.fill("advanced", "smtp_server", &server);
+        b.choose("advanced", "smtp_security", "none");
+    }
+}
+
+/// Checks the page after connecting: never the upstream password; the local password only
+/// on the `#done` page, which shows it once.
+pub fn check_result(site: &Site, b: &Browser) {
+    if b.exists("#done") {
+        site.check_with(b, &[UPSTREAM_PW]);
+    } else {
+        site.check_with(b, &[UPSTREAM_PW, LOCAL_PW]);
+    }
 }
 
 #[test]
-#[ignore = "wave 2: /connect/password is still a 501 placeholder"]
 fn a_password_account_connects_and_works_through_mailgate() {
     let up = upstreams();
     let (site, b) = signed_in();
@@ -70,6 +79,9 @@ fn a_password_account_connects_and_works_through_mailgate() {
     assert_eq!(b.text("#local-password"), LOCAL_PW);
     assert!(b.text("#folders").contains("INBOX"));
     b.screenshot("done");
+    // Shown once: no other page has it.
+    site.visit(&b, "/connect");
+    site.check_with(&b, &[UPSTREAM_PW, LOCAL_PW]);
     let config = fs::read_to_string(&site.gate.config_path).expect("config");
     assert!(
         config.contains(&format!("email = \"ola@{DOMAIN}\"")),
@@ -85,7 +97,6 @@ fn a_password_account_connects_and_works_through_mailgate() {
 }
 
 #[test]
-#[ignore = "wave 2: /connect/password is still a 501 placeholder"]
 fn a_wrong_password_fails_its_step_with_advice_and_writes_nothing() {
     let up = upstreams();
     let (site, b) = signed_in();
@@ -102,4 +113,37 @@ fn a_wrong_password_fails_its_step_with_advice_and_writes_nothing() {
     assert!(failed.lines().count() >= 1 && !failed.trim().is_empty());
     b.screenshot("step-failed");
     assert_eq!(fs::read(&site.gate.config_path).expect("config"), before);
+}
+
+#[test]
+fn recognition_failing_leads_to_the_advanced_form_and_connects() {
+    let up = upstreams();
+    let (site, b) = signed_in();
+    // The site's resolver knows nothing of example.test: no preset, MX, autoconfig or guess.
+    site.connect(&b, &format!("ola@{DOMAIN}"));
+    assert!(b.exists("#not-recognised"), "{}", b.source());
+    fill_servers(&b, &up, true);
+    b.fill("advanced", "password", UPSTREAM_PW);
+    // No local password typed: one is generated and shown once.
+    b.submit("advanced");
+    site.check_with(&b, &[UPSTREAM_PW]);
+    b.wait_for("#done");
+    assert!(!b.exists("#steps li.fail"), "{}", b.text("#steps"));
+    let generated = b.text("#local-password");
+    assert_eq!(generated.len(), 20, "a generated local password");
+    let config = fs::read_to_string(&site.gate.config_path).expect("config");
+    assert!(!config.contains(&generated) && !config.contains(UPSTREAM_PW));
+    let out = site.gate.imap_login(&format!("ola@{DOMAIN}"), &generated);
+    assert!(out.contains("auth OK"), "{out}");
+    // A second connect of the same address is refused, and nothing changes.
+    connect_by_hand(&site, &b, &up, UPSTREAM_PW);
+    assert!(!b.exists("#done"));
+    assert_eq!(
+        b.text("#form-error"),
+        mailgate::web::lang::EN.duplicate_account
+    );
+    assert_eq!(
+        fs::read_to_string(&site.gate.config_path).expect("config"),
+        config
+    );
 }

@@ -23,6 +23,13 @@ pub struct EmailQuery {
     email: String,
 }
 
+impl EmailQuery {
+    /// The address, trimmed.
+    pub fn email(&self) -> &str {
+        self.email.trim()
+    }
+}
+
 /// `GET /connect/advanced?email=`.
 pub async fn show(Extension(v): Extension<Visitor>, Query(q): Query<EmailQuery>) -> Response {
     let t = v.text;
@@ -34,6 +41,53 @@ pub async fn show(Extension(v): Extension<Visitor>, Query(q): Query<EmailQuery>)
     html(StatusCode::OK, layout::page(&v, t.advanced_title, body))
 }
 
+/// What the servers form shows: the address and the servers as typed or found.
+#[derive(Default)]
+pub struct Prefill {
+    /// The address.
+    pub email: String,
+    /// IMAP `host:port`.
+    pub imap_server: String,
+    /// Its security (`None`: SSL/TLS).
+    pub imap_security: Option<TlsMode>,
+    /// SMTP `host:port` (empty: receive only).
+    pub smtp_server: String,
+    /// Its security.
+    pub smtp_security: Option<TlsMode>,
+    /// The user name at the provider (empty: the address).
+    pub username: String,
+}
+
+impl Prefill {
+    /// The servers of `d` (the user name only when it is not the address).
+    pub fn of(d: &Discovery) -> Prefill {
+        let username = Some(d.imap.username.as_str())
+            .filter(|u| *u != d.email)
+            .unwrap_or_default();
+        Prefill {
+            email: d.email.clone(),
+            imap_server: d.imap.address(),
+            imap_security: Some(d.imap.tls),
+            smtp_server: d.smtp.as_ref().map(Found::address).unwrap_or_default(),
+            smtp_security: d.smtp.as_ref().map(|f| f.tls),
+            username: username.to_owned(),
+        }
+    }
+}
+
+/// Which servers form: a new account's (`#advanced`), or an account's edit (`#edit`: the
+/// address read-only, empty passwords keep the stored ones; an OAuth account has none).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// `form#advanced`, to `/connect/password`.
+    New,
+    /// `form#edit`, to `/accounts/edit`.
+    Edit {
+        /// The account signs in with OAuth: no password fields.
+        oauth: bool,
+    },
+}
+
 /// The `#advanced` form; `why`: the sentence and what discovery tried when recognition
 /// failed (technical, so folded away; each line once).
 pub fn form(
@@ -42,10 +96,9 @@ pub fn form(
     prefill: Option<&Discovery>,
     why: Option<(&str, Vec<String>)>,
 ) -> Markup {
+    let mut p = prefill.map(Prefill::of).unwrap_or_default();
+    p.email = email.to_owned();
     let t = v.text;
-    let imap = prefill.map(|d| &d.imap);
-    let smtp = prefill.and_then(|d| d.smtp.as_ref());
-    let username = imap.map(|f| f.username.as_str()).filter(|u| *u != email);
     markup! {
         @if let Some((sentence, tried)) = why {
             p.note id="not-recognised" { (sentence) }
@@ -58,24 +111,53 @@ pub fn form(
         } @else {
             p { (t.advanced_intro) }
         }
-        form id="advanced" method="post" action="/connect/password" {
+        (servers_form(v, Kind::New, &p))
+    }
+}
+
+/// The servers form of `kind`, filled with `p` (passwords always empty).
+pub fn servers_form(v: &Visitor, kind: Kind, p: &Prefill) -> Markup {
+    let t = v.text;
+    let (id, action, button) = match kind {
+        Kind::New => ("advanced", "/connect/password", t.connect_button),
+        Kind::Edit { .. } => ("edit", "/accounts/edit", t.save_button),
+    };
+    let edit = matches!(kind, Kind::Edit { .. });
+    markup! {
+        form id=(id) method="post" action=(action) {
             (layout::csrf(v))
             label for="email" { (t.email_label) }
-            input type="email" id="email" name="email" value=(email) maxlength="254" required;
+            @if edit {
+                input type="email" id="email" name="email" value=(p.email) readonly;
+            } @else {
+                input type="email" id="email" name="email" value=(p.email) maxlength="254" required;
+            }
             label for="imap_server" { (t.imap_server_label) }
-            input type="text" id="imap_server" name="imap_server" value=(address(imap)) placeholder="imap.example.com:993" required;
-            (security(t, "imap_security", imap.map(|f| f.tls)))
+            input type="text" id="imap_server" name="imap_server" value=(p.imap_server) placeholder="imap.example.com:993" required;
+            (security(t, "imap_security", p.imap_security))
             label for="smtp_server" { (t.smtp_server_label) }
-            input type="text" id="smtp_server" name="smtp_server" value=(address(smtp)) placeholder="smtp.example.com:465";
+            input type="text" id="smtp_server" name="smtp_server" value=(p.smtp_server) placeholder="smtp.example.com:465";
             p.hint { (t.smtp_empty_hint) }
-            (security(t, "smtp_security", smtp.map(|f| f.tls)))
-            label for="username" { (t.username_label) }
-            input type="text" id="username" name="username" value=(username.unwrap_or_default()) autocomplete="off";
-            p.hint { (t.username_hint) }
-            label for="password" { (t.password_label) }
-            input type="password" id="password" name="password" autocomplete="off" required;
-            (local_password(t))
-            button type="submit" id="connect-button" { (t.connect_button) }
+            (security(t, "smtp_security", p.smtp_security))
+            @match kind {
+                Kind::Edit { oauth: true } => {},
+                Kind::Edit { oauth: false } => {
+                    (username(t, &p.username))
+                    label for="password" { (t.password_label) }
+                    input type="password" id="password" name="password" autocomplete="off";
+                    p.hint { (t.keep_password_hint) }
+                    label for="local_password" { (t.local_password_label) }
+                    input type="password" id="local_password" name="local_password" autocomplete="new-password";
+                    p.hint { (t.keep_local_password_hint) }
+                },
+                Kind::New => {
+                    (username(t, &p.username))
+                    label for="password" { (t.password_label) }
+                    input type="password" id="password" name="password" autocomplete="off" required;
+                    (local_password(t))
+                },
+            }
+            button type="submit" id="connect-button" { (button) }
         }
     }
 }
@@ -91,8 +173,12 @@ fn distinct(lines: &[String]) -> Vec<&str> {
     out
 }
 
-fn address(f: Option<&Found>) -> String {
-    f.map(Found::address).unwrap_or_default()
+fn username(t: &Text, value: &str) -> Markup {
+    markup! {
+        label for="username" { (t.username_label) }
+        input type="text" id="username" name="username" value=(value) autocomplete="off";
+        p.hint { (t.username_hint) }
+    }
 }
 
 /// A security choice (`tls`, `starttls`, `none`), SSL/TLS unless the prefill says otherwise.

@@ -159,14 +159,14 @@ fn found_page(v: &Visitor, d: &Discovery, app: Option<&WebOAuthApp>) -> Markup {
             p { (t.oauth_intro) }
             form id="oauth" method="post" action="/connect/oauth" {
                 (layout::csrf(v))
-                input type="hidden" name="email" value=(d.email);
+                (found_fields(d))
                 button type="submit" { (t.sign_in_with) " " (button_name(app, d)) }
             }
         } @else if let Some(p) = identity {
             p.note id="oauth-not-set-up" { (with_part(t.oauth_not_set_up, "{provider}", markup! { (lang::brand(p)) })) }
         }
         @if password_ok && (app.is_none() || app_help.is_some()) {
-            (password_form(v, &d.email, app_help))
+            (password_form(v, d, app_help))
         }
         p { a id="advanced-link" href=(advanced) { (t.advanced_link) } }
     }
@@ -183,12 +183,12 @@ fn button_name(app: &WebOAuthApp, d: &Discovery) -> String {
 }
 
 /// The `#password-form`: the (app) password, and the local password (empty: generated).
-fn password_form(v: &Visitor, email: &str, app_help: Option<&str>) -> Markup {
+fn password_form(v: &Visitor, d: &Discovery, app_help: Option<&str>) -> Markup {
     let t = v.text;
     markup! {
         form id="password-form" method="post" action="/connect/password" {
             (layout::csrf(v))
-            input type="hidden" name="email" value=(email);
+            (found_fields(d))
             @if let Some(url) = app_help {
                 p { (t.app_password_intro) " " a id="app-password-help" href=(url) rel="noopener noreferrer" target="_blank" { (t.app_password_help) } }
             } @else {
@@ -198,6 +198,29 @@ fn password_form(v: &Visitor, email: &str, app_help: Option<&str>) -> Markup {
             input type="password" id="password" name="password" autocomplete="off" required;
             (local_password(t))
             button type="submit" id="connect-button" { (t.connect_button) }
+        }
+    }
+}
+
+/// What discovery found, as hidden fields for the next step (nothing secret): the preset's id
+/// when its built-in servers are used, else the servers themselves.
+fn found_fields(d: &Discovery) -> Markup {
+    let preset = match (&d.imap.source, d.preset) {
+        (Source::Provider(_) | Source::Domain(_) | Source::Mx { .. }, Some(p)) => Some(p.id),
+        _ => None,
+    };
+    markup! {
+        input type="hidden" name="email" value=(d.email);
+        @if let Some(id) = preset {
+            input type="hidden" name="preset" value=(id);
+        } @else {
+            input type="hidden" name="imap_server" value=(d.imap.address());
+            input type="hidden" name="imap_security" value=(d.imap.tls.as_str());
+            @if let Some(s) = &d.smtp {
+                input type="hidden" name="smtp_server" value=(s.address());
+                input type="hidden" name="smtp_security" value=(s.tls.as_str());
+            }
+            input type="hidden" name="username" value=(d.imap.username);
         }
     }
 }

@@ -1,14 +1,20 @@
 //! The pages: one file each, all in the shell of `layout.rs`, every word from `super::lang`.
 
+pub mod account_form;
 pub mod accounts;
 pub mod advanced;
 pub mod check;
 pub mod connect;
+pub mod done;
+pub mod edit;
 pub mod fields;
 pub mod help;
 pub mod layout;
+pub mod oauth;
+pub mod password;
 pub mod refusal;
 pub mod remove;
+pub mod save;
 pub mod signin;
 pub mod steps;
 pub mod style;

@@ -1,5 +1,4 @@
-//! The pages that say no: 403 (no or a wrong CSRF token, or not signed in), 404, and the
-//! routes a later step fills.
+//! The pages that say no: 403 (no or a wrong CSRF token, or not signed in) and 404.
 
 use super::{html, layout::page};
 use crate::web::guard::Visitor;
@@ -29,15 +28,5 @@ pub async fn not_found(Extension(v): Extension<Visitor>) -> Response {
         StatusCode::NOT_FOUND,
         v.text.not_found_title,
         v.text.not_found_text,
-    )
-}
-
-/// wave 2: a placeholder for the routes the next step fills (never answers success).
-pub async fn not_built(Extension(v): Extension<Visitor>) -> Response {
-    sentence(
-        &v,
-        StatusCode::NOT_IMPLEMENTED,
-        v.text.not_built_title,
-        v.text.not_built_text,
     )
 }

@@ -2,7 +2,8 @@
 //! the server's words and one line of advice. Shared by the connect, edit and *Check now*
 //! pages; the steps themselves are `setup`'s ([`crate::setup::Step`]).
 
-use crate::setup::{Step, StepKind};
+use crate::setup::{Step, StepFailure, StepKind};
+use crate::upstream::{FailureKind, TlsFailure};
 use crate::web::lang::Text;
 use maud::{html as markup, Markup};
 
@@ -12,10 +13,10 @@ pub fn list(t: &Text, steps: &[Step]) -> Markup {
         ul id="steps" {
             @for s in steps {
                 @match &s.outcome {
-                    Ok(()) => li.ok { "✓ " (name(t, s.kind)) },
+                    Ok(()) => li.ok { span.mark { "✓" } " " (name(t, s.kind)) },
                     Err(f) => li.fail {
-                        "✗ " (name(t, s.kind)) ": " span.reason { (f.reason) }
-                        @if !f.advice.is_empty() { br; span.advice { (f.advice) } }
+                        span.mark { "✗" } " " (name(t, s.kind)) ": " span.reason { (f.reason) }
+                        @if let Some(advice) = advice(t, f) { br; span.advice { (advice) } }
                     },
                 }
             }
@@ -29,5 +30,14 @@ pub fn name(t: &Text, kind: StepKind) -> &'static str {
         StepKind::ImapLogin => t.step_imap_login,
         StepKind::FolderList => t.step_folder_list,
         StepKind::SmtpAuth => t.step_smtp_auth,
+    }
+}
+
+/// A failed step's advice, chosen by its kind: the page's own for an untrusted certificate
+/// (setup's names a command-line option), else setup's line (`None` when there is none).
+fn advice<'a>(t: &Text, f: &'a StepFailure) -> Option<&'a str> {
+    match f.kind {
+        Some(FailureKind::Tls(TlsFailure::UntrustedIssuer)) => Some(t.advice_untrusted_certificate),
+        _ => Some(f.advice.as_str()).filter(|a| !a.is_empty()),
     }
 }

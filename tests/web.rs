@@ -133,7 +133,7 @@ fn one_time_link_headers_csrf_languages_and_discovery() {
     assert!(r
         .header("set-cookie")
         .unwrap()
-        .contains("HttpOnly; SameSite=Strict; Path=/"));
+        .contains("HttpOnly; SameSite=Lax; Path=/"));
     assert_eq!(s.get("/").header("location"), Some("/accounts"));
     let mut other = WebSession::new(addr);
     let r = other.get(&format!("/signin?token={token}"));

@@ -558,7 +558,7 @@ fn every_response_carries_the_security_headers_and_the_cookie_is_http_only() {
         assert_security_headers(&resp, &format!("GET {path}"));
     }
     // Without a session: the redirect and the sign-in page carry them too, and the cookie it
-    // sets is HttpOnly, SameSite=Strict, for the whole site, not Secure over plain HTTP.
+    // sets is HttpOnly, SameSite=Lax, for the whole site, not Secure over plain HTTP.
     let anonymous = |path: &str| {
         request("GET", &site.url(path), &[], None).unwrap_or_else(|e| panic!("GET {path}: {e}"))
     };
@@ -573,7 +573,7 @@ fn every_response_carries_the_security_headers_and_the_cookie_is_http_only() {
     let attributes: Vec<&str> = cookie.split(';').skip(1).map(str::trim).collect();
     assert_eq!(
         attributes,
-        ["HttpOnly", "SameSite=Strict", "Path=/"],
+        ["HttpOnly", "SameSite=Lax", "Path=/"],
         "{cookie}"
     );
 }

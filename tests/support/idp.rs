@@ -66,6 +66,9 @@ struct State {
     refresh_lifetime: Option<u64>,
     /// refresh token → when it ends (with `refresh_lifetime`).
     refresh_ends: HashMap<String, std::time::Instant>,
+    /// `GET /authorize` answers with a consent page whose `#allow` link leads back (the person
+    /// clicks it on the provider's site, as at Google or Microsoft) instead of redirecting.
+    consent_page: bool,
     /// Run once while the next refresh_token grant is served, before the answer goes out.
     on_refresh: Option<Box<dyn FnOnce() + Send>>,
     next: u64,
@@ -187,6 +190,11 @@ impl Idp {
     /// answer states the refresh token's time left (`refresh_token_expires_in`).
     pub fn set_refresh_token_expires_in(&self, secs: u64) {
         self.with(|s| s.refresh_lifetime = Some(secs));
+    }
+
+    /// `GET /authorize` shows a consent page with an `#allow` link instead of redirecting.
+    pub fn ask_consent(&self) {
+        self.with(|s| s.consent_page = true);
     }
 
     /// Every refresh token is revoked (`invalid_grant` from now on).
@@ -454,6 +462,16 @@ fn authorize(st: &mut State, q: &HashMap<String, String>) -> String {
         pct_encode(&code),
         pct_encode(&get("state"))
     );
+    if st.consent_page {
+        let href = location.replace('&', "&amp;").replace('"', "&quot;");
+        let page = format!(
+            "<!doctype html><title>Consent</title><a id=\"allow\" href=\"{href}\">Allow</a>"
+        );
+        return format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{page}",
+            page.len()
+        );
+    }
     format!("HTTP/1.1 302 Found\r\nLocation: {location}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
 }
 

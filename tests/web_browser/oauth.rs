@@ -30,6 +30,15 @@ struct World {
     _autoconfig: HttpServer,
 }
 
+/// The stand-in's address as the browser reaches it: `localhost`, another site than the page's
+/// `127.0.0.1`, so the redirect back to `/oauth/callback` is cross-site, as from a real
+/// provider (a `SameSite=Strict` session cookie would not come along).
+fn browser_url(idp: &Idp, path: &str) -> String {
+    let url = idp.url(path);
+    assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+    url.replacen("127.0.0.1", "localhost", 1)
+}
+
 fn world() -> World {
     let idp = Idp::start(EMAIL);
     let up = Postfix::start_with(
@@ -43,7 +52,7 @@ fn world() -> World {
     );
     let app = format!(
         "\n[[web.oauth]]\nauthorize_url = {}\ntoken_url = {}\nclient_id = {}\nscopes = [\"mail\"]\ndomains = [\"{DOMAIN}\"]\n",
-        toml_str(&idp.url("/authorize")),
+        toml_str(&browser_url(&idp, "/authorize")),
         toml_str(&idp.url("/token")),
         toml_str(CLIENT_ID),
     );
@@ -102,7 +111,10 @@ impl World {
 fn an_oauth_account_connects_through_the_provider_and_is_reauthorized() {
     let w = world();
     let b = w.found();
+    // The person allows access on the provider's page (another site) and is sent back.
+    w.idp.ask_consent();
     b.submit("oauth");
+    b.click("allow");
     w.check(&b);
     b.wait_for("#done");
     assert!(!b.exists("#steps li.fail"), "{}", b.text("#steps"));
@@ -150,10 +162,11 @@ fn an_oauth_account_connects_through_the_provider_and_is_reauthorized() {
     assert_eq!(resp.status, 303, "{}", resp.body);
     let location = resp.header("location").expect("to the provider");
     assert!(
-        location.starts_with(&w.idp.url("/authorize?")),
+        location.starts_with(&browser_url(&w.idp, "/authorize?")),
         "{location}"
     );
     b.goto(location);
+    b.click("allow");
     w.check(&b);
     assert_eq!(b.text("main h1"), EN.reauthorized_title, "{}", b.source());
     assert!(!b.exists("#steps li.fail"), "{}", b.text("#steps"));
@@ -183,7 +196,8 @@ fn a_callback_with_another_state_is_refused_and_writes_nothing() {
         .expect("to the provider")
         .to_string();
     // The provider approves and redirects with a real code; the state is swapped.
-    let approved = request("GET", &location, &[], None).expect("the provider");
+    let direct = location.replacen("localhost", "127.0.0.1", 1);
+    let approved = request("GET", &direct, &[], None).expect("the provider");
     let back = approved.header("location").expect("the redirect back");
     let code = back
         .split("code=")

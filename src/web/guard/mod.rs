@@ -64,11 +64,15 @@ pub fn cookie(headers: &HeaderMap) -> Option<&str> {
 }
 
 /// `Set-Cookie` for a session id (`Secure` over TLS); `None` ends the session's cookie.
+/// `SameSite=Lax`, not `Strict`: the provider's sign-in page sends the browser back to
+/// `/oauth/callback` from another site, and that request must carry the session holding the
+/// sign-in's state and verifier. Lax still keeps the cookie off cross-site POSTs, and every
+/// POST needs the form's CSRF token besides.
 pub fn set_cookie(id: Option<&str>, secure: bool) -> HeaderValue {
     let secure = if secure { "; Secure" } else { "" };
     let text = match id {
-        Some(id) => format!("{COOKIE}={id}; HttpOnly; SameSite=Strict; Path=/{secure}"),
-        None => format!("{COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0{secure}"),
+        Some(id) => format!("{COOKIE}={id}; HttpOnly; SameSite=Lax; Path=/{secure}"),
+        None => format!("{COOKIE}=; HttpOnly; SameSite=Lax; Path=/; Max-Age=0{secure}"),
     };
     HeaderValue::from_str(&text).unwrap_or_else(|_| HeaderValue::from_static(""))
 }

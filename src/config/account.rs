@@ -148,7 +148,8 @@ pub(super) fn account(
         .map_or_else(|| "config".to_owned(), |d| d.imap.source.to_string());
     // Whether the provider files submissions itself: known from the preset serving the IMAP
     // host, whichever way the servers were found.
-    let files_sent = provider::by_imap_host(&imap.target.host).is_some_and(|p| p.files_sent);
+    let files_sent =
+        provider::by_imap_server(&imap.target.host, imap.target.port).is_some_and(|p| p.files_sent);
     let folders = match a.folders {
         None => super::folders::Folders::default_for(files_sent),
         Some(spanned) => {

@@ -158,10 +158,14 @@ pub fn by_mx(mx_host: &str) -> Option<&'static Preset> {
     })
 }
 
-/// The preset whose IMAP server is `host`, case-insensitive, trailing dot ignored.
-pub fn by_imap_host(host: &str) -> Option<&'static Preset> {
+/// The preset whose IMAP server is `host:port` (host case-insensitive, trailing dot ignored).
+/// The port counts: a preset on a loopback address (Proton Mail Bridge on 127.0.0.1:1143) must
+/// not claim every other server on that address.
+pub fn by_imap_server(host: &str, port: u16) -> Option<&'static Preset> {
     let h = host.trim().trim_end_matches('.');
-    PRESETS.iter().find(|p| p.imap.host.eq_ignore_ascii_case(h))
+    PRESETS
+        .iter()
+        .find(|p| p.imap.host.eq_ignore_ascii_case(h) && p.imap.port == port)
 }
 
 /// The known names, for error messages: `gmail, microsoft365, …`.
@@ -172,6 +176,15 @@ pub fn known_ids() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_preset_is_found_by_its_imap_host_and_port() {
+        let id = |h, p| by_imap_server(h, p).map(|p| p.id);
+        assert_eq!(id("IMAP.gmail.com.", 993), Some("gmail"));
+        assert_eq!(id("imap.gmail.com", 143), None);
+        assert_eq!(id("127.0.0.1", 1143), Some("proton-bridge"));
+        assert_eq!(id("127.0.0.1", 143), None);
+    }
 
     /// (address, preset id, IMAP host:port/tls/user, SMTP host:port/tls/user)
     const CASES: &[(&str, &str, &str, &str)] = &[

@@ -71,7 +71,8 @@ fn checks() -> &'static Recent<CheckOutcome> {
 pub async fn check_account(config: &Config, email: &str) -> Option<CheckOutcome> {
     let account = config.account(email)?;
     let ran = run(account, &config.server, false).await;
-    let preset = crate::provider::by_imap_host(&account.imap.target.host);
+    let preset =
+        crate::provider::by_imap_server(&account.imap.target.host, account.imap.target.port);
     let (steps, folders) = super::steps::steps_of(&ran, preset, None);
     let outcome = CheckOutcome {
         at: activity::unix_now(),

@@ -7,7 +7,6 @@
 use super::connect::EmailForm;
 use super::{html, layout, refusal};
 use crate::config::Config;
-use crate::pgstore::Shared;
 use crate::setup::{self, Place, Removed, SetupError, Tokens};
 use crate::web::guard::Visitor;
 use crate::web::lang::Text;
@@ -65,12 +64,9 @@ pub async fn submit(
     if !known(&config, &email) {
         return refusal::not_found(Extension(v)).await;
     }
-    let shared = match &config.store {
-        Some(settings) => match Shared::open(settings).await {
-            Ok(s) => Some(s),
-            Err(e) => return failed(&v, &SetupError::Store(e)),
-        },
-        None => None,
+    let shared = match super::save::shared(&config).await {
+        Ok(s) => s,
+        Err(e) => return failed(&v, &e),
     };
     let removed = match setup::remove(&config.path, &email, shared.as_ref()).await {
         Ok(r) => r,
@@ -126,13 +122,7 @@ fn what(t: &Text, r: &Removed) -> Markup {
 fn failed(v: &Visitor, e: &SetupError) -> Response {
     tracing::warn!(error = %e, "connect page: removing an account failed");
     let t = v.text;
-    let detail = match e {
-        SetupError::Write { path, reason } => format!("{}: {reason}", path.display()),
-        SetupError::Config { path, .. } => path.display().to_string(),
-        SetupError::Store(e) => e.to_string(),
-        SetupError::OAuth(e) => e.clone(),
-        _ => String::new(),
-    };
+    let detail = super::save::detail(e);
     let body = markup! {
         p.error id="remove-failed" { (t.remove_failed) }
         @if !detail.is_empty() { details { summary { (t.error_details) } pre.detail { (detail) } } }

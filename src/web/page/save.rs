@@ -29,7 +29,7 @@ pub enum Saved {
     Failed(CheckOutcome),
 }
 
-/// The shared store of the configuration in use, opened (one per process), when it has a
+/// The shared store of the configuration in use (opened once per process), when it has a
 /// `[store]`: its accounts are written there, not to the file.
 pub async fn shared(config: &Config) -> Result<Option<Arc<Shared>>, SetupError> {
     match &config.store {
@@ -114,9 +114,20 @@ pub fn refused(v: &Visitor, e: &SetupError) -> Response {
         SetupError::Invalid(_) | SetupError::NoAccount { .. } => StatusCode::UNPROCESSABLE_ENTITY,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     };
+    let detail = detail(e);
     let body = maud::html! {
         p.error id="save-failed" { (t.save_failed) }
-        pre.detail { (e.to_string()) }
+        @if !detail.is_empty() { pre.detail { (detail) } }
     };
     html(status, layout::page(v, t.not_saved_title, body))
+}
+
+/// What a page may show of a failure: never file contents (a config file's TOML error can
+/// quote a line, and a line can hold an inline password), so a broken file is named only.
+pub fn detail(e: &SetupError) -> String {
+    match e {
+        SetupError::Config { path, .. } => path.display().to_string(),
+        SetupError::LiveTest { .. } => String::new(),
+        other => other.to_string(),
+    }
 }

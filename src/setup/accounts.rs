@@ -58,6 +58,16 @@ impl CheckOutcome {
     pub fn passed(&self) -> bool {
         self.steps.iter().all(|s| s.outcome.is_ok())
     }
+
+    /// Whether the account can serve: both logins passed. A folder list the server refused
+    /// does not stop a set-up (as the wizard's [`super::live_test`] does not stop): the
+    /// folders are learned again at the client's first login.
+    pub fn logins_passed(&self) -> bool {
+        self.steps
+            .iter()
+            .filter(|s| s.kind != StepKind::FolderList)
+            .all(|s| s.outcome.is_ok())
+    }
 }
 
 fn checks() -> &'static Recent<CheckOutcome> {
@@ -244,5 +254,38 @@ mod tests {
                 detail: "invalid_grant".into()
             }
         );
+    }
+
+    fn step(kind: StepKind, ok: bool) -> Step {
+        let failure = StepFailure {
+            kind: None,
+            reason: "no".into(),
+            advice: String::new(),
+        };
+        Step {
+            kind,
+            outcome: if ok { Ok(()) } else { Err(failure) },
+        }
+    }
+
+    #[test]
+    fn a_refused_folder_list_fails_the_check_but_not_the_logins() {
+        let outcome = |steps| CheckOutcome {
+            at: 0,
+            steps,
+            folders: None,
+        };
+        let listless = outcome(vec![
+            step(StepKind::ImapLogin, true),
+            step(StepKind::FolderList, false),
+            step(StepKind::SmtpAuth, true),
+        ]);
+        assert!(!listless.passed() && listless.logins_passed());
+        let refused = outcome(vec![
+            step(StepKind::ImapLogin, true),
+            step(StepKind::FolderList, true),
+            step(StepKind::SmtpAuth, false),
+        ]);
+        assert!(!refused.passed() && !refused.logins_passed());
     }
 }

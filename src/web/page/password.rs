@@ -1,6 +1,6 @@
 //! `POST /connect/password`: a password account from the found page's `#password-form` (the
 //! servers discovery found, carried as hidden fields) or from `#advanced` (typed by hand).
-//! The account is tested live step by step and written only when every step passed, then the
+//! The account is tested live step by step and written only when its logins passed, then the
 //! `#done` page; else the form again, prefilled (never the passwords), with the steps.
 
 use super::account_form::{sentence, AccountForm, FormError};

@@ -1,6 +1,6 @@
 //! Writing an account from a page the way `mailgate setup` writes it (the same code): the live
-//! test's steps on the account as it will load ([`setup::live_steps`]), and only when every
-//! step passed the config file ([`setup::write`]) or the shared store
+//! test's steps on the account as it will load ([`setup::live_steps`]), and only when the
+//! logins passed the config file ([`setup::write`]) or the shared store
 //! ([`setup::save_stored`]), then the server asked to load the change ([`App::apply`]).
 
 use super::{html, layout};
@@ -48,7 +48,7 @@ pub async fn hash(password: &Secret) -> Result<String, SetupError> {
         .map_err(|e| failed(e.to_string()))
 }
 
-/// Runs the steps on `plan`'s account; when all passed writes it into `shared` or the file of
+/// Runs the steps on `plan`'s account; when its logins passed writes it into `shared` or the file of
 /// `target`, then waits for the server to load it ([`serves`]).
 pub async fn test_and_write(
     app: &App,
@@ -57,7 +57,7 @@ pub async fn test_and_write(
     shared: Option<&Shared>,
 ) -> Result<Saved, SetupError> {
     let tested = setup::live_steps(target, plan).await?;
-    if !tested.passed() {
+    if !tested.logins_passed() {
         return Ok(Saved::Failed(tested));
     }
     match shared {

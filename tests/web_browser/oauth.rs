@@ -3,7 +3,7 @@
 //! with …" button, the provider's redirect back to `/oauth/callback`, the live test with the
 //! new tokens, the `#done` page and a login through mailgate; a callback whose `state` is not
 //! the session's is refused and writes nothing; and re-authorizing an account whose tokens
-//! the provider revoked.
+//! the provider revoked, then removing it (its table and its tokens gone).
 
 use std::fs;
 use std::net::IpAddr;
@@ -108,7 +108,7 @@ impl World {
 }
 
 #[test]
-fn an_oauth_account_connects_through_the_provider_and_is_reauthorized() {
+fn an_oauth_account_connects_is_reauthorized_and_removed() {
     let w = world();
     let b = w.found();
     // The person allows access on the provider's page (another site) and is sent back.
@@ -177,6 +177,18 @@ fn an_oauth_account_connects_through_the_provider_and_is_reauthorized() {
         config,
         "re-authorizing changed the config"
     );
+
+    // Removed through the page: its table and its tokens go; it no longer logs in.
+    w.site
+        .visit(&b, "/accounts/remove?email=ola%40example.test");
+    b.submit("remove");
+    w.check(&b);
+    assert_eq!(b.text("#removed-what li.tokens"), EN.removed_tokens);
+    assert_eq!(w.token_files(), 0);
+    let config = fs::read_to_string(&w.site.gate.config_path).expect("config");
+    assert!(!config.contains(EMAIL), "{config}");
+    let login = w.site.gate.imap_login(EMAIL, &local);
+    assert!(!login.contains("auth OK"), "{login}");
 }
 
 #[test]

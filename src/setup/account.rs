@@ -97,14 +97,44 @@ pub(super) fn account_table(plan: &Plan, credential: CredentialLine) -> Table {
     account
 }
 
-/// `doc` with `plan`'s account as its one `[[account]]` (`credential` as its credential).
-pub(super) fn accounts_doc(
-    mut doc: DocumentMut,
-    plan: &Plan,
-    credential: CredentialLine,
-) -> DocumentMut {
+/// Settings of a changed account that neither the wizard nor the page asks about: kept from
+/// its old table when the new one does not set them, so that an edit of the servers or the
+/// password never drops an alias, the folder names or a CA file written by hand.
+const UNASKED: [&str; 2] = ["aliases", "folders"];
+/// The same for each endpoint (`[account.imap]`, `[account.smtp]`).
+const UNASKED_ENDPOINT: [&str; 2] = ["ca_file", "tls_server_name"];
+
+/// `new` with the [`UNASKED`] settings of `old` it lacks (an endpoint's only while the new
+/// account has that endpoint).
+pub(super) fn keep_unasked(new: &mut Table, old: &Table, has_smtp: bool) {
+    for key in UNASKED {
+        if let (None, Some(v)) = (new.get(key), old.get(key)) {
+            new.insert(key, v.clone());
+        }
+    }
+    for which in ["imap", "smtp"] {
+        if which == "smtp" && !has_smtp {
+            continue;
+        }
+        let Some(o) = old.get(which).and_then(Item::as_table_like) else {
+            continue;
+        };
+        for key in UNASKED_ENDPOINT {
+            let Some(v) = o.get(key) else { continue };
+            let entry = new.entry(which).or_insert(Item::Table(Table::new()));
+            if let Some(t) = entry.as_table_like_mut() {
+                if t.get(key).is_none() {
+                    t.insert(key, v.clone());
+                }
+            }
+        }
+    }
+}
+
+/// `doc` with `account` as its one `[[account]]`.
+pub(super) fn accounts_doc(mut doc: DocumentMut, account: Table) -> DocumentMut {
     let mut accounts = toml_edit::ArrayOfTables::new();
-    accounts.push(account_table(plan, credential));
+    accounts.push(account);
     doc.insert("account", Item::ArrayOfTables(accounts));
     doc
 }

@@ -1,7 +1,7 @@
 //! The provider password's own file (mode 0600 in a 0700 folder, owned as the state folder),
 //! and writing it and the config file.
 
-use super::account::{account_table, appended, CredentialLine};
+use super::account::{appended, CredentialLine};
 use super::{Credential, Plan, SetupError, Target};
 use std::path::{Path, PathBuf};
 use zeroize::Zeroizing;
@@ -63,8 +63,8 @@ pub fn write(
         (_, None) => CredentialLine::File(""),
     };
     let text = match target.old.as_ref().and_then(|o| o.index) {
-        Some(index) => super::edit::replaced(target, index, account_table(plan, line))?,
-        None => appended(target, account_table(plan, line))?,
+        Some(index) => super::edit::replaced(target, index, target.account(plan, line))?,
+        None => appended(target, target.account(plan, line))?,
     };
     // The credential file first: a config naming a file that is not there would not load.
     if let Some((p, abs, _)) = &secret {

@@ -131,3 +131,42 @@ fn keep_on_an_oauth_account_keeps_its_sign_in_settings() {
     let account = &after[HEAD.len()..];
     assert!(!account.contains("password_file") && !account.contains("password ="));
 }
+
+#[test]
+fn an_edit_keeps_the_settings_it_does_not_ask_about() {
+    let extras = "[account.folders]\nclient = \"outlook\"\n";
+    let old = OLD
+        .replace(
+            "password_file",
+            "ca_file = \"certs/old-ca.pem\"\ntls_server_name = \"mail.example.no\"\npassword_file",
+        )
+        .replace(
+            "local_password_hash = \"y\"\n",
+            "local_password_hash = \"y\"\naliases = [\"b.alias@example.no\"]\n",
+        );
+    let text = format!("{HEAD}{old}{extras}{TAIL}");
+    let (dir, path) = file(&text);
+    let t = Target::open_edit(&path, "b@example.no").unwrap();
+    let p = plan("B@example.no", "new.example.no", Credential::Keep);
+    write(&t, &p, &dir.path().join("state")).unwrap();
+    let out = std::fs::read_to_string(&path).unwrap();
+    let doc: toml_edit::DocumentMut = out.parse().unwrap();
+    let b = &doc["account"].as_array_of_tables().unwrap().get(1).unwrap();
+    assert_eq!(
+        b["aliases"].to_string().trim(),
+        "[\"b.alias@example.no\"]",
+        "{out}"
+    );
+    assert_eq!(b["folders"]["client"].as_str(), Some("outlook"), "{out}");
+    assert_eq!(
+        b["imap"]["ca_file"].as_str(),
+        Some("certs/old-ca.pem"),
+        "{out}"
+    );
+    assert_eq!(
+        b["imap"]["tls_server_name"].as_str(),
+        Some("mail.example.no")
+    );
+    assert_eq!(b["imap"]["server"].as_str(), Some("new.example.no:143"));
+    assert!(out.ends_with(TAIL), "{out}");
+}

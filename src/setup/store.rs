@@ -18,8 +18,7 @@ pub fn store_account(target: &Target, plan: &Plan) -> Result<StoredAccount, Setu
     let text = Zeroizing::new(
         accounts_doc(
             DocumentMut::new(),
-            plan,
-            inline_credential(target, plan, &none)?,
+            target.account(plan, inline_credential(target, plan, &none)?),
         )
         .to_string(),
     );

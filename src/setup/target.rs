@@ -1,7 +1,7 @@
 //! The config file being added to: its text and parsed document, the shipped example
 //! account, the `[server]` listen addresses, and the new account loaded as mailgate will.
 
-use super::account::{accounts_doc, CredentialLine};
+use super::account::{account_table, accounts_doc, keep_unasked, CredentialLine};
 use super::{Plan, SetupError};
 use crate::config::Config;
 use crate::secret::Secret;
@@ -277,6 +277,16 @@ impl Target {
         self.load_alone(plan, CredentialLine::Inline(&Secret::default()))
     }
 
+    /// The `[[account]]` table for `plan` with `credential`; for an edit, with the settings of
+    /// the old table that an edit does not ask about ([`keep_unasked`]).
+    pub(super) fn account(&self, plan: &Plan, credential: CredentialLine) -> toml_edit::Table {
+        let mut table = account_table(plan, credential);
+        if let Some(old) = &self.old {
+            keep_unasked(&mut table, &old.table, plan.found.smtp.is_some());
+        }
+        table
+    }
+
     /// The account as mailgate will load it, with `credential` as its credential, in a
     /// config holding only this file's `[server]` table and the new account.
     pub(super) fn load_alone(
@@ -288,7 +298,7 @@ impl Target {
             .server_only()
             .parse()
             .map_err(|e: toml_edit::TomlError| SetupError::Invalid(e.message().to_owned()))?;
-        let text = Zeroizing::new(accounts_doc(d, plan, credential).to_string());
+        let text = Zeroizing::new(accounts_doc(d, self.account(plan, credential)).to_string());
         Config::parse(&text, &self.path).map_err(|e| SetupError::Invalid(e.to_string()))
     }
 }

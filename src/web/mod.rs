@@ -71,17 +71,27 @@ impl App {
         }
     }
 
-    /// After a page changed the accounts: asks the server to reload and waits until the
-    /// configuration in use satisfies `applied` (e.g. has the new account). `false` when it
-    /// did not within [`APPLY_TIMEOUT`] (the reload failed, or the server is shutting down):
-    /// the change is saved and serves from the next reload or start.
+    /// After a page changed the accounts: asks the server to reload and waits until a
+    /// configuration loaded after the request satisfies `applied` (e.g. has the new account);
+    /// the one in use may satisfy it already (an edit of the password only) without having
+    /// the change. `false` when none did within [`APPLY_TIMEOUT`] (the reload failed, or the
+    /// server is shutting down): the change is saved and serves from the next reload or start.
     pub async fn apply(&self, applied: impl Fn(&Config) -> bool) -> bool {
         let mut watch = self.inner.config.clone();
+        watch.borrow_and_update();
         // A full channel holds a request already, which reads the file after this change.
         let _ = self.inner.reload.try_send(());
-        let wait = watch.wait_for(|c| applied(c));
-        let seen = matches!(tokio::time::timeout(APPLY_TIMEOUT, wait).await, Ok(Ok(_)));
-        seen
+        let wait = async {
+            while watch.changed().await.is_ok() {
+                if applied(&watch.borrow_and_update()) {
+                    return true;
+                }
+            }
+            false
+        };
+        tokio::time::timeout(APPLY_TIMEOUT, wait)
+            .await
+            .unwrap_or(false)
     }
 
     /// Where the mail listener `name` (`imap`, `smtp`, `imaps`, `smtps`) is bound, if it is.

@@ -165,7 +165,6 @@ pub static DA: Text = Text {
     check_intro: "mailgate testede denne konto lige nu, sådan som den logger ind for et mailprogram:",
     check_passed: "Alle trin lykkedes.",
     check_failed: "Et trin mislykkedes. Rådet under det siger, hvad du kan gøre.",
-    check_folders: "Mapper, som dit mailprogram ser",
     back_to_accounts: "Tilbage til kontiene",
     remove_title: "Fjern en konto",
     remove_question: "Fjerne denne konto fra mailgate?",

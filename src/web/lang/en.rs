@@ -165,7 +165,6 @@ pub static EN: Text = Text {
     check_intro: "mailgate tested this account just now, the way it logs in for a mail program:",
     check_passed: "Every step passed.",
     check_failed: "A step failed. The advice under it says what to do.",
-    check_folders: "Folders your mail program sees",
     back_to_accounts: "Back to the accounts",
     remove_title: "Remove an account",
     remove_question: "Remove this account from mailgate?",

@@ -184,7 +184,6 @@ pub struct Text {
     pub check_intro: &'static str,
     pub check_passed: &'static str,
     pub check_failed: &'static str,
-    pub check_folders: &'static str,
     pub back_to_accounts: &'static str,
     pub remove_title: &'static str,
     pub remove_question: &'static str,

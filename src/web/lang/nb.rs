@@ -165,7 +165,6 @@ pub static NB: Text = Text {
     check_intro: "mailgate testet denne kontoen akkurat nå, slik den logger inn for et e-postprogram:",
     check_passed: "Alle trinn gikk bra.",
     check_failed: "Et trinn feilet. Rådet under det sier hva du kan gjøre.",
-    check_folders: "Mapper e-postprogrammet ditt ser",
     back_to_accounts: "Tilbake til kontoene",
     remove_title: "Fjern en konto",
     remove_question: "Fjerne denne kontoen fra mailgate?",

@@ -165,7 +165,6 @@ pub static NL: Text = Text {
     check_intro: "mailgate heeft dit account zojuist getest, zoals het zich aanmeldt voor een mailprogramma:",
     check_passed: "Alle stappen zijn gelukt.",
     check_failed: "Een stap is mislukt. Het advies eronder zegt wat u kunt doen.",
-    check_folders: "Mappen die uw mailprogramma ziet",
     back_to_accounts: "Terug naar de accounts",
     remove_title: "Een account verwijderen",
     remove_question: "Dit account uit mailgate verwijderen?",

@@ -3,7 +3,7 @@
 //! the password. Prefilled from a preset of the address's domain when there is one (no
 //! network); shown with a sentence why when recognition failed.
 
-use super::fields::{local_password, security_name, MAX_EMAIL};
+use super::fields::{local_password, security_name, Email, MAX_EMAIL};
 use super::{html, layout};
 use crate::discover::{self, Discovery, Found};
 use crate::net::TlsMode;
@@ -14,26 +14,11 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use axum::Extension;
 use maud::{html as markup, Markup};
-use serde::Deserialize;
-
-/// `?email=`.
-#[derive(Deserialize)]
-pub struct EmailQuery {
-    #[serde(default)]
-    email: String,
-}
-
-impl EmailQuery {
-    /// The address, trimmed.
-    pub fn email(&self) -> &str {
-        self.email.trim()
-    }
-}
 
 /// `GET /connect/advanced?email=`.
-pub async fn show(Extension(v): Extension<Visitor>, Query(q): Query<EmailQuery>) -> Response {
+pub async fn show(Extension(v): Extension<Visitor>, Query(q): Query<Email>) -> Response {
     let t = v.text;
-    let email: String = q.email.trim().chars().take(MAX_EMAIL).collect();
+    let email: String = q.email().chars().take(MAX_EMAIL).collect();
     let preset = discover::domain_of(&email)
         .and_then(|d| crate::provider::by_domain(&d))
         .map(|p| discover::from_preset(&email, p, discover::Source::Domain(p.id)));

@@ -4,7 +4,7 @@
 //! with the `#advanced-link` always; recognition failing gives the advanced form. Discovery is
 //! `mailgate setup`'s: [`crate::discover::discover`] with the server's resolver.
 
-use super::fields::{local_password, query_value, security_name, with_part, MAX_EMAIL};
+use super::fields::{local_password, query_value, security_name, with_part, Email, MAX_EMAIL};
 use super::{advanced, html, layout};
 use crate::config::WebOAuthApp;
 use crate::discover::{self, DiscoverError, Discovery, Source};
@@ -16,21 +16,12 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use axum::{Extension, Form};
 use maud::{html as markup, Markup};
-use serde::Deserialize;
 use std::time::Duration;
 
 /// Per discovery step, as `mailgate setup` uses.
 const STEP_TIMEOUT: Duration = Duration::from_secs(5);
 /// The whole discovery, at most (MX, several autoconfig URLs, probes).
 const DISCOVERY_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// The address form (also the `email` of the accounts' forms and links).
-#[derive(Deserialize)]
-pub struct EmailForm {
-    /// The address as sent.
-    #[serde(default)]
-    pub email: String,
-}
 
 /// `GET /connect`.
 pub async fn show(Extension(v): Extension<Visitor>) -> Response {
@@ -45,10 +36,10 @@ pub async fn show(Extension(v): Extension<Visitor>) -> Response {
 pub async fn submit(
     State(app): State<App>,
     Extension(v): Extension<Visitor>,
-    Form(f): Form<EmailForm>,
+    Form(f): Form<Email>,
 ) -> Response {
     let t = v.text;
-    let email = f.email.trim();
+    let email = f.email();
     if email.len() > MAX_EMAIL || discover::domain_of(email).is_none() {
         let body = email_form(&v, email, Some(t.not_an_address));
         return html(

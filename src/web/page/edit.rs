@@ -6,8 +6,10 @@
 //! shared store.
 
 use super::account_form::{sentence, AccountForm};
-use super::advanced::{servers_form, EmailQuery, Kind, Prefill};
+use super::advanced::{servers_form, Kind, Prefill};
+use super::fields::Email;
 use super::password::form_again;
+use super::refusal::unknown_account;
 use super::save::{self, Saved};
 use super::{html, layout, steps};
 use crate::config::Account;
@@ -24,12 +26,12 @@ use maud::html as markup;
 pub async fn show(
     State(app): State<App>,
     Extension(v): Extension<Visitor>,
-    Query(q): Query<EmailQuery>,
+    Query(q): Query<Email>,
 ) -> Response {
     let t = v.text;
     let config = app.config();
     let Some(account) = config.account(q.email()) else {
-        return unknown(&v);
+        return unknown_account(&v);
     };
     let oauth = is_oauth(account);
     let body = markup! {
@@ -50,7 +52,7 @@ pub async fn submit(
     let local = f.take_local_password();
     let config = app.config();
     let Some(account) = config.account(f.email()) else {
-        return unknown(&v);
+        return unknown_account(&v);
     };
     let kind = Kind::Edit {
         oauth: is_oauth(account),
@@ -71,7 +73,7 @@ pub async fn submit(
     let target =
         match setup::open_edit_shared(&config.path, &account.email, shared.as_deref()).await {
             Ok(target) => target,
-            Err(SetupError::NoAccount { .. }) => return unknown(&v),
+            Err(SetupError::NoAccount { .. }) => return unknown_account(&v),
             Err(e) => return save::refused(&v, &e),
         };
     let local_password_hash = match &local {
@@ -102,7 +104,7 @@ pub async fn submit(
             html(StatusCode::OK, layout::page(&v, t.edited_title, body))
         }
         Ok(Saved::Failed(tested)) => again(t.edit_failed, Some(&tested.steps)),
-        Err(SetupError::NoAccount { .. }) => unknown(&v),
+        Err(SetupError::NoAccount { .. }) => unknown_account(&v),
         Err(e) => save::refused(&v, &e),
     }
 }
@@ -124,14 +126,4 @@ fn prefill(a: &Account) -> Prefill {
             .unwrap_or_default()
             .to_owned(),
     }
-}
-
-/// 404: no account with that address.
-pub fn unknown(v: &Visitor) -> Response {
-    let t = v.text;
-    let body = markup! { p id="unknown-account" { (t.unknown_account) } };
-    html(
-        StatusCode::NOT_FOUND,
-        layout::page(v, t.not_found_title, body),
-    )
 }

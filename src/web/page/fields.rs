@@ -3,6 +3,22 @@
 use crate::net::TlsMode;
 use crate::web::lang::Text;
 use maud::{html as markup, Markup};
+use serde::Deserialize;
+
+/// `email`, the one field of the address form and of the accounts' links and buttons
+/// (`?email=` or a form body).
+#[derive(Deserialize)]
+pub struct Email {
+    #[serde(default)]
+    email: String,
+}
+
+impl Email {
+    /// The address, trimmed.
+    pub fn email(&self) -> &str {
+        self.email.trim()
+    }
+}
 
 /// The longest address taken (RFC 5321's path limit).
 pub const MAX_EMAIL: usize = 254;

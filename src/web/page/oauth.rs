@@ -11,7 +11,7 @@
 use super::account_form::AccountForm;
 use super::connect::oauth_app;
 use super::done;
-use super::edit::unknown;
+use super::refusal::unknown_account;
 use super::save::{self, Saved};
 use super::{html, layout, steps};
 use crate::config::WebOAuthApp;
@@ -138,7 +138,7 @@ pub async fn reauthorize(
 ) -> Response {
     let config = app.config();
     let Some(account) = config.account(f.email()) else {
-        return unknown(&v);
+        return unknown_account(&v);
     };
     let Some(oauth) = account.imap.credential.oauth() else {
         return sentence(&v, StatusCode::BAD_REQUEST, v.text.not_oauth_account);
@@ -222,7 +222,7 @@ pub async fn callback(
                 .account(&email)
                 .and_then(|a| a.imap.credential.oauth())
             else {
-                return unknown(&v);
+                return unknown_account(&v);
             };
             if let Err(e) = finish(oauth).await {
                 return refused(&v, &Refusal::of(e));
@@ -303,7 +303,7 @@ fn undone(v: &Visitor, signin: &SignIn, e: &SetupError) -> Response {
 async fn reauthorized(v: &Visitor, config: &crate::config::Config, email: &str) -> Response {
     let t = v.text;
     let Some(outcome) = setup::check_account(config, email).await else {
-        return unknown(v);
+        return unknown_account(v);
     };
     let body = markup! {
         p id="reauthorized" { (t.reauthorized_text) }

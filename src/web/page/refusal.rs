@@ -21,6 +21,12 @@ pub fn forbidden(v: &Visitor) -> Response {
     )
 }
 
+/// 404: no account with that address (the accounts' pages and actions).
+pub fn unknown_account(v: &Visitor) -> Response {
+    let body = maud::html! { p id="unknown-account" { (v.text.unknown_account) } };
+    html(StatusCode::NOT_FOUND, page(v, v.text.not_found_title, body))
+}
+
 /// 404 for every path without a page.
 pub async fn not_found(Extension(v): Extension<Visitor>) -> Response {
     sentence(

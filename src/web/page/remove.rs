@@ -4,7 +4,7 @@
 //! `mailgate account remove` opens it), waits for the server to drop it, and says what was
 //! removed (`#removed`). An address without an account is a 404.
 
-use super::connect::EmailForm;
+use super::fields::Email;
 use super::{html, layout, refusal};
 use crate::config::Config;
 use crate::setup::{self, Place, Removed, SetupError, Tokens};
@@ -19,7 +19,6 @@ use maud::{html as markup, Markup};
 
 /// Whether `config` has the account `email`, serving or waiting for its servers.
 fn known(config: &Config, email: &str) -> bool {
-    let email = email.trim();
     config.account(email).is_some()
         || config
             .undiscovered
@@ -31,13 +30,13 @@ fn known(config: &Config, email: &str) -> bool {
 pub async fn show(
     State(app): State<App>,
     Extension(v): Extension<Visitor>,
-    Query(q): Query<EmailForm>,
+    Query(q): Query<Email>,
 ) -> Response {
-    if !known(&app.config(), &q.email) {
-        return refusal::not_found(Extension(v)).await;
+    let email = q.email();
+    if !known(&app.config(), email) {
+        return refusal::unknown_account(&v);
     }
     let t = v.text;
-    let email = q.email.trim();
     let body = markup! {
         p { (t.remove_question) " " strong id="remove-email" { (email) } }
         p { (t.remove_what) }
@@ -57,12 +56,12 @@ pub async fn show(
 pub async fn submit(
     State(app): State<App>,
     Extension(v): Extension<Visitor>,
-    Form(EmailForm { email }): Form<EmailForm>,
+    Form(f): Form<Email>,
 ) -> Response {
-    let email = email.trim().to_owned();
+    let email = f.email().to_owned();
     let config = app.config();
     if !known(&config, &email) {
-        return refusal::not_found(Extension(v)).await;
+        return refusal::unknown_account(&v);
     }
     let shared = match super::save::shared(&config).await {
         Ok(s) => s,
@@ -70,7 +69,7 @@ pub async fn submit(
     };
     let removed = match setup::remove(&config.path, &email, shared.as_ref()).await {
         Ok(r) => r,
-        Err(SetupError::NoAccount { .. }) => return refusal::not_found(Extension(v)).await,
+        Err(SetupError::NoAccount { .. }) => return refusal::unknown_account(&v),
         Err(e) => return failed(&v, &e),
     };
     tracing::info!(%email, "connect page: account removed");

@@ -156,7 +156,7 @@ pub static DA: Text = Text {
     token_unreadable: "kan ikke læses",
     login_never: "ingen siden mailgate startede",
     check_never: "ikke kontrolleret endnu",
-    undiscovered: "Dens servere blev ikke fundet, da mailgate startede, så kontoen er ikke i brug. Redigér den, og skriv serverne ind.",
+    undiscovered: "Dens servere blev ikke fundet, da mailgate startede, så kontoen er ikke i brug. Fjern den, og forbind den igen med serverne skrevet ind under Avancerede indstillinger.",
     check_button: "Kontrollér nu",
     edit_link: "Redigér",
     remove_link: "Fjern",

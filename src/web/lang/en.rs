@@ -156,7 +156,7 @@ pub static EN: Text = Text {
     token_unreadable: "cannot be read",
     login_never: "none since mailgate started",
     check_never: "not checked yet",
-    undiscovered: "Its servers were not found when mailgate started, so it does not serve. Edit it and type the servers in.",
+    undiscovered: "Its servers were not found when mailgate started, so it does not serve. Remove it, then connect it again with its servers typed in under Advanced settings.",
     check_button: "Check now",
     edit_link: "Edit",
     remove_link: "Remove",

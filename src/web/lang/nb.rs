@@ -156,7 +156,7 @@ pub static NB: Text = Text {
     token_unreadable: "kan ikke leses",
     login_never: "ingen siden mailgate startet",
     check_never: "ikke sjekket ennå",
-    undiscovered: "Serverne ble ikke funnet da mailgate startet, så kontoen er ikke i bruk. Rediger den og skriv inn serverne.",
+    undiscovered: "Serverne ble ikke funnet da mailgate startet, så kontoen er ikke i bruk. Fjern den, og koble den til på nytt med serverne skrevet inn under Avanserte innstillinger.",
     check_button: "Sjekk nå",
     edit_link: "Rediger",
     remove_link: "Fjern",

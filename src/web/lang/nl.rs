@@ -156,7 +156,7 @@ pub static NL: Text = Text {
     token_unreadable: "kan niet worden gelezen",
     login_never: "geen sinds mailgate is gestart",
     check_never: "nog niet gecontroleerd",
-    undiscovered: "De servers werden niet gevonden toen mailgate startte, dus dit account werkt niet. Bewerk het en vul de servers in.",
+    undiscovered: "De servers werden niet gevonden toen mailgate startte, dus dit account werkt niet. Verwijder het en koppel het opnieuw, met de servers ingevuld bij Geavanceerde instellingen.",
     check_button: "Nu controleren",
     edit_link: "Bewerken",
     remove_link: "Verwijderen",

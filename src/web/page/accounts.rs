@@ -2,8 +2,9 @@
 //! each): how it signs in upstream, its servers, its token's state with the expiry dates
 //! (UTC), the last client login and the last check, with *Check now*, *Edit*, *Remove* and —
 //! for an OAuth account whose token is withdrawn, expired or missing — *Re-authorize*.
-//! Accounts whose servers discovery did not find at start are listed too: they do not serve,
-//! and *Edit* is how to fix them. The rows are `setup`'s ([`setup::overview`]); no secret is in
+//! Accounts whose servers discovery did not find at start are listed too: they do not serve
+//! and are not loaded, so *Edit* (which starts from the loaded account) has nothing to show;
+//! *Remove* and connecting again is how to fix them. The rows are `setup`'s ([`setup::overview`]); no secret is in
 //! them.
 
 use super::fields::query_value;
@@ -60,7 +61,7 @@ fn table(v: &Visitor, rows: &[AccountState], undiscovered: &[String]) -> Markup 
                     tr data-email=(email) {
                         td.email { (email) }
                         td.auth colspan="5" { (t.undiscovered) }
-                        td.actions { (edit_remove(t, email)) }
+                        td.actions { (remove(t, email)) }
                     }
                 }
             }
@@ -118,8 +119,14 @@ fn edit_remove(t: &Text, email: &str) -> Markup {
     markup! {
         a.edit href=(format!("/accounts/edit?email={q}")) { (t.edit_link) }
         " "
-        a.remove href=(format!("/accounts/remove?email={q}")) { (t.remove_link) }
+        (remove(t, email))
     }
+}
+
+/// The *Remove* link of a row.
+fn remove(t: &Text, email: &str) -> Markup {
+    let q = query_value(email);
+    markup! { a.remove href=(format!("/accounts/remove?email={q}")) { (t.remove_link) } }
 }
 
 /// The token's state in words, with its dates.
@@ -170,5 +177,24 @@ fn check(t: &Text, last: Option<&CheckOutcome>) -> Markup {
         Some(c) if c.passed() => markup! { span.ok { "✓ " } (format_utc(c.at)) },
         Some(c) => markup! { span.fail { "✗ " } (format_utc(c.at)) },
         None => markup! { span.muted { (t.check_never) } },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_undiscovered_account_has_no_edit_link() {
+        let v = Visitor {
+            text: &crate::web::lang::EN,
+            session: None,
+        };
+        let html = table(&v, &[], &["ola@example.test".to_owned()]).into_string();
+        assert!(
+            html.contains("/accounts/remove?email=ola%40example.test"),
+            "{html}"
+        );
+        assert!(!html.contains("/accounts/edit"), "{html}");
     }
 }

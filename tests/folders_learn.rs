@@ -96,8 +96,12 @@ async fn learns_dovecots_folders() {
     // Without LIST-EXTENDED the plain LIST is sent (its answer has \HasNoChildren too);
     // Dovecot marks \Sent in it all the same.
     let mut up = login(&config).await;
-    up.capabilities
-        .retain(|c| !c.eq_ignore_ascii_case("LIST-EXTENDED"));
+    up.capabilities = up
+        .capabilities
+        .iter()
+        .filter(|c| !c.eq_ignore_ascii_case("LIST-EXTENDED"))
+        .cloned()
+        .collect();
     let plain = learn::list(&mut up, TIMEOUT).await.expect("plain LIST");
     let wires = |e: &[mailgate::imap::folders::Entry]| -> Vec<Vec<u8>> {
         e.iter().map(|e| e.wire.clone()).collect()
@@ -110,7 +114,7 @@ async fn learns_dovecots_folders() {
 
     // Gmail's legacy XLIST, which Dovecot answers too (as `* XLIST`).
     let mut up = login(&config).await;
-    up.capabilities = vec!["IMAP4rev1".into(), "XLIST".into()];
+    up.capabilities = ["IMAP4rev1".to_string(), "XLIST".to_string()].into();
     let xlist = learn::list(&mut up, TIMEOUT).await.expect("XLIST");
     assert_eq!(wires(&xlist), wires(&entries));
     assert_eq!(

@@ -3,7 +3,7 @@
 
 use super::{cache, learn, Folders, Role, SentWatch, View};
 use crate::config::{Account, ServerConfig};
-use crate::imap::upstream::LoggedIn;
+use crate::imap::upstream::{self, LoggedIn};
 use crate::mailbox::SentCopy;
 use std::sync::Arc;
 use tracing::{info, warn};
@@ -74,13 +74,14 @@ pub async fn view(
         // E.g. the client's names are the provider's already: nothing to change.
         return None;
     }
+    let mut capabilities = up.capabilities.to_vec();
     if !view.provider_special_use {
-        up.capabilities.push("SPECIAL-USE".to_owned());
+        capabilities.push("SPECIAL-USE".to_owned());
     }
     if view.sent_watch.is_some() {
         // A swallowed upload must not take other messages of the same command with it.
-        up.capabilities
-            .retain(|c| !c.eq_ignore_ascii_case("MULTIAPPEND"));
+        capabilities.retain(|c| !c.eq_ignore_ascii_case("MULTIAPPEND"));
     }
+    up.capabilities = upstream::shared_capabilities(capabilities);
     Some(Arc::new(view))
 }

@@ -25,8 +25,10 @@ use crate::upstream::{self, Trace, UpstreamError, UpstreamStream};
 use tokio::io::AsyncWriteExt;
 use zeroize::Zeroizing;
 
+mod capabilities;
 mod conn;
 
+pub use capabilities::{shared as shared_capabilities, Capabilities};
 pub use conn::exchange;
 pub(crate) use conn::tagged;
 use conn::{printable, truncate, Conn};
@@ -41,7 +43,7 @@ pub struct LoggedIn {
     /// The connection.
     pub stream: UpstreamStream,
     /// Capabilities the server announced after login, as it spelled them.
-    pub capabilities: Vec<String>,
+    pub capabilities: Capabilities,
     /// Bytes the server sent after the login completed, not yet relayed.
     pub leftover: Vec<u8>,
 }
@@ -130,7 +132,7 @@ pub async fn login_traced(
     };
     Ok(LoggedIn {
         stream: conn.stream,
-        capabilities,
+        capabilities: capabilities::shared(capabilities),
         leftover: conn.buf,
     })
 }

@@ -46,6 +46,11 @@ impl Relay {
         let addr = line.trim().parse().expect("relay printed its address");
         Relay { addr, child }
     }
+
+    /// The relay process's PID, for its CPU time (see [`super::smtp`]).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
 }
 
 impl Drop for Relay {

@@ -130,6 +130,8 @@ fn main() {
         let mut noop_d = Vec::new();
         let mut noop_g = Vec::new();
         let mut noop_r = Vec::new();
+        // The minimal relay's CPU milliseconds over its NOOPs, and their count.
+        let (mut relay_cpu_ms, mut relay_noops_done) = (0.0, 0);
         let (mut bulk_d, mut bulk_g) = (Vec::new(), Vec::new());
         let (mut big_d, mut big_g) = (Vec::new(), Vec::new());
         let (mut app_d, mut app_g) = (Vec::new(), Vec::new());
@@ -186,7 +188,18 @@ fn main() {
             }
             first_index += sz.first_logins;
 
-            // NOOP round trips in one session.
+            // NOOP round trips in one session; the same NOOPs through the minimal relay for
+            // reference, before the pair in odd rounds and after it in even ones (the figure
+            // depends on what ran just before, see benches/README.md).
+            let relay = step_enabled("noop").then(|| {
+                let relay = relays.entry(m.prefix).or_insert_with(|| {
+                    minimal_relay::Relay::start(m.direct, m.tls.then_some(s.pki.ca.as_path()))
+                });
+                (relay.addr, relay.pid())
+            });
+            let early = relay
+                .filter(|_| round % 2 == 1)
+                .map(|r| relay_noops(r, sz.noops));
             if let Some((d, g)) = measure_pair(round, &mut cpu, "noop", sz.noops, |direct| {
                 let mut c = session(&s, m, direct, "bench");
                 let mut v = Vec::with_capacity(sz.noops);
@@ -200,19 +213,11 @@ fn main() {
             }) {
                 noop_d.extend(d);
                 noop_g.extend(g);
-                // The same NOOPs through the minimal relay, for reference (see below).
-                let relay = relays.entry(m.prefix).or_insert_with(|| {
-                    minimal_relay::Relay::start(m.direct, m.tls.then_some(s.pki.ca.as_path()))
-                });
-                // Plain to the relay: with a TLS upstream it does the TLS, as mailgate does.
-                let mut c = FastImap::connect(relay.addr, None);
-                c.login("bench", UPSTREAM_PW);
-                for i in 0..sz.noops {
-                    let t = Instant::now();
-                    c.ok(&format!("n{i}"), "NOOP");
-                    noop_r.push(ms(t.elapsed()));
-                }
-                c.logout();
+            }
+            if let Some((lat, cpu_ms)) = early.or_else(|| relay.map(|r| relay_noops(r, sz.noops))) {
+                noop_r.extend(lat);
+                relay_cpu_ms += cpu_ms;
+                relay_noops_done += sz.noops;
             }
 
             // Bulk FETCH of the whole 10 KiB mailbox, and the one 50 MiB message.
@@ -275,6 +280,7 @@ fn main() {
                 let secs = t.elapsed().as_secs_f64();
                 c.ok("d", &format!("DELETE {mailbox}"));
                 c.logout();
+                settle_disk();
                 sz.appends as f64 / secs
             }) {
                 app_d.push(d);
@@ -405,6 +411,13 @@ fn main() {
         });
 
         notes.extend(cpu.note(m.name));
+        if relay_noops_done > 0 {
+            notes.push(format!(
+                "{}: minimal relay CPU per operation: noop {:.0} µs (process total, 10 ms ticks)",
+                m.name,
+                relay_cpu_ms * 1000.0 / relay_noops_done as f64
+            ));
+        }
 
         if step_enabled("held") {
             // Held sessions and memory, each in a fresh mailgate so that memory freed by earlier
@@ -535,4 +548,22 @@ fn main() {
         sz.rounds
     );
     println!("{out}");
+}
+
+/// `n` NOOPs through the minimal relay at `relay` (address, PID), plain to it (towards a TLS
+/// upstream it does the TLS, as mailgate does): each one's latency (ms), and the relay's CPU
+/// milliseconds over them.
+fn relay_noops(relay: (SocketAddr, u32), n: usize) -> (Vec<f64>, f64) {
+    let mut c = FastImap::connect(relay.0, None);
+    c.login("bench", UPSTREAM_PW);
+    let before = process_cpu_ms(relay.1);
+    let mut lat = Vec::with_capacity(n);
+    for i in 0..n {
+        let t = Instant::now();
+        c.ok(&format!("n{i}"), "NOOP");
+        lat.push(ms(t.elapsed()));
+    }
+    let cpu_ms = process_cpu_ms(relay.1) - before;
+    c.logout();
+    (lat, cpu_ms)
 }

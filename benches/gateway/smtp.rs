@@ -60,9 +60,7 @@ pub fn smtp_send(
     while !s.postfix.queue_empty() && drained.elapsed() < Duration::from_secs(120) {
         std::thread::sleep(Duration::from_millis(20));
     }
-    // The delivered mail's dirty pages are written out now, untimed, instead of by the
-    // kernel's writeback in the middle of the next side's timed sends.
-    let _ = std::process::Command::new("sync").status();
+    settle_disk();
     (lat.len() as f64 / secs, lat)
 }
 
@@ -113,16 +111,12 @@ pub fn smtp(s: &Setup, sz: &Sizes, rows: &mut Vec<Row>, notes: &mut Vec<String>)
             tls: None,
             ..direct_side(relay.addr)
         };
-        // The relay's CPU time, from its process total in clock ticks (which, unlike the
-        // per-thread counters, keeps the time of its per-connection threads after they end).
-        let relay_ticks =
-            || stat_ticks(std::path::Path::new(&format!("/proc/{}/stat", relay.pid())));
+        let relay_pid = relay.pid();
         let (mut relay_cpu_ms, mut relay_ops) = (0.0, 0);
         let mut relay_send = || {
-            let before = relay_ticks();
+            let before = process_cpu_ms(relay_pid);
             let rate = smtp_send(s, &relay_side, conns, per_conn, &body).0;
-            // USER_HZ is 100 on the Linux builds this runs on.
-            relay_cpu_ms += relay_ticks().saturating_sub(before) as f64 * 10.0;
+            relay_cpu_ms += process_cpu_ms(relay_pid) - before;
             relay_ops += conns * per_conn;
             rate
         };

@@ -4,6 +4,7 @@
 use crate::smtp::submit::Reply;
 use crate::upstream::UpstreamError;
 use std::borrow::Cow;
+use std::fmt::Write as _;
 
 /// The reply for an upstream failure that is not a reply: the client should retry later.
 pub fn upstream_failure(e: &UpstreamError) -> &'static str {
@@ -29,24 +30,20 @@ pub fn relay_reply(r: &Reply) -> String {
     } else {
         format!("{a}.{b}.{c}")
     };
-    let lines: Vec<String> = r
-        .message
-        .split('\n')
-        .take(20)
-        .map(|l| {
-            l.chars()
-                .map(|c| if c.is_control() { ' ' } else { c })
-                .take(480)
-                .collect::<String>()
-        })
-        .collect();
-    let mut out = String::new();
-    for (i, line) in lines.iter().enumerate() {
-        let sep = if i + 1 == lines.len() { ' ' } else { '-' };
-        if i > 0 {
+    // Written straight into the reply: this runs for every message a client sends.
+    let mut out = String::with_capacity(r.message.len() + 16);
+    let mut lines = r.message.split('\n').take(20).peekable();
+    while let Some(line) = lines.next() {
+        let sep = if lines.peek().is_some() { '-' } else { ' ' };
+        if !out.is_empty() {
             out.push_str("\r\n");
         }
-        out.push_str(&format!("{code}{sep}{esc} {line}"));
+        let _ = write!(out, "{code}{sep}{esc} ");
+        out.extend(
+            line.chars()
+                .map(|c| if c.is_control() { ' ' } else { c })
+                .take(480),
+        );
     }
     out
 }
@@ -111,6 +108,13 @@ mod tests {
         assert!(relay_reply(&reply(421, [4, 4, 2], "bye")).starts_with("451 4.4.0 "));
         assert!(relay_reply(&reply(354, [0, 0, 0], "go")).starts_with("451 4.4.0 "));
         assert_eq!(relay_reply(&reply(550, [2, 0, 0], "x\r")), "550 5.0.0 x ");
+        // At most 20 lines of at most 480 characters; the last one kept ends the reply.
+        let long = vec!["y".repeat(600); 25].join("\n");
+        let relayed = relay_reply(&reply(550, [5, 7, 1], &long));
+        let lines: Vec<&str> = relayed.split("\r\n").collect();
+        assert_eq!(lines.len(), 20);
+        assert!(lines[..19].iter().all(|l| l.starts_with("550-5.7.1 ")));
+        assert_eq!(lines[19], format!("550 5.7.1 {}", "y".repeat(480)));
     }
 
     #[test]

@@ -28,6 +28,10 @@ pub(super) struct Dir {
     pub(super) spliced: u64,
     /// splice(2) failed as unsupported: this direction reads into buffers from now on.
     pub(super) no_splice: bool,
+    /// A read in this poll of the relay found nothing, so the task is woken when there is
+    /// more: reading again before then only costs (a buffer taken and given back, the waker
+    /// registered again) — several times per command, as the relay loops over both sides.
+    pub(super) waiting: bool,
 }
 
 impl Dir {
@@ -46,6 +50,7 @@ impl Dir {
             pipe: None,
             spliced: 0,
             no_splice: false,
+            waiting: false,
         }
     }
 

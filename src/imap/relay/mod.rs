@@ -310,6 +310,8 @@ impl Relay {
         client: &mut C,
         upstream: &mut UpstreamStream,
     ) -> Poll<End> {
+        self.c2s.waiting = false;
+        self.s2c.waiting = false;
         loop {
             match self.step(cx, client, upstream) {
                 Ok(true) => {}
@@ -397,6 +399,9 @@ impl Relay {
                 true => Ok(false),
             };
         }
+        if self.s2c.waiting {
+            return Ok(false);
+        }
         let read = match plain_pair(&*client, &*upstream) {
             Some((_, u)) if self.st.s2c_hold.is_none() && self.s2c.splice_next() => {
                 self.s2c.poll_splice_in(cx, u)
@@ -409,7 +414,10 @@ impl Relay {
                 Ok(true)
             }
             Poll::Ready(Err(_)) => Err(End::UpstreamError),
-            Poll::Pending => Ok(false),
+            Poll::Pending => {
+                self.s2c.waiting = true;
+                Ok(false)
+            }
         }
     }
 
@@ -462,6 +470,9 @@ impl Relay {
                 true => Ok(false),
             };
         }
+        if self.c2s.waiting {
+            return Ok(false);
+        }
         let read = match plain_pair(&*client, &*upstream) {
             // Never while the command is kept aside: its literal is the relay's to read.
             Some((c, _)) if self.st.c2s_aside.is_none() && self.c2s.splice_next() => {
@@ -480,7 +491,10 @@ impl Relay {
                 Ok(true)
             }
             Poll::Ready(Err(_)) => Err(End::ClientError),
-            Poll::Pending => Ok(false),
+            Poll::Pending => {
+                self.c2s.waiting = true;
+                Ok(false)
+            }
         }
     }
 }

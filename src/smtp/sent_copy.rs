@@ -216,8 +216,7 @@ fn upload(mut copy: Copy, account: Arc<Account>, config: Arc<Config>) {
             Err(e) => {
                 warn!(account = email, action = "append_failed", kind = e.kind(), error = %e, "sent copy");
                 // A provider that refuses the upload's login is an upstream failure like a
-                // session's: the same series shows it (counted first: a scrape that sees the
-                // failed copy sees its cause).
+                // session's: the same series shows it.
                 if let crate::imap::sent::SentError::Login(login) = &e {
                     metrics::upstream_error("imap", login.kind().label());
                 }

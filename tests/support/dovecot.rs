@@ -161,6 +161,9 @@ pub struct DovecotOpts {
     /// Settings appended to the generated config (the benchmark raises process and
     /// connection limits with it).
     pub extra: String,
+    /// The folder the instance's directory is made in (default `/tmp`). The benchmark gives
+    /// a tmpfs, so that no side's figures depend on when the disk writes.
+    pub dir_in: Option<PathBuf>,
 }
 
 impl DovecotOpts {
@@ -174,6 +177,7 @@ impl DovecotOpts {
             oauth2_introspection_url: None,
             oauth2_extra: String::new(),
             extra: String::new(),
+            dir_in: None,
         }
     }
 
@@ -187,6 +191,7 @@ impl DovecotOpts {
             oauth2_introspection_url: None,
             oauth2_extra: String::new(),
             extra: String::new(),
+            dir_in: None,
         }
     }
 
@@ -200,6 +205,7 @@ impl DovecotOpts {
             oauth2_introspection_url: None,
             oauth2_extra: String::new(),
             extra: String::new(),
+            dir_in: None,
         }
     }
 }
@@ -240,7 +246,7 @@ impl Dovecot {
         // unprivileged Dovecot user must be able to reach the directory.
         let dir = tempfile::Builder::new()
             .prefix("mailgate-dovecot-")
-            .tempdir_in("/tmp")
+            .tempdir_in(opts.dir_in.as_deref().unwrap_or(Path::new("/tmp")))
             .expect("dovecot tempdir");
         let d = dir.path().to_path_buf();
         for sub in ["run", "state", "home", "ssl", "sasl"] {

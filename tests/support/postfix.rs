@@ -113,6 +113,7 @@ impl Postfix {
 
     /// [`Postfix::start`] with the SASL Dovecot started from `opts` (a `sasl_only` base, e.g.
     /// with `oauth2_introspection_url` so that Postfix accepts XOAUTH2 and OAUTHBEARER).
+    /// Postfix's own directory goes in `opts.dir_in` too (default: the system's temp dir).
     pub fn start_with(users: &[&str], password: &str, opts: DovecotOpts) -> Postfix {
         Postfix::start_checking_senders(users, password, opts, &[])
     }
@@ -127,10 +128,13 @@ impl Postfix {
         opts: DovecotOpts,
         sender_logins: &[(&str, &str)],
     ) -> Postfix {
-        let dir = tempfile::Builder::new()
-            .prefix("mailgate-postfix-")
-            .tempdir()
-            .expect("temp dir");
+        let mut dir = tempfile::Builder::new();
+        dir.prefix("mailgate-postfix-");
+        let dir = match &opts.dir_in {
+            Some(base) => dir.tempdir_in(base),
+            None => dir.tempdir(),
+        }
+        .expect("temp dir");
         let d = dir.path().to_path_buf();
         // Postfix's daemons (user postfix) and the virtual agent (uid 65534) must reach here.
         chmod(&d, 0o755);

@@ -32,10 +32,10 @@ pub struct Mode {
 }
 
 /// Where the servers keep their files: a tmpfs when there is one. On this machine's disk
-/// Postfix's fsync of each queued message set the SMTP rate of every side (600–960 msg/s,
-/// one side a quarter below the next within a round); in tmpfs the same runs reach
-/// 1000–1700 msg/s and compare what the sides themselves cost. The servers' disk is not
-/// what the benchmark compares.
+/// Postfix's fsync of each queued message set the SMTP rate of every side (450–1100 msg/s,
+/// within a round one side up to a third below the next); in tmpfs the same runs reach
+/// mostly 1000–1700 msg/s and compare what the sides themselves cost. The servers' disk is
+/// not what the benchmark compares.
 fn ram_dir() -> Option<std::path::PathBuf> {
     let shm = std::path::Path::new("/dev/shm");
     shm.is_dir().then(|| shm.to_path_buf())

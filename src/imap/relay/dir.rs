@@ -238,6 +238,20 @@ impl Dir {
         }
     }
 
+    /// Runs `read` (a read or a splice of this direction's input) unless one found nothing
+    /// earlier in this poll of the relay (see `waiting`), and remembers whether this one did.
+    pub(super) fn read_once(
+        &mut self,
+        read: impl FnOnce(&mut Dir) -> Poll<io::Result<u64>>,
+    ) -> Poll<io::Result<u64>> {
+        if self.waiting {
+            return Poll::Pending;
+        }
+        let polled = read(self);
+        self.waiting = polled.is_pending();
+        polled
+    }
+
     /// Reads more input (only called when all earlier input is framed); Ready(Ok(n)) with
     /// the byte count (0 at EOF).
     pub(super) fn poll_read<R: AsyncRead + Unpin>(

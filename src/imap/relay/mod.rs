@@ -399,25 +399,20 @@ impl Relay {
                 true => Ok(false),
             };
         }
-        if self.s2c.waiting {
-            return Ok(false);
-        }
-        let read = match plain_pair(&*client, &*upstream) {
-            Some((_, u)) if self.st.s2c_hold.is_none() && self.s2c.splice_next() => {
-                self.s2c.poll_splice_in(cx, u)
-            }
-            _ => self.s2c.poll_read(cx, upstream),
-        };
+        let held = self.st.s2c_hold.is_some();
+        let read = self
+            .s2c
+            .read_once(|d| match plain_pair(&*client, &*upstream) {
+                Some((_, u)) if !held && d.splice_next() => d.poll_splice_in(cx, u),
+                _ => d.poll_read(cx, upstream),
+            });
         match read {
             Poll::Ready(Ok(n)) => {
                 self.counters.add_to_client(n);
                 Ok(true)
             }
             Poll::Ready(Err(_)) => Err(End::UpstreamError),
-            Poll::Pending => {
-                self.s2c.waiting = true;
-                Ok(false)
-            }
+            Poll::Pending => Ok(false),
         }
     }
 
@@ -470,20 +465,20 @@ impl Relay {
                 true => Ok(false),
             };
         }
-        if self.c2s.waiting {
-            return Ok(false);
-        }
-        let read = match plain_pair(&*client, &*upstream) {
-            // Never while the command is kept aside: its literal is the relay's to read.
-            Some((c, _)) if self.st.c2s_aside.is_none() && self.c2s.splice_next() => {
-                let read = self.c2s.poll_splice_in(cx, c);
-                if matches!(read, Poll::Ready(Ok(n)) if n > 0) {
-                    quickack(c);
+        let aside = self.st.c2s_aside.is_some();
+        let read = self
+            .c2s
+            .read_once(|d| match plain_pair(&*client, &*upstream) {
+                // Never while the command is kept aside: its literal is the relay's to read.
+                Some((c, _)) if !aside && d.splice_next() => {
+                    let read = d.poll_splice_in(cx, c);
+                    if matches!(read, Poll::Ready(Ok(n)) if n > 0) {
+                        quickack(c);
+                    }
+                    read
                 }
-                read
-            }
-            _ => self.c2s.poll_read(cx, client),
-        };
+                _ => d.poll_read(cx, client),
+            });
         match read {
             Poll::Ready(Ok(n)) => {
                 self.counters.add_to_upstream(n);
@@ -491,10 +486,7 @@ impl Relay {
                 Ok(true)
             }
             Poll::Ready(Err(_)) => Err(End::ClientError),
-            Poll::Pending => {
-                self.c2s.waiting = true;
-                Ok(false)
-            }
+            Poll::Pending => Ok(false),
         }
     }
 }

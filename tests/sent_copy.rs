@@ -94,17 +94,17 @@ fn copies(s: &Scrape, action: &str) -> f64 {
 
 /// Waits (bounded) until `mailgate_sent_copies_total{action}` reaches `n`.
 fn wait_for_copies(gw: &Mailgate, action: &str, n: f64) -> Scrape {
+    let what = format!("{SENT_COPIES}{{action={action:?}}} reaching {n}");
+    wait_until(gw, &what, |s| copies(s, action) >= n)
+}
+
+/// Waits (bounded) for a scrape that shows `what` (`ready`), and returns it.
+fn wait_until(gw: &Mailgate, what: &str, ready: impl Fn(&Scrape) -> bool) -> Scrape {
     poll(UPLOAD_TIMEOUT, STEP, || {
         let s = scrape(gw);
-        (copies(&s, action) >= n).then_some(s)
+        ready(&s).then_some(s)
     })
-    .unwrap_or_else(|| {
-        panic!(
-            "{SENT_COPIES}{{action={action:?}}} did not reach {n}\n{}\n{}",
-            scrape(gw).body,
-            gw.log()
-        )
-    })
+    .unwrap_or_else(|| panic!("no {what}\n{}\n{}", scrape(gw).body, gw.log()))
 }
 
 /// Logs in as `user` and sends `message` with DATA (dot-stuffed on the wire); the reply.
@@ -210,21 +210,16 @@ fn sent_copy_by_setting() {
     // An IMAP server that refuses connections: the send is still accepted.
     let r = send_data(&gw, "dave", &message("down", "dave"));
     assert!(r.starts_with("250"), "{r}");
-    wait_for_copies(&gw, "append_failed", 1.0);
     // The refused login is an upstream failure like a session's. Its series is counted just
     // before the copy's, but a scrape renders one series after another while they change, so
-    // it may show the copy's and not yet this one: waited for as well.
-    let errors = |s: &Scrape| {
-        s.get(
+    // it may show the copy's and not yet this one: both are waited for.
+    let s = wait_until(&gw, "failed copy with its imap connect error", |s| {
+        let error = s.get(
             "mailgate_upstream_errors_total",
             &[("protocol", "imap"), ("kind", "connect")],
-        )
-    };
-    let s = poll(UPLOAD_TIMEOUT, STEP, || {
-        let s = scrape(&gw);
-        (errors(&s) == Some(1.0)).then_some(s)
-    })
-    .unwrap_or_else(|| panic!("no imap connect error counted\n{}", scrape(&gw).body));
+        );
+        copies(s, "append_failed") >= 1.0 && error == Some(1.0)
+    });
 
     assert_eq!(copies(&s, "appended"), 2.0, "{}", s.body);
     assert_eq!(copies(&s, "not_copied"), 0.0, "{}", s.body);

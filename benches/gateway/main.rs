@@ -26,6 +26,7 @@
 mod support;
 
 mod delay;
+mod event_relay;
 mod latency;
 mod measure;
 mod minimal_relay;
@@ -40,7 +41,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use measure::*;
-use minimal_relay::MINIMAL_RELAY_ARG;
+use minimal_relay::{Kind, MINIMAL_RELAY_ARG};
 use setup::*;
 use smtp::smtp;
 use stats::*;
@@ -97,11 +98,7 @@ fn sizes() -> Sizes {
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if let Some(i) = args.iter().position(|a| a == MINIMAL_RELAY_ARG) {
-        let target = args
-            .get(i + 1)
-            .and_then(|a| a.parse().ok())
-            .expect("target address");
-        minimal_relay::serve(target, args.get(i + 2).map(std::path::PathBuf::from));
+        minimal_relay::main(&args[i + 1..]);
         return;
     }
     if args.iter().any(|a| a == delay::SELFCHECK_ARG) {
@@ -119,7 +116,8 @@ fn main() {
     let mut rows: Vec<Row> = Vec::new();
     let mut notes: Vec<String> = Vec::new();
 
-    // One minimal relay per upstream port, started when the NOOP step first needs it.
+    // One minimal relay of each kind per upstream port, started when the NOOP step first
+    // needs it.
     let mut relays = std::collections::BTreeMap::new();
     for m in s.modes.iter().filter(|_| part("imap")) {
         eprintln!("== {} ==", m.name);
@@ -129,9 +127,8 @@ fn main() {
         let mut first_g = Vec::new();
         let mut noop_d = Vec::new();
         let mut noop_g = Vec::new();
-        let mut noop_r = Vec::new();
-        // The minimal relay's CPU milliseconds over its NOOPs, and their count.
-        let (mut relay_cpu_ms, mut relay_noops_done) = (0.0, 0);
+        // The same NOOPs through the blocking and the event-loop minimal relay.
+        let mut noop_r = [RelayNoops::default(), RelayNoops::default()];
         let (mut bulk_d, mut bulk_g) = (Vec::new(), Vec::new());
         let (mut big_d, mut big_g) = (Vec::new(), Vec::new());
         let (mut app_d, mut app_g) = (Vec::new(), Vec::new());
@@ -188,18 +185,20 @@ fn main() {
             }
             first_index += sz.first_logins;
 
-            // NOOP round trips in one session; the same NOOPs through the minimal relay for
+            // NOOP round trips in one session; the same NOOPs through the minimal relays for
             // reference, before the pair in odd rounds and after it in even ones (the figure
             // depends on what ran just before, see benches/README.md).
             let relay = step_enabled("noop").then(|| {
-                let relay = relays.entry(m.prefix).or_insert_with(|| {
-                    minimal_relay::Relay::start(m.direct, m.tls.then_some(s.pki.ca.as_path()))
-                });
-                (relay.addr, relay.pid())
+                [Kind::Threads, Kind::EventLoop].map(|kind| {
+                    let relay = relays.entry((kind, m.prefix)).or_insert_with(|| {
+                        let ca = m.tls.then_some(s.pki.ca.as_path());
+                        minimal_relay::Relay::start(kind, m.direct, ca)
+                    });
+                    (relay.addr, relay.pid())
+                })
             });
-            let early = relay
-                .filter(|_| round % 2 == 1)
-                .map(|r| relay_noops(r, sz.noops));
+            let through_relays = |r: [(SocketAddr, u32); 2]| r.map(|r| relay_noops(r, sz.noops));
+            let early = relay.filter(|_| round % 2 == 1).map(through_relays);
             if let Some((d, g)) = measure_pair(round, &mut cpu, "noop", sz.noops, |direct| {
                 let mut c = session(&s, m, direct, "bench");
                 let mut v = Vec::with_capacity(sz.noops);
@@ -214,10 +213,11 @@ fn main() {
                 noop_d.extend(d);
                 noop_g.extend(g);
             }
-            if let Some((lat, cpu_ms)) = early.or_else(|| relay.map(|r| relay_noops(r, sz.noops))) {
-                noop_r.extend(lat);
-                relay_cpu_ms += cpu_ms;
-                relay_noops_done += sz.noops;
+            if let Some(done) = early.or_else(|| relay.map(through_relays)) {
+                for (sum, (lat, cpu_ms)) in noop_r.iter_mut().zip(done) {
+                    sum.lat.extend(lat);
+                    sum.cpu_ms += cpu_ms;
+                }
             }
 
             // Bulk FETCH of the whole 10 KiB mailbox, and the one 50 MiB message.
@@ -345,19 +345,24 @@ fn main() {
             gate: p(&mut noop_g, 0.5),
             target: Target::DiffAtMost(0.03),
         });
-        if !noop_r.is_empty() {
-            let (d, r, g) = (
+        if !noop_r[0].lat.is_empty() {
+            let [threads, event_loop] = &mut noop_r;
+            let (d, r, e, g) = (
                 p(&mut noop_d, 0.5),
-                p(&mut noop_r, 0.5),
+                p(&mut threads.lat, 0.5),
+                p(&mut event_loop.lat, 0.5),
                 p(&mut noop_g, 0.5),
             );
             notes.push(format!(
                 "{}: NOOP p50 direct {d:.3} ms, through a minimal relay {r:.3} ms ({:+.3}), \
-                 through mailgate {g:.3} ms ({:+.3}); the minimal relay is a floor for any relay \
-                 here: blocking reads and writes, a thread per direction, no parsing, and towards a \
-                 TLS upstream it speaks TLS itself, as mailgate does (the client is plain to both)",
+                 through a minimal event-loop relay {e:.3} ms ({:+.3}), through mailgate {g:.3} \
+                 ms ({:+.3}); the minimal relay is a floor for any relay here: blocking reads and \
+                 writes, a thread per direction, no parsing, and towards a TLS upstream it speaks \
+                 TLS itself, as mailgate does (the client is plain to both); the event-loop relay \
+                 does the same on tokio, as mailgate runs (copy_bidirectional, nothing else)",
                 m.name,
                 r - d,
+                e - d,
                 g - d
             ));
             // The latency issue's floor: mailgate's own cost per NOOP over a relay that
@@ -368,6 +373,14 @@ fn main() {
                 direct: r,
                 gate: g,
                 target: Target::DiffAtMost(0.01),
+            });
+            // What of that is the event loop's (no target: the floor stays the relay above).
+            rows.push(Row {
+                name: label("NOOP p50, minimal event-loop relay in the direct column"),
+                unit: "ms",
+                direct: e,
+                gate: g,
+                target: Target::None,
             });
         }
         rows.push(Row {
@@ -411,11 +424,15 @@ fn main() {
         });
 
         notes.extend(cpu.note(m.name));
-        if relay_noops_done > 0 {
+        let rounds_done = noop_r[0].lat.len() / sz.noops.max(1);
+        if rounds_done > 0 {
+            let per_noop = |r: &RelayNoops| r.cpu_ms * 1000.0 / (rounds_done * sz.noops) as f64;
             notes.push(format!(
-                "{}: minimal relay CPU per operation: noop {:.0} µs (process total, 10 ms ticks)",
+                "{}: minimal relay CPU per operation: noop {:.0} µs, the event-loop relay's {:.0} \
+                 µs (process totals, 10 ms ticks)",
                 m.name,
-                relay_cpu_ms * 1000.0 / relay_noops_done as f64
+                per_noop(&noop_r[0]),
+                per_noop(&noop_r[1])
             ));
         }
 
@@ -548,6 +565,15 @@ fn main() {
         sz.rounds
     );
     println!("{out}");
+}
+
+/// NOOPs through one of the minimal relays, over the rounds.
+#[derive(Default)]
+struct RelayNoops {
+    /// Each NOOP's latency, ms.
+    lat: Vec<f64>,
+    /// The relay process's CPU over them.
+    cpu_ms: f64,
 }
 
 /// `n` NOOPs through the minimal relay at `relay` (address, PID), plain to it (towards a TLS

@@ -18,6 +18,17 @@ use std::sync::{Arc, Mutex};
 
 /// The argument that makes this binary run as [`serve`] instead of the benchmark.
 pub const MINIMAL_RELAY_ARG: &str = "--minimal-relay";
+/// With [`MINIMAL_RELAY_ARG`]: the relay on an event loop ([`super::event_relay`]).
+pub const EVENT_LOOP_ARG: &str = "--event-loop";
+
+/// How the relay waits for its sockets.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Kind {
+    /// Blocking reads and writes, a thread per direction.
+    Threads,
+    /// tokio, as mailgate ([`super::event_relay`]).
+    EventLoop,
+}
 
 /// A running relay process; stopped (by PID) when dropped.
 pub struct Relay {
@@ -26,12 +37,13 @@ pub struct Relay {
 }
 
 impl Relay {
-    /// Starts the relay towards `target` (TLS towards it, trusting `ca`, when given) and waits
-    /// for its listening address.
-    pub fn start(target: SocketAddr, ca: Option<&Path>) -> Relay {
+    /// Starts the relay of `kind` towards `target` (TLS towards it, trusting `ca`, when given)
+    /// and waits for its listening address.
+    pub fn start(kind: Kind, target: SocketAddr, ca: Option<&Path>) -> Relay {
         let exe = std::env::current_exe().expect("own executable");
-        let mut args = vec![super::MINIMAL_RELAY_ARG.to_string(), target.to_string()];
+        let mut args = vec![MINIMAL_RELAY_ARG.to_string(), target.to_string()];
         args.extend(ca.map(|p| p.display().to_string()));
+        args.extend((kind == Kind::EventLoop).then(|| EVENT_LOOP_ARG.to_string()));
         let mut child = Command::new(exe)
             .args(args)
             .stdin(Stdio::piped())
@@ -60,15 +72,31 @@ impl Drop for Relay {
     }
 }
 
-/// The relay process: prints its address, serves until its stdin closes (the benchmark
-/// ended) or 10,000 connections. With `ca`, TLS towards `target` (server name `localhost`).
-pub fn serve(target: SocketAddr, ca: Option<PathBuf>) {
+/// The relay process (`args` after [`MINIMAL_RELAY_ARG`]: the target, then the CA file and
+/// [`EVENT_LOOP_ARG`] when given): prints its address, serves until its stdin closes (the
+/// benchmark ended) or 10,000 connections. With a CA file, TLS towards the target (server name
+/// `localhost`).
+pub fn main(args: &[String]) {
+    let target = args
+        .first()
+        .and_then(|a| a.parse().ok())
+        .expect("target address");
+    let event_loop = args.iter().any(|a| a == EVENT_LOOP_ARG);
+    let ca = args[1..].iter().find(|a| *a != EVENT_LOOP_ARG);
     let tls = ca.map(|ca| {
         mailgate::net::tls::install_crypto_provider();
-        mailgate::net::tls::client_config(Some(&ca)).expect("the relay's CA file")
+        mailgate::net::tls::client_config(Some(&PathBuf::from(ca))).expect("the relay's CA file")
     });
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    println!("{}", listener.local_addr().expect("addr"));
+    match event_loop {
+        true => super::event_relay::serve(target, tls),
+        false => serve(target, tls),
+    }
+}
+
+/// Prints the relay's address for [`Relay::start`], and ends the process when its stdin
+/// closes (the benchmark is gone).
+pub fn announce(addr: SocketAddr) {
+    println!("{addr}");
     let _ = std::io::stdout().flush();
     std::thread::spawn(|| {
         let mut sink = [0u8; 64];
@@ -76,6 +104,12 @@ pub fn serve(target: SocketAddr, ca: Option<PathBuf>) {
         while std::io::stdin().read(&mut sink).is_ok_and(|n| n > 0) {}
         std::process::exit(0);
     });
+}
+
+/// The blocking relay.
+fn serve(target: SocketAddr, tls: Option<Arc<rustls::ClientConfig>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    announce(listener.local_addr().expect("addr"));
     for _ in 0..10_000 {
         let Ok((client, _)) = listener.accept() else {
             break;

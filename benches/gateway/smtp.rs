@@ -104,7 +104,11 @@ pub fn smtp(s: &Setup, sz: &Sizes, rows: &mut Vec<Row>, notes: &mut Vec<String>)
             password: LOCAL_PW,
         };
         let relay = relays.entry(direct_addr).or_insert_with(|| {
-            minimal_relay::Relay::start(direct_addr, m.tls.then_some(s.postfix.ca_file.as_path()))
+            minimal_relay::Relay::start(
+                Kind::Threads,
+                direct_addr,
+                m.tls.then_some(s.postfix.ca_file.as_path()),
+            )
         });
         // Plain to the relay: with a TLS upstream it does the TLS, as mailgate does.
         let relay_side = SmtpSide {

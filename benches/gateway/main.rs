@@ -98,7 +98,7 @@ fn sizes() -> Sizes {
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if let Some(i) = args.iter().position(|a| a == MINIMAL_RELAY_ARG) {
-        minimal_relay::main(&args[i + 1..]);
+        relay_main(&args[i + 1..]);
         return;
     }
     if args.iter().any(|a| a == delay::SELFCHECK_ARG) {
@@ -565,6 +565,30 @@ fn main() {
         sz.rounds
     );
     println!("{out}");
+}
+
+/// This binary as a minimal relay (`args` after [`MINIMAL_RELAY_ARG`]: the target, then the
+/// CA file and [`minimal_relay::EVENT_LOOP_ARG`] when given): prints its address, serves until
+/// its stdin closes (the benchmark ended) or 10,000 connections. With a CA file, TLS towards
+/// the target (server name `localhost`).
+fn relay_main(args: &[String]) {
+    let target = args
+        .first()
+        .and_then(|a| a.parse().ok())
+        .expect("target address");
+    let event_loop = args.iter().any(|a| a == minimal_relay::EVENT_LOOP_ARG);
+    let ca = args[1..]
+        .iter()
+        .find(|a| *a != minimal_relay::EVENT_LOOP_ARG);
+    let tls = ca.map(|ca| {
+        mailgate::net::tls::install_crypto_provider();
+        mailgate::net::tls::client_config(Some(std::path::Path::new(ca)))
+            .expect("the relay's CA file")
+    });
+    match event_loop {
+        true => event_relay::serve(target, tls),
+        false => minimal_relay::serve(target, tls),
+    }
 }
 
 /// NOOPs through one of the minimal relays, over the rounds.

@@ -12,7 +12,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 
@@ -72,27 +72,6 @@ impl Drop for Relay {
     }
 }
 
-/// The relay process (`args` after [`MINIMAL_RELAY_ARG`]: the target, then the CA file and
-/// [`EVENT_LOOP_ARG`] when given): prints its address, serves until its stdin closes (the
-/// benchmark ended) or 10,000 connections. With a CA file, TLS towards the target (server name
-/// `localhost`).
-pub fn main(args: &[String]) {
-    let target = args
-        .first()
-        .and_then(|a| a.parse().ok())
-        .expect("target address");
-    let event_loop = args.iter().any(|a| a == EVENT_LOOP_ARG);
-    let ca = args[1..].iter().find(|a| *a != EVENT_LOOP_ARG);
-    let tls = ca.map(|ca| {
-        mailgate::net::tls::install_crypto_provider();
-        mailgate::net::tls::client_config(Some(&PathBuf::from(ca))).expect("the relay's CA file")
-    });
-    match event_loop {
-        true => super::event_relay::serve(target, tls),
-        false => serve(target, tls),
-    }
-}
-
 /// Prints the relay's address for [`Relay::start`], and ends the process when its stdin
 /// closes (the benchmark is gone).
 pub fn announce(addr: SocketAddr) {
@@ -106,8 +85,8 @@ pub fn announce(addr: SocketAddr) {
     });
 }
 
-/// The blocking relay.
-fn serve(target: SocketAddr, tls: Option<Arc<rustls::ClientConfig>>) {
+/// The blocking relay (see [`super::relay_main`]).
+pub fn serve(target: SocketAddr, tls: Option<Arc<rustls::ClientConfig>>) {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     announce(listener.local_addr().expect("addr"));
     for _ in 0..10_000 {

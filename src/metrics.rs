@@ -38,6 +38,9 @@ pub const IMAP_WARM_LOGINS_TOTAL: &str = "mailgate_imap_warm_logins_total";
 pub const IMAP_WARM_DISCARDED_TOTAL: &str = "mailgate_imap_warm_discarded_total";
 /// Upstream connections kept now for an account's next login.
 pub const IMAP_WARM_CONNECTIONS: &str = "mailgate_imap_warm_connections";
+/// Upstream connections opened ahead of a polling client's expected login
+/// (`pre_open_secs`), by result: `opened`, `failed`.
+pub const IMAP_WARM_PRE_OPENED_TOTAL: &str = "mailgate_imap_warm_pre_opened_total";
 /// SMTP messages by result: `ok` (the provider accepted it), `rejected` (the provider refused
 /// it for good, 5xx), `deferred` (4xx: the client was told to retry), `too_big` (over
 /// `max_message_size`, never sent).
@@ -184,6 +187,10 @@ fn describe() {
         IMAP_WARM_CONNECTIONS,
         "Upstream IMAP connections kept now for an account's next login."
     );
+    describe_counter!(
+        IMAP_WARM_PRE_OPENED_TOTAL,
+        "Upstream IMAP connections opened ahead of a polling client's expected login, by result."
+    );
     describe_counter!(SMTP_MESSAGES_TOTAL, "SMTP messages by result.");
     describe_histogram!(
         SMTP_MESSAGE_BYTES,
@@ -321,6 +328,11 @@ pub fn imap_warm_login(result: &'static str) {
 /// Counts an upstream connection not kept, or no longer kept, for `reason`.
 pub fn imap_warm_discarded(reason: &'static str) {
     counter!(IMAP_WARM_DISCARDED_TOTAL, "reason" => reason).increment(1);
+}
+
+/// Counts a connection opened ahead of a polling client's login: `opened` or `failed`.
+pub fn imap_warm_pre_opened(result: &'static str) {
+    counter!(IMAP_WARM_PRE_OPENED_TOTAL, "result" => result).increment(1);
 }
 
 /// The number of upstream connections kept now.

@@ -87,6 +87,14 @@ fn upstream_ended(dc: &Dovecot) -> usize {
     user_lines(dc, "Disconnected")
 }
 
+/// Waits until Dovecot has logged `n` upstream logins of the test user (its log process
+/// writes a moment after the login).
+fn await_upstream_logins(dc: &Dovecot, n: usize) {
+    let seen = poll(WAIT, STEP, || (upstream_logins(dc) >= n).then_some(()));
+    assert!(seen.is_some(), "Dovecot never logged {n} logins");
+    assert_eq!(upstream_logins(dc), n);
+}
+
 fn scrape(gate: &Mailgate) -> Scrape {
     let addr: SocketAddr = gate.metrics_addr.expect("metrics");
     Scrape::parse(fetch(addr).expect("scrape")).expect("parse")
@@ -499,4 +507,86 @@ fn logout_is_answered_by_the_gateway_when_nothing_is_in_flight() {
     );
     let seen = poll(WAIT, STEP, || (logged_out() == 2).then_some(()));
     assert!(seen.is_some(), "Dovecot logged the second session out");
+}
+
+/// A client that polls at a steady interval longer than `keep_secs` finds a connection opened
+/// ahead of its next poll (`pre_open_secs`) and kept for it; when it stops polling, the one
+/// opened for the poll that never comes expires, and nothing more is opened.
+#[test]
+fn a_polling_client_finds_a_connection_opened_ahead_of_its_poll() {
+    let (dc, gate, poll_at) = polling_client();
+    assert_eq!(hits(&gate), 0.0);
+    await_opened(&gate, 1.0);
+    await_kept(&gate, 1);
+    // Four polls and the one opened ahead.
+    await_upstream_logins(&dc, 5);
+
+    // The fifth poll takes it.
+    poll_at(4);
+    assert_eq!(hits(&gate), 1.0);
+    assert_eq!(upstream_logins(&dc), 5);
+
+    // No sixth poll: the connection opened for it expires unused, and that is all.
+    await_opened(&gate, 2.0);
+    // The fifth poll's own connection (kept two seconds) and the one opened for the sixth.
+    let discarded = "mailgate_imap_warm_discarded_total";
+    await_metric(&gate, discarded, &[("reason", "expired")], 6.0);
+    await_kept(&gate, 0);
+    assert_eq!(opened(&gate), 2.0);
+    await_upstream_logins(&dc, 6);
+}
+
+/// A reload between a poll and the next ends the kept connection and cancels the pre-open
+/// planned under the old configuration: the next poll logs in anew.
+#[test]
+fn a_reload_cancels_a_planned_pre_open() {
+    let (dc, gate, poll_at) = polling_client();
+    reload(&gate, "reload", 1.0);
+    poll_at(4);
+    assert_eq!(hits(&gate), 0.0);
+    assert_eq!(
+        opened(&gate),
+        0.0,
+        "nothing opened under the old configuration"
+    );
+    await_upstream_logins(&dc, 5);
+}
+
+const PRE_OPENED: &str = "mailgate_imap_warm_pre_opened_total";
+
+fn opened(gate: &Mailgate) -> f64 {
+    metric(gate, PRE_OPENED, &[("result", "opened")])
+}
+
+fn await_opened(gate: &Mailgate, n: f64) {
+    await_metric(gate, PRE_OPENED, &[("result", "opened")], n);
+}
+
+/// Warm sessions with a keep time (two seconds) shorter than the client's poll interval (four
+/// seconds) and pre-opening a second ahead; the client has polled four times, each on a new
+/// upstream connection (the four logins show its interval). Also returns the client's poll:
+/// LOGIN, SELECT, LOGOUT at the `i`th multiple of the interval.
+fn polling_client() -> (Dovecot, Mailgate, impl Fn(u32)) {
+    let dc = dovecot();
+    dc.fill_maildir(USER, &[message("one")]);
+    let gate = config(&dc, 2, UPSTREAM_PW)
+        .server("warm_sessions.keep_secs", 2u64)
+        .server("warm_sessions.pre_open_secs", 1u64)
+        .start();
+    let period = Duration::from_secs(4);
+    let start = std::time::Instant::now();
+    let addr = gate.imap_addr;
+    let poll_at = move |i: u32| {
+        let at = start + period * i;
+        std::thread::sleep(at.saturating_duration_since(std::time::Instant::now()));
+        let mut c = ImapClient::connect(addr);
+        c.login(EMAIL, LOCAL_PW);
+        select_inbox(&mut c, "a1", 1);
+        logout(c);
+    };
+    for i in 0..4 {
+        poll_at(i);
+        assert_eq!(opened(&gate), 0.0, "nothing opened ahead before poll {i}");
+    }
+    (dc, gate, poll_at)
 }

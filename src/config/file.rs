@@ -107,6 +107,7 @@ pub(super) struct WarmSessionsFile {
     pub(super) keep_secs: Option<Spanned<u64>>,
     pub(super) per_account: Option<Spanned<usize>>,
     pub(super) max_total: Option<Spanned<usize>>,
+    pub(super) pre_open_secs: Option<Spanned<u64>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -325,10 +325,16 @@ fn warm_sessions_are_off_unless_set_and_bounded() {
             .server
             .warm_sessions;
         assert_eq!(
-            (w.on(), w.keep, w.per_account, w.max_total),
-            (true, Duration::from_secs(90), 3, 1000)
+            (w.on(), w.keep, w.per_account, w.max_total, w.pre_open),
+            (true, Duration::from_secs(90), 3, 1000, Duration::ZERO)
         );
     }
+    let text = "[server.warm_sessions]\nkeep_secs = 30\npre_open_secs = 10\n";
+    let w = parse(&format!("{text}{}", account("")))
+        .unwrap()
+        .server
+        .warm_sessions;
+    assert_eq!(w.pre_open, Duration::from_secs(10));
     for (text, want) in [
         (
             "keep_secs = 601",
@@ -345,6 +351,14 @@ fn warm_sessions_are_off_unless_set_and_bounded() {
         (
             "max_total = 0",
             "2:13: server.warm_sessions.max_total: must be at least 1",
+        ),
+        (
+            "keep_secs = 60\npre_open_secs = 121",
+            "3:17: server.warm_sessions.pre_open_secs: must be at most 120",
+        ),
+        (
+            "pre_open_secs = 5",
+            "2:17: server.warm_sessions.pre_open_secs: needs keep_secs",
         ),
     ] {
         let e = parse(&format!("[server.warm_sessions]\n{text}\n{}", account("")))

@@ -3,6 +3,7 @@
 //! command in flight, so any byte is news of its end), a reload ends it, or the gateway shuts
 //! down. Whatever ends it but a login takes it out of the pool and counts the reason.
 
+use super::open::Origin;
 use super::pool::{self, Ask};
 use super::reason::Reason;
 use crate::config::{Account, Config, ServerConfig};
@@ -15,21 +16,41 @@ use tokio::time::Instant;
 use tracing::info;
 
 /// A kept connection and what its task needs to end it well.
-pub(super) struct Kept {
-    pub(super) up: LoggedIn,
-    pub(super) account: Arc<Account>,
-    pub(super) config: Arc<Config>,
-    pub(super) key: String,
-    pub(super) id: u64,
+struct Kept {
+    up: LoggedIn,
+    account: Arc<Account>,
+    config: Arc<Config>,
+    key: String,
+    id: u64,
+}
+
+/// Puts a clean logged-in connection in the pool and keeps it until `until`, or ends it when
+/// the pool has no place for it.
+pub(super) async fn park(
+    up: LoggedIn,
+    origin: Origin,
+    account: Arc<Account>,
+    config: Arc<Config>,
+    until: Instant,
+    shutdown: Shutdown,
+) {
+    let key = pool::key(&account.email);
+    let (id, ask) = match pool::admit(&key, &config, origin.token_expires, until) {
+        Ok(admitted) => admitted,
+        Err(reason) => return end(up, &account, &config.server, reason).await,
+    };
+    let kept = Kept {
+        up,
+        account,
+        config,
+        key,
+        id,
+    };
+    keep(kept, ask, until, shutdown).await;
 }
 
 /// Keeps `kept` until `until` (see the module documentation).
-pub(super) async fn keep(
-    kept: Kept,
-    ask: oneshot::Receiver<Ask>,
-    until: Instant,
-    mut shutdown: Shutdown,
-) {
+async fn keep(kept: Kept, ask: oneshot::Receiver<Ask>, until: Instant, mut shutdown: Shutdown) {
     let Kept {
         mut up,
         account,

@@ -15,18 +15,20 @@
 //! kept (providers limit simultaneous connections per account; Gmail to 15).
 
 mod keeper;
+mod open;
+mod polls;
 mod pool;
+mod pre_open;
 mod reason;
 
-pub use pool::config_in_use;
+pub use open::Origin;
 pub use reason::Reason;
 
-use crate::config::{Account, Config, Credential};
+use crate::config::{Account, Config};
 use crate::imap::rewrite::Ending;
 use crate::imap::upstream::{self, LoggedIn};
 use crate::session::Shutdown;
 use crate::upstream::UpstreamError;
-use keeper::Kept;
 use pool::Ask;
 use std::sync::Arc;
 use tokio::sync::oneshot;
@@ -37,12 +39,11 @@ use tracing::info;
 /// it); only one dropped without a word on the way waits this long.
 const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// Where a session's upstream connection came from, and what keeping it needs to know.
-pub struct Origin {
-    /// It was kept from an earlier session.
-    pub warm: bool,
-    /// When the OAuth access token it logged in with expires (Unix seconds).
-    token_expires: Option<u64>,
+/// Sessions start with `config` from now on: every connection kept under another ends (see
+/// [`pool::config_in_use`]), and pre-opening forgets accounts that are gone.
+pub fn config_in_use(config: &Arc<Config>) {
+    pool::config_in_use(config);
+    pre_open::config_in_use(config);
 }
 
 /// A logged-in upstream connection for `account`: a kept one when there is one alive, else a
@@ -52,25 +53,16 @@ pub async fn login(
     config: &Arc<Config>,
 ) -> Result<(LoggedIn, Origin), UpstreamError> {
     if config.server.warm_sessions.on() {
+        if !config.server.warm_sessions.pre_open.is_zero() {
+            pre_open::logged_in(&pool::key(&account.email));
+        }
         if let Some(found) = take(account, config).await {
             crate::metrics::imap_warm_login("hit");
             return Ok(found);
         }
         crate::metrics::imap_warm_login("miss");
     }
-    let up = upstream::login(account, &config.server).await?;
-    // Only a connection that may be kept needs to know its token's expiry.
-    let token_expires = match &account.imap.credential {
-        Credential::OAuth2(oauth) if config.server.warm_sessions.on() => {
-            crate::oauth::peek(oauth, |t| t.and_then(|t| t.expires_at)).await
-        }
-        _ => None,
-    };
-    let origin = Origin {
-        warm: false,
-        token_expires,
-    };
-    Ok((up, origin))
+    open::fresh(account, config).await
 }
 
 /// The account's kept connections, most recent first, until one proves alive.
@@ -121,6 +113,9 @@ pub fn after_relay(
     shutdown: Shutdown,
 ) {
     let warm = config.server.warm_sessions.on();
+    if warm && !config.server.warm_sessions.pre_open.is_zero() {
+        pre_open::plan(account.clone(), config.clone(), shutdown.clone());
+    }
     let unclean = match (ending, handed_back) {
         (
             Ending::LoggedOut {
@@ -178,18 +173,6 @@ async fn keep(
             return;
         }
     };
-    let key = pool::key(&account.email);
-    let (id, ask) = match pool::admit(&key, &config, origin.token_expires) {
-        Ok(admitted) => admitted,
-        Err(reason) => return keeper::end(up, &account, server, reason).await,
-    };
     let until = tokio::time::Instant::now() + server.warm_sessions.keep;
-    let kept = Kept {
-        up,
-        account,
-        config,
-        key,
-        id,
-    };
-    keeper::keep(kept, ask, until, shutdown).await;
+    keeper::park(up, origin, account, config, until, shutdown).await;
 }

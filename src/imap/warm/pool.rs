@@ -8,6 +8,7 @@ use crate::imap::upstream::LoggedIn;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use tokio::sync::oneshot;
+use tokio::time::Instant;
 
 /// What the pool asks of a kept connection's task.
 pub enum Ask {
@@ -23,6 +24,8 @@ pub(super) struct Entry {
     ask: oneshot::Sender<Ask>,
     /// When the OAuth access token it logged in with expires (Unix seconds), if it did.
     token_expires: Option<u64>,
+    /// When its keep time ends.
+    until: Instant,
 }
 
 impl Entry {
@@ -94,12 +97,26 @@ pub fn config_in_use(config: &Arc<Config>) {
     }
 }
 
-/// A place for a connection of the account `key` logged in under `config`: its id and the
-/// receiving end its task listens on, or why it may not be kept.
+/// Whether sessions start with `config` now (no reload since).
+pub(super) fn is_current(config: &Arc<Config>) -> bool {
+    Weak::ptr_eq(&pool().current, &Arc::downgrade(config))
+}
+
+/// Whether the account `key` has a connection kept until `at` or later.
+pub(super) fn kept_at(key: &str, at: Instant) -> bool {
+    pool()
+        .accounts
+        .get(key)
+        .is_some_and(|entries| entries.iter().any(|e| e.until >= at))
+}
+
+/// A place for a connection of the account `key` logged in under `config`, to be kept until
+/// `until`: its id and the receiving end its task listens on, or why it may not be kept.
 pub(super) fn admit(
     key: &str,
     config: &Arc<Config>,
     token_expires: Option<u64>,
+    until: Instant,
 ) -> Result<(u64, oneshot::Receiver<Ask>), Reason> {
     let warm = &config.server.warm_sessions;
     let mut p = pool();
@@ -117,6 +134,7 @@ pub(super) fn admit(
         id,
         ask,
         token_expires,
+        until,
     });
     p.total += 1;
     crate::metrics::imap_warm_connections(p.total);
@@ -186,6 +204,10 @@ mod tests {
         pool().accounts.get(&key(key_of)).map_or(0, Vec::len)
     }
 
+    fn soon() -> Instant {
+        Instant::now() + std::time::Duration::from_secs(60)
+    }
+
     fn config() -> Arc<Config> {
         let text = "[server.warm_sessions]\nkeep_secs = 60\nper_account = 2\n\n[[account]]\nemail = \"ola@example.no\"\nlocal_password_hash = \"$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHQ$RdescudvJCsgt3ub+b+dWRWJTmaaJObG\"\n\n[account.imap]\nserver = \"imap.example.no:993\"\npassword = \"x\"\n";
         Arc::new(Config::parse(text, std::path::Path::new("/etc/mailgate/test.toml")).unwrap())
@@ -198,16 +220,20 @@ mod tests {
         let c = config();
         config_in_use(&c);
         let key = key("OLA@example.no");
-        let (first, _rx1) = admit(&key, &c, None).unwrap();
-        let (second, _rx2) = admit(&key, &c, Some(1_000)).unwrap();
-        assert_eq!(admit(&key, &c, None).err(), Some(Reason::Full));
+        let (first, _rx1) = admit(&key, &c, None, soon()).unwrap();
+        let (second, _rx2) = admit(&key, &c, Some(1_000), soon()).unwrap();
+        assert_eq!(admit(&key, &c, None, soon()).err(), Some(Reason::Full));
         assert_eq!(kept("ola@example.no"), 2);
+        // Kept until `soon()`: there at any time before, not after.
+        assert!(kept_at(&key, soon() - std::time::Duration::from_secs(1)));
+        assert!(!kept_at(&key, soon() + std::time::Duration::from_secs(1)));
+        assert!(!kept_at(&super::key("kari@example.no"), Instant::now()));
 
         // A token good for more than the refresh margin: taken, the most recent first.
         let (found, unusable) = take(&key, &c, 1_000 - 61);
         assert_eq!(found.map(|e| e.id), Some(second));
         assert!(unusable.is_empty());
-        let (second, _rx2) = admit(&key, &c, Some(1_000)).unwrap();
+        let (second, _rx2) = admit(&key, &c, Some(1_000), soon()).unwrap();
         // Within the margin: set aside as expired, and the next one is taken.
         let (found, unusable) = take(&key, &c, 1_000 - 60);
         assert_eq!(found.map(|e| e.id), Some(first));
@@ -216,12 +242,12 @@ mod tests {
         assert_eq!(kept("ola@example.no"), 0);
 
         // A session under an older config neither takes nor gives back.
-        let (_, _rx) = admit(&key, &c, None).unwrap();
+        let (_, _rx) = admit(&key, &c, None, soon()).unwrap();
         let newer = config();
         config_in_use(&newer);
         assert_eq!(kept("ola@example.no"), 0);
         assert!(take(&key, &c, 0).0.is_none());
-        assert_eq!(admit(&key, &c, None).err(), Some(Reason::Reload));
-        assert!(admit(&key, &newer, None).is_ok());
+        assert_eq!(admit(&key, &c, None, soon()).err(), Some(Reason::Reload));
+        assert!(admit(&key, &newer, None, soon()).is_ok());
     }
 }

@@ -12,7 +12,9 @@
 //! asks for it, `keep_secs` pass, the provider closes it, or a reload ends it ([`pool`]).
 //! Before it is handed out, a NOOP proves it alive; a dead one is replaced by the next kept
 //! one or a new login, and the client notices nothing. Per account at most `per_account` are
-//! kept (providers limit simultaneous connections per account; Gmail to 15).
+//! kept (providers limit simultaneous connections per account; Gmail to 15). With
+//! `pre_open_secs`, a client that polls at a steady interval longer than the keep time gets a
+//! connection opened shortly before its next poll instead ([`pre_open`]).
 
 mod keeper;
 mod open;

@@ -203,7 +203,8 @@ fn a_second_poll_reuses_the_upstream_connection() {
     await_kept(&gate, 1);
     poll_once();
     await_kept(&gate, 1);
-    assert_eq!(upstream_logins(&dc), 1, "one upstream login for two polls");
+    // One upstream login for two polls.
+    await_upstream_logins(&dc, 1);
     assert_eq!(hits(&gate), 1.0);
     assert_eq!(
         metric(
@@ -274,7 +275,8 @@ fn a_kept_connection_carries_no_state() {
     await_kept(&gate, 0);
     let logins = upstream_logins(&dc);
     let mut c = login(&gate);
-    assert_eq!(upstream_logins(&dc), logins + 1, "a fresh upstream login");
+    // A fresh upstream login.
+    await_upstream_logins(&dc, logins + 1);
     c.ok("c1", "SELECT INBOX");
     let flags = c.ok("c2", "FETCH 1 (FLAGS)");
     assert!(
@@ -295,7 +297,8 @@ fn a_kept_connection_carries_no_state() {
     await_kept(&gate, 0);
     let logins = upstream_logins(&dc);
     let mut c = login(&gate);
-    assert_eq!(upstream_logins(&dc), logins + 1, "a fresh upstream login");
+    // A fresh upstream login.
+    await_upstream_logins(&dc, logins + 1);
     assert_tagged(&c.command("e1", "NOOP"), "e1", "OK");
     logout(c);
 }
@@ -319,11 +322,8 @@ fn a_killed_connection_is_replaced_unnoticed() {
     let mut c = login(&gate);
     select_inbox(&mut c, "a1", 1);
     logout(c);
-    assert_eq!(
-        upstream_logins(&dc),
-        2,
-        "the dead connection was replaced by a new login"
-    );
+    // The dead connection was replaced by a new login.
+    await_upstream_logins(&dc, 2);
     assert_eq!(hits(&gate), 0.0);
     assert_eq!(discarded(&gate, "closed") + discarded(&gate, "stale"), 1.0);
 }
@@ -347,7 +347,7 @@ fn reload_removal_and_credential_change_end_kept_connections() {
     let seen = poll(WAIT, STEP, || (upstream_ended(&dc) == 1).then_some(()));
     assert!(seen.is_some(), "Dovecot saw the kept connection end");
     logout(login(&gate));
-    assert_eq!(upstream_logins(&dc), 2);
+    await_upstream_logins(&dc, 2);
     await_kept(&gate, 1);
 
     // A changed credential (another upstream user, with a message of its own): the next
@@ -359,11 +359,11 @@ fn reload_removal_and_credential_change_end_kept_connections() {
     std::fs::write(&path, changed).expect("write config");
     reload(&gate, "reload", 2.0);
     let mut c = login(&gate);
-    assert_eq!(
-        dovecot_count(&dc, "Login: user=<kari>"),
-        1,
-        "a new login as the new user"
-    );
+    // Dovecot's log process writes the line a moment after the login is answered.
+    let kari = || dovecot_count(&dc, "Login: user=<kari>");
+    let seen = poll(WAIT, STEP, || (kari() >= 1).then_some(()));
+    assert!(seen.is_some(), "a new login as the new user");
+    assert_eq!(kari(), 1, "one new login as the new user");
     select_inbox(&mut c, "a1", 1);
     logout(c);
     await_kept(&gate, 1);

@@ -190,7 +190,8 @@ fn dovecot_plaintext_login_and_fetch() {
         "UIDs follow the fill order"
     );
     c.ok("z", "LOGOUT");
-    assert!(dovecot.log().contains("Login: user=<ola>"));
+    // Dovecot's log process writes the line a moment after the login is answered.
+    assert!(dovecot.wait_for_log("Login: user=<ola>", Duration::from_secs(20)));
 }
 
 #[test]

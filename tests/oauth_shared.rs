@@ -127,10 +127,11 @@ fn shared_mailboxes_share_their_delegates_tokens() {
         !checked.is_empty() && checked.iter().all(|u| u == DELEGATE),
         "{checked:?}"
     );
-    let dovecot_log = d.log();
+    // Dovecot's log process writes a login's line a moment after the login is answered.
     for mailbox in mailboxes {
         let login = format!("Login: user=<{mailbox}>, method=XOAUTH2");
-        assert!(dovecot_log.contains(&login), "{login}\n{dovecot_log}");
+        let seen = d.wait_for_log(&login, std::time::Duration::from_secs(20));
+        assert!(seen, "{login}\n{}", d.log());
     }
 
     let status = oauth_status(&gate);

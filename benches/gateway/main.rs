@@ -424,9 +424,9 @@ fn main() {
         });
 
         notes.extend(cpu.note(m.name));
-        let rounds_done = noop_r[0].lat.len() / sz.noops.max(1);
-        if rounds_done > 0 {
-            let per_noop = |r: &RelayNoops| r.cpu_ms * 1000.0 / (rounds_done * sz.noops) as f64;
+        if !noop_r[0].lat.is_empty() {
+            // One latency per NOOP: their count is the NOOPs done.
+            let per_noop = |r: &RelayNoops| r.cpu_ms * 1000.0 / r.lat.len() as f64;
             notes.push(format!(
                 "{}: minimal relay CPU per operation: noop {:.0} µs, the event-loop relay's {:.0} \
                  µs (process totals, 10 ms ticks)",

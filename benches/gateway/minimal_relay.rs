@@ -16,7 +16,8 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 
-/// The argument that makes this binary run as [`serve`] instead of the benchmark.
+/// The argument that makes this binary a minimal relay instead of the benchmark (see
+/// [`super::relay_main`]).
 pub const MINIMAL_RELAY_ARG: &str = "--minimal-relay";
 /// With [`MINIMAL_RELAY_ARG`]: the relay on an event loop ([`super::event_relay`]).
 pub const EVENT_LOOP_ARG: &str = "--event-loop";

@@ -50,6 +50,13 @@ struct Pool {
     next_id: u64,
 }
 
+impl Pool {
+    /// Whether sessions start with `config` now.
+    fn current_is(&self, config: &Arc<Config>) -> bool {
+        Weak::ptr_eq(&self.current, &Arc::downgrade(config))
+    }
+}
+
 fn pool() -> MutexGuard<'static, Pool> {
     static POOL: OnceLock<Mutex<Pool>> = OnceLock::new();
     let m = POOL.get_or_init(Mutex::default);
@@ -69,7 +76,7 @@ pub(super) fn key(email: &str) -> String {
 pub fn config_in_use(config: &Arc<Config>) {
     let ended: Vec<(Entry, Reason)> = {
         let mut p = pool();
-        if Weak::ptr_eq(&p.current, &Arc::downgrade(config)) {
+        if p.current_is(config) {
             return;
         }
         p.current = Arc::downgrade(config);
@@ -79,10 +86,7 @@ pub fn config_in_use(config: &Arc<Config>) {
         accounts
             .into_iter()
             .flat_map(|(key, entries)| {
-                let gone = !config
-                    .accounts
-                    .iter()
-                    .any(|a| a.email.eq_ignore_ascii_case(&key));
+                let gone = config.account(&key).is_none();
                 let reason = if gone {
                     Reason::Removed
                 } else {
@@ -99,7 +103,7 @@ pub fn config_in_use(config: &Arc<Config>) {
 
 /// Whether sessions start with `config` now (no reload since).
 pub(super) fn is_current(config: &Arc<Config>) -> bool {
-    Weak::ptr_eq(&pool().current, &Arc::downgrade(config))
+    pool().current_is(config)
 }
 
 /// Whether the account `key` has a connection kept until `at` or later.
@@ -120,7 +124,7 @@ pub(super) fn admit(
 ) -> Result<(u64, oneshot::Receiver<Ask>), Reason> {
     let warm = &config.server.warm_sessions;
     let mut p = pool();
-    if !Weak::ptr_eq(&p.current, &Arc::downgrade(config)) {
+    if !p.current_is(config) {
         return Err(Reason::Reload);
     }
     let kept = p.accounts.get(key).map_or(0, Vec::len);
@@ -149,7 +153,7 @@ pub(super) fn take(
     now: u64,
 ) -> (Option<Entry>, Vec<(Entry, Reason)>) {
     let mut p = pool();
-    let current = Weak::ptr_eq(&p.current, &Arc::downgrade(config));
+    let current = p.current_is(config);
     let mut unusable = Vec::new();
     let mut found = None;
     if let Some(entries) = p.accounts.get_mut(key) {

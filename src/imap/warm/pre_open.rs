@@ -25,15 +25,12 @@ use tracing::{info, warn};
 #[derive(Default)]
 struct Learned {
     polls: Polls,
-    /// The planned pre-open (its number and task) that has not started yet.
-    planned: Option<(u64, AbortHandle)>,
+    /// The task of the planned pre-open, while it has not started.
+    planned: Option<AbortHandle>,
 }
 
-#[derive(Default)]
-struct State {
-    accounts: HashMap<String, Learned>,
-    next_id: u64,
-}
+/// What pre-opening knows, by account.
+type State = HashMap<String, Learned>;
 
 fn state() -> MutexGuard<'static, State> {
     static STATE: OnceLock<Mutex<State>> = OnceLock::new();
@@ -48,9 +45,9 @@ fn state() -> MutexGuard<'static, State> {
 /// cancelled (this session's end plans the next).
 pub(super) fn logged_in(key: &str) {
     let mut s = state();
-    let learned = s.accounts.entry(key.to_owned()).or_default();
+    let learned = s.entry(key.to_owned()).or_default();
     learned.polls.login(Instant::now());
-    if let Some((_, task)) = learned.planned.take() {
+    if let Some(task) = learned.planned.take() {
         task.abort();
     }
 }
@@ -60,8 +57,7 @@ pub(super) fn logged_in(key: &str) {
 pub(super) fn plan(account: Arc<Account>, config: Arc<Config>, shutdown: Shutdown) {
     let key = pool::key(&account.email);
     let mut s = state();
-    let next_id = s.next_id + 1;
-    let Some(learned) = s.accounts.get_mut(&key) else {
+    let Some(learned) = s.get_mut(&key) else {
         return;
     };
     let ahead = config.server.warm_sessions.pre_open;
@@ -80,20 +76,16 @@ pub(super) fn plan(account: Arc<Account>, config: Arc<Config>, shutdown: Shutdow
     if learned.planned.is_some() {
         return;
     }
-    let task = tokio::spawn(run(key, next_id, at, expected, account, config, shutdown));
-    learned.planned = Some((next_id, task.abort_handle()));
-    s.next_id = next_id;
+    let task = tokio::spawn(run(key, at, expected, account, config, shutdown));
+    learned.planned = Some(task.abort_handle());
 }
 
 /// Forgets the accounts `config` no longer has.
 pub(super) fn config_in_use(config: &Config) {
-    state().accounts.retain(|key, learned| {
-        let kept = config
-            .accounts
-            .iter()
-            .any(|a| a.email.eq_ignore_ascii_case(key));
+    state().retain(|key, learned| {
+        let kept = config.account(key).is_some();
         if !kept {
-            if let Some((_, task)) = learned.planned.take() {
+            if let Some(task) = learned.planned.take() {
                 task.abort();
             }
         }
@@ -106,7 +98,6 @@ pub(super) fn config_in_use(config: &Config) {
 /// use.
 async fn run(
     key: String,
-    id: u64,
     at: Instant,
     expected: Instant,
     account: Arc<Account>,
@@ -119,12 +110,10 @@ async fn run(
     }
     // Started: a login no longer cancels it (a connection half opened would be dropped
     // without a LOGOUT); the pool decides whether it is kept.
-    {
-        let mut s = state();
-        if let Some(learned) = s.accounts.get_mut(&key) {
-            if learned.planned.as_ref().is_some_and(|(p, _)| *p == id) {
-                learned.planned = None;
-            }
+    if let Some(learned) = state().get_mut(&key) {
+        let me = tokio::task::try_id();
+        if learned.planned.as_ref().is_some_and(|p| Some(p.id()) == me) {
+            learned.planned = None;
         }
     }
     if !pool::is_current(&config) || pool::kept_at(&key, expected) {

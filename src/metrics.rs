@@ -591,23 +591,52 @@ pub const IMAP_COMMANDS: &[&str] = &[
 /// The label for an IMAP command: its known name upper-cased (`UID FETCH` for UID forms), or
 /// `other`.
 pub fn imap_command_label(name: &[u8], sub: &[u8]) -> &'static str {
-    let find = |want: &[u8]| {
-        IMAP_COMMANDS
-            .iter()
-            .find(|c| c.as_bytes().eq_ignore_ascii_case(want))
-            .copied()
+    // Upper-cased on the stack: it runs for every command relayed, and no name counted is
+    // longer than the buffer.
+    let mut buf = [0u8; 24];
+    let mut len = 0;
+    let parts: [&[u8]; 2] = match name.eq_ignore_ascii_case(b"UID") {
+        true => [b"UID ", sub],
+        false => [name, b""],
     };
-    if name.eq_ignore_ascii_case(b"UID") {
-        let mut full = b"UID ".to_vec();
-        full.extend_from_slice(sub);
-        return find(&full).unwrap_or("other");
+    for &b in parts.iter().flat_map(|p| p.iter()) {
+        let Some(slot) = buf.get_mut(len) else {
+            return "other";
+        };
+        *slot = b.to_ascii_uppercase();
+        len += 1;
     }
-    find(name).unwrap_or("other")
+    let want = &buf[..len];
+    IMAP_COMMANDS
+        .iter()
+        .find(|c| c.as_bytes() == want)
+        .copied()
+        .unwrap_or("other")
 }
 
-/// Counts one IMAP command relayed after login.
-pub fn imap_command(label: &'static str) {
-    counter!(IMAP_COMMANDS_TOTAL, "command" => label).increment(1);
+/// The command counters one session has used, kept so that counting a command does not look
+/// its counter up in the registry each time (a hash of the name and its label, per command
+/// relayed). A session uses a handful of commands; past [`CommandCounters::KEPT`] the rest are
+/// looked up each time, so an idle session holds little.
+#[derive(Default)]
+pub struct CommandCounters(Vec<(&'static str, Counter)>);
+
+impl CommandCounters {
+    const KEPT: usize = 8;
+
+    /// Counts one IMAP command relayed after login, by its label
+    /// ([`imap_command_label`]).
+    pub fn count(&mut self, label: &'static str) {
+        if let Some((_, counter)) = self.0.iter().find(|(l, _)| *l == label) {
+            counter.increment(1);
+            return;
+        }
+        let counter = counter!(IMAP_COMMANDS_TOTAL, "command" => label);
+        counter.increment(1);
+        if self.0.len() < Self::KEPT {
+            self.0.push((label, counter));
+        }
+    }
 }
 
 /// Counts one completed TLS handshake with the provider; `resumed`: the server took up an

@@ -29,6 +29,13 @@ impl Shutdown {
         let _ = self.0.wait_for(|&s| s).await;
     }
 
+    /// Whether the trigger fired or went away since this receiver last saw its value: an
+    /// atomic read, without the lock a poll of [`Shutdown::wait`] takes. Asking this never
+    /// marks the value seen, so once true it stays true.
+    pub fn may_have_fired(&self) -> bool {
+        self.0.has_changed().unwrap_or(true)
+    }
+
     /// Whether shutdown has been asked for.
     pub fn is_set(&self) -> bool {
         *self.0.borrow()
@@ -44,13 +51,22 @@ mod tests {
         let (trigger, mut rx) = channel();
         let mut other = rx.clone();
         assert!(!rx.is_set());
+        assert!(!other.may_have_fired());
         trigger.fire();
+        assert!(other.may_have_fired());
         rx.wait().await;
         assert!(other.is_set());
         other.wait().await;
 
         let (trigger, mut rx) = channel();
+        let watcher = rx.clone();
+        assert!(!watcher.may_have_fired());
         drop(trigger);
+        assert!(watcher.may_have_fired());
         rx.wait().await;
+        assert!(
+            watcher.may_have_fired(),
+            "waiting on another receiver marks nothing here"
+        );
     }
 }

@@ -132,7 +132,7 @@ impl State {
         self.tag.clear();
         self.tag.extend_from_slice(tag);
         let label = metrics::imap_command_label(name, subcommand(bytes));
-        metrics::imap_command(label);
+        self.commands.count(label);
         // IDLE's DONE line and AUTHENTICATE's responses are not commands.
         self.continuation |= label == "IDLE" || label == "AUTHENTICATE";
     }

@@ -190,12 +190,22 @@ pub async fn run<C: AsyncRead + AsyncWrite + Unpin + 'static>(
     // Fires every upstream time-out; costs nothing per read (see `Relay::stalled`).
     let stall_every = opts.upstream_timeout;
     let mut stall = Box::pin(tokio::time::sleep(stall_every));
+    let signal = opts.shutdown.clone();
     let mut shutdown = Box::pin(async move { opts.shutdown.wait().await });
+    // The waker the shutdown signal and the timers were last polled with. They keep it, so
+    // while it stays the task's they are polled again only once they may have fired: a poll
+    // costs a lock (the signal's waiter list, shared by every session) or the timer's state,
+    // on every read of every session.
+    let mut registered: Option<std::task::Waker> = None;
     let end = std::future::poll_fn(|cx| {
+        let anew = !registered.as_ref().is_some_and(|w| w.will_wake(cx.waker()));
+        if anew {
+            registered = Some(cx.waker().clone());
+        }
         if relay.closing.is_none() {
-            if shutdown.as_mut().poll(cx).is_ready() {
+            if (anew || signal.may_have_fired()) && shutdown.as_mut().poll(cx).is_ready() {
                 relay.closing = Some((End::Shutdown, b"* BYE Server shutting down.\r\n"));
-            } else if sleep.as_mut().poll(cx).is_ready() {
+            } else if (anew || sleep.is_elapsed()) && sleep.as_mut().poll(cx).is_ready() {
                 let deadline = relay.last_client_activity + idle;
                 if Instant::now() >= deadline {
                     relay.closing =
@@ -213,7 +223,11 @@ pub async fn run<C: AsyncRead + AsyncWrite + Unpin + 'static>(
         // Also while the gateway's last words (a BYE, a LOGOUT's answer) wait for the end of
         // the server's response: a server that stopped in the middle of one must not hold
         // the session open. Once they are queued only the client is written to.
-        if polled.is_pending() && !relay.bye_queued && stall.as_mut().poll(cx).is_ready() {
+        if polled.is_pending()
+            && !relay.bye_queued
+            && (anew || stall.is_elapsed())
+            && stall.as_mut().poll(cx).is_ready()
+        {
             stall.as_mut().reset(Instant::now() + stall_every);
             let _ = stall.as_mut().poll(cx);
             if relay.stalled() {

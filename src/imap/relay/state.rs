@@ -7,6 +7,7 @@
 
 use super::aside::{Aside, Held};
 use crate::imap::rewrite::Rules;
+use crate::metrics::CommandCounters;
 
 /// The `+` the gateway gives a client's synchronizing literal it takes itself.
 pub(super) const CONTINUE: &[u8] = b"+ Ready for literal data\r\n";
@@ -35,6 +36,8 @@ pub(super) struct State {
     /// A rule ended the relay ([`Verdict::End`](crate::imap::rewrite::Verdict::End)): once its
     /// answer is written, the upstream connection is handed back.
     pub(super) ending: bool,
+    /// The counters of the commands this session relayed.
+    pub(super) commands: CommandCounters,
 }
 
 /// A client command whose synchronizing literal announcement went upstream: the client's
@@ -71,6 +74,7 @@ impl State {
             c2s_aside: None,
             s2c_hold: None,
             ending: false,
+            commands: CommandCounters::default(),
         }
     }
 

@@ -219,6 +219,20 @@ async fn the_gateway_plus_never_splits_a_held_response() {
 #[derive(Default, Clone)]
 struct Commands(Arc<Mutex<Vec<String>>>);
 
+impl Commands {
+    /// The labels counted while `script` runs on a runtime of its own.
+    fn during<F: std::future::Future<Output = ()>>(script: impl FnOnce() -> F) -> Vec<String> {
+        let commands = Commands::default();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        metrics::with_local_recorder(&commands, || runtime.block_on(script()));
+        let counted = commands.0.lock().unwrap().clone();
+        counted
+    }
+}
+
 struct Count(Arc<Mutex<Vec<String>>>, String);
 
 impl metrics::CounterFn for Count {
@@ -278,28 +292,62 @@ impl metrics::Recorder for Commands {
 /// A command held over two literals is counted once, like any other.
 #[test]
 fn a_held_command_is_counted_once() {
-    let commands = Commands::default();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    metrics::with_local_recorder(&commands, || {
-        runtime.block_on(async {
-            let rules = with_gateway(vec![Holder::rule(b"RENAME", 2, true)], 0);
-            let (mut client, mut server, relay, _trigger) = sockets(rules, NO_STALL).await;
-            let script = async {
-                send(&mut client, b"a RENAME {3}\r\n").await;
-                expect(&mut client, PLUS).await;
-                send(&mut client, b"foo {3}\r\n").await;
-                expect(&mut client, PLUS).await;
-                send(&mut client, b"bar\r\n").await;
-                expect(&mut server, b"a RENAME \"foo\" \"bar\"\r\n").await;
-                round_trip(&mut client, &mut server).await;
-                client.shutdown().await.unwrap();
-            };
-            let ((stats, _, _), ()) = tokio::join!(relay, script);
-            assert_eq!(stats.end, End::ClientClosed);
-        });
+    let counted = Commands::during(|| async {
+        let rules = with_gateway(vec![Holder::rule(b"RENAME", 2, true)], 0);
+        let (mut client, mut server, relay, _trigger) = sockets(rules, NO_STALL, NO_IDLE).await;
+        let script = async {
+            send(&mut client, b"a RENAME {3}\r\n").await;
+            expect(&mut client, PLUS).await;
+            send(&mut client, b"foo {3}\r\n").await;
+            expect(&mut client, PLUS).await;
+            send(&mut client, b"bar\r\n").await;
+            expect(&mut server, b"a RENAME \"foo\" \"bar\"\r\n").await;
+            round_trip(&mut client, &mut server).await;
+            client.shutdown().await.unwrap();
+        };
+        let ((stats, _, _), ()) = tokio::join!(relay, script);
+        assert_eq!(stats.end, End::ClientClosed);
     });
-    assert_eq!(*commands.0.lock().unwrap(), ["RENAME", "NOOP"]);
+    assert_eq!(counted, ["RENAME", "NOOP"]);
+}
+
+/// Each command is counted under its name, also past the counters a session keeps at hand
+/// (ten names here, each sent twice, in both cases of letters).
+#[test]
+fn every_command_is_counted_past_the_kept_counters() {
+    const NAMES: [&str; 10] = [
+        "CHECK",
+        "STATUS",
+        "SEARCH",
+        "FETCH",
+        "STORE",
+        "COPY",
+        "EXPUNGE",
+        "UID FETCH",
+        "UID SEARCH",
+        "NAMESPACE",
+    ];
+    let counted = Commands::during(|| async {
+        let rules = with_gateway(vec![], 0);
+        let (mut client, mut server, relay, _trigger) = sockets(rules, NO_STALL, NO_IDLE).await;
+        let script = async {
+            for (i, name) in NAMES.iter().chain(NAMES.iter()).enumerate() {
+                let name = match i < NAMES.len() {
+                    true => name.to_string(),
+                    false => name.to_lowercase(),
+                };
+                let command = format!("c{i} {name}\r\n");
+                send(&mut client, command.as_bytes()).await;
+                expect(&mut server, command.as_bytes()).await;
+                let done = format!("c{i} OK done\r\n");
+                send(&mut server, done.as_bytes()).await;
+                expect(&mut client, done.as_bytes()).await;
+            }
+            client.shutdown().await.unwrap();
+        };
+        let ((stats, _, _), ()) = tokio::join!(relay, script);
+        assert_eq!(stats.end, End::ClientClosed);
+    });
+    let want: Vec<&str> = NAMES.iter().chain(NAMES.iter()).copied().collect();
+    assert_eq!(counted, want);
 }

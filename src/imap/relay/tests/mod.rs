@@ -26,6 +26,9 @@ const PLUS: &[u8] = b"+ Ready for literal data\r\n";
 /// An upstream time-out no script reaches.
 const NO_STALL: Duration = Duration::from_secs(600);
 
+/// An idle time-out no script reaches.
+const NO_IDLE: Duration = Duration::from_secs(600);
+
 /// A running relay and both of its peers.
 struct Pair {
     client: TcpStream,
@@ -34,11 +37,12 @@ struct Pair {
     _trigger: crate::session::Trigger,
 }
 
-/// The client's and the server's ends of a relay not started yet (with this upstream
-/// time-out), and the relay.
+/// The client's and the server's ends of a relay not started yet (with these upstream and
+/// idle time-outs), and the relay.
 async fn sockets(
     rules: Rules,
     upstream_timeout: Duration,
+    idle_timeout: Duration,
 ) -> (
     TcpStream,
     TcpStream,
@@ -58,7 +62,7 @@ async fn sockets(
     let (server, _) = back.accept().await.unwrap();
     let (trigger, shutdown) = crate::session::shutdown_channel();
     let opts = Options {
-        idle_timeout: Duration::from_secs(600),
+        idle_timeout,
         upstream_timeout,
         shutdown,
         counters: ByteCounters::new("imap", "test"),
@@ -76,7 +80,7 @@ async fn sockets(
 
 impl Pair {
     async fn start(rules: Rules) -> Pair {
-        let (client, server, relay, _trigger) = sockets(rules, NO_STALL).await;
+        let (client, server, relay, _trigger) = sockets(rules, NO_STALL, NO_IDLE).await;
         Pair {
             client,
             server,
